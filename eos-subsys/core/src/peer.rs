@@ -1,0 +1,296 @@
+//! Peer configuration and connection liveness, independent of sockets and clocks.
+//!
+//! The kernel feeds these with `ktime` nanoseconds; tests feed them made-up times.
+
+use crate::proto::{check_node, NodeId};
+use core::fmt;
+use core::net::SocketAddrV4;
+
+/// Interval between pings on an idle connection.
+pub const PING_INTERVAL_NS: u64 = 1_000_000_000;
+/// A connection that received nothing for this long is declared dead.
+pub const DEAD_AFTER_NS: u64 = 5_000_000_000;
+/// A handshake that has not completed within this time is abandoned.
+pub const HANDSHAKE_TIMEOUT_NS: u64 = 5_000_000_000;
+/// First and largest delay between reconnection attempts.
+pub const BACKOFF_MIN_MS: u32 = 200;
+/// See [`BACKOFF_MIN_MS`].
+pub const BACKOFF_MAX_MS: u32 = 3_000;
+
+/// A configuration request that could not be understood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigError {
+    /// Not one of the known commands.
+    UnknownCommand,
+    /// A node id that is missing, not a number or out of range.
+    BadNodeId,
+    /// An address that is not `a.b.c.d:port` with a non-zero port.
+    BadAddress,
+    /// Extra words after the command.
+    TrailingInput,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::UnknownCommand => "expected 'add <id> <ipv4:port>' or 'del <id>'",
+            Self::BadNodeId => "node id must be 1..=1023",
+            Self::BadAddress => "address must be <ipv4>:<port>",
+            Self::TrailingInput => "unexpected trailing input",
+        })
+    }
+}
+
+/// Parses a node id as written by a user (decimal, surrounding whitespace allowed).
+pub fn parse_node_id(s: &str) -> Result<NodeId, ConfigError> {
+    let id: NodeId = s.trim().parse().map_err(|_| ConfigError::BadNodeId)?;
+    check_node(id).map_err(|_| ConfigError::BadNodeId)
+}
+
+/// Parses `a.b.c.d:port`; port 0 is refused.
+pub fn parse_addr(s: &str) -> Result<SocketAddrV4, ConfigError> {
+    let a: SocketAddrV4 = s.trim().parse().map_err(|_| ConfigError::BadAddress)?;
+    if a.port() == 0 {
+        return Err(ConfigError::BadAddress);
+    }
+    Ok(a)
+}
+
+/// A write to the `peers` control file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerCmd {
+    /// Add a cluster member (or change its address).
+    Add(NodeId, SocketAddrV4),
+    /// Remove a cluster member and close its connection.
+    Del(NodeId),
+}
+
+impl PeerCmd {
+    /// Parses `add <id> <ipv4:port>` or `del <id>`.
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        let mut w = s.split_ascii_whitespace();
+        let cmd = match (w.next(), w.next()) {
+            (Some("add"), Some(id)) => {
+                let id = parse_node_id(id)?;
+                let addr = parse_addr(w.next().ok_or(ConfigError::BadAddress)?)?;
+                Self::Add(id, addr)
+            }
+            (Some("del"), Some(id)) => Self::Del(parse_node_id(id)?),
+            (Some("add" | "del"), None) => return Err(ConfigError::BadNodeId),
+            _ => return Err(ConfigError::UnknownCommand),
+        };
+        if w.next().is_some() {
+            return Err(ConfigError::TrailingInput);
+        }
+        Ok(cmd)
+    }
+}
+
+/// Which side opens the TCP connection between two nodes: the lower id dials, the higher id
+/// accepts. One rule on both sides means exactly one connection per pair, with no races.
+pub fn dials(local: NodeId, peer: NodeId) -> bool {
+    local < peer
+}
+
+/// Connection state shown to users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// Not connected; the dialling side is waiting to retry.
+    Down,
+    /// TCP connect or handshake in progress.
+    Connecting,
+    /// Authenticated and alive.
+    Up,
+}
+
+impl LinkState {
+    /// Name shown in sysfs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Down => "down",
+            Self::Connecting => "connecting",
+            Self::Up => "connected",
+        }
+    }
+}
+
+/// What the session loop must do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tick {
+    /// Nothing is due.
+    Idle,
+    /// Send a ping.
+    Ping,
+    /// Nothing arrived for [`DEAD_AFTER_NS`]: drop the connection.
+    Dead,
+}
+
+/// Ping scheduling and death detection for one connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Liveness {
+    last_rx: u64,
+    last_ping: u64,
+    /// Last measured round-trip time in ns (0 until the first pong).
+    pub rtt_ns: u64,
+    /// Smoothed round-trip time in ns (EWMA, 1/8 weight as TCP's SRTT).
+    pub srtt_ns: u64,
+}
+
+impl Liveness {
+    /// A connection that came up at `now`.
+    pub fn new(now: u64) -> Self {
+        Self {
+            last_rx: now,
+            last_ping: now,
+            rtt_ns: 0,
+            srtt_ns: 0,
+        }
+    }
+
+    /// Any valid frame arrived.
+    pub fn on_rx(&mut self, now: u64) {
+        self.last_rx = now;
+    }
+
+    /// A pong echoing `sent` arrived. Echoes from the future are ignored (a peer can send any
+    /// value).
+    pub fn on_pong(&mut self, now: u64, sent: u64) {
+        if sent > now || sent < self.last_rx.saturating_sub(DEAD_AFTER_NS * 2) {
+            return;
+        }
+        let rtt = now - sent;
+        self.rtt_ns = rtt;
+        self.srtt_ns = if self.srtt_ns == 0 {
+            rtt
+        } else {
+            self.srtt_ns - self.srtt_ns / 8 + rtt / 8
+        };
+    }
+
+    /// Decides what is due at `now`; `Ping` also records that the ping is being sent.
+    pub fn tick(&mut self, now: u64) -> Tick {
+        if now.saturating_sub(self.last_rx) >= DEAD_AFTER_NS {
+            Tick::Dead
+        } else if now.saturating_sub(self.last_ping) >= PING_INTERVAL_NS {
+            self.last_ping = now;
+            Tick::Ping
+        } else {
+            Tick::Idle
+        }
+    }
+}
+
+/// Exponential reconnection delay, reset by a successful connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    next_ms: u32,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            next_ms: BACKOFF_MIN_MS,
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before the next attempt; doubles up to [`BACKOFF_MAX_MS`].
+    pub fn next_delay_ms(&mut self) -> u32 {
+        let d = self.next_ms;
+        self.next_ms = (self.next_ms * 2).min(BACKOFF_MAX_MS);
+        d
+    }
+
+    /// Call after a connection came up.
+    pub fn reset(&mut self) {
+        self.next_ms = BACKOFF_MIN_MS;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::Ipv4Addr;
+
+    #[test]
+    fn peer_commands() {
+        assert_eq!(
+            PeerCmd::parse("add 2 10.0.2.16:7077\n"),
+            Ok(PeerCmd::Add(
+                2,
+                SocketAddrV4::new(Ipv4Addr::new(10, 0, 2, 16), 7077)
+            ))
+        );
+        assert_eq!(PeerCmd::parse("  del   9 "), Ok(PeerCmd::Del(9)));
+        assert_eq!(
+            PeerCmd::parse("add 0 1.2.3.4:5"),
+            Err(ConfigError::BadNodeId)
+        );
+        assert_eq!(
+            PeerCmd::parse("add 1024 1.2.3.4:5"),
+            Err(ConfigError::BadNodeId)
+        );
+        assert_eq!(
+            PeerCmd::parse("add 2 1.2.3.4:0"),
+            Err(ConfigError::BadAddress)
+        );
+        assert_eq!(
+            PeerCmd::parse("add 2 1.2.3:80"),
+            Err(ConfigError::BadAddress)
+        );
+        assert_eq!(PeerCmd::parse("add 2"), Err(ConfigError::BadAddress));
+        assert_eq!(PeerCmd::parse("del"), Err(ConfigError::BadNodeId));
+        assert_eq!(
+            PeerCmd::parse("del 2 x"),
+            Err(ConfigError::TrailingInput)
+        );
+        assert_eq!(PeerCmd::parse(""), Err(ConfigError::UnknownCommand));
+        assert_eq!(PeerCmd::parse("rm 2"), Err(ConfigError::UnknownCommand));
+    }
+
+    #[test]
+    fn exactly_one_side_dials() {
+        for a in 1..20 {
+            for b in 1..20 {
+                if a != b {
+                    assert_ne!(dials(a, b), dials(b, a));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn liveness_pings_then_declares_death() {
+        let s = 1_000_000_000u64;
+        let mut l = Liveness::new(0);
+        assert_eq!(l.tick(s / 2), Tick::Idle);
+        assert_eq!(l.tick(s), Tick::Ping);
+        assert_eq!(l.tick(s + 1), Tick::Idle);
+        l.on_rx(3 * s);
+        assert_eq!(l.tick(7 * s), Tick::Ping);
+        assert_eq!(l.tick(8 * s - 1), Tick::Idle);
+        assert_eq!(l.tick(8 * s), Tick::Dead);
+    }
+
+    #[test]
+    fn rtt_ignores_echoes_from_the_future() {
+        let mut l = Liveness::new(0);
+        l.on_pong(1000, 5000);
+        assert_eq!(l.rtt_ns, 0);
+        l.on_pong(3000, 1000);
+        assert_eq!((l.rtt_ns, l.srtt_ns), (2000, 2000));
+        l.on_pong(5000, 4000);
+        assert_eq!(l.rtt_ns, 1000);
+        assert_eq!(l.srtt_ns, 2000 - 250 + 125);
+    }
+
+    #[test]
+    fn backoff_doubles_and_resets() {
+        let mut b = Backoff::default();
+        let d: std::vec::Vec<u32> = (0..6).map(|_| b.next_delay_ms()).collect();
+        assert_eq!(d, [200, 400, 800, 1600, 3000, 3000]);
+        b.reset();
+        assert_eq!(b.next_delay_ms(), 200);
+    }
+}

@@ -81,7 +81,9 @@ impl fmt::Display for HandshakeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Unexpected(t) => write!(f, "unexpected {} message", t.name()),
-            Self::Version { min, max } => write!(f, "no common version (peer speaks {min}..={max})"),
+            Self::Version { min, max } => {
+                write!(f, "no common version (peer speaks {min}..={max})")
+            }
             Self::UnknownNode(id) => write!(f, "node {id} is not a cluster member"),
             Self::WrongPeer { expected, got } => {
                 write!(f, "dialled node {expected} but node {got} answered")
@@ -121,7 +123,10 @@ fn transcript(label: &[u8; 9], hello: &Hello, ch: &Challenge) -> [u8; TRANSCRIPT
 
 /// Compares two tags in time independent of where they differ.
 pub fn ct_eq(a: &[u8; MAC_LEN], b: &[u8; MAC_LEN]) -> bool {
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 fn refusal(m: &Message) -> HandshakeError {

@@ -28,6 +28,8 @@ pub enum ConfigError {
     BadAddress,
     /// Extra words after the command.
     TrailingInput,
+    /// A secret that is not 32 to 128 hex digits (16 to 64 bytes).
+    BadSecret,
 }
 
 impl fmt::Display for ConfigError {
@@ -37,6 +39,7 @@ impl fmt::Display for ConfigError {
             Self::BadNodeId => "node id must be 1..=1023",
             Self::BadAddress => "address must be <ipv4>:<port>",
             Self::TrailingInput => "unexpected trailing input",
+            Self::BadSecret => "secret must be 32 to 128 hex digits",
         })
     }
 }
@@ -54,6 +57,54 @@ pub fn parse_addr(s: &str) -> Result<SocketAddrV4, ConfigError> {
         return Err(ConfigError::BadAddress);
     }
     Ok(a)
+}
+
+/// Longest cluster secret, in bytes.
+pub const SECRET_MAX: usize = 64;
+/// Shortest cluster secret, in bytes.
+pub const SECRET_MIN: usize = 16;
+
+/// The cluster secret as raw bytes.
+#[derive(Clone, Copy)]
+pub struct Secret {
+    bytes: [u8; SECRET_MAX],
+    len: usize,
+}
+
+impl Secret {
+    /// Parses hex text (surrounding whitespace allowed) of 16 to 64 bytes.
+    pub fn parse_hex(s: &str) -> Result<Self, ConfigError> {
+        let h = s.trim().as_bytes();
+        if h.len() % 2 != 0 || h.len() < 2 * SECRET_MIN || h.len() > 2 * SECRET_MAX {
+            return Err(ConfigError::BadSecret);
+        }
+        let mut bytes = [0u8; SECRET_MAX];
+        for (i, pair) in h.chunks_exact(2).enumerate() {
+            let hi = (pair[0] as char)
+                .to_digit(16)
+                .ok_or(ConfigError::BadSecret)?;
+            let lo = (pair[1] as char)
+                .to_digit(16)
+                .ok_or(ConfigError::BadSecret)?;
+            bytes[i] = (hi * 16 + lo) as u8;
+        }
+        Ok(Self {
+            bytes,
+            len: h.len() / 2,
+        })
+    }
+
+    /// The key bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print key material.
+        write!(f, "Secret({} bytes)", self.len)
+    }
 }
 
 /// A write to the `peers` control file.
@@ -241,12 +292,28 @@ mod tests {
         );
         assert_eq!(PeerCmd::parse("add 2"), Err(ConfigError::BadAddress));
         assert_eq!(PeerCmd::parse("del"), Err(ConfigError::BadNodeId));
-        assert_eq!(
-            PeerCmd::parse("del 2 x"),
-            Err(ConfigError::TrailingInput)
-        );
+        assert_eq!(PeerCmd::parse("del 2 x"), Err(ConfigError::TrailingInput));
         assert_eq!(PeerCmd::parse(""), Err(ConfigError::UnknownCommand));
         assert_eq!(PeerCmd::parse("rm 2"), Err(ConfigError::UnknownCommand));
+    }
+
+    #[test]
+    fn secrets() {
+        let s = Secret::parse_hex("00112233445566778899aabbccddeeFF\n").unwrap();
+        assert_eq!(s.as_bytes().len(), 16);
+        assert_eq!(s.as_bytes()[15], 0xff);
+        assert_eq!(std::format!("{s:?}"), "Secret(16 bytes)");
+        assert!(Secret::parse_hex("0011").is_err());
+        assert!(Secret::parse_hex(&"a".repeat(33)).is_err());
+        assert!(Secret::parse_hex(&"g".repeat(32)).is_err());
+        assert!(Secret::parse_hex(&"a".repeat(130)).is_err());
+        assert_eq!(
+            Secret::parse_hex(&"a".repeat(128))
+                .unwrap()
+                .as_bytes()
+                .len(),
+            64
+        );
     }
 
     #[test]

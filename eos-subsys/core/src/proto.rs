@@ -594,10 +594,7 @@ mod tests {
         let p = &mut buf[HEADER_LEN..n];
         // node id 0 and above MAX_NODE_ID
         p[4..6].copy_from_slice(&0u16.to_le_bytes());
-        assert_eq!(
-            Message::decode(&h, p),
-            Err(ProtoError::BadField("node id"))
-        );
+        assert_eq!(Message::decode(&h, p), Err(ProtoError::BadField("node id")));
         p[4..6].copy_from_slice(&(MAX_NODE_ID + 1).to_le_bytes());
         assert!(Message::decode(&h, p).is_err());
         p[4..6].copy_from_slice(&1u16.to_le_bytes());

@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! ElasticOS: a process whose memory outgrows one machine keeps running across several.
+//!
+//! This crate is the in-kernel subsystem. Its plain-Rust logic (protocol, handshake, liveness,
+//! policies) lives in `core/src` and is compiled here as modules of this crate, so the same
+//! code is unit-tested on the host. `sys` is the thin layer over C; everything else is safe.
+
+use kernel::prelude::*;
+
+#[path = "core/src/fmtbuf.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod fmtbuf;
+#[path = "core/src/handshake.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod handshake;
+#[path = "core/src/peer.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod peer;
+#[path = "core/src/proto.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod proto;
+#[path = "core/src/ratelimit.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod ratelimit;
+#[path = "core/src/stats.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod stats;
+
+#[cfg(CONFIG_ELASTICOS_KUNIT_TEST)]
+mod kunit;
+mod node;
+mod sys;
+mod transport;
+
+module! {
+    type: ElasticOs,
+    name: "elastic",
+    author: "ElasticOS developers",
+    description: "ElasticOS node layer: identity, authenticated peer links, sysfs control",
+    license: "GPL",
+}
+
+struct ElasticOs;
+
+impl kernel::Module for ElasticOs {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        node::init()?;
+        pr_info!(
+            "ElasticOS protocol {} ready; configure /sys/kernel/elastic\n",
+            proto::VERSION
+        );
+        Ok(ElasticOs)
+    }
+}

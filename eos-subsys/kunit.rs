@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! In-kernel tests (KUnit suite `elasticos`): the parts that only exist in the kernel, run
+//! against real kernel services. The pure logic has its own host tests in core/.
+
+use crate::handshake::{HandshakeError, Initiator, Responder};
+use crate::peer::{PeerCmd, Secret};
+use crate::proto::{FrameReader, Message, MAX_PAYLOAD};
+use crate::ratelimit::RateLimit;
+use crate::sys::{crypto::HmacSha256, kunit::Outcome, time};
+use kernel::prelude::*;
+
+fn check(ok: bool, msg: &'static str) -> Outcome {
+    if ok {
+        Ok(())
+    } else {
+        Err(msg)
+    }
+}
+
+fn hex32(s: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let b = s.as_bytes();
+    for (i, o) in out.iter_mut().enumerate() {
+        let d = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+        *o = d(b[2 * i]) << 4 | d(b[2 * i + 1]);
+    }
+    out
+}
+
+/// Kernel `hmac(sha256)` reproduces RFC 4231 test cases 1 and 2.
+fn hmac_sha256_rfc4231() -> Outcome {
+    let m = HmacSha256::new(&[0x0b; 20]).map_err(|_| "alloc/setkey failed")?;
+    let t = m.digest(b"Hi There").map_err(|_| "digest failed")?;
+    check(
+        t == hex32("b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
+        "RFC 4231 case 1 mismatch",
+    )?;
+    let m = HmacSha256::new(b"Jefe").map_err(|_| "alloc/setkey failed")?;
+    let t = m.digest(b"what do ya want for nothing?").map_err(|_| "digest failed")?;
+    check(
+        t == hex32("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
+        "RFC 4231 case 2 mismatch",
+    )
+}
+
+/// The handshake state machines agree with kernel crypto, and refuse a different key.
+fn handshake_with_kernel_crypto() -> Outcome {
+    let key = Secret::parse_hex("000102030405060708090a0b0c0d0e0f").map_err(|_| "secret")?;
+    let a = HmacSha256::new(key.as_bytes()).map_err(|_| "crypto")?;
+    let b = HmacSha256::new(b"another-key-entirely").map_err(|_| "crypto")?;
+    let mut i = Initiator::new(1, 2, 1, crate::sys::crypto::random_bytes());
+    let mut r = Responder::new(2, 1, crate::sys::crypto::random_bytes());
+    let ch = r.on_hello(&i.hello(), |n| n == 1, &a).map_err(|_| "hello refused")?;
+    let auth = i.on_challenge(&ch, &a).map_err(|_| "challenge refused")?;
+    let est = r.on_auth(&auth, &a).map_err(|_| "auth refused")?;
+    check(est.peer == 1, "responder saw wrong peer")?;
+    check(i.on_welcome(&Message::Welcome).map(|e| e.peer) == Ok(2), "initiator not established")?;
+
+    let mut i = Initiator::new(1, 2, 1, crate::sys::crypto::random_bytes());
+    let mut r = Responder::new(2, 1, crate::sys::crypto::random_bytes());
+    let ch = r.on_hello(&i.hello(), |_| true, &b).map_err(|_| "hello refused")?;
+    check(i.on_challenge(&ch, &a) == Err(HandshakeError::BadMac), "wrong key accepted")
+}
+
+/// Frames survive the kernel-side buffer handling; garbage is rejected without harm.
+fn frame_reader_in_kernel() -> Outcome {
+    let mut payload = VVec::from_elem(0u8, MAX_PAYLOAD, GFP_KERNEL).map_err(|_| "no memory")?;
+    let mut wire = [0u8; 64];
+    let n = Message::Ping(0x1122_3344).encode(9, &mut wire).map_err(|_| "encode")?;
+    let mut r = FrameReader::new();
+    let mut got = None;
+    for byte in &wire[..n] {
+        let want = r.want(&mut payload);
+        want[0] = *byte;
+        if let Some(h) = r.advance(1).map_err(|_| "valid frame rejected")? {
+            got = Some(Message::decode(&h, &payload[..h.len as usize]).map_err(|_| "decode")?);
+        }
+    }
+    check(got == Some(Message::Ping(0x1122_3344)), "frame lost")?;
+    let mut r = FrameReader::new();
+    let want = r.want(&mut payload);
+    let k = want.len();
+    want.fill(0xff);
+    check(r.advance(k).is_err(), "garbage header accepted")
+}
+
+/// The log limiter works with the kernel clock.
+fn ratelimit_with_kernel_clock() -> Outcome {
+    let mut rl = RateLimit::new(1_000_000_000, 3);
+    let now = time::now_ns();
+    let allowed = (0..10).filter(|_| rl.allow(now).is_some()).count();
+    check(allowed == 3, "burst not enforced")
+}
+
+/// Configuration commands parse in the kernel build (core::net is available).
+fn peer_commands_in_kernel() -> Outcome {
+    check(
+        matches!(PeerCmd::parse("add 2 10.0.2.16:7077"), Ok(PeerCmd::Add(2, a)) if a.port() == 7077),
+        "add not parsed",
+    )?;
+    check(PeerCmd::parse("add 2 nowhere").is_err(), "bad address accepted")
+}
+
+/// Nonces come from the CSPRNG and differ.
+fn random_nonces_differ() -> Outcome {
+    let a: [u8; 32] = crate::sys::crypto::random_bytes();
+    let b: [u8; 32] = crate::sys::crypto::random_bytes();
+    check(a != b, "two nonces are equal")
+}
+
+crate::sys::kunit::kunit_suite!(
+    "elasticos",
+    [
+        hmac_sha256_rfc4231,
+        handshake_with_kernel_crypto,
+        frame_reader_in_kernel,
+        ratelimit_with_kernel_clock,
+        peer_commands_in_kernel,
+        random_nonces_differ,
+    ]
+);

@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! HMAC-SHA256 from the kernel crypto API.
+
+use crate::handshake::Mac;
+use crate::proto::MAC_LEN;
+use core::ptr::NonNull;
+use kernel::{bindings, error::from_err_ptr, error::to_result, prelude::*};
+
+/// A keyed `hmac(sha256)` transform.
+pub(crate) struct HmacSha256 {
+    tfm: NonNull<bindings::crypto_shash>,
+}
+
+// SAFETY: after `setkey` the transform is only read; `crypto_shash_tfm_digest` keeps its state
+// in an on-stack descriptor, so concurrent digests on one transform are allowed.
+unsafe impl Send for HmacSha256 {}
+// SAFETY: see `Send`.
+unsafe impl Sync for HmacSha256 {}
+
+impl HmacSha256 {
+    /// Allocates a transform keyed with `key`. May sleep.
+    pub(crate) fn new(key: &[u8]) -> Result<Self> {
+        // SAFETY: the algorithm name is a NUL-terminated string; no other preconditions.
+        let tfm = from_err_ptr(unsafe {
+            bindings::crypto_alloc_shash(c"hmac(sha256)".as_ptr().cast(), 0, 0)
+        })?;
+        let tfm = NonNull::new(tfm).ok_or(ENOMEM)?;
+        let this = Self { tfm };
+        let len = u32::try_from(key.len()).map_err(|_| EINVAL)?;
+        // SAFETY: `tfm` is a live transform; `key` is valid for `len` bytes.
+        to_result(unsafe { bindings::crypto_shash_setkey(this.tfm.as_ptr(), key.as_ptr(), len) })?;
+        Ok(this)
+    }
+
+    /// The tag of `data`.
+    pub(crate) fn digest(&self, data: &[u8]) -> Result<[u8; MAC_LEN]> {
+        let mut out = [0u8; MAC_LEN];
+        let len = u32::try_from(data.len()).map_err(|_| EINVAL)?;
+        // SAFETY: `tfm` is live and keyed; `data` is valid for `len` bytes; `out` has room for
+        // the 32-byte digest of sha256.
+        to_result(unsafe {
+            bindings::crypto_shash_tfm_digest(self.tfm.as_ptr(), data.as_ptr(), len, out.as_mut_ptr())
+        })?;
+        Ok(out)
+    }
+}
+
+impl Drop for HmacSha256 {
+    fn drop(&mut self) {
+        // SAFETY: `tfm` came from `crypto_alloc_shash` and is freed exactly once, here.
+        unsafe { bindings::crypto_free_shash(self.tfm.as_ptr()) };
+    }
+}
+
+impl Mac for HmacSha256 {
+    fn mac(&self, msg: &[u8]) -> Option<[u8; MAC_LEN]> {
+        self.digest(msg).ok()
+    }
+}
+
+/// `N` bytes from the kernel's CSPRNG.
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    // SAFETY: `b` is valid for writing `N` bytes.
+    unsafe { kernel::bindings::get_random_bytes(b.as_mut_ptr().cast(), N) };
+    b
+}

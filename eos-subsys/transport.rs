@@ -1,0 +1,460 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Links between nodes over in-kernel TCP: the listener, one dialer per higher-numbered peer,
+//! the authenticated handshake and the per-connection session loop.
+//!
+//! Threads: `eos-listen` accepts; each accepted socket gets an `eos-conn` thread that runs the
+//! responder handshake and then the session; each peer we dial (lower id dials) has an
+//! `eos-dial/<id>` thread that connects, runs the initiator handshake and the session, and
+//! retries with backoff. Every blocking socket call is bounded by a timeout, so threads notice
+//! a removed peer or a closed connection within [`RX_TIMEOUT_MS`].
+//!
+//! Nothing a peer sends is trusted: frames are validated by `proto` before use, a bad frame
+//! closes the connection and is counted and logged (rate-limited), and a silent peer is
+//! dropped after `peer::DEAD_AFTER_NS`.
+
+use crate::handshake::{Established, HandshakeError, Initiator, Responder};
+use crate::node::{peer_warn, Node, Peer};
+use crate::peer::{Backoff, LinkState, Liveness, Tick, HANDSHAKE_TIMEOUT_NS};
+use crate::proto::{caps, FrameReader, Message, MsgType, ProtoError, Reason, MAX_PAYLOAD};
+use crate::stats::Stats;
+use crate::sys::{crypto, kthread, net::Socket, time};
+use core::net::SocketAddrV4;
+use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use kernel::{
+    error::code::EAGAIN,
+    fmt, new_mutex,
+    prelude::*,
+    sync::{Arc, Mutex},
+};
+
+/// Longest a thread blocks in a receive (or accept) before checking its flags.
+pub(crate) const RX_TIMEOUT_MS: u32 = 200;
+/// Longest a send (or connect) may block before the connection is given up.
+pub(crate) const TX_TIMEOUT_MS: u32 = 2000;
+/// Accepted connections allowed in their handshake at once; more are closed at once.
+const MAX_HANDSHAKING: u32 = 8;
+/// Largest encoded control message.
+const TX_BUF: usize = 128;
+
+/// One authenticated (or authenticating) TCP connection.
+#[pin_data]
+pub(crate) struct Conn {
+    sock: Socket,
+    /// Serialises whole frames from several senders; holds the next sequence number.
+    #[pin]
+    tx: Mutex<u32>,
+    closing: AtomicBool,
+}
+
+impl Conn {
+    fn new(sock: Socket) -> Result<Arc<Self>> {
+        sock.set_timeouts(RX_TIMEOUT_MS, TX_TIMEOUT_MS);
+        sock.set_nodelay();
+        Arc::pin_init(
+            pin_init!(Self {
+                sock,
+                tx <- new_mutex!(0),
+                closing: AtomicBool::new(false),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Sends one message; a failed send closes the connection.
+    pub(crate) fn send(&self, node: &Node, m: &Message) -> Result {
+        let mut buf = [0u8; TX_BUF];
+        let n = m.encode(0, &mut buf).map_err(|_| EINVAL)?;
+        let mut seq = self.tx.lock();
+        buf[12..16].copy_from_slice(&seq.to_le_bytes());
+        *seq = seq.wrapping_add(1);
+        let r = self.sock.send_all(&buf[..n]);
+        drop(seq);
+        match r {
+            Ok(()) => {
+                Stats::inc(&node.stats.tx_frames);
+                Stats::add(&node.stats.tx_bytes, n as u64);
+            }
+            Err(_) => self.close(),
+        }
+        r
+    }
+
+    /// Closes the connection; threads using it see an error or `Closed` promptly.
+    pub(crate) fn close(&self) {
+        if !self.closing.swap(true, Relaxed) {
+            self.sock.shutdown();
+        }
+    }
+}
+
+/// Why a connection ended.
+#[derive(Clone, Copy)]
+enum LinkErr {
+    Eof,
+    Io(Error),
+    Bad(ProtoError),
+    Handshake(HandshakeError),
+    HandshakeTimeout,
+    Dead,
+    Bye(Reason),
+    Unexpected(MsgType),
+    Closed,
+    Removed,
+    NoMemory,
+}
+
+impl LinkErr {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Eof => "closed-by-peer",
+            Self::Io(_) => "io-error",
+            Self::Bad(_) => "bad-frame",
+            Self::Handshake(HandshakeError::BadMac) => "bad-auth",
+            Self::Handshake(HandshakeError::UnknownNode(_)) => "unknown-node",
+            Self::Handshake(HandshakeError::Refused(_)) => "refused",
+            Self::Handshake(_) => "handshake-failed",
+            Self::HandshakeTimeout => "handshake-timeout",
+            Self::Dead => "heartbeat-timeout",
+            Self::Bye(_) => "peer-said-bye",
+            Self::Unexpected(_) => "unexpected-message",
+            Self::Closed => "replaced-or-closed",
+            Self::Removed => "removed",
+            Self::NoMemory => "no-memory",
+        }
+    }
+}
+
+impl From<Error> for LinkErr {
+    fn from(e: Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// Receive side of a connection: reassembles frames from the stream.
+struct Rx {
+    reader: FrameReader,
+    buf: VVec<u8>,
+}
+
+impl Rx {
+    fn new() -> Result<Self, LinkErr> {
+        Ok(Self {
+            reader: FrameReader::new(),
+            buf: VVec::from_elem(0u8, MAX_PAYLOAD, GFP_KERNEL).map_err(|_| LinkErr::NoMemory)?,
+        })
+    }
+
+    /// One bounded wait: a message if a frame completed, `None` on timeout or a partial frame.
+    fn poll(&mut self, node: &Node, conn: &Conn) -> Result<Option<Message>, LinkErr> {
+        if conn.closing.load(Relaxed) {
+            return Err(LinkErr::Closed);
+        }
+        let n = match conn.sock.recv(self.reader.want(&mut self.buf)) {
+            Ok(0) => return Err(LinkErr::Eof),
+            Ok(n) => n,
+            Err(e) if e == EAGAIN => return Ok(None),
+            Err(_) if conn.closing.load(Relaxed) => return Err(LinkErr::Closed),
+            Err(e) => return Err(LinkErr::Io(e)),
+        };
+        Stats::add(&node.stats.rx_bytes, n as u64);
+        let decoded = match self.reader.advance(n) {
+            Ok(None) => return Ok(None),
+            Ok(Some(h)) => Message::decode(&h, &self.buf[..h.len as usize]),
+            Err(e) => Err(e),
+        };
+        match decoded {
+            Ok(m) => {
+                Stats::inc(&node.stats.rx_frames);
+                Ok(Some(m))
+            }
+            Err(e) => {
+                Stats::inc(&node.stats.rx_bad_frames);
+                Err(LinkErr::Bad(e))
+            }
+        }
+    }
+
+    /// Waits for the next message until `deadline` (monotonic ns).
+    fn next(&mut self, node: &Node, conn: &Conn, deadline: u64) -> Result<Message, LinkErr> {
+        loop {
+            if let Some(m) = self.poll(node, conn)? {
+                return Ok(m);
+            }
+            if time::now_ns() >= deadline {
+                return Err(LinkErr::HandshakeTimeout);
+            }
+        }
+    }
+}
+
+/// Counts, logs and answers a failed handshake or a bad frame before the connection closes.
+fn report(node: &Node, conn: &Conn, who: Option<SocketAddrV4>, role: &str, e: LinkErr) {
+    let reason = match e {
+        LinkErr::Handshake(h) => {
+            Stats::inc(&node.stats.handshakes_failed);
+            peer_warn!(node, "{} handshake with {:?} refused: {}\n", role, who, h);
+            // A peer that refused us already closes; everyone else hears why.
+            (!matches!(h, HandshakeError::Refused(_))).then(|| h.reason())
+        }
+        LinkErr::HandshakeTimeout => {
+            Stats::inc(&node.stats.handshake_timeouts);
+            peer_warn!(node, "{} handshake with {:?} timed out\n", role, who);
+            None
+        }
+        LinkErr::Bad(p) => {
+            peer_warn!(node, "bad frame from {:?} ({}): {}; closing\n", who, role, p);
+            Some(Reason::Malformed)
+        }
+        LinkErr::Unexpected(t) => {
+            Stats::inc(&node.stats.rx_unexpected);
+            peer_warn!(node, "unexpected {} message from {:?}; closing\n", t.name(), who);
+            Some(Reason::Unexpected)
+        }
+        _ => None,
+    };
+    if let Some(r) = reason {
+        let _ = conn.send(node, &Message::Error(r));
+    }
+}
+
+/// Starts listening on `addr` (the node is being brought up).
+pub(crate) fn listen(node: &'static Node, addr: SocketAddrV4) -> Result {
+    let sock = Socket::tcp()?;
+    sock.set_reuseaddr();
+    sock.set_timeouts(RX_TIMEOUT_MS, TX_TIMEOUT_MS);
+    sock.bind(addr)?;
+    sock.listen(16)?;
+    kthread::spawn(fmt!("eos-listen"), (node, sock), accept_loop)
+}
+
+fn accept_loop((node, listener): (&'static Node, Socket)) {
+    loop {
+        let sock = match listener.accept() {
+            Ok(s) => s,
+            Err(e) if e == EAGAIN => continue,
+            Err(e) => {
+                peer_warn!(node, "accept failed: {:?}\n", e);
+                time::sleep_ms(100);
+                continue;
+            }
+        };
+        Stats::inc(&node.stats.accepted);
+        if node.handshaking.fetch_add(1, Relaxed) >= MAX_HANDSHAKING {
+            node.handshaking.fetch_sub(1, Relaxed);
+            Stats::inc(&node.stats.busy_refusals);
+            peer_warn!(node, "too many handshakes in progress; refusing {:?}\n", sock.peer_addr());
+            continue;
+        }
+        if kthread::spawn(fmt!("eos-conn"), (node, sock), serve).is_err() {
+            node.handshaking.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+/// Keeps `Node::handshaking` right on every exit path of a responder handshake.
+struct HandshakeSlot(&'static Node);
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        self.0.handshaking.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Responder side of an accepted connection.
+fn serve((node, sock): (&'static Node, Socket)) {
+    let slot = HandshakeSlot(node);
+    let who = sock.peer_addr();
+    let Ok(conn) = Conn::new(sock) else { return };
+    let mut rx = match Rx::new() {
+        Ok(rx) => rx,
+        Err(_) => return,
+    };
+    let accepted = respond(node, &conn, &mut rx);
+    drop(slot);
+    match accepted {
+        Ok((peer, est)) => {
+            let _ = run_link(node, &peer, conn, rx, est);
+        }
+        Err(e) => {
+            report(node, &conn, who, "responder", e);
+            conn.close();
+        }
+    }
+}
+
+fn respond(node: &Node, conn: &Conn, rx: &mut Rx) -> Result<(Arc<Peer>, Established), LinkErr> {
+    let deadline = time::now_ns() + HANDSHAKE_TIMEOUT_NS;
+    let mut hs = Responder::new(node.id(), caps::ALL, crypto::random_bytes());
+    let hello = rx.next(node, conn, deadline)?;
+    let mac = node.mac()?;
+    let ch = hs
+        .on_hello(&hello, |id| node.find_peer(id).is_some(), &mac)
+        .map_err(LinkErr::Handshake)?;
+    conn.send(node, &ch)?;
+    let auth = rx.next(node, conn, deadline)?;
+    let est = hs.on_auth(&auth, &mac).map_err(LinkErr::Handshake)?;
+    // The peer may have been deleted meanwhile.
+    let peer = node
+        .find_peer(est.peer)
+        .ok_or(LinkErr::Handshake(HandshakeError::UnknownNode(est.peer)))?;
+    conn.send(node, &Message::Welcome)?;
+    Ok((peer, est))
+}
+
+/// Starts the dialer of `peer` unless one runs already.
+pub(crate) fn start_dialer(node: &'static Node, peer: Arc<Peer>) {
+    if peer.dialing.swap(true, Relaxed) {
+        return;
+    }
+    let id = peer.id;
+    if let Err(e) = kthread::spawn(fmt!("eos-dial/{}", id), (node, peer.clone()), dial_loop) {
+        peer.dialing.store(false, Relaxed);
+        pr_err!("cannot start dialer for node {}: {:?}\n", id, e);
+    }
+}
+
+fn dial_loop((node, peer): (&'static Node, Arc<Peer>)) {
+    let mut backoff = Backoff::default();
+    while !peer.removed.load(Relaxed) {
+        peer.set_state(LinkState::Connecting, None);
+        let addr = peer.link.lock().addr;
+        match dial_once(node, &peer, addr) {
+            Ok(()) => backoff.reset(),
+            Err(e) => peer.set_state(LinkState::Down, Some(e.name())),
+        }
+        let mut wait = backoff.next_delay_ms();
+        while wait > 0 && !peer.removed.load(Relaxed) {
+            let step = wait.min(100);
+            time::sleep_ms(step);
+            wait -= step;
+        }
+    }
+    peer.set_state(LinkState::Down, Some(LinkErr::Removed.name()));
+    peer.dialing.store(false, Relaxed);
+}
+
+fn dial_once(node: &'static Node, peer: &Arc<Peer>, addr: SocketAddrV4) -> Result<(), LinkErr> {
+    Stats::inc(&node.stats.dials);
+    let sock = Socket::tcp()?;
+    sock.set_timeouts(RX_TIMEOUT_MS, TX_TIMEOUT_MS);
+    sock.connect(addr)?;
+    let conn = Conn::new(sock)?;
+    let mut rx = Rx::new()?;
+    match initiate(node, peer, &conn, &mut rx) {
+        Ok(est) => run_link(node, peer, conn, rx, est),
+        Err(e) => {
+            report(node, &conn, Some(addr), "initiator", e);
+            conn.close();
+            Err(e)
+        }
+    }
+}
+
+fn initiate(node: &Node, peer: &Peer, conn: &Conn, rx: &mut Rx) -> Result<Established, LinkErr> {
+    let deadline = time::now_ns() + HANDSHAKE_TIMEOUT_NS;
+    let mac = node.mac()?;
+    let mut hs = Initiator::new(node.id(), peer.id, caps::ALL, crypto::random_bytes());
+    conn.send(node, &hs.hello())?;
+    let ch = rx.next(node, conn, deadline)?;
+    let auth = hs.on_challenge(&ch, &mac).map_err(LinkErr::Handshake)?;
+    conn.send(node, &auth)?;
+    let welcome = rx.next(node, conn, deadline)?;
+    hs.on_welcome(&welcome).map_err(LinkErr::Handshake)
+}
+
+/// Runs an established connection until it ends: answers pings, pings when idle, drops a
+/// silent or misbehaving peer. The newest authenticated connection of a peer wins.
+fn run_link(
+    node: &'static Node,
+    peer: &Arc<Peer>,
+    conn: Arc<Conn>,
+    mut rx: Rx,
+    est: Established,
+) -> Result<(), LinkErr> {
+    Stats::inc(&node.stats.handshakes_ok);
+    let old = {
+        let mut l = peer.link.lock();
+        let old = l.conn.replace(conn.clone());
+        l.state = LinkState::Up;
+        l.ups += 1;
+        l.since_ns = time::now_ns();
+        l.last_error = "";
+        old
+    };
+    if let Some(old) = old {
+        Stats::inc(&node.stats.links_replaced);
+        old.close();
+    }
+    pr_info!(
+        "link to node {} up (protocol {}, caps {:#x})\n",
+        est.peer,
+        est.version,
+        est.caps
+    );
+
+    let mut live = Liveness::new(time::now_ns());
+    let end = loop {
+        if peer.removed.load(Relaxed) {
+            let _ = conn.send(node, &Message::Bye(Reason::Shutdown));
+            break LinkErr::Removed;
+        }
+        match live.tick(time::now_ns()) {
+            Tick::Dead => break LinkErr::Dead,
+            Tick::Ping => {
+                if let Err(e) = conn.send(node, &Message::Ping(time::now_ns())) {
+                    break LinkErr::Io(e);
+                }
+                peer.tx_frames.fetch_add(1, Relaxed);
+            }
+            Tick::Idle => {}
+        }
+        let m = match rx.poll(node, &conn) {
+            Ok(Some(m)) => m,
+            Ok(None) => continue,
+            Err(e) => break e,
+        };
+        let now = time::now_ns();
+        live.on_rx(now);
+        peer.rx_frames.fetch_add(1, Relaxed);
+        match m {
+            Message::Ping(t) => {
+                if let Err(e) = conn.send(node, &Message::Pong(t)) {
+                    break LinkErr::Io(e);
+                }
+                peer.tx_frames.fetch_add(1, Relaxed);
+            }
+            Message::Pong(t) => {
+                live.on_pong(now, t);
+                let mut l = peer.link.lock();
+                l.rtt_ns = live.rtt_ns;
+                l.srtt_ns = live.srtt_ns;
+            }
+            Message::Bye(r) | Message::Error(r) => break LinkErr::Bye(r),
+            other => break LinkErr::Unexpected(other.ty()),
+        }
+    };
+    report(node, &conn, None, "link", end);
+    conn.close();
+
+    let mut l = peer.link.lock();
+    let current = l.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, &conn));
+    if current {
+        l.conn = None;
+        l.state = LinkState::Down;
+        l.since_ns = time::now_ns();
+        l.losses += 1;
+        l.last_error = end.name();
+        drop(l);
+        Stats::inc(&node.stats.links_lost);
+        match end {
+            LinkErr::Io(e) => pr_info!("link to node {} down: {} ({:?})\n", peer.id, end.name(), e),
+            LinkErr::Bye(r) => pr_info!("link to node {} down: {} ({})\n", peer.id, end.name(), r.name()),
+            _ => pr_info!("link to node {} down: {}\n", peer.id, end.name()),
+        }
+    }
+    match end {
+        LinkErr::Closed | LinkErr::Removed => Ok(()),
+        e => Err(e),
+    }
+}

@@ -1,0 +1,312 @@
+//! `eos-badpeer IP:PORT [--as ID] [--secret HEX]`: attacks an ElasticOS node's port with
+//! every kind of bad input and checks that the kernel closes each connection. One line per
+//! case; exit status 0 only if every case was refused.
+//!
+//! With `--secret`, a last case authenticates as node `--as` and then sends garbage (the
+//! node must drop that link; the real node re-establishes its own).
+
+use eos_core::handshake::{Initiator, Mac};
+use eos_core::peer::Secret;
+use eos_core::proto::{
+    FrameReader, Header, Hello, Message, MsgType, HEADER_LEN, MAC_LEN, MAGIC, MAX_PAYLOAD,
+    NONCE_LEN, VERSION,
+};
+use hmac::{Hmac, Mac as _};
+use sha2::Sha256;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// Longest we wait for the kernel to close a bad connection (handshake timeout is 5 s).
+const CLOSE_LIMIT: Duration = Duration::from_secs(12);
+
+struct SoftMac(Vec<u8>);
+
+impl Mac for SoftMac {
+    fn mac(&self, msg: &[u8]) -> Option<[u8; MAC_LEN]> {
+        let mut m = Hmac::<Sha256>::new_from_slice(&self.0).ok()?;
+        m.update(msg);
+        Some(m.finalize().into_bytes().into())
+    }
+}
+
+fn header(magic: u16, version: u8, ty: u8, len: u32) -> [u8; HEADER_LEN] {
+    let mut b = [0u8; HEADER_LEN];
+    b[0..2].copy_from_slice(&magic.to_le_bytes());
+    b[2] = version;
+    b[3] = ty;
+    b[8..12].copy_from_slice(&len.to_le_bytes());
+    b
+}
+
+fn frame(m: &Message) -> Vec<u8> {
+    let mut buf = vec![0u8; 256];
+    let n = m.encode(0, &mut buf).expect("encodes");
+    buf.truncate(n);
+    buf
+}
+
+fn hello(node: u16, min: u16, max: u16) -> Vec<u8> {
+    frame(&Message::Hello(Hello {
+        min_version: min,
+        max_version: max,
+        node,
+        caps: 0,
+        nonce: [7; NONCE_LEN],
+    }))
+}
+
+fn garbage(n: usize) -> Vec<u8> {
+    let mut x: u32 = 0x1234_5678;
+    (0..n)
+        .map(|_| {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Reads frames until the kernel closes the connection; returns what it said.
+fn read_until_close(
+    s: &mut TcpStream,
+    limit: Duration,
+) -> Result<(Duration, Vec<Message>), String> {
+    let start = Instant::now();
+    s.set_read_timeout(Some(Duration::from_millis(500))).ok();
+    let mut reader = FrameReader::new();
+    let mut payload = vec![0u8; MAX_PAYLOAD];
+    let mut said = Vec::new();
+    loop {
+        if start.elapsed() > limit {
+            return Err(format!("still open after {} s", limit.as_secs()));
+        }
+        let want = reader.want(&mut payload);
+        match s.read(want) {
+            Ok(0) => return Ok((start.elapsed(), said)),
+            Ok(n) => match reader.advance(n) {
+                Ok(Some(h)) => {
+                    if let Ok(m) = Message::decode(&h, &payload[..h.len as usize]) {
+                        said.push(m);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => return Err(format!("kernel sent a bad frame: {e}")),
+            },
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return Ok((start.elapsed(), said)), // reset by the kernel
+        }
+    }
+}
+
+fn connect(target: SocketAddr) -> Result<TcpStream, String> {
+    TcpStream::connect_timeout(&target, Duration::from_secs(5)).map_err(|e| format!("connect: {e}"))
+}
+
+/// Sends `bytes` (optionally half-closing) and expects the kernel to close.
+fn send_expect_close(target: SocketAddr, bytes: &[u8], half_close: bool) -> Result<String, String> {
+    let mut s = connect(target)?;
+    // The kernel may close before everything is written; that is a pass too.
+    let _ = s.write_all(bytes);
+    if half_close {
+        let _ = s.shutdown(Shutdown::Write);
+    }
+    let (t, said) = read_until_close(&mut s, CLOSE_LIMIT)?;
+    Ok(format!(
+        "closed after {} ms, kernel said {:?}",
+        t.as_millis(),
+        said
+    ))
+}
+
+fn wrong_key(target: SocketAddr, as_id: u16) -> Result<String, String> {
+    let mut s = connect(target)?;
+    let mac = SoftMac(b"not-the-cluster-secret-at-all".to_vec());
+    let mut hs = Initiator::new(as_id, 0, 0, [3; NONCE_LEN]);
+    s.write_all(&frame(&hs.hello()))
+        .map_err(|e| e.to_string())?;
+    // The responder answers with its challenge; our MAC check of it must fail.
+    let mut buf = [0u8; HEADER_LEN + eos_core::proto::CHALLENGE_LEN];
+    s.read_exact(&mut buf)
+        .map_err(|e| format!("no challenge: {e}"))?;
+    let h = Header::decode(buf[..HEADER_LEN].try_into().unwrap()).map_err(|e| e.to_string())?;
+    let ch = Message::decode(&h, &buf[HEADER_LEN..]).map_err(|e| e.to_string())?;
+    if hs.on_challenge(&ch, &mac).is_ok() {
+        return Err("a wrong key verified the node's challenge".into());
+    }
+    s.write_all(&frame(&Message::Auth([0x5a; MAC_LEN])))
+        .map_err(|e| e.to_string())?;
+    let (t, said) = read_until_close(&mut s, CLOSE_LIMIT)?;
+    Ok(format!(
+        "closed after {} ms, kernel said {:?}",
+        t.as_millis(),
+        said
+    ))
+}
+
+fn auth_then_garbage(
+    target: SocketAddr,
+    as_id: u16,
+    secret: &Secret,
+    responder: u16,
+) -> Result<String, String> {
+    let mut s = connect(target)?;
+    let mac = SoftMac(secret.as_bytes().to_vec());
+    let mut hs = Initiator::new(as_id, responder, eos_core::proto::caps::ALL, [9; NONCE_LEN]);
+    s.write_all(&frame(&hs.hello()))
+        .map_err(|e| e.to_string())?;
+    let mut buf = [0u8; HEADER_LEN + eos_core::proto::CHALLENGE_LEN];
+    s.read_exact(&mut buf)
+        .map_err(|e| format!("no challenge: {e}"))?;
+    let h = Header::decode(buf[..HEADER_LEN].try_into().unwrap()).map_err(|e| e.to_string())?;
+    let ch = Message::decode(&h, &buf[HEADER_LEN..]).map_err(|e| e.to_string())?;
+    let auth = hs
+        .on_challenge(&ch, &mac)
+        .map_err(|e| format!("challenge: {e}"))?;
+    s.write_all(&frame(&auth)).map_err(|e| e.to_string())?;
+    let mut w = [0u8; HEADER_LEN];
+    s.read_exact(&mut w)
+        .map_err(|e| format!("no welcome: {e}"))?;
+    if Header::decode(&w).map(|h| h.ty) != Ok(MsgType::Welcome) {
+        return Err("not welcomed with the right key".into());
+    }
+    let _ = s.write_all(&garbage(512));
+    let (t, said) = read_until_close(&mut s, CLOSE_LIMIT)?;
+    Ok(format!(
+        "authenticated, then closed {} ms after garbage, kernel said {:?}",
+        t.as_millis(),
+        said
+    ))
+}
+
+fn flood(target: SocketAddr, n: usize) -> Result<String, String> {
+    // Many silent connections at once: the node refuses the excess and times out the rest.
+    let mut conns = Vec::new();
+    for _ in 0..n {
+        conns.push(connect(target)?);
+    }
+    let start = Instant::now();
+    let handles: Vec<_> = conns
+        .into_iter()
+        .map(|mut s| std::thread::spawn(move || read_until_close(&mut s, CLOSE_LIMIT)))
+        .collect();
+    let mut closed = 0;
+    for h in handles {
+        if h.join().map_err(|_| "thread panicked")?.is_ok() {
+            closed += 1;
+        }
+    }
+    if closed != n {
+        return Err(format!("only {closed}/{n} connections were closed"));
+    }
+    Ok(format!(
+        "all {n} closed within {} ms",
+        start.elapsed().as_millis()
+    ))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(target) = args.first().and_then(|a| a.parse::<SocketAddr>().ok()) else {
+        eprintln!("usage: eos-badpeer IP:PORT [--as ID] [--responder ID] [--secret HEX]");
+        std::process::exit(2);
+    };
+    let opt = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+    };
+    let as_id: u16 = opt("--as").and_then(|v| v.parse().ok()).unwrap_or(1);
+    let responder: u16 = opt("--responder").and_then(|v| v.parse().ok()).unwrap_or(2);
+    let secret = opt("--secret").and_then(|s| Secret::parse_hex(s).ok());
+
+    let valid = hello(as_id, 1, 1);
+    let mut cases: Vec<(&str, Box<dyn Fn() -> Result<String, String>>)> = vec![
+        (
+            "garbage",
+            Box::new(move || send_expect_close(target, &garbage(4096), false)),
+        ),
+        (
+            "bad-magic",
+            Box::new(move || send_expect_close(target, &header(0xBEEF, VERSION, 1, 44), false)),
+        ),
+        (
+            "bad-version",
+            Box::new(move || send_expect_close(target, &header(MAGIC, 9, 1, 44), false)),
+        ),
+        (
+            "unknown-type",
+            Box::new(move || send_expect_close(target, &header(MAGIC, VERSION, 0x7f, 0), false)),
+        ),
+        (
+            "oversized-length",
+            Box::new(move || {
+                send_expect_close(target, &header(MAGIC, VERSION, 1, 0xFFFF_FFF0), false)
+            }),
+        ),
+        (
+            "reserved-bits",
+            Box::new(move || {
+                let mut h = header(MAGIC, VERSION, 1, 44);
+                h[5] = 0x80;
+                send_expect_close(target, &h, false)
+            }),
+        ),
+        (
+            "truncated-then-eof",
+            Box::new({
+                let v = valid.clone();
+                move || send_expect_close(target, &v[..8], true)
+            }),
+        ),
+        (
+            "truncated-then-stall",
+            Box::new({
+                let v = valid.clone();
+                move || send_expect_close(target, &v[..20], false)
+            }),
+        ),
+        (
+            "silent",
+            Box::new(move || send_expect_close(target, &[], false)),
+        ),
+        (
+            "version-mismatch",
+            Box::new(move || send_expect_close(target, &hello(as_id, 5, 9), false)),
+        ),
+        (
+            "unknown-node",
+            Box::new(move || send_expect_close(target, &hello(999, 1, 1), false)),
+        ),
+        (
+            "ping-before-handshake",
+            Box::new(move || send_expect_close(target, &frame(&Message::Ping(1)), false)),
+        ),
+        ("wrong-key", Box::new(move || wrong_key(target, as_id))),
+        ("flood", Box::new(move || flood(target, 20))),
+    ];
+    if let Some(s) = secret {
+        cases.push((
+            "auth-then-garbage",
+            Box::new(move || auth_then_garbage(target, as_id, &s, responder)),
+        ));
+    }
+    let mut failed = 0;
+    for (name, case) in &cases {
+        match case() {
+            Ok(what) => println!("badpeer case {name}: PASS ({what})"),
+            Err(why) => {
+                failed += 1;
+                println!("badpeer case {name}: FAIL ({why})");
+            }
+        }
+    }
+    println!(
+        "badpeer summary: {} passed, {failed} failed",
+        cases.len() - failed
+    );
+    std::process::exit(if failed == 0 { 0 } else { 1 });
+}

@@ -1,0 +1,252 @@
+//! `eosctl`: configure and inspect an ElasticOS node.
+//!
+//! ```text
+//! eosctl up --id N --listen IP:PORT (--secret HEX | --secret-file PATH) [--peer ID=IP:PORT]...
+//! eosctl peer add ID IP:PORT | eosctl peer del ID
+//! eosctl peers | stats | info
+//! eosctl wait ID [--state connected|down|connecting|!connected] [--timeout SECS]
+//! eosctl genkey
+//! ```
+//! Everything goes through /sys/kernel/elastic (override with `EOS_SYSFS` for tests).
+
+use eos_core::peer::{parse_addr, parse_node_id, ConfigError, Secret};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+enum Error {
+    #[error("usage: {0}")]
+    Usage(&'static str),
+    #[error("{0}: {1}")]
+    Config(String, ConfigError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("node {0} did not reach state {1} within {2} s")]
+    Timeout(u16, String, u64),
+}
+
+const USAGE: &str = "eosctl up --id N --listen IP:PORT (--secret HEX | --secret-file PATH) \
+[--peer ID=IP:PORT]... | peer add ID IP:PORT | peer del ID | peers | stats | info | \
+wait ID [--state S] [--timeout SECS] | genkey";
+
+struct Sysfs(PathBuf);
+
+impl Sysfs {
+    fn from_env() -> Self {
+        Self(
+            std::env::var_os("EOS_SYSFS")
+                .map_or_else(|| PathBuf::from("/sys/kernel/elastic"), PathBuf::from),
+        )
+    }
+
+    fn write(&self, file: &str, value: &str) -> Result<(), Error> {
+        let path = self.0.join(file);
+        std::fs::write(&path, value).map_err(|source| Error::Io { path, source })
+    }
+
+    fn read(&self, file: &str) -> Result<String, Error> {
+        let path = self.0.join(file);
+        std::fs::read_to_string(&path).map_err(|source| Error::Io { path, source })
+    }
+}
+
+/// Settings of `eosctl up`.
+#[derive(Debug, Default, PartialEq)]
+struct Up {
+    id: Option<u16>,
+    listen: Option<String>,
+    secret: Option<String>,
+    peers: Vec<(u16, String)>,
+}
+
+fn read_file(path: &Path) -> Result<String, Error> {
+    let mut s = String::new();
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_to_string(&mut s))
+        .map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(s)
+}
+
+fn parse_up(args: &[String]) -> Result<Up, Error> {
+    let mut up = Up::default();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let val = it.next().ok_or(Error::Usage(USAGE))?;
+        match flag.as_str() {
+            "--id" => up.id = Some(parse_node_id(val).map_err(|e| Error::Config(val.clone(), e))?),
+            "--listen" => {
+                parse_addr(val).map_err(|e| Error::Config(val.clone(), e))?;
+                up.listen = Some(val.clone());
+            }
+            "--secret" => up.secret = Some(val.clone()),
+            "--secret-file" => up.secret = Some(read_file(Path::new(val))?.trim().to_string()),
+            "--peer" => {
+                let (id, addr) = val.split_once('=').ok_or(Error::Usage(USAGE))?;
+                let id = parse_node_id(id).map_err(|e| Error::Config(val.clone(), e))?;
+                parse_addr(addr).map_err(|e| Error::Config(val.clone(), e))?;
+                up.peers.push((id, addr.to_string()));
+            }
+            _ => return Err(Error::Usage(USAGE)),
+        }
+    }
+    if let Some(s) = &up.secret {
+        Secret::parse_hex(s).map_err(|e| Error::Config("secret".into(), e))?;
+    }
+    Ok(up)
+}
+
+/// Applies `up` in the order the kernel needs: identity and key, peers, then listen (which
+/// brings the node up and starts dialling).
+fn apply_up(fs: &Sysfs, up: &Up) -> Result<(), Error> {
+    let (Some(id), Some(listen), Some(secret)) = (up.id, &up.listen, &up.secret) else {
+        return Err(Error::Usage(USAGE));
+    };
+    fs.write("node_id", &id.to_string())?;
+    fs.write("secret", secret)?;
+    for (pid, addr) in &up.peers {
+        fs.write("peers", &format!("add {pid} {addr}"))?;
+    }
+    fs.write("listen", listen)
+}
+
+/// The state of peer `id` in the `peers` file.
+fn peer_state(peers: &str, id: u16) -> Option<String> {
+    peers.lines().find_map(|l| {
+        let mut w = l.split_whitespace();
+        (w.next()? == id.to_string()).then(|| {
+            w.next();
+            w.next().map(str::to_string)
+        })?
+    })
+}
+
+fn wait(fs: &Sysfs, args: &[String]) -> Result<(), Error> {
+    let id = parse_node_id(args.first().ok_or(Error::Usage(USAGE))?)
+        .map_err(|e| Error::Config(args[0].clone(), e))?;
+    let mut state = "connected".to_string();
+    let mut timeout = 30u64;
+    let mut it = args[1..].iter();
+    while let Some(flag) = it.next() {
+        let v = it.next().ok_or(Error::Usage(USAGE))?;
+        match flag.as_str() {
+            "--state" => state = v.clone(),
+            "--timeout" => timeout = v.parse().map_err(|_| Error::Usage(USAGE))?,
+            _ => return Err(Error::Usage(USAGE)),
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    loop {
+        let now = peer_state(&fs.read("peers")?, id);
+        let reached = match state.strip_prefix('!') {
+            Some(not) => now.is_some_and(|s| s != not),
+            None => now.as_deref() == Some(&state),
+        };
+        if reached {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Timeout(id, state, timeout));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn genkey() -> Result<String, Error> {
+    let mut b = [0u8; 32];
+    let path = PathBuf::from("/dev/urandom");
+    std::fs::File::open(&path)
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|source| Error::Io { path, source })?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+fn main_with(args: &[String]) -> Result<(), Error> {
+    let fs = Sysfs::from_env();
+    match args.first().map(String::as_str) {
+        Some("up") => apply_up(&fs, &parse_up(&args[1..])?),
+        Some("peer") => match (args.get(1).map(String::as_str), args.len()) {
+            (Some("add"), 4) => fs.write("peers", &format!("add {} {}", args[2], args[3])),
+            (Some("del"), 3) => fs.write("peers", &format!("del {}", args[2])),
+            _ => Err(Error::Usage(USAGE)),
+        },
+        Some(f @ ("peers" | "stats" | "info")) => {
+            print!("{}", fs.read(f)?);
+            Ok(())
+        }
+        Some("wait") => wait(&fs, &args[1..]),
+        Some("genkey") => {
+            println!("{}", genkey()?);
+            Ok(())
+        }
+        _ => Err(Error::Usage(USAGE)),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Err(e) = main_with(&args) {
+        eprintln!("eosctl: {e}");
+        std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn up_writes_in_kernel_order() {
+        let dir = std::env::temp_dir().join(format!("eosctl-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fs = Sysfs(dir.clone());
+        let up = parse_up(&strings(&[
+            "--id",
+            "1",
+            "--listen",
+            "10.0.2.11:7077",
+            "--secret",
+            &"ab".repeat(32),
+            "--peer",
+            "2=10.0.2.12:7077",
+        ]))
+        .unwrap();
+        apply_up(&fs, &up).unwrap();
+        assert_eq!(fs.read("node_id").unwrap(), "1");
+        assert_eq!(fs.read("peers").unwrap(), "add 2 10.0.2.12:7077");
+        assert_eq!(fs.read("listen").unwrap(), "10.0.2.11:7077");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn up_rejects_bad_input_before_touching_the_kernel() {
+        assert!(parse_up(&strings(&["--id", "0"])).is_err());
+        assert!(parse_up(&strings(&["--secret", "xyz"])).is_err());
+        assert!(parse_up(&strings(&["--peer", "2@10.0.2.12:7077"])).is_err());
+        assert!(parse_up(&strings(&["--listen"])).is_err());
+        let fs = Sysfs(PathBuf::from("/nonexistent"));
+        assert!(matches!(
+            apply_up(&fs, &Up::default()),
+            Err(Error::Usage(_))
+        ));
+    }
+
+    #[test]
+    fn finds_peer_state() {
+        let peers =
+            "2 10.0.2.12:7077 connected since_ms=5 rtt_us=1\n3 10.0.2.13:7077 down since_ms=1\n";
+        assert_eq!(peer_state(peers, 2).as_deref(), Some("connected"));
+        assert_eq!(peer_state(peers, 3).as_deref(), Some("down"));
+        assert_eq!(peer_state(peers, 4), None);
+    }
+}

@@ -1,0 +1,462 @@
+//! `cargo xtask test`: host checks, the KUnit boot and the two-VM scenarios, with a summary.
+//!
+//! Every VM step also fails if any VM's console showed kernel trouble (see `vm::TROUBLE`).
+
+use crate::util::{out_dir, project_root, run};
+use crate::vm::{self, Cluster, Vm};
+use crate::{image, kernel};
+use anyhow::{bail, Context, Result};
+use std::io::BufRead;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Cluster secret of the test VMs (a test key, not a real one).
+pub const SECRET: &str = "5eb1c0a7e1a57c05000000000000000000000000000000000000000000000042";
+const WRONG_SECRET: &str = "0badc0de0badc0de0badc0de0badc0de";
+const MEM_MIB: u32 = 256;
+
+struct Report {
+    rows: Vec<(String, Result<String>)>,
+}
+
+impl Report {
+    fn step(&mut self, name: &str, f: impl FnOnce() -> Result<String>) -> bool {
+        eprintln!("==> {name}");
+        let start = Instant::now();
+        let r = f();
+        let secs = start.elapsed().as_secs_f64();
+        match &r {
+            Ok(note) => eprintln!("PASS {name} ({secs:.0} s) {note}"),
+            Err(e) => eprintln!("FAIL {name} ({secs:.0} s): {e:#}"),
+        }
+        let ok = r.is_ok();
+        self.rows.push((name.to_string(), r));
+        ok
+    }
+
+    fn skip(&mut self, name: &str, why: &str) {
+        eprintln!("FAIL {name}: not run ({why})");
+        self.rows
+            .push((name.to_string(), Err(anyhow::anyhow!("not run: {why}"))));
+    }
+}
+
+fn cargo(args: &[&str]) -> Result<String> {
+    run(Command::new(env!("CARGO"))
+        .args(args)
+        .current_dir(project_root()))?;
+    Ok(String::new())
+}
+
+fn check_clean(vms: &[&Vm]) -> Result<()> {
+    for v in vms {
+        let t = v.trouble();
+        if !t.is_empty() {
+            bail!(
+                "{} printed kernel trouble: {:?} (log: {})",
+                v.name,
+                t,
+                v.log_path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Strips the printk timestamp.
+fn strip_time(line: &str) -> &str {
+    match (line.starts_with('['), line.find("] ")) {
+        (true, Some(i)) => &line[i + 2..],
+        _ => line,
+    }
+}
+
+/// KUnit results from a console log.
+#[derive(Debug, Default, PartialEq)]
+pub struct Ktap {
+    /// (suite, ok) for each top-level suite.
+    pub suites: Vec<(String, bool)>,
+    /// Test cases passed, failed, skipped (first nesting level).
+    pub pass: usize,
+    /// See `pass`.
+    pub fail: usize,
+    /// See `pass`.
+    pub skip: usize,
+}
+
+/// Parses KTAP as printed on the console: suites at column 0, their cases indented 4.
+pub fn parse_ktap(console: &str) -> Ktap {
+    let mut k = Ktap::default();
+    for raw in console.lines() {
+        let l = strip_time(raw);
+        let (indent, rest) = (l.len() - l.trim_start().len(), l.trim_start());
+        let (ok, tail) = if let Some(t) = rest.strip_prefix("not ok ") {
+            (false, t)
+        } else if let Some(t) = rest.strip_prefix("ok ") {
+            (true, t)
+        } else {
+            continue;
+        };
+        let mut words = tail.splitn(2, ' ');
+        if words.next().and_then(|n| n.parse::<u32>().ok()).is_none() {
+            continue;
+        }
+        let name = words.next().unwrap_or("").to_string();
+        match indent {
+            0 => k
+                .suites
+                .push((name.split(" #").next().unwrap_or("").to_string(), ok)),
+            4 if name.contains("# SKIP") => k.skip += 1,
+            4 if ok => k.pass += 1,
+            4 => k.fail += 1,
+            _ => {}
+        }
+    }
+    k
+}
+
+fn kunit(cluster: &Cluster) -> Result<String> {
+    let vm = cluster.boot(1, "kunit", true)?;
+    let k = parse_ktap(&vm.console());
+    check_clean(&[&vm])?;
+    let ours = k.suites.iter().find(|(n, _)| n == "elasticos");
+    match ours {
+        None => bail!(
+            "suite elasticos did not run (log: {})",
+            vm.log_path.display()
+        ),
+        Some((_, false)) => bail!("suite elasticos failed (log: {})", vm.log_path.display()),
+        _ => {}
+    }
+    if k.fail > 0 || k.suites.iter().any(|(_, ok)| !ok) || k.pass == 0 {
+        bail!(
+            "KUnit: {} failed: {:?} (log: {})",
+            k.fail,
+            k.suites,
+            vm.log_path.display()
+        );
+    }
+    vm.poweroff();
+    Ok(format!(
+        "{} suites, {} passed, {} skipped, 0 failed",
+        k.suites.len(),
+        k.pass,
+        k.skip
+    ))
+}
+
+fn up(v: &mut Vm, id: usize, peers: &[usize], secret: &str) -> Result<()> {
+    let peer_args: String = peers
+        .iter()
+        .map(|p| format!(" --peer {p}={}:{}", vm::ip(*p), vm::PORT))
+        .collect();
+    v.sh(&format!(
+        "eosctl up --id {id} --listen {}:{} --secret {secret}{peer_args}",
+        vm::ip(id),
+        vm::PORT
+    ))?;
+    Ok(())
+}
+
+/// Value of `key=` for peer `id` in a peers file.
+fn peer_field(peers: &str, id: usize, key: &str) -> Option<u64> {
+    let line = peers
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&id.to_string()))?;
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+}
+
+fn stat(stats: &str, key: &str) -> u64 {
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn handshake(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    up(a, 1, &[2], SECRET)?;
+    up(b, 2, &[1], SECRET)?;
+    a.sh("eosctl wait 2 --timeout 60")?;
+    b.sh("eosctl wait 1 --timeout 60")?;
+    // A few heartbeats, so round-trip times are measured.
+    std::thread::sleep(Duration::from_secs(3));
+    let pa = a.sh("cat /sys/kernel/elastic/peers")?;
+    let pb = b.sh("cat /sys/kernel/elastic/peers")?;
+    let rtt = peer_field(&pa, 2, "srtt_us").unwrap_or(0);
+    if rtt == 0 || peer_field(&pb, 1, "rtt_us").unwrap_or(0) == 0 {
+        bail!("no round-trip time measured:\n{pa}\n{pb}");
+    }
+    check_clean(&[a, b])?;
+    Ok(format!("both connected, heartbeat srtt {rtt} us"))
+}
+
+fn bad_input(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let (rc, out) = a.run(
+        &format!(
+            "eos-badpeer {}:{} --as 1 --responder 2 --secret {SECRET}",
+            vm::ip(2),
+            vm::PORT
+        ),
+        Duration::from_secs(300),
+    )?;
+    let cases: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("badpeer case"))
+        .collect();
+    if rc != 0 || cases.len() < 14 || cases.iter().any(|l| !l.contains(": PASS")) {
+        bail!("eos-badpeer exited {rc}:\n{out}");
+    }
+    let stats = b.sh("cat /sys/kernel/elastic/stats")?;
+    let want = [
+        ("rx_bad_frames", 6),
+        ("handshakes_failed", 4),
+        ("handshake_timeouts", 2),
+        ("busy_refusals", 1),
+    ];
+    for (k, min) in want {
+        if stat(&stats, k) < min {
+            bail!(
+                "counter {k} is {} (< {min}) after the attacks:\n{stats}",
+                stat(&stats, k)
+            );
+        }
+    }
+    // The real link survives the attacks or comes back.
+    a.sh("eosctl wait 2 --timeout 60")?;
+    b.sh("eosctl wait 1 --timeout 60")?;
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "{} attack cases refused; rx_bad_frames={} handshakes_failed={} timeouts={} busy={}; link up",
+        cases.len(),
+        stat(&stats, "rx_bad_frames"),
+        stat(&stats, "handshakes_failed"),
+        stat(&stats, "handshake_timeouts"),
+        stat(&stats, "busy_refusals")
+    ))
+}
+
+fn wrong_key(cluster: &Cluster, a: &mut Vm, b: Vm) -> Result<Vm> {
+    let t = b.kill();
+    if !t.is_empty() {
+        bail!("node2 printed kernel trouble: {t:?}");
+    }
+    a.sh("eosctl wait 2 --state !connected --timeout 30")?;
+    let mut b = cluster.boot(2, "wrongkey", false)?;
+    up(&mut b, 2, &[1], WRONG_SECRET)?;
+    // Let node1 dial a few times.
+    std::thread::sleep(Duration::from_secs(8));
+    let pa = a.sh("cat /sys/kernel/elastic/peers")?;
+    let pb = b.sh("cat /sys/kernel/elastic/peers")?;
+    if pa.contains(" connected ") || pb.contains(" connected ") {
+        bail!("a node with the wrong secret got connected:\n{pa}\n{pb}");
+    }
+    if !pa.contains("last_error=bad-auth") {
+        bail!("node1 does not report bad-auth:\n{pa}");
+    }
+    if !a.console().contains("authentication failed") {
+        bail!("node1 did not log the refusal");
+    }
+    check_clean(&[a, &b])?;
+    Ok(b)
+}
+
+fn reconnect(cluster: &Cluster, a: &mut Vm, b: Vm) -> Result<(Vm, String)> {
+    let t = b.kill();
+    if !t.is_empty() {
+        bail!("node2 printed kernel trouble: {t:?}");
+    }
+    let start = Instant::now();
+    let mut b = cluster.boot(2, "reboot", false)?;
+    up(&mut b, 2, &[1], SECRET)?;
+    a.sh("eosctl wait 2 --timeout 60")?;
+    b.sh("eosctl wait 1 --timeout 60")?;
+    let secs = start.elapsed().as_secs_f64();
+    let pa = a.sh("cat /sys/kernel/elastic/peers")?;
+    let ups = peer_field(&pa, 2, "ups").unwrap_or(0);
+    let losses = peer_field(&pa, 2, "losses").unwrap_or(0);
+    if ups < 2 || losses < 1 {
+        bail!("node1 should count the lost and the new link:\n{pa}");
+    }
+    check_clean(&[a, &b])?;
+    Ok((
+        b,
+        format!("reconnected {secs:.1} s after reboot started (ups={ups}, losses={losses})"),
+    ))
+}
+
+fn vm_tests(report: &mut Report, cluster: &Cluster) {
+    report.step("kunit: in-kernel suites", || kunit(cluster));
+    let mut a = match cluster.boot(1, "pair", false) {
+        Ok(v) => v,
+        Err(e) => return report.skip("two-vm", &format!("{e:#}")),
+    };
+    let b = match cluster.boot(2, "pair", false) {
+        Ok(v) => v,
+        Err(e) => return report.skip("two-vm", &format!("{e:#}")),
+    };
+    let mut b = Some(b);
+    let ok = report.step("two-vm: handshake, both connected", || {
+        handshake(&mut a, b.as_mut().unwrap())
+    });
+    if !ok {
+        return report.skip("two-vm: later steps", "no link");
+    }
+    report.step("two-vm: bad input from user space", || {
+        bad_input(&mut a, b.as_mut().unwrap())
+    });
+    let mut next = None;
+    report.step("two-vm: wrong-key peer refused and logged", || {
+        next = Some(wrong_key(cluster, &mut a, b.take().unwrap())?);
+        Ok(String::new())
+    });
+    let Some(bb) = next else {
+        return report.skip("two-vm: reboot", "no node2");
+    };
+    let mut last = None;
+    report.step("two-vm: peer reboots, pair reconnects", || {
+        let (b, note) = reconnect(cluster, &mut a, bb)?;
+        last = Some(b);
+        Ok(note)
+    });
+    report.step("two-vm: clean shutdown, no kernel trouble", || {
+        let mut t = a.poweroff();
+        if let Some(b) = last {
+            t.extend(b.poweroff());
+        }
+        if !t.is_empty() {
+            bail!("kernel trouble: {t:?}");
+        }
+        Ok(String::new())
+    });
+}
+
+/// Every test. `host_only` skips kernel and VMs (for quick iterations).
+pub fn all(host_only: bool) -> Result<()> {
+    let start = Instant::now();
+    let mut report = Report { rows: Vec::new() };
+    report.step("host: cargo fmt --check", || {
+        cargo(&["fmt", "--all", "--", "--check"])
+    });
+    report.step("host: clippy -D warnings", || {
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--quiet",
+            "--",
+            "-D",
+            "warnings",
+        ])
+    });
+    report.step("host: cargo test", || {
+        cargo(&["test", "--workspace", "--quiet"])
+    });
+    if !host_only {
+        let mut kernel_image = None;
+        let built = report.step("kernel: build with ElasticOS", || {
+            let t = kernel::build()?;
+            kernel_image = Some(t.bzimage());
+            Ok(format!("linux {}", t.version))
+        });
+        let mut initrd = None;
+        let imaged = report.step("guest image", || {
+            initrd = Some(image::build()?);
+            Ok(String::new())
+        });
+        if built && imaged {
+            match Cluster::new(
+                kernel_image.unwrap(),
+                initrd.unwrap(),
+                out_dir().join("logs"),
+                MEM_MIB,
+            ) {
+                Ok(c) => {
+                    eprintln!("VMs: {MEM_MIB} MiB each, accelerator {:?}", c.accel());
+                    vm_tests(&mut report, &c);
+                }
+                Err(e) => report.skip("vm tests", &format!("{e:#}")),
+            }
+        } else {
+            report.skip("vm tests", "kernel or image did not build");
+        }
+    }
+    let failed: Vec<&str> = report
+        .rows
+        .iter()
+        .filter(|(_, r)| r.is_err())
+        .map(|(n, _)| n.as_str())
+        .collect();
+    println!(
+        "SUMMARY: {} passed, {} failed ({:.0} s){}",
+        report.rows.len() - failed.len(),
+        failed.len(),
+        start.elapsed().as_secs_f64(),
+        if failed.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", failed.join("; "))
+        }
+    );
+    if !failed.is_empty() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// `cargo xtask vm`: boots a configured cluster and relays your commands to node1.
+pub fn interactive(nodes: usize, mem: u32) -> Result<()> {
+    let t = kernel::build()?;
+    let img = image::build()?;
+    let cluster = Cluster::new(t.bzimage(), img, out_dir().join("logs"), mem)?;
+    let mut vms = Vec::new();
+    for id in 1..=nodes {
+        let mut v = cluster.boot(id, "vm", false)?;
+        let peers: Vec<usize> = (1..=nodes).filter(|p| *p != id).collect();
+        up(&mut v, id, &peers, SECRET)?;
+        vms.push(v);
+    }
+    println!("{nodes} nodes up (logs in out/logs). Commands go to node1; Ctrl-D powers off.");
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let line = line.context("stdin")?;
+        let (rc, out) = vms[0].run(&line, Duration::from_secs(3600))?;
+        print!("{out}");
+        if rc != 0 {
+            println!("(exit {rc})");
+        }
+    }
+    for v in vms {
+        v.poweroff();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn ktap_counts_suites_and_cases() {
+        let log = "[    1.0] KTAP version 1\n[    1.0] 1..2\n[    1.1]     # Subtest: elasticos\n\
+                   [    1.1]     ok 1 a\n[    1.1]     not ok 2 b\n[    1.1]     ok 3 c # SKIP no\n\
+                   [    1.2] not ok 1 elasticos\n[    1.3]         ok 1 nested\n[    1.4] ok 2 other\n";
+        let k = parse_ktap(log);
+        assert_eq!(
+            k.suites,
+            vec![("elasticos".into(), false), ("other".into(), true)]
+        );
+        assert_eq!((k.pass, k.fail, k.skip), (1, 1, 1));
+    }
+
+    #[test]
+    fn peer_fields_and_stats() {
+        let p = "2 10.0.2.12:7077 connected since_ms=1 rtt_us=1500 srtt_us=1400 ups=2 losses=1\n";
+        assert_eq!(peer_field(p, 2, "rtt_us"), Some(1500));
+        assert_eq!(peer_field(p, 2, "ups"), Some(2));
+        assert_eq!(peer_field(p, 3, "ups"), None);
+        assert_eq!(stat("accepted 3\nrx_bad_frames 7\n", "rx_bad_frames"), 7);
+    }
+}

@@ -1,0 +1,311 @@
+//! QEMU VMs of our kernel, joined on one private L2 network, driven over their serial console.
+//!
+//! Every VM's console goes to a log file and is scanned for kernel trouble ("BUG:", "Oops",
+//! "WARNING:", "panic", hung tasks, lockups); a test fails if any VM printed one. The guest's
+//! /init (qemu/init) gives the harness a shell on the console, so a test runs commands in a VM
+//! and reads their output and exit status.
+
+use anyhow::{bail, Context, Result};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// ElasticOS port in the guests.
+pub const PORT: u16 = 7077;
+
+/// Guest address of node `id` (1-based).
+pub fn ip(id: usize) -> String {
+    format!("10.0.2.{}", 10 + id)
+}
+
+/// Lines that mean the kernel is in trouble.
+const TROUBLE: &[&str] = &[
+    "BUG:",
+    "Oops",
+    "WARNING:",
+    "panic",
+    "blocked for more than",
+    "soft lockup",
+    "hard LOCKUP",
+    "rcu_sched self-detected stall",
+    "RCU Stall",
+    "general protection fault",
+];
+
+/// How the VMs run: KVM where it works, else QEMU's software emulation (TCG).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accel {
+    /// Hardware virtualisation.
+    Kvm,
+    /// Software emulation.
+    Tcg,
+}
+
+impl Accel {
+    /// `ELASTICOS_ACCEL=kvm|tcg`, else KVM when /dev/kvm is a VMX/SVM KVM (not, e.g., the
+    /// paravirtual kvm_pvm of nested sandboxes, which cannot run a stock kernel).
+    pub fn detect() -> Self {
+        match std::env::var("ELASTICOS_ACCEL").as_deref() {
+            Ok("kvm") => return Self::Kvm,
+            Ok("tcg") => return Self::Tcg,
+            _ => {}
+        }
+        let kvm_dev = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .is_ok();
+        let real = Path::new("/sys/module/kvm_intel").exists()
+            || Path::new("/sys/module/kvm_amd").exists();
+        let pvm = Path::new("/sys/module/kvm_pvm").exists();
+        if kvm_dev && real && !pvm {
+            Self::Kvm
+        } else {
+            Self::Tcg
+        }
+    }
+
+    fn args(self) -> &'static [&'static str] {
+        match self {
+            Self::Kvm => &["-enable-kvm", "-cpu", "host"],
+            Self::Tcg => &["-accel", "tcg", "-cpu", "max"],
+        }
+    }
+}
+
+/// What the VMs of one run share: kernel, image, network and log folder.
+pub struct Cluster {
+    kernel: PathBuf,
+    initrd: PathBuf,
+    logdir: PathBuf,
+    net_port: u16,
+    accel: Accel,
+    /// Memory of each VM in MiB.
+    pub mem_mib: u32,
+}
+
+impl Cluster {
+    /// A cluster whose console logs go to `logdir`.
+    pub fn new(kernel: PathBuf, initrd: PathBuf, logdir: PathBuf, mem_mib: u32) -> Result<Self> {
+        std::fs::create_dir_all(&logdir)?;
+        // One multicast group per run (a hub all VMs join), so concurrent runs do not mix.
+        let net_port = 20000 + (std::process::id() % 20000) as u16;
+        let accel = Accel::detect();
+        Ok(Self {
+            kernel,
+            initrd,
+            logdir,
+            net_port,
+            accel,
+            mem_mib,
+        })
+    }
+
+    /// The accelerator in use.
+    pub fn accel(&self) -> Accel {
+        self.accel
+    }
+
+    /// Boots node `id` (1-based) and waits for its console shell. `kunit` runs the built-in
+    /// KUnit suites during boot; `tag` names the log file.
+    pub fn boot(&self, id: usize, tag: &str, kunit: bool) -> Result<Vm> {
+        let name = format!("node{id}");
+        let log_path = self.logdir.join(format!("{tag}-{name}.log"));
+        let mut append = format!(
+            "console=ttyS0 panic=-1 eos.ip={}/24 eos.name={name}",
+            ip(id)
+        );
+        if !kunit {
+            append.push_str(" kunit.enable=0");
+        }
+        let mut cmd = Command::new("qemu-system-x86_64");
+        cmd.args(self.accel.args())
+            .args(["-m", &self.mem_mib.to_string(), "-smp", "1"])
+            .args([
+                "-nodefaults",
+                "-no-reboot",
+                "-display",
+                "none",
+                "-serial",
+                "stdio",
+            ])
+            .arg("-kernel")
+            .arg(&self.kernel)
+            .arg("-initrd")
+            .arg(&self.initrd)
+            .args(["-append", &append])
+            .args([
+                "-netdev",
+                &format!(
+                    "socket,id=n0,mcast=230.0.0.1:{},localaddr=127.0.0.1",
+                    self.net_port
+                ),
+                "-device",
+                &format!("virtio-net-pci,netdev=n0,mac=52:54:00:00:00:{id:02x}"),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .context("cannot start qemu-system-x86_64 (cargo xtask setup)")?;
+        let stdin = child.stdin.take().unwrap();
+        let out = Arc::new((Mutex::new(Console::default()), Condvar::new()));
+        let log = std::fs::File::create(&log_path)?;
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let out = out.clone();
+            let mut log = log.try_clone()?;
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    let line = line.replace('\r', "");
+                    let _ = writeln!(log, "{line}");
+                    let (m, cv) = &*out;
+                    let mut c = m.lock().unwrap();
+                    if TROUBLE.iter().any(|t| line.contains(t)) && !line.contains("Command line:") {
+                        c.trouble.push(line.clone());
+                    }
+                    c.text.push_str(&line);
+                    c.text.push('\n');
+                    cv.notify_all();
+                }
+                let (m, cv) = &*out;
+                m.lock().unwrap().exited = true;
+                cv.notify_all();
+            });
+        }
+        let mut vm = Vm {
+            name,
+            child,
+            stdin,
+            out,
+            cursor: 0,
+            seq: 0,
+            log_path,
+        };
+        let timeout = if kunit { 300 } else { 120 };
+        vm.wait_for("EOS-READY", Duration::from_secs(timeout))?;
+        Ok(vm)
+    }
+}
+
+#[derive(Default)]
+struct Console {
+    text: String,
+    trouble: Vec<String>,
+    exited: bool,
+}
+
+/// One running VM.
+pub struct Vm {
+    /// node<id>
+    pub name: String,
+    child: Child,
+    stdin: ChildStdin,
+    out: Arc<(Mutex<Console>, Condvar)>,
+    cursor: usize,
+    seq: u32,
+    /// Console log file.
+    pub log_path: PathBuf,
+}
+
+impl Vm {
+    /// Waits until `needle` appears in console output after the cursor; returns the text up to
+    /// and including it, and moves the cursor past it.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        let (m, cv) = &*self.out;
+        let mut c = m.lock().unwrap();
+        loop {
+            if let Some(pos) = c.text[self.cursor..].find(needle) {
+                let end = self.cursor + pos + needle.len();
+                let text = c.text[self.cursor..end].to_string();
+                self.cursor = end;
+                return Ok(text);
+            }
+            if c.exited {
+                bail!(
+                    "{} exited while waiting for {needle:?} (log: {})",
+                    self.name,
+                    self.log_path.display()
+                );
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                bail!(
+                    "{}: timed out waiting for {needle:?} (log: {})",
+                    self.name,
+                    self.log_path.display()
+                );
+            }
+            c = cv.wait_timeout(c, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Runs a shell command in the guest; returns its exit status and output.
+    pub fn run(&mut self, cmd: &str, timeout: Duration) -> Result<(i32, String)> {
+        self.seq += 1;
+        let tag = format!("EOS-RC{}=", self.seq);
+        // The marker is split in the command text so an echoed command never matches it.
+        let line = format!("{cmd}; echo \"EOS-RC{}\"=$?\n", self.seq);
+        self.stdin.write_all(line.as_bytes())?;
+        self.stdin.flush()?;
+        let text = self.wait_for(&tag, timeout)?;
+        let rest = self.wait_for("\n", Duration::from_secs(10))?;
+        let rc = rest.trim().parse().unwrap_or(-1);
+        Ok((rc, text[..text.len() - tag.len()].to_string()))
+    }
+
+    /// Runs a command that must succeed; returns its output.
+    pub fn sh(&mut self, cmd: &str) -> Result<String> {
+        let (rc, out) = self.run(cmd, Duration::from_secs(120))?;
+        if rc != 0 {
+            bail!("{}: `{cmd}` exited with {rc}:\n{out}", self.name);
+        }
+        Ok(out)
+    }
+
+    /// Kernel trouble lines seen so far.
+    pub fn trouble(&self) -> Vec<String> {
+        self.out.0.lock().unwrap().trouble.clone()
+    }
+
+    /// All console output so far.
+    pub fn console(&self) -> String {
+        self.out.0.lock().unwrap().text.clone()
+    }
+
+    /// Pulls the plug (no clean shutdown: what a dying peer looks like).
+    pub fn kill(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(100));
+        self.trouble()
+    }
+
+    /// Powers off cleanly.
+    pub fn poweroff(mut self) -> Vec<String> {
+        let _ = self.stdin.write_all(b"poweroff -f\n");
+        let _ = self.stdin.flush();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.kill()
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -167,7 +167,9 @@ impl Cluster {
                     let _ = writeln!(log, "{line}");
                     let (m, cv) = &*out;
                     let mut c = m.lock().unwrap();
-                    if TROUBLE.iter().any(|t| line.contains(t)) && !line.contains("Command line:") {
+                    if TROUBLE.iter().any(|t| line.contains(t))
+                        && !line.to_ascii_lowercase().contains("command line:")
+                    {
                         c.trouble.push(line.clone());
                     }
                     c.text.push_str(&line);

@@ -54,7 +54,7 @@ mod tests {
     fn writes_and_truncates() {
         let mut b = [0u8; 8];
         let mut w = FmtBuf::new(&mut b);
-        write!(w, "{}-{}", 12, "ab").unwrap();
+        write!(w, "{}-ab", 12).unwrap();
         assert_eq!(w.as_bytes(), b"12-ab");
         assert!(write!(w, "xyzw").is_err());
         assert_eq!(w.len(), 8);

@@ -75,7 +75,7 @@ impl Secret {
     /// Parses hex text (surrounding whitespace allowed) of 16 to 64 bytes.
     pub fn parse_hex(s: &str) -> Result<Self, ConfigError> {
         let h = s.trim().as_bytes();
-        if h.len() % 2 != 0 || h.len() < 2 * SECRET_MIN || h.len() > 2 * SECRET_MAX {
+        if h.len() & 1 != 0 || h.len() < 2 * SECRET_MIN || h.len() > 2 * SECRET_MAX {
             return Err(ConfigError::BadSecret);
         }
         let mut bytes = [0u8; SECRET_MAX];

@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 /// Longest we wait for the kernel to close a bad connection (handshake timeout is 5 s).
 const CLOSE_LIMIT: Duration = Duration::from_secs(12);
 
+/// One attack: what happened, or why it counts as a failure.
+type Case = Box<dyn Fn() -> Result<String, String>>;
+
 struct SoftMac(Vec<u8>);
 
 impl Mac for SoftMac {
@@ -224,7 +227,7 @@ fn main() {
     let secret = opt("--secret").and_then(|s| Secret::parse_hex(s).ok());
 
     let valid = hello(as_id, 1, 1);
-    let mut cases: Vec<(&str, Box<dyn Fn() -> Result<String, String>>)> = vec![
+    let mut cases: Vec<(&str, Case)> = vec![
         (
             "garbage",
             Box::new(move || send_expect_close(target, &garbage(4096), false)),

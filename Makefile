@@ -1,5 +1,5 @@
 # Thin wrapper over cargo xtask (see xtask/src/main.rs).
-.PHONY: run test setup kernel image vm deb bench clean
+.PHONY: run test setup kernel image vm deb clean
 
 run:            ## main job: two VMs, both nodes up, links and statistics
 	cargo xtask run

@@ -1,4 +1,5 @@
-//! The guest image: a busybox initramfs with our /init, eosctl and the test tools, all static.
+//! The guest image: a busybox initramfs with our /init, eosctl, the test tools and the
+//! workloads (static), plus the NBD server and client for the network-swap baseline.
 
 use crate::util::{out_dir, project_root, run, sh};
 use anyhow::{bail, Result};
@@ -25,6 +26,53 @@ fn build_tools() -> Result<PathBuf> {
     Ok(target_dir.join("x86_64-unknown-linux-gnu/release"))
 }
 
+/// The workloads (C, one file each in workloads/), compiled static into the image.
+pub const WORKLOADS: &[&str] = &["dfs", "lsearch", "hsort", "bsort", "dijkstra"];
+
+/// Dynamically linked programs copied into the image with their libraries (the network-swap
+/// baseline needs a real NBD server and client).
+const HOST_PROGRAMS: &[&str] = &["/usr/bin/nbd-server", "/usr/sbin/nbd-client"];
+
+/// Compiles a workload with the host's gcc; `static` for the guest.
+pub fn compile_workload(name: &str, out: &std::path::Path, static_: bool) -> Result<()> {
+    let mut cmd = Command::new("gcc");
+    cmd.args(["-O2", "-Wall", "-Wextra", "-Werror"]);
+    if static_ {
+        cmd.arg("-static");
+    }
+    cmd.arg("-o")
+        .arg(out)
+        .arg(project_root().join("workloads").join(format!("{name}.c")));
+    run(&mut cmd)
+}
+
+/// Copies `prog` and the shared libraries `ldd` lists into `root`.
+fn copy_with_libs(prog: &str, root: &std::path::Path) -> Result<()> {
+    let out = Command::new("ldd").arg(prog).output()?;
+    if !out.status.success() {
+        bail!("{prog} is missing (cargo xtask setup installs it)");
+    }
+    let mut files = vec![prog.to_string()];
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let path = match line.split_once("=>") {
+            Some((_, rhs)) => rhs.split_whitespace().next(),
+            None => line
+                .split_whitespace()
+                .next()
+                .filter(|p| p.starts_with('/')),
+        };
+        if let Some(p) = path.filter(|p| p.starts_with('/')) {
+            files.push(p.to_string());
+        }
+    }
+    for f in files {
+        let dst = root.join(f.trim_start_matches('/'));
+        fs::create_dir_all(dst.parent().unwrap())?;
+        fs::copy(&f, &dst)?;
+    }
+    Ok(())
+}
+
 /// Builds out/initramfs.cpio.gz and returns its path.
 pub fn build() -> Result<PathBuf> {
     let bins = build_tools()?;
@@ -46,6 +94,12 @@ pub fn build() -> Result<PathBuf> {
     fs::copy(project_root().join("qemu/init"), root.join("init"))?;
     for t in TOOLS {
         fs::copy(bins.join(t), root.join("bin").join(t))?;
+    }
+    for w in WORKLOADS {
+        compile_workload(w, &root.join("bin").join(w), true)?;
+    }
+    for p in HOST_PROGRAMS {
+        copy_with_libs(p, &root)?;
     }
     let image = out_dir().join("initramfs.cpio.gz");
     sh(&format!(

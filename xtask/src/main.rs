@@ -8,8 +8,10 @@
 //! vm [--nodes N] [--mem MiB]   boot N VMs and hand node1's console to you
 //! test [--host-only]           every test: host, KUnit, two-VM; ends with a summary line
 //! deb              build the installable .deb kernel packages into out/
+//! bench [--quick] [--reps N] [--mem MiB] [--write-docs]   workloads under every configuration
 //! ```
 
+mod bench;
 mod image;
 mod kernel;
 mod tests;
@@ -21,12 +23,14 @@ use std::time::Duration;
 
 const SETUP_PACKAGES: &str = "linux-source-6.12 qemu-system-x86 busybox-static flex bison bc \
     libelf-dev libssl-dev clang llvm lld libclang-dev cpio debhelper rsync kmod dpkg-dev \
-    python3";
+    nbd-server nbd-client gcc libc6-dev";
 
 fn setup() -> Result<()> {
     util::sh(&format!(
         "export DEBIAN_FRONTEND=noninteractive; apt-get update -q && apt-get install -y -q {SETUP_PACKAGES}"
     ))?;
+    // The Debian nbd-server package starts a daemon we do not want on the host.
+    let _ = util::sh("systemctl disable --now nbd-server >/dev/null 2>&1");
     util::sh("rustup component add rust-src")?;
     if util::sh("bindgen --version >/dev/null 2>&1").is_err() {
         util::sh("cargo install --locked bindgen-cli@0.73.2")?;
@@ -104,9 +108,15 @@ fn main() -> Result<()> {
         ),
         Some("test") => tests::all(rest.iter().any(|a| a == "--host-only")),
         Some("deb") => kernel::deb(),
+        Some("bench") => bench::bench(
+            rest.iter().any(|a| a == "--quick"),
+            flag(rest, "--reps", 3)?,
+            flag(rest, "--mem", 128)?,
+            rest.iter().any(|a| a == "--write-docs"),
+        ),
         _ => {
             eprintln!(
-                "usage: cargo xtask setup|kernel|image|run|vm|test|deb (see xtask/src/main.rs)"
+                "usage: cargo xtask setup|kernel|image|run|vm|test|deb|bench (see xtask/src/main.rs)"
             );
             std::process::exit(2);
         }

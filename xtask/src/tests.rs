@@ -287,6 +287,37 @@ fn reconnect(cluster: &Cluster, a: &mut Vm, b: Vm) -> Result<(Vm, String)> {
     ))
 }
 
+/// The workloads give the same result line in a VM as natively on the host, and at 1.5x a
+/// VM's memory they do not fit without ElasticOS (the OOM killer ends them).
+fn workloads(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let dir = project_root().join("target/workloads");
+    std::fs::create_dir_all(&dir)?;
+    for w in image::WORKLOADS {
+        let exe = dir.join(w);
+        image::compile_workload(w, &exe, false)?;
+        let host = Command::new(&exe).arg("8").output()?;
+        let host = String::from_utf8_lossy(&host.stdout);
+        let want = host
+            .lines()
+            .find(|l| l.starts_with("RESULT "))
+            .with_context(|| format!("{w} printed no result on the host"))?;
+        let got = a.sh(&format!("{w} 8"))?;
+        if !got.lines().any(|l| l == want) {
+            bail!("{w}: host says `{want}`, VM says:\n{got}");
+        }
+    }
+    let fp = MEM_MIB * 3 / 2;
+    let (rc, out) = b.run(&format!("lsearch {fp}"), Duration::from_secs(600))?;
+    if rc != 137 || !b.console().contains("Out of memory: Killed process") {
+        bail!("lsearch {fp} in a {MEM_MIB} MiB VM should be OOM-killed, got exit {rc}:\n{out}");
+    }
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "{} workloads match the host; lsearch {fp} MiB OOM-killed in a {MEM_MIB} MiB VM",
+        image::WORKLOADS.len()
+    ))
+}
+
 fn vm_tests(report: &mut Report, cluster: &Cluster) {
     report.step("kunit: in-kernel suites", || kunit(cluster));
     let mut a = match cluster.boot(1, "pair", false) {
@@ -321,6 +352,12 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
         last = Some(b);
         Ok(note)
     });
+    if let Some(b) = last.as_mut() {
+        report.step(
+            "workloads: same result as on the host; OOM at 1.5x memory",
+            || workloads(&mut a, b),
+        );
+    }
     report.step("two-vm: clean shutdown, no kernel trouble", || {
         let mut t = a.poweroff();
         if let Some(b) = last {
@@ -376,6 +413,10 @@ pub fn all(host_only: bool) -> Result<()> {
                 Ok(c) => {
                     eprintln!("VMs: {MEM_MIB} MiB each, accelerator {:?}", c.accel());
                     vm_tests(&mut report, &c);
+                    report.step("bench --quick: harness and checksums", || {
+                        crate::bench::bench(true, 1, 128, false)?;
+                        Ok("every configuration ran every workload with the right checksum".into())
+                    });
                 }
                 Err(e) => report.skip("vm tests", &format!("{e:#}")),
             }

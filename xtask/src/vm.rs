@@ -111,6 +111,15 @@ impl Cluster {
     /// Boots node `id` (1-based) and waits for its console shell. `kunit` runs the built-in
     /// KUnit suites during boot; `tag` names the log file.
     pub fn boot(&self, id: usize, tag: &str, kunit: bool) -> Result<Vm> {
+        self.start(id, tag, kunit, self.mem_mib, &[])
+    }
+
+    /// Boots node `id` with `mem_mib` of memory and extra QEMU arguments (e.g. a disk).
+    pub fn boot_with(&self, id: usize, tag: &str, mem_mib: u32, extra: &[&str]) -> Result<Vm> {
+        self.start(id, tag, false, mem_mib, extra)
+    }
+
+    fn start(&self, id: usize, tag: &str, kunit: bool, mem_mib: u32, extra: &[&str]) -> Result<Vm> {
         let name = format!("node{id}");
         let log_path = self.logdir.join(format!("{tag}-{name}.log"));
         let mut append = format!(
@@ -122,7 +131,8 @@ impl Cluster {
         }
         let mut cmd = Command::new("qemu-system-x86_64");
         cmd.args(self.accel.args())
-            .args(["-m", &self.mem_mib.to_string(), "-smp", "1"])
+            .args(["-m", &mem_mib.to_string(), "-smp", "1"])
+            .args(extra)
             .args([
                 "-nodefaults",
                 "-no-reboot",

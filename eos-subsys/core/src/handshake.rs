@@ -129,7 +129,7 @@ pub fn ct_eq(a: &[u8; MAC_LEN], b: &[u8; MAC_LEN]) -> bool {
         == 0
 }
 
-fn refusal(m: &Message) -> HandshakeError {
+fn refusal(m: &Message<'_>) -> HandshakeError {
     match m {
         Message::Error(r) => HandshakeError::Refused(*r),
         other => HandshakeError::Unexpected(other.ty()),
@@ -161,12 +161,16 @@ impl Initiator {
     }
 
     /// The first message to send.
-    pub fn hello(&self) -> Message {
+    pub fn hello(&self) -> Message<'static> {
         Message::Hello(self.hello)
     }
 
     /// Checks the responder's proof and returns our `Auth`.
-    pub fn on_challenge(&mut self, m: &Message, mac: &impl Mac) -> Result<Message, HandshakeError> {
+    pub fn on_challenge(
+        &mut self,
+        m: &Message<'_>,
+        mac: &impl Mac,
+    ) -> Result<Message<'static>, HandshakeError> {
         let Message::Challenge(ch) = m else {
             return Err(refusal(m));
         };
@@ -200,7 +204,7 @@ impl Initiator {
     }
 
     /// The responder's final word.
-    pub fn on_welcome(&mut self, m: &Message) -> Result<Established, HandshakeError> {
+    pub fn on_welcome(&mut self, m: &Message<'_>) -> Result<Established, HandshakeError> {
         match (m, self.done) {
             (Message::Welcome, Some(e)) => Ok(e),
             (Message::Welcome, None) => Err(HandshakeError::Unexpected(MsgType::Welcome)),
@@ -232,10 +236,10 @@ impl Responder {
     /// Answers a `Hello` from a node that `is_member` accepts with our `Challenge`.
     pub fn on_hello(
         &mut self,
-        m: &Message,
+        m: &Message<'_>,
         is_member: impl Fn(NodeId) -> bool,
         mac: &impl Mac,
-    ) -> Result<Message, HandshakeError> {
+    ) -> Result<Message<'static>, HandshakeError> {
         let Message::Hello(h) = m else {
             return Err(refusal(m));
         };
@@ -263,7 +267,11 @@ impl Responder {
     }
 
     /// Verifies the initiator's `Auth`; on success the caller sends `Welcome`.
-    pub fn on_auth(&mut self, m: &Message, mac: &impl Mac) -> Result<Established, HandshakeError> {
+    pub fn on_auth(
+        &mut self,
+        m: &Message<'_>,
+        mac: &impl Mac,
+    ) -> Result<Established, HandshakeError> {
         let Message::Auth(tag) = m else {
             return Err(refusal(m));
         };
@@ -309,10 +317,10 @@ pub(crate) mod tests {
         }
     }
 
-    fn wire(m: Message) -> Message {
+    fn wire(m: Message<'_>) -> Message<'static> {
         // Everything goes through the codec, as on a real link.
-        let mut buf = [0u8; 256];
-        let n = m.encode(0, &mut buf).unwrap();
+        let buf: &'static mut [u8] = std::boxed::Box::leak(std::vec![0u8; 256].into_boxed_slice());
+        let n = m.encode(0, buf).unwrap();
         let h = crate::proto::Header::decode(buf[..16].try_into().unwrap()).unwrap();
         Message::decode(&h, &buf[16..n]).unwrap()
     }

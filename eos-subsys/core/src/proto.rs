@@ -20,6 +20,15 @@ pub const NONCE_LEN: usize = 32;
 pub const MAC_LEN: usize = 32;
 /// Largest payload any frame may carry; the receive buffer of a connection has this size.
 pub const MAX_PAYLOAD: usize = 256 * 1024;
+/// Page size of every node (x86_64).
+pub const PAGE_SIZE: usize = 4096;
+/// Most pages in one `Push` or `Pages` message.
+pub const MAX_BATCH: usize = 32;
+/// Highest user address + 1 on x86_64 with 4-level page tables; no page message may name an
+/// address at or above it.
+pub const USER_END: u64 = 0x0000_7fff_ffff_f000;
+/// Most bytes of path, argv and environment in a `Stretch`.
+pub const MAX_STRETCH_STRINGS: usize = 16 * 1024;
 
 /// A node's identity in the cluster. Valid ids are `1..=MAX_NODE_ID`; 0 means "unset".
 pub type NodeId = u16;
@@ -84,6 +93,20 @@ pub enum MsgType {
     Pong = 0x11,
     /// Orderly close.
     Bye = 0x12,
+    /// Home asks a node to create a shell of a process.
+    Stretch = 0x20,
+    /// Answer to `Stretch`.
+    StretchOk = 0x21,
+    /// Home hands pages (and their ownership) to the shell's node.
+    Push = 0x22,
+    /// Answer to `Push`: the pages are installed in the shell.
+    PushAck = 0x23,
+    /// Home asks for pages (and their ownership) back.
+    Pull = 0x24,
+    /// Answer to `Pull`.
+    Pages = 0x25,
+    /// The process ended at home: drop its shell.
+    Release = 0x26,
 }
 
 impl MsgType {
@@ -98,19 +121,37 @@ impl MsgType {
             0x10 => Self::Ping,
             0x11 => Self::Pong,
             0x12 => Self::Bye,
+            0x20 => Self::Stretch,
+            0x21 => Self::StretchOk,
+            0x22 => Self::Push,
+            0x23 => Self::PushAck,
+            0x24 => Self::Pull,
+            0x25 => Self::Pages,
+            0x26 => Self::Release,
             _ => return Err(ProtoError::UnknownType(v)),
         })
     }
 
-    /// Exact payload length of this type (all v1 messages have a fixed size).
-    pub const fn payload_len(self) -> usize {
+    /// Smallest and largest payload of this type. Fixed-size types have equal bounds;
+    /// `Message::decode` checks the exact size of the variable ones.
+    pub const fn len_bounds(self) -> (usize, usize) {
         match self {
-            Self::Hello => HELLO_LEN,
-            Self::Challenge => CHALLENGE_LEN,
-            Self::Auth => MAC_LEN,
-            Self::Welcome => 0,
-            Self::Error | Self::Bye => 4,
-            Self::Ping | Self::Pong => 8,
+            Self::Hello => (HELLO_LEN, HELLO_LEN),
+            Self::Challenge => (CHALLENGE_LEN, CHALLENGE_LEN),
+            Self::Auth => (MAC_LEN, MAC_LEN),
+            Self::Welcome => (0, 0),
+            Self::Error | Self::Bye => (4, 4),
+            Self::Ping | Self::Pong => (8, 8),
+            Self::Stretch => (STRETCH_FIXED, STRETCH_FIXED + MAX_STRETCH_STRINGS),
+            Self::StretchOk => (16, 16),
+            Self::Push => (
+                PUSH_FIXED + 8 + PAGE_SIZE,
+                PUSH_FIXED + MAX_BATCH * (8 + PAGE_SIZE),
+            ),
+            Self::PushAck => (8, 8),
+            Self::Pull => (24, 24),
+            Self::Pages => (PAGES_FIXED, PAGES_FIXED + MAX_BATCH * PAGE_SIZE),
+            Self::Release => (8, 8),
         }
     }
 
@@ -125,9 +166,23 @@ impl MsgType {
             Self::Ping => "ping",
             Self::Pong => "pong",
             Self::Bye => "bye",
+            Self::Stretch => "stretch",
+            Self::StretchOk => "stretch-ok",
+            Self::Push => "push",
+            Self::PushAck => "push-ack",
+            Self::Pull => "pull",
+            Self::Pages => "pages",
+            Self::Release => "release",
         }
     }
 }
+
+/// Fixed part of a `Stretch` payload.
+pub const STRETCH_FIXED: usize = 48;
+/// Fixed part of a `Push` payload.
+pub const PUSH_FIXED: usize = 32;
+/// Fixed part of a `Pages` payload.
+pub const PAGES_FIXED: usize = 24;
 
 /// Payload size of [`Hello`].
 pub const HELLO_LEN: usize = 12 + NONCE_LEN;
@@ -161,7 +216,8 @@ impl Header {
             return Err(ProtoError::ReservedBits);
         }
         let len = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
-        if len as usize != ty.payload_len() || len as usize > MAX_PAYLOAD {
+        let (min, max) = ty.len_bounds();
+        if (len as usize) < min || len as usize > max || len as usize > MAX_PAYLOAD {
             return Err(ProtoError::BadLength { ty: b[3], len });
         }
         let seq = u32::from_le_bytes([b[12], b[13], b[14], b[15]]);
@@ -271,9 +327,75 @@ impl Reason {
     }
 }
 
-/// A decoded, validated message.
+/// `Stretch`: create a shell of process `pid` (home's pid) running the same executable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Message {
+pub struct Stretch<'a> {
+    /// Request id, echoed in `StretchOk`.
+    pub req: u32,
+    /// The process at home.
+    pub pid: u32,
+    /// SHA-256 of the executable: the shell's node refuses a different file.
+    pub exe_hash: [u8; 32],
+    /// Absolute path of the executable.
+    pub path: &'a [u8],
+    /// Arguments, each NUL-terminated (so the shell's initial stack matches).
+    pub argv: &'a [u8],
+    /// Environment, each entry NUL-terminated.
+    pub env: &'a [u8],
+}
+
+/// `Push`: pages of one VMA of process `pid`, with their ownership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Push<'a> {
+    /// Request id, echoed in `PushAck`.
+    pub req: u32,
+    /// The process at home.
+    pub pid: u32,
+    /// Start of the VMA the pages belong to (the shell makes sure it has one there).
+    pub vma_start: u64,
+    /// End of that VMA.
+    pub vma_end: u64,
+    /// `PROT_*` bits of that VMA.
+    pub prot: u32,
+    /// `count` little-endian page addresses.
+    pub addrs: &'a [u8],
+    /// `count` pages, in address order of `addrs`.
+    pub pages: &'a [u8],
+}
+
+impl Push<'_> {
+    /// Number of pages.
+    pub fn count(&self) -> usize {
+        self.addrs.len() / 8
+    }
+
+    /// Address of page `i`.
+    pub fn addr(&self, i: usize) -> u64 {
+        le64(self.addrs, 8 * i)
+    }
+
+    /// Contents of page `i`.
+    pub fn page(&self, i: usize) -> &[u8] {
+        &self.pages[i * PAGE_SIZE..(i + 1) * PAGE_SIZE]
+    }
+}
+
+/// `Pages`: the answer to a pull: `count` consecutive pages from `addr`, or an error status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pages<'a> {
+    /// The pull's request id.
+    pub req: u32,
+    /// 0, or a negative errno: the pages are not there (the process must die).
+    pub status: i32,
+    /// First page's address.
+    pub addr: u64,
+    /// The pages.
+    pub pages: &'a [u8],
+}
+
+/// A decoded, validated message. Page and string payloads borrow the receive buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message<'a> {
     /// See [`Hello`].
     Hello(Hello),
     /// See [`Challenge`].
@@ -290,6 +412,44 @@ pub enum Message {
     Pong(u64),
     /// Orderly close.
     Bye(Reason),
+    /// See [`Stretch`].
+    Stretch(Stretch<'a>),
+    /// Answer to a stretch: 0 and the shell's local pid, or a negative errno.
+    StretchOk {
+        /// Request id.
+        req: u32,
+        /// 0 or a negative errno.
+        status: i32,
+        /// The shell's pid on its node.
+        shell_pid: u32,
+    },
+    /// See [`Push`].
+    Push(Push<'a>),
+    /// Answer to a push.
+    PushAck {
+        /// Request id.
+        req: u32,
+        /// 0 (all installed) or a negative errno (none kept).
+        status: i32,
+    },
+    /// Ask for `count` consecutive pages from `addr` of process `pid`.
+    Pull {
+        /// Request id.
+        req: u32,
+        /// The process at home.
+        pid: u32,
+        /// First page.
+        addr: u64,
+        /// Number of pages (1..=MAX_BATCH).
+        count: u32,
+    },
+    /// See [`Pages`].
+    Pages(Pages<'a>),
+    /// The process `pid` ended at home.
+    Release {
+        /// The process at home.
+        pid: u32,
+    },
 }
 
 fn arr<const N: usize>(p: &[u8], at: usize) -> [u8; N] {
@@ -310,7 +470,53 @@ fn le64(p: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(arr(p, at))
 }
 
-impl Message {
+fn page_aligned(a: u64) -> bool {
+    a & (PAGE_SIZE as u64 - 1) == 0
+}
+
+/// Checks a run of `count` pages from `addr` lies in user space.
+fn check_run(addr: u64, count: u64) -> Result<(), ProtoError> {
+    let end = addr.checked_add(count * PAGE_SIZE as u64);
+    if !page_aligned(addr) || end.is_none_or(|e| e > USER_END) {
+        return Err(ProtoError::BadField("address"));
+    }
+    Ok(())
+}
+
+fn bad_len(h: &Header) -> ProtoError {
+    ProtoError::BadLength {
+        ty: h.ty as u8,
+        len: h.len,
+    }
+}
+
+/// Most bytes of fixed fields a message has before its borrowed tails.
+pub const HEAD_MAX: usize = HEADER_LEN + CHALLENGE_LEN;
+
+/// An encoded message as a head (header + fixed fields) and up to three borrowed tails, to be
+/// sent back to back without copying pages.
+pub struct Encoded<'a> {
+    /// Header and fixed fields.
+    pub head: [u8; HEAD_MAX],
+    /// Bytes of `head` in use.
+    pub head_len: usize,
+    /// Variable parts, in order (empty slices for unused ones).
+    pub tails: [&'a [u8]; 3],
+}
+
+impl Encoded<'_> {
+    /// Total frame length.
+    pub fn len(&self) -> usize {
+        self.head_len + self.tails.iter().map(|t| t.len()).sum::<usize>()
+    }
+
+    /// True for an empty frame (never: every frame has a header).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<'a> Message<'a> {
     /// The wire type of this message.
     pub fn ty(&self) -> MsgType {
         match self {
@@ -322,12 +528,20 @@ impl Message {
             Self::Ping(_) => MsgType::Ping,
             Self::Pong(_) => MsgType::Pong,
             Self::Bye(_) => MsgType::Bye,
+            Self::Stretch(_) => MsgType::Stretch,
+            Self::StretchOk { .. } => MsgType::StretchOk,
+            Self::Push(_) => MsgType::Push,
+            Self::PushAck { .. } => MsgType::PushAck,
+            Self::Pull { .. } => MsgType::Pull,
+            Self::Pages(_) => MsgType::Pages,
+            Self::Release { .. } => MsgType::Release,
         }
     }
 
     /// Decodes the payload of a frame whose header was validated by [`Header::decode`].
-    pub fn decode(h: &Header, p: &[u8]) -> Result<Self, ProtoError> {
-        if p.len() != h.len as usize || p.len() != h.ty.payload_len() {
+    pub fn decode(h: &Header, p: &'a [u8]) -> Result<Self, ProtoError> {
+        let (min, max) = h.ty.len_bounds();
+        if p.len() != h.len as usize || p.len() < min || p.len() > max {
             return Err(ProtoError::BadLength {
                 ty: h.ty as u8,
                 len: p.len() as u32,
@@ -380,44 +594,275 @@ impl Message {
             }
             MsgType::Ping => Self::Ping(le64(p, 0)),
             MsgType::Pong => Self::Pong(le64(p, 0)),
+            MsgType::Stretch => {
+                let (pl, al, el) = (
+                    le16(p, 40) as usize,
+                    le16(p, 42) as usize,
+                    le16(p, 44) as usize,
+                );
+                if le16(p, 46) != 0 {
+                    return Err(ProtoError::ReservedBits);
+                }
+                if STRETCH_FIXED + pl + al + el != p.len() {
+                    return Err(bad_len(h));
+                }
+                let path = &p[STRETCH_FIXED..STRETCH_FIXED + pl];
+                let argv = &p[STRETCH_FIXED + pl..STRETCH_FIXED + pl + al];
+                let env = &p[STRETCH_FIXED + pl + al..];
+                if path.first() != Some(&b'/') || path.contains(&0) {
+                    return Err(ProtoError::BadField("path"));
+                }
+                for list in [argv, env] {
+                    if list.last().is_some_and(|&b| b != 0) {
+                        return Err(ProtoError::BadField("string list"));
+                    }
+                }
+                Self::Stretch(Stretch {
+                    req: le32(p, 0),
+                    pid: le32(p, 4),
+                    exe_hash: arr(p, 8),
+                    path,
+                    argv,
+                    env,
+                })
+            }
+            MsgType::StretchOk => {
+                if le32(p, 12) != 0 {
+                    return Err(ProtoError::ReservedBits);
+                }
+                let status = le32(p, 4) as i32;
+                if status > 0 {
+                    return Err(ProtoError::BadField("status"));
+                }
+                Self::StretchOk {
+                    req: le32(p, 0),
+                    status,
+                    shell_pid: le32(p, 8),
+                }
+            }
+            MsgType::Push => {
+                let count = le32(p, 28) as usize;
+                if count == 0
+                    || count > MAX_BATCH
+                    || p.len() != PUSH_FIXED + count * (8 + PAGE_SIZE)
+                {
+                    return Err(bad_len(h));
+                }
+                let m = Push {
+                    req: le32(p, 0),
+                    pid: le32(p, 4),
+                    vma_start: le64(p, 8),
+                    vma_end: le64(p, 16),
+                    prot: le32(p, 24),
+                    addrs: &p[PUSH_FIXED..PUSH_FIXED + 8 * count],
+                    pages: &p[PUSH_FIXED + 8 * count..],
+                };
+                if m.vma_start >= m.vma_end || !page_aligned(m.vma_end) || m.prot & !7 != 0 {
+                    return Err(ProtoError::BadField("vma"));
+                }
+                check_run(m.vma_start, 0)?;
+                if m.vma_end > USER_END {
+                    return Err(ProtoError::BadField("vma"));
+                }
+                for i in 0..count {
+                    let a = m.addr(i);
+                    if !page_aligned(a) || a < m.vma_start || a >= m.vma_end {
+                        return Err(ProtoError::BadField("address"));
+                    }
+                }
+                Self::Push(m)
+            }
+            MsgType::PushAck => {
+                let status = le32(p, 4) as i32;
+                if status > 0 {
+                    return Err(ProtoError::BadField("status"));
+                }
+                Self::PushAck {
+                    req: le32(p, 0),
+                    status,
+                }
+            }
+            MsgType::Pull => {
+                if le32(p, 20) != 0 {
+                    return Err(ProtoError::ReservedBits);
+                }
+                let (addr, count) = (le64(p, 8), le32(p, 16));
+                if count == 0 || count as usize > MAX_BATCH {
+                    return Err(ProtoError::BadField("count"));
+                }
+                check_run(addr, count as u64)?;
+                Self::Pull {
+                    req: le32(p, 0),
+                    pid: le32(p, 4),
+                    addr,
+                    count,
+                }
+            }
+            MsgType::Pages => {
+                if le32(p, 20) != 0 {
+                    return Err(ProtoError::ReservedBits);
+                }
+                let (status, addr, count) = (le32(p, 4) as i32, le64(p, 8), le32(p, 16) as usize);
+                if status > 0 || (status < 0 && count != 0) || (status == 0 && count == 0) {
+                    return Err(ProtoError::BadField("status"));
+                }
+                if count > MAX_BATCH || p.len() != PAGES_FIXED + count * PAGE_SIZE {
+                    return Err(bad_len(h));
+                }
+                check_run(addr, count as u64)?;
+                Self::Pages(Pages {
+                    req: le32(p, 0),
+                    status,
+                    addr,
+                    pages: &p[PAGES_FIXED..],
+                })
+            }
+            MsgType::Release => {
+                if le32(p, 4) != 0 {
+                    return Err(ProtoError::ReservedBits);
+                }
+                Self::Release { pid: le32(p, 0) }
+            }
         })
     }
 
-    /// Encodes header and payload into `out`, returning the frame length.
-    pub fn encode(&self, seq: u32, out: &mut [u8]) -> Result<usize, ProtoError> {
-        let len = self.ty().payload_len();
-        if out.len() < HEADER_LEN + len {
-            return Err(ProtoError::BufferTooSmall);
-        }
-        let h = Header {
+    /// Encodes the message as a head plus borrowed tails (no page is copied).
+    pub fn encode_parts(&self, seq: u32) -> Result<Encoded<'a>, ProtoError> {
+        let mut e = Encoded {
+            head: [0; HEAD_MAX],
+            head_len: 0,
+            tails: [&[], &[], &[]],
+        };
+        let h = &mut e.head[HEADER_LEN..];
+        let fixed = match self {
+            Self::Hello(m) => {
+                h[0..2].copy_from_slice(&m.min_version.to_le_bytes());
+                h[2..4].copy_from_slice(&m.max_version.to_le_bytes());
+                h[4..6].copy_from_slice(&m.node.to_le_bytes());
+                h[8..12].copy_from_slice(&m.caps.to_le_bytes());
+                h[12..12 + NONCE_LEN].copy_from_slice(&m.nonce);
+                HELLO_LEN
+            }
+            Self::Challenge(m) => {
+                h[0..2].copy_from_slice(&m.version.to_le_bytes());
+                h[2..4].copy_from_slice(&m.node.to_le_bytes());
+                h[4..8].copy_from_slice(&m.caps.to_le_bytes());
+                h[8..8 + NONCE_LEN].copy_from_slice(&m.nonce);
+                h[8 + NONCE_LEN..CHALLENGE_LEN].copy_from_slice(&m.mac);
+                CHALLENGE_LEN
+            }
+            Self::Auth(mac) => {
+                h[..MAC_LEN].copy_from_slice(mac);
+                MAC_LEN
+            }
+            Self::Welcome => 0,
+            Self::Error(r) | Self::Bye(r) => {
+                h[0..2].copy_from_slice(&(*r as u16).to_le_bytes());
+                4
+            }
+            Self::Ping(t) | Self::Pong(t) => {
+                h[0..8].copy_from_slice(&t.to_le_bytes());
+                8
+            }
+            Self::Stretch(m) => {
+                let lens = [m.path.len(), m.argv.len(), m.env.len()];
+                if lens.iter().sum::<usize>() > MAX_STRETCH_STRINGS {
+                    return Err(ProtoError::BadField("stretch strings"));
+                }
+                h[0..4].copy_from_slice(&m.req.to_le_bytes());
+                h[4..8].copy_from_slice(&m.pid.to_le_bytes());
+                h[8..40].copy_from_slice(&m.exe_hash);
+                for (i, l) in lens.iter().enumerate() {
+                    h[40 + 2 * i..42 + 2 * i].copy_from_slice(&(*l as u16).to_le_bytes());
+                }
+                e.tails = [m.path, m.argv, m.env];
+                STRETCH_FIXED
+            }
+            Self::StretchOk {
+                req,
+                status,
+                shell_pid,
+            } => {
+                h[0..4].copy_from_slice(&req.to_le_bytes());
+                h[4..8].copy_from_slice(&status.to_le_bytes());
+                h[8..12].copy_from_slice(&shell_pid.to_le_bytes());
+                16
+            }
+            Self::Push(m) => {
+                let n = m.addrs.len() / 8;
+                if m.addrs.len() & 7 != 0
+                    || n == 0
+                    || n > MAX_BATCH
+                    || m.pages.len() != n * PAGE_SIZE
+                {
+                    return Err(ProtoError::BadField("push batch"));
+                }
+                h[0..4].copy_from_slice(&m.req.to_le_bytes());
+                h[4..8].copy_from_slice(&m.pid.to_le_bytes());
+                h[8..16].copy_from_slice(&m.vma_start.to_le_bytes());
+                h[16..24].copy_from_slice(&m.vma_end.to_le_bytes());
+                h[24..28].copy_from_slice(&m.prot.to_le_bytes());
+                h[28..32].copy_from_slice(&(n as u32).to_le_bytes());
+                e.tails = [m.addrs, m.pages, &[]];
+                PUSH_FIXED
+            }
+            Self::PushAck { req, status } => {
+                h[0..4].copy_from_slice(&req.to_le_bytes());
+                h[4..8].copy_from_slice(&status.to_le_bytes());
+                8
+            }
+            Self::Pull {
+                req,
+                pid,
+                addr,
+                count,
+            } => {
+                h[0..4].copy_from_slice(&req.to_le_bytes());
+                h[4..8].copy_from_slice(&pid.to_le_bytes());
+                h[8..16].copy_from_slice(&addr.to_le_bytes());
+                h[16..20].copy_from_slice(&count.to_le_bytes());
+                24
+            }
+            Self::Pages(m) => {
+                if m.pages.len() & (PAGE_SIZE - 1) != 0 || m.pages.len() > MAX_BATCH * PAGE_SIZE {
+                    return Err(ProtoError::BadField("pages"));
+                }
+                h[0..4].copy_from_slice(&m.req.to_le_bytes());
+                h[4..8].copy_from_slice(&m.status.to_le_bytes());
+                h[8..16].copy_from_slice(&m.addr.to_le_bytes());
+                h[16..20].copy_from_slice(&((m.pages.len() / PAGE_SIZE) as u32).to_le_bytes());
+                e.tails = [m.pages, &[], &[]];
+                PAGES_FIXED
+            }
+            Self::Release { pid } => {
+                h[0..4].copy_from_slice(&pid.to_le_bytes());
+                8
+            }
+        };
+        let len = fixed + e.tails.iter().map(|t| t.len()).sum::<usize>();
+        let hdr = Header {
             ty: self.ty(),
             len: len as u32,
             seq,
         };
-        out[..HEADER_LEN].copy_from_slice(&h.encode());
-        let p = &mut out[HEADER_LEN..HEADER_LEN + len];
-        p.fill(0);
-        match self {
-            Self::Hello(m) => {
-                p[0..2].copy_from_slice(&m.min_version.to_le_bytes());
-                p[2..4].copy_from_slice(&m.max_version.to_le_bytes());
-                p[4..6].copy_from_slice(&m.node.to_le_bytes());
-                p[8..12].copy_from_slice(&m.caps.to_le_bytes());
-                p[12..].copy_from_slice(&m.nonce);
-            }
-            Self::Challenge(m) => {
-                p[0..2].copy_from_slice(&m.version.to_le_bytes());
-                p[2..4].copy_from_slice(&m.node.to_le_bytes());
-                p[4..8].copy_from_slice(&m.caps.to_le_bytes());
-                p[8..8 + NONCE_LEN].copy_from_slice(&m.nonce);
-                p[8 + NONCE_LEN..].copy_from_slice(&m.mac);
-            }
-            Self::Auth(mac) => p.copy_from_slice(mac),
-            Self::Welcome => {}
-            Self::Error(r) | Self::Bye(r) => p[0..2].copy_from_slice(&(*r as u16).to_le_bytes()),
-            Self::Ping(t) | Self::Pong(t) => p.copy_from_slice(&t.to_le_bytes()),
+        e.head[..HEADER_LEN].copy_from_slice(&hdr.encode());
+        e.head_len = HEADER_LEN + fixed;
+        Ok(e)
+    }
+
+    /// Encodes header and payload into `out`, returning the frame length.
+    pub fn encode(&self, seq: u32, out: &mut [u8]) -> Result<usize, ProtoError> {
+        let e = self.encode_parts(seq)?;
+        if out.len() < e.len() {
+            return Err(ProtoError::BufferTooSmall);
         }
-        Ok(HEADER_LEN + len)
+        out[..e.head_len].copy_from_slice(&e.head[..e.head_len]);
+        let mut at = e.head_len;
+        for t in e.tails {
+            out[at..at + t.len()].copy_from_slice(t);
+            at += t.len();
+        }
+        Ok(at)
     }
 }
 
@@ -503,7 +948,7 @@ mod tests {
     use proptest::prelude::*;
     use std::vec::Vec;
 
-    fn samples() -> Vec<Message> {
+    fn samples() -> Vec<Message<'static>> {
         std::vec![
             Message::Hello(Hello {
                 min_version: 1,
@@ -528,19 +973,19 @@ mod tests {
         ]
     }
 
-    fn roundtrip(m: &Message) -> Message {
-        let mut buf = [0u8; 256];
+    fn assert_roundtrip(m: &Message<'_>) {
+        let mut buf = std::vec![0u8; HEADER_LEN + MAX_PAYLOAD];
         let n = m.encode(77, &mut buf).unwrap();
         let h = Header::decode(buf[..HEADER_LEN].try_into().unwrap()).unwrap();
         assert_eq!(h.seq, 77);
         assert_eq!(h.len as usize, n - HEADER_LEN);
-        Message::decode(&h, &buf[HEADER_LEN..n]).unwrap()
+        assert_eq!(&Message::decode(&h, &buf[HEADER_LEN..n]).unwrap(), m);
     }
 
     #[test]
     fn every_message_round_trips() {
-        for m in samples() {
-            assert_eq!(roundtrip(&m), m);
+        for m in samples().iter().chain(page_samples().iter()) {
+            assert_roundtrip(m);
         }
     }
 
@@ -624,7 +1069,8 @@ mod tests {
 
     /// Feeds `stream` to a reader in pieces of the given sizes; returns decoded messages or the
     /// first error.
-    fn read_all(stream: &[u8], pieces: &[usize]) -> Result<Vec<Message>, ProtoError> {
+    /// Decoded messages, re-encoded (they borrow the reader's buffer, which is reused).
+    fn read_all(stream: &[u8], pieces: &[usize]) -> Result<Vec<Vec<u8>>, ProtoError> {
         let mut r = FrameReader::new();
         let mut payload = std::vec![0u8; MAX_PAYLOAD];
         let mut out = Vec::new();
@@ -638,22 +1084,152 @@ mod tests {
             want[..n].copy_from_slice(&stream[pos..pos + n]);
             pos += n;
             if let Some(h) = r.advance(n)? {
-                out.push(Message::decode(&h, &payload[..h.len as usize])?);
+                let m = Message::decode(&h, &payload[..h.len as usize])?;
+                let mut buf = std::vec![0u8; HEADER_LEN + MAX_PAYLOAD];
+                let k = m.encode(0, &mut buf)?;
+                buf.truncate(k);
+                out.push(buf);
             }
         }
         Ok(out)
     }
 
+    fn encoded(ms: &[Message<'_>]) -> Vec<Vec<u8>> {
+        ms.iter()
+            .map(|m| {
+                let mut buf = std::vec![0u8; HEADER_LEN + MAX_PAYLOAD];
+                let n = m.encode(0, &mut buf).unwrap();
+                buf.truncate(n);
+                buf
+            })
+            .collect()
+    }
+
     #[test]
     fn reader_reassembles_byte_by_byte() {
-        let mut stream = Vec::new();
-        for (i, m) in samples().iter().enumerate() {
-            let mut buf = [0u8; 256];
-            let n = m.encode(i as u32, &mut buf).unwrap();
-            stream.extend_from_slice(&buf[..n]);
+        let all: Vec<Message<'static>> = samples().into_iter().chain(page_samples()).collect();
+        let frames = encoded(&all);
+        let stream: Vec<u8> = frames.concat();
+        assert_eq!(read_all(&stream, &[1]).unwrap(), frames);
+        assert_eq!(read_all(&stream, &[3, 17, 1, 64, 5000]).unwrap(), frames);
+    }
+
+    static PAGE_A: [u8; 2 * PAGE_SIZE] = [0xab; 2 * PAGE_SIZE];
+    static ADDRS: [u8; 16] = [0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0x20, 0, 0, 0, 0, 0, 0];
+
+    fn page_samples() -> Vec<Message<'static>> {
+        std::vec![
+            Message::Stretch(Stretch {
+                req: 1,
+                pid: 300,
+                exe_hash: [5; 32],
+                path: b"/bin/hsort",
+                argv: b"hsort\x00384\x00",
+                env: b"PATH=/bin\0",
+            }),
+            Message::StretchOk {
+                req: 1,
+                status: -2,
+                shell_pid: 0,
+            },
+            Message::Push(Push {
+                req: 2,
+                pid: 300,
+                vma_start: 0x1000,
+                vma_end: 0x40000,
+                prot: 3,
+                addrs: &ADDRS,
+                pages: &PAGE_A,
+            }),
+            Message::PushAck { req: 2, status: 0 },
+            Message::Pull {
+                req: 3,
+                pid: 300,
+                addr: 0x1000,
+                count: 2,
+            },
+            Message::Pages(Pages {
+                req: 3,
+                status: 0,
+                addr: 0x1000,
+                pages: &PAGE_A,
+            }),
+            Message::Pages(Pages {
+                req: 4,
+                status: -14,
+                addr: 0x1000,
+                pages: &[],
+            }),
+            Message::Release { pid: 300 },
+        ]
+    }
+
+    /// Encodes `m`, lets `corrupt` change the payload, and decodes again.
+    fn decode_corrupted(m: &Message<'_>, corrupt: impl Fn(&mut [u8])) -> Result<(), ProtoError> {
+        let mut buf = std::vec![0u8; HEADER_LEN + MAX_PAYLOAD];
+        let n = m.encode(0, &mut buf).unwrap();
+        let h = Header::decode(buf[..HEADER_LEN].try_into().unwrap())?;
+        corrupt(&mut buf[HEADER_LEN..n]);
+        Message::decode(&h, &buf[HEADER_LEN..n]).map(|_| ())
+    }
+
+    #[test]
+    fn page_messages_reject_bad_fields() {
+        let s = page_samples();
+        let (stretch, push, pull, pages_ok, pages_err) = (&s[0], &s[2], &s[4], &s[5], &s[6]);
+        // stretch: relative path, NUL in path, unterminated argv, lengths not adding up
+        assert!(decode_corrupted(stretch, |p| p[STRETCH_FIXED] = b'x').is_err());
+        assert!(decode_corrupted(stretch, |p| p[STRETCH_FIXED + 3] = 0).is_err());
+        assert!(decode_corrupted(stretch, |p| {
+            let at = STRETCH_FIXED + 10 + 9;
+            p[at] = b'x'
+        })
+        .is_err());
+        assert!(decode_corrupted(stretch, |p| p[40] += 1).is_err());
+        // push: address outside its VMA, unaligned, count mismatch, kernel-space VMA, prot bits
+        assert!(decode_corrupted(push, |p| p[PUSH_FIXED + 2] = 0x50).is_err());
+        assert!(decode_corrupted(push, |p| p[PUSH_FIXED] = 1).is_err());
+        assert!(decode_corrupted(push, |p| p[28] = 3).is_err());
+        assert!(decode_corrupted(push, |p| p[23] = 0xff).is_err());
+        assert!(decode_corrupted(push, |p| p[24] = 8).is_err());
+        assert!(decode_corrupted(push, |p| p[8..16]
+            .copy_from_slice(&0x40000u64.to_le_bytes()))
+        .is_err());
+        // pull: zero or too many pages, unaligned, beyond user space
+        assert!(decode_corrupted(pull, |p| p[16] = 0).is_err());
+        assert!(decode_corrupted(pull, |p| p[16] = MAX_BATCH as u8 + 1).is_err());
+        assert!(decode_corrupted(pull, |p| p[8] = 1).is_err());
+        assert!(decode_corrupted(pull, |p| p[8..16]
+            .copy_from_slice(&(USER_END - 4096).to_le_bytes()))
+        .is_err());
+        assert!(
+            decode_corrupted(pull, |p| p[8..16].copy_from_slice(&u64::MAX.to_le_bytes())).is_err()
+        );
+        // pages: error with pages, success without, positive status, count mismatch
+        assert!(decode_corrupted(pages_ok, |p| p[4..8]
+            .copy_from_slice(&(-5i32).to_le_bytes()))
+        .is_err());
+        assert!(decode_corrupted(pages_ok, |p| p[4] = 1).is_err());
+        assert!(decode_corrupted(pages_ok, |p| p[16] = 1).is_err());
+        assert!(decode_corrupted(pages_err, |p| p[16] = 1).is_err());
+        // every sample itself is fine
+        for m in &s {
+            assert!(decode_corrupted(m, |_| {}).is_ok());
         }
-        assert_eq!(read_all(&stream, &[1]).unwrap(), samples());
-        assert_eq!(read_all(&stream, &[3, 17, 1, 64]).unwrap(), samples());
+    }
+
+    #[test]
+    fn encode_refuses_inconsistent_batches() {
+        let bad = Message::Push(Push {
+            req: 0,
+            pid: 0,
+            vma_start: 0,
+            vma_end: 0x1000,
+            prot: 0,
+            addrs: &ADDRS,
+            pages: &PAGE_A[..PAGE_SIZE],
+        });
+        assert!(bad.encode_parts(0).is_err());
     }
 
     #[test]
@@ -666,7 +1242,8 @@ mod tests {
         #[test]
         fn random_headers_never_panic(b in proptest::array::uniform16(any::<u8>())) {
             if let Ok(h) = Header::decode(&b) {
-                prop_assert_eq!(h.len as usize, h.ty.payload_len());
+                let (min, max) = h.ty.len_bounds();
+                prop_assert!((h.len as usize) >= min && (h.len as usize) <= max);
                 prop_assert_eq!(h.encode(), b);
             }
         }
@@ -691,14 +1268,10 @@ mod tests {
         }
 
         #[test]
-        fn valid_streams_survive_any_split(pieces in proptest::collection::vec(1usize..40, 1..8)) {
-            let mut stream = Vec::new();
-            for m in samples() {
-                let mut buf = [0u8; 256];
-                let n = m.encode(0, &mut buf).unwrap();
-                stream.extend_from_slice(&buf[..n]);
-            }
-            prop_assert_eq!(read_all(&stream, &pieces).unwrap(), samples());
+        fn valid_streams_survive_any_split(pieces in proptest::collection::vec(1usize..9000, 1..8)) {
+            let all: Vec<Message<'static>> = samples().into_iter().chain(page_samples()).collect();
+            let frames = encoded(&all);
+            prop_assert_eq!(read_all(&frames.concat(), &pieces).unwrap(), frames);
         }
     }
 }

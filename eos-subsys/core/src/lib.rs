@@ -16,6 +16,7 @@ extern crate std;
 pub mod fmtbuf;
 pub mod handshake;
 pub mod peer;
+pub mod policy;
 pub mod proto;
 pub mod ratelimit;
 pub mod stats;

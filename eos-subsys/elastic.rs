@@ -6,6 +6,8 @@
 //! policies) lives in `core/src` and is compiled here as modules of this crate, so the same
 //! code is unit-tested on the host. `sys` is the thin layer over C; everything else is safe.
 
+#![recursion_limit = "256"]
+
 use kernel::prelude::*;
 
 #[path = "core/src/fmtbuf.rs"]
@@ -20,6 +22,9 @@ mod peer;
 #[path = "core/src/proto.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod proto;
+#[path = "core/src/policy.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod policy;
 #[path = "core/src/ratelimit.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod ratelimit;
@@ -30,6 +35,9 @@ mod stats;
 #[cfg(CONFIG_ELASTICOS_KUNIT_TEST)]
 mod kunit;
 mod node;
+mod process;
+mod rpc;
+mod shell;
 mod sys;
 mod transport;
 

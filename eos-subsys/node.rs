@@ -11,6 +11,9 @@ use crate::proto::{caps, NodeId};
 use crate::ratelimit::RateLimit;
 use crate::stats::Stats;
 use crate::sys::{crypto::HmacSha256, global, global::Global, sysfs, time};
+use crate::process::Procs;
+use crate::rpc::Pending;
+use crate::shell::Shells;
 use crate::transport::{self, Conn};
 use core::fmt::Write;
 use core::net::SocketAddrV4;
@@ -57,6 +60,9 @@ pub(crate) struct Peer {
     pub(crate) dialing: AtomicBool,
     pub(crate) rx_frames: AtomicU64,
     pub(crate) tx_frames: AtomicU64,
+    /// Requests to this peer waiting for their reply.
+    #[pin]
+    pub(crate) pending: Pending,
 }
 
 impl Peer {
@@ -79,6 +85,7 @@ impl Peer {
                 dialing: AtomicBool::new(false),
                 rx_frames: AtomicU64::new(0),
                 tx_frames: AtomicU64::new(0),
+                pending <- Pending::new(),
             }),
             GFP_KERNEL,
         )
@@ -109,6 +116,12 @@ pub(crate) struct Node {
     pub(crate) stats: Stats,
     /// Accepted connections still in their handshake.
     pub(crate) handshaking: AtomicU32,
+    /// Processes of this node that are stretched (home side).
+    #[pin]
+    pub(crate) procs: Procs,
+    /// Shells this node holds for other nodes' processes.
+    #[pin]
+    pub(crate) shells: Shells,
 }
 
 static NODE: Global<Node> = Global::new();
@@ -122,6 +135,16 @@ impl Node {
     /// Our node id (0 while unset).
     pub(crate) fn id(&self) -> NodeId {
         self.cfg.lock().id
+    }
+
+    /// The connected peer with the lowest id (where automatic stretches go).
+    pub(crate) fn first_connected_peer(&self) -> Option<Arc<Peer>> {
+        self.peers
+            .lock()
+            .iter()
+            .filter(|p| p.link.lock().state == LinkState::Up)
+            .min_by_key(|p| p.id)
+            .cloned()
     }
 
     /// The configured peer with this id.
@@ -318,11 +341,46 @@ fn info_show(w: &mut FmtBuf<'_>) {
         writeln!(w, "caps {:#x}", caps::ALL)?;
         writeln!(w, "secret {}", if cfg.secret.is_some() { "set" } else { "unset" })?;
         let up = n.peers.lock().iter().filter(|p| p.link.lock().state == LinkState::Up).count();
-        writeln!(w, "peers_connected {up}")
+        writeln!(w, "peers_connected {up}")?;
+        writeln!(w, "shells {}", n.shells.count())
     });
 }
 
-static ATTRS: [sysfs::Attr; 6] = [
+fn procs_show(w: &mut FmtBuf<'_>) {
+    show_with(w, |n, w| {
+        n.procs.write_to(w)?;
+        n.shells.write_to(w)
+    });
+}
+
+fn prefetch_show(w: &mut FmtBuf<'_>) {
+    show_with(w, |n, w| writeln!(w, "{}", n.procs.prefetch.load(Relaxed)));
+}
+
+fn prefetch_store(s: &str) -> Result {
+    let v: u64 = s.trim().parse().map_err(|_| EINVAL)?;
+    if v == 0 || v > crate::proto::MAX_BATCH as u64 {
+        return Err(EINVAL);
+    }
+    with_node(|n| {
+        n.procs.prefetch.store(v, Relaxed);
+        Ok(())
+    })
+}
+
+static ATTRS: [sysfs::Attr; 8] = [
+    sysfs::Attr {
+        name: c"procs",
+        mode: 0o444,
+        show: Some(procs_show),
+        store: None,
+    },
+    sysfs::Attr {
+        name: c"prefetch",
+        mode: 0o644,
+        show: Some(prefetch_show),
+        store: Some(prefetch_store),
+    },
     sysfs::Attr {
         name: c"node_id",
         mode: 0o644,
@@ -370,9 +428,13 @@ pub(crate) fn init() -> Result {
             log <- new_spinlock!(RateLimit::new(LOG_INTERVAL_NS, LOG_BURST)),
             stats: Stats::new(),
             handshaking: AtomicU32::new(0),
+            procs <- Procs::new(),
+            shells <- Shells::new(),
         }),
         GFP_KERNEL,
     )?;
-    NODE.set(global::leak_pinned(node));
+    let node = global::leak_pinned(node);
+    NODE.set(node);
+    crate::process::start(node)?;
     sysfs::create(c"elastic", &ATTRS)
 }

@@ -16,9 +16,10 @@
 use crate::handshake::{Established, HandshakeError, Initiator, Responder};
 use crate::node::{peer_warn, Node, Peer};
 use crate::peer::{Backoff, LinkState, Liveness, Tick, HANDSHAKE_TIMEOUT_NS};
-use crate::proto::{caps, FrameReader, Message, MsgType, ProtoError, Reason, MAX_PAYLOAD};
+use crate::proto::{caps, FrameReader, Header, Message, MsgType, ProtoError, Reason, MAX_PAYLOAD};
 use crate::stats::Stats;
-use crate::sys::{crypto, kthread, net::Socket, time};
+use crate::sys::{crypto, errno::e, kthread, net::Socket, time};
+use kernel::bindings;
 use core::net::SocketAddrV4;
 use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use kernel::{
@@ -34,8 +35,6 @@ pub(crate) const RX_TIMEOUT_MS: u32 = 200;
 pub(crate) const TX_TIMEOUT_MS: u32 = 2000;
 /// Accepted connections allowed in their handshake at once; more are closed at once.
 const MAX_HANDSHAKING: u32 = 8;
-/// Largest encoded control message.
-const TX_BUF: usize = 128;
 
 /// One authenticated (or authenticating) TCP connection.
 #[pin_data]
@@ -62,13 +61,15 @@ impl Conn {
     }
 
     /// Sends one message; a failed send closes the connection.
-    pub(crate) fn send(&self, node: &Node, m: &Message) -> Result {
-        let mut buf = [0u8; TX_BUF];
-        let n = m.encode(0, &mut buf).map_err(|_| EINVAL)?;
+    pub(crate) fn send(&self, node: &Node, m: &Message<'_>) -> Result {
+        let mut e = m.encode_parts(0).map_err(|_| EINVAL)?;
+        let n = e.len();
         let mut seq = self.tx.lock();
-        buf[12..16].copy_from_slice(&seq.to_le_bytes());
+        e.head[12..16].copy_from_slice(&seq.to_le_bytes());
         *seq = seq.wrapping_add(1);
-        let r = self.sock.send_all(&buf[..n]);
+        let r = self
+            .sock
+            .send_parts(&[&e.head[..e.head_len], e.tails[0], e.tails[1], e.tails[2]]);
         drop(seq);
         match r {
             Ok(()) => {
@@ -145,8 +146,9 @@ impl Rx {
         })
     }
 
-    /// One bounded wait: a message if a frame completed, `None` on timeout or a partial frame.
-    fn poll(&mut self, node: &Node, conn: &Conn) -> Result<Option<Message>, LinkErr> {
+    /// One bounded wait: the header of a complete, validated frame (its payload is in the
+    /// buffer until the next poll), or `None` on timeout or a partial frame.
+    fn poll(&mut self, node: &Node, conn: &Conn) -> Result<Option<Header>, LinkErr> {
         if conn.closing.load(Relaxed) {
             return Err(LinkErr::Closed);
         }
@@ -158,15 +160,18 @@ impl Rx {
             Err(e) => return Err(LinkErr::Io(e)),
         };
         Stats::add(&node.stats.rx_bytes, n as u64);
-        let decoded = match self.reader.advance(n) {
-            Ok(None) => return Ok(None),
-            Ok(Some(h)) => Message::decode(&h, &self.buf[..h.len as usize]),
-            Err(e) => Err(e),
-        };
-        match decoded {
+        self.reader.advance(n).map_err(|e| {
+            Stats::inc(&node.stats.rx_bad_frames);
+            LinkErr::Bad(e)
+        })
+    }
+
+    /// Decodes the frame `poll` returned.
+    fn decode(&self, node: &Node, h: &Header) -> Result<Message<'_>, LinkErr> {
+        match Message::decode(h, &self.buf[..h.len as usize]) {
             Ok(m) => {
                 Stats::inc(&node.stats.rx_frames);
-                Ok(Some(m))
+                Ok(m)
             }
             Err(e) => {
                 Stats::inc(&node.stats.rx_bad_frames);
@@ -176,10 +181,10 @@ impl Rx {
     }
 
     /// Waits for the next message until `deadline` (monotonic ns).
-    fn next(&mut self, node: &Node, conn: &Conn, deadline: u64) -> Result<Message, LinkErr> {
+    fn next(&mut self, node: &Node, conn: &Conn, deadline: u64) -> Result<Message<'_>, LinkErr> {
         loop {
-            if let Some(m) = self.poll(node, conn)? {
-                return Ok(m);
+            if let Some(h) = self.poll(node, conn)? {
+                return self.decode(node, &h);
             }
             if time::now_ns() >= deadline {
                 return Err(LinkErr::HandshakeTimeout);
@@ -215,6 +220,13 @@ fn report(node: &Node, conn: &Conn, who: Option<SocketAddrV4>, role: &str, e: Li
     };
     if let Some(r) = reason {
         let _ = conn.send(node, &Message::Error(r));
+    }
+}
+
+/// Counts a reply nobody waited for (it came after its request timed out).
+fn late(node: &Node, matched: bool) {
+    if !matched {
+        Stats::inc(&node.stats.rx_unexpected);
     }
 }
 
@@ -409,9 +421,13 @@ fn run_link(
             }
             Tick::Idle => {}
         }
-        let m = match rx.poll(node, &conn) {
-            Ok(Some(m)) => m,
+        let h = match rx.poll(node, &conn) {
+            Ok(Some(h)) => h,
             Ok(None) => continue,
+            Err(e) => break e,
+        };
+        let m = match rx.decode(node, &h) {
+            Ok(m) => m,
             Err(e) => break e,
         };
         let now = time::now_ns();
@@ -431,9 +447,34 @@ fn run_link(
                 l.srtt_ns = live.srtt_ns;
             }
             Message::Bye(r) | Message::Error(r) => break LinkErr::Bye(r),
+            Message::StretchOk { req, status, shell_pid } => {
+                late(node, peer.pending.complete(req, |r| {
+                    r.status = status;
+                    r.value = shell_pid;
+                }));
+            }
+            Message::PushAck { req, status } => {
+                late(node, peer.pending.complete(req, |r| r.status = status));
+            }
+            Message::Pages(p) => {
+                late(node, peer.pending.complete(p.req, |r| {
+                    r.status = p.status;
+                    r.addr = p.addr;
+                    if r.data.extend_from_slice(p.pages, GFP_KERNEL).is_err() {
+                        r.status = ENOMEM.to_errno();
+                    }
+                }));
+            }
+            req @ (Message::Stretch(_) | Message::Push(_) | Message::Pull { .. } | Message::Release { .. }) => {
+                if let Err(e) = crate::shell::serve(node, peer, &conn, &req) {
+                    break LinkErr::Io(e);
+                }
+            }
             other => break LinkErr::Unexpected(other.ty()),
         }
     };
+    // Requests sent on this connection get no answer any more.
+    peer.pending.fail_all(e(bindings::ECONNRESET));
     report(node, &conn, None, "link", end);
     conn.close();
 
@@ -447,6 +488,8 @@ fn run_link(
         l.last_error = end.name();
         drop(l);
         Stats::inc(&node.stats.links_lost);
+        crate::process::peer_lost(node, peer.id);
+        crate::shell::home_lost(node, peer.id);
         match end {
             LinkErr::Io(e) => pr_info!("link to node {} down: {} ({:?})\n", peer.id, end.name(), e),
             LinkErr::Bye(r) => pr_info!("link to node {} down: {} ({})\n", peer.id, end.name(), r.name()),

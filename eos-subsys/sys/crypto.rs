@@ -66,3 +66,13 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     unsafe { kernel::bindings::get_random_bytes(b.as_mut_ptr().cast(), N) };
     b
 }
+
+/// SHA-256 of `data` (kernel crypto), e.g. to compare executables across nodes.
+pub(crate) fn sha256(data: &[u8]) -> Result<[u8; 32]> {
+    // SAFETY: the algorithm name is NUL-terminated.
+    let tfm = from_err_ptr(unsafe { bindings::crypto_alloc_shash(c"sha256".as_ptr().cast(), 0, 0) })?;
+    let tfm = NonNull::new(tfm).ok_or(ENOMEM)?;
+    // Reuse the HMAC wrapper's digest and free paths: an unkeyed hash is the same call.
+    let h = HmacSha256 { tfm };
+    h.digest(data)
+}

@@ -6,10 +6,16 @@
 //! argument. Code outside `sys` is safe Rust.
 
 pub(crate) mod crypto;
+pub(crate) mod errno;
+pub(crate) mod file;
 pub(crate) mod kthread;
+pub(crate) mod mm;
 pub(crate) mod net;
 pub(crate) mod sysfs;
+pub(crate) mod task;
 pub(crate) mod time;
+pub(crate) mod umh;
 pub(crate) mod global;
+pub(crate) mod hooks;
 #[cfg(CONFIG_ELASTICOS_KUNIT_TEST)]
 pub(crate) mod kunit;

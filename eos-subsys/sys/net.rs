@@ -126,26 +126,57 @@ impl Socket {
         })
     }
 
-    /// Sends all of `buf`. An error leaves the stream in an unknown state: close it.
-    pub(crate) fn send_all(&self, mut buf: &[u8]) -> Result {
-        while !buf.is_empty() {
-            let mut v = bindings::kvec {
-                iov_base: buf.as_ptr() as *mut c_void,
-                iov_len: buf.len(),
-            };
+    /// Sends the concatenation of `parts` (at most 4) without copying them. An error leaves
+    /// the stream in an unknown state: close it.
+    pub(crate) fn send_parts(&self, parts: &[&[u8]]) -> Result {
+        let mut idx = 0;
+        let mut off = 0;
+        loop {
+            while idx < parts.len() && off == parts[idx].len() {
+                idx += 1;
+                off = 0;
+            }
+            if idx == parts.len() {
+                return Ok(());
+            }
+            let mut vecs = [bindings::kvec {
+                iov_base: core::ptr::null_mut(),
+                iov_len: 0,
+            }; 4];
+            let mut n = 0;
+            let mut total = 0;
+            for (i, p) in parts[idx..].iter().enumerate().take(4) {
+                let rest = if i == 0 { &p[off..] } else { &p[..] };
+                vecs[n] = bindings::kvec {
+                    iov_base: rest.as_ptr() as *mut c_void,
+                    iov_len: rest.len(),
+                };
+                total += rest.len();
+                n += 1;
+            }
             // SAFETY: all-zero is a valid `msghdr` (no address, no control data).
             let mut msg: bindings::msghdr = unsafe { core::mem::zeroed() };
             msg.msg_flags = bindings::MSG_NOSIGNAL as _;
-            // SAFETY: `v` describes `buf`, which is valid for reading `buf.len()` bytes.
-            let n = errno(unsafe {
-                bindings::kernel_sendmsg(self.0.as_ptr(), &mut msg, &mut v, 1, buf.len())
+            // SAFETY: each of the `n` kvecs describes readable memory of `parts`.
+            let mut sent = errno(unsafe {
+                bindings::kernel_sendmsg(self.0.as_ptr(), &mut msg, vecs.as_mut_ptr(), n, total)
             })?;
-            if n == 0 {
+            if sent == 0 {
                 return Err(EPIPE);
             }
-            buf = &buf[n.min(buf.len())..];
+            // Advance over what went out.
+            while sent > 0 && idx < parts.len() {
+                let left = parts[idx].len() - off;
+                if sent >= left {
+                    sent -= left;
+                    idx += 1;
+                    off = 0;
+                } else {
+                    off += sent;
+                    sent = 0;
+                }
+            }
         }
-        Ok(())
     }
 
     /// Receives up to `buf.len()` bytes: `Ok(0)` at end of stream, `EAGAIN` on timeout.

@@ -16,3 +16,9 @@ pub(crate) fn sleep_ms(ms: u32) {
     // allowed; kthreads get no signals, so the sleep is not cut short.
     unsafe { bindings::msleep_interruptible(ms) };
 }
+
+/// Sleeps `ms` milliseconds even if a signal is pending (for short polls in user context).
+pub(crate) fn sleep_ms_uninterruptible(ms: u32) {
+    // SAFETY: process context.
+    unsafe { bindings::msleep(ms) };
+}

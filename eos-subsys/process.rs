@@ -1,0 +1,653 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The home side of a stretched process: stretch, the remote-fault path (pull), the pusher
+//! that moves cold pages out under memory pressure, and what happens when the process exits
+//! or its peer dies.
+//!
+//! Invariant that keeps this simple: only the process itself (single-threaded) touches its
+//! memory, and only this node changes the ownership of its pages: a pull is started by the
+//! process's own fault, a push by our pusher, and the PTE lock orders the two.
+
+use crate::node::{peer_warn, Node, Peer};
+use crate::peer::LinkState;
+use crate::policy::{pages_to_push, pull_count, Watermarks};
+use crate::proto::{Message, Push, Stretch, MAX_BATCH, MAX_STRETCH_STRINGS, PAGE_SIZE};
+use crate::stats::LatencyHist;
+use crate::sys::{
+    crypto,
+    errno::e,
+    file::FileData,
+    kthread,
+    mm::{self, MmRef, Vma},
+    task::{self, TaskRef},
+    time,
+};
+use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use kernel::{
+    bindings, fmt, new_condvar, new_mutex,
+    prelude::*,
+    sync::{Arc, CondVar, Mutex},
+    time::msecs_to_jiffies,
+};
+
+/// How long a fault waits for its pages.
+const PULL_TIMEOUT_MS: u32 = 10_000;
+/// How long a push waits for its acknowledgement.
+const PUSH_TIMEOUT_MS: u32 = 10_000;
+/// How long the shell's node may take to start a shell.
+const STRETCH_TIMEOUT_MS: u32 = 15_000;
+/// Most pages pushed for one process per pusher round.
+const PUSH_ROUND: u64 = 512;
+
+/// A stretched process, at home.
+#[pin_data]
+pub(crate) struct Proc {
+    pub(crate) pid: i32,
+    comm: [u8; 16],
+    mm: MmRef,
+    pub(crate) peer: Arc<Peer>,
+    shell_pid: u32,
+    /// Local memory budget in pages (0: push only under node memory pressure).
+    pub(crate) budget: AtomicU64,
+    dead: AtomicBool,
+    cursor: AtomicU64,
+    /// Pages the peer owns.
+    remote: AtomicI64,
+    pulls: AtomicU64,
+    pulled: AtomicU64,
+    pushes: AtomicU64,
+    pushed: AtomicU64,
+    fault_lat: LatencyHist,
+    /// Bumped (and `settled` signalled) when in-flight pages are settled.
+    #[pin]
+    settle_gen: Mutex<u64>,
+    #[pin]
+    settled: CondVar,
+}
+
+impl Proc {
+    fn notify_settled(&self) {
+        *self.settle_gen.lock() += 1;
+        self.settled.notify_all();
+    }
+
+    fn wait_settled(&self, ms: u32) {
+        let mut g = self.settle_gen.lock();
+        let start = *g;
+        let deadline = time::now_ns() + ms as u64 * 1_000_000;
+        while *g == start && time::now_ns() < deadline && !task::fatal_signal_pending() {
+            if let kernel::sync::CondVarTimeoutResult::Signal { .. } =
+                self.settled.wait_interruptible_timeout(&mut g, msecs_to_jiffies(20))
+            {
+                drop(g);
+                time::sleep_ms_uninterruptible(1);
+                g = self.settle_gen.lock();
+            }
+        }
+    }
+
+    fn comm(&self) -> &str {
+        let n = self.comm.iter().position(|&c| c == 0).unwrap_or(16);
+        core::str::from_utf8(&self.comm[..n]).unwrap_or("?")
+    }
+
+    /// One line of `/sys/kernel/elastic/procs`.
+    pub(crate) fn write_to(&self, w: &mut impl Write) -> core::fmt::Result {
+        writeln!(
+            w,
+            "pid={} comm={} node={} shell_pid={} local_pages={} remote_pages={} budget_pages={} \
+             pulls={} pulled_pages={} pushes={} pushed_pages={} bytes_in={} bytes_out={} \
+             fault_p50_us={} fault_p99_us={}",
+            self.pid,
+            self.comm(),
+            self.peer.id,
+            self.shell_pid,
+            self.mm.anon_pages(),
+            self.remote.load(Relaxed),
+            self.budget.load(Relaxed),
+            self.pulls.load(Relaxed),
+            self.pulled.load(Relaxed),
+            self.pushes.load(Relaxed),
+            self.pushed.load(Relaxed),
+            self.pulled.load(Relaxed) * PAGE_SIZE as u64,
+            self.pushed.load(Relaxed) * PAGE_SIZE as u64,
+            self.fault_lat.percentile_us(50),
+            self.fault_lat.percentile_us(99),
+        )
+    }
+}
+
+/// A process marked elastic that is not stretched yet.
+#[derive(Clone, Copy)]
+pub(crate) struct Mark {
+    pid: i32,
+    budget: u64,
+}
+
+/// Home-side registry of the node.
+#[pin_data]
+pub(crate) struct Procs {
+    #[pin]
+    list: Mutex<KVec<Arc<Proc>>>,
+    #[pin]
+    marks: Mutex<KVec<Mark>>,
+    /// Wakes the pusher early (memory is short).
+    #[pin]
+    kick: Mutex<bool>,
+    #[pin]
+    kick_cv: CondVar,
+    /// Pages fetched per remote fault (1: no prefetch).
+    pub(crate) prefetch: AtomicU64,
+}
+
+impl Procs {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            list <- new_mutex!(KVec::new()),
+            marks <- new_mutex!(KVec::new()),
+            kick <- new_mutex!(false),
+            kick_cv <- new_condvar!(),
+            prefetch: AtomicU64::new(8),
+        })
+    }
+
+    fn by_mm(&self, mm: *mut bindings::mm_struct) -> Option<Arc<Proc>> {
+        self.list.lock().iter().find(|p| p.mm.as_ptr() == mm).cloned()
+    }
+
+    fn by_pid(&self, pid: i32) -> Option<Arc<Proc>> {
+        self.list.lock().iter().find(|p| p.pid == pid).cloned()
+    }
+
+    fn snapshot(&self) -> Result<KVec<Arc<Proc>>> {
+        let list = self.list.lock();
+        let mut v = KVec::with_capacity(list.len(), GFP_KERNEL)?;
+        for p in list.iter() {
+            v.push(p.clone(), GFP_KERNEL)?;
+        }
+        Ok(v)
+    }
+
+    fn remove(&self, proc: &Arc<Proc>) {
+        let mut list = self.list.lock();
+        let Ok(mut keep) = KVec::with_capacity(list.len(), GFP_KERNEL) else {
+            return;
+        };
+        for p in list.iter() {
+            if !Arc::ptr_eq(p, proc) {
+                let _ = keep.push(p.clone(), GFP_KERNEL);
+            }
+        }
+        *list = keep;
+    }
+
+    fn kick(&self) {
+        *self.kick.lock() = true;
+        self.kick_cv.notify_all();
+    }
+
+    /// Lines for `/sys/kernel/elastic/procs`.
+    pub(crate) fn write_to(&self, w: &mut impl Write) -> core::fmt::Result {
+        for p in self.list.lock().iter() {
+            p.write_to(w)?;
+        }
+        for m in self.marks.lock().iter() {
+            writeln!(w, "pid={} marked budget_pages={}", m.pid, m.budget)?;
+        }
+        Ok(())
+    }
+}
+
+fn send(peer: &Peer, node: &Node, m: &Message<'_>) -> Result {
+    let conn = peer.link.lock().conn.clone().ok_or(e(bindings::ENOTCONN))?;
+    conn.send(node, m)
+}
+
+/// `elastic_stretch(pid, node)`.
+pub(crate) fn sys_stretch(node: &'static Node, pid: i32, to: i32) -> Result<i64> {
+    let task = if pid == 0 { TaskRef::current() } else { TaskRef::by_pid(pid).ok_or(ESRCH)? };
+    if !task.caller_may_control() {
+        return Err(EPERM);
+    }
+    let to = u16::try_from(to).map_err(|_| EINVAL)?;
+    let peer = node.find_peer(to).ok_or(ENOENT)?;
+    stretch(node, &task, peer, 0)?;
+    Ok(0)
+}
+
+/// `elastic_ctl(op, pid, arg)`: 1 = set the local budget (pages) of a stretched or marked
+/// process, 2 = mark a process elastic (it stretches itself under memory pressure or when it
+/// exceeds `arg` pages, if non-zero).
+pub(crate) fn sys_ctl(node: &'static Node, op: i32, pid: i32, arg: u64) -> Result<i64> {
+    let task = if pid == 0 { TaskRef::current() } else { TaskRef::by_pid(pid).ok_or(ESRCH)? };
+    if !task.caller_may_control() {
+        return Err(EPERM);
+    }
+    let pid = task.pid();
+    match op {
+        1 => {
+            if let Some(p) = node.procs.by_pid(pid) {
+                p.budget.store(arg, Relaxed);
+                node.procs.kick();
+                return Ok(0);
+            }
+            let mut marks = node.procs.marks.lock();
+            let m = marks.iter_mut().find(|m| m.pid == pid).ok_or(ESRCH)?;
+            m.budget = arg;
+            Ok(0)
+        }
+        2 => {
+            if node.procs.by_pid(pid).is_some() {
+                return Err(e(bindings::EALREADY));
+            }
+            if let Some(mm) = task.mm() {
+                // The throttle applies from now on, so the process waits instead of OOM.
+                mm.mark_elastic();
+            }
+            let mut marks = node.procs.marks.lock();
+            match marks.iter_mut().find(|m| m.pid == pid) {
+                Some(m) => m.budget = arg,
+                None => marks.push(Mark { pid, budget: arg }, GFP_KERNEL)?,
+            }
+            Ok(0)
+        }
+        _ => Err(EINVAL),
+    }
+}
+
+fn read_strings(task: &TaskRef, range: (u64, u64), out: &mut KVec<u8>, room: usize) -> Result {
+    let len = (range.1.saturating_sub(range.0) as usize).min(room);
+    let start = out.len();
+    out.extend_with(len, 0, GFP_KERNEL)?;
+    let got = task.read_mem(range.0, &mut out[start..]);
+    if got != len {
+        return Err(EFAULT);
+    }
+    if len > 0 && out[out.len() - 1] != 0 {
+        // Truncated by `room`: end the last string so the list stays well formed.
+        let last = out.len() - 1;
+        out[last] = 0;
+    }
+    Ok(())
+}
+
+/// Creates the shell on `peer` and registers the process.
+fn stretch(node: &'static Node, task: &TaskRef, peer: Arc<Peer>, budget: u64) -> Result {
+    if peer.link.lock().state != LinkState::Up {
+        return Err(e(bindings::ENOTCONN));
+    }
+    if task.threads() != 1 {
+        // One thread: only the process touches its memory (see the module comment).
+        return Err(EINVAL);
+    }
+    let pid = task.pid();
+    if node.procs.by_pid(pid).is_some() {
+        return Err(e(bindings::EALREADY));
+    }
+    let mm = task.mm().ok_or(EINVAL)?;
+    let mut pathbuf = KVec::from_elem(0u8, 512, GFP_KERNEL)?;
+    let path = task.exe_path(&mut pathbuf)?;
+    let mut cpath = KVec::with_capacity(path.len() + 1, GFP_KERNEL)?;
+    cpath.extend_from_slice(path, GFP_KERNEL)?;
+    cpath.push(0, GFP_KERNEL)?;
+    let exe = FileData::read(core::ffi::CStr::from_bytes_with_nul(&cpath).map_err(|_| EINVAL)?)?;
+    let exe_hash = crypto::sha256(exe.bytes())?;
+    drop(exe);
+    let (args, env) = task.arg_env_ranges().ok_or(EINVAL)?;
+    let room = MAX_STRETCH_STRINGS - path.len();
+    let mut strings = KVec::new();
+    read_strings(task, args, &mut strings, room / 2)?;
+    let argv_len = strings.len();
+    read_strings(task, env, &mut strings, room - argv_len)?;
+
+    let w = peer.pending.register(0)?;
+    let msg = Message::Stretch(Stretch {
+        req: w.req,
+        pid: pid as u32,
+        exe_hash,
+        path,
+        argv: &strings[..argv_len],
+        env: &strings[argv_len..],
+    });
+    let r = send(&peer, node, &msg).and_then(|()| w.wait(STRETCH_TIMEOUT_MS));
+    peer.pending.remove(&w);
+    r?;
+    let shell_pid = w.reply.lock().value;
+    let home_peer = peer.clone();
+    let proc = Arc::pin_init(
+        pin_init!(Proc {
+            pid,
+            comm: task.comm(),
+            mm,
+            peer: home_peer,
+            shell_pid,
+            budget: AtomicU64::new(budget),
+            dead: AtomicBool::new(false),
+            cursor: AtomicU64::new(0),
+            remote: AtomicI64::new(0),
+            pulls: AtomicU64::new(0),
+            pulled: AtomicU64::new(0),
+            pushes: AtomicU64::new(0),
+            pushed: AtomicU64::new(0),
+            fault_lat: LatencyHist::new(),
+            settle_gen <- new_mutex!(0),
+            settled <- new_condvar!(),
+        }),
+        GFP_KERNEL,
+    )?;
+    proc.mm.mark_elastic();
+    node.procs.list.lock().push(proc.clone(), GFP_KERNEL)?;
+    pr_info!(
+        "pid {} ({}) stretched to node {} (shell pid {})\n",
+        pid,
+        proc.comm(),
+        peer.id,
+        shell_pid
+    );
+    node.procs.kick();
+    Ok(())
+}
+
+/// What a remote fault ends in.
+pub(crate) enum Fault {
+    /// The page is present (or the fault must simply be retried).
+    Done,
+    /// The process cannot get its page: SIGBUS.
+    SigBus,
+    /// No memory for the page.
+    Oom,
+}
+
+/// A fault on a page owned by `owner` (or on its way there).
+pub(crate) fn fault(vma: Vma<'_>, addr: u64, owner: u16, in_flight: bool) -> Fault {
+    let Some(node) = crate::node::get() else { return Fault::SigBus };
+    let Some(proc) = node.procs.by_mm(vma.mm()) else {
+        peer_warn!(node, "fault on a remote page at {:#x} of an unknown process\n", addr);
+        return Fault::SigBus;
+    };
+    if in_flight {
+        // The pusher is moving this page; it settles within one round trip or a timeout.
+        proc.wait_settled(PUSH_TIMEOUT_MS);
+        return Fault::Done;
+    }
+    if owner != proc.peer.id {
+        peer_warn!(node, "pid {}: page {:#x} owned by unexpected node {}\n", proc.pid, addr, owner);
+        return Fault::SigBus;
+    }
+    let t0 = time::now_ns();
+    let run = vma.remote_run(addr, owner, MAX_BATCH as u32);
+    if run == 0 {
+        return Fault::Done;
+    }
+    let count = pull_count(node.procs.prefetch.load(Relaxed) as u32, run);
+    let w = match proc.peer.pending.register(count as usize) {
+        Ok(w) => w,
+        Err(_) => return Fault::Oom,
+    };
+    let msg = Message::Pull {
+        req: w.req,
+        pid: proc.pid as u32,
+        addr,
+        count,
+    };
+    let r = send(&proc.peer, node, &msg).and_then(|()| w.wait(PULL_TIMEOUT_MS));
+    proc.peer.pending.remove(&w);
+    if let Err(e) = r {
+        pr_err!(
+            "pid {} ({}): pull of {:#x} from node {} failed ({:?}); killing it with SIGBUS\n",
+            proc.pid,
+            proc.comm(),
+            addr,
+            owner,
+            e
+        );
+        return Fault::SigBus;
+    }
+    let reply = w.reply.lock();
+    let n = reply.data.len() / PAGE_SIZE;
+    if reply.addr != addr || n == 0 || n > count as usize {
+        return Fault::SigBus;
+    }
+    let marker = mm::marker(owner, false);
+    for i in 0..n {
+        let a = addr + (i * PAGE_SIZE) as u64;
+        let r = vma.install(a, marker, &reply.data[i * PAGE_SIZE..(i + 1) * PAGE_SIZE], false);
+        if i == 0 {
+            match r {
+                Ok(()) => {}
+                Err(e) if e == ENOMEM => return Fault::Oom,
+                Err(_) => return Fault::SigBus,
+            }
+        }
+    }
+    proc.remote.fetch_sub(n as i64, Relaxed);
+    proc.pulls.fetch_add(1, Relaxed);
+    proc.pulled.fetch_add(n as u64, Relaxed);
+    proc.fault_lat.record_ns(time::now_ns() - t0);
+    Fault::Done
+}
+
+/// Called before an elastic process allocates an anonymous page: if memory is short, wake the
+/// pusher and wait (bounded) for room, rather than meet the OOM killer.
+pub(crate) fn throttle(mm: *mut bindings::mm_struct) {
+    let Some(node) = crate::node::get() else { return };
+    let (total, avail) = mm::memory_pages();
+    let wm = Watermarks::for_total(total);
+    if avail >= wm.throttle {
+        return;
+    }
+    let _ = mm;
+    node.procs.kick();
+    let deadline = time::now_ns() + 2_000_000_000;
+    while time::now_ns() < deadline && !task::fatal_signal_pending() {
+        time::sleep_ms_uninterruptible(5);
+        if mm::memory_pages().1 >= wm.throttle {
+            break;
+        }
+    }
+}
+
+/// The process's address space is going away.
+pub(crate) fn mm_exit(mm: *mut bindings::mm_struct) {
+    let Some(node) = crate::node::get() else { return };
+    if let Some(p) = node.procs.by_mm(mm) {
+        p.dead.store(true, Relaxed);
+        node.procs.remove(&p);
+        let _ = send(&p.peer, node, &Message::Release { pid: p.pid as u32 });
+        p.notify_settled();
+        pr_info!(
+            "pid {} ({}) exited: {} pulls ({} pages), {} pushes ({} pages), fault p50 {} us p99 {} us\n",
+            p.pid,
+            p.comm(),
+            p.pulls.load(Relaxed),
+            p.pulled.load(Relaxed),
+            p.pushes.load(Relaxed),
+            p.pushed.load(Relaxed),
+            p.fault_lat.percentile_us(50),
+            p.fault_lat.percentile_us(99)
+        );
+    }
+}
+
+/// The link to `peer` is gone: every process with pages there dies with SIGBUS (its memory is
+/// lost); processes with none there just stop being stretched.
+pub(crate) fn peer_lost(node: &Node, peer: u16) {
+    let Ok(all) = node.procs.snapshot() else { return };
+    for p in all.iter().filter(|p| p.peer.id == peer) {
+        p.dead.store(true, Relaxed);
+        node.procs.remove(p);
+        p.notify_settled();
+        let remote = p.remote.load(Relaxed);
+        if remote > 0 {
+            pr_err!(
+                "node {} lost: killing pid {} ({}) with SIGBUS, {} of its pages were there\n",
+                peer,
+                p.pid,
+                p.comm(),
+                remote
+            );
+            if let Some(t) = TaskRef::by_pid(p.pid) {
+                t.signal(bindings::SIGBUS);
+            }
+        } else {
+            pr_warn!("node {} lost: pid {} ({}) had no pages there and runs on\n", peer, p.pid, p.comm());
+        }
+    }
+}
+
+/// Pushes up to `want` cold pages of `p` to its peer. Returns how many went.
+fn push_some(node: &Node, p: &Proc, want: u64, pages: &mut [u8]) -> u64 {
+    let Some(users) = p.mm.users() else { return 0 };
+    let peer_id = p.peer.id;
+    let mut pushed = 0;
+    let mut addrs = [0u64; MAX_BATCH];
+    let mut wire = [0u8; MAX_BATCH * 8];
+    while pushed < want && !p.dead.load(Relaxed) {
+        let batch = (want - pushed).min(MAX_BATCH as u64) as usize;
+        let found = {
+            let lock = users.read();
+            let mut cur = p.cursor.load(Relaxed);
+            let mut wrapped = false;
+            let mut scanned = 0u64;
+            loop {
+                let Some(v) = lock.vma_from(cur) else {
+                    if wrapped {
+                        break None;
+                    }
+                    wrapped = true;
+                    cur = 0;
+                    continue;
+                };
+                let from = cur.max(v.start());
+                let (n, next) = v.evict(from, v.end(), peer_id, &mut addrs[..batch], pages);
+                scanned += (next.saturating_sub(from)) / PAGE_SIZE as u64;
+                cur = if n == 0 { v.end() } else { next };
+                p.cursor.store(cur, Relaxed);
+                if n > 0 {
+                    break Some((n, v.start(), v.end(), v.prot()));
+                }
+                if scanned > 1 << 18 {
+                    break None;
+                }
+            }
+        };
+        let Some((n, vs, ve, prot)) = found else { break };
+        for (i, a) in addrs[..n].iter().enumerate() {
+            wire[i * 8..i * 8 + 8].copy_from_slice(&a.to_le_bytes());
+        }
+        let ok = match p.peer.pending.register(0) {
+            Ok(w) => {
+                let msg = Message::Push(Push {
+                    req: w.req,
+                    pid: p.pid as u32,
+                    vma_start: vs,
+                    vma_end: ve,
+                    prot,
+                    addrs: &wire[..n * 8],
+                    pages: &pages[..n * PAGE_SIZE],
+                });
+                let r = send(&p.peer, node, &msg).and_then(|()| w.wait(PUSH_TIMEOUT_MS));
+                p.peer.pending.remove(&w);
+                r.is_ok()
+            }
+            Err(_) => false,
+        };
+        {
+            let lock = users.read();
+            for (i, a) in addrs[..n].iter().enumerate() {
+                if let Some(v) = lock.vma(*a) {
+                    let restore = (!ok).then(|| &pages[i * PAGE_SIZE..(i + 1) * PAGE_SIZE]);
+                    let _ = v.settle(*a, peer_id, restore);
+                }
+            }
+        }
+        p.notify_settled();
+        if !ok {
+            peer_warn!(node, "push of {} pages of pid {} to node {} failed; kept them\n", n, p.pid, peer_id);
+            break;
+        }
+        p.remote.fetch_add(n as i64, Relaxed);
+        p.pushes.fetch_add(1, Relaxed);
+        p.pushed.fetch_add(n as u64, Relaxed);
+        pushed += n as u64;
+    }
+    pushed
+}
+
+fn auto_stretch(node: &'static Node, avail_low: bool) {
+    let marks: KVec<Mark> = {
+        let m = node.procs.marks.lock();
+        let mut v = KVec::new();
+        for x in m.iter() {
+            let _ = v.push(*x, GFP_KERNEL);
+        }
+        v
+    };
+    for m in marks.iter() {
+        let Some(task) = TaskRef::by_pid(m.pid) else {
+            forget_mark(node, m.pid);
+            continue;
+        };
+        let over_budget = m.budget > 0 && task.mm().is_some_and(|mm| mm.anon_pages() > m.budget);
+        if !avail_low && !over_budget {
+            continue;
+        }
+        let Some(peer) = node.first_connected_peer() else { continue };
+        match stretch(node, &task, peer, m.budget) {
+            Ok(()) => forget_mark(node, m.pid),
+            Err(e) => peer_warn!(node, "automatic stretch of pid {} failed: {:?}\n", m.pid, e),
+        }
+    }
+}
+
+fn forget_mark(node: &Node, pid: i32) {
+    let mut marks = node.procs.marks.lock();
+    let Ok(mut keep) = KVec::with_capacity(marks.len(), GFP_KERNEL) else { return };
+    for m in marks.iter().filter(|m| m.pid != pid) {
+        let _ = keep.push(*m, GFP_KERNEL);
+    }
+    *marks = keep;
+}
+
+/// The pusher: every 20 ms, or at once when a throttled fault kicks it, stretches marked
+/// processes that need it and pushes cold pages of stretched ones.
+fn pusher(node: &'static Node) {
+    let Ok(mut pages) = KVVec::from_elem(0u8, MAX_BATCH * PAGE_SIZE, GFP_KERNEL) else {
+        pr_err!("pusher: no memory for its buffer; pushing disabled\n");
+        return;
+    };
+    let mut episode = false;
+    loop {
+        {
+            let mut k = node.procs.kick.lock();
+            if !*k {
+                let _ = node.procs.kick_cv.wait_interruptible_timeout(&mut k, msecs_to_jiffies(20));
+            }
+            *k = false;
+        }
+        let (total, avail) = mm::memory_pages();
+        let wm = Watermarks::for_total(total);
+        auto_stretch(node, avail < wm.low);
+        let Ok(all) = node.procs.snapshot() else { continue };
+        let mut any = false;
+        for p in all.iter() {
+            if p.dead.load(Relaxed) {
+                continue;
+            }
+            let avail = mm::memory_pages().1;
+            let want = pages_to_push(p.budget.load(Relaxed), p.mm.anon_pages(), avail, &wm, episode);
+            if want > 0 {
+                any = true;
+                push_some(node, p, want.min(PUSH_ROUND), &mut pages);
+            }
+        }
+        let avail = mm::memory_pages().1;
+        episode = any && avail < wm.high;
+    }
+}
+
+/// Starts the pusher thread.
+pub(crate) fn start(node: &'static Node) -> Result {
+    kthread::spawn(fmt!("eos-push"), node, pusher)
+}

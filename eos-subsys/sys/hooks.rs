@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Entry points called from C: the mm hooks (include/linux/elastic.h) and the syscalls
+//! (syscalls.c). They turn raw arguments into safe types and call the logic.
+
+use crate::process::{self, Fault};
+use crate::sys::mm::Vma;
+use kernel::bindings;
+
+/// `handle_pte_marker()` found an ElasticOS marker.
+#[no_mangle]
+pub(crate) extern "C" fn elastic_fault(
+    vma: *mut bindings::vm_area_struct,
+    address: core::ffi::c_ulong,
+    _flags: core::ffi::c_uint,
+    node: core::ffi::c_uint,
+    in_flight: bool,
+) -> bindings::vm_fault_t {
+    // SAFETY: the fault handler passes the VMA of the running fault, locked for its duration.
+    let Some(vma) = (unsafe { Vma::from_fault(vma) }) else {
+        return bindings::vm_fault_reason_VM_FAULT_SIGBUS;
+    };
+    let addr = address as u64 & !(crate::proto::PAGE_SIZE as u64 - 1);
+    match process::fault(vma, addr, node as u16, in_flight) {
+        Fault::Done => 0,
+        Fault::SigBus => bindings::vm_fault_reason_VM_FAULT_SIGBUS,
+        Fault::Oom => bindings::vm_fault_reason_VM_FAULT_OOM,
+    }
+}
+
+/// An elastic process is about to allocate an anonymous page.
+#[no_mangle]
+pub(crate) extern "C" fn elastic_throttle(mm: *mut bindings::mm_struct) {
+    process::throttle(mm);
+}
+
+/// An elastic process's mm is being torn down.
+#[no_mangle]
+pub(crate) extern "C" fn elastic_mm_exit(mm: *mut bindings::mm_struct) {
+    process::mm_exit(mm);
+}
+
+fn ret(r: kernel::error::Result<i64>) -> core::ffi::c_long {
+    match r {
+        Ok(v) => v as core::ffi::c_long,
+        Err(e) => e.to_errno() as core::ffi::c_long,
+    }
+}
+
+/// `elastic_stretch(pid, node)`.
+#[no_mangle]
+pub(crate) extern "C" fn elastic_sys_stretch(pid: i32, node: i32) -> core::ffi::c_long {
+    let Some(n) = crate::node::get() else {
+        return kernel::error::code::ENODEV.to_errno() as core::ffi::c_long;
+    };
+    ret(process::sys_stretch(n, pid, node))
+}
+
+/// `elastic_ctl(op, pid, arg)`.
+#[no_mangle]
+pub(crate) extern "C" fn elastic_sys_ctl(op: i32, pid: i32, arg: core::ffi::c_ulong) -> core::ffi::c_long {
+    let Some(n) = crate::node::get() else {
+        return kernel::error::code::ENODEV.to_errno() as core::ffi::c_long;
+    };
+    ret(process::sys_ctl(n, op, pid, arg as u64))
+}

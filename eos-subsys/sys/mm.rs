@@ -1,0 +1,273 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Address spaces: references, the mmap lock, VMAs and the page-table helpers of
+//! mm/elastic.c.
+
+use crate::proto::PAGE_SIZE;
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+use kernel::{bindings, error::to_result, prelude::*};
+
+/// A counted reference to an `mm_struct` (`mmgrab`): keeps the structure, not the memory.
+pub(crate) struct MmRef(NonNull<bindings::mm_struct>);
+
+// SAFETY: `mmgrab`/`mmdrop` are atomic; the pointer is only compared or used through the
+// locking wrappers below.
+unsafe impl Send for MmRef {}
+// SAFETY: see `Send`.
+unsafe impl Sync for MmRef {}
+
+impl MmRef {
+    /// Takes a reference to `mm`.
+    ///
+    /// # Safety
+    ///
+    /// `mm` must point to a live `mm_struct`.
+    pub(crate) unsafe fn grab(mm: *mut bindings::mm_struct) -> Option<Self> {
+        let mm = NonNull::new(mm)?;
+        // SAFETY: the caller guarantees `mm` is live.
+        unsafe { bindings::mmgrab(mm.as_ptr()) };
+        Some(Self(mm))
+    }
+
+    /// Identity, for lookups.
+    pub(crate) fn as_ptr(&self) -> *mut bindings::mm_struct {
+        self.0.as_ptr()
+    }
+
+    /// Pins the memory (`mmget_not_zero`) unless the process is already gone.
+    pub(crate) fn users(&self) -> Option<MmUsers<'_>> {
+        // SAFETY: our `mmgrab` keeps the structure alive.
+        unsafe { bindings::mmget_not_zero(self.0.as_ptr()) }.then_some(MmUsers(self))
+    }
+
+    /// Marks the mm as elastic (the fault-path hooks look at this bit) and disables THP for
+    /// it, since ownership moves in 4 KiB pages.
+    pub(crate) fn mark_elastic(&self) {
+        // SAFETY: the mm is live; setting flag bits is atomic.
+        unsafe { bindings::elastic_mark_mm(self.0.as_ptr()) };
+    }
+
+    /// Anonymous resident pages.
+    pub(crate) fn anon_pages(&self) -> u64 {
+        // SAFETY: the mm is live; counters are read atomically.
+        unsafe { bindings::get_mm_counter(self.0.as_ptr(), bindings::MM_ANONPAGES as i32) as u64 }
+    }
+}
+
+impl Drop for MmRef {
+    fn drop(&mut self) {
+        // SAFETY: balances the `mmgrab` of `grab`.
+        unsafe { bindings::mmdrop(self.0.as_ptr()) };
+    }
+}
+
+/// A user reference (`mmget`): the address space cannot be torn down while it lives.
+pub(crate) struct MmUsers<'a>(&'a MmRef);
+
+impl MmUsers<'_> {
+    /// Takes the mmap lock for read.
+    pub(crate) fn read(&self) -> MmapRead<'_> {
+        // SAFETY: the mm is live and has users.
+        unsafe { bindings::mmap_read_lock(self.0.as_ptr()) };
+        MmapRead {
+            mm: self.0.as_ptr(),
+            _p: PhantomData,
+        }
+    }
+
+    /// Runs `f` with this address space adopted by the current kthread (`kthread_use_mm`),
+    /// for calls that work on `current->mm`, like `vm_mmap`.
+    pub(crate) fn with_mm<R>(&self, f: impl FnOnce() -> R) -> R {
+        // SAFETY: we are a kthread (all ElasticOS work runs in kthreads); the mm has users.
+        unsafe { bindings::kthread_use_mm(self.0.as_ptr()) };
+        let r = f();
+        // SAFETY: balances `kthread_use_mm` above.
+        unsafe { bindings::kthread_unuse_mm(self.0.as_ptr()) };
+        r
+    }
+}
+
+impl Drop for MmUsers<'_> {
+    fn drop(&mut self) {
+        // SAFETY: balances `mmget_not_zero` of `users`.
+        unsafe { bindings::mmput(self.0.as_ptr()) };
+    }
+}
+
+/// The mmap lock held for read.
+pub(crate) struct MmapRead<'a> {
+    mm: *mut bindings::mm_struct,
+    _p: PhantomData<&'a ()>,
+}
+
+impl MmapRead<'_> {
+    /// The VMA containing `addr`.
+    pub(crate) fn vma(&self, addr: u64) -> Option<Vma<'_>> {
+        // SAFETY: we hold the mmap lock.
+        let v = unsafe { bindings::vma_lookup(self.mm, addr as _) };
+        NonNull::new(v).map(|v| Vma(v, PhantomData))
+    }
+
+    /// The first VMA ending above `addr`.
+    pub(crate) fn vma_from(&self, addr: u64) -> Option<Vma<'_>> {
+        // SAFETY: we hold the mmap lock.
+        let v = unsafe { bindings::find_vma(self.mm, addr as _) };
+        NonNull::new(v).map(|v| Vma(v, PhantomData))
+    }
+}
+
+impl Drop for MmapRead<'_> {
+    fn drop(&mut self) {
+        // SAFETY: balances the lock taken in `MmUsers::read`.
+        unsafe { bindings::mmap_read_unlock(self.mm) };
+    }
+}
+
+/// A VMA, valid while the mmap (or VMA) lock it was found under is held.
+#[derive(Clone, Copy)]
+pub(crate) struct Vma<'a>(NonNull<bindings::vm_area_struct>, PhantomData<&'a ()>);
+
+fn pages_ok(data: &[u8]) -> Result {
+    if data.len() == PAGE_SIZE {
+        Ok(())
+    } else {
+        Err(EINVAL)
+    }
+}
+
+impl<'a> Vma<'a> {
+    /// The VMA of a fault in progress.
+    ///
+    /// # Safety
+    ///
+    /// `vma` must be the VMA passed to the fault handler that is running now.
+    pub(crate) unsafe fn from_fault(vma: *mut bindings::vm_area_struct) -> Option<Self> {
+        NonNull::new(vma).map(|v| Vma(v, PhantomData))
+    }
+
+    fn raw(&self) -> *mut bindings::vm_area_struct {
+        self.0.as_ptr()
+    }
+
+    /// Its address space.
+    pub(crate) fn mm(&self) -> *mut bindings::mm_struct {
+        // SAFETY: the VMA is valid while its lock is held.
+        unsafe { (*self.raw()).vm_mm }
+    }
+
+    /// Start address.
+    pub(crate) fn start(&self) -> u64 {
+        // SAFETY: as above; the bounds do not change under the lock.
+        unsafe { (*self.raw()).__bindgen_anon_1.__bindgen_anon_1.vm_start as u64 }
+    }
+
+    /// End address.
+    pub(crate) fn end(&self) -> u64 {
+        // SAFETY: as above.
+        unsafe { (*self.raw()).__bindgen_anon_1.__bindgen_anon_1.vm_end as u64 }
+    }
+
+    /// `PROT_READ|PROT_WRITE|PROT_EXEC` bits of the VMA.
+    pub(crate) fn prot(&self) -> u32 {
+        // SAFETY: as above.
+        let f = unsafe { (*self.raw()).__bindgen_anon_2.vm_flags } as u64;
+        (f & 7) as u32
+    }
+
+    /// Installs `data` as a new anonymous page at `addr` over the marker `expect` (0: over an
+    /// empty PTE; `replace`: dropping whatever page is there first).
+    pub(crate) fn install(&self, addr: u64, expect: u64, data: &[u8], replace: bool) -> Result {
+        pages_ok(data)?;
+        // SAFETY: the VMA is locked; `data` holds a page.
+        to_result(unsafe {
+            bindings::elastic_install_page(self.raw(), addr as _, expect as _, data.as_ptr().cast(), replace)
+        })
+    }
+
+    /// Copies out and unmaps the page at `addr`.
+    pub(crate) fn take(&self, addr: u64, buf: &mut [u8]) -> Result {
+        pages_ok(buf)?;
+        // SAFETY: the VMA is locked; `buf` has room for a page.
+        to_result(unsafe { bindings::elastic_take_page(self.raw(), addr as _, buf.as_mut_ptr().cast()) })
+    }
+
+    /// Evicts up to `addrs.len()` cold pages of `[start, end)` towards `node` (in-flight
+    /// markers), copying them into consecutive pages of `pages`. Returns how many, and where
+    /// the scan stopped.
+    pub(crate) fn evict(&self, start: u64, end: u64, node: u16, addrs: &mut [u64], pages: &mut [u8]) -> (usize, u64) {
+        const MAX: usize = 32;
+        let max = addrs.len().min(pages.len() / PAGE_SIZE).min(MAX);
+        let mut ptrs = [core::ptr::null_mut::<u8>(); MAX];
+        for (i, p) in ptrs.iter_mut().enumerate().take(max) {
+            *p = pages[i * PAGE_SIZE..].as_mut_ptr();
+        }
+        let mut next: usize = 0;
+        // SAFETY: the VMA is locked; `addrs` has `max` slots and each of the first `max`
+        // pointers is a distinct writable page inside `pages`.
+        let n = unsafe {
+            bindings::elastic_evict(
+                self.raw(),
+                start as _,
+                end as _,
+                node as _,
+                addrs.as_mut_ptr().cast(),
+                ptrs.as_mut_ptr().cast(),
+                max as i32,
+                &mut next,
+            )
+        };
+        (n.max(0) as usize, next as u64)
+    }
+
+    /// Ends the push of `addr`: remote marker if `restore` is `None`, else the page again.
+    pub(crate) fn settle(&self, addr: u64, node: u16, restore: Option<&[u8]>) -> Result {
+        let p = match restore {
+            Some(d) => {
+                pages_ok(d)?;
+                d.as_ptr().cast()
+            }
+            None => core::ptr::null(),
+        };
+        // SAFETY: the VMA is locked; `p` is null or a page.
+        to_result(unsafe { bindings::elastic_settle(self.raw(), addr as _, node as _, p) })
+    }
+
+    /// How many pages from `addr` on `node` owns (at most `max`).
+    pub(crate) fn remote_run(&self, addr: u64, node: u16, max: u32) -> u32 {
+        // SAFETY: the VMA is locked.
+        unsafe { bindings::elastic_remote_run(self.raw(), addr as _, node as _, max as i32) }.max(0) as u32
+    }
+}
+
+/// The PTE marker value meaning "owned by `node`" (`in_flight`: push not acknowledged).
+pub(crate) fn marker(node: u16, in_flight: bool) -> u64 {
+    // SAFETY: a pure computation (swapops.h's `make_elastic_marker`).
+    unsafe { bindings::make_elastic_marker(node as u32, in_flight) as u64 }
+}
+
+/// Maps anonymous memory at exactly `[addr, addr + len)` in the current (adopted) mm, failing
+/// rather than replacing anything there.
+pub(crate) fn map_fixed_anon(addr: u64, len: u64, prot: u32) -> Result {
+    let flags = bindings::MAP_PRIVATE | bindings::MAP_ANONYMOUS | bindings::MAP_FIXED_NOREPLACE;
+    // SAFETY: no file; the current mm is the adopted one (see `MmUsers::with_mm`).
+    let r = unsafe {
+        bindings::vm_mmap(core::ptr::null_mut(), addr as _, len as _, (prot | 3) as _, flags as _, 0)
+    };
+    if r as u64 == addr {
+        Ok(())
+    } else if (r as i64) < 0 && (r as i64) > -4096 {
+        Err(Error::from_errno(r as i64 as i32))
+    } else {
+        Err(EEXIST)
+    }
+}
+
+/// Pages of RAM and pages available now (`MemAvailable`).
+pub(crate) fn memory_pages() -> (u64, u64) {
+    // SAFETY: no preconditions.
+    let total = unsafe { bindings::totalram_pages() } as u64;
+    // SAFETY: no preconditions.
+    let avail = unsafe { bindings::si_mem_available() }.max(0) as u64;
+    (total, avail)
+}

@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Tasks by pid: permissions, identity, memory, signals.
+
+use crate::sys::{errno::e, mm::MmRef};
+use core::ptr::NonNull;
+use kernel::{bindings, prelude::*};
+
+/// A counted reference to a task.
+pub(crate) struct TaskRef(NonNull<bindings::task_struct>);
+
+// SAFETY: task references are atomic counts; we only call thread-safe functions on it.
+unsafe impl Send for TaskRef {}
+// SAFETY: see `Send`.
+unsafe impl Sync for TaskRef {}
+
+impl TaskRef {
+    /// The task with `pid` in the caller's pid namespace.
+    pub(crate) fn by_pid(pid: i32) -> Option<Self> {
+        // SAFETY: no preconditions; returns a referenced task or NULL.
+        NonNull::new(unsafe { bindings::find_get_task_by_vpid(pid) }).map(Self)
+    }
+
+    /// The current task.
+    pub(crate) fn current() -> Self {
+        // SAFETY: `current` is always valid; we take our own reference.
+        let t = unsafe { bindings::get_current() };
+        // SAFETY: `t` is live.
+        unsafe { bindings::get_task_struct(t) };
+        // SAFETY: `current` is never NULL.
+        Self(unsafe { NonNull::new_unchecked(t) })
+    }
+
+    fn raw(&self) -> *mut bindings::task_struct {
+        self.0.as_ptr()
+    }
+
+    /// Global pid.
+    pub(crate) fn pid(&self) -> i32 {
+        // SAFETY: the task is referenced; `pid` never changes.
+        unsafe { (*self.raw()).pid }
+    }
+
+    /// Whether the caller may stretch this task: same uid as the caller's euid, or
+    /// CAP_SYS_ADMIN.
+    pub(crate) fn caller_may_control(&self) -> bool {
+        // SAFETY: the task is referenced; the helpers read RCU-protected credentials safely.
+        let same = unsafe { bindings::elastic_task_uid(self.raw()) == bindings::elastic_current_euid() };
+        // SAFETY: no preconditions.
+        same || unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) }
+    }
+
+    /// Number of threads in its thread group.
+    pub(crate) fn threads(&self) -> i32 {
+        // SAFETY: the task is referenced.
+        unsafe { bindings::get_nr_threads(self.raw()) }
+    }
+
+    /// Its address space, if it has one (kernel threads and zombies do not).
+    pub(crate) fn mm(&self) -> Option<MmRef> {
+        // SAFETY: the task is referenced; `get_task_mm` takes a user reference or returns NULL.
+        let mm = unsafe { bindings::get_task_mm(self.raw()) };
+        if mm.is_null() {
+            return None;
+        }
+        // SAFETY: `mm` is live (we hold a user reference until the `mmput` below).
+        let r = unsafe { MmRef::grab(mm) };
+        // SAFETY: balances `get_task_mm`.
+        unsafe { bindings::mmput(mm) };
+        r
+    }
+
+    /// Its command name, for logs.
+    pub(crate) fn comm(&self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        // SAFETY: the task is referenced; `comm` is a NUL-terminated array read racily by
+        // design (as `get_task_comm` does).
+        let comm = unsafe { &(*self.raw()).comm };
+        for (o, c) in out.iter_mut().zip(comm.iter()) {
+            *o = *c as u8;
+        }
+        out
+    }
+
+    /// Sends `sig` (from the kernel).
+    pub(crate) fn signal(&self, sig: u32) {
+        // SAFETY: the task is referenced; `priv = 1` marks a kernel-originated signal.
+        unsafe { bindings::send_sig(sig as i32, self.raw(), 1) };
+    }
+
+    /// Reads `buf.len()` bytes at `addr` of its memory (e.g. its argv). Returns bytes read.
+    pub(crate) fn read_mem(&self, addr: u64, buf: &mut [u8]) -> usize {
+        // SAFETY: the task is referenced; `buf` is writable for its length.
+        let n = unsafe {
+            bindings::access_process_vm(self.raw(), addr as _, buf.as_mut_ptr().cast(), buf.len() as i32, 0)
+        };
+        n.max(0) as usize
+    }
+
+    /// Arguments and environment ranges from its mm.
+    pub(crate) fn arg_env_ranges(&self) -> Option<((u64, u64), (u64, u64))> {
+        // SAFETY: the task is referenced; `get_task_mm` returns a user reference or NULL.
+        let mm = unsafe { bindings::get_task_mm(self.raw()) };
+        if mm.is_null() {
+            return None;
+        }
+        // SAFETY: `mm` is live; these fields are set at exec and read racily by /proc too.
+        let r = unsafe {
+            (
+                (
+                    (*mm).__bindgen_anon_1.arg_start as u64,
+                    (*mm).__bindgen_anon_1.arg_end as u64,
+                ),
+                (
+                    (*mm).__bindgen_anon_1.env_start as u64,
+                    (*mm).__bindgen_anon_1.env_end as u64,
+                ),
+            )
+        };
+        // SAFETY: balances `get_task_mm`.
+        unsafe { bindings::mmput(mm) };
+        Some(r)
+    }
+
+    /// Path of its executable, written into `buf`; returns the slice used.
+    pub(crate) fn exe_path<'b>(&self, buf: &'b mut [u8]) -> Result<&'b [u8]> {
+        // SAFETY: the task is referenced; `get_task_mm` returns a user reference or NULL.
+        let mm = unsafe { bindings::get_task_mm(self.raw()) };
+        if mm.is_null() {
+            return Err(ESRCH);
+        }
+        // SAFETY: `mm` is live; returns a referenced file or NULL.
+        let file = unsafe { bindings::get_mm_exe_file(mm) };
+        // SAFETY: balances `get_task_mm`.
+        unsafe { bindings::mmput(mm) };
+        if file.is_null() {
+            return Err(ENOENT);
+        }
+        // SAFETY: `file` is referenced; `buf` is writable for its length.
+        let p = unsafe { bindings::d_path(&(*file).f_path, buf.as_mut_ptr().cast(), buf.len() as i32) };
+        // SAFETY: balances `get_mm_exe_file`.
+        unsafe { bindings::fput(file) };
+        if (p as isize) < 0 && (p as isize) > -4096 {
+            return Err(e(bindings::ENAMETOOLONG));
+        }
+        let start = (p as usize).wrapping_sub(buf.as_ptr() as usize);
+        if start >= buf.len() {
+            return Err(EINVAL);
+        }
+        let tail = &buf[start..];
+        let len = tail.iter().position(|&c| c == 0).unwrap_or(tail.len());
+        Ok(&buf[start..start + len])
+    }
+}
+
+impl Drop for TaskRef {
+    fn drop(&mut self) {
+        // SAFETY: balances the reference taken at construction.
+        unsafe { bindings::put_task_struct(self.raw()) };
+    }
+}
+
+/// Whether the current task has a fatal signal pending (waits give up then).
+pub(crate) fn fatal_signal_pending() -> bool {
+    // SAFETY: `current` is valid.
+    unsafe { bindings::fatal_signal_pending(bindings::get_current()) }
+}

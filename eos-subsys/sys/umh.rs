@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Starting a shell: a user process of a given executable that parks inside the kernel before
+//! it runs a single user instruction.
+//!
+//! `call_usermodehelper` starts the process; its `init` callback (in the new task, before
+//! exec) turns off address-space randomisation, blocks every signal but SIGKILL/SIGSTOP and
+//! queues a task work. After exec, on its way to user mode, the task runs that work
+//! (`park`): it publishes its task and mm in the [`Seed`] and sleeps there until released.
+//! It never returns to user mode while parked; a non-fatal signal (SIGSTOP) is handled and the
+//! work re-queued, so the loop is entered again before any user code.
+
+use crate::sys::{mm::MmRef, task::TaskRef};
+use core::ffi::{c_int, c_void};
+use kernel::{
+    bindings, new_condvar, new_mutex,
+    prelude::*,
+    sync::{Arc, ArcBorrow, CondVar, Mutex},
+    types::Opaque,
+};
+
+/// What the shell publishes once parked.
+#[derive(Default)]
+pub(crate) struct SeedState {
+    /// The shell task.
+    pub(crate) task: Option<TaskRef>,
+    /// Its address space.
+    pub(crate) mm: Option<MmRef>,
+    /// It reached the park loop.
+    pub(crate) parked: bool,
+    /// It died before parking.
+    pub(crate) failed: bool,
+    /// Leave the park loop and die.
+    pub(crate) release: bool,
+}
+
+/// Rendezvous between the code that creates a shell and the shell task itself.
+#[repr(C)]
+#[pin_data]
+pub(crate) struct Seed {
+    // Must stay the first field: the task work's callback casts its pointer back to `Seed`.
+    work: Opaque<bindings::callback_head>,
+    /// Shared state; `cv` signals changes.
+    #[pin]
+    pub(crate) state: Mutex<SeedState>,
+    /// Signalled on every change of `state`.
+    #[pin]
+    pub(crate) cv: CondVar,
+}
+
+// SAFETY: `work` is only touched by `queue_park` (before queueing) and by the task-work
+// machinery of the shell task while queued; everything else is behind `state`'s mutex.
+unsafe impl Send for Seed {}
+// SAFETY: see `Send`.
+unsafe impl Sync for Seed {}
+
+impl Seed {
+    /// A fresh seed.
+    pub(crate) fn new() -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(Self {
+                work: Opaque::uninit(),
+                state <- new_mutex!(SeedState::default()),
+                cv <- new_condvar!(),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Tells a parked shell to die (it kills itself with SIGKILL).
+    pub(crate) fn release(&self) {
+        let mut st = self.state.lock();
+        st.release = true;
+        if let Some(t) = &st.task {
+            t.signal(bindings::SIGKILL);
+        }
+        drop(st);
+        self.cv.notify_all();
+    }
+}
+
+fn queue_park(seed: Arc<Seed>) -> c_int {
+    let raw = Arc::into_raw(seed);
+    // SAFETY: `work` is the first field of the `repr(C)` seed; we own one reference for it.
+    let head = unsafe { Opaque::raw_get(core::ptr::addr_of!((*raw).work)) };
+    // SAFETY: `head` is valid and not queued anywhere; `park` matches the callback type.
+    let r = unsafe {
+        (*head).next = core::ptr::null_mut();
+        (*head).func = Some(park);
+        bindings::task_work_add(bindings::get_current(), head, bindings::task_work_notify_mode_TWA_RESUME)
+    };
+    if r != 0 {
+        // SAFETY: not queued, so the reference is still ours.
+        drop(unsafe { Arc::from_raw(raw) });
+    }
+    r
+}
+
+unsafe extern "C" fn park(head: *mut bindings::callback_head) {
+    // SAFETY: `head` is the `work` field at offset 0 of a `Seed` whose reference `queue_park`
+    // leaked for this work.
+    let seed = unsafe { Arc::from_raw(head.cast::<Seed>().cast_const()) };
+    // SAFETY: `current` is valid.
+    let exiting = unsafe { (*bindings::get_current()).flags } & bindings::PF_EXITING != 0;
+    if exiting {
+        seed.state.lock().failed = true;
+        seed.cv.notify_all();
+        return;
+    }
+    {
+        let mut st = seed.state.lock();
+        if !st.parked {
+            st.parked = true;
+            st.task = Some(TaskRef::current());
+            // SAFETY: `current->mm` is the shell's new address space after exec.
+            st.mm = unsafe { MmRef::grab((*bindings::get_current()).mm) };
+        }
+    }
+    seed.cv.notify_all();
+    loop {
+        let mut st = seed.state.lock();
+        if st.release || crate::sys::task::fatal_signal_pending() {
+            break;
+        }
+        if seed.cv.wait_interruptible(&mut st) && !crate::sys::task::fatal_signal_pending() {
+            // A stop signal: let it be handled, and come back here before user mode.
+            drop(st);
+            let _ = queue_park(seed.clone());
+            return;
+        }
+    }
+    if !crate::sys::task::fatal_signal_pending() {
+        TaskRef::current().signal(bindings::SIGKILL);
+    }
+}
+
+unsafe extern "C" fn init(info: *mut bindings::subprocess_info, _new: *mut bindings::cred) -> c_int {
+    // SAFETY: `data` is the reference `spawn` leaked; borrowing it does not consume it.
+    let seed: ArcBorrow<'_, Seed> = unsafe { ArcBorrow::from_raw((*info).data.cast::<Seed>()) };
+    // SAFETY: we run in the new task, before exec; nothing else touches these fields now.
+    unsafe {
+        let cur = bindings::get_current();
+        (*cur).personality |= bindings::ADDR_NO_RANDOMIZE;
+        let mut all: bindings::sigset_t = core::mem::zeroed();
+        all.sig[0] = !0;
+        bindings::set_current_blocked(&mut all);
+    }
+    queue_park(seed.into())
+}
+
+unsafe extern "C" fn cleanup(info: *mut bindings::subprocess_info) {
+    // SAFETY: balances the reference `spawn` leaked into `data`.
+    drop(unsafe { Arc::from_raw((*info).data.cast::<Seed>().cast_const()) });
+}
+
+fn c_list(list: &[u8], out: &mut KVec<*mut u8>) -> Result {
+    let base = list.as_ptr() as *mut u8;
+    let mut start = 0;
+    for (i, &c) in list.iter().enumerate() {
+        if c == 0 {
+            // SAFETY: `start` is inside `list`.
+            out.push(unsafe { base.add(start) }, GFP_KERNEL)?;
+            start = i + 1;
+        }
+    }
+    out.push(core::ptr::null_mut(), GFP_KERNEL)?;
+    Ok(())
+}
+
+/// Starts `path` with `argv` and `env` (NUL-terminated strings, each list back to back) as a
+/// shell and waits until exec is done. The caller then waits on `seed` for `parked`.
+pub(crate) fn spawn(path: &[u8], argv: &[u8], env: &[u8], seed: &Arc<Seed>) -> Result {
+    let mut p = KVec::with_capacity(path.len() + 1, GFP_KERNEL)?;
+    p.extend_from_slice(path, GFP_KERNEL)?;
+    p.push(0, GFP_KERNEL)?;
+    let mut a = KVec::new();
+    c_list(argv, &mut a)?;
+    let mut e = KVec::new();
+    c_list(env, &mut e)?;
+    let data = Arc::into_raw(seed.clone()) as *mut c_void;
+    // SAFETY: `p`, `a`, `e` and the strings they point to live until
+    // `call_usermodehelper_exec(UMH_WAIT_EXEC)` returns, i.e. after exec copied them.
+    let info = unsafe {
+        bindings::call_usermodehelper_setup(
+            p.as_ptr().cast(),
+            a.as_mut_ptr().cast(),
+            e.as_mut_ptr().cast(),
+            bindings::GFP_KERNEL,
+            Some(init),
+            Some(cleanup),
+            data,
+        )
+    };
+    if info.is_null() {
+        // SAFETY: the info was not created, so `data` is still our reference.
+        drop(unsafe { Arc::from_raw(data.cast::<Seed>().cast_const()) });
+        return Err(ENOMEM);
+    }
+    // SAFETY: `info` is fresh; exec consumes and frees it (running `cleanup`).
+    let r = unsafe { bindings::call_usermodehelper_exec(info, bindings::UMH_WAIT_EXEC as i32) };
+    if r != 0 {
+        return Err(Error::from_errno(r));
+    }
+    Ok(())
+}

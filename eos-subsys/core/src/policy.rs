@@ -26,9 +26,9 @@ impl Watermarks {
     }
 }
 
-/// Pages one elastic process should push now: down to its budget when it has one (`budget`
-/// > 0), else as many as bring the node from `available` back to the high watermark once it
-/// fell below the low one (`pushing` remembers that we are in such an episode).
+/// Pages one elastic process should push now: down to its budget when it has one (a non-zero
+/// `budget`), else as many as bring the node from `available` back to the high watermark once
+/// it fell below the low one (`pushing` remembers that we are in such an episode).
 pub fn pages_to_push(
     budget: u64,
     local: u64,

@@ -6,6 +6,12 @@
 //! eosctl peers | stats | info
 //! eosctl wait ID [--state connected|down|connecting|!connected] [--timeout SECS]
 //! eosctl genkey
+//! eosctl stretch PID NODE          extend PID's address space to NODE (elastic_stretch)
+//! eosctl budget PID MIB            local memory budget of a stretched or marked process
+//! eosctl run [--elastic] [--budget MIB] -- PROG ARGS...
+//!                                  run PROG without address randomisation; --elastic lets
+//!                                  it stretch itself when memory runs short (or past MIB)
+//! eosctl status [PID]              per-process ElasticOS statistics
 //! ```
 //! Everything goes through /sys/kernel/elastic (override with `EOS_SYSFS` for tests).
 
@@ -27,11 +33,98 @@ enum Error {
     },
     #[error("node {0} did not reach state {1} within {2} s")]
     Timeout(u16, String, u64),
+    #[error("{0}: {1}")]
+    Sys(&'static str, std::io::Error),
+    #[error("no ElasticOS process with pid {0}")]
+    NoProcess(i32),
+}
+
+/// Syscall numbers of the ElasticOS kernel (arch/x86/entry/syscalls/syscall_64.tbl).
+const SYS_ELASTIC_STRETCH: libc::c_long = 463;
+const SYS_ELASTIC_CTL: libc::c_long = 464;
+const CTL_BUDGET: libc::c_long = 1;
+const CTL_MARK: libc::c_long = 2;
+const PAGES_PER_MIB: u64 = 256;
+
+fn check(what: &'static str, r: libc::c_long) -> Result<(), Error> {
+    if r < 0 {
+        Err(Error::Sys(what, std::io::Error::last_os_error()))
+    } else {
+        Ok(())
+    }
+}
+
+fn stretch(pid: i32, node: i32) -> Result<(), Error> {
+    // SAFETY: a plain syscall with integer arguments.
+    check("elastic_stretch", unsafe {
+        libc::syscall(SYS_ELASTIC_STRETCH, pid, node)
+    })
+}
+
+fn ctl(op: libc::c_long, pid: i32, arg: u64) -> Result<(), Error> {
+    // SAFETY: a plain syscall with integer arguments.
+    check("elastic_ctl", unsafe {
+        libc::syscall(SYS_ELASTIC_CTL, op, pid, arg)
+    })
+}
+
+fn num<T: std::str::FromStr>(s: Option<&String>) -> Result<T, Error> {
+    s.and_then(|v| v.parse().ok()).ok_or(Error::Usage(USAGE))
+}
+
+/// `eosctl run`: no ASLR (so a shell on another node gets the same layout), optionally marked
+/// elastic, then exec.
+fn run(args: &[String]) -> Result<(), Error> {
+    let mut elastic = false;
+    let mut budget = 0u64;
+    let mut i = 0;
+    while i < args.len() && args[i] != "--" {
+        match args[i].as_str() {
+            "--elastic" => elastic = true,
+            "--budget" => {
+                budget = num::<u64>(args.get(i + 1))? * PAGES_PER_MIB;
+                i += 1;
+            }
+            _ => return Err(Error::Usage(USAGE)),
+        }
+        i += 1;
+    }
+    let prog = args.get(i + 1).ok_or(Error::Usage(USAGE))?;
+    // SAFETY: personality only changes flags of this process.
+    check(
+        "personality",
+        unsafe { libc::personality(libc::ADDR_NO_RANDOMIZE as libc::c_ulong) } as libc::c_long,
+    )?;
+    if elastic {
+        ctl(CTL_MARK, 0, budget)?;
+    }
+    use std::os::unix::process::CommandExt;
+    let e = std::process::Command::new(prog).args(&args[i + 2..]).exec();
+    Err(Error::Sys("exec", e))
+}
+
+fn status(fs: &Sysfs, pid: Option<&String>) -> Result<(), Error> {
+    let procs = fs.read("procs")?;
+    match pid {
+        None => print!("{procs}"),
+        Some(p) => {
+            let pid: i32 = num(Some(p))?;
+            let line = procs
+                .lines()
+                .find(|l| l.starts_with(&format!("pid={pid} ")))
+                .ok_or(Error::NoProcess(pid))?;
+            for field in line.split_whitespace() {
+                println!("{}", field.replacen('=', ": ", 1));
+            }
+        }
+    }
+    Ok(())
 }
 
 const USAGE: &str = "eosctl up --id N --listen IP:PORT (--secret HEX | --secret-file PATH) \
 [--peer ID=IP:PORT]... | peer add ID IP:PORT | peer del ID | peers | stats | info | \
-wait ID [--state S] [--timeout SECS] | genkey";
+wait ID [--state S] [--timeout SECS] | genkey | stretch PID NODE | budget PID MIB | \
+run [--elastic] [--budget MIB] -- PROG ARGS... | status [PID]";
 
 struct Sysfs(PathBuf);
 
@@ -181,6 +274,14 @@ fn main_with(args: &[String]) -> Result<(), Error> {
             Ok(())
         }
         Some("wait") => wait(&fs, &args[1..]),
+        Some("stretch") => stretch(num(args.get(1))?, num(args.get(2))?),
+        Some("budget") => ctl(
+            CTL_BUDGET,
+            num(args.get(1))?,
+            num::<u64>(args.get(2))? * PAGES_PER_MIB,
+        ),
+        Some("run") => run(&args[1..]),
+        Some("status") => status(&fs, args.get(1)),
         Some("genkey") => {
             println!("{}", genkey()?);
             Ok(())

@@ -139,6 +139,8 @@ pub(crate) struct Procs {
     kick_cv: CondVar,
     /// Pages fetched per remote fault (1: no prefetch).
     pub(crate) prefetch: AtomicU64,
+    /// Number of marks, so the overcommit hook costs nothing when there are none.
+    marked: AtomicU64,
 }
 
 impl Procs {
@@ -149,6 +151,7 @@ impl Procs {
             kick <- new_mutex!(false),
             kick_cv <- new_condvar!(),
             prefetch: AtomicU64::new(8),
+            marked: AtomicU64::new(0),
         })
     }
 
@@ -248,7 +251,10 @@ pub(crate) fn sys_ctl(node: &'static Node, op: i32, pid: i32, arg: u64) -> Resul
             let mut marks = node.procs.marks.lock();
             match marks.iter_mut().find(|m| m.pid == pid) {
                 Some(m) => m.budget = arg,
-                None => marks.push(Mark { pid, budget: arg }, GFP_KERNEL)?,
+                None => {
+                    marks.push(Mark { pid, budget: arg }, GFP_KERNEL)?;
+                    node.procs.marked.fetch_add(1, Relaxed);
+                }
             }
             Ok(0)
         }
@@ -608,6 +614,17 @@ fn forget_mark(node: &Node, pid: i32) {
         let _ = keep.push(*m, GFP_KERNEL);
     }
     *marks = keep;
+    node.procs.marked.store(marks.len() as u64, Relaxed);
+}
+
+/// Whether the current process was marked elastic (and may therefore overcommit).
+pub(crate) fn current_is_marked() -> bool {
+    let Some(node) = crate::node::get() else { return false };
+    if node.procs.marked.load(Relaxed) == 0 {
+        return false;
+    }
+    let pid = TaskRef::current().pid();
+    node.procs.marks.lock().iter().any(|m| m.pid == pid)
 }
 
 /// The pusher: every 20 ms, or at once when a throttled fault kicks it, stretches marked

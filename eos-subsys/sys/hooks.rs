@@ -34,6 +34,20 @@ pub(crate) extern "C" fn elastic_throttle(mm: *mut bindings::mm_struct) {
     process::throttle(mm);
 }
 
+/// The overcommit check asks whether `mm` may map more than this node holds: yes if its
+/// process was marked elastic (the mark then moves onto the mm).
+#[no_mangle]
+pub(crate) extern "C" fn elastic_may_overcommit(mm: *mut bindings::mm_struct) -> bool {
+    if !process::current_is_marked() {
+        return false;
+    }
+    // SAFETY: the overcommit check runs for the live `mm` of the caller.
+    if let Some(m) = unsafe { crate::sys::mm::MmRef::grab(mm) } {
+        m.mark_elastic();
+    }
+    true
+}
+
 /// An elastic process's mm is being torn down.
 #[no_mangle]
 pub(crate) extern "C" fn elastic_mm_exit(mm: *mut bindings::mm_struct) {

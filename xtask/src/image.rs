@@ -29,6 +29,9 @@ fn build_tools() -> Result<PathBuf> {
 /// The workloads (C, one file each in workloads/), compiled static into the image.
 pub const WORKLOADS: &[&str] = &["dfs", "lsearch", "hsort", "bsort", "dijkstra"];
 
+/// Test programs (also C, in workloads/) that are not benchmark workloads.
+const TEST_PROGRAMS: &[&str] = &["stress"];
+
 /// Dynamically linked programs copied into the image with their libraries (the network-swap
 /// baseline needs a real NBD server and client).
 const HOST_PROGRAMS: &[&str] = &["/usr/bin/nbd-server", "/usr/sbin/nbd-client"];
@@ -95,7 +98,7 @@ pub fn build() -> Result<PathBuf> {
     for t in TOOLS {
         fs::copy(bins.join(t), root.join("bin").join(t))?;
     }
-    for w in WORKLOADS {
+    for w in WORKLOADS.iter().chain(TEST_PROGRAMS) {
         compile_workload(w, &root.join("bin").join(w), true)?;
     }
     for p in HOST_PROGRAMS {

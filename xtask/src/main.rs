@@ -5,7 +5,7 @@
 //! kernel           patch the pinned tree and build bzImage incrementally (cache: ~/.cache/elasticos)
 //! image            build the guest initramfs (busybox, /init, eosctl, test tools)
 //! run              the main job: boot two VMs, bring both nodes up, show links and statistics
-//! vm [--nodes N] [--mem MiB]   boot N VMs and hand node1's console to you
+//! vm [--nodes N] [--mem MiB] [--peer-mem MiB]   boot N nodes, node1's console is yours
 //! test [--host-only]           every test: host, KUnit, two-VM; ends with a summary line
 //! deb              build the installable .deb kernel packages into out/
 //! bench [--quick] [--reps N] [--mem MiB] [--write-docs]   workloads under every configuration
@@ -105,6 +105,7 @@ fn main() -> Result<()> {
         Some("vm") => tests::interactive(
             flag(rest, "--nodes", 2)? as usize,
             flag(rest, "--mem", 256)?,
+            flag(rest, "--peer-mem", 512)?,
         ),
         Some("test") => tests::all(rest.iter().any(|a| a == "--host-only")),
         Some("deb") => kernel::deb(),

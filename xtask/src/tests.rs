@@ -206,7 +206,7 @@ fn bad_input(a: &mut Vm, b: &mut Vm) -> Result<String> {
         .lines()
         .filter(|l| l.starts_with("badpeer case"))
         .collect();
-    if rc != 0 || cases.len() < 14 || cases.iter().any(|l| !l.contains(": PASS")) {
+    if rc != 0 || cases.len() < 16 || cases.iter().any(|l| !l.contains(": PASS")) {
         bail!("eos-badpeer exited {rc}:\n{out}");
     }
     let stats = b.sh("cat /sys/kernel/elastic/stats")?;
@@ -318,6 +318,140 @@ fn workloads(a: &mut Vm, b: &mut Vm) -> Result<String> {
     ))
 }
 
+/// Host reference result line of a C program, built natively.
+fn host_result(prog: &str, args: &[&str]) -> Result<String> {
+    let dir = project_root().join("target/workloads");
+    std::fs::create_dir_all(&dir)?;
+    let exe = dir.join(prog);
+    image::compile_workload(prog, &exe, false)?;
+    let out = Command::new(&exe).args(args).output()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with("RESULT "))
+        .map(str::to_string)
+        .with_context(|| format!("{prog} printed no result on the host"))
+}
+
+/// `(pulls, pushes)` from the kernel's exit line of the last process named `comm`.
+fn exit_stats(console: &str, comm: &str) -> Option<(u64, u64)> {
+    let line = console
+        .lines()
+        .rev()
+        .find(|l| l.contains(&format!("({comm}) exited:")))?;
+    let tail = &line[line.find("exited:")?..];
+    let nums: Vec<u64> = tail
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    // pulls, pulled pages, pushes, pushed pages, p50, p99
+    (nums.len() >= 4).then(|| (nums[0], nums[2]))
+}
+
+/// Runs `prog args` marked elastic with `budget_mib` of local memory on `a`: it stretches to
+/// node2, and its result must equal the host's, with pages moved both ways.
+fn run_stretched(a: &mut Vm, prog: &str, args: &[&str], budget_mib: u32) -> Result<(u64, u64)> {
+    let want = host_result(prog, args)?;
+    let (rc, out) = a.run(
+        &format!(
+            "eosctl run --elastic --budget {budget_mib} -- {prog} {}",
+            args.join(" ")
+        ),
+        Duration::from_secs(900),
+    )?;
+    if rc != 0 || !out.lines().any(|l| l == want) {
+        bail!("{prog} {args:?} stretched: exit {rc}, host says `{want}`, VM printed:\n{out}");
+    }
+    let mut stats = None;
+    for _ in 0..20 {
+        stats = exit_stats(&a.console(), prog);
+        if stats.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (pulls, pushes) = stats.context("no exit statistics line in the kernel log")?;
+    if pulls == 0 || pushes == 0 {
+        bail!("{prog}: no pages moved (pulls {pulls}, pushes {pushes})");
+    }
+    Ok((pulls, pushes))
+}
+
+fn elastic_workloads(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let mut notes = Vec::new();
+    for w in image::WORKLOADS {
+        let (pulls, pushes) = run_stretched(a, w, &["24"], 16)?;
+        notes.push(format!("{w} {pulls} pulls/{pushes} pushes"));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let shells = b.sh("cat /sys/kernel/elastic/procs")?;
+    if shells.contains("shell ") {
+        bail!("shells left behind on node2 after the processes exited:\n{shells}");
+    }
+    check_clean(&[a, b])?;
+    Ok(format!("24 MiB each, 16 MiB local: {}", notes.join(", ")))
+}
+
+fn elastic_stress(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let (pulls, pushes) = run_stretched(a, "stress", &["24", "7", "30000"], 6)?;
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "24 MiB, 6 MiB local, 30000 verified ops: {pulls} pulls, {pushes} pushes, 0 errors"
+    ))
+}
+
+fn elastic_permissions(a: &mut Vm) -> Result<String> {
+    // A process of uid 1000 that uid 2000 tries to stretch: refused. Root may.
+    a.sh("chpst -u 1000:1000 sleep 60 & echo $! > /tmp/victim")?;
+    let (rc, out) = a.run(
+        "chpst -u 2000:2000 eosctl stretch $(cat /tmp/victim) 2",
+        Duration::from_secs(30),
+    )?;
+    if rc == 0 || !out.contains("Operation not permitted") {
+        bail!("uid 2000 could stretch uid 1000's process (exit {rc}): {out}");
+    }
+    a.sh("eosctl stretch $(cat /tmp/victim) 2 && eosctl status $(cat /tmp/victim) | grep -q shell_pid")?;
+    a.sh("kill $(cat /tmp/victim)")?;
+    Ok("another uid refused with EPERM; root allowed".into())
+}
+
+/// Kills node2 while it holds pages of a process of node1.
+fn elastic_peer_death(a: &mut Vm, b: Vm) -> Result<String> {
+    a.sh("eosctl run --elastic --budget 4 -- stress 16 1 100000000 > /tmp/stress.out 2>&1 & echo $! > /tmp/stress.pid")?;
+    let mut remote = 0;
+    for _ in 0..120 {
+        let s = a.sh("cat /sys/kernel/elastic/procs")?;
+        remote = s
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("remote_pages="))
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0);
+        if remote > 100 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    if remote <= 100 {
+        bail!("the process never had pages on node2");
+    }
+    let t = b.kill();
+    if !t.is_empty() {
+        bail!("node2 printed kernel trouble before it died: {t:?}");
+    }
+    let (_, out) = a.run(
+        "wait $(cat /tmp/stress.pid); echo status=$?",
+        Duration::from_secs(60),
+    )?;
+    if !out.contains("status=135") {
+        bail!("the process should die of SIGBUS (status 135):\n{out}");
+    }
+    a.wait_for("lost: killing pid", Duration::from_secs(10))?;
+    a.sh("eosctl stats >/dev/null")?;
+    check_clean(&[a])?;
+    Ok(format!(
+        "node2 died holding {remote} pages: the process got SIGBUS, node1 runs on"
+    ))
+}
+
 fn vm_tests(report: &mut Report, cluster: &Cluster) {
     report.step("kunit: in-kernel suites", || kunit(cluster));
     let mut a = match cluster.boot(1, "pair", false) {
@@ -356,6 +490,23 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
         report.step(
             "workloads: same result as on the host; OOM at 1.5x memory",
             || workloads(&mut a, b),
+        );
+        report.step(
+            "elastic: five workloads stretched over two nodes, results match",
+            || elastic_workloads(&mut a, b),
+        );
+        report.step(
+            "elastic: stress, pages verified while moving back and forth",
+            || elastic_stress(&mut a, b),
+        );
+        report.step("elastic: only the owner or root may stretch", || {
+            elastic_permissions(&mut a)
+        });
+    }
+    if let Some(b) = last.take() {
+        report.step(
+            "elastic: peer dies holding pages: SIGBUS, node survives",
+            || elastic_peer_death(&mut a, b),
         );
     }
     report.step("two-vm: clean shutdown, no kernel trouble", || {
@@ -447,14 +598,16 @@ pub fn all(host_only: bool) -> Result<()> {
     Ok(())
 }
 
-/// `cargo xtask vm`: boots a configured cluster and relays your commands to node1.
-pub fn interactive(nodes: usize, mem: u32) -> Result<()> {
+/// `cargo xtask vm`: boots a configured cluster and relays your commands to node1. Node 1
+/// gets `mem` MiB, the others `peer_mem`.
+pub fn interactive(nodes: usize, mem: u32, peer_mem: u32) -> Result<()> {
     let t = kernel::build()?;
     let img = image::build()?;
     let cluster = Cluster::new(t.bzimage(), img, out_dir().join("logs"), mem)?;
     let mut vms = Vec::new();
     for id in 1..=nodes {
-        let mut v = cluster.boot(id, "vm", false)?;
+        let m = if id == 1 { mem } else { peer_mem };
+        let mut v = cluster.boot_with(id, "vm", m, &[])?;
         let peers: Vec<usize> = (1..=nodes).filter(|p| *p != id).collect();
         up(&mut v, id, &peers, SECRET)?;
         vms.push(v);

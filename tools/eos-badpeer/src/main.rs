@@ -43,7 +43,7 @@ fn header(magic: u16, version: u8, ty: u8, len: u32) -> [u8; HEADER_LEN] {
 }
 
 fn frame(m: &Message) -> Vec<u8> {
-    let mut buf = vec![0u8; 256];
+    let mut buf = vec![0u8; 1024];
     let n = m.encode(0, &mut buf).expect("encodes");
     buf.truncate(n);
     buf
@@ -288,6 +288,20 @@ fn main() {
         (
             "ping-before-handshake",
             Box::new(move || send_expect_close(target, &frame(&Message::Ping(1)), false)),
+        ),
+        (
+            "stretch-before-handshake",
+            Box::new(move || {
+                let m = Message::Stretch(eos_core::proto::Stretch {
+                    req: 1,
+                    pid: 1,
+                    exe_hash: [0; 32],
+                    path: b"/bin/busybox",
+                    argv: b"sh\0",
+                    env: b"",
+                });
+                send_expect_close(target, &frame(&m), false)
+            }),
         ),
         ("wrong-key", Box::new(move || wrong_key(target, as_id))),
         ("flood", Box::new(move || flood(target, 20))),

@@ -542,6 +542,20 @@ pub fn all(host_only: bool) -> Result<()> {
     report.step("host: cargo test", || {
         cargo(&["test", "--workspace", "--quiet"])
     });
+    report.step(
+        "host: libelastic and workloads compile warning-free",
+        || {
+            let out = project_root().join("target/libelastic.o");
+            run(Command::new("gcc")
+                .args(["-c", "-O2", "-Wall", "-Wextra", "-Werror", "-o"])
+                .arg(&out)
+                .arg(project_root().join("tools/libelastic/elastic.c")))?;
+            for w in image::WORKLOADS {
+                host_result(w, &["4"])?;
+            }
+            Ok(String::new())
+        },
+    );
     if !host_only {
         let mut kernel_image = None;
         let built = report.step("kernel: build with ElasticOS", || {

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: LGPL-2.1 */
+#include "elastic.h"
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int elastic_stretch(pid_t pid, int node)
+{
+	return (int)syscall(ELASTIC_SYS_STRETCH, pid, node);
+}
+
+int elastic_set_budget(pid_t pid, unsigned long pages)
+{
+	return (int)syscall(ELASTIC_SYS_CTL, ELASTIC_CTL_BUDGET, pid, pages);
+}
+
+int elastic_mark(pid_t pid, unsigned long pages)
+{
+	return (int)syscall(ELASTIC_SYS_CTL, ELASTIC_CTL_MARK, pid, pages);
+}

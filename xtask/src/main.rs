@@ -4,7 +4,9 @@
 //! setup            install what a fresh Debian 12 machine lacks (packages, rust-src, bindgen)
 //! kernel           patch the pinned tree and build bzImage incrementally (cache: ~/.cache/elasticos)
 //! image            build the guest initramfs (busybox, /init, eosctl, test tools)
-//! run              the main job: boot two VMs, bring both nodes up, show links and statistics
+//! run [--workload W] [--footprint MiB] [--mem MiB]
+//!                  the main job: two VMs, W (default lsearch) at 1.5x node1's memory stretched
+//!                  across them, result checked against the host, ElasticOS statistics
 //! vm [--nodes N] [--mem MiB] [--peer-mem MiB]   boot N nodes, node1's console is yours
 //! test [--host-only]           every test: host, KUnit, two-VM; ends with a summary line
 //! deb              build the installable .deb kernel packages into out/
@@ -48,15 +50,22 @@ fn flag(args: &[String], name: &str, default: u32) -> Result<u32> {
     }
 }
 
-/// Boots two nodes, brings them up and prints what ElasticOS reports.
-fn main_job(mem: u32) -> Result<()> {
+/// The main job: two nodes (node 1 with `mem` MiB, node 2 with room), a workload of
+/// `footprint` MiB marked elastic on node 1 (it does not fit there), its result checked
+/// against a native run on the host, and what ElasticOS reports.
+fn main_job(mem: u32, workload: &str, footprint: u32) -> Result<()> {
     let t = kernel::build()?;
     let img = image::build()?;
+    let want = tests::host_result(workload, &[&footprint.to_string()])?;
     let cluster = vm::Cluster::new(t.bzimage(), img, util::out_dir().join("logs"), mem)?;
-    println!("booting 2 VMs ({mem} MiB each, {:?})", cluster.accel());
+    let peer_mem = footprint * 2 + 256;
+    println!(
+        "booting node1 ({mem} MiB) and node2 ({peer_mem} MiB) under {:?}",
+        cluster.accel()
+    );
     let mut nodes = vec![
-        cluster.boot(1, "run", false)?,
-        cluster.boot(2, "run", false)?,
+        cluster.boot_with(1, "run", mem, &[])?,
+        cluster.boot_with(2, "run", peer_mem, &[])?,
     ];
     let secret = tests::SECRET;
     for (i, n) in nodes.iter_mut().enumerate() {
@@ -72,24 +81,49 @@ fn main_job(mem: u32) -> Result<()> {
     }
     nodes[0].sh("eosctl wait 2 --timeout 60")?;
     nodes[1].sh("eosctl wait 1 --timeout 60")?;
-    std::thread::sleep(Duration::from_secs(4));
+    println!("node1: {}", nodes[0].sh("free -m | sed -n 2p")?.trim());
+    println!("running `eosctl run --elastic -- {workload} {footprint}` on node1 ...");
+    let start = std::time::Instant::now();
+    let (rc, out) = nodes[0].run(
+        &format!("eosctl run --elastic -- {workload} {footprint}"),
+        Duration::from_secs(3 * 3600),
+    )?;
+    let secs = start.elapsed().as_secs_f64();
+    print!("{out}");
+    let ok = rc == 0 && out.lines().any(|l| l == want);
+    println!(
+        "{} in {secs:.1} s (host reference: {want})",
+        if ok {
+            "RESULT MATCHES"
+        } else {
+            "RESULT DIFFERS"
+        }
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    if let Some(l) = nodes[0]
+        .console()
+        .lines()
+        .rev()
+        .find(|l| l.contains(") exited:"))
+    {
+        println!("node1 kernel: {}", l.trim());
+    }
     for n in nodes.iter_mut() {
         println!("== {} ==", n.name);
         print!(
             "{}",
-            n.sh("eosctl info; echo '-- peers'; eosctl peers; echo '-- stats'; eosctl stats")?
+            n.sh("echo '-- peers'; eosctl peers; echo '-- stats'; eosctl stats")?
         );
     }
-    println!(
-        "No workload runs yet: stretch/pull/push (issue 3) and jump (issue 4) are not built. \
-         What runs is the node layer: identity, authenticated links, heartbeats."
-    );
     let mut trouble = Vec::new();
     for n in nodes {
         trouble.extend(n.poweroff());
     }
     if !trouble.is_empty() {
         bail!("kernel trouble in the logs: {trouble:?}");
+    }
+    if !ok {
+        bail!("{workload} exited {rc} or gave a different result");
     }
     Ok(())
 }
@@ -101,7 +135,18 @@ fn main() -> Result<()> {
         Some("setup") => setup(),
         Some("kernel") => kernel::build().map(|_| ()),
         Some("image") => image::build().map(|p| println!("{}", p.display())),
-        Some("run") => main_job(flag(rest, "--mem", 256)?),
+        Some("run") => {
+            let w = rest
+                .iter()
+                .position(|a| a == "--workload")
+                .and_then(|i| rest.get(i + 1))
+                .map_or("lsearch", String::as_str);
+            main_job(
+                flag(rest, "--mem", 256)?,
+                w,
+                flag(rest, "--footprint", 384)?,
+            )
+        }
         Some("vm") => tests::interactive(
             flag(rest, "--nodes", 2)? as usize,
             flag(rest, "--mem", 256)?,

@@ -319,7 +319,7 @@ fn workloads(a: &mut Vm, b: &mut Vm) -> Result<String> {
 }
 
 /// Host reference result line of a C program, built natively.
-fn host_result(prog: &str, args: &[&str]) -> Result<String> {
+pub fn host_result(prog: &str, args: &[&str]) -> Result<String> {
     let dir = project_root().join("target/workloads");
     std::fs::create_dir_all(&dir)?;
     let exe = dir.join(prog);
@@ -380,10 +380,18 @@ fn elastic_workloads(a: &mut Vm, b: &mut Vm) -> Result<String> {
     let mut notes = Vec::new();
     // (workload, footprint MiB, local budget MiB): random-access ones keep most pages local,
     // or a run under emulation (~1.5 ms per remote fault) would take hours.
-    let runs = [("dfs", 16, 14), ("lsearch", 24, 16), ("hsort", 16, 14), ("bsort", 24, 16), ("dijkstra", 16, 15)];
+    let runs = [
+        ("dfs", 16, 14),
+        ("lsearch", 24, 16),
+        ("hsort", 16, 14),
+        ("bsort", 24, 16),
+        ("dijkstra", 16, 15),
+    ];
     for (w, fp, budget) in runs {
         let (pulls, pushes) = run_stretched(a, w, &[&fp.to_string()], budget)?;
-        notes.push(format!("{w} {fp}/{budget} MiB: {pulls} pulls, {pushes} pushes"));
+        notes.push(format!(
+            "{w} {fp}/{budget} MiB: {pulls} pulls, {pushes} pushes"
+        ));
     }
     std::thread::sleep(Duration::from_millis(500));
     let shells = b.sh("cat /sys/kernel/elastic/procs")?;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 pub const SECRET: &str = "5eb1c0a7e1a57c05000000000000000000000000000000000000000000000042";
 const WRONG_SECRET: &str = "0badc0de0badc0de0badc0de0badc0de";
 const MEM_MIB: u32 = 256;
+const PEER_MEM_MIB: u32 = 512;
 
 struct Report {
     rows: Vec<(String, Result<String>)>,
@@ -269,7 +270,8 @@ fn reconnect(cluster: &Cluster, a: &mut Vm, b: Vm) -> Result<(Vm, String)> {
         bail!("node2 printed kernel trouble: {t:?}");
     }
     let start = Instant::now();
-    let mut b = cluster.boot(2, "reboot", false)?;
+    // Node 2 comes back bigger: later tests need a node with room for another's pages.
+    let mut b = cluster.boot_with(2, "reboot", PEER_MEM_MIB, &[])?;
     up(&mut b, 2, &[1], SECRET)?;
     a.sh("eosctl wait 2 --timeout 60")?;
     b.sh("eosctl wait 1 --timeout 60")?;
@@ -408,6 +410,37 @@ fn elastic_stress(a: &mut Vm, b: &mut Vm) -> Result<String> {
     Ok(format!(
         "24 MiB, 6 MiB local, 30000 verified ops: {pulls} pulls, {pushes} pushes, 0 errors"
     ))
+}
+
+/// The headline: a program 1.5x larger than its node's memory (OOM-killed there without
+/// ElasticOS, see `workloads`) runs to the right result with its pages on two nodes.
+fn elastic_beyond_memory(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let fp = MEM_MIB * 3 / 2;
+    let start = Instant::now();
+    let (pulls, pushes) = run_stretched_auto(a, "lsearch", fp)?;
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "lsearch {fp} MiB on a {MEM_MIB} MiB node: right result in {:.0} s, {pulls} pulls, {pushes} pushes",
+        start.elapsed().as_secs_f64()
+    ))
+}
+
+/// Like `run_stretched`, with no budget: the process stretches itself under memory pressure.
+fn run_stretched_auto(a: &mut Vm, prog: &str, fp: u32) -> Result<(u64, u64)> {
+    let want = host_result(prog, &[&fp.to_string()])?;
+    let (rc, out) = a.run(
+        &format!("eosctl run --elastic -- {prog} {fp}"),
+        Duration::from_secs(1800),
+    )?;
+    if rc != 0 || !out.lines().any(|l| l == want) {
+        bail!("{prog} {fp} stretched: exit {rc}, host says `{want}`, VM printed:\n{out}");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (pulls, pushes) = exit_stats(&a.console(), prog).context("no exit statistics line")?;
+    if pulls == 0 || pushes == 0 {
+        bail!("{prog}: no pages moved (pulls {pulls}, pushes {pushes})");
+    }
+    Ok((pulls, pushes))
 }
 
 fn elastic_permissions(a: &mut Vm) -> Result<String> {

@@ -95,6 +95,15 @@ pub fn build() -> Result<PathBuf> {
     };
     fs::copy(busybox, root.join("bin/busybox"))?;
     fs::copy(project_root().join("qemu/init"), root.join("init"))?;
+    // Two unprivileged users for the permission tests.
+    fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/tmp:/bin/sh\nbob:x:2000:2000::/tmp:/bin/sh\n",
+    )?;
+    fs::write(
+        root.join("etc/group"),
+        "root:x:0:\nalice:x:1000:\nbob:x:2000:\n",
+    )?;
     for t in TOOLS {
         fs::copy(bins.join(t), root.join("bin").join(t))?;
     }

@@ -83,7 +83,7 @@ fn boot_configs(cluster: &Cluster, mem: u32, max_fp: u32) -> Result<Vec<Config>>
     let disk = dir.join("swap.img");
     let _ = std::fs::remove_file(&disk);
     // A sparse raw image: the guest sees a disk of `swap_mib`, the host stores what is written.
-    std::fs::File::create(&disk)?.set_len(swap_mib as u64 << 20)?;
+    std::fs::File::create(&disk)?.set_len((swap_mib as u64) << 20)?;
     let drive = format!(
         "file={},format=raw,if=virtio,cache=none,aio=threads",
         disk.display()

@@ -322,7 +322,11 @@ fn workloads(a: &mut Vm, b: &mut Vm) -> Result<String> {
     Ok(format!(
         "{} workloads match the host; lsearch {fp} MiB in a {MEM_MIB} MiB VM without ElasticOS: {}",
         image::WORKLOADS.len(),
-        if killed { "OOM-killed" } else { "allocation refused" }
+        if killed {
+            "OOM-killed"
+        } else {
+            "allocation refused"
+        }
     ))
 }
 

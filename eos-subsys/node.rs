@@ -309,12 +309,7 @@ fn peers_store(s: &str) -> Result {
             }
             PeerCmd::Del(id) => {
                 let p = peers.iter().find(|p| p.id == id).cloned().ok_or(ENOENT)?;
-                // The 6.12 `KVec` has no `remove`: rebuild the table without the peer.
-                let mut rest = KVec::with_capacity(peers.len(), GFP_KERNEL)?;
-                for q in peers.iter().filter(|q| q.id != id) {
-                    rest.push(q.clone(), GFP_KERNEL)?;
-                }
-                *peers = rest;
+                crate::kvec::retain(&mut peers, |q| q.id != id)?;
                 drop(peers);
                 p.removed.store(true, Relaxed);
                 if let Some(c) = p.link.lock().conn.take() {

@@ -173,16 +173,7 @@ impl Procs {
     }
 
     fn remove(&self, proc: &Arc<Proc>) {
-        let mut list = self.list.lock();
-        let Ok(mut keep) = KVec::with_capacity(list.len(), GFP_KERNEL) else {
-            return;
-        };
-        for p in list.iter() {
-            if !Arc::ptr_eq(p, proc) {
-                let _ = keep.push(p.clone(), GFP_KERNEL);
-            }
-        }
-        *list = keep;
+        let _ = crate::kvec::retain(&mut self.list.lock(), |p| !Arc::ptr_eq(p, proc));
     }
 
     fn kick(&self) {
@@ -609,11 +600,7 @@ fn auto_stretch(node: &'static Node, avail_low: bool) {
 
 fn forget_mark(node: &Node, pid: i32) {
     let mut marks = node.procs.marks.lock();
-    let Ok(mut keep) = KVec::with_capacity(marks.len(), GFP_KERNEL) else { return };
-    for m in marks.iter().filter(|m| m.pid != pid) {
-        let _ = keep.push(*m, GFP_KERNEL);
-    }
-    *marks = keep;
+    let _ = crate::kvec::retain(&mut marks, |m| m.pid != pid);
     node.procs.marked.store(marks.len() as u64, Relaxed);
 }
 

@@ -107,18 +107,8 @@ impl Pending {
 
     /// Forgets a waiter (after its reply or its timeout).
     pub(crate) fn remove(&self, w: &Arc<Waiter>) {
-        let mut list = self.list.lock();
-        // The 6.12 `KVec` cannot remove in place; rebuild it. Without memory the finished
-        // waiter just stays listed, which is harmless.
-        let Ok(mut keep) = KVec::with_capacity(list.len(), GFP_KERNEL) else {
-            return;
-        };
-        for x in list.iter() {
-            if !Arc::ptr_eq(x, w) {
-                let _ = keep.push(x.clone(), GFP_KERNEL);
-            }
-        }
-        *list = keep;
+        // Without memory the finished waiter just stays listed, which is harmless.
+        let _ = crate::kvec::retain(&mut self.list.lock(), |x| !Arc::ptr_eq(x, w));
     }
 
     /// Hands a reply to the waiter of `req`; false if nobody waits for it (late or bogus).

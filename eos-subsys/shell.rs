@@ -44,16 +44,14 @@ impl Shells {
     fn remove_where(&self, f: impl Fn(&Shell) -> bool) -> KVec<Arc<Shell>> {
         let mut gone = KVec::new();
         let mut list = self.list.lock();
-        let Ok(mut keep) = KVec::with_capacity(list.len(), GFP_KERNEL) else {
-            return gone;
-        };
-        for s in list.iter() {
-            let r = if f(s) { gone.push(s.clone(), GFP_KERNEL) } else { keep.push(s.clone(), GFP_KERNEL) };
-            if r.is_err() {
-                return gone;
+        for s in list.iter().filter(|s| f(s)) {
+            if gone.push(s.clone(), GFP_KERNEL).is_err() {
+                return KVec::new();
             }
         }
-        *list = keep;
+        if crate::kvec::retain(&mut list, |s| !f(s)).is_err() {
+            return KVec::new();
+        }
         gone
     }
 

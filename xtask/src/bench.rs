@@ -126,18 +126,10 @@ fn boot_configs(cluster: &Cluster, mem: u32, max_fp: u32) -> Result<Vec<Config>>
 
     // ElasticOS, pull/push only (jump does not exist yet): node 6 runs the workload marked
     // elastic with `mem` MiB, node 7 has room for the rest.
-    let secret = crate::tests::SECRET;
     let mut peer = cluster.boot_with(7, "bench-eos-peer", swap_mib + 192, &[])?;
     let mut home = cluster.boot_with(6, "bench-eos-home", mem, &[])?;
-    for (v, id, other) in [(&mut peer, 7, 6), (&mut home, 6, 7)] {
-        v.sh(&format!(
-            "eosctl up --id {id} --listen {}:{} --secret {secret} --peer {other}={}:{}",
-            vm::ip(id),
-            vm::PORT,
-            vm::ip(other),
-            vm::PORT
-        ))?;
-    }
+    crate::tests::up(&mut peer, 7, &[6], crate::tests::SECRET)?;
+    crate::tests::up(&mut home, 6, &[7], crate::tests::SECRET)?;
     home.sh("eosctl wait 7 --timeout 60")?;
     configs.push(Config {
         name: "elasticos",

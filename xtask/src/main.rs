@@ -67,17 +67,8 @@ fn main_job(mem: u32, workload: &str, footprint: u32) -> Result<()> {
         cluster.boot_with(1, "run", mem, &[])?,
         cluster.boot_with(2, "run", peer_mem, &[])?,
     ];
-    let secret = tests::SECRET;
     for (i, n) in nodes.iter_mut().enumerate() {
-        let id = i + 1;
-        let other = 3 - id;
-        n.sh(&format!(
-            "eosctl up --id {id} --listen {}:{} --secret {secret} --peer {other}={}:{}",
-            vm::ip(id),
-            vm::PORT,
-            vm::ip(other),
-            vm::PORT
-        ))?;
+        tests::up(n, i + 1, &[2 - i], tests::SECRET)?;
     }
     nodes[0].sh("eosctl wait 2 --timeout 60")?;
     nodes[1].sh("eosctl wait 1 --timeout 60")?;

@@ -146,7 +146,8 @@ fn kunit(cluster: &Cluster) -> Result<String> {
     ))
 }
 
-fn up(v: &mut Vm, id: usize, peers: &[usize], secret: &str) -> Result<()> {
+/// Brings node `id` of a VM up with `peers` (ids; addresses follow from them).
+pub fn up(v: &mut Vm, id: usize, peers: &[usize], secret: &str) -> Result<()> {
     let peer_args: String = peers
         .iter()
         .map(|p| format!(" --peer {p}={}:{}", vm::ip(*p), vm::PORT))

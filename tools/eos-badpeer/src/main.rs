@@ -126,19 +126,29 @@ fn send_expect_close(target: SocketAddr, bytes: &[u8], half_close: bool) -> Resu
     ))
 }
 
-fn wrong_key(target: SocketAddr, as_id: u16) -> Result<String, String> {
+/// Sends a `Hello` for `hs` and reads the node's `Challenge`.
+fn open_handshake(target: SocketAddr, hs: &Initiator) -> Result<(TcpStream, Vec<u8>), String> {
     let mut s = connect(target)?;
-    let mac = SoftMac(b"not-the-cluster-secret-at-all".to_vec());
-    let mut hs = Initiator::new(as_id, 0, 0, [3; NONCE_LEN]);
     s.write_all(&frame(&hs.hello()))
         .map_err(|e| e.to_string())?;
-    // The responder answers with its challenge; our MAC check of it must fail.
-    let mut buf = [0u8; HEADER_LEN + eos_core::proto::CHALLENGE_LEN];
+    let mut buf = vec![0u8; HEADER_LEN + eos_core::proto::CHALLENGE_LEN];
     s.read_exact(&mut buf)
         .map_err(|e| format!("no challenge: {e}"))?;
+    Header::decode(buf[..HEADER_LEN].try_into().unwrap()).map_err(|e| e.to_string())?;
+    Ok((s, buf))
+}
+
+fn challenge(buf: &[u8]) -> Result<Message<'_>, String> {
     let h = Header::decode(buf[..HEADER_LEN].try_into().unwrap()).map_err(|e| e.to_string())?;
-    let ch = Message::decode(&h, &buf[HEADER_LEN..]).map_err(|e| e.to_string())?;
-    if hs.on_challenge(&ch, &mac).is_ok() {
+    Message::decode(&h, &buf[HEADER_LEN..]).map_err(|e| e.to_string())
+}
+
+fn wrong_key(target: SocketAddr, as_id: u16) -> Result<String, String> {
+    let mac = SoftMac(b"not-the-cluster-secret-at-all".to_vec());
+    let mut hs = Initiator::new(as_id, 0, 0, [3; NONCE_LEN]);
+    let (mut s, buf) = open_handshake(target, &hs)?;
+    // Our MAC check of the node's challenge must fail: we do not hold its key.
+    if hs.on_challenge(&challenge(&buf)?, &mac).is_ok() {
         return Err("a wrong key verified the node's challenge".into());
     }
     s.write_all(&frame(&Message::Auth([0x5a; MAC_LEN])))
@@ -157,18 +167,11 @@ fn auth_then_garbage(
     secret: &Secret,
     responder: u16,
 ) -> Result<String, String> {
-    let mut s = connect(target)?;
     let mac = SoftMac(secret.as_bytes().to_vec());
     let mut hs = Initiator::new(as_id, responder, eos_core::proto::caps::ALL, [9; NONCE_LEN]);
-    s.write_all(&frame(&hs.hello()))
-        .map_err(|e| e.to_string())?;
-    let mut buf = [0u8; HEADER_LEN + eos_core::proto::CHALLENGE_LEN];
-    s.read_exact(&mut buf)
-        .map_err(|e| format!("no challenge: {e}"))?;
-    let h = Header::decode(buf[..HEADER_LEN].try_into().unwrap()).map_err(|e| e.to_string())?;
-    let ch = Message::decode(&h, &buf[HEADER_LEN..]).map_err(|e| e.to_string())?;
+    let (mut s, buf) = open_handshake(target, &hs)?;
     let auth = hs
-        .on_challenge(&ch, &mac)
+        .on_challenge(&challenge(&buf)?, &mac)
         .map_err(|e| format!("challenge: {e}"))?;
     s.write_all(&frame(&auth)).map_err(|e| e.to_string())?;
     let mut w = [0u8; HEADER_LEN];

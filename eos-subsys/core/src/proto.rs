@@ -470,6 +470,15 @@ fn le64(p: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(arr(p, at))
 }
 
+/// A reply status: 0 or a negative errno; anything positive is invalid.
+fn status_at(p: &[u8], at: usize) -> Result<i32, ProtoError> {
+    let status = le32(p, at) as i32;
+    if status > 0 {
+        return Err(ProtoError::BadField("status"));
+    }
+    Ok(status)
+}
+
 fn page_aligned(a: u64) -> bool {
     a & (PAGE_SIZE as u64 - 1) == 0
 }
@@ -630,10 +639,7 @@ impl<'a> Message<'a> {
                 if le32(p, 12) != 0 {
                     return Err(ProtoError::ReservedBits);
                 }
-                let status = le32(p, 4) as i32;
-                if status > 0 {
-                    return Err(ProtoError::BadField("status"));
-                }
+                let status = status_at(p, 4)?;
                 Self::StretchOk {
                     req: le32(p, 0),
                     status,
@@ -673,10 +679,7 @@ impl<'a> Message<'a> {
                 Self::Push(m)
             }
             MsgType::PushAck => {
-                let status = le32(p, 4) as i32;
-                if status > 0 {
-                    return Err(ProtoError::BadField("status"));
-                }
+                let status = status_at(p, 4)?;
                 Self::PushAck {
                     req: le32(p, 0),
                     status,
@@ -702,8 +705,8 @@ impl<'a> Message<'a> {
                 if le32(p, 20) != 0 {
                     return Err(ProtoError::ReservedBits);
                 }
-                let (status, addr, count) = (le32(p, 4) as i32, le64(p, 8), le32(p, 16) as usize);
-                if status > 0 || (status < 0 && count != 0) || (status == 0 && count == 0) {
+                let (status, addr, count) = (status_at(p, 4)?, le64(p, 8), le32(p, 16) as usize);
+                if (status < 0 && count != 0) || (status == 0 && count == 0) {
                     return Err(ProtoError::BadField("status"));
                 }
                 if count > MAX_BATCH || p.len() != PAGES_FIXED + count * PAGE_SIZE {

@@ -34,6 +34,7 @@ mod stats;
 
 #[cfg(CONFIG_ELASTICOS_KUNIT_TEST)]
 mod kunit;
+mod jump;
 mod kvec;
 mod node;
 mod process;

@@ -122,6 +122,9 @@ pub(crate) struct Node {
     /// Shells this node holds for other nodes' processes.
     #[pin]
     pub(crate) shells: Shells,
+    /// Jump policy settings and log.
+    #[pin]
+    pub(crate) jumps: crate::jump::Jumps,
 }
 
 static NODE: Global<Node> = Global::new();
@@ -363,7 +366,31 @@ fn prefetch_store(s: &str) -> Result {
     })
 }
 
-static ATTRS: [sysfs::Attr; 8] = [
+fn jump_show(w: &mut FmtBuf<'_>) {
+    show_with(w, |n, w| n.jumps.write_tunables(w));
+}
+
+fn jump_store(s: &str) -> Result {
+    with_node(|n| n.jumps.set_tunables(s))
+}
+
+fn jumplog_show(w: &mut FmtBuf<'_>) {
+    show_with(w, |n, w| n.jumps.write_log(w));
+}
+
+static ATTRS: [sysfs::Attr; 10] = [
+    sysfs::Attr {
+        name: c"jump",
+        mode: 0o644,
+        show: Some(jump_show),
+        store: Some(jump_store),
+    },
+    sysfs::Attr {
+        name: c"jumplog",
+        mode: 0o444,
+        show: Some(jumplog_show),
+        store: None,
+    },
     sysfs::Attr {
         name: c"procs",
         mode: 0o444,
@@ -425,6 +452,7 @@ pub(crate) fn init() -> Result {
             handshaking: AtomicU32::new(0),
             procs <- Procs::new(),
             shells <- Shells::new(),
+            jumps <- crate::jump::Jumps::new(),
         }),
         GFP_KERNEL,
     )?;

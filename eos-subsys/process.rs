@@ -10,8 +10,9 @@
 
 use crate::node::{peer_warn, Node, Peer};
 use crate::peer::LinkState;
-use crate::policy::{pages_to_push, pull_count, Watermarks};
-use crate::proto::{Message, Push, Stretch, MAX_BATCH, MAX_STRETCH_STRINGS, PAGE_SIZE};
+use crate::jump::Arrival;
+use crate::policy::{pages_to_push, pull_count, JumpPolicy, Watermarks};
+use crate::proto::{Message, Push, Stretch, MAX_BATCH, MAX_STRETCH_STRINGS, PAGES_BUILD, PAGE_SIZE};
 use crate::stats::LatencyHist;
 use crate::sys::{
     crypto,
@@ -45,15 +46,34 @@ const PUSH_ROUND: u64 = 512;
 pub(crate) struct Proc {
     pub(crate) pid: i32,
     comm: [u8; 16],
-    mm: MmRef,
+    pub(crate) mm: MmRef,
     pub(crate) peer: Arc<Peer>,
     shell_pid: u32,
     /// Local memory budget in pages (0: push only under node memory pressure).
     pub(crate) budget: AtomicU64,
-    dead: AtomicBool,
+    pub(crate) dead: AtomicBool,
     cursor: AtomicU64,
     /// Pages the peer owns.
-    remote: AtomicI64,
+    pub(crate) remote: AtomicI64,
+    /// Execution is on the peer; the task here sleeps in `jump::home_leave`.
+    pub(crate) away: AtomicBool,
+    /// A jump is queued on the task.
+    pub(crate) leaving: AtomicBool,
+    pub(crate) leave_reason: AtomicU64,
+    /// Pinned here: the policy never moves it.
+    pub(crate) sticky: AtomicBool,
+    /// Execution coming back, handed over by the receive thread.
+    #[pin]
+    pub(crate) inbox: Mutex<Option<Arrival>>,
+    #[pin]
+    pub(crate) inbox_cv: CondVar,
+    #[pin]
+    pub(crate) policy: Mutex<JumpPolicy>,
+    pub(crate) jumps: AtomicU64,
+    pub(crate) jump_lat: LatencyHist,
+    pub(crate) away_ns: AtomicU64,
+    /// Pages the process fetched while away.
+    pub(crate) fetched: AtomicU64,
     pulls: AtomicU64,
     pulled: AtomicU64,
     pushes: AtomicU64,
@@ -98,7 +118,8 @@ impl Proc {
             w,
             "pid={} comm={} node={} shell_pid={} local_pages={} remote_pages={} budget_pages={} \
              pulls={} pulled_pages={} pushes={} pushed_pages={} bytes_in={} bytes_out={} \
-             fault_p50_us={} fault_p99_us={}",
+             fault_p50_us={} fault_p99_us={} away={} sticky={} jumps={} jump_p50_us={} \
+             jump_p99_us={} away_ms={} fetched_pages={}",
             self.pid,
             self.comm(),
             self.peer.id,
@@ -114,6 +135,13 @@ impl Proc {
             self.pushed.load(Relaxed) * PAGE_SIZE as u64,
             self.fault_lat.percentile_us(50),
             self.fault_lat.percentile_us(99),
+            self.away.load(Relaxed) as u8,
+            self.sticky.load(Relaxed) as u8,
+            self.jumps.load(Relaxed),
+            self.jump_lat.percentile_us(50),
+            self.jump_lat.percentile_us(99),
+            self.away_ns.load(Relaxed) / 1_000_000,
+            self.fetched.load(Relaxed),
         )
     }
 }
@@ -159,7 +187,7 @@ impl Procs {
         self.list.lock().iter().find(|p| p.mm.as_ptr() == mm).cloned()
     }
 
-    fn by_pid(&self, pid: i32) -> Option<Arc<Proc>> {
+    pub(crate) fn by_pid(&self, pid: i32) -> Option<Arc<Proc>> {
         self.list.lock().iter().find(|p| p.pid == pid).cloned()
     }
 
@@ -212,7 +240,8 @@ pub(crate) fn sys_stretch(node: &'static Node, pid: i32, to: i32) -> Result<i64>
 
 /// `elastic_ctl(op, pid, arg)`: 1 = set the local budget (pages) of a stretched or marked
 /// process, 2 = mark a process elastic (it stretches itself under memory pressure or when it
-/// exceeds `arg` pages, if non-zero).
+/// exceeds `arg` pages, if non-zero), 3 = pin a stretched process at home (`arg` 1, "sticky":
+/// the jump policy never moves it) or unpin it (`arg` 0).
 pub(crate) fn sys_ctl(node: &'static Node, op: i32, pid: i32, arg: u64) -> Result<i64> {
     let task = if pid == 0 { TaskRef::current() } else { TaskRef::by_pid(pid).ok_or(ESRCH)? };
     if !task.caller_may_control() {
@@ -247,6 +276,14 @@ pub(crate) fn sys_ctl(node: &'static Node, op: i32, pid: i32, arg: u64) -> Resul
                     node.procs.marked.fetch_add(1, Relaxed);
                 }
             }
+            Ok(0)
+        }
+        3 => {
+            let p = node.procs.by_pid(pid).ok_or(ESRCH)?;
+            if arg > 1 {
+                return Err(EINVAL);
+            }
+            p.sticky.store(arg == 1, Relaxed);
             Ok(0)
         }
         _ => Err(EINVAL),
@@ -328,6 +365,17 @@ fn stretch(node: &'static Node, task: &TaskRef, peer: Arc<Peer>, budget: u64) ->
             pushes: AtomicU64::new(0),
             pushed: AtomicU64::new(0),
             fault_lat: LatencyHist::new(),
+            away: AtomicBool::new(false),
+            leaving: AtomicBool::new(false),
+            leave_reason: AtomicU64::new(0),
+            sticky: AtomicBool::new(false),
+            inbox <- new_mutex!(None),
+            inbox_cv <- new_condvar!(),
+            policy <- new_mutex!(JumpPolicy::new(&node.jumps.tunables.lock(), time::now_ns())),
+            jumps: AtomicU64::new(0),
+            jump_lat: LatencyHist::new(),
+            away_ns: AtomicU64::new(0),
+            fetched: AtomicU64::new(0),
             settle_gen <- new_mutex!(0),
             settled <- new_condvar!(),
         }),
@@ -356,8 +404,8 @@ pub(crate) enum Fault {
     Oom,
 }
 
-/// A fault on a page owned by `owner` (or on its way there).
-pub(crate) fn fault(vma: Vma<'_>, addr: u64, owner: u16, in_flight: bool) -> Fault {
+/// A fault on a page owned by `owner` (or on its way there); `user`: by user code.
+pub(crate) fn fault(vma: Vma<'_>, addr: u64, owner: u16, in_flight: bool, user: bool) -> Fault {
     let Some(node) = crate::node::get() else { return Fault::SigBus };
     let Some(proc) = node.procs.by_mm(vma.mm()) else {
         peer_warn!(node, "fault on a remote page at {:#x} of an unknown process\n", addr);
@@ -371,6 +419,10 @@ pub(crate) fn fault(vma: Vma<'_>, addr: u64, owner: u16, in_flight: bool) -> Fau
     if owner != proc.peer.id {
         peer_warn!(node, "pid {}: page {:#x} owned by unexpected node {}\n", proc.pid, addr, owner);
         return Fault::SigBus;
+    }
+    if crate::jump::home_fault_jumps(node, &proc, user) {
+        // Execution goes to the page instead; the instruction runs again over there.
+        return Fault::Done;
     }
     let t0 = time::now_ns();
     let run = vma.remote_run(addr, owner, MAX_BATCH as u32);
@@ -402,11 +454,20 @@ pub(crate) fn fault(vma: Vma<'_>, addr: u64, owner: u16, in_flight: bool) -> Fau
         return Fault::SigBus;
     }
     let reply = w.reply.lock();
+    let marker = mm::marker(owner, false);
+    if reply.status == PAGES_BUILD {
+        // The peer never had data there: the page is built here the ordinary way.
+        if vma.clear_marker(addr, marker).is_err() {
+            return Fault::SigBus;
+        }
+        proc.remote.fetch_sub(1, Relaxed);
+        proc.pulls.fetch_add(1, Relaxed);
+        return Fault::Done;
+    }
     let n = reply.data.len() / PAGE_SIZE;
     if reply.addr != addr || n == 0 || n > count as usize {
         return Fault::SigBus;
     }
-    let marker = mm::marker(owner, false);
     for i in 0..n {
         let a = addr + (i * PAGE_SIZE) as u64;
         let r = vma.install(a, marker, &reply.data[i * PAGE_SIZE..(i + 1) * PAGE_SIZE], false);
@@ -476,7 +537,17 @@ pub(crate) fn peer_lost(node: &Node, peer: u16) {
         node.procs.remove(p);
         p.notify_settled();
         let remote = p.remote.load(Relaxed);
-        if remote > 0 {
+        if p.away.load(Relaxed) {
+            pr_err!(
+                "node {} lost: killing pid {} ({}) with SIGBUS, it was running there\n",
+                peer,
+                p.pid,
+                p.comm()
+            );
+            if let Some(t) = TaskRef::by_pid(p.pid) {
+                t.signal(bindings::SIGBUS);
+            }
+        } else if remote > 0 {
             pr_err!(
                 "node {} lost: killing pid {} ({}) with SIGBUS, {} of its pages were there\n",
                 peer,

@@ -6,10 +6,14 @@
 //! All of this runs in the receive thread of the link from the home node. A shell is keyed by
 //! (home node, home pid); a home node can only touch its own shells.
 
+use crate::jump::request_guest_leave;
 use crate::node::{peer_warn, Node, Peer};
-use crate::proto::{Message, Pages, Push, Stretch, PAGE_SIZE};
+use crate::policy::JumpPolicy;
+use crate::proto::{JumpReason, Message, Pages, Push, Stretch, PAGES_BUILD, PAGE_SIZE};
+use crate::stats::LatencyHist;
 use crate::sys::{crypto, file::FileData, mm, umh, time};
 use crate::transport::Conn;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use kernel::{
     new_mutex,
     prelude::*,
@@ -17,12 +21,35 @@ use kernel::{
     time::msecs_to_jiffies,
 };
 
-/// A shell hosted here.
+/// A shell hosted here: a stopped copy of another node's process that holds the pages pushed
+/// here, and runs the process when its execution jumps here.
+#[pin_data]
 pub(crate) struct Shell {
     pub(crate) home: u16,
     pub(crate) home_pid: u32,
     pub(crate) pid: i32,
-    seed: Arc<umh::Seed>,
+    pub(crate) seed: Arc<umh::Seed>,
+    pub(crate) mm: mm::MmRef,
+    /// The shell's task runs the process now.
+    pub(crate) running: AtomicBool,
+    /// A jump home is queued on its task.
+    pub(crate) leaving: AtomicBool,
+    pub(crate) leave_reason: AtomicU64,
+    #[pin]
+    pub(crate) policy: Mutex<JumpPolicy>,
+    pub(crate) arrivals: AtomicU64,
+    pub(crate) jumps: AtomicU64,
+    pub(crate) jump_lat: LatencyHist,
+    pub(crate) syscalls: AtomicU64,
+    pub(crate) fetches: AtomicU64,
+    pub(crate) fetch_lat: LatencyHist,
+}
+
+impl Shell {
+    /// Whether the shell's task runs the process now.
+    pub(crate) fn running(&self) -> bool {
+        self.running.load(Relaxed)
+    }
 }
 
 /// The shells of this node.
@@ -37,8 +64,22 @@ impl Shells {
         pin_init!(Self { list <- new_mutex!(KVec::new()) })
     }
 
-    fn find(&self, home: u16, pid: u32) -> Option<Arc<Shell>> {
+    pub(crate) fn find(&self, home: u16, pid: u32) -> Option<Arc<Shell>> {
         self.list.lock().iter().find(|s| s.home == home && s.home_pid == pid).cloned()
+    }
+
+    pub(crate) fn by_seed(&self, seed: &umh::Seed) -> Option<Arc<Shell>> {
+        self.list.lock().iter().find(|s| core::ptr::eq(&*s.seed, seed)).cloned()
+    }
+
+    pub(crate) fn by_mm(&self, mm: *mut kernel::bindings::mm_struct) -> Option<Arc<Shell>> {
+        self.list.lock().iter().find(|s| s.mm.as_ptr() == mm).cloned()
+    }
+
+    /// The shell whose task is the current one.
+    pub(crate) fn by_current(&self) -> Option<Arc<Shell>> {
+        let pid = crate::sys::task::TaskRef::current().pid();
+        self.list.lock().iter().find(|s| s.pid == pid).cloned()
     }
 
     fn remove_where(&self, f: impl Fn(&Shell) -> bool) -> KVec<Arc<Shell>> {
@@ -63,7 +104,23 @@ impl Shells {
     /// Writes one line per shell.
     pub(crate) fn write_to(&self, w: &mut impl core::fmt::Write) -> core::fmt::Result {
         for s in self.list.lock().iter() {
-            writeln!(w, "shell home_node={} home_pid={} pid={}", s.home, s.home_pid, s.pid)?;
+            writeln!(
+                w,
+                "shell home_node={} home_pid={} pid={} running={} arrivals={} jumps_home={} \
+                 jump_p50_us={} jump_p99_us={} syscalls={} fetches={} fetch_p50_us={} fetch_p99_us={}",
+                s.home,
+                s.home_pid,
+                s.pid,
+                s.running() as u8,
+                s.arrivals.load(Relaxed),
+                s.jumps.load(Relaxed),
+                s.jump_lat.percentile_us(50),
+                s.jump_lat.percentile_us(99),
+                s.syscalls.load(Relaxed),
+                s.fetches.load(Relaxed),
+                s.fetch_lat.percentile_us(50),
+                s.fetch_lat.percentile_us(99),
+            )?;
         }
         Ok(())
     }
@@ -103,6 +160,7 @@ pub(crate) fn serve(node: &'static Node, peer: &Peer, conn: &Conn, m: &Message<'
         Message::Pull { req, pid, addr, count } => {
             let mut buf = KVVec::from_elem(0u8, *count as usize * PAGE_SIZE, GFP_KERNEL)?;
             let (status, n) = match pull(node, peer, *pid, *addr, *count, &mut buf) {
+                Ok(0) => (PAGES_BUILD, 0),
                 Ok(n) => (0, n),
                 Err(e) => {
                     peer_warn!(node, "pull {:#x} for pid {} from node {} failed: {:?}\n", addr, pid, peer.id, e);
@@ -118,6 +176,16 @@ pub(crate) fn serve(node: &'static Node, peer: &Peer, conn: &Conn, m: &Message<'
                     pages: &buf[..n * PAGE_SIZE],
                 }),
             )
+        }
+        Message::Jump(j) => {
+            crate::jump::shell_receive(node, peer, j);
+            Ok(())
+        }
+        Message::Recall { pid } => {
+            if let Some(s) = node.shells.find(peer.id, *pid) {
+                request_guest_leave(&s, JumpReason::Recall, true);
+            }
+            Ok(())
         }
         Message::Release { pid } => {
             for s in node.shells.remove_where(|s| s.home == peer.id && s.home_pid == *pid).iter() {
@@ -174,13 +242,27 @@ fn stretch(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
             let _ = seed.cv.wait_interruptible_timeout(&mut st, msecs_to_jiffies(100));
         }
     };
-    let shell = Arc::new(
-        Shell {
+    let shell_mm = seed.state.lock().mm.as_ref().and_then(|m| m.grab_again()).ok_or(ECHILD)?;
+    // From now on an empty PTE there is the home's page (when the shell runs the process).
+    mm::mark_guest(&shell_mm);
+    let shell = Arc::pin_init(
+        pin_init!(Shell {
             home: peer.id,
             home_pid: s.pid,
             pid,
             seed,
-        },
+            mm: shell_mm,
+            running: AtomicBool::new(false),
+            leaving: AtomicBool::new(false),
+            leave_reason: AtomicU64::new(0),
+            policy <- new_mutex!(JumpPolicy::new(&node.jumps.tunables.lock(), time::now_ns())),
+            arrivals: AtomicU64::new(0),
+            jumps: AtomicU64::new(0),
+            jump_lat: LatencyHist::new(),
+            syscalls: AtomicU64::new(0),
+            fetches: AtomicU64::new(0),
+            fetch_lat: LatencyHist::new(),
+        }),
         GFP_KERNEL,
     )?;
     node.shells.list.lock().push(shell, GFP_KERNEL)?;
@@ -199,7 +281,7 @@ fn shell_mm(node: &Node, peer: &Peer, pid: u32) -> Result<(Arc<Shell>, mm::MmRef
 
 /// Makes sure `[start, end)` is covered by VMAs in the shell, mapping anonymous memory into
 /// the gaps (the home process grew its heap or mapped more since the stretch).
-fn cover(users: &mm::MmUsers<'_>, start: u64, end: u64, prot: u32) -> Result {
+pub(crate) fn cover(users: &mm::MmUsers<'_>, start: u64, end: u64, prot: u32) -> Result {
     let mut gaps = [(0u64, 0u64); 8];
     let mut n = 0;
     {
@@ -241,7 +323,9 @@ fn push(node: &Node, peer: &Peer, p: &Push<'_>) -> Result {
     Ok(())
 }
 
-/// Takes up to `count` pages from `addr`; returns how many (the prefix that was here).
+/// Takes up to `count` pages from `addr`; returns how many (the prefix that was here). 0:
+/// the first page has no data here (never written while the process ran here): the home
+/// builds it itself.
 fn pull(node: &Node, peer: &Peer, pid: u32, addr: u64, count: u32, buf: &mut [u8]) -> Result<usize> {
     let (_shell, m) = shell_mm(node, peer, pid)?;
     let users = m.users().ok_or(ESRCH)?;
@@ -250,13 +334,13 @@ fn pull(node: &Node, peer: &Peer, pid: u32, addr: u64, count: u32, buf: &mut [u8
     for i in 0..count as usize {
         let a = addr + (i * PAGE_SIZE) as u64;
         let Some(vma) = lock.vma(a) else { break };
-        if vma.take(a, &mut buf[i * PAGE_SIZE..(i + 1) * PAGE_SIZE]).is_err() {
-            break;
+        match vma.take(a, &mut buf[i * PAGE_SIZE..(i + 1) * PAGE_SIZE], 0) {
+            Ok(mm::Taken::Data) => n += 1,
+            Ok(mm::Taken::Build) if i == 0 => return Ok(0),
+            Ok(mm::Taken::Build) => break,
+            Err(e) if i == 0 => return Err(e),
+            Err(_) => break,
         }
-        n += 1;
-    }
-    if n == 0 {
-        return Err(ENOENT);
     }
     Ok(n)
 }

@@ -465,7 +465,25 @@ fn run_link(
                     }
                 }));
             }
-            req @ (Message::Stretch(_) | Message::Push(_) | Message::Pull { .. } | Message::Release { .. }) => {
+            Message::JumpAck { req, status } => {
+                late(node, peer.pending.complete(req, |r| {
+                    r.status = status;
+                    // The target itself answered (a refusal is not a lost jump).
+                    r.value = 1;
+                }));
+            }
+            Message::Jump(j) if j.to_home => crate::jump::home_receive(node, peer, &j),
+            Message::Fetch { req, pid, addr } => {
+                if let Err(e) = crate::jump::serve_fetch_reply(node, peer, &conn, req, pid, addr) {
+                    break LinkErr::Io(e);
+                }
+            }
+            req @ (Message::Stretch(_)
+            | Message::Push(_)
+            | Message::Pull { .. }
+            | Message::Release { .. }
+            | Message::Jump(_)
+            | Message::Recall { .. }) => {
                 if let Err(e) = crate::shell::serve(node, peer, &conn, &req) {
                     break LinkErr::Io(e);
                 }

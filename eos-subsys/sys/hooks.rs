@@ -3,6 +3,7 @@
 //! Entry points called from C: the mm hooks (include/linux/elastic.h) and the syscalls
 //! (syscalls.c). They turn raw arguments into safe types and call the logic.
 
+use crate::jump::Missing;
 use crate::process::{self, Fault};
 use crate::sys::mm::Vma;
 use kernel::bindings;
@@ -12,7 +13,7 @@ use kernel::bindings;
 pub(crate) extern "C" fn elastic_fault(
     vma: *mut bindings::vm_area_struct,
     address: core::ffi::c_ulong,
-    _flags: core::ffi::c_uint,
+    flags: core::ffi::c_uint,
     node: core::ffi::c_uint,
     in_flight: bool,
 ) -> bindings::vm_fault_t {
@@ -21,11 +22,52 @@ pub(crate) extern "C" fn elastic_fault(
         return bindings::vm_fault_reason_VM_FAULT_SIGBUS;
     };
     let addr = address as u64 & !(crate::proto::PAGE_SIZE as u64 - 1);
-    match process::fault(vma, addr, node as u16, in_flight) {
+    let user = flags & bindings::fault_flag_FAULT_FLAG_USER != 0;
+    match process::fault(vma, addr, node as u16, in_flight, user) {
         Fault::Done => 0,
         Fault::SigBus => bindings::vm_fault_reason_VM_FAULT_SIGBUS,
         Fault::Oom => bindings::vm_fault_reason_VM_FAULT_OOM,
     }
+}
+
+/// A shell's task, running a process away from home, touched an empty PTE. 0: build the
+/// page the ordinary way.
+#[no_mangle]
+pub(crate) extern "C" fn elastic_missing(
+    vma: *mut bindings::vm_area_struct,
+    address: core::ffi::c_ulong,
+    flags: core::ffi::c_uint,
+) -> bindings::vm_fault_t {
+    // SAFETY: the fault handler passes the VMA of the running fault, locked for its duration.
+    let Some(vma) = (unsafe { Vma::from_fault(vma) }) else {
+        return bindings::vm_fault_reason_VM_FAULT_SIGBUS;
+    };
+    let addr = address as u64 & !(crate::proto::PAGE_SIZE as u64 - 1);
+    let user = flags & bindings::fault_flag_FAULT_FLAG_USER != 0;
+    match crate::jump::missing(vma, addr, user) {
+        Missing::Build => 0,
+        Missing::Retry => bindings::vm_fault_reason_VM_FAULT_NOPAGE,
+        Missing::SigBus => bindings::vm_fault_reason_VM_FAULT_SIGBUS,
+        Missing::Oom => bindings::vm_fault_reason_VM_FAULT_OOM,
+    }
+}
+
+/// A syscall of a task whose mm is a shell's. True: it was handled (run at home).
+#[no_mangle]
+pub(crate) extern "C" fn elastic_syscall(regs: *mut bindings::pt_regs, _nr: core::ffi::c_int) -> bool {
+    let Some(node) = crate::node::get() else { return false };
+    let Some(shell) = node.shells.by_current() else { return false };
+    if !shell.running() {
+        return false;
+    }
+    // SAFETY: `regs` are the current task's user registers, saved at syscall entry. Rewinding
+    // to the 2-byte `syscall` instruction with the syscall number back in `ax` makes the
+    // process issue the same syscall again, at home.
+    unsafe {
+        (*regs).ip -= 2;
+        (*regs).ax = (*regs).orig_ax;
+    }
+    crate::jump::guest_syscall()
 }
 
 /// An elastic process is about to allocate an anonymous page.
@@ -77,4 +119,13 @@ pub(crate) extern "C" fn elastic_sys_ctl(op: i32, pid: i32, arg: core::ffi::c_ul
         return kernel::error::code::ENODEV.to_errno() as core::ffi::c_long;
     };
     ret(process::sys_ctl(n, op, pid, arg as u64))
+}
+
+/// `elastic_jump(pid, node)`.
+#[no_mangle]
+pub(crate) extern "C" fn elastic_sys_jump(pid: i32, node: i32) -> core::ffi::c_long {
+    let Some(n) = crate::node::get() else {
+        return kernel::error::code::ENODEV.to_errno() as core::ffi::c_long;
+    };
+    ret(crate::jump::sys_jump(n, pid, node))
 }

@@ -30,6 +30,12 @@ impl MmRef {
         Some(Self(mm))
     }
 
+    /// Another reference to the same mm.
+    pub(crate) fn grab_again(&self) -> Option<Self> {
+        // SAFETY: our reference keeps `mm` live.
+        unsafe { Self::grab(self.0.as_ptr()) }
+    }
+
     /// Identity, for lookups.
     pub(crate) fn as_ptr(&self) -> *mut bindings::mm_struct {
         self.0.as_ptr()
@@ -79,7 +85,13 @@ impl MmUsers<'_> {
     /// Runs `f` with this address space adopted by the current kthread (`kthread_use_mm`),
     /// for calls that work on `current->mm`, like `vm_mmap`.
     pub(crate) fn with_mm<R>(&self, f: impl FnOnce() -> R) -> R {
-        // SAFETY: we are a kthread (all ElasticOS work runs in kthreads); the mm has users.
+        // SAFETY: `current` is valid.
+        if unsafe { (*bindings::get_current()).mm } == self.0.as_ptr() {
+            // The shell task itself, about to run the process: its own mm already.
+            return f();
+        }
+        // SAFETY: we are a kthread (all other ElasticOS work runs in kthreads); the mm has
+        // users.
         unsafe { bindings::kthread_use_mm(self.0.as_ptr()) };
         let r = f();
         // SAFETY: balances `kthread_use_mm` above.
@@ -185,11 +197,32 @@ impl<'a> Vma<'a> {
         })
     }
 
-    /// Copies out and unmaps the page at `addr`.
-    pub(crate) fn take(&self, addr: u64, buf: &mut [u8]) -> Result {
+    /// Hands the page at `addr` to another node: `Data` (copied to `buf` and unmapped) or
+    /// `Build` (nothing mapped here: the requester makes it from its own mapping). With
+    /// `marker` non-zero the PTE then names the new owner. `EAGAIN`: a marker is there.
+    pub(crate) fn take(&self, addr: u64, buf: &mut [u8], marker: u64) -> Result<Taken> {
         pages_ok(buf)?;
         // SAFETY: the VMA is locked; `buf` has room for a page.
-        to_result(unsafe { bindings::elastic_take_page(self.raw(), addr as _, buf.as_mut_ptr().cast()) })
+        let r = unsafe {
+            bindings::elastic_take_page(self.raw(), addr as _, buf.as_mut_ptr().cast(), marker as _)
+        };
+        to_result(r.min(0))?;
+        Ok(if r == 0 { Taken::Data } else { Taken::Build })
+    }
+
+    /// Removes the marker `expect` at `addr`: the page is built here the ordinary way.
+    pub(crate) fn clear_marker(&self, addr: u64, expect: u64) -> Result {
+        // SAFETY: the VMA is locked; a NULL page means "clear the marker".
+        to_result(unsafe {
+            bindings::elastic_install_page(self.raw(), addr as _, expect as _, core::ptr::null(), false)
+        })
+    }
+
+    /// Private anonymous memory (what a shell must have mapped to run the process).
+    pub(crate) fn anon_private(&self) -> bool {
+        // SAFETY: as above.
+        let (ops, f) = unsafe { ((*self.raw()).vm_ops, (*self.raw()).__bindgen_anon_2.vm_flags) };
+        ops.is_null() && (f as u64 & bindings::VM_SHARED as u64) == 0
     }
 
     /// Evicts up to `addrs.len()` cold pages of `[start, end)` towards `node` (in-flight
@@ -238,6 +271,21 @@ impl<'a> Vma<'a> {
         // SAFETY: the VMA is locked.
         unsafe { bindings::elastic_remote_run(self.raw(), addr as _, node as _, max as i32) }.max(0) as u32
     }
+}
+
+/// What [`Vma::take`] handed over.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Taken {
+    /// The page's data.
+    Data,
+    /// Nothing: the requester builds the page from its mapping.
+    Build,
+}
+
+/// Marks `mm` as a shell's: an empty PTE there is asked of the home node once its task runs.
+pub(crate) fn mark_guest(mm: &MmRef) {
+    // SAFETY: the mm is live (`MmRef`); setting flag bits is atomic.
+    unsafe { bindings::elastic_mark_guest(mm.as_ptr()) };
 }
 
 /// The PTE marker value meaning "owned by `node`" (`in_flight`: push not acknowledged).

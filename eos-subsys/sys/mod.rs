@@ -5,6 +5,7 @@
 //! Every `unsafe` block of the subsystem lives under this module, each with its `SAFETY:`
 //! argument. Code outside `sys` is safe Rust.
 
+pub(crate) mod arch;
 pub(crate) mod crypto;
 pub(crate) mod errno;
 pub(crate) mod file;

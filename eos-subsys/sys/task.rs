@@ -165,3 +165,70 @@ pub(crate) fn fatal_signal_pending() -> bool {
     // SAFETY: `current` is valid.
     unsafe { bindings::fatal_signal_pending(bindings::get_current()) }
 }
+
+/// Whether the current task has any signal pending.
+pub(crate) fn signal_pending() -> bool {
+    // SAFETY: `current` is valid.
+    unsafe { bindings::signal_pending(bindings::get_current()) != 0 }
+}
+
+/// A callback queued on a task, run by that task on its way back to user mode.
+#[repr(C)]
+struct Work<T: Send + Sync> {
+    // Must stay first: the callback casts the `callback_head` pointer back to `Work<T>`.
+    head: bindings::callback_head,
+    data: kernel::sync::Arc<T>,
+    f: fn(kernel::sync::Arc<T>),
+}
+
+unsafe extern "C" fn run_work<T: Send + Sync>(head: *mut bindings::callback_head) {
+    // SAFETY: `head` is the first field of a `Work<T>` that `queue_work` leaked for this call.
+    let w = unsafe { KBox::from_raw(head.cast::<Work<T>>()) };
+    let Work { data, f, .. } = KBox::into_inner(w);
+    f(data);
+}
+
+impl TaskRef {
+    /// Queues `f(data)` to run in this task before it next returns to user mode; with `kick`,
+    /// a task running in user mode is interrupted for it (like a signal).
+    pub(crate) fn queue_work<T: Send + Sync>(
+        &self,
+        data: kernel::sync::Arc<T>,
+        f: fn(kernel::sync::Arc<T>),
+        kick: bool,
+    ) -> Result {
+        let w = KBox::new(
+            Work {
+                // SAFETY: an all-zero `callback_head` is a valid unqueued one.
+                head: unsafe { core::mem::zeroed() },
+                data,
+                f,
+            },
+            GFP_KERNEL,
+        )?;
+        let raw = KBox::into_raw(w);
+        let mode = if kick {
+            bindings::task_work_notify_mode_TWA_SIGNAL
+        } else {
+            bindings::task_work_notify_mode_TWA_RESUME
+        };
+        // SAFETY: `raw` is a live, unqueued work item; `run_work::<T>` matches its type. The
+        // task is referenced.
+        let r = unsafe {
+            (*raw).head.func = Some(run_work::<T>);
+            bindings::task_work_add(self.raw(), core::ptr::addr_of_mut!((*raw).head), mode)
+        };
+        if r != 0 {
+            // SAFETY: not queued (the task is exiting), so the box is still ours.
+            drop(unsafe { KBox::from_raw(raw) });
+            return Err(e(bindings::ESRCH));
+        }
+        Ok(())
+    }
+
+    /// Whether this is the current task.
+    pub(crate) fn is_current(&self) -> bool {
+        // SAFETY: `current` is valid.
+        self.raw() == unsafe { bindings::get_current() }
+    }
+}

@@ -7,8 +7,8 @@
 //! exec) turns off address-space randomisation, blocks every signal but SIGKILL/SIGSTOP and
 //! queues a task work. After exec, on its way to user mode, the task runs that work
 //! (`park`): it publishes its task and mm in the [`Seed`] and sleeps there until released.
-//! It never returns to user mode while parked; a non-fatal signal (SIGSTOP) is handled and the
-//! work re-queued, so the loop is entered again before any user code.
+//! It never returns to user mode while parked; it leaves the loop only to run the process
+//! whose execution jumped here (`jump::guest_arrive` loaded its registers), or to die.
 
 use crate::sys::{mm::MmRef, task::TaskRef};
 use core::ffi::{c_int, c_void};
@@ -32,6 +32,8 @@ pub(crate) struct SeedState {
     pub(crate) failed: bool,
     /// Leave the park loop and die.
     pub(crate) release: bool,
+    /// Execution of the process arrived: run it.
+    pub(crate) arrival: Option<crate::jump::Arrival>,
 }
 
 /// Rendezvous between the code that creates a shell and the shell task itself.
@@ -65,6 +67,26 @@ impl Seed {
             }),
             GFP_KERNEL,
         )
+    }
+
+    /// Sleeps until execution arrives (`Some`) or the shell must die (`None`).
+    pub(crate) fn wait_arrival(&self) -> Option<crate::jump::Arrival> {
+        loop {
+            let mut st = self.state.lock();
+            if st.release || crate::sys::task::fatal_signal_pending() {
+                return None;
+            }
+            if let Some(a) = st.arrival.take() {
+                return Some(a);
+            }
+            if let kernel::sync::CondVarTimeoutResult::Signal { .. } =
+                self.cv.wait_interruptible_timeout(&mut st, kernel::time::msecs_to_jiffies(100))
+            {
+                // Only SIGSTOP gets here (the rest is blocked); it waits for user mode. Poll.
+                drop(st);
+                crate::sys::time::sleep_ms_uninterruptible(1);
+            }
+        }
     }
 
     /// Tells a parked shell to die (it kills itself with SIGKILL).
@@ -117,15 +139,9 @@ unsafe extern "C" fn park(head: *mut bindings::callback_head) {
         }
     }
     seed.cv.notify_all();
-    loop {
-        let mut st = seed.state.lock();
-        if st.release || crate::sys::task::fatal_signal_pending() {
-            break;
-        }
-        if seed.cv.wait_interruptible(&mut st) && !crate::sys::task::fatal_signal_pending() {
-            // A stop signal: let it be handled, and come back here before user mode.
-            drop(st);
-            let _ = queue_park(seed.clone());
+    // Parked until the process's execution jumps here; then on to user mode, running it.
+    while let Some(a) = seed.wait_arrival() {
+        if crate::jump::guest_arrive(&seed, a) {
             return;
         }
     }

@@ -30,7 +30,7 @@ fn build_tools() -> Result<PathBuf> {
 pub const WORKLOADS: &[&str] = &["dfs", "lsearch", "hsort", "bsort", "dijkstra"];
 
 /// Test programs (also C, in workloads/) that are not benchmark workloads.
-const TEST_PROGRAMS: &[&str] = &["stress"];
+const TEST_PROGRAMS: &[&str] = &["stress", "pingpong", "homesem", "spin"];
 
 /// Dynamically linked programs copied into the image with their libraries (the network-swap
 /// baseline needs a real NBD server and client).
@@ -43,9 +43,14 @@ pub fn compile_workload(name: &str, out: &std::path::Path, static_: bool) -> Res
     if static_ {
         cmd.arg("-static");
     }
-    cmd.arg("-o")
+    // Every program may call ElasticOS through libelastic.
+    let lib = project_root().join("tools/libelastic");
+    cmd.arg("-I")
+        .arg(&lib)
+        .arg("-o")
         .arg(out)
-        .arg(project_root().join("workloads").join(format!("{name}.c")));
+        .arg(project_root().join("workloads").join(format!("{name}.c")))
+        .arg(lib.join("elastic.c"));
     run(&mut cmd)
 }
 

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 /// Cluster secret of the test VMs (a test key, not a real one).
 pub const SECRET: &str = "5eb1c0a7e1a57c05000000000000000000000000000000000000000000000042";
+/// Jump round trips of the ping-pong test.
+const PING_PONG_ROUNDS: u32 = 10_000;
 const WRONG_SECRET: &str = "0badc0de0badc0de0badc0de0badc0de";
 const MEM_MIB: u32 = 256;
 const PEER_MEM_MIB: u32 = 512;
@@ -423,6 +425,195 @@ fn elastic_stress(a: &mut Vm, b: &mut Vm) -> Result<String> {
     ))
 }
 
+/// Sets the jump policy on both nodes.
+fn jump_policy(a: &mut Vm, b: &mut Vm, kv: &str) -> Result<()> {
+    a.sh(&format!("eosctl jumppolicy {kv}"))?;
+    b.sh(&format!("eosctl jumppolicy {kv}"))?;
+    Ok(())
+}
+
+/// `(total jumps, median lat_us, p99 lat_us)` from a node's jump log.
+fn jumplog(v: &mut Vm) -> Result<(u64, u64, u64)> {
+    let log = v.sh("eosctl jumplog")?;
+    let total = log
+        .lines()
+        .find_map(|l| l.strip_prefix("total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    let mut lat: Vec<u64> = log
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("lat_us="))
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    lat.sort_unstable();
+    let pick = |q: usize| {
+        lat.get((lat.len() * q / 100).min(lat.len().saturating_sub(1)))
+            .copied()
+    };
+    Ok((total, pick(50).unwrap_or(0), pick(99).unwrap_or(0)))
+}
+
+/// Ping-pong: thousands of jumps inside a computation that checks its own registers, vector
+/// registers, MXCSR and stack after each one.
+fn jump_ping_pong(a: &mut Vm, b: &mut Vm, rounds: u32) -> Result<String> {
+    let r = rounds.to_string();
+    let want = host_result("pingpong", &[&r, "1", "2"])?;
+    let (ja0, _, _) = jumplog(a)?;
+    let (jb0, _, _) = jumplog(b)?;
+    let start = Instant::now();
+    let (rc, out) = a.run(&format!("pingpong {r} 1 2"), Duration::from_secs(1800))?;
+    let secs = start.elapsed().as_secs_f64();
+    if rc != 0 || !out.lines().any(|l| l == want) || !out.contains(" 0 refused, 0 errors") {
+        bail!("pingpong: exit {rc}, host says `{want}`, VM printed:\n{out}");
+    }
+    let (ja, la50, la99) = jumplog(a)?;
+    let (jb, lb50, lb99) = jumplog(b)?;
+    let (out_jumps, back_jumps) = (ja - ja0, jb - jb0);
+    if out_jumps < rounds as u64 || back_jumps < rounds as u64 {
+        bail!("pingpong: only {out_jumps} jumps out and {back_jumps} back for {rounds} rounds");
+    }
+    check_clean(&[a, b])?;
+    let kind = out
+        .lines()
+        .find(|l| l.starts_with("pingpong: "))
+        .unwrap_or("")
+        .to_string();
+    Ok(format!(
+        "{rounds} round trips ({out_jumps} jumps out, {back_jumps} back) in {secs:.0} s, \
+         {:.1} ms per round trip; jump latency node1->2 p50 {la50} us p99 {la99} us, \
+         node2->1 p50 {lb50} us p99 {lb99} us; {kind}",
+        secs * 1000.0 / rounds as f64
+    ))
+}
+
+/// A program that prints, does file I/O, brk and mmap after jumping away: byte-identical
+/// output and exit status to the host's run.
+fn jump_home_semantics(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let dir = project_root().join("target/workloads");
+    std::fs::create_dir_all(&dir)?;
+    let exe = dir.join("homesem");
+    image::compile_workload("homesem", &exe, false)?;
+    let host = Command::new("sh")
+        .arg("-c")
+        .arg(format!("'{}' 1 2 2>&1; echo status=$?", exe.display()))
+        .output()?;
+    let want = String::from_utf8_lossy(&host.stdout).to_string();
+    let (jb0, _, _) = jumplog(b)?;
+    let (_, out) = a.run("homesem 1 2 2>&1; echo status=$?", Duration::from_secs(600))?;
+    if out != want {
+        bail!("homesem output differs from the host's.\nhost:\n{want}\nVM:\n{out}");
+    }
+    let (jb, _, _) = jumplog(b)?;
+    if jb - jb0 < 10 {
+        bail!(
+            "homesem: only {} jumps home from node2; it did not run away",
+            jb - jb0
+        );
+    }
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "{} lines identical to the host's, exit status 7; {} syscalls ran at home after jumps",
+        want.lines().count(),
+        jb - jb0
+    ))
+}
+
+/// Signals sent at home reach a process that runs on the peer.
+fn jump_signals(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let mut notes = Vec::new();
+    for (sig, args, want_status, want_out) in [
+        ("INT", "2", 130, ""),
+        ("INT", "2 handler", 3, "caught SIGINT"),
+        ("KILL", "2", 137, ""),
+    ] {
+        a.sh(&format!(
+            "spin {args} > /tmp/spin.out 2>&1 & echo $! > /tmp/spin.pid"
+        ))?;
+        let mut away = false;
+        for _ in 0..100 {
+            let p = a.sh("cat /sys/kernel/elastic/procs")?;
+            if p.lines()
+                .any(|l| l.contains("comm=spin") && l.contains(" away=1 "))
+            {
+                away = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if !away {
+            bail!(
+                "spin never ran on node2:\n{}",
+                a.sh("cat /sys/kernel/elastic/procs; cat /tmp/spin.out")?
+            );
+        }
+        let shells = b.sh("cat /sys/kernel/elastic/procs")?;
+        if !shells
+            .lines()
+            .any(|l| l.starts_with("shell ") && l.contains(" running=1 "))
+        {
+            bail!("node2's shell does not show the process running:\n{shells}");
+        }
+        let (_, out) = a.run(
+            &format!("kill -{sig} $(cat /tmp/spin.pid); wait $(cat /tmp/spin.pid); echo status=$?; cat /tmp/spin.out"),
+            Duration::from_secs(60),
+        )?;
+        if !out.contains(&format!("status={want_status}")) || !out.contains(want_out) {
+            bail!("kill -{sig} of spin {args}: want status {want_status} and `{want_out}`, got:\n{out}");
+        }
+        notes.push(format!(
+            "SIG{sig}{}: status {want_status}",
+            if args.contains("handler") {
+                " (handler ran)"
+            } else {
+                ""
+            }
+        ));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let shells = b.sh("cat /sys/kernel/elastic/procs")?;
+    if shells.lines().any(|l| l.starts_with("shell ")) {
+        bail!("shells left on node2:\n{shells}");
+    }
+    check_clean(&[a, b])?;
+    Ok(notes.join(", "))
+}
+
+/// Linear search over an array mostly pushed to the peer: with the policy on it jumps to
+/// the data (and the result is right); with jumps off it pulls. Both times are reported.
+fn jump_lsearch(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let (fp, budget) = (32u32, 8u32);
+    let want = host_result("lsearch", &[&fp.to_string()])?;
+    let mut times = Vec::new();
+    for enabled in [0, 1] {
+        jump_policy(a, b, &format!("enabled={enabled}"))?;
+        let (j0, _, _) = jumplog(a)?;
+        let start = Instant::now();
+        let (rc, out) = a.run(
+            &format!("eosctl run --elastic --budget {budget} -- lsearch {fp}"),
+            Duration::from_secs(1200),
+        )?;
+        let secs = start.elapsed().as_secs_f64();
+        if rc != 0 || !out.lines().any(|l| l == want) {
+            bail!("lsearch (jumps {enabled}): exit {rc}, host says `{want}`, VM printed:\n{out}");
+        }
+        let (j1, _, _) = jumplog(a)?;
+        let jumps = j1 - j0;
+        if enabled == 1 && jumps == 0 {
+            bail!("the policy never jumped to the data");
+        }
+        if enabled == 0 && jumps != 0 {
+            bail!("{jumps} jumps with the policy off");
+        }
+        times.push((secs, jumps));
+    }
+    jump_policy(a, b, "enabled=1")?;
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "lsearch {fp} MiB with {budget} MiB local: pull only {:.1} s; policy on {:.1} s with {} jumps",
+        times[0].0, times[1].0, times[1].1
+    ))
+}
+
 /// The headline: a program 1.5x larger than its node's memory (OOM-killed there without
 /// ElasticOS, see `workloads`) runs to the right result with its pages on two nodes.
 fn elastic_beyond_memory(a: &mut Vm, b: &mut Vm) -> Result<String> {
@@ -556,6 +747,19 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
             "elastic: stress, pages verified while moving back and forth",
             || elastic_stress(&mut a, b),
         );
+        report.step(
+            "jump: ping-pong with registers, FPU/AVX and stack checked",
+            || jump_ping_pong(&mut a, b, PING_PONG_ROUNDS),
+        );
+        report.step("jump: syscalls away from home behave as at home", || {
+            jump_home_semantics(&mut a, b)
+        });
+        report.step("jump: kill -INT / -9 at home stops it on the peer", || {
+            jump_signals(&mut a, b)
+        });
+        report.step("jump: lsearch policy jumps to the data", || {
+            jump_lsearch(&mut a, b)
+        });
         report.step("elastic: only the owner or root may stretch", || {
             elastic_permissions(&mut a)
         });

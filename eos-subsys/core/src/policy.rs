@@ -57,6 +57,133 @@ pub fn pull_count(prefetch: u32, run: u32) -> u32 {
         .min(run.max(1))
 }
 
+/// Run-time tunables of the jump policy (sysfs `jump`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JumpTunables {
+    /// The policy may jump at all (explicit jumps work either way).
+    pub enabled: bool,
+    /// Starting threshold of the fault counter (the original's 5).
+    pub threshold: u32,
+    /// Ceiling of the adaptive threshold.
+    pub max_threshold: u32,
+    /// Initial "fast" inter-arrival time (the original's 10 ms).
+    pub min_rate_ns: u64,
+    /// Slack over the fastest inter-arrival seen that still counts as fast (the original's 50 us).
+    pub slack_ns: u64,
+    /// After arriving, no policy jump for this long (hysteresis against ping-pong).
+    pub min_stay_ns: u64,
+}
+
+impl Default for JumpTunables {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            threshold: 5,
+            max_threshold: 64,
+            min_rate_ns: 10_000_000,
+            slack_ns: 50_000,
+            min_stay_ns: 5_000_000,
+        }
+    }
+}
+
+impl JumpTunables {
+    /// Applies one `key=value` setting; false if the key or value is not valid.
+    pub fn set(&mut self, key: &str, value: u64) -> bool {
+        match key {
+            "enabled" if value <= 1 => self.enabled = value == 1,
+            "threshold" if (1..=1000).contains(&value) => self.threshold = value as u32,
+            "max_threshold" if (1..=10_000).contains(&value) => self.max_threshold = value as u32,
+            "min_rate_us" if value <= 10_000_000 => self.min_rate_ns = value * 1000,
+            "slack_us" if value <= 10_000_000 => self.slack_ns = value * 1000,
+            "min_stay_us" if value <= 60_000_000 => self.min_stay_ns = value * 1000,
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// The jump decision for one process on one node (each node of a process keeps its own).
+///
+/// On every remote fault: `iat` is the time since the previous one; the fastest `iat` seen is
+/// `min_rate`; a fault that comes faster than the previous one, or within `slack` of
+/// `min_rate`, raises the counter, any other lowers it; over the threshold, execution moves to
+/// the data. A short stay before leaving again (ping-pong) doubles this node's threshold; a
+/// long one lets it decay back towards the starting value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JumpPolicy {
+    count: u32,
+    threshold: u32,
+    last_fault_ns: u64,
+    last_iat_ns: u64,
+    min_rate_ns: u64,
+    arrived_ns: u64,
+}
+
+impl JumpPolicy {
+    /// A process that has just started running here at `now`.
+    pub fn new(t: &JumpTunables, now: u64) -> Self {
+        Self {
+            count: 0,
+            threshold: t.threshold,
+            last_fault_ns: 0,
+            last_iat_ns: u64::MAX,
+            min_rate_ns: t.min_rate_ns,
+            arrived_ns: now,
+        }
+    }
+
+    /// The current threshold.
+    pub fn threshold(&self) -> u32 {
+        self.threshold
+    }
+
+    /// A remote fault at `now`: true if execution should move to the page's owner instead.
+    pub fn on_remote_fault(&mut self, t: &JumpTunables, now: u64) -> bool {
+        let iat = if self.last_fault_ns == 0 {
+            u64::MAX
+        } else {
+            now.saturating_sub(self.last_fault_ns)
+        };
+        self.last_fault_ns = now;
+        self.min_rate_ns = self.min_rate_ns.min(iat);
+        if iat < self.last_iat_ns || iat < self.min_rate_ns.saturating_add(t.slack_ns) {
+            self.count = self.count.saturating_add(1);
+        } else {
+            self.count = self.count.saturating_sub(1);
+        }
+        self.last_iat_ns = iat;
+        t.enabled
+            && self.count > self.threshold
+            && now.saturating_sub(self.arrived_ns) >= t.min_stay_ns
+    }
+
+    /// Execution leaves this node at `now` (for any reason): adapt the threshold to how long it
+    /// stayed, and start counting afresh for its next visit.
+    pub fn on_departure(&mut self, t: &JumpTunables, now: u64) {
+        let stay = now.saturating_sub(self.arrived_ns);
+        if stay < t.min_stay_ns.saturating_mul(4) {
+            self.threshold = self
+                .threshold
+                .saturating_mul(2)
+                .min(t.max_threshold.max(t.threshold));
+        } else if self.threshold > t.threshold {
+            self.threshold -= 1;
+        }
+        self.count = 0;
+        self.last_fault_ns = 0;
+        self.last_iat_ns = u64::MAX;
+    }
+
+    /// Execution arrives here at `now`.
+    pub fn on_arrival(&mut self, now: u64) {
+        self.arrived_ns = now;
+        self.count = 0;
+        self.last_fault_ns = 0;
+        self.last_iat_ns = u64::MAX;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +222,77 @@ mod tests {
         assert_eq!(pull_count(8, 3), 3);
         assert_eq!(pull_count(0, 0), 1);
         assert_eq!(pull_count(1000, 1000), crate::proto::MAX_BATCH as u32);
+    }
+
+    #[test]
+    fn fast_faults_jump_after_threshold() {
+        let t = JumpTunables::default();
+        let mut p = JumpPolicy::new(&t, 0);
+        let mut now = 100_000_000;
+        let mut jumped_at = None;
+        for i in 0..20 {
+            now += 1_500_000; // 1.5 ms apart, steady
+            if p.on_remote_fault(&t, now) {
+                jumped_at = Some(i);
+                break;
+            }
+        }
+        // the first fault has no inter-arrival time; the counter must then exceed 5
+        assert_eq!(jumped_at, Some(6));
+    }
+
+    #[test]
+    fn slow_faults_never_jump_and_disabled_never_jumps() {
+        let t = JumpTunables::default();
+        let mut p = JumpPolicy::new(&t, 0);
+        let mut now = 0;
+        for i in 0..200u64 {
+            // alternating slow and slower gaps, all far above min_rate
+            now += 50_000_000 + (i % 2) * 30_000_000;
+            assert!(!p.on_remote_fault(&t, now));
+        }
+        let off = JumpTunables {
+            enabled: false,
+            ..t
+        };
+        let mut q = JumpPolicy::new(&off, 0);
+        for i in 0..100 {
+            assert!(!q.on_remote_fault(&off, 10_000_000 + i * 1000));
+        }
+    }
+
+    #[test]
+    fn no_jump_right_after_arrival_and_ping_pong_raises_threshold() {
+        let t = JumpTunables::default();
+        let mut p = JumpPolicy::new(&t, 1_000_000_000);
+        // a burst within min_stay of arriving does not jump
+        for i in 1..=20 {
+            assert!(!p.on_remote_fault(&t, 1_000_000_000 + i * 100_000));
+        }
+        // leaving soon after arriving doubles the threshold, up to the ceiling
+        p.on_departure(&t, 1_003_000_000);
+        assert_eq!(p.threshold(), 10);
+        for k in 0..10 {
+            p.on_arrival(2_000_000_000 + k);
+            p.on_departure(&t, 2_000_000_000 + k);
+        }
+        assert_eq!(p.threshold(), t.max_threshold);
+        // long stays decay it back, never below the start
+        for k in 0..100u64 {
+            p.on_arrival(k * 1_000_000_000);
+            p.on_departure(&t, k * 1_000_000_000 + 500_000_000);
+        }
+        assert_eq!(p.threshold(), t.threshold);
+    }
+
+    #[test]
+    fn tunables_parse_and_refuse() {
+        let mut t = JumpTunables::default();
+        assert!(t.set("threshold", 9) && t.threshold == 9);
+        assert!(t.set("enabled", 0) && !t.enabled);
+        assert!(t.set("min_stay_us", 200) && t.min_stay_ns == 200_000);
+        assert!(!t.set("threshold", 0));
+        assert!(!t.set("enabled", 2));
+        assert!(!t.set("bogus", 1));
     }
 }

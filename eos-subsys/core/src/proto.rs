@@ -29,6 +29,14 @@ pub const MAX_BATCH: usize = 32;
 pub const USER_END: u64 = 0x0000_7fff_ffff_f000;
 /// Most bytes of path, argv and environment in a `Stretch`.
 pub const MAX_STRETCH_STRINGS: usize = 16 * 1024;
+/// Most bytes of CPU state in a `Jump` (registers and the XSAVE image; AMX needs ~11 KiB).
+pub const MAX_JUMP_STATE: usize = 16 * 1024;
+/// Most anonymous memory ranges in a `Jump` (the home's layout, for the shell to match).
+pub const MAX_JUMP_RANGES: usize = 256;
+/// Size of one range in a `Jump`: start, end (u64) and `PROT_*` bits (u32).
+pub const JUMP_RANGE_LEN: usize = 20;
+/// `Pages.status` of a page the requester builds itself (zeroes or file data), now its own.
+pub const PAGES_BUILD: i32 = 1;
 
 /// A node's identity in the cluster. Valid ids are `1..=MAX_NODE_ID`; 0 means "unset".
 pub type NodeId = u16;
@@ -107,6 +115,14 @@ pub enum MsgType {
     Pages = 0x25,
     /// The process ended at home: drop its shell.
     Release = 0x26,
+    /// Execution moves to the receiver.
+    Jump = 0x28,
+    /// Answer to a jump: the receiver runs the process now (or refused).
+    JumpAck = 0x29,
+    /// Home asks the node running its process to send execution back.
+    Recall = 0x2A,
+    /// A process away from home asks its home for one page.
+    Fetch = 0x2B,
 }
 
 impl MsgType {
@@ -128,6 +144,10 @@ impl MsgType {
             0x24 => Self::Pull,
             0x25 => Self::Pages,
             0x26 => Self::Release,
+            0x28 => Self::Jump,
+            0x29 => Self::JumpAck,
+            0x2A => Self::Recall,
+            0x2B => Self::Fetch,
             _ => return Err(ProtoError::UnknownType(v)),
         })
     }
@@ -152,6 +172,12 @@ impl MsgType {
             Self::Pull => (24, 24),
             Self::Pages => (PAGES_FIXED, PAGES_FIXED + MAX_BATCH * PAGE_SIZE),
             Self::Release => (8, 8),
+            Self::Jump => (
+                JUMP_FIXED,
+                JUMP_FIXED + MAX_JUMP_STATE + MAX_JUMP_RANGES * JUMP_RANGE_LEN,
+            ),
+            Self::JumpAck | Self::Recall => (8, 8),
+            Self::Fetch => (16, 16),
         }
     }
 
@@ -173,6 +199,10 @@ impl MsgType {
             Self::Pull => "pull",
             Self::Pages => "pages",
             Self::Release => "release",
+            Self::Jump => "jump",
+            Self::JumpAck => "jump-ack",
+            Self::Recall => "recall",
+            Self::Fetch => "fetch",
         }
     }
 }
@@ -183,6 +213,8 @@ pub const STRETCH_FIXED: usize = 48;
 pub const PUSH_FIXED: usize = 32;
 /// Fixed part of a `Pages` payload.
 pub const PAGES_FIXED: usize = 24;
+/// Fixed part of a `Jump` payload.
+pub const JUMP_FIXED: usize = 16;
 
 /// Payload size of [`Hello`].
 pub const HELLO_LEN: usize = 12 + NONCE_LEN;
@@ -393,6 +425,85 @@ pub struct Pages<'a> {
     pub pages: &'a [u8],
 }
 
+/// Why execution moved, for the jump log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum JumpReason {
+    /// `elastic_jump()` asked for it.
+    Asked = 1,
+    /// The policy: remote faults came fast.
+    Faults = 2,
+    /// A syscall, which runs at home.
+    Syscall = 3,
+    /// Home recalled it (a signal is pending there).
+    Recall = 4,
+}
+
+impl JumpReason {
+    /// Parses a reason byte.
+    pub fn from_u8(v: u8) -> Result<Self, ProtoError> {
+        Ok(match v {
+            1 => Self::Asked,
+            2 => Self::Faults,
+            3 => Self::Syscall,
+            4 => Self::Recall,
+            _ => return Err(ProtoError::BadField("jump reason")),
+        })
+    }
+
+    /// Name for logs and stats.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Asked => "asked",
+            Self::Faults => "faults",
+            Self::Syscall => "syscall",
+            Self::Recall => "recall",
+        }
+    }
+}
+
+/// `Jump`: the CPU state of process `pid`; the receiver continues it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Jump<'a> {
+    /// Request id, echoed in `JumpAck`.
+    pub req: u32,
+    /// The process at home.
+    pub pid: u32,
+    /// Back to its home node (else to the shell of a process whose home is the sender).
+    pub to_home: bool,
+    /// Why.
+    pub reason: JumpReason,
+    /// Architecture state (opaque here; the kernel's loader validates it).
+    pub state: &'a [u8],
+    /// Private anonymous ranges of the home's address space, `JUMP_RANGE_LEN` bytes each,
+    /// validated: the shell maps what it lacks before running the process.
+    pub ranges: &'a [u8],
+}
+
+impl Jump<'_> {
+    /// Number of ranges.
+    pub fn range_count(&self) -> usize {
+        self.ranges.len() / JUMP_RANGE_LEN
+    }
+
+    /// Range `i` as (start, end, prot).
+    pub fn range(&self, i: usize) -> (u64, u64, u32) {
+        let at = i * JUMP_RANGE_LEN;
+        (
+            le64(self.ranges, at),
+            le64(self.ranges, at + 8),
+            le32(self.ranges, at + 16),
+        )
+    }
+}
+
+/// Encodes one range of a `Jump` into `out` (exactly `JUMP_RANGE_LEN` bytes).
+pub fn put_jump_range(out: &mut [u8], start: u64, end: u64, prot: u32) {
+    out[0..8].copy_from_slice(&start.to_le_bytes());
+    out[8..16].copy_from_slice(&end.to_le_bytes());
+    out[16..20].copy_from_slice(&prot.to_le_bytes());
+}
+
 /// A decoded, validated message. Page and string payloads borrow the receive buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Message<'a> {
@@ -449,6 +560,30 @@ pub enum Message<'a> {
     Release {
         /// The process at home.
         pid: u32,
+    },
+    /// See [`Jump`].
+    Jump(Jump<'a>),
+    /// Answer to a jump.
+    JumpAck {
+        /// Request id.
+        req: u32,
+        /// 0 (running there now) or a negative errno (refused: the sender keeps running).
+        status: i32,
+    },
+    /// Send process `pid` home (its home node sends this).
+    Recall {
+        /// The process at home.
+        pid: u32,
+    },
+    /// A process running away from home asks for its page at `addr`; the answer is `Pages`
+    /// with one page, or status [`PAGES_BUILD`] and none.
+    Fetch {
+        /// Request id.
+        req: u32,
+        /// The process at home.
+        pid: u32,
+        /// The page.
+        addr: u64,
     },
 }
 
@@ -544,6 +679,10 @@ impl<'a> Message<'a> {
             Self::Pull { .. } => MsgType::Pull,
             Self::Pages(_) => MsgType::Pages,
             Self::Release { .. } => MsgType::Release,
+            Self::Jump(_) => MsgType::Jump,
+            Self::JumpAck { .. } => MsgType::JumpAck,
+            Self::Recall { .. } => MsgType::Recall,
+            Self::Fetch { .. } => MsgType::Fetch,
         }
     }
 
@@ -705,8 +844,12 @@ impl<'a> Message<'a> {
                 if le32(p, 20) != 0 {
                     return Err(ProtoError::ReservedBits);
                 }
-                let (status, addr, count) = (status_at(p, 4)?, le64(p, 8), le32(p, 16) as usize);
-                if (status < 0 && count != 0) || (status == 0 && count == 0) {
+                let status = le32(p, 4) as i32;
+                let (addr, count) = (le64(p, 8), le32(p, 16) as usize);
+                if status > PAGES_BUILD
+                    || (status != 0 && count != 0)
+                    || (status == 0 && count == 0)
+                {
                     return Err(ProtoError::BadField("status"));
                 }
                 if count > MAX_BATCH || p.len() != PAGES_FIXED + count * PAGE_SIZE {
@@ -725,6 +868,60 @@ impl<'a> Message<'a> {
                     return Err(ProtoError::ReservedBits);
                 }
                 Self::Release { pid: le32(p, 0) }
+            }
+            MsgType::Jump => {
+                let flags = le32(p, 8);
+                if flags & !1 != 0 || p[13] != 0 {
+                    return Err(ProtoError::ReservedBits);
+                }
+                let nranges = le16(p, 14) as usize;
+                let rlen = nranges * JUMP_RANGE_LEN;
+                if nranges > MAX_JUMP_RANGES || p.len() < JUMP_FIXED + rlen + 1 {
+                    return Err(bad_len(h));
+                }
+                let ranges = &p[JUMP_FIXED..JUMP_FIXED + rlen];
+                let state = &p[JUMP_FIXED + rlen..];
+                if state.len() > MAX_JUMP_STATE {
+                    return Err(bad_len(h));
+                }
+                let m = Jump {
+                    req: le32(p, 0),
+                    pid: le32(p, 4),
+                    to_home: flags & 1 != 0,
+                    reason: JumpReason::from_u8(p[12])?,
+                    state,
+                    ranges,
+                };
+                for i in 0..nranges {
+                    let (start, end, prot) = m.range(i);
+                    if start >= end || !page_aligned(start) || !page_aligned(end) || end > USER_END
+                    {
+                        return Err(ProtoError::BadField("range"));
+                    }
+                    if prot & !7 != 0 {
+                        return Err(ProtoError::BadField("range prot"));
+                    }
+                }
+                Self::Jump(m)
+            }
+            MsgType::JumpAck => Self::JumpAck {
+                req: le32(p, 0),
+                status: status_at(p, 4)?,
+            },
+            MsgType::Recall => {
+                if le32(p, 4) != 0 {
+                    return Err(ProtoError::ReservedBits);
+                }
+                Self::Recall { pid: le32(p, 0) }
+            }
+            MsgType::Fetch => {
+                let addr = le64(p, 8);
+                check_run(addr, 1)?;
+                Self::Fetch {
+                    req: le32(p, 0),
+                    pid: le32(p, 4),
+                    addr,
+                }
             }
         })
     }
@@ -837,9 +1034,36 @@ impl<'a> Message<'a> {
                 e.tails = [m.pages, &[], &[]];
                 PAGES_FIXED
             }
-            Self::Release { pid } => {
+            Self::Release { pid } | Self::Recall { pid } => {
                 h[0..4].copy_from_slice(&pid.to_le_bytes());
                 8
+            }
+            Self::Jump(m) => {
+                if m.state.is_empty() || m.state.len() > MAX_JUMP_STATE {
+                    return Err(ProtoError::BadField("jump state"));
+                }
+                let n = m.ranges.len() / JUMP_RANGE_LEN;
+                if m.ranges.len() % JUMP_RANGE_LEN != 0 || n > MAX_JUMP_RANGES {
+                    return Err(ProtoError::BadField("jump ranges"));
+                }
+                h[0..4].copy_from_slice(&m.req.to_le_bytes());
+                h[4..8].copy_from_slice(&m.pid.to_le_bytes());
+                h[8..12].copy_from_slice(&(m.to_home as u32).to_le_bytes());
+                h[12] = m.reason as u8;
+                h[14..16].copy_from_slice(&(n as u16).to_le_bytes());
+                e.tails = [m.ranges, m.state, &[]];
+                JUMP_FIXED
+            }
+            Self::JumpAck { req, status } => {
+                h[0..4].copy_from_slice(&req.to_le_bytes());
+                h[4..8].copy_from_slice(&status.to_le_bytes());
+                8
+            }
+            Self::Fetch { req, pid, addr } => {
+                h[0..4].copy_from_slice(&req.to_le_bytes());
+                h[4..8].copy_from_slice(&pid.to_le_bytes());
+                h[8..16].copy_from_slice(&addr.to_le_bytes());
+                16
             }
         };
         let len = fixed + e.tails.iter().map(|t| t.len()).sum::<usize>();
@@ -1118,6 +1342,18 @@ mod tests {
     }
 
     static PAGE_A: [u8; 2 * PAGE_SIZE] = [0xab; 2 * PAGE_SIZE];
+    static RANGES: [u8; 2 * JUMP_RANGE_LEN] = {
+        let mut r = [0u8; 2 * JUMP_RANGE_LEN];
+        // (0x1000, 0x3000, 3) and (0x7000_0000, 0x7000_1000, 1), little-endian
+        r[1] = 0x10;
+        r[9] = 0x30;
+        r[16] = 3;
+        r[23] = 0x70;
+        r[31] = 0x70;
+        r[29] = 0x10;
+        r[36] = 1;
+        r
+    };
     static ADDRS: [u8; 16] = [0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0x20, 0, 0, 0, 0, 0, 0];
 
     fn page_samples() -> Vec<Message<'static>> {
@@ -1164,7 +1400,68 @@ mod tests {
                 pages: &[],
             }),
             Message::Release { pid: 300 },
+            Message::Jump(Jump {
+                req: 5,
+                pid: 300,
+                to_home: true,
+                reason: JumpReason::Faults,
+                state: &PAGE_A[..1000],
+                ranges: &RANGES,
+            }),
+            Message::JumpAck {
+                req: 5,
+                status: -22
+            },
+            Message::Recall { pid: 300 },
+            Message::Fetch {
+                req: 6,
+                pid: 300,
+                addr: 0x7000,
+            },
+            Message::Pages(Pages {
+                req: 6,
+                status: PAGES_BUILD,
+                addr: 0x7000,
+                pages: &[],
+            }),
         ]
+    }
+
+    #[test]
+    fn jump_messages_reject_bad_fields() {
+        let s = page_samples();
+        let (jump, ack, recall, fetch, build) = (&s[8], &s[9], &s[10], &s[11], &s[12]);
+        // jump: unknown flag, unknown reason, reserved byte, range count beyond the payload,
+        // a range ending before it starts, unaligned, in kernel space, with bad prot bits
+        assert!(decode_corrupted(jump, |p| p[8] = 2).is_err());
+        assert!(decode_corrupted(jump, |p| p[12] = 9).is_err());
+        assert!(decode_corrupted(jump, |p| p[13] = 1).is_err());
+        assert!(decode_corrupted(jump, |p| p[14] = 0xff).is_err());
+        assert!(
+            decode_corrupted(jump, |p| p[JUMP_FIXED + 8..JUMP_FIXED + 16]
+                .copy_from_slice(&0x1000u64.to_le_bytes()))
+            .is_err()
+        );
+        assert!(decode_corrupted(jump, |p| p[JUMP_FIXED] = 1).is_err());
+        assert!(decode_corrupted(jump, |p| p[JUMP_FIXED + 15] = 0x80).is_err());
+        assert!(decode_corrupted(jump, |p| p[JUMP_FIXED + 16] = 8).is_err());
+        // ack: positive status; recall: reserved; fetch: unaligned or kernel address
+        assert!(decode_corrupted(ack, |p| p[4..8].copy_from_slice(&7i32.to_le_bytes())).is_err());
+        assert!(decode_corrupted(recall, |p| p[5] = 1).is_err());
+        assert!(decode_corrupted(fetch, |p| p[8] = 8).is_err());
+        assert!(decode_corrupted(fetch, |p| p[15] = 0x80).is_err());
+        // build status with a page, or a status beyond it
+        assert!(decode_corrupted(build, |p| p[4] = 2).is_err());
+        // an empty jump state is refused when encoding and decoding
+        let empty = Message::Jump(Jump {
+            req: 0,
+            pid: 0,
+            to_home: false,
+            reason: JumpReason::Asked,
+            state: &[],
+            ranges: &[],
+        });
+        assert!(empty.encode(0, &mut [0u8; 64]).is_err());
     }
 
     /// Encodes `m`, lets `corrupt` change the payload, and decodes again.

@@ -12,6 +12,10 @@
 //!                                  run PROG without address randomisation; --elastic lets
 //!                                  it stretch itself when memory runs short (or past MIB)
 //! eosctl status [PID]              per-process ElasticOS statistics
+//! eosctl jump PID NODE             move PID's execution to NODE (its peer or its home)
+//! eosctl sticky PID on|off         pin PID at home (the jump policy leaves it there)
+//! eosctl jumppolicy [KEY=VALUE...] show or set the jump policy (enabled, threshold, ...)
+//! eosctl jumplog                   the node's recent jumps
 //! ```
 //! Everything goes through /sys/kernel/elastic (override with `EOS_SYSFS` for tests).
 
@@ -42,6 +46,8 @@ enum Error {
 /// Syscall numbers of the ElasticOS kernel (arch/x86/entry/syscalls/syscall_64.tbl).
 const SYS_ELASTIC_STRETCH: libc::c_long = 463;
 const SYS_ELASTIC_CTL: libc::c_long = 464;
+const SYS_ELASTIC_JUMP: libc::c_long = 465;
+const CTL_STICKY: libc::c_long = 3;
 const CTL_BUDGET: libc::c_long = 1;
 const CTL_MARK: libc::c_long = 2;
 const PAGES_PER_MIB: u64 = 256;
@@ -58,6 +64,13 @@ fn stretch(pid: i32, node: i32) -> Result<(), Error> {
     // SAFETY: a plain syscall with integer arguments.
     check("elastic_stretch", unsafe {
         libc::syscall(SYS_ELASTIC_STRETCH, pid, node)
+    })
+}
+
+fn jump(pid: i32, node: i32) -> Result<(), Error> {
+    // SAFETY: a plain syscall with integer arguments.
+    check("elastic_jump", unsafe {
+        libc::syscall(SYS_ELASTIC_JUMP, pid, node)
     })
 }
 
@@ -124,7 +137,8 @@ fn status(fs: &Sysfs, pid: Option<&String>) -> Result<(), Error> {
 const USAGE: &str = "eosctl up --id N --listen IP:PORT (--secret HEX | --secret-file PATH) \
 [--peer ID=IP:PORT]... | peer add ID IP:PORT | peer del ID | peers | stats | info | \
 wait ID [--state S] [--timeout SECS] | genkey | stretch PID NODE | budget PID MIB | \
-run [--elastic] [--budget MIB] -- PROG ARGS... | status [PID]";
+run [--elastic] [--budget MIB] -- PROG ARGS... | status [PID] | jump PID NODE | \
+sticky PID on|off | jumppolicy [KEY=VALUE...] | jumplog";
 
 struct Sysfs(PathBuf);
 
@@ -281,6 +295,21 @@ fn main_with(args: &[String]) -> Result<(), Error> {
             num::<u64>(args.get(2))? * PAGES_PER_MIB,
         ),
         Some("run") => run(&args[1..]),
+        Some("jump") => jump(num(args.get(1))?, num(args.get(2))?),
+        Some("sticky") => match args.get(2).map(String::as_str) {
+            Some("on") => ctl(CTL_STICKY, num(args.get(1))?, 1),
+            Some("off") => ctl(CTL_STICKY, num(args.get(1))?, 0),
+            _ => Err(Error::Usage(USAGE)),
+        },
+        Some("jumppolicy") if args.len() == 1 => {
+            print!("{}", fs.read("jump")?);
+            Ok(())
+        }
+        Some("jumppolicy") => fs.write("jump", &args[1..].join(" ")),
+        Some("jumplog") => {
+            print!("{}", fs.read("jumplog")?);
+            Ok(())
+        }
         Some("status") => status(&fs, args.get(1)),
         Some("genkey") => {
             println!("{}", genkey()?);

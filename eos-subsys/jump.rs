@@ -17,7 +17,7 @@
 //! the data instead of the data to execution.
 
 use crate::node::{peer_warn, Node, Peer};
-use crate::policy::{JumpPolicy, JumpTunables};
+use crate::policy::JumpTunables;
 use crate::process::Proc;
 use crate::proto::{put_jump_range, Jump, JumpReason, Message, JUMP_RANGE_LEN, MAX_JUMP_RANGES, PAGES_BUILD, PAGE_SIZE};
 use crate::shell::Shell;

@@ -133,7 +133,7 @@ static int has_avx(void)
 
 int main(int argc, char **argv)
 {
-	long rounds, home, peer, errors = 0, jumps = 0, refused = 0;
+	long rounds, home, peer, errors = 0, jumps = 0, refused = 0, kinds = 0;
 	uint64_t seed = 42, gin[5], gout[5];
 	uint8_t vin[16 * 32], vout[16 * 32];
 	volatile uint64_t stack[1024];
@@ -176,25 +176,27 @@ int main(int argc, char **argv)
 				jumps++;
 			}
 			if (memcmp(gin, gout, sizeof(gin)))
-				errors++;
+				errors++, kinds |= 1;
 			if (memcmp(vin, vout, avx ? sizeof(vin) : 0) ||
 			    (!avx && ({ int bad = 0; for (int k = 0; k < 16; k++)
 					bad |= memcmp(vin + 32 * k, vout + 32 * k, 16);
 				    bad; })))
-				errors++;
-			if (__builtin_ia32_stmxcsr() != mx)
-				errors++;
+				errors++, kinds |= 2;
+			/* Control bits only: the sticky status flags follow whatever FP math the
+			 * compiler scheduled around this point. */
+			if ((__builtin_ia32_stmxcsr() ^ mx) & ~0x3fu)
+				errors++, kinds |= 4;
 			for (int k = 0; k < 1024; k += 97)
 				if (stack[k] != (gin[k % 5] ^ (uint64_t)k))
-					errors++;
+					errors++, kinds |= 8;
 			acc += 1.0 / (double)(i * 2 + leg + 3);
 			x87 = x87 * 1.0000001L + 0.5L;
 			csum_add(&c, gin[0] ^ (uint64_t)(acc * 1e12));
 		}
 	}
 	csum_add(&c, (uint64_t)(x87 * 1000.0L));
-	printf("pingpong: %s, %ld jump calls, %ld refused, %ld errors\n", avx ? "avx" : "sse",
-	       jumps, refused, errors);
+	printf("pingpong: %s, %ld jump calls, %ld refused, %ld errors (kinds %#lx: 1 registers, "
+	       "2 vectors, 4 mxcsr, 8 stack)\n", avx ? "avx" : "sse", jumps, refused, errors, kinds);
 	printf("RESULT pingpong rounds=%ld checksum=%016llx errors=%ld\n", rounds,
 	       (unsigned long long)csum_final(&c), errors);
 	return errors ? 1 : 0;

@@ -1,19 +1,22 @@
-//! `cargo xtask bench [--quick] [--reps N] [--mem MiB]`: the five workloads at about 1.5x and
-//! 3x one VM's memory under each configuration, interleaved so machine noise cancels in the
-//! ratios. Every run's checksum must match the `limit` run of the same input, else the row is
-//! marked failed. Results: out/bench/results.csv, docs/BENCHMARKS.md (with `--write-docs`) and
-//! SVG plots in docs/bench/.
+//! `cargo xtask bench [--quick] [--reps N] [--mem MiB] [--local MiB]`: the five workloads at
+//! about 1.5x and 3x the memory they may use locally, under each configuration, interleaved
+//! so machine noise cancels in the ratios. Every run's checksum must match the `limit` run of
+//! the same input, else the row is marked failed. Results: out/bench/results.csv,
+//! docs/BENCHMARKS.md (with `--write-docs`) and SVG plots in docs/bench/.
+//!
+//! Local memory is either the VM's (`--mem`, the default) or, with `--local L`, a limit on the
+//! process in a VM of `--mem` MiB: a cgroup v2 `memory.max` of L MiB for the swap
+//! configurations, an ElasticOS budget of L MiB for the ElasticOS ones. Under emulation a
+//! remote fault costs milliseconds, so `--local` is what keeps a full run under an hour.
 //!
 //! Configurations (each in its own VM(s) of our kernel, all booted once per bench):
 //! - `limit`: one VM with memory for the whole footprint (the physical best case);
-//! - `local-swap`: swap on a local virtio disk, VM memory as given;
-//! - `zram`: compressed RAM swap, VM memory as given;
+//! - `local-swap`: swap on a local virtio disk;
+//! - `zram`: compressed RAM swap;
 //! - `nbd-swap`: swap on an NBD device exported by a peer VM (nbd-server, over the same
 //!   virtual network), the original ElasticOS paper's baseline;
-//! - `elasticos`: ElasticOS pull/push (no jump yet: issue 4), the process marked elastic with
-//!   the same local memory, its peer VM holding the rest.
-//!
-//! The ElasticOS-with-jump column joins when jump exists; it is never estimated.
+//! - `eos-pull`: ElasticOS with the jump policy off (pull/push only);
+//! - `eos-jump`: ElasticOS with the default jump policy.
 
 use crate::util::{out_dir, project_root};
 use crate::vm::{self, Cluster, Vm};
@@ -23,9 +26,19 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
+/// How a configuration runs a workload.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// As is (in the local-memory cgroup with `--local`).
+    Plain,
+    /// Marked elastic (with a budget with `--local`).
+    Elastic,
+}
+
 /// One configuration's VM(s).
 struct Config {
     name: &'static str,
+    kind: Kind,
     vm: Vm,
     /// The NBD server VM, kept alive while the client runs.
     _server: Option<Vm>,
@@ -45,6 +58,9 @@ struct Row {
     swap_out_pages: u64,
     net_bytes: u64,
     peak_rss_kib: u64,
+    pulls: u64,
+    pushes: u64,
+    jumps: u64,
 }
 
 fn counters(v: &mut Vm) -> Result<(u64, u64, u64)> {
@@ -67,15 +83,34 @@ fn counters(v: &mut Vm) -> Result<(u64, u64, u64)> {
     Ok((pin, pout, net))
 }
 
-fn boot_configs(cluster: &Cluster, mem: u32, max_fp: u32) -> Result<Vec<Config>> {
+/// The cgroup a swap configuration runs workloads in with `--local`.
+const CGROUP: &str = "/sys/fs/cgroup/bench";
+
+fn boot_configs(
+    cluster: &Cluster,
+    mem: u32,
+    max_fp: u32,
+    local: Option<u32>,
+) -> Result<Vec<Config>> {
     let swap_mib = 2 * max_fp + 64;
     let dir = out_dir().join("bench");
     std::fs::create_dir_all(&dir)?;
     let mut configs = Vec::new();
+    let limit_cg = |v: &mut Vm| -> Result<()> {
+        if let Some(l) = local {
+            v.sh(&format!(
+                "mkdir -p /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && \
+                 echo +memory > /sys/fs/cgroup/cgroup.subtree_control && mkdir {CGROUP} && \
+                 echo {l}M > {CGROUP}/memory.max"
+            ))?;
+        }
+        Ok(())
+    };
 
     let limit = cluster.boot_with(3, "bench-limit", max_fp + 256, &[])?;
     configs.push(Config {
         name: "limit",
+        kind: Kind::Plain,
         vm: limit,
         _server: None,
     });
@@ -88,11 +123,13 @@ fn boot_configs(cluster: &Cluster, mem: u32, max_fp: u32) -> Result<Vec<Config>>
         "file={},format=raw,if=virtio,cache=none,aio=threads",
         disk.display()
     );
-    let mut local = cluster.boot_with(4, "bench-localswap", mem, &["-drive", &drive])?;
-    local.sh("mkswap /dev/vda >/dev/null && swapon /dev/vda")?;
+    let mut local_vm = cluster.boot_with(4, "bench-localswap", mem, &["-drive", &drive])?;
+    local_vm.sh("mkswap /dev/vda >/dev/null && swapon /dev/vda")?;
+    limit_cg(&mut local_vm)?;
     configs.push(Config {
         name: "local-swap",
-        vm: local,
+        kind: Kind::Plain,
+        vm: local_vm,
         _server: None,
     });
 
@@ -100,8 +137,10 @@ fn boot_configs(cluster: &Cluster, mem: u32, max_fp: u32) -> Result<Vec<Config>>
     z.sh(&format!(
         "echo {swap_mib}M > /sys/block/zram0/disksize && mkswap /dev/zram0 >/dev/null && swapon /dev/zram0"
     ))?;
+    limit_cg(&mut z)?;
     configs.push(Config {
         name: "zram",
+        kind: Kind::Plain,
         vm: z,
         _server: None,
     });
@@ -118,24 +157,35 @@ fn boot_configs(cluster: &Cluster, mem: u32, max_fp: u32) -> Result<Vec<Config>>
         vm::ip(2),
         vm::ip(2)
     ))?;
+    limit_cg(&mut client)?;
     configs.push(Config {
         name: "nbd-swap",
+        kind: Kind::Plain,
         vm: client,
         _server: Some(server),
     });
 
-    // ElasticOS, pull/push only (jump does not exist yet): node 6 runs the workload marked
-    // elastic with `mem` MiB, node 7 has room for the rest.
-    let mut peer = cluster.boot_with(7, "bench-eos-peer", swap_mib + 192, &[])?;
-    let mut home = cluster.boot_with(6, "bench-eos-home", mem, &[])?;
-    crate::tests::up(&mut peer, 7, &[6], crate::tests::SECRET)?;
-    crate::tests::up(&mut home, 6, &[7], crate::tests::SECRET)?;
-    home.sh("eosctl wait 7 --timeout 60")?;
-    configs.push(Config {
-        name: "elasticos",
-        vm: home,
-        _server: Some(peer),
-    });
+    // ElasticOS: the home node runs the workload marked elastic with the same local memory,
+    // its peer has room for the rest. One pair with the jump policy off, one with it on.
+    for (name, home_id, peer_id, policy) in [
+        ("eos-pull", 6, 7, "enabled=0"),
+        ("eos-jump", 8, 9, "enabled=1"),
+    ] {
+        let mut peer =
+            cluster.boot_with(peer_id, &format!("bench-{name}-peer"), swap_mib + 192, &[])?;
+        let mut home = cluster.boot_with(home_id, &format!("bench-{name}-home"), mem, &[])?;
+        crate::tests::up(&mut peer, peer_id, &[home_id], crate::tests::SECRET)?;
+        crate::tests::up(&mut home, home_id, &[peer_id], crate::tests::SECRET)?;
+        home.sh(&format!("eosctl wait {peer_id} --timeout 60"))?;
+        home.sh(&format!("eosctl jumppolicy {policy}"))?;
+        peer.sh(&format!("eosctl jumppolicy {policy}"))?;
+        configs.push(Config {
+            name,
+            kind: Kind::Elastic,
+            vm: home,
+            _server: Some(peer),
+        });
+    }
 
     for c in configs.iter_mut() {
         let s = c.vm.sh("free -m | sed -n 2,3p")?;
@@ -148,17 +198,45 @@ fn boot_configs(cluster: &Cluster, mem: u32, max_fp: u32) -> Result<Vec<Config>>
     Ok(configs)
 }
 
-fn run_one(c: &mut Config, workload: &str, fp: u32, rep: u32) -> Result<Row> {
+/// Total jumps in a node's jump log.
+fn jumps_total(v: &mut Vm) -> Result<u64> {
+    let log = v.sh("eosctl jumplog | head -1")?;
+    Ok(log
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0))
+}
+
+fn run_one(c: &mut Config, workload: &str, fp: u32, rep: u32, local: Option<u32>) -> Result<Row> {
     let (i0, o0, n0) = counters(&mut c.vm)?;
-    let start = Instant::now();
-    let cmd = if c.name == "elasticos" {
-        format!("eosctl run --elastic -- {workload} {fp}")
+    let j0 = if c.kind == Kind::Elastic {
+        jumps_total(&mut c.vm)?
     } else {
-        format!("{workload} {fp}")
+        0
+    };
+    let start = Instant::now();
+    let cmd = match (c.kind, local, c.name) {
+        (Kind::Elastic, Some(l), _) => {
+            format!("eosctl run --elastic --budget {l} -- {workload} {fp}")
+        }
+        (Kind::Elastic, None, _) => format!("eosctl run --elastic -- {workload} {fp}"),
+        (Kind::Plain, Some(_), n) if n != "limit" => {
+            format!("sh -c 'echo $$ > {CGROUP}/cgroup.procs && exec {workload} {fp}'")
+        }
+        _ => format!("{workload} {fp}"),
     };
     let (rc, out) = c.vm.run(&cmd, Duration::from_secs(3600))?;
     let wall_s = start.elapsed().as_secs_f64();
     let (i1, o1, n1) = counters(&mut c.vm)?;
+    let (mut pulls, mut pushes, mut jumps) = (0, 0, 0);
+    if c.kind == Kind::Elastic {
+        std::thread::sleep(Duration::from_millis(300));
+        if let Some((p, q)) = crate::tests::exit_stats(&c.vm.console(), workload) {
+            (pulls, pushes) = (p, q);
+        }
+        jumps = jumps_total(&mut c.vm)?.saturating_sub(j0);
+    }
     let result = out.lines().find(|l| l.starts_with("RESULT "));
     let checksum = result
         .and_then(|l| {
@@ -188,6 +266,9 @@ fn run_one(c: &mut Config, workload: &str, fp: u32, rep: u32) -> Result<Row> {
         swap_out_pages: o1.saturating_sub(o0),
         net_bytes: n1.saturating_sub(n0),
         peak_rss_kib: peak,
+        pulls,
+        pushes,
+        jumps,
     })
 }
 
@@ -218,12 +299,12 @@ fn verify(rows: &mut [Row]) {
 
 fn csv(rows: &[Row]) -> String {
     let mut s = String::from(
-        "rep,workload,footprint_mib,config,wall_s,checksum,ok,swap_in_pages,swap_out_pages,net_bytes,peak_rss_kib\n",
+        "rep,workload,footprint_mib,config,wall_s,checksum,ok,swap_in_pages,swap_out_pages,net_bytes,peak_rss_kib,pulls,pushes,jumps\n",
     );
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{},{},{:.3},{},{},{},{},{},{}",
+            "{},{},{},{},{:.3},{},{},{},{},{},{},{},{},{}",
             r.rep,
             r.workload,
             r.footprint_mib,
@@ -234,7 +315,10 @@ fn csv(rows: &[Row]) -> String {
             r.swap_in_pages,
             r.swap_out_pages,
             r.net_bytes,
-            r.peak_rss_kib
+            r.peak_rss_kib,
+            r.pulls,
+            r.pushes,
+            r.jumps
         );
     }
     s
@@ -242,8 +326,19 @@ fn csv(rows: &[Row]) -> String {
 
 type Key = (String, u32, String);
 
-/// (workload, footprint, config) -> (median, min, max, all ok, median swap pages, median net MiB)
-fn summarize(rows: &[Row]) -> BTreeMap<Key, (f64, f64, f64, bool, u64, f64)> {
+/// Medians over the repetitions of one (workload, footprint, configuration).
+struct Summary {
+    med: f64,
+    min: f64,
+    max: f64,
+    ok: bool,
+    swap_pages: u64,
+    net_mib: f64,
+    pulls: u64,
+    jumps: u64,
+}
+
+fn summarize(rows: &[Row]) -> BTreeMap<Key, Summary> {
     let mut groups: BTreeMap<Key, Vec<&Row>> = BTreeMap::new();
     for r in rows {
         groups
@@ -258,22 +353,26 @@ fn summarize(rows: &[Row]) -> BTreeMap<Key, (f64, f64, f64, bool, u64, f64)> {
             let (min, max) = t
                 .iter()
                 .fold((f64::MAX, 0f64), |(a, b), x| (a.min(*x), b.max(*x)));
-            let ok = rs.iter().all(|r| r.ok);
-            let mut sw: Vec<f64> = rs
-                .iter()
-                .map(|r| (r.swap_in_pages + r.swap_out_pages) as f64)
-                .collect();
-            let mut net: Vec<f64> = rs.iter().map(|r| r.net_bytes as f64 / 1048576.0).collect();
+            let med_of = |f: &dyn Fn(&Row) -> f64| {
+                let mut v: Vec<f64> = rs.iter().map(|r| f(r)).collect();
+                median(&mut v)
+            };
+            let swap_pages = med_of(&|r| (r.swap_in_pages + r.swap_out_pages) as f64) as u64;
+            let net_mib = med_of(&|r| r.net_bytes as f64 / 1048576.0);
+            let pulls = med_of(&|r| r.pulls as f64) as u64;
+            let jumps = med_of(&|r| r.jumps as f64) as u64;
             (
                 k,
-                (
-                    median(&mut t),
+                Summary {
+                    med: median(&mut t),
                     min,
                     max,
-                    ok,
-                    median(&mut sw) as u64,
-                    median(&mut net),
-                ),
+                    ok: rs.iter().all(|r| r.ok),
+                    swap_pages,
+                    net_mib,
+                    pulls,
+                    jumps,
+                },
             )
         })
         .collect()
@@ -334,17 +433,35 @@ fn svg_bars(title: &str, groups: &[(String, Vec<(String, f64)>)], unit: &str) ->
     s
 }
 
-fn markdown(rows: &[Row], env: &str, cmd: &str, configs: &[&str]) -> (String, String, String) {
+fn markdown(
+    rows: &[Row],
+    env: &str,
+    cmd: &str,
+    configs: &[&str],
+    micro: &str,
+) -> (String, String, String) {
     let sum = summarize(rows);
     let mut keys: Vec<(String, u32)> = sum.keys().map(|(w, f, _)| (w.clone(), *f)).collect();
     keys.dedup();
+    let ratios = [
+        ("eos-jump", "nbd-swap"),
+        ("eos-pull", "nbd-swap"),
+        ("eos-jump", "limit"),
+        ("nbd-swap", "limit"),
+    ];
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "| workload | footprint | {} | nbd-swap / limit | best swap / limit |",
-        configs.join(" | ")
+        "| workload | footprint | {} | {} |",
+        configs.join(" | "),
+        ratios.map(|(a, b)| format!("{a} / {b}")).join(" | ")
     );
-    let _ = writeln!(md, "|---|---|{}---|---|", "---|".repeat(configs.len()));
+    let _ = writeln!(
+        md,
+        "|---|---|{}{}",
+        "---|".repeat(configs.len()),
+        "---|".repeat(ratios.len())
+    );
     let mut time_groups = Vec::new();
     let mut speed_groups = Vec::new();
     for (w, f) in &keys {
@@ -353,47 +470,41 @@ fn markdown(rows: &[Row], env: &str, cmd: &str, configs: &[&str]) -> (String, St
         let get = |c: &str| sum.get(&(w.clone(), *f, c.to_string()));
         for c in configs {
             match get(c) {
-                Some((med, min, max, ok, swap, net)) => {
-                    let mut cell = format!("{med:.1} s ({min:.1}–{max:.1})");
-                    if *swap > 0 {
-                        let _ = write!(cell, ", {swap} pages swapped");
+                Some(x) => {
+                    let mut cell = format!("{:.1} s ({:.1}–{:.1})", x.med, x.min, x.max);
+                    if x.swap_pages > 0 {
+                        let _ = write!(cell, ", {} pages swapped", x.swap_pages);
                     }
                     if *c == "nbd-swap" {
-                        let _ = write!(cell, ", {net:.0} MiB on wire");
+                        let _ = write!(cell, ", {:.0} MiB on wire", x.net_mib);
                     }
-                    if !ok {
+                    if c.starts_with("eos") {
+                        let _ = write!(cell, ", {} pulls, {} jumps", x.pulls, x.jumps);
+                    }
+                    if !x.ok {
                         cell.push_str(" **FAILED checksum/exit**");
                     }
                     cells.push(cell);
-                    bars.push((c.to_string(), *med));
+                    bars.push((c.to_string(), x.med));
                 }
                 None => cells.push("–".into()),
             }
         }
-        let limit = get("limit").map(|x| x.0);
-        let ratio = |c: &str| match (get(c), limit) {
-            (Some(x), Some(l)) if l > 0.0 => format!("{:.1}x", x.0 / l),
-            _ => "–".into(),
-        };
-        let best = ["local-swap", "zram", "nbd-swap"]
-            .iter()
-            .filter_map(|c| get(c).map(|x| (c, x.0)))
-            .min_by(|a, b| a.1.partial_cmp(&b.1).unwrap());
-        let best_txt = match (best, limit) {
-            (Some((c, t)), Some(l)) if l > 0.0 => format!("{:.1}x ({c})", t / l),
+        let ratio = |a: &str, b: &str| match (get(a), get(b)) {
+            (Some(x), Some(y)) if y.med > 0.0 => format!("{:.2}", x.med / y.med),
             _ => "–".into(),
         };
         let _ = writeln!(
             md,
-            "| {w} | {f} MiB | {} | {} | {best_txt} |",
+            "| {w} | {f} MiB | {} | {} |",
             cells.join(" | "),
-            ratio("nbd-swap")
+            ratios.map(|(a, b)| ratio(a, b)).join(" | ")
         );
         time_groups.push((format!("{w} {f}M"), bars.clone()));
-        if let (Some(n), Some(_)) = (get("nbd-swap"), limit) {
+        if let Some(n) = get("nbd-swap") {
             let speed: Vec<(String, f64)> = bars
                 .iter()
-                .map(|(c, t)| (c.clone(), if *t > 0.0 { n.0 / t } else { 0.0 }))
+                .map(|(c, t)| (c.clone(), if *t > 0.0 { n.med / t } else { 0.0 }))
                 .collect();
             speed_groups.push((format!("{w} {f}M"), speed));
         }
@@ -402,13 +513,12 @@ fn markdown(rows: &[Row], env: &str, cmd: &str, configs: &[&str]) -> (String, St
         "# Benchmarks\n\nMeasured by `{cmd}`; every figure below was run, none is estimated. \
          Regenerate with the same command (it rewrites this file, `docs/bench/*.svg` and \
          `out/bench/results.csv`).\n\n## Configuration\n\n{env}\n\n## Wall time per run \
-         (median, min–max over repetitions)\n\nA run is one workload process in the VM, from \
-         start to exit (building its input included). Each row's checksum is compared with the \
-         `limit` run of the same input; a mismatch or a crash is marked FAILED.\n\n{md}\n\
+         (median, min–max over repetitions)\n\nA run is one workload process, from start to \
+         exit (building its input included). Each row's checksum is compared with the `limit` \
+         run of the same input; a mismatch or a crash is marked FAILED. Ratios are of medians; \
+         below 1 the first configuration is faster.\n\n{md}\n\
          ![time per workload](bench/time.svg)\n\n![speedup over network swap](bench/speedup.svg)\n\n\
-         ## ElasticOS\n\n`elasticos` is pull/push only: jump (issue 4) is not built, so the \
-         ElasticOS-with-jump column is absent, not estimated. Swap traffic does not apply to it; \
-         its page moves are in the kernel log of each run (out/logs/bench-eos-home-node6.log).\n"
+         ## Micro-benchmarks\n\n{micro}\n"
     );
     (
         doc,
@@ -421,22 +531,153 @@ fn markdown(rows: &[Row], env: &str, cmd: &str, configs: &[&str]) -> (String, St
     )
 }
 
+/// Median and 99th percentile of `v` (sorted here).
+fn p50_p99(v: &mut [u64]) -> (u64, u64) {
+    v.sort_unstable();
+    let at = |q: usize| {
+        v.get((v.len() * q / 100).min(v.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    (at(50), at(99))
+}
+
+/// `lat_us` values of a node's jump log.
+fn jump_lats(v: &mut Vm) -> Result<Vec<u64>> {
+    Ok(v.sh("eosctl jumplog")?
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("lat_us="))
+        .filter_map(|n| n.parse().ok())
+        .collect())
+}
+
+/// Micro-benchmarks on an ElasticOS pair (`home` runs, its peer is `peer_id`): link round
+/// trip and bandwidth, remote fault latency, jump latency, push throughput.
+fn micro(c: &mut Config, peer_id: usize, quick: bool) -> Result<String> {
+    let home = &mut c.vm;
+    let peer = c._server.as_mut().context("no peer VM")?;
+    let mut out = String::new();
+    let peers = home.sh("eosctl peers")?;
+    let srtt = peers
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("srtt_us="))
+        .unwrap_or("?")
+        .to_string();
+    // Link bandwidth: 32 MiB from user space through TCP, as dd reports it.
+    peer.sh("(nc -l -p 5001 > /dev/null 2>&1 &) ; sleep 0.5")?;
+    let dd = home.sh(&format!(
+        "dd if=/dev/zero bs=64k count=512 2>/tmp/dd.txt | timeout 20 nc {} 5001; cat /tmp/dd.txt",
+        vm::ip(peer_id)
+    ))?;
+    let bw = dd.lines().last().unwrap_or("").trim().to_string();
+    let _ = writeln!(
+        out,
+        "- link: heartbeat smoothed RTT {srtt} us; TCP from user space (dd | nc, 32 MiB): `{bw}`"
+    );
+
+    // Remote fault latency: linear search with most of its array on the peer, jumps off.
+    home.sh("eosctl jumppolicy enabled=0")?;
+    peer.sh("eosctl jumppolicy enabled=0")?;
+    let fp = if quick { 16 } else { 48 };
+    home.sh(&format!(
+        "eosctl run --elastic --budget 8 -- lsearch {fp} > /dev/null"
+    ))?;
+    std::thread::sleep(Duration::from_millis(300));
+    let console = home.console();
+    let line = console
+        .lines()
+        .rev()
+        .find(|l| l.contains("(lsearch) exited:"))
+        .unwrap_or("")
+        .to_string();
+    let fault = line
+        .find("fault p50")
+        .map_or("?", |i| &line[i..])
+        .trim()
+        .to_string();
+    let _ = writeln!(
+        out,
+        "- remote 4 KiB fault (lsearch {fp} MiB, 8 MiB local, prefetch on): `{fault}`"
+    );
+
+    // Jump latency: forced jumps back and forth.
+    home.sh("eosctl jumppolicy enabled=1")?;
+    peer.sh("eosctl jumppolicy enabled=1")?;
+    let rounds = if quick { 50 } else { 1000 };
+    let start = Instant::now();
+    let home_id = c_id(home)?;
+    home.sh(&format!(
+        "pingpong {rounds} {home_id} {peer_id} | grep -q ' 0 errors'"
+    ))?;
+    let per_round = start.elapsed().as_secs_f64() * 1000.0 / rounds as f64;
+    let (a50, a99) = p50_p99(&mut jump_lats(home)?);
+    let (b50, b99) = p50_p99(&mut jump_lats(peer)?);
+    let _ = writeln!(
+        out,
+        "- jump (save state, send, target loads it and confirms; the last 64 jumps of each \
+         node): home->peer p50 {a50} us p99 {a99} us; peer->home p50 {b50} us p99 {b99} us; \
+         {rounds} user-level round trips (2 jumps each, the way back by a syscall) took \
+         {per_round:.2} ms each"
+    );
+
+    // Push throughput: a process holding memory gets a small budget; time until its pages left.
+    let mib = if quick { 16 } else { 64 };
+    home.sh(&format!(
+        "eosctl run --elastic -- hold {mib} 600 > /tmp/hold.out & echo $! > /tmp/hold.pid; \
+         for i in $(seq 100); do grep -q ready /tmp/hold.out && break; sleep 0.1; done"
+    ))?;
+    home.sh(&format!("eosctl stretch $(cat /tmp/hold.pid) {peer_id}"))?;
+    let target = (mib as u64 - 4) * 256 * 9 / 10;
+    let start = Instant::now();
+    home.sh("eosctl budget $(cat /tmp/hold.pid) 4")?;
+    let mut pushed = 0u64;
+    while start.elapsed() < Duration::from_secs(300) {
+        let p = home.sh("cat /sys/kernel/elastic/procs")?;
+        pushed = p
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("pushed_pages="))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        if pushed >= target {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    home.sh("kill $(cat /tmp/hold.pid); wait $(cat /tmp/hold.pid) 2>/dev/null; true")?;
+    let _ = writeln!(
+        out,
+        "- push: {pushed} pages ({:.1} MiB) pushed in {secs:.1} s = {:.1} MiB/s (budget cut \
+         from {mib} MiB to 4 MiB, polled every 0.1 s through the console)",
+        pushed as f64 / 256.0,
+        pushed as f64 / 256.0 / secs
+    );
+    Ok(out)
+}
+
+/// The node id a bench VM was booted with (from its sysfs).
+fn c_id(v: &mut Vm) -> Result<usize> {
+    Ok(v.sh("cat /sys/kernel/elastic/node_id")?.trim().parse()?)
+}
+
 /// Runs the benchmark. `quick`: one small footprint (32 MiB, it fits in memory), one
-/// repetition, no docs: the test suite runs this so the harness cannot rot.
-pub fn bench(quick: bool, reps: u32, mem: u32, write_docs: bool) -> Result<()> {
+/// repetition, no docs: the test suite runs this so the harness cannot rot. `local`: the
+/// memory each run may use locally (see the module comment); `None` for the VM's memory.
+pub fn bench(quick: bool, reps: u32, mem: u32, local: Option<u32>, write_docs: bool) -> Result<()> {
     let t = kernel::build()?;
     let img = image::build()?;
     let cluster = Cluster::new(t.bzimage(), img, out_dir().join("logs"), mem)?;
+    let base = local.unwrap_or(mem);
     let footprints: Vec<u32> = if quick {
         // Harness check only: small enough to fit, so every configuration runs in seconds.
         vec![32]
     } else {
-        vec![mem * 3 / 2, mem * 3]
+        vec![base * 3 / 2, base * 3]
     };
     let reps = if quick { 1 } else { reps };
     let max_fp = *footprints.iter().max().unwrap();
     let start = Instant::now();
-    let mut configs = boot_configs(&cluster, mem, max_fp)?;
+    let mut configs = boot_configs(&cluster, mem, max_fp, local)?;
     let total = reps as usize * image::WORKLOADS.len() * footprints.len() * configs.len();
     let mut rows = Vec::new();
     for rep in 1..=reps {
@@ -444,7 +685,7 @@ pub fn bench(quick: bool, reps: u32, mem: u32, write_docs: bool) -> Result<()> {
             for fp in &footprints {
                 // Interleave the configurations for each input so drift hits all of them.
                 for c in configs.iter_mut() {
-                    let row = run_one(c, w, *fp, rep)
+                    let row = run_one(c, w, *fp, rep, local)
                         .with_context(|| format!("{w} {fp} MiB on {}", c.name))?;
                     eprintln!(
                         "bench [{}/{total}] rep {rep}/{reps} {w} {fp} MiB {:<10} {:>8.1} s {} (elapsed {:.0} min)",
@@ -459,6 +700,12 @@ pub fn bench(quick: bool, reps: u32, mem: u32, write_docs: bool) -> Result<()> {
             }
         }
     }
+    eprintln!("bench: micro-benchmarks");
+    let jump_cfg = configs
+        .iter_mut()
+        .find(|c| c.name == "eos-jump")
+        .context("no eos-jump configuration")?;
+    let micro_md = micro(jump_cfg, 9, quick)?;
     let mut trouble = Vec::new();
     for c in configs {
         trouble.extend(c.vm.poweroff());
@@ -469,7 +716,14 @@ pub fn bench(quick: bool, reps: u32, mem: u32, write_docs: bool) -> Result<()> {
     verify(&mut rows);
     let dir = out_dir().join("bench");
     std::fs::write(dir.join("results.csv"), csv(&rows))?;
-    let names = ["limit", "local-swap", "zram", "nbd-swap", "elasticos"];
+    let names = [
+        "limit",
+        "local-swap",
+        "zram",
+        "nbd-swap",
+        "eos-pull",
+        "eos-jump",
+    ];
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -477,26 +731,35 @@ pub fn bench(quick: bool, reps: u32, mem: u32, write_docs: bool) -> Result<()> {
                 .find_map(|l| l.strip_prefix("model name\t: ").map(str::to_string))
         })
         .unwrap_or_default();
+    let local_txt = match local {
+        Some(l) => format!(
+            "each run may use {l} MiB locally: cgroup v2 `memory.max` for the swap \
+             configurations, ElasticOS budget for eos-*; VMs have {mem} MiB"
+        ),
+        None => format!("local memory is the VM's: {mem} MiB"),
+    };
     let env = format!(
-        "- host: {cpu}, {} cores; VMs under {:?}, 1 vCPU each\n- kernel: Linux {} with ElasticOS \
-         (this tree), guest image: busybox initramfs\n- VM memory: {mem} MiB for the swap \
-         configurations; `limit` VM {} MiB; swap devices {} MiB\n- network: QEMU socket \
-         multicast hub between VMs, virtio-net\n- footprints: {:?} MiB; repetitions: {reps}; \
-         total bench time {:.0} min",
+        "- host: {cpu}, {} cores; VMs under {:?}, 1 vCPU each, run one at a time\n- kernel: \
+         Linux {} with ElasticOS (this tree), guest image: busybox initramfs\n- {local_txt}; \
+         `limit` VM {} MiB (no limit); swap devices {} MiB; ElasticOS peers {} MiB\n- network: \
+         QEMU socket multicast hub between VMs, virtio-net\n- footprints: {:?} MiB; \
+         repetitions: {reps}; total bench time {:.0} min",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         cluster.accel(),
         t.version,
         max_fp + 256,
         2 * max_fp + 64,
+        2 * max_fp + 64 + 192,
         footprints,
         start.elapsed().as_secs_f64() / 60.0
     );
     let cmd = if quick {
         "cargo xtask bench --quick".to_string()
     } else {
-        format!("cargo xtask bench --reps {reps} --mem {mem} --write-docs")
+        let l = local.map_or(String::new(), |l| format!(" --local {l}"));
+        format!("cargo xtask bench --reps {reps} --mem {mem}{l} --write-docs")
     };
-    let (doc, time_svg, speed_svg) = markdown(&rows, &env, &cmd, &names);
+    let (doc, time_svg, speed_svg) = markdown(&rows, &env, &cmd, &names, &micro_md);
     std::fs::write(dir.join("BENCHMARKS.md"), &doc)?;
     if write_docs {
         let docs = project_root().join("docs");
@@ -536,6 +799,9 @@ mod unit {
             swap_out_pages: 0,
             net_bytes: 0,
             peak_rss_kib: 0,
+            pulls: 0,
+            pushes: 0,
+            jumps: 0,
         }
     }
 
@@ -558,9 +824,9 @@ mod unit {
             row("dfs", "limit", 1.0, "a"),
             row("dfs", "nbd-swap", 10.0, "a"),
         ];
-        let (md, _, svg) = markdown(&rows, "env", "cmd", &["limit", "nbd-swap"]);
+        let (md, _, svg) = markdown(&rows, "env", "cmd", &["limit", "nbd-swap"], "micro");
         assert!(md.contains(
-            "| dfs | 10 MiB | 1.0 s (1.0–1.0) | 10.0 s (10.0–10.0), 0 MiB on wire | 10.0x |"
+            "| dfs | 10 MiB | 1.0 s (1.0–1.0) | 10.0 s (10.0–10.0), 0 MiB on wire | – | – | – | 10.00 |"
         ));
         assert!(svg.contains("<svg"));
     }

@@ -10,7 +10,8 @@
 //! vm [--nodes N] [--mem MiB] [--peer-mem MiB]   boot N nodes, node1's console is yours
 //! test [--host-only]           every test: host, KUnit, two-VM; ends with a summary line
 //! deb              build the installable .deb kernel packages into out/
-//! bench [--quick] [--reps N] [--mem MiB] [--write-docs]   workloads under every configuration
+//! bench [--quick] [--reps N] [--mem MiB] [--local MiB] [--write-docs]
+//!                                                workloads under every configuration
 //! ```
 
 mod bench;
@@ -149,6 +150,10 @@ fn main() -> Result<()> {
             rest.iter().any(|a| a == "--quick"),
             flag(rest, "--reps", 3)?,
             flag(rest, "--mem", 128)?,
+            match flag(rest, "--local", 0)? {
+                0 => None,
+                l => Some(l),
+            },
             rest.iter().any(|a| a == "--write-docs"),
         ),
         _ => {

@@ -348,7 +348,7 @@ pub fn host_result(prog: &str, args: &[&str]) -> Result<String> {
 }
 
 /// `(pulls, pushes)` from the kernel's exit line of the last process named `comm`.
-fn exit_stats(console: &str, comm: &str) -> Option<(u64, u64)> {
+pub fn exit_stats(console: &str, comm: &str) -> Option<(u64, u64)> {
     let line = console
         .lines()
         .rev()
@@ -843,7 +843,7 @@ pub fn all(host_only: bool) -> Result<()> {
                     eprintln!("VMs: {MEM_MIB} MiB each, accelerator {:?}", c.accel());
                     vm_tests(&mut report, &c);
                     report.step("bench --quick: harness and checksums", || {
-                        crate::bench::bench(true, 1, 128, false)?;
+                        crate::bench::bench(true, 1, 128, None, false)?;
                         Ok("every configuration ran every workload with the right checksum".into())
                     });
                 }

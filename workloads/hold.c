@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * hold MIB SECONDS: fills MIB of memory with a pattern, prints "ready", sleeps, then checks
+ * every page and exits 0 (1 on a mismatch). Used to measure push throughput: lower its
+ * budget while it sleeps and watch its pages leave.
+ */
+#include "common.h"
+
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+	long mib, secs, bad = 0;
+	uint64_t *m;
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: hold MIB SECONDS\n");
+		return 2;
+	}
+	mib = atol(argv[1]);
+	secs = atol(argv[2]);
+	m = malloc((size_t)mib << 20);
+	if (!m) {
+		printf("cannot allocate\n");
+		return 3;
+	}
+	for (long i = 0; i < (mib << 20) / 8; i += 512)
+		m[i] = (uint64_t)i * 0x9e3779b97f4a7c15ULL;
+	printf("ready\n");
+	fflush(stdout);
+	sleep((unsigned int)secs);
+	for (long i = 0; i < (mib << 20) / 8; i += 512)
+		if (m[i] != (uint64_t)i * 0x9e3779b97f4a7c15ULL)
+			bad++;
+	printf("hold: %ld bad pages\n", bad);
+	return bad != 0;
+}

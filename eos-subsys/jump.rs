@@ -51,6 +51,8 @@ pub(crate) struct Arrival {
     pub(crate) reason: JumpReason,
     pub(crate) state: KVVec<u8>,
     pub(crate) ranges: KVVec<u8>,
+    /// The page under the stack pointer and its address, if it came along.
+    pub(crate) stack: Option<(u64, KVVec<u8>)>,
 }
 
 impl Arrival {
@@ -60,7 +62,15 @@ impl Arrival {
         state.extend_from_slice(j.state, GFP_KERNEL)?;
         let mut ranges = KVVec::with_capacity(j.ranges.len(), GFP_KERNEL)?;
         ranges.extend_from_slice(j.ranges, GFP_KERNEL)?;
+        let stack = if j.stack.is_empty() {
+            None
+        } else {
+            let mut page = KVVec::with_capacity(PAGE_SIZE, GFP_KERNEL)?;
+            page.extend_from_slice(j.stack, GFP_KERNEL)?;
+            Some((j.stack_addr, page))
+        };
         Ok(Self {
+            stack,
             req: j.req,
             from,
             reason: j.reason,
@@ -250,6 +260,36 @@ fn home_ranges(p: &Proc) -> Result<KVVec<u8>> {
     Ok(out)
 }
 
+/// Takes the page under the stack pointer of `image` from `mm` for the jump, leaving
+/// `marker` (0 in a shell: an empty PTE there already means "at home"). Returns its address
+/// if it had data; a page with nothing to move stays as it was.
+fn take_stack(mm: &mm::MmRef, image: &[u8], marker: u64, page: &mut [u8]) -> u64 {
+    let Some(sp) = arch::stack_pointer(image) else { return 0 };
+    let addr = sp & !(PAGE_SIZE as u64 - 1);
+    let Some(users) = mm.users() else { return 0 };
+    let lock = users.read();
+    let Some(vma) = lock.vma(addr) else { return 0 };
+    match vma.take(addr, page, marker) {
+        Ok(Taken::Data) => addr,
+        Ok(Taken::Build) => {
+            if marker != 0 {
+                // Nothing to carry: leave it to be built where it is touched first.
+                let _ = vma.clear_marker(addr, marker);
+            }
+            0
+        }
+        Err(_) => 0,
+    }
+}
+
+/// Installs a page that came with a jump, over `expect` (0: an empty PTE).
+fn install_stack(mm: &mm::MmRef, addr: u64, page: &[u8], expect: u64) -> Result {
+    let users = mm.users().ok_or(ESRCH)?;
+    let lock = users.read();
+    let vma = lock.vma(addr).ok_or(EFAULT)?;
+    vma.install(addr, expect, page, false)
+}
+
 /// Task work of the home task: jump to the peer, then sleep until execution comes back.
 fn home_leave(p: Arc<Proc>) {
     p.leaving.store(false, Relaxed);
@@ -268,6 +308,9 @@ fn home_leave(p: Arc<Proc>) {
         }
     };
     let Ok(ranges) = home_ranges(&p) else { return };
+    let Ok(mut page) = KVVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL) else { return };
+    let marker = mm::marker(p.peer.id, false);
+    let stack_addr = take_stack(&p.mm, &state[..n], marker, &mut page);
     // Before sending: once there, the process may fetch pages from us at once.
     p.away.store(true, Relaxed);
     let j = Jump {
@@ -277,11 +320,19 @@ fn home_leave(p: Arc<Proc>) {
         reason,
         state: &state[..n],
         ranges: &ranges,
+        stack: if stack_addr != 0 { &page } else { &[] },
+        stack_addr,
     };
     match send_jump(node, &p.peer, j) {
         Ok(()) => {}
         Err(JumpErr::Refused(err)) => {
             p.away.store(false, Relaxed);
+            // Back off: each refusal doubles this node's threshold.
+            p.policy.lock().on_departure(&node.jumps.tunables(), time::now_ns());
+            if stack_addr != 0 && install_stack(&p.mm, stack_addr, &page, marker).is_err() {
+                pr_err!("pid {}: cannot put its stack page back; killing it\n", p.pid);
+                kill_current();
+            }
             peer_warn!(node, "pid {}: jump to node {} refused ({:?}); it runs on here\n", p.pid, p.peer.id, err);
             return;
         }
@@ -295,6 +346,9 @@ fn home_leave(p: Arc<Proc>) {
             kill_current();
             return;
         }
+    }
+    if stack_addr != 0 {
+        p.remote.fetch_add(1, Relaxed);
     }
     let left = time::now_ns();
     let lat = left - t0;
@@ -333,6 +387,15 @@ fn home_leave(p: Arc<Proc>) {
 }
 
 fn home_arrive(node: &Node, p: &Proc, a: Arrival) {
+    if let Some((addr, page)) = &a.stack {
+        if let Err(err) = install_stack(&p.mm, *addr, page, mm::marker(a.from, false)) {
+            ack(node, a.from, a.req, err.to_errno());
+            pr_err!("pid {}: its stack page from node {} does not fit ({:?}); killing it\n", p.pid, a.from, err);
+            kill_current();
+            return;
+        }
+        p.remote.fetch_sub(1, Relaxed);
+    }
     match arch::load(&a.state) {
         Ok(()) => {
             ack(node, a.from, a.req, 0);
@@ -413,6 +476,27 @@ pub(crate) fn serve_fetch_reply(
     )
 }
 
+/// Receive thread: the shell running our process `pid` died there.
+pub(crate) fn home_gone(node: &Node, peer: &Peer, pid: u32, signal: u32) {
+    let Some(p) = node.procs.by_pid(pid as i32).filter(|p| p.peer.id == peer.id) else { return };
+    if !p.away.load(Relaxed) {
+        return;
+    }
+    let sig = if (1..32).contains(&signal) { signal } else { bindings::SIGKILL };
+    pr_err!(
+        "pid {}: died on node {} while running there (signal {}); ending it here with signal {}\n",
+        pid,
+        peer.id,
+        signal,
+        sig
+    );
+    p.dead.store(true, Relaxed);
+    if let Some(t) = TaskRef::by_pid(p.pid) {
+        t.signal(sig);
+    }
+    p.inbox_cv.notify_all();
+}
+
 // ---- shell side ------------------------------------------------------------------------
 
 /// In the shell's task: run the process from `a`. False if it cannot (the home was told).
@@ -426,6 +510,13 @@ pub(crate) fn guest_arrive(seed: &crate::sys::umh::Seed, a: Arrival) -> bool {
         pr_warn!("shell of pid {}: cannot match its home's layout ({:?})\n", shell.home_pid, err);
         ack(node, a.from, a.req, err.to_errno());
         return false;
+    }
+    if let Some((addr, page)) = &a.stack {
+        if let Err(err) = install_stack(&shell.mm, *addr, page, 0) {
+            pr_warn!("shell of pid {}: stack page {:#x} does not fit ({:?})\n", shell.home_pid, addr, err);
+            ack(node, a.from, a.req, err.to_errno());
+            return false;
+        }
     }
     if let Err(err) = arch::load(&a.state) {
         peer_warn!(node, "shell of pid {}: CPU state from node {} refused ({:?})\n", shell.home_pid, a.from, err);
@@ -469,6 +560,8 @@ pub(crate) fn guest_leave(shell: &Arc<Shell>, reason: JumpReason) -> bool {
             return false;
         }
     };
+    let Ok(mut page) = KVVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL) else { return false };
+    let stack_addr = take_stack(&shell.mm, &state[..n], 0, &mut page);
     let j = Jump {
         req: 0,
         pid: shell.home_pid,
@@ -476,6 +569,8 @@ pub(crate) fn guest_leave(shell: &Arc<Shell>, reason: JumpReason) -> bool {
         reason,
         state: &state[..n],
         ranges: &[],
+        stack: if stack_addr != 0 { &page } else { &[] },
+        stack_addr,
     };
     shell.running.store(false, Relaxed);
     if let Err(JumpErr::Refused(err) | JumpErr::Lost(err)) = send_jump(node, &home, j) {
@@ -607,6 +702,32 @@ pub(crate) fn missing(vma: Vma<'_>, addr: u64, user: bool) -> Missing {
         Ok(()) => Missing::Retry,
         Err(err) if err == ENOMEM => Missing::Oom,
         Err(_) => Missing::SigBus,
+    }
+}
+
+/// The shell's address space is going away (`__mmput`). If it was running the process,
+/// the process died here: tell its home, which ends it there with the same signal.
+pub(crate) fn shell_exit(node: &Node, shell: &Shell) {
+    if !shell.running.swap(false, Relaxed) {
+        return;
+    }
+    let signal = shell.seed.state.lock().task.as_ref().map_or(0, |t| t.exit_signal());
+    pr_warn!(
+        "shell pid {} of process {} of node {} died running it (signal {})\n",
+        shell.pid,
+        shell.home_pid,
+        shell.home,
+        signal
+    );
+    if let Some(home) = node.find_peer(shell.home) {
+        let _ = send(
+            &home,
+            node,
+            &Message::Gone {
+                pid: shell.home_pid,
+                signal,
+            },
+        );
     }
 }
 

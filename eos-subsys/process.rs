@@ -509,6 +509,10 @@ pub(crate) fn throttle(mm: *mut bindings::mm_struct) {
 /// The process's address space is going away.
 pub(crate) fn mm_exit(mm: *mut bindings::mm_struct) {
     let Some(node) = crate::node::get() else { return };
+    if let Some(s) = node.shells.by_mm(mm) {
+        crate::jump::shell_exit(node, &s);
+        return;
+    }
     if let Some(p) = node.procs.by_mm(mm) {
         p.dead.store(true, Relaxed);
         node.procs.remove(&p);

@@ -244,7 +244,20 @@ fn stretch(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
     };
     let shell_mm = seed.state.lock().mm.as_ref().and_then(|m| m.grab_again()).ok_or(ECHILD)?;
     // From now on an empty PTE there is the home's page (when the shell runs the process).
+    // Exec wrote some pages of the shell (its initial stack, the tail of its data): they are
+    // not the process's, whose pages all live at home until moved. Drop them, so that an
+    // empty PTE in a writable mapping means "the home has it".
+    if let Some(users) = shell_mm.users() {
+        let lock = users.read();
+        let mut at = 0;
+        while let Some(v) = lock.vma_from(at) {
+            at = v.end();
+            v.drop_private_pages();
+        }
+    }
     mm::mark_guest(&shell_mm);
+    // Its exit is reported (`process::mm_exit`) in case it dies running the process.
+    shell_mm.mark_elastic();
     let shell = Arc::pin_init(
         pin_init!(Shell {
             home: peer.id,

@@ -473,6 +473,7 @@ fn run_link(
                 }));
             }
             Message::Jump(j) if j.to_home => crate::jump::home_receive(node, peer, &j),
+            Message::Gone { pid, signal } => crate::jump::home_gone(node, peer, pid, signal),
             Message::Fetch { req, pid, addr } => {
                 if let Err(e) = crate::jump::serve_fetch_reply(node, peer, &conn, req, pid, addr) {
                     break LinkErr::Io(e);

@@ -25,3 +25,8 @@ pub(crate) fn load(image: &[u8]) -> Result {
     // SAFETY: `image` is readable for its length.
     to_result(unsafe { bindings::elastic_arch_load(image.as_ptr().cast(), image.len() as u32) })
 }
+
+/// The user stack pointer in a state image (`struct elastic_cpu`: rsp is the eighth register).
+pub(crate) fn stack_pointer(image: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(image.get(56..64)?.try_into().ok()?))
+}

@@ -218,6 +218,27 @@ impl<'a> Vma<'a> {
         })
     }
 
+    /// Drops every page of the VMA if it is private and writable (a new shell's pages that
+    /// exec wrote: its initial stack, the zeroed tail of its data). Returns whether it did.
+    pub(crate) fn drop_private_pages(&self) -> bool {
+        // SAFETY: as above.
+        let f = unsafe { (*self.raw()).__bindgen_anon_2.vm_flags } as u64;
+        if f & bindings::VM_WRITE as u64 == 0 || f & bindings::VM_SHARED as u64 != 0 {
+            return false;
+        }
+        // SAFETY: the VMA is locked (mmap lock held for read, as zapping requires); the range
+        // is the VMA's own.
+        unsafe {
+            bindings::zap_page_range_single(
+                self.raw(),
+                self.start() as _,
+                (self.end() - self.start()) as _,
+                core::ptr::null_mut(),
+            )
+        };
+        true
+    }
+
     /// Private anonymous memory (what a shell must have mapped to run the process).
     pub(crate) fn anon_private(&self) -> bool {
         // SAFETY: as above.

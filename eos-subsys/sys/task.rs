@@ -226,6 +226,12 @@ impl TaskRef {
         Ok(())
     }
 
+    /// The signal it is exiting with (0: none), valid from `do_exit` on.
+    pub(crate) fn exit_signal(&self) -> u32 {
+        // SAFETY: the task is referenced; `exit_code` is a plain int set by `do_exit`.
+        (unsafe { (*self.raw()).exit_code } & 0x7f) as u32
+    }
+
     /// Whether this is the current task.
     pub(crate) fn is_current(&self) -> bool {
         // SAFETY: `current` is valid.

@@ -104,7 +104,8 @@ fn main_job(mem: u32, workload: &str, footprint: u32) -> Result<()> {
         println!("== {} ==", n.name);
         print!(
             "{}",
-            n.sh("echo '-- peers'; eosctl peers; echo '-- stats'; eosctl stats")?
+            n.sh("echo '-- peers'; eosctl peers; echo '-- stats'; eosctl stats; \
+                  echo '-- jumps (last 5)'; eosctl jumplog | sed -n 1p; eosctl jumplog | sed 1d | tail -5")?
         );
     }
     let mut trouble = Vec::new();

@@ -123,6 +123,8 @@ pub enum MsgType {
     Recall = 0x2A,
     /// A process away from home asks its home for one page.
     Fetch = 0x2B,
+    /// The shell running a process died (a fault there, or it was killed).
+    Gone = 0x2C,
 }
 
 impl MsgType {
@@ -148,6 +150,7 @@ impl MsgType {
             0x29 => Self::JumpAck,
             0x2A => Self::Recall,
             0x2B => Self::Fetch,
+            0x2C => Self::Gone,
             _ => return Err(ProtoError::UnknownType(v)),
         })
     }
@@ -174,9 +177,9 @@ impl MsgType {
             Self::Release => (8, 8),
             Self::Jump => (
                 JUMP_FIXED,
-                JUMP_FIXED + MAX_JUMP_STATE + MAX_JUMP_RANGES * JUMP_RANGE_LEN,
+                JUMP_FIXED + MAX_JUMP_STATE + MAX_JUMP_RANGES * JUMP_RANGE_LEN + PAGE_SIZE,
             ),
-            Self::JumpAck | Self::Recall => (8, 8),
+            Self::JumpAck | Self::Recall | Self::Gone => (8, 8),
             Self::Fetch => (16, 16),
         }
     }
@@ -203,6 +206,7 @@ impl MsgType {
             Self::JumpAck => "jump-ack",
             Self::Recall => "recall",
             Self::Fetch => "fetch",
+            Self::Gone => "gone",
         }
     }
 }
@@ -214,7 +218,7 @@ pub const PUSH_FIXED: usize = 32;
 /// Fixed part of a `Pages` payload.
 pub const PAGES_FIXED: usize = 24;
 /// Fixed part of a `Jump` payload.
-pub const JUMP_FIXED: usize = 16;
+pub const JUMP_FIXED: usize = 24;
 
 /// Payload size of [`Hello`].
 pub const HELLO_LEN: usize = 12 + NONCE_LEN;
@@ -478,6 +482,11 @@ pub struct Jump<'a> {
     /// Private anonymous ranges of the home's address space, `JUMP_RANGE_LEN` bytes each,
     /// validated: the shell maps what it lacks before running the process.
     pub ranges: &'a [u8],
+    /// The page under the stack pointer, which moves with execution (its owner changes), or
+    /// empty.
+    pub stack: &'a [u8],
+    /// Its address (0 without a page).
+    pub stack_addr: u64,
 }
 
 impl Jump<'_> {
@@ -574,6 +583,13 @@ pub enum Message<'a> {
     Recall {
         /// The process at home.
         pid: u32,
+    },
+    /// The shell of process `pid` died while it ran the process.
+    Gone {
+        /// The process at home.
+        pid: u32,
+        /// The signal the shell died of (0 if it was not a signal).
+        signal: u32,
     },
     /// A process running away from home asks for its page at `addr`; the answer is `Pages`
     /// with one page, or status [`PAGES_BUILD`] and none.
@@ -683,6 +699,7 @@ impl<'a> Message<'a> {
             Self::JumpAck { .. } => MsgType::JumpAck,
             Self::Recall { .. } => MsgType::Recall,
             Self::Fetch { .. } => MsgType::Fetch,
+            Self::Gone { .. } => MsgType::Gone,
         }
     }
 
@@ -871,16 +888,25 @@ impl<'a> Message<'a> {
             }
             MsgType::Jump => {
                 let flags = le32(p, 8);
-                if flags & !1 != 0 || p[13] != 0 {
+                if flags & !3 != 0 || p[13] != 0 {
                     return Err(ProtoError::ReservedBits);
                 }
                 let nranges = le16(p, 14) as usize;
                 let rlen = nranges * JUMP_RANGE_LEN;
-                if nranges > MAX_JUMP_RANGES || p.len() < JUMP_FIXED + rlen + 1 {
+                let slen = if flags & 2 != 0 { PAGE_SIZE } else { 0 };
+                if nranges > MAX_JUMP_RANGES || p.len() < JUMP_FIXED + rlen + slen + 1 {
                     return Err(bad_len(h));
                 }
+                let stack_addr = le64(p, 16);
+                if slen == 0 && stack_addr != 0 {
+                    return Err(ProtoError::BadField("stack address"));
+                }
+                if slen != 0 {
+                    check_run(stack_addr, 1)?;
+                }
                 let ranges = &p[JUMP_FIXED..JUMP_FIXED + rlen];
-                let state = &p[JUMP_FIXED + rlen..];
+                let stack = &p[JUMP_FIXED + rlen..JUMP_FIXED + rlen + slen];
+                let state = &p[JUMP_FIXED + rlen + slen..];
                 if state.len() > MAX_JUMP_STATE {
                     return Err(bad_len(h));
                 }
@@ -891,6 +917,8 @@ impl<'a> Message<'a> {
                     reason: JumpReason::from_u8(p[12])?,
                     state,
                     ranges,
+                    stack,
+                    stack_addr,
                 };
                 for i in 0..nranges {
                     let (start, end, prot) = m.range(i);
@@ -913,6 +941,16 @@ impl<'a> Message<'a> {
                     return Err(ProtoError::ReservedBits);
                 }
                 Self::Recall { pid: le32(p, 0) }
+            }
+            MsgType::Gone => {
+                let signal = le32(p, 4);
+                if signal > 64 {
+                    return Err(ProtoError::BadField("signal"));
+                }
+                Self::Gone {
+                    pid: le32(p, 0),
+                    signal,
+                }
             }
             MsgType::Fetch => {
                 let addr = le64(p, 8);
@@ -1046,17 +1084,29 @@ impl<'a> Message<'a> {
                 if m.ranges.len() % JUMP_RANGE_LEN != 0 || n > MAX_JUMP_RANGES {
                     return Err(ProtoError::BadField("jump ranges"));
                 }
+                if !(m.stack.is_empty() || m.stack.len() == PAGE_SIZE)
+                    || m.stack.is_empty() != (m.stack_addr == 0)
+                {
+                    return Err(ProtoError::BadField("jump stack page"));
+                }
+                let flags = m.to_home as u32 | (!m.stack.is_empty() as u32) << 1;
                 h[0..4].copy_from_slice(&m.req.to_le_bytes());
                 h[4..8].copy_from_slice(&m.pid.to_le_bytes());
-                h[8..12].copy_from_slice(&(m.to_home as u32).to_le_bytes());
+                h[8..12].copy_from_slice(&flags.to_le_bytes());
                 h[12] = m.reason as u8;
                 h[14..16].copy_from_slice(&(n as u16).to_le_bytes());
-                e.tails = [m.ranges, m.state, &[]];
+                h[16..24].copy_from_slice(&m.stack_addr.to_le_bytes());
+                e.tails = [m.ranges, m.stack, m.state];
                 JUMP_FIXED
             }
             Self::JumpAck { req, status } => {
                 h[0..4].copy_from_slice(&req.to_le_bytes());
                 h[4..8].copy_from_slice(&status.to_le_bytes());
+                8
+            }
+            Self::Gone { pid, signal } => {
+                h[0..4].copy_from_slice(&pid.to_le_bytes());
+                h[4..8].copy_from_slice(&signal.to_le_bytes());
                 8
             }
             Self::Fetch { req, pid, addr } => {
@@ -1407,12 +1457,18 @@ mod tests {
                 reason: JumpReason::Faults,
                 state: &PAGE_A[..1000],
                 ranges: &RANGES,
+                stack: &PAGE_A[..PAGE_SIZE],
+                stack_addr: 0x7fff_0000,
             }),
             Message::JumpAck {
                 req: 5,
                 status: -22
             },
             Message::Recall { pid: 300 },
+            Message::Gone {
+                pid: 300,
+                signal: 11,
+            },
             Message::Fetch {
                 req: 6,
                 pid: 300,
@@ -1430,10 +1486,14 @@ mod tests {
     #[test]
     fn jump_messages_reject_bad_fields() {
         let s = page_samples();
-        let (jump, ack, recall, fetch, build) = (&s[8], &s[9], &s[10], &s[11], &s[12]);
+        let (jump, ack, recall, fetch, build) = (&s[8], &s[9], &s[10], &s[12], &s[13]);
+        assert!(decode_corrupted(&s[11], |p| p[4] = 65).is_err());
         // jump: unknown flag, unknown reason, reserved byte, range count beyond the payload,
         // a range ending before it starts, unaligned, in kernel space, with bad prot bits
-        assert!(decode_corrupted(jump, |p| p[8] = 2).is_err());
+        assert!(decode_corrupted(jump, |p| p[8] = 4).is_err());
+        // a stack page claimed absent while its address is set, or in kernel space
+        assert!(decode_corrupted(jump, |p| p[8] = 1).is_err());
+        assert!(decode_corrupted(jump, |p| p[23] = 0x80).is_err());
         assert!(decode_corrupted(jump, |p| p[12] = 9).is_err());
         assert!(decode_corrupted(jump, |p| p[13] = 1).is_err());
         assert!(decode_corrupted(jump, |p| p[14] = 0xff).is_err());
@@ -1460,6 +1520,8 @@ mod tests {
             reason: JumpReason::Asked,
             state: &[],
             ranges: &[],
+            stack: &[],
+            stack_addr: 0,
         });
         assert!(empty.encode(0, &mut [0u8; 64]).is_err());
     }

@@ -52,6 +52,8 @@ struct Row {
     footprint_mib: u32,
     config: String,
     wall_s: f64,
+    /// Stopped at `RUN_CAP_S`: no result, and not counted as a failure.
+    timed_out: bool,
     checksum: String,
     ok: bool,
     swap_in_pages: u64,
@@ -82,6 +84,9 @@ fn counters(v: &mut Vm) -> Result<(u64, u64, u64)> {
     }
     Ok((pin, pout, net))
 }
+
+/// A run longer than this is stopped and reported as a timeout (so a full bench stays bounded).
+const RUN_CAP_S: u32 = 240;
 
 /// The cgroup a swap configuration runs workloads in with `--local`.
 const CGROUP: &str = "/sys/fs/cgroup/bench";
@@ -216,18 +221,20 @@ fn run_one(c: &mut Config, workload: &str, fp: u32, rep: u32, local: Option<u32>
         0
     };
     let start = Instant::now();
+    let cap = format!("timeout {RUN_CAP_S}");
     let cmd = match (c.kind, local, c.name) {
         (Kind::Elastic, Some(l), _) => {
-            format!("eosctl run --elastic --budget {l} -- {workload} {fp}")
+            format!("{cap} eosctl run --elastic --budget {l} -- {workload} {fp}")
         }
-        (Kind::Elastic, None, _) => format!("eosctl run --elastic -- {workload} {fp}"),
+        (Kind::Elastic, None, _) => format!("{cap} eosctl run --elastic -- {workload} {fp}"),
         (Kind::Plain, Some(_), n) if n != "limit" => {
-            format!("sh -c 'echo $$ > {CGROUP}/cgroup.procs && exec {workload} {fp}'")
+            format!("sh -c 'echo $$ > {CGROUP}/cgroup.procs && exec {cap} {workload} {fp}'")
         }
-        _ => format!("{workload} {fp}"),
+        _ => format!("{cap} {workload} {fp}"),
     };
     let (rc, out) = c.vm.run(&cmd, Duration::from_secs(3600))?;
     let wall_s = start.elapsed().as_secs_f64();
+    let timed_out = rc == 124 || rc == 143;
     let (i1, o1, n1) = counters(&mut c.vm)?;
     let (mut pulls, mut pushes, mut jumps) = (0, 0, 0);
     if c.kind == Kind::Elastic {
@@ -260,6 +267,7 @@ fn run_one(c: &mut Config, workload: &str, fp: u32, rep: u32, local: Option<u32>
         footprint_mib: fp,
         config: c.name.to_string(),
         wall_s,
+        timed_out,
         ok: rc == 0 && result.is_some(),
         checksum,
         swap_in_pages: i1.saturating_sub(i0),
@@ -289,7 +297,7 @@ fn verify(rows: &mut [Row]) {
         .filter(|r| r.config == "limit" && r.ok)
         .map(|r| ((r.workload.clone(), r.footprint_mib), r.checksum.clone()))
         .collect();
-    for r in rows.iter_mut() {
+    for r in rows.iter_mut().filter(|r| !r.timed_out) {
         let want = truth.get(&(r.workload.clone(), r.footprint_mib));
         if want != Some(&r.checksum) {
             r.ok = false;
@@ -332,6 +340,7 @@ struct Summary {
     min: f64,
     max: f64,
     ok: bool,
+    timeouts: usize,
     swap_pages: u64,
     net_mib: f64,
     pulls: u64,
@@ -367,7 +376,8 @@ fn summarize(rows: &[Row]) -> BTreeMap<Key, Summary> {
                     med: median(&mut t),
                     min,
                     max,
-                    ok: rs.iter().all(|r| r.ok),
+                    ok: rs.iter().all(|r| r.ok || r.timed_out),
+                    timeouts: rs.iter().filter(|r| r.timed_out).count(),
                     swap_pages,
                     net_mib,
                     pulls,
@@ -470,6 +480,13 @@ fn markdown(
         let get = |c: &str| sum.get(&(w.clone(), *f, c.to_string()));
         for c in configs {
             match get(c) {
+                Some(x) if x.timeouts > 0 => {
+                    cells.push(format!(
+                        "> {RUN_CAP_S} s ({} of the runs stopped)",
+                        x.timeouts
+                    ));
+                    bars.push((c.to_string(), RUN_CAP_S as f64));
+                }
                 Some(x) => {
                     let mut cell = format!("{:.1} s ({:.1}–{:.1})", x.med, x.min, x.max);
                     if x.swap_pages > 0 {
@@ -491,7 +508,15 @@ fn markdown(
             }
         }
         let ratio = |a: &str, b: &str| match (get(a), get(b)) {
-            (Some(x), Some(y)) if y.med > 0.0 => format!("{:.2}", x.med / y.med),
+            (Some(x), Some(y)) if x.timeouts > 0 && y.timeouts == 0 => {
+                format!("> {:.2}", RUN_CAP_S as f64 / y.med)
+            }
+            (Some(x), Some(y)) if y.timeouts > 0 && x.timeouts == 0 => {
+                format!("< {:.2}", x.med / RUN_CAP_S as f64)
+            }
+            (Some(x), Some(y)) if y.med > 0.0 && x.timeouts == 0 => {
+                format!("{:.2}", x.med / y.med)
+            }
             _ => "–".into(),
         };
         let _ = writeln!(
@@ -692,7 +717,13 @@ pub fn bench(quick: bool, reps: u32, mem: u32, local: Option<u32>, write_docs: b
                         rows.len() + 1,
                         c.name,
                         row.wall_s,
-                        if row.ok { "ok" } else { "FAILED" },
+                        if row.ok {
+                            "ok"
+                        } else if row.timed_out {
+                            "TIMEOUT"
+                        } else {
+                            "FAILED"
+                        },
                         start.elapsed().as_secs_f64() / 60.0
                     );
                     rows.push(row);
@@ -769,7 +800,7 @@ pub fn bench(quick: bool, reps: u32, mem: u32, local: Option<u32>, write_docs: b
         std::fs::write(docs.join("bench/speedup.svg"), speed_svg)?;
     }
     println!("{doc}");
-    let failed = rows.iter().filter(|r| !r.ok).count();
+    let failed = rows.iter().filter(|r| !r.ok && !r.timed_out).count();
     if !trouble.is_empty() {
         bail!("kernel trouble during the bench: {trouble:?}");
     }
@@ -793,6 +824,7 @@ mod unit {
             footprint_mib: 10,
             config: c.into(),
             wall_s: t,
+            timed_out: false,
             checksum: sum.into(),
             ok: true,
             swap_in_pages: 0,

@@ -161,12 +161,13 @@ fn wrong_key(target: SocketAddr, as_id: u16) -> Result<String, String> {
     ))
 }
 
-fn auth_then_garbage(
+/// An authenticated connection, welcomed by the node.
+fn authenticated(
     target: SocketAddr,
     as_id: u16,
     secret: &Secret,
     responder: u16,
-) -> Result<String, String> {
+) -> Result<TcpStream, String> {
     let mac = SoftMac(secret.as_bytes().to_vec());
     let mut hs = Initiator::new(as_id, responder, eos_core::proto::caps::ALL, [9; NONCE_LEN]);
     let (mut s, buf) = open_handshake(target, &hs)?;
@@ -180,12 +181,116 @@ fn auth_then_garbage(
     if Header::decode(&w).map(|h| h.ty) != Ok(MsgType::Welcome) {
         return Err("not welcomed with the right key".into());
     }
+    Ok(s)
+}
+
+fn auth_then_garbage(
+    target: SocketAddr,
+    as_id: u16,
+    secret: &Secret,
+    responder: u16,
+) -> Result<String, String> {
+    let mut s = authenticated(target, as_id, secret, responder)?;
     let _ = s.write_all(&garbage(512));
     let (t, said) = read_until_close(&mut s, CLOSE_LIMIT)?;
     Ok(format!(
         "authenticated, then closed {} ms after garbage, kernel said {:?}",
         t.as_millis(),
         said
+    ))
+}
+
+/// Reads frames until one of type `want` arrives (heartbeats are skipped); returns its
+/// status field (bytes 4..8 of the payload).
+fn reply_status(s: &mut TcpStream, want: MsgType) -> Result<i32, String> {
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    loop {
+        let mut h = [0u8; HEADER_LEN];
+        s.read_exact(&mut h)
+            .map_err(|e| format!("no {want:?}: {e}"))?;
+        let h = Header::decode(&h).map_err(|e| e.to_string())?;
+        let mut p = vec![0u8; h.len as usize];
+        s.read_exact(&mut p).map_err(|e| e.to_string())?;
+        if h.ty == want {
+            return Ok(i32::from_le_bytes(p[4..8].try_into().unwrap()));
+        }
+        if h.ty != MsgType::Ping && h.ty != MsgType::Pong {
+            return Err(format!("unexpected {:?}", h.ty));
+        }
+    }
+}
+
+/// Authenticated, well-formed jump-layer requests for things that do not exist: each is
+/// refused with an error status and the link stays up; then a jump with a range that ends
+/// before it starts closes the link.
+fn auth_then_bogus_jump(
+    target: SocketAddr,
+    as_id: u16,
+    secret: &Secret,
+    responder: u16,
+) -> Result<String, String> {
+    use eos_core::proto::{Jump, JumpReason, JUMP_RANGE_LEN};
+    let mut s = authenticated(target, as_id, secret, responder)?;
+    let state = [0x5a_u8; 900];
+    let jump = |to_home, ranges: &[u8]| {
+        let m = Message::Jump(Jump {
+            req: 77,
+            pid: 424_242,
+            to_home,
+            reason: JumpReason::Faults,
+            state: &state,
+            ranges,
+            stack: &[],
+            stack_addr: 0,
+        });
+        let mut b = vec![0u8; HEADER_LEN + 2048];
+        let n = m.encode(1, &mut b).unwrap_or(0);
+        b.truncate(n);
+        b
+    };
+    let mut said = Vec::new();
+    for to_home in [false, true] {
+        s.write_all(&jump(to_home, &[]))
+            .map_err(|e| e.to_string())?;
+        let st = reply_status(&mut s, MsgType::JumpAck)?;
+        if st >= 0 {
+            return Err(format!(
+                "jump (to_home {to_home}) to nothing accepted: {st}"
+            ));
+        }
+        said.push(st);
+    }
+    s.write_all(&frame(&Message::Fetch {
+        req: 78,
+        pid: 424_242,
+        addr: 0x10000,
+    }))
+    .map_err(|e| e.to_string())?;
+    let st = reply_status(&mut s, MsgType::Pages)?;
+    if st >= 0 {
+        return Err(format!("fetch for nothing answered {st}"));
+    }
+    said.push(st);
+    s.write_all(&frame(&Message::Recall { pid: 424_242 }))
+        .map_err(|e| e.to_string())?;
+    s.write_all(&frame(&Message::Gone {
+        pid: 424_242,
+        signal: 11,
+    }))
+    .map_err(|e| e.to_string())?;
+    let mut bad = [0u8; JUMP_RANGE_LEN];
+    eos_core::proto::put_jump_range(&mut bad, 0x20000, 0x10000, 3);
+    let mut f = jump(false, &[0u8; JUMP_RANGE_LEN]);
+    // Patch the valid range into a bad one after encoding (encode does not check ranges).
+    f[HEADER_LEN + eos_core::proto::JUMP_FIXED
+        ..HEADER_LEN + eos_core::proto::JUMP_FIXED + JUMP_RANGE_LEN]
+        .copy_from_slice(&bad);
+    s.write_all(&f).map_err(|e| e.to_string())?;
+    let (t, closed_with) = read_until_close(&mut s, CLOSE_LIMIT)?;
+    Ok(format!(
+        "jump/fetch to nothing refused with {said:?}, recall/gone ignored, bad range closed the link in {} ms ({closed_with:?})",
+        t.as_millis()
     ))
 }
 
@@ -313,6 +418,10 @@ fn main() {
         cases.push((
             "auth-then-garbage",
             Box::new(move || auth_then_garbage(target, as_id, &s, responder)),
+        ));
+        cases.push((
+            "auth-then-bogus-jump",
+            Box::new(move || auth_then_bogus_jump(target, as_id, &s, responder)),
         ));
     }
     let mut failed = 0;

@@ -168,6 +168,14 @@ impl Node {
         self.log.lock().allow(time::now_ns())
     }
 
+    /// One line about process `pid` (home side or shell), for `/proc/<pid>/elastic`.
+    pub(crate) fn write_proc(&self, pid: i32, w: &mut impl Write) -> core::fmt::Result {
+        if let Some(p) = self.procs.by_pid(pid) {
+            return p.write_to(w);
+        }
+        self.shells.write_pid(pid, w)
+    }
+
     fn start_dialers(&'static self, local: NodeId) {
         let peers = self.peers.lock();
         for p in peers.iter() {

@@ -103,7 +103,16 @@ impl Shells {
 
     /// Writes one line per shell.
     pub(crate) fn write_to(&self, w: &mut impl core::fmt::Write) -> core::fmt::Result {
-        for s in self.list.lock().iter() {
+        self.write_where(w, |_| true)
+    }
+
+    /// The line of the shell whose task is `pid`, if any.
+    pub(crate) fn write_pid(&self, pid: i32, w: &mut impl core::fmt::Write) -> core::fmt::Result {
+        self.write_where(w, |s| s.pid == pid)
+    }
+
+    fn write_where(&self, w: &mut impl core::fmt::Write, f: impl Fn(&Shell) -> bool) -> core::fmt::Result {
+        for s in self.list.lock().iter().filter(|s| f(s)) {
             writeln!(
                 w,
                 "shell home_node={} home_pid={} pid={} running={} arrivals={} jumps_home={} \

@@ -129,3 +129,19 @@ pub(crate) extern "C" fn elastic_sys_jump(pid: i32, node: i32) -> core::ffi::c_l
     };
     ret(crate::jump::sys_jump(n, pid, node))
 }
+
+/// `/proc/<pid>/elastic`: formats what ElasticOS knows of process `pid` into `buf`; returns
+/// the length (0: nothing).
+#[no_mangle]
+pub(crate) extern "C" fn elastic_proc_show(pid: i32, buf: *mut u8, len: usize) -> core::ffi::c_long {
+    let Some(node) = crate::node::get() else { return 0 };
+    if buf.is_null() {
+        return 0;
+    }
+    // SAFETY: procfs passes a buffer of `len` writable bytes that nothing else uses meanwhile.
+    let out = unsafe { core::slice::from_raw_parts_mut(buf, len) };
+    let mut w = crate::fmtbuf::FmtBuf::new(out);
+    // A full buffer cuts the line short; that is all an error here can mean.
+    let _ = node.write_proc(pid, &mut w);
+    w.len() as core::ffi::c_long
+}

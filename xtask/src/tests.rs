@@ -560,6 +560,10 @@ fn jump_signals(a: &mut Vm, b: &mut Vm) -> Result<String> {
                 a.sh("cat /sys/kernel/elastic/procs; cat /tmp/spin.out")?
             );
         }
+        let own = a.sh("cat /proc/$(cat /tmp/spin.pid)/elastic")?;
+        if !own.contains(" away=1 ") || !own.contains(" jumps=1 ") {
+            bail!("/proc/<pid>/elastic does not show it away after one jump:\n{own}");
+        }
         let shells = b.sh("cat /sys/kernel/elastic/procs")?;
         if !shells
             .lines()

@@ -11,7 +11,7 @@
 //! eosctl run [--elastic] [--budget MIB] -- PROG ARGS...
 //!                                  run PROG without address randomisation; --elastic lets
 //!                                  it stretch itself when memory runs short (or past MIB)
-//! eosctl status [PID]              per-process ElasticOS statistics
+//! eosctl status [PID]              per-process ElasticOS statistics (/proc/PID/elastic)
 //! eosctl jump PID NODE             move PID's execution to NODE (its peer or its home)
 //! eosctl sticky PID on|off         pin PID at home (the jump policy leaves it there)
 //! eosctl jumppolicy [KEY=VALUE...] show or set the jump policy (enabled, threshold, ...)
@@ -122,9 +122,18 @@ fn status(fs: &Sysfs, pid: Option<&String>) -> Result<(), Error> {
         None => print!("{procs}"),
         Some(p) => {
             let pid: i32 = num(Some(p))?;
-            let line = procs
+            // /proc/<pid>/elastic, or the sysfs list where there is no such file.
+            let own = std::fs::read_to_string(format!("/proc/{pid}/elastic")).unwrap_or_default();
+            let line = own
                 .lines()
-                .find(|l| l.starts_with(&format!("pid={pid} ")))
+                .next()
+                .map(str::to_string)
+                .or_else(|| {
+                    procs
+                        .lines()
+                        .find(|l| l.starts_with(&format!("pid={pid} ")))
+                        .map(str::to_string)
+                })
                 .ok_or(Error::NoProcess(pid))?;
             for field in line.split_whitespace() {
                 println!("{}", field.replacen('=', ": ", 1));

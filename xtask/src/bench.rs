@@ -85,8 +85,13 @@ fn counters(v: &mut Vm) -> Result<(u64, u64, u64)> {
     Ok((pin, pout, net))
 }
 
-/// A run longer than this is stopped and reported as a timeout (so a full bench stays bounded).
-const RUN_CAP_S: u32 = 240;
+/// A run longer than this many seconds is stopped and reported as a timeout, so a full bench
+/// stays bounded (`--cap`).
+static RUN_CAP_S: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(240);
+
+fn run_cap() -> u32 {
+    RUN_CAP_S.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// The cgroup a swap configuration runs workloads in with `--local`.
 const CGROUP: &str = "/sys/fs/cgroup/bench";
@@ -221,7 +226,7 @@ fn run_one(c: &mut Config, workload: &str, fp: u32, rep: u32, local: Option<u32>
         0
     };
     let start = Instant::now();
-    let cap = format!("timeout {RUN_CAP_S}");
+    let cap = format!("timeout {}", run_cap());
     let cmd = match (c.kind, local, c.name) {
         (Kind::Elastic, Some(l), _) => {
             format!("{cap} eosctl run --elastic --budget {l} -- {workload} {fp}")
@@ -341,6 +346,7 @@ struct Summary {
     max: f64,
     ok: bool,
     timeouts: usize,
+    runs: usize,
     swap_pages: u64,
     net_mib: f64,
     pulls: u64,
@@ -378,6 +384,7 @@ fn summarize(rows: &[Row]) -> BTreeMap<Key, Summary> {
                     max,
                     ok: rs.iter().all(|r| r.ok || r.timed_out),
                     timeouts: rs.iter().filter(|r| r.timed_out).count(),
+                    runs: rs.len(),
                     swap_pages,
                     net_mib,
                     pulls,
@@ -482,10 +489,12 @@ fn markdown(
             match get(c) {
                 Some(x) if x.timeouts > 0 => {
                     cells.push(format!(
-                        "> {RUN_CAP_S} s ({} of the runs stopped)",
-                        x.timeouts
+                        "> {} s ({} of {} runs stopped)",
+                        run_cap(),
+                        x.timeouts,
+                        x.runs
                     ));
-                    bars.push((c.to_string(), RUN_CAP_S as f64));
+                    bars.push((c.to_string(), run_cap() as f64));
                 }
                 Some(x) => {
                     let mut cell = format!("{:.1} s ({:.1}–{:.1})", x.med, x.min, x.max);
@@ -509,10 +518,10 @@ fn markdown(
         }
         let ratio = |a: &str, b: &str| match (get(a), get(b)) {
             (Some(x), Some(y)) if x.timeouts > 0 && y.timeouts == 0 => {
-                format!("> {:.2}", RUN_CAP_S as f64 / y.med)
+                format!("> {:.2}", run_cap() as f64 / y.med)
             }
             (Some(x), Some(y)) if y.timeouts > 0 && x.timeouts == 0 => {
-                format!("< {:.2}", x.med / RUN_CAP_S as f64)
+                format!("< {:.2}", x.med / run_cap() as f64)
             }
             (Some(x), Some(y)) if y.med > 0.0 && x.timeouts == 0 => {
                 format!("{:.2}", x.med / y.med)
@@ -691,7 +700,15 @@ fn c_id(v: &mut Vm) -> Result<usize> {
 /// Runs the benchmark. `quick`: one small footprint (32 MiB, it fits in memory), one
 /// repetition, no docs: the test suite runs this so the harness cannot rot. `local`: the
 /// memory each run may use locally (see the module comment); `None` for the VM's memory.
-pub fn bench(quick: bool, reps: u32, mem: u32, local: Option<u32>, write_docs: bool) -> Result<()> {
+pub fn bench(
+    quick: bool,
+    reps: u32,
+    mem: u32,
+    local: Option<u32>,
+    cap_s: u32,
+    write_docs: bool,
+) -> Result<()> {
+    RUN_CAP_S.store(cap_s, std::sync::atomic::Ordering::Relaxed);
     let t = kernel::build()?;
     let img = image::build()?;
     let cluster = Cluster::new(t.bzimage(), img, out_dir().join("logs"), mem)?;
@@ -777,7 +794,7 @@ pub fn bench(quick: bool, reps: u32, mem: u32, local: Option<u32>, write_docs: b
          Linux {} with ElasticOS (this tree), guest image: busybox initramfs\n- {local_txt}; \
          `limit` VM {} MiB (no limit); swap devices {} MiB; ElasticOS peers {} MiB\n- network: \
          QEMU socket multicast hub between VMs, virtio-net\n- footprints: {:?} MiB; \
-         repetitions: {reps}; total bench time {:.0} min",
+         repetitions: {reps}; a run is stopped after {cap_s} s; total bench time {:.0} min",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         cluster.accel(),
         t.version,
@@ -791,7 +808,7 @@ pub fn bench(quick: bool, reps: u32, mem: u32, local: Option<u32>, write_docs: b
         "cargo xtask bench --quick".to_string()
     } else {
         let l = local.map_or(String::new(), |l| format!(" --local {l}"));
-        format!("cargo xtask bench --reps {reps} --mem {mem}{l} --write-docs")
+        format!("cargo xtask bench --reps {reps} --mem {mem}{l} --cap {cap_s} --write-docs")
     };
     let (doc, time_svg, speed_svg) = markdown(&rows, &env, &cmd, &names, &micro_md);
     std::fs::write(dir.join("BENCHMARKS.md"), &doc)?;

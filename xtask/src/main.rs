@@ -10,7 +10,7 @@
 //! vm [--nodes N] [--mem MiB] [--peer-mem MiB]   boot N nodes, node1's console is yours
 //! test [--host-only]           every test: host, KUnit, two-VM; ends with a summary line
 //! deb              build the installable .deb kernel packages into out/
-//! bench [--quick] [--reps N] [--mem MiB] [--local MiB] [--write-docs]
+//! bench [--quick] [--reps N] [--mem MiB] [--local MiB] [--cap SECS] [--write-docs]
 //!                                                workloads under every configuration
 //! ```
 
@@ -155,6 +155,7 @@ fn main() -> Result<()> {
                 0 => None,
                 l => Some(l),
             },
+            flag(rest, "--cap", 240)?,
             rest.iter().any(|a| a == "--write-docs"),
         ),
         _ => {

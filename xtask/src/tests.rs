@@ -861,7 +861,7 @@ pub fn all(host_only: bool) -> Result<()> {
                     eprintln!("VMs: {MEM_MIB} MiB each, accelerator {:?}", c.accel());
                     vm_tests(&mut report, &c);
                     report.step("bench --quick: harness and checksums", || {
-                        crate::bench::bench(true, 1, 128, None, false)?;
+                        crate::bench::bench(true, 1, 128, None, 240, false)?;
                         Ok("every configuration ran every workload with the right checksum".into())
                     });
                 }

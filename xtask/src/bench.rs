@@ -5,8 +5,10 @@
 //! docs/BENCHMARKS.md (with `--write-docs`) and SVG plots in docs/bench/.
 //!
 //! Local memory is either the VM's (`--mem`, the default) or, with `--local L`, a limit on the
-//! process in a VM of `--mem` MiB: a cgroup v2 `memory.max` of L MiB for the swap
-//! configurations, an ElasticOS budget of L MiB for the ElasticOS ones. Under emulation a
+//! process in a VM of `--mem` MiB: a cgroup v2 `memory.high` of L MiB for the swap
+//! configurations (reclaim to swap above it; `memory.max` would OOM-kill the process when
+//! swap-out cannot keep up, which is not the comparison we want), an ElasticOS budget of L MiB
+//! for the ElasticOS ones. Under emulation a
 //! remote fault costs milliseconds, so `--local` is what keeps a full run under an hour.
 //!
 //! Configurations (each in its own VM(s) of our kernel, all booted once per bench):
@@ -111,7 +113,7 @@ fn boot_configs(
             v.sh(&format!(
                 "mkdir -p /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && \
                  echo +memory > /sys/fs/cgroup/cgroup.subtree_control && mkdir {CGROUP} && \
-                 echo {l}M > {CGROUP}/memory.max"
+                 echo {l}M > {CGROUP}/memory.high"
             ))?;
         }
         Ok(())
@@ -784,8 +786,8 @@ pub fn bench(
         .unwrap_or_default();
     let local_txt = match local {
         Some(l) => format!(
-            "each run may use {l} MiB locally: cgroup v2 `memory.max` for the swap \
-             configurations, ElasticOS budget for eos-*; VMs have {mem} MiB"
+            "each run may use {l} MiB locally: cgroup v2 `memory.high` for the swap \
+             configurations (reclaimed to swap above it), ElasticOS budget for eos-*; VMs have {mem} MiB"
         ),
         None => format!("local memory is the VM's: {mem} MiB"),
     };

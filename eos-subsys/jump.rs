@@ -294,7 +294,8 @@ fn install_stack(mm: &mm::MmRef, addr: u64, page: &[u8], expect: u64) -> Result 
 fn home_leave(p: Arc<Proc>) {
     p.leaving.store(false, Relaxed);
     let Some(node) = crate::node::get() else { return };
-    if p.dead.load(Relaxed) || p.away.load(Relaxed) || task::fatal_signal_pending() {
+    if p.dead.load(Relaxed) || p.away.load(Relaxed) || task::signal_pending() {
+        // A signal first (it would recall the process at once).
         return;
     }
     let reason = JumpReason::from_u8(p.leave_reason.load(Relaxed) as u8).unwrap_or(JumpReason::Asked);

@@ -6,7 +6,7 @@
 //! policies) lives in `core/src` and is compiled here as modules of this crate, so the same
 //! code is unit-tested on the host. `sys` is the thin layer over C; everything else is safe.
 
-#![recursion_limit = "256"]
+#![recursion_limit = "512"]
 
 use kernel::prelude::*;
 

@@ -224,9 +224,15 @@ fn kill_current() {
 
 // ---- home side -------------------------------------------------------------------------
 
-/// Makes the home task of `p` jump to its peer on its way to user mode (`kick`: interrupt it
-/// if it runs in user mode now).
-pub(crate) fn request_home_leave(p: &Arc<Proc>, task: &TaskRef, reason: JumpReason, kick: bool) -> Result {
+/// Makes the home task of `p` jump to member node `to` on its way to user mode (`kick`:
+/// interrupt it if it runs in user mode now).
+pub(crate) fn request_home_leave(
+    p: &Arc<Proc>,
+    task: &TaskRef,
+    reason: JumpReason,
+    kick: bool,
+    to: u16,
+) -> Result {
     if p.away.load(Relaxed) || p.dead.load(Relaxed) {
         return Ok(());
     }
@@ -234,6 +240,7 @@ pub(crate) fn request_home_leave(p: &Arc<Proc>, task: &TaskRef, reason: JumpReas
         return Ok(());
     }
     p.leave_reason.store(reason as u64, Relaxed);
+    p.leave_target.store(to as u64, Relaxed);
     task.queue_work(p.clone(), home_leave, kick).inspect_err(|_| p.leaving.store(false, Relaxed))
 }
 
@@ -299,6 +306,7 @@ fn home_leave(p: Arc<Proc>) {
         return;
     }
     let reason = JumpReason::from_u8(p.leave_reason.load(Relaxed) as u8).unwrap_or(JumpReason::Asked);
+    let Some(target) = p.member(p.leave_target.load(Relaxed) as u16) else { return };
     let t0 = time::now_ns();
     let Ok(mut state) = KVVec::from_elem(0u8, arch::state_size(), GFP_KERNEL) else { return };
     let n = match arch::save(&mut state) {
@@ -310,9 +318,10 @@ fn home_leave(p: Arc<Proc>) {
     };
     let Ok(ranges) = home_ranges(&p) else { return };
     let Ok(mut page) = KVVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL) else { return };
-    let marker = mm::marker(p.peer.id, false);
+    let marker = mm::marker(target.id, false);
     let stack_addr = take_stack(&p.mm, &state[..n], marker, &mut page);
     // Before sending: once there, the process may fetch pages from us at once.
+    p.away_at.store(target.id as u64, Relaxed);
     p.away.store(true, Relaxed);
     let j = Jump {
         req: 0,
@@ -324,7 +333,7 @@ fn home_leave(p: Arc<Proc>) {
         stack: if stack_addr != 0 { &page } else { &[] },
         stack_addr,
     };
-    match send_jump(node, &p.peer, j) {
+    match send_jump(node, &target, j) {
         Ok(()) => {}
         Err(JumpErr::Refused(err)) => {
             p.away.store(false, Relaxed);
@@ -334,14 +343,14 @@ fn home_leave(p: Arc<Proc>) {
                 pr_err!("pid {}: cannot put its stack page back; killing it\n", p.pid);
                 kill_current();
             }
-            peer_warn!(node, "pid {}: jump to node {} refused ({:?}); it runs on here\n", p.pid, p.peer.id, err);
+            peer_warn!(node, "pid {}: jump to node {} refused ({:?}); it runs on here\n", p.pid, target.id, err);
             return;
         }
         Err(JumpErr::Lost(err)) => {
             pr_err!(
                 "pid {}: jump to node {} not confirmed ({:?}); killing it, it may run there\n",
                 p.pid,
-                p.peer.id,
+                target.id,
                 err
             );
             kill_current();
@@ -355,7 +364,7 @@ fn home_leave(p: Arc<Proc>) {
     let lat = left - t0;
     p.jumps.fetch_add(1, Relaxed);
     p.jump_lat.record_ns(lat);
-    node.jumps.record(p.pid as u32, node.id(), p.peer.id, reason, lat);
+    node.jumps.record(p.pid as u32, node.id(), target.id, reason, lat);
     p.policy.lock().on_departure(&node.jumps.tunables(), left);
 
     let mut recalled = false;
@@ -374,7 +383,7 @@ fn home_leave(p: Arc<Proc>) {
         if !recalled && task::signal_pending() {
             drop(inbox);
             recalled = true;
-            let _ = send(&p.peer, node, &Message::Recall { pid: p.pid as u32 });
+            let _ = send(&target, node, &Message::Recall { pid: p.pid as u32 });
             continue;
         }
         if let kernel::sync::CondVarTimeoutResult::Signal { .. } =
@@ -419,7 +428,7 @@ fn home_arrive(node: &Node, p: &Proc, a: Arrival) {
 /// Receive thread: execution of our process `pid` comes back from `peer`.
 pub(crate) fn home_receive(node: &Node, peer: &Peer, j: &Jump<'_>) {
     let status = match node.procs.by_pid(j.pid as i32) {
-        Some(p) if p.peer.id == peer.id && p.away.load(Relaxed) => match Arrival::from_msg(peer.id, j) {
+        Some(p) if p.away_at.load(Relaxed) == peer.id as u64 && p.away.load(Relaxed) => match Arrival::from_msg(peer.id, j) {
             Ok(a) => {
                 *p.inbox.lock() = Some(a);
                 p.inbox_cv.notify_all();
@@ -437,15 +446,26 @@ pub(crate) fn home_receive(node: &Node, peer: &Peer, j: &Jump<'_>) {
 
 /// Receive thread: the process `pid`, away on `peer`, needs its page at `addr`.
 pub(crate) fn serve_fetch(node: &Node, peer: &Peer, pid: u32, addr: u64, buf: &mut [u8]) -> Result<Taken> {
-    let p = node.procs.by_pid(pid as i32).filter(|p| p.peer.id == peer.id).ok_or(ESRCH)?;
-    if !p.away.load(Relaxed) {
+    let p = node.procs.by_pid(pid as i32).filter(|p| p.member(peer.id).is_some()).ok_or(ESRCH)?;
+    if !p.away.load(Relaxed) || p.away_at.load(Relaxed) != peer.id as u64 {
         peer_warn!(node, "node {} fetched a page of pid {}, which does not run there\n", peer.id, pid);
         return Err(EPERM);
     }
     let users = p.mm.users().ok_or(ESRCH)?;
     let lock = users.read();
     let vma = lock.vma(addr).ok_or(EFAULT)?;
-    let t = vma.take(addr, buf, mm::marker(peer.id, false))?;
+    let t = match vma.take(addr, buf, mm::marker(peer.id, false)) {
+        Err(err) if err == EAGAIN => {
+            // Owned by a third node: bring it here first, then hand it on.
+            let Some(owner) = p.members().into_iter().find(|m| m.id != peer.id && vma.remote_run(addr, m.id, 1) == 1)
+            else {
+                return Err(EAGAIN);
+            };
+            pull_one(node, &p, &vma, addr, &owner)?;
+            vma.take(addr, buf, mm::marker(peer.id, false))?
+        }
+        r => r?,
+    };
     p.remote.fetch_add(1, Relaxed);
     p.fetched.fetch_add(1, Relaxed);
     Ok(t)
@@ -479,8 +499,8 @@ pub(crate) fn serve_fetch_reply(
 
 /// Receive thread: the shell running our process `pid` died there.
 pub(crate) fn home_gone(node: &Node, peer: &Peer, pid: u32, signal: u32) {
-    let Some(p) = node.procs.by_pid(pid as i32).filter(|p| p.peer.id == peer.id) else { return };
-    if !p.away.load(Relaxed) {
+    let Some(p) = node.procs.by_pid(pid as i32) else { return };
+    if !p.away.load(Relaxed) || p.away_at.load(Relaxed) != peer.id as u64 {
         return;
     }
     let sig = if (1..32).contains(&signal) { signal } else { bindings::SIGKILL };
@@ -496,6 +516,33 @@ pub(crate) fn home_gone(node: &Node, peer: &Peer, pid: u32, signal: u32) {
         t.signal(sig);
     }
     p.inbox_cv.notify_all();
+}
+
+/// Moves page `addr` of `p` from member `owner` back into the home's address space (for a
+/// process away on another member: the home hands pages between its members).
+fn pull_one(node: &Node, p: &Proc, vma: &Vma<'_>, addr: u64, owner: &Peer) -> Result {
+    let w = owner.pending.register(1)?;
+    let m = Message::Pull {
+        req: w.req,
+        pid: p.pid as u32,
+        addr,
+        count: 1,
+    };
+    let r = send(owner, node, &m).and_then(|()| w.wait(FETCH_TIMEOUT_MS));
+    owner.pending.remove(&w);
+    r?;
+    let reply = w.reply.lock();
+    let marker = mm::marker(owner.id, false);
+    if reply.status == PAGES_BUILD {
+        vma.clear_marker(addr, marker)?;
+    } else {
+        if reply.addr != addr || reply.data.len() != PAGE_SIZE {
+            return Err(EIO);
+        }
+        vma.install(addr, marker, &reply.data, false)?;
+    }
+    p.remote.fetch_sub(1, Relaxed);
+    Ok(())
 }
 
 // ---- shell side ------------------------------------------------------------------------
@@ -760,22 +807,27 @@ pub(crate) fn sys_jump(node: &'static Node, pid: i32, to: i32) -> Result<i64> {
     let to = u16::try_from(to).map_err(|_| EINVAL)?;
     if to == node.id() {
         if p.away.load(Relaxed) {
-            send(&p.peer, node, &Message::Recall { pid: p.pid as u32 })?;
+            if let Some(at) = p.member(p.away_at.load(Relaxed) as u16) {
+                send(&at, node, &Message::Recall { pid: p.pid as u32 })?;
+            }
         }
         return Ok(0);
     }
-    if to != p.peer.id {
-        return Err(ENOENT);
+    let target = p.member(to).ok_or(ENOENT)?;
+    if p.away.load(Relaxed) {
+        // It runs elsewhere; it comes home first (its next syscall, or a recall).
+        return Err(EBUSY);
     }
-    if p.peer.link.lock().conn.is_none() {
+    if target.link.lock().conn.is_none() {
         return Err(e(bindings::ENOTCONN));
     }
-    request_home_leave(&p, &task, JumpReason::Asked, !task.is_current())?;
+    request_home_leave(&p, &task, JumpReason::Asked, !task.is_current(), to)?;
     Ok(0)
 }
 
-/// The home fault path asks: jump instead of pulling? Queues the jump if so.
-pub(crate) fn home_fault_jumps(node: &Node, p: &Arc<Proc>, user: bool) -> bool {
+/// The home fault path asks: jump to the page's owner instead of pulling? Queues the jump
+/// if so.
+pub(crate) fn home_fault_jumps(node: &Node, p: &Arc<Proc>, user: bool, owner: u16) -> bool {
     if !user || p.sticky.load(Relaxed) {
         return false;
     }
@@ -783,5 +835,6 @@ pub(crate) fn home_fault_jumps(node: &Node, p: &Arc<Proc>, user: bool) -> bool {
     if !p.policy.lock().on_remote_fault(&t, time::now_ns()) {
         return false;
     }
-    request_home_leave(p, &TaskRef::current(), JumpReason::Faults, false).is_ok() && p.leaving.load(Relaxed)
+    request_home_leave(p, &TaskRef::current(), JumpReason::Faults, false, owner).is_ok()
+        && p.leaving.load(Relaxed)
 }

@@ -47,8 +47,18 @@ pub(crate) struct Proc {
     pub(crate) pid: i32,
     comm: [u8; 16],
     pub(crate) mm: MmRef,
+    /// The node it was stretched to first.
     pub(crate) peer: Arc<Peer>,
     shell_pid: u32,
+    /// Further nodes it was stretched to (each holds a shell).
+    #[pin]
+    more: Mutex<KVec<Arc<Peer>>>,
+    /// Round robin of push targets.
+    push_rr: AtomicU64,
+    /// Where it runs while `away`.
+    pub(crate) away_at: AtomicU64,
+    /// Where a queued jump goes.
+    pub(crate) leave_target: AtomicU64,
     /// Local memory budget in pages (0: push only under node memory pressure).
     pub(crate) budget: AtomicU64,
     pub(crate) dead: AtomicBool,
@@ -87,6 +97,35 @@ pub(crate) struct Proc {
 }
 
 impl Proc {
+    /// The member node `id` (a node holding a shell of this process).
+    pub(crate) fn member(&self, id: u16) -> Option<Arc<Peer>> {
+        if self.peer.id == id {
+            return Some(self.peer.clone());
+        }
+        self.more.lock().iter().find(|p| p.id == id).cloned()
+    }
+
+    /// Every member node.
+    pub(crate) fn members(&self) -> KVec<Arc<Peer>> {
+        let mut v = KVec::new();
+        let _ = v.push(self.peer.clone(), GFP_KERNEL);
+        for p in self.more.lock().iter() {
+            let _ = v.push(p.clone(), GFP_KERNEL);
+        }
+        v
+    }
+
+    /// The node the next push batch goes to (round robin over the members).
+    fn push_target(&self) -> Arc<Peer> {
+        let more = self.more.lock();
+        let i = self.push_rr.fetch_add(1, Relaxed) as usize % (more.len() + 1);
+        if i == 0 {
+            self.peer.clone()
+        } else {
+            more[i - 1].clone()
+        }
+    }
+
     fn notify_settled(&self) {
         *self.settle_gen.lock() += 1;
         self.settled.notify_all();
@@ -116,13 +155,14 @@ impl Proc {
     pub(crate) fn write_to(&self, w: &mut impl Write) -> core::fmt::Result {
         writeln!(
             w,
-            "pid={} comm={} node={} shell_pid={} local_pages={} remote_pages={} budget_pages={} \
+            "pid={} comm={} node={}{} shell_pid={} local_pages={} remote_pages={} budget_pages={} \
              pulls={} pulled_pages={} pushes={} pushed_pages={} bytes_in={} bytes_out={} \
              fault_p50_us={} fault_p99_us={} away={} sticky={} jumps={} jump_p50_us={} \
              jump_p99_us={} away_ms={} fetched_pages={}",
             self.pid,
             self.comm(),
             self.peer.id,
+            MoreNodes(&self.more.lock()),
             self.shell_pid,
             self.mm.anon_pages(),
             self.remote.load(Relaxed),
@@ -143,6 +183,18 @@ impl Proc {
             self.away_ns.load(Relaxed) / 1_000_000,
             self.fetched.load(Relaxed),
         )
+    }
+}
+
+/// The further member nodes, as `,3,4` after the first.
+struct MoreNodes<'a>(&'a KVec<Arc<Peer>>);
+
+impl core::fmt::Display for MoreNodes<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for p in self.0.iter() {
+            write!(f, ",{}", p.id)?;
+        }
+        Ok(())
     }
 }
 
@@ -316,8 +368,11 @@ fn stretch(node: &'static Node, task: &TaskRef, peer: Arc<Peer>, budget: u64) ->
         return Err(EINVAL);
     }
     let pid = task.pid();
-    if node.procs.by_pid(pid).is_some() {
-        return Err(e(bindings::EALREADY));
+    let existing = node.procs.by_pid(pid);
+    if let Some(p) = &existing {
+        if p.member(peer.id).is_some() {
+            return Err(e(bindings::EALREADY));
+        }
     }
     let mm = task.mm().ok_or(EINVAL)?;
     let mut pathbuf = KVec::from_elem(0u8, 512, GFP_KERNEL)?;
@@ -348,6 +403,13 @@ fn stretch(node: &'static Node, task: &TaskRef, peer: Arc<Peer>, budget: u64) ->
     peer.pending.remove(&w);
     r?;
     let shell_pid = w.reply.lock().value;
+    if let Some(p) = existing {
+        // One more node for a stretched process.
+        p.more.lock().push(peer.clone(), GFP_KERNEL)?;
+        pr_info!("pid {} ({}) stretched to node {} too (shell pid {})\n", pid, p.comm(), peer.id, shell_pid);
+        node.procs.kick();
+        return Ok(());
+    }
     let home_peer = peer.clone();
     let proc = Arc::pin_init(
         pin_init!(Proc {
@@ -356,6 +418,10 @@ fn stretch(node: &'static Node, task: &TaskRef, peer: Arc<Peer>, budget: u64) ->
             mm,
             peer: home_peer,
             shell_pid,
+            more <- new_mutex!(KVec::new()),
+            push_rr: AtomicU64::new(0),
+            away_at: AtomicU64::new(0),
+            leave_target: AtomicU64::new(0),
             budget: AtomicU64::new(budget),
             dead: AtomicBool::new(false),
             cursor: AtomicU64::new(0),
@@ -416,11 +482,11 @@ pub(crate) fn fault(vma: Vma<'_>, addr: u64, owner: u16, in_flight: bool, user: 
         proc.wait_settled(PUSH_TIMEOUT_MS);
         return Fault::Done;
     }
-    if owner != proc.peer.id {
+    let Some(owner_peer) = proc.member(owner) else {
         peer_warn!(node, "pid {}: page {:#x} owned by unexpected node {}\n", proc.pid, addr, owner);
         return Fault::SigBus;
-    }
-    if crate::jump::home_fault_jumps(node, &proc, user) {
+    };
+    if crate::jump::home_fault_jumps(node, &proc, user, owner) {
         // Execution goes to the page instead; the instruction runs again over there.
         return Fault::Done;
     }
@@ -430,7 +496,7 @@ pub(crate) fn fault(vma: Vma<'_>, addr: u64, owner: u16, in_flight: bool, user: 
         return Fault::Done;
     }
     let count = pull_count(node.procs.prefetch.load(Relaxed) as u32, run);
-    let w = match proc.peer.pending.register(count as usize) {
+    let w = match owner_peer.pending.register(count as usize) {
         Ok(w) => w,
         Err(_) => return Fault::Oom,
     };
@@ -440,8 +506,8 @@ pub(crate) fn fault(vma: Vma<'_>, addr: u64, owner: u16, in_flight: bool, user: 
         addr,
         count,
     };
-    let r = send(&proc.peer, node, &msg).and_then(|()| w.wait(PULL_TIMEOUT_MS));
-    proc.peer.pending.remove(&w);
+    let r = send(&owner_peer, node, &msg).and_then(|()| w.wait(PULL_TIMEOUT_MS));
+    owner_peer.pending.remove(&w);
     if let Err(e) = r {
         pr_err!(
             "pid {} ({}): pull of {:#x} from node {} failed ({:?}); killing it with SIGBUS\n",
@@ -516,7 +582,9 @@ pub(crate) fn mm_exit(mm: *mut bindings::mm_struct) {
     if let Some(p) = node.procs.by_mm(mm) {
         p.dead.store(true, Relaxed);
         node.procs.remove(&p);
-        let _ = send(&p.peer, node, &Message::Release { pid: p.pid as u32 });
+        for m in p.members().iter() {
+            let _ = send(m, node, &Message::Release { pid: p.pid as u32 });
+        }
         p.notify_settled();
         pr_info!(
             "pid {} ({}) exited: {} pulls ({} pages), {} pushes ({} pages), fault p50 {} us p99 {} us\n",
@@ -536,12 +604,12 @@ pub(crate) fn mm_exit(mm: *mut bindings::mm_struct) {
 /// lost); processes with none there just stop being stretched.
 pub(crate) fn peer_lost(node: &Node, peer: u16) {
     let Ok(all) = node.procs.snapshot() else { return };
-    for p in all.iter().filter(|p| p.peer.id == peer) {
+    for p in all.iter().filter(|p| p.member(peer).is_some()) {
         p.dead.store(true, Relaxed);
         node.procs.remove(p);
         p.notify_settled();
         let remote = p.remote.load(Relaxed);
-        if p.away.load(Relaxed) {
+        if p.away.load(Relaxed) && p.away_at.load(Relaxed) == peer as u64 {
             pr_err!(
                 "node {} lost: killing pid {} ({}) with SIGBUS, it was running there\n",
                 peer,
@@ -571,11 +639,12 @@ pub(crate) fn peer_lost(node: &Node, peer: u16) {
 /// Pushes up to `want` cold pages of `p` to its peer. Returns how many went.
 fn push_some(node: &Node, p: &Proc, want: u64, pages: &mut [u8]) -> u64 {
     let Some(users) = p.mm.users() else { return 0 };
-    let peer_id = p.peer.id;
     let mut pushed = 0;
     let mut addrs = [0u64; MAX_BATCH];
     let mut wire = [0u8; MAX_BATCH * 8];
     while pushed < want && !p.dead.load(Relaxed) {
+        let target = p.push_target();
+        let peer_id = target.id;
         let batch = (want - pushed).min(MAX_BATCH as u64) as usize;
         let found = {
             let lock = users.read();
@@ -608,7 +677,7 @@ fn push_some(node: &Node, p: &Proc, want: u64, pages: &mut [u8]) -> u64 {
         for (i, a) in addrs[..n].iter().enumerate() {
             wire[i * 8..i * 8 + 8].copy_from_slice(&a.to_le_bytes());
         }
-        let ok = match p.peer.pending.register(0) {
+        let ok = match target.pending.register(0) {
             Ok(w) => {
                 let msg = Message::Push(Push {
                     req: w.req,
@@ -619,8 +688,8 @@ fn push_some(node: &Node, p: &Proc, want: u64, pages: &mut [u8]) -> u64 {
                     addrs: &wire[..n * 8],
                     pages: &pages[..n * PAGE_SIZE],
                 });
-                let r = send(&p.peer, node, &msg).and_then(|()| w.wait(PUSH_TIMEOUT_MS));
-                p.peer.pending.remove(&w);
+                let r = send(&target, node, &msg).and_then(|()| w.wait(PUSH_TIMEOUT_MS));
+                target.pending.remove(&w);
                 r.is_ok()
             }
             Err(_) => false,

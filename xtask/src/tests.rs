@@ -632,6 +632,52 @@ fn jump_lsearch(a: &mut Vm, b: &mut Vm) -> Result<String> {
     ))
 }
 
+/// Three nodes: a process stretched to node2 and node3, its pages pushed to both, jumps to
+/// each; every page checked at every stop.
+fn three_nodes(cluster: &Cluster, a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let mut c = cluster.boot_with(3, "trio", PEER_MEM_MIB, &[])?;
+    up(&mut c, 3, &[1], SECRET)?;
+    a.sh(&format!("eosctl peer add 3 {}:{}", vm::ip(3), vm::PORT))?;
+    a.sh("eosctl wait 3 --timeout 60")?;
+    let want = host_result("tour", &["24", "1", "2", "3"])?;
+    let (j0, _, _) = jumplog(a)?;
+    let (rc, out) = a.run("tour 24 1 2 3", Duration::from_secs(900))?;
+    if rc != 0 || !out.lines().any(|l| l == want) {
+        bail!("tour: exit {rc}, host says `{want}`, VM printed:\n{out}");
+    }
+    let spread = out
+        .lines()
+        .find(|l| l.starts_with("tour: stretched:"))
+        .unwrap_or("")
+        .to_string();
+    let remote: u64 = spread
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("remote_pages="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    if !spread.contains("node=2,3") || remote == 0 {
+        bail!("tour was not spread over nodes 2 and 3: {spread:?}");
+    }
+    let log = a.sh("eosctl jumplog")?;
+    let (j1, _, _) = jumplog(a)?;
+    for to in ["to=2 ", "to=3 "] {
+        if !log.contains(to) {
+            bail!("no jump {to}in node1's log:\n{log}");
+        }
+    }
+    let t = c.poweroff();
+    if !t.is_empty() {
+        bail!("node3 printed kernel trouble: {t:?}");
+    }
+    a.sh("eosctl peer del 3")?;
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "24 MiB over 3 nodes ({}), {} jumps from node1, every page right at every stop",
+        spread.trim_start_matches("tour: stretched: "),
+        j1 - j0
+    ))
+}
+
 /// The headline: a program 1.5x larger than its node's memory (OOM-killed there without
 /// ElasticOS, see `workloads`) runs to the right result with its pages on two nodes.
 fn elastic_beyond_memory(a: &mut Vm, b: &mut Vm) -> Result<String> {
@@ -778,6 +824,10 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
         report.step("jump: lsearch policy jumps to the data", || {
             jump_lsearch(&mut a, b)
         });
+        report.step(
+            "jump: three nodes, pages on all, execution visits each",
+            || three_nodes(cluster, &mut a, b),
+        );
         report.step("elastic: only the owner or root may stretch", || {
             elastic_permissions(&mut a)
         });

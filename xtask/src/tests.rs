@@ -720,7 +720,8 @@ fn elastic_permissions(a: &mut Vm) -> Result<String> {
         bail!("uid 2000 could stretch uid 1000's process (exit {rc}): {out}");
     }
     a.sh("eosctl stretch $(cat /tmp/victim) 2 && eosctl status $(cat /tmp/victim) | grep -q shell_pid")?;
-    a.sh("kill $(cat /tmp/victim)")?;
+    // Let its exit line reach the console before the command marker does.
+    a.sh("kill $(cat /tmp/victim); sleep 1")?;
     Ok("another uid refused with EPERM; root allowed".into())
 }
 

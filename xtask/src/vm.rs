@@ -269,7 +269,14 @@ impl Vm {
         self.stdin.flush()?;
         let text = self.wait_for(&tag, timeout)?;
         let rest = self.wait_for("\n", Duration::from_secs(10))?;
-        let rc = rest.trim().parse().unwrap_or(-1);
+        // The status is the digits right after the marker (a kernel message may follow them
+        // on the same console line).
+        let digits: String = rest
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        let rc = digits.parse().unwrap_or(-1);
         Ok((rc, text[..text.len() - tag.len()].to_string()))
     }
 

@@ -673,7 +673,11 @@ fn micro(c: &mut Config, peer_id: usize, quick: bool) -> Result<String> {
     let mut pushed = 0u64;
     while start.elapsed() < Duration::from_secs(300) {
         let p = home.sh("cat /sys/kernel/elastic/procs")?;
+        // The line of `hold` (other processes may be listed too).
         pushed = p
+            .lines()
+            .find(|l| l.contains(" comm=hold "))
+            .unwrap_or("")
             .split_whitespace()
             .find_map(|w| w.strip_prefix("pushed_pages="))
             .and_then(|n| n.parse().ok())

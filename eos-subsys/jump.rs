@@ -18,7 +18,7 @@
 
 use crate::node::{peer_warn, Node, Peer};
 use crate::policy::JumpTunables;
-use crate::process::Proc;
+use crate::process::{send, Proc};
 use crate::proto::{put_jump_range, Jump, JumpReason, Message, JUMP_RANGE_LEN, MAX_JUMP_RANGES, PAGES_BUILD, PAGE_SIZE};
 use crate::shell::Shell;
 use crate::sys::{
@@ -180,11 +180,6 @@ impl Jumps {
     fn tunables(&self) -> JumpTunables {
         *self.tunables.lock()
     }
-}
-
-fn send(peer: &Peer, node: &Node, m: &Message<'_>) -> Result {
-    let conn = peer.link.lock().conn.clone().ok_or(e(bindings::ENOTCONN))?;
-    conn.send(node, m)
 }
 
 /// Why a jump did not happen.
@@ -668,14 +663,9 @@ pub(crate) fn request_guest_leave(shell: &Arc<Shell>, reason: JumpReason, kick: 
 
 /// The `syscall` hook: a shell's task running a process away from home made a syscall. The
 /// caller rewound its registers to the `syscall` instruction; run it at home.
-pub(crate) fn guest_syscall() -> bool {
-    let Some(node) = crate::node::get() else { return false };
-    let Some(shell) = node.shells.by_current() else { return false };
-    if !shell.running.load(Relaxed) {
-        return false;
-    }
+pub(crate) fn guest_syscall(shell: &Arc<Shell>) -> bool {
     shell.syscalls.fetch_add(1, Relaxed);
-    if !guest_leave(&shell, JumpReason::Syscall) {
+    if !guest_leave(shell, JumpReason::Syscall) {
         kill_current();
     }
     true

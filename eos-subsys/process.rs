@@ -273,7 +273,8 @@ impl Procs {
     }
 }
 
-fn send(peer: &Peer, node: &Node, m: &Message<'_>) -> Result {
+/// Sends `m` on the current connection to `peer`.
+pub(crate) fn send(peer: &Peer, node: &Node, m: &Message<'_>) -> Result {
     let conn = peer.link.lock().conn.clone().ok_or(e(bindings::ENOTCONN))?;
     conn.send(node, m)
 }

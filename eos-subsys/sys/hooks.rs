@@ -67,7 +67,7 @@ pub(crate) extern "C" fn elastic_syscall(regs: *mut bindings::pt_regs, _nr: core
         (*regs).ip -= 2;
         (*regs).ax = (*regs).orig_ax;
     }
-    crate::jump::guest_syscall()
+    crate::jump::guest_syscall(&shell)
 }
 
 /// An elastic process is about to allocate an anonymous page.

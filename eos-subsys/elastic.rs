@@ -16,6 +16,9 @@ mod fmtbuf;
 #[path = "core/src/handshake.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod handshake;
+#[path = "core/src/layout.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod layout;
 #[path = "core/src/peer.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod peer;
@@ -36,6 +39,7 @@ mod stats;
 mod kunit;
 mod jump;
 mod kvec;
+mod mapsync;
 mod node;
 mod process;
 mod rpc;

@@ -19,7 +19,7 @@
 use crate::node::{peer_warn, Node, Peer};
 use crate::policy::JumpTunables;
 use crate::process::{send, Proc};
-use crate::proto::{put_jump_range, Jump, JumpReason, Message, JUMP_RANGE_LEN, MAX_JUMP_RANGES, PAGES_BUILD, PAGE_SIZE};
+use crate::proto::{Jump, JumpReason, Message, PAGES_BUILD, PAGE_SIZE};
 use crate::shell::Shell;
 use crate::sys::{
     arch,
@@ -239,29 +239,6 @@ pub(crate) fn request_home_leave(
     task.queue_work(p.clone(), home_leave, kick).inspect_err(|_| p.leaving.store(false, Relaxed))
 }
 
-/// The private anonymous ranges of the process, for the shell to match before it runs it.
-fn home_ranges(p: &Proc) -> Result<KVVec<u8>> {
-    let mut out = KVVec::new();
-    let users = p.mm.users().ok_or(ESRCH)?;
-    let lock = users.read();
-    let mut at = 0;
-    let mut n = 0;
-    while let Some(v) = lock.vma_from(at) {
-        at = v.end();
-        if !v.anon_private() {
-            continue;
-        }
-        if n == MAX_JUMP_RANGES {
-            break;
-        }
-        let mut r = [0u8; JUMP_RANGE_LEN];
-        put_jump_range(&mut r, v.start(), v.end(), v.prot());
-        out.extend_from_slice(&r, GFP_KERNEL)?;
-        n += 1;
-    }
-    Ok(out)
-}
-
 /// Takes the page under the stack pointer of `image` from `mm` for the jump, leaving
 /// `marker` (0 in a shell: an empty PTE there already means "at home"). Returns its address
 /// if it had data; a page with nothing to move stays as it was.
@@ -311,7 +288,13 @@ fn home_leave(p: Arc<Proc>) {
             return;
         }
     };
-    let Ok(ranges) = home_ranges(&p) else { return };
+    let ranges = match crate::mapsync::home_ranges(&p.mm) {
+        Ok(r) => r,
+        Err(err) => {
+            peer_warn!(node, "pid {}: its mappings do not fit in a jump ({:?}); it stays here\n", p.pid, err);
+            return;
+        }
+    };
     let Ok(mut page) = KVVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL) else { return };
     let marker = mm::marker(target.id, false);
     let stack_addr = take_stack(&p.mm, &state[..n], marker, &mut page);
@@ -549,7 +532,7 @@ pub(crate) fn guest_arrive(seed: &crate::sys::umh::Seed, a: Arrival) -> bool {
         ack(node, a.from, a.req, ESRCH.to_errno());
         return false;
     };
-    if let Err(err) = cover_ranges(&shell, &a.ranges) {
+    if let Err(err) = crate::mapsync::reconcile(&shell, &a.ranges) {
         pr_warn!("shell of pid {}: cannot match its home's layout ({:?})\n", shell.home_pid, err);
         ack(node, a.from, a.req, err.to_errno());
         return false;
@@ -572,17 +555,6 @@ pub(crate) fn guest_arrive(seed: &crate::sys::umh::Seed, a: Arrival) -> bool {
     ack(node, a.from, a.req, 0);
     let _ = a.reason;
     true
-}
-
-fn cover_ranges(shell: &Shell, ranges: &[u8]) -> Result {
-    let users = shell.mm.users().ok_or(ESRCH)?;
-    for r in ranges.chunks_exact(JUMP_RANGE_LEN) {
-        let start = u64::from_le_bytes(r[0..8].try_into().map_err(|_| EINVAL)?);
-        let end = u64::from_le_bytes(r[8..16].try_into().map_err(|_| EINVAL)?);
-        let prot = u32::from_le_bytes(r[16..20].try_into().map_err(|_| EINVAL)?);
-        crate::shell::cover(&users, start, end, prot)?;
-    }
-    Ok(())
 }
 
 /// In the shell's task, its user state in its registers: send execution home and wait there
@@ -666,6 +638,18 @@ pub(crate) fn request_guest_leave(shell: &Arc<Shell>, reason: JumpReason, kick: 
 pub(crate) fn guest_syscall(shell: &Arc<Shell>) -> bool {
     shell.syscalls.fetch_add(1, Relaxed);
     if !guest_leave(shell, JumpReason::Syscall) {
+        kill_current();
+    }
+    true
+}
+
+/// The shell's task took a fault signal (`sig`) running the process: a mapping it lacks, or a
+/// fault of the program's own. Either way the home runs the instruction again, with the
+/// home's mappings and signal handlers.
+pub(crate) fn guest_fault(shell: &Arc<Shell>, sig: u32) -> bool {
+    shell.faults.fetch_add(1, Relaxed);
+    pr_debug!("shell of pid {}: signal {} while running it; the home retries\n", shell.home_pid, sig);
+    if !guest_leave(shell, JumpReason::Fault) {
         kill_current();
     }
     true

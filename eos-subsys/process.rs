@@ -24,7 +24,10 @@ use crate::sys::{
     time,
 };
 use core::fmt::Write;
-use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicU64,
+    Ordering::{Relaxed, SeqCst},
+};
 use kernel::{
     bindings, fmt, new_condvar, new_mutex,
     prelude::*,
@@ -89,6 +92,11 @@ pub(crate) struct Proc {
     pushes: AtomicU64,
     pushed: AtomicU64,
     fault_lat: LatencyHist,
+    /// Push batches begun and finished: a layout change waits for the ones under way.
+    push_started: AtomicU64,
+    push_done: AtomicU64,
+    /// A layout syscall (munmap, mremap, ...) runs: the pusher leaves the process alone.
+    layout_busy: AtomicBool,
     /// Bumped (and `settled` signalled) when in-flight pages are settled.
     #[pin]
     settle_gen: Mutex<u64>,
@@ -144,6 +152,52 @@ impl Proc {
                 g = self.settle_gen.lock();
             }
         }
+    }
+
+    /// Stops the pusher for a layout change, and waits for the batch under way (its pages
+    /// are settled afterwards: markers, or back here). Undone by [`Proc::layout_done`].
+    pub(crate) fn layout_begin(&self) {
+        self.layout_busy.store(true, SeqCst);
+        let target = self.push_started.load(SeqCst);
+        let deadline = time::now_ns() + 2 * PUSH_TIMEOUT_MS as u64 * 1_000_000;
+        while self.push_done.load(SeqCst) < target && time::now_ns() < deadline && !self.dead.load(Relaxed) {
+            self.wait_settled(20);
+        }
+    }
+
+    /// See [`Proc::layout_begin`].
+    pub(crate) fn layout_done(&self) {
+        self.layout_busy.store(false, SeqCst);
+    }
+
+    /// Brings every page of `[start, end)` that a member owns back home.
+    pub(crate) fn recall(&self, node: &Node, start: u64, end: u64) -> Result {
+        let members = self.members();
+        let users = self.mm.users().ok_or(ESRCH)?;
+        let lock = users.read();
+        let mut at = start;
+        while at < end {
+            let Some(v) = lock.vma_from(at) else { break };
+            let stop = v.end().min(end);
+            let mut a = at.max(v.start());
+            at = v.end();
+            if a >= stop || v.remote_count(a, stop) == 0 {
+                continue;
+            }
+            while a < stop {
+                let owner = members.iter().find_map(|m| {
+                    let run = v.remote_run(a, m.id, MAX_BATCH as u32);
+                    (run > 0).then_some((m, run))
+                });
+                let Some((m, run)) = owner else {
+                    a += PAGE_SIZE as u64;
+                    continue;
+                };
+                let n = pull_pages(node, self, &v, a, m, run).map_err(|_| EIO)?;
+                a += n as u64 * PAGE_SIZE as u64;
+            }
+        }
+        Ok(())
     }
 
     fn comm(&self) -> &str {
@@ -235,7 +289,7 @@ impl Procs {
         })
     }
 
-    fn by_mm(&self, mm: *mut bindings::mm_struct) -> Option<Arc<Proc>> {
+    pub(crate) fn by_mm(&self, mm: *mut bindings::mm_struct) -> Option<Arc<Proc>> {
         self.list.lock().iter().find(|p| p.mm.as_ptr() == mm).cloned()
     }
 
@@ -443,6 +497,9 @@ fn stretch(node: &'static Node, task: &TaskRef, peer: Arc<Peer>, budget: u64) ->
             jump_lat: LatencyHist::new(),
             away_ns: AtomicU64::new(0),
             fetched: AtomicU64::new(0),
+            push_started: AtomicU64::new(0),
+            push_done: AtomicU64::new(0),
+            layout_busy: AtomicBool::new(false),
             settle_gen <- new_mutex!(0),
             settled <- new_condvar!(),
         }),
@@ -450,6 +507,12 @@ fn stretch(node: &'static Node, task: &TaskRef, peer: Arc<Peer>, budget: u64) ->
     )?;
     proc.mm.mark_elastic();
     node.procs.list.lock().push(proc.clone(), GFP_KERNEL)?;
+    if proc.mm.users().is_none() {
+        // It exited while its shell was being made, maybe before it was on the list: its
+        // exit hook may have missed it.
+        mm_exit(proc.mm.as_ptr());
+        return Err(ESRCH);
+    }
     pr_info!(
         "pid {} ({}) stretched to node {} (shell pid {})\n",
         pid,
@@ -497,9 +560,30 @@ pub(crate) fn fault(vma: Vma<'_>, addr: u64, owner: u16, in_flight: bool, user: 
         return Fault::Done;
     }
     let count = pull_count(node.procs.prefetch.load(Relaxed) as u32, run);
+    match pull_pages(node, &proc, &vma, addr, &owner_peer, count) {
+        Ok(_) => {
+            proc.fault_lat.record_ns(time::now_ns() - t0);
+            Fault::Done
+        }
+        Err(f) => f,
+    }
+}
+
+/// Pulls the `count` pages from `addr` that `owner_peer` owns back here. Returns how many
+/// pages from `addr` are settled (at least one: data came, or the owner never had any and
+/// the page is built here).
+fn pull_pages(
+    node: &Node,
+    proc: &Proc,
+    vma: &Vma<'_>,
+    addr: u64,
+    owner_peer: &Peer,
+    count: u32,
+) -> core::result::Result<u32, Fault> {
+    let owner = owner_peer.id;
     let w = match owner_peer.pending.register(count as usize) {
         Ok(w) => w,
-        Err(_) => return Fault::Oom,
+        Err(_) => return Err(Fault::Oom),
     };
     let msg = Message::Pull {
         req: w.req,
@@ -507,7 +591,7 @@ pub(crate) fn fault(vma: Vma<'_>, addr: u64, owner: u16, in_flight: bool, user: 
         addr,
         count,
     };
-    let r = send(&owner_peer, node, &msg).and_then(|()| w.wait(PULL_TIMEOUT_MS));
+    let r = send(owner_peer, node, &msg).and_then(|()| w.wait(PULL_TIMEOUT_MS));
     owner_peer.pending.remove(&w);
     if let Err(e) = r {
         pr_err!(
@@ -518,22 +602,22 @@ pub(crate) fn fault(vma: Vma<'_>, addr: u64, owner: u16, in_flight: bool, user: 
             owner,
             e
         );
-        return Fault::SigBus;
+        return Err(Fault::SigBus);
     }
     let reply = w.reply.lock();
     let marker = mm::marker(owner, false);
     if reply.status == PAGES_BUILD {
         // The peer never had data there: the page is built here the ordinary way.
         if vma.clear_marker(addr, marker).is_err() {
-            return Fault::SigBus;
+            return Err(Fault::SigBus);
         }
         proc.remote.fetch_sub(1, Relaxed);
         proc.pulls.fetch_add(1, Relaxed);
-        return Fault::Done;
+        return Ok(1);
     }
     let n = reply.data.len() / PAGE_SIZE;
     if reply.addr != addr || n == 0 || n > count as usize {
-        return Fault::SigBus;
+        return Err(Fault::SigBus);
     }
     for i in 0..n {
         let a = addr + (i * PAGE_SIZE) as u64;
@@ -541,16 +625,15 @@ pub(crate) fn fault(vma: Vma<'_>, addr: u64, owner: u16, in_flight: bool, user: 
         if i == 0 {
             match r {
                 Ok(()) => {}
-                Err(e) if e == ENOMEM => return Fault::Oom,
-                Err(_) => return Fault::SigBus,
+                Err(e) if e == ENOMEM => return Err(Fault::Oom),
+                Err(_) => return Err(Fault::SigBus),
             }
         }
     }
     proc.remote.fetch_sub(n as i64, Relaxed);
     proc.pulls.fetch_add(1, Relaxed);
     proc.pulled.fetch_add(n as u64, Relaxed);
-    proc.fault_lat.record_ns(time::now_ns() - t0);
-    Fault::Done
+    Ok(n as u32)
 }
 
 /// Called before an elastic process allocates an anonymous page: if memory is short, wake the
@@ -641,81 +724,100 @@ pub(crate) fn peer_lost(node: &Node, peer: u16) {
 fn push_some(node: &Node, p: &Proc, want: u64, pages: &mut [u8]) -> u64 {
     let Some(users) = p.mm.users() else { return 0 };
     let mut pushed = 0;
-    let mut addrs = [0u64; MAX_BATCH];
-    let mut wire = [0u8; MAX_BATCH * 8];
     while pushed < want && !p.dead.load(Relaxed) {
-        let target = p.push_target();
-        let peer_id = target.id;
-        let batch = (want - pushed).min(MAX_BATCH as u64) as usize;
-        let found = {
-            let lock = users.read();
-            let mut cur = p.cursor.load(Relaxed);
-            let mut wrapped = false;
-            let mut scanned = 0u64;
-            loop {
-                let Some(v) = lock.vma_from(cur) else {
-                    if wrapped {
-                        break None;
-                    }
-                    wrapped = true;
-                    cur = 0;
-                    continue;
-                };
-                let from = cur.max(v.start());
-                let (n, next) = v.evict(from, v.end(), peer_id, &mut addrs[..batch], pages);
-                scanned += (next.saturating_sub(from)) / PAGE_SIZE as u64;
-                cur = if n == 0 { v.end() } else { next };
-                p.cursor.store(cur, Relaxed);
-                if n > 0 {
-                    break Some((n, v.start(), v.end(), v.prot()));
-                }
-                if scanned > 1 << 18 {
-                    break None;
-                }
-            }
+        // Begun before looking at `layout_busy`: a layout change either sees this batch and
+        // waits for it, or this batch sees the change and stays out of its way.
+        p.push_started.fetch_add(1, SeqCst);
+        let n = if p.layout_busy.load(SeqCst) {
+            None
+        } else {
+            push_batch(node, p, &users, (want - pushed).min(MAX_BATCH as u64) as usize, pages)
         };
-        let Some((n, vs, ve, prot)) = found else { break };
-        for (i, a) in addrs[..n].iter().enumerate() {
-            wire[i * 8..i * 8 + 8].copy_from_slice(&a.to_le_bytes());
-        }
-        let ok = match target.pending.register(0) {
-            Ok(w) => {
-                let msg = Message::Push(Push {
-                    req: w.req,
-                    pid: p.pid as u32,
-                    vma_start: vs,
-                    vma_end: ve,
-                    prot,
-                    addrs: &wire[..n * 8],
-                    pages: &pages[..n * PAGE_SIZE],
-                });
-                let r = send(&target, node, &msg).and_then(|()| w.wait(PUSH_TIMEOUT_MS));
-                target.pending.remove(&w);
-                r.is_ok()
-            }
-            Err(_) => false,
-        };
-        {
-            let lock = users.read();
-            for (i, a) in addrs[..n].iter().enumerate() {
-                if let Some(v) = lock.vma(*a) {
-                    let restore = (!ok).then(|| &pages[i * PAGE_SIZE..(i + 1) * PAGE_SIZE]);
-                    let _ = v.settle(*a, peer_id, restore);
-                }
-            }
-        }
+        p.push_done.fetch_add(1, SeqCst);
         p.notify_settled();
-        if !ok {
-            peer_warn!(node, "push of {} pages of pid {} to node {} failed; kept them\n", n, p.pid, peer_id);
-            break;
+        match n {
+            Some(n) => pushed += n,
+            None => break,
         }
-        p.remote.fetch_add(n as i64, Relaxed);
-        p.pushes.fetch_add(1, Relaxed);
-        p.pushed.fetch_add(n as u64, Relaxed);
-        pushed += n as u64;
     }
     pushed
 }
+
+/// Pushes one batch of at most `batch` pages; `None` if none went.
+fn push_batch(node: &Node, p: &Proc, users: &mm::MmUsers<'_>, batch: usize, pages: &mut [u8]) -> Option<u64> {
+    let mut addrs = [0u64; MAX_BATCH];
+    let mut wire = [0u8; MAX_BATCH * 8];
+    let target = p.push_target();
+    let peer_id = target.id;
+    let found = {
+        let lock = users.read();
+        let mut cur = p.cursor.load(Relaxed);
+        let mut wrapped = false;
+        let mut scanned = 0u64;
+        loop {
+            let Some(v) = lock.vma_from(cur) else {
+                if wrapped {
+                    break None;
+                }
+                wrapped = true;
+                cur = 0;
+                continue;
+            };
+            let from = cur.max(v.start());
+            let (n, next) = v.evict(from, v.end(), peer_id, &mut addrs[..batch], pages);
+            scanned += (next.saturating_sub(from)) / PAGE_SIZE as u64;
+            cur = if n == 0 { v.end() } else { next };
+            p.cursor.store(cur, Relaxed);
+            if n > 0 {
+                break Some((n, v.start(), v.end(), v.prot()));
+            }
+            if scanned > 1 << 18 {
+                break None;
+            }
+        }
+    };
+    let (n, vs, ve, prot) = found?;
+    for (i, a) in addrs[..n].iter().enumerate() {
+        wire[i * 8..i * 8 + 8].copy_from_slice(&a.to_le_bytes());
+    }
+    let ok = match target.pending.register(0) {
+        Ok(w) => {
+            let msg = Message::Push(Push {
+                req: w.req,
+                pid: p.pid as u32,
+                vma_start: vs,
+                vma_end: ve,
+                prot,
+                addrs: &wire[..n * 8],
+                pages: &pages[..n * PAGE_SIZE],
+            });
+            let r = send(&target, node, &msg).and_then(|()| w.wait(PUSH_TIMEOUT_MS));
+            target.pending.remove(&w);
+            r.is_ok()
+        }
+        Err(_) => false,
+    };
+    let mut settled = 0;
+    {
+        let lock = users.read();
+        for (i, a) in addrs[..n].iter().enumerate() {
+            if let Some(v) = lock.vma(*a) {
+                let restore = (!ok).then(|| &pages[i * PAGE_SIZE..(i + 1) * PAGE_SIZE]);
+                settled += v.settle(*a, peer_id, restore).is_ok() as i64;
+            }
+        }
+    }
+    if !ok {
+        peer_warn!(node, "push of {} pages of pid {} to node {} failed; kept them\n", n, p.pid, peer_id);
+        return None;
+    }
+    p.remote.fetch_add(settled, Relaxed);
+    p.pushes.fetch_add(1, Relaxed);
+    p.pushed.fetch_add(n as u64, Relaxed);
+    Some(n as u64)
+}
+
+
 
 fn auto_stretch(node: &'static Node, avail_low: bool) {
     let marks: KVec<Mark> = {

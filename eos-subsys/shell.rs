@@ -41,6 +41,8 @@ pub(crate) struct Shell {
     pub(crate) jumps: AtomicU64,
     pub(crate) jump_lat: LatencyHist,
     pub(crate) syscalls: AtomicU64,
+    /// Faults sent home (`jump::guest_fault`).
+    pub(crate) faults: AtomicU64,
     pub(crate) fetches: AtomicU64,
     pub(crate) fetch_lat: LatencyHist,
 }
@@ -116,7 +118,7 @@ impl Shells {
             writeln!(
                 w,
                 "shell home_node={} home_pid={} pid={} running={} arrivals={} jumps_home={} \
-                 jump_p50_us={} jump_p99_us={} syscalls={} fetches={} fetch_p50_us={} fetch_p99_us={}",
+                 jump_p50_us={} jump_p99_us={} syscalls={} faults_home={} fetches={} fetch_p50_us={} fetch_p99_us={}",
                 s.home,
                 s.home_pid,
                 s.pid,
@@ -126,6 +128,7 @@ impl Shells {
                 s.jump_lat.percentile_us(50),
                 s.jump_lat.percentile_us(99),
                 s.syscalls.load(Relaxed),
+                s.faults.load(Relaxed),
                 s.fetches.load(Relaxed),
                 s.fetch_lat.percentile_us(50),
                 s.fetch_lat.percentile_us(99),
@@ -193,6 +196,12 @@ pub(crate) fn serve(node: &'static Node, peer: &Peer, conn: &Conn, m: &Message<'
         Message::Recall { pid } => {
             if let Some(s) = node.shells.find(peer.id, *pid) {
                 request_guest_leave(&s, JumpReason::Recall, true);
+            }
+            Ok(())
+        }
+        Message::Discard { pid, start, end, unmap } => {
+            if let Err(e) = crate::mapsync::discard(node, peer, *pid, *start, *end, *unmap) {
+                peer_warn!(node, "discard of {:#x}..{:#x} of pid {} from node {} failed: {:?}\n", start, end, pid, peer.id, e);
             }
             Ok(())
         }
@@ -282,6 +291,7 @@ fn stretch(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
             jumps: AtomicU64::new(0),
             jump_lat: LatencyHist::new(),
             syscalls: AtomicU64::new(0),
+            faults: AtomicU64::new(0),
             fetches: AtomicU64::new(0),
             fetch_lat: LatencyHist::new(),
         }),

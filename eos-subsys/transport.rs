@@ -483,6 +483,7 @@ fn run_link(
             | Message::Push(_)
             | Message::Pull { .. }
             | Message::Release { .. }
+            | Message::Discard { .. }
             | Message::Jump(_)
             | Message::Recall { .. }) => {
                 if let Err(e) = crate::shell::serve(node, peer, &conn, &req) {

@@ -30,3 +30,20 @@ pub(crate) fn load(image: &[u8]) -> Result {
 pub(crate) fn stack_pointer(image: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(image.get(56..64)?.try_into().ok()?))
 }
+
+/// Takes a pending fault signal (SEGV, BUS, ILL, FPE) of the current task; 0 if none.
+pub(crate) fn take_fault_signal() -> u32 {
+    // SAFETY: works on `current` under its signal lock.
+    unsafe { bindings::elastic_take_fault_signal() }.max(0) as u32
+}
+
+/// Runs syscall `nr` of the current task with its saved user registers `regs`, as the entry
+/// code would; returns its result.
+///
+/// # Safety
+///
+/// `regs` must be the current task's user registers saved at syscall entry.
+pub(crate) unsafe fn run_syscall(regs: *mut bindings::pt_regs, nr: u32) -> i64 {
+    // SAFETY: the caller's guarantee; the table entry checks `nr`.
+    unsafe { bindings::x64_sys_call(regs, nr) as i64 }
+}

@@ -52,11 +52,15 @@ pub(crate) extern "C" fn elastic_missing(
     }
 }
 
-/// A syscall of a task whose mm is a shell's. True: it was handled (run at home).
+/// A syscall of a shell's task, or a layout syscall of a stretched process at home. True: it
+/// was handled (run at home, or run here with the members following).
 #[no_mangle]
-pub(crate) extern "C" fn elastic_syscall(regs: *mut bindings::pt_regs, _nr: core::ffi::c_int) -> bool {
+pub(crate) extern "C" fn elastic_syscall(regs: *mut bindings::pt_regs, nr: core::ffi::c_int) -> bool {
     let Some(node) = crate::node::get() else { return false };
-    let Some(shell) = node.shells.by_current() else { return false };
+    let Some(shell) = node.shells.by_current() else {
+        // A stretched process at home changing its layout.
+        return crate::mapsync::home_syscall(node, regs, nr);
+    };
     if !shell.running() {
         return false;
     }
@@ -68,6 +72,21 @@ pub(crate) extern "C" fn elastic_syscall(regs: *mut bindings::pt_regs, _nr: core
         (*regs).ax = (*regs).orig_ax;
     }
     crate::jump::guest_syscall(&shell)
+}
+
+/// A shell's task has a signal pending on its way to user mode. True: it was a fault while
+/// running the process, and execution went home (and came back) instead.
+#[no_mangle]
+pub(crate) extern "C" fn elastic_guest_fault(_regs: *mut bindings::pt_regs) -> bool {
+    let Some(node) = crate::node::get() else { return false };
+    let Some(shell) = node.shells.by_current() else { return false };
+    if !shell.running() {
+        return false;
+    }
+    match crate::sys::arch::take_fault_signal() {
+        0 => false,
+        sig => crate::jump::guest_fault(&shell, sig),
+    }
 }
 
 /// An elastic process is about to allocate an anonymous page.

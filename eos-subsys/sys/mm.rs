@@ -54,6 +54,13 @@ impl MmRef {
         unsafe { bindings::elastic_mark_mm(self.0.as_ptr()) };
     }
 
+    /// The program break (`brk`).
+    pub(crate) fn brk(&self) -> u64 {
+        // SAFETY: the mm is live; a racy read of one word is fine for its only user, the
+        // process's own syscall path (which is single-threaded).
+        unsafe { (*self.0.as_ptr()).__bindgen_anon_1.brk as u64 }
+    }
+
     /// Anonymous resident pages.
     pub(crate) fn anon_pages(&self) -> u64 {
         // SAFETY: the mm is live; counters are read atomically.
@@ -239,6 +246,26 @@ impl<'a> Vma<'a> {
         true
     }
 
+    /// Drops the pages of `[start, end)` (clipped to the VMA) if it is private: they are not
+    /// this node's any more.
+    pub(crate) fn zap(&self, start: u64, end: u64) {
+        // SAFETY: as above.
+        let f = unsafe { (*self.raw()).__bindgen_anon_2.vm_flags } as u64;
+        let (s, e) = (start.max(self.start()), end.min(self.end()));
+        if s >= e || f & bindings::VM_SHARED as u64 != 0 {
+            return;
+        }
+        // SAFETY: the VMA is locked (mmap lock held for read, as zapping requires); the range
+        // lies inside it.
+        unsafe { bindings::zap_page_range_single(self.raw(), s as _, (e - s) as _, core::ptr::null_mut()) };
+    }
+
+    /// Settled remote markers in `[start, end)` (clipped to the VMA).
+    pub(crate) fn remote_count(&self, start: u64, end: u64) -> u64 {
+        // SAFETY: the VMA is locked.
+        unsafe { bindings::elastic_remote_count(self.raw(), start as _, end as _) }.max(0) as u64
+    }
+
     /// Private anonymous memory (what a shell must have mapped to run the process).
     pub(crate) fn anon_private(&self) -> bool {
         // SAFETY: as above.
@@ -339,4 +366,16 @@ pub(crate) fn memory_pages() -> (u64, u64) {
     // SAFETY: no preconditions.
     let avail = unsafe { bindings::si_mem_available() }.max(0) as u64;
     (total, avail)
+}
+
+/// Unmaps `[addr, addr + len)` of the current (adopted) mm.
+pub(crate) fn unmap(addr: u64, len: u64) -> Result {
+    // SAFETY: plain syscall semantics on the current mm, which the caller adopted.
+    to_result(unsafe { bindings::vm_munmap(addr as _, len as _) })
+}
+
+/// Sets the protection of `[addr, addr + len)` of the current mm (as `mprotect`).
+pub(crate) fn protect(addr: u64, len: u64, prot: u32) -> Result {
+    // SAFETY: as `mprotect` on the current mm; the caller is the shell's own task.
+    to_result(unsafe { bindings::elastic_mprotect(addr as _, len as _, prot as _) })
 }

@@ -238,3 +238,9 @@ impl TaskRef {
         self.raw() == unsafe { bindings::get_current() }
     }
 }
+
+/// The current task's mm (NULL for a kthread), for lookups by identity.
+pub(crate) fn current_mm() -> *mut bindings::mm_struct {
+    // SAFETY: `current` is always valid; its `mm` only changes under its own feet.
+    unsafe { (*bindings::get_current()).mm }
+}

@@ -30,7 +30,9 @@ fn build_tools() -> Result<PathBuf> {
 pub const WORKLOADS: &[&str] = &["dfs", "lsearch", "hsort", "bsort", "dijkstra"];
 
 /// Test programs (also C, in workloads/) that are not benchmark workloads.
-const TEST_PROGRAMS: &[&str] = &["stress", "pingpong", "homesem", "spin", "hold", "tour"];
+const TEST_PROGRAMS: &[&str] = &[
+    "stress", "pingpong", "homesem", "spin", "hold", "tour", "layout",
+];
 
 /// Dynamically linked programs copied into the image with their libraries (the network-swap
 /// baseline needs a real NBD server and client).

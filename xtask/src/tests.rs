@@ -24,6 +24,23 @@ struct Report {
 
 impl Report {
     fn step(&mut self, name: &str, f: impl FnOnce() -> Result<String>) -> bool {
+        // For development: `EOS_ONLY=jump,layout` runs only the steps whose names contain one
+        // of the words (and the steps they all need). Never set in CI.
+        if let Ok(only) = std::env::var("EOS_ONLY") {
+            const NEEDED: [&str; 5] = [
+                "kernel: build",
+                "guest image",
+                "two-vm: handshake",
+                "two-vm: wrong-key",
+                "two-vm: peer reboots",
+            ];
+            if !NEEDED.iter().any(|n| name.starts_with(n))
+                && !only.split(',').any(|w| name.contains(w))
+            {
+                eprintln!("SKIP {name} (EOS_ONLY)");
+                return true;
+            }
+        }
         eprintln!("==> {name}");
         let start = Instant::now();
         let r = f();
@@ -532,6 +549,40 @@ fn jump_home_semantics(a: &mut Vm, b: &mut Vm) -> Result<String> {
     ))
 }
 
+/// munmap, madvise, brk, mremap and mprotect over pages the peer holds, a file mapped after
+/// the stretch and an invalid instruction, checked on the peer and at home: the same as the
+/// host.
+fn layout_changes(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let want = host_result("layout", &["1", "2"])?;
+    let (rc, out) = a.run("layout 1 2", Duration::from_secs(600))?;
+    if rc != 0 || !out.lines().any(|l| l == want) || !out.contains("stretched=1") {
+        bail!("layout: exit {rc}, host says `{want}`, VM printed:\n{out}");
+    }
+    let log = b.sh("eosctl jumplog")?;
+    let faults = log.matches("reason=fault ").count();
+    if faults < 3 {
+        bail!(
+            "layout: {faults} faults sent home from node2 (mprotect, file, sigill make 3):\n{log}"
+        );
+    }
+    check_clean(&[a, b])?;
+    let checks: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("layout: "))
+        .filter(|l| l.ends_with(" ok"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    Ok(format!(
+        "{} right on the peer and at home ({}); {faults} faults on node2 retried at home; {}",
+        checks.len(),
+        checks.join(", "),
+        out.lines()
+            .find(|l| l.contains("(layout) exited:"))
+            .and_then(|l| l.split("exited: ").nth(1))
+            .unwrap_or("")
+    ))
+}
+
 /// Signals sent at home reach a process that runs on the peer.
 fn jump_signals(a: &mut Vm, b: &mut Vm) -> Result<String> {
     let mut notes = Vec::new();
@@ -822,6 +873,10 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
         report.step("jump: kill -INT / -9 at home stops it on the peer", || {
             jump_signals(&mut a, b)
         });
+        report.step(
+            "elastic: layout changes and faults while pages are on the peer",
+            || layout_changes(&mut a, b),
+        );
         report.step("jump: lsearch policy jumps to the data", || {
             jump_lsearch(&mut a, b)
         });

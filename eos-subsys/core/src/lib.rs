@@ -15,6 +15,7 @@ extern crate std;
 
 pub mod fmtbuf;
 pub mod handshake;
+pub mod layout;
 pub mod peer;
 pub mod policy;
 pub mod proto;

@@ -33,8 +33,12 @@ pub const MAX_STRETCH_STRINGS: usize = 16 * 1024;
 pub const MAX_JUMP_STATE: usize = 16 * 1024;
 /// Most anonymous memory ranges in a `Jump` (the home's layout, for the shell to match).
 pub const MAX_JUMP_RANGES: usize = 256;
-/// Size of one range in a `Jump`: start, end (u64) and `PROT_*` bits (u32).
+/// Size of one range in a `Jump`: start, end (u64) and `PROT_*` bits (u32), with
+/// [`RANGE_ANON`].
 pub const JUMP_RANGE_LEN: usize = 20;
+/// Bit of a `Jump` range's prot word: private anonymous memory (the shell maps it); any other
+/// mapping is left to the home (touching it there sends execution home).
+pub const RANGE_ANON: u32 = 1 << 31;
 /// `Pages.status` of a page the requester builds itself (zeroes or file data), now its own.
 pub const PAGES_BUILD: i32 = 1;
 
@@ -125,6 +129,8 @@ pub enum MsgType {
     Fetch = 0x2B,
     /// The shell running a process died (a fault there, or it was killed).
     Gone = 0x2C,
+    /// Home changed its layout (munmap and the like): a member drops what it holds there.
+    Discard = 0x2D,
 }
 
 impl MsgType {
@@ -151,6 +157,7 @@ impl MsgType {
             0x2A => Self::Recall,
             0x2B => Self::Fetch,
             0x2C => Self::Gone,
+            0x2D => Self::Discard,
             _ => return Err(ProtoError::UnknownType(v)),
         })
     }
@@ -181,6 +188,7 @@ impl MsgType {
             ),
             Self::JumpAck | Self::Recall | Self::Gone => (8, 8),
             Self::Fetch => (16, 16),
+            Self::Discard => (24, 24),
         }
     }
 
@@ -207,6 +215,7 @@ impl MsgType {
             Self::Recall => "recall",
             Self::Fetch => "fetch",
             Self::Gone => "gone",
+            Self::Discard => "discard",
         }
     }
 }
@@ -441,6 +450,8 @@ pub enum JumpReason {
     Syscall = 3,
     /// Home recalled it (a signal is pending there).
     Recall = 4,
+    /// A fault the shell cannot resolve (a mapping it lacks, a signal): the home retries.
+    Fault = 5,
 }
 
 impl JumpReason {
@@ -451,6 +462,7 @@ impl JumpReason {
             2 => Self::Faults,
             3 => Self::Syscall,
             4 => Self::Recall,
+            5 => Self::Fault,
             _ => return Err(ProtoError::BadField("jump reason")),
         })
     }
@@ -462,6 +474,7 @@ impl JumpReason {
             Self::Faults => "faults",
             Self::Syscall => "syscall",
             Self::Recall => "recall",
+            Self::Fault => "fault",
         }
     }
 }
@@ -479,8 +492,8 @@ pub struct Jump<'a> {
     pub reason: JumpReason,
     /// Architecture state (opaque here; the kernel's loader validates it).
     pub state: &'a [u8],
-    /// Private anonymous ranges of the home's address space, `JUMP_RANGE_LEN` bytes each,
-    /// validated: the shell maps what it lacks before running the process.
+    /// The home's mappings, `JUMP_RANGE_LEN` bytes each, validated, ascending and disjoint:
+    /// the shell matches them before running the process.
     pub ranges: &'a [u8],
     /// The page under the stack pointer, which moves with execution (its owner changes), or
     /// empty.
@@ -591,6 +604,18 @@ pub enum Message<'a> {
         /// The signal the shell died of (0 if it was not a signal).
         signal: u32,
     },
+    /// Home's mappings of `[start, end)` changed (unmapped, replaced, emptied): the member
+    /// drops the pages it holds there (`unmap`: the mapping too).
+    Discard {
+        /// The process at home.
+        pid: u32,
+        /// First byte (page aligned).
+        start: u64,
+        /// End (page aligned, above `start`).
+        end: u64,
+        /// Unmap the range, not only its pages.
+        unmap: bool,
+    },
     /// A process running away from home asks for its page at `addr`; the answer is `Pages`
     /// with one page, or status [`PAGES_BUILD`] and none.
     Fetch {
@@ -699,6 +724,7 @@ impl<'a> Message<'a> {
             Self::JumpAck { .. } => MsgType::JumpAck,
             Self::Recall { .. } => MsgType::Recall,
             Self::Fetch { .. } => MsgType::Fetch,
+            Self::Discard { .. } => MsgType::Discard,
             Self::Gone { .. } => MsgType::Gone,
         }
     }
@@ -926,8 +952,11 @@ impl<'a> Message<'a> {
                     {
                         return Err(ProtoError::BadField("range"));
                     }
-                    if prot & !7 != 0 {
+                    if prot & !(7 | RANGE_ANON) != 0 {
                         return Err(ProtoError::BadField("range prot"));
+                    }
+                    if i > 0 && m.range(i - 1).1 > start {
+                        return Err(ProtoError::BadField("range order"));
                     }
                 }
                 Self::Jump(m)
@@ -950,6 +979,22 @@ impl<'a> Message<'a> {
                 Self::Gone {
                     pid: le32(p, 0),
                     signal,
+                }
+            }
+            MsgType::Discard => {
+                let flags = le32(p, 4);
+                let (start, end) = (le64(p, 8), le64(p, 16));
+                if flags & !1 != 0 {
+                    return Err(ProtoError::ReservedBits);
+                }
+                if start >= end || !page_aligned(start) || !page_aligned(end) || end > USER_END {
+                    return Err(ProtoError::BadField("range"));
+                }
+                Self::Discard {
+                    pid: le32(p, 0),
+                    start,
+                    end,
+                    unmap: flags & 1 != 0,
                 }
             }
             MsgType::Fetch => {
@@ -1108,6 +1153,18 @@ impl<'a> Message<'a> {
                 h[0..4].copy_from_slice(&pid.to_le_bytes());
                 h[4..8].copy_from_slice(&signal.to_le_bytes());
                 8
+            }
+            Self::Discard {
+                pid,
+                start,
+                end,
+                unmap,
+            } => {
+                h[0..4].copy_from_slice(&pid.to_le_bytes());
+                h[4..8].copy_from_slice(&(*unmap as u32).to_le_bytes());
+                h[8..16].copy_from_slice(&start.to_le_bytes());
+                h[16..24].copy_from_slice(&end.to_le_bytes());
+                24
             }
             Self::Fetch { req, pid, addr } => {
                 h[0..4].copy_from_slice(&req.to_le_bytes());
@@ -1480,6 +1537,12 @@ mod tests {
                 addr: 0x7000,
                 pages: &[],
             }),
+            Message::Discard {
+                pid: 300,
+                start: 0x10000,
+                end: 0x30000,
+                unmap: true,
+            },
         ]
     }
 
@@ -1505,6 +1568,14 @@ mod tests {
         assert!(decode_corrupted(jump, |p| p[JUMP_FIXED] = 1).is_err());
         assert!(decode_corrupted(jump, |p| p[JUMP_FIXED + 15] = 0x80).is_err());
         assert!(decode_corrupted(jump, |p| p[JUMP_FIXED + 16] = 8).is_err());
+        // the anonymous-mapping bit is the one extra bit allowed; ranges must ascend
+        assert!(decode_corrupted(jump, |p| p[JUMP_FIXED + 19] = 0x80).is_ok());
+        assert!(decode_corrupted(jump, |p| p[JUMP_FIXED + 19] = 0x40).is_err());
+        assert!(
+            decode_corrupted(jump, |p| p[JUMP_FIXED + 20..JUMP_FIXED + 28]
+                .copy_from_slice(&0x2000u64.to_le_bytes()))
+            .is_err()
+        );
         // ack: positive status; recall: reserved; fetch: unaligned or kernel address
         assert!(decode_corrupted(ack, |p| p[4..8].copy_from_slice(&7i32.to_le_bytes())).is_err());
         assert!(decode_corrupted(recall, |p| p[5] = 1).is_err());
@@ -1524,6 +1595,23 @@ mod tests {
             stack_addr: 0,
         });
         assert!(empty.encode(0, &mut [0u8; 64]).is_err());
+    }
+
+    #[test]
+    fn discard_rejects_bad_fields() {
+        let s = page_samples();
+        let d = s.last().unwrap();
+        assert!(decode_corrupted(d, |_| ()).is_ok());
+        // unknown flag; empty, reversed, unaligned or kernel-space range
+        assert!(decode_corrupted(d, |p| p[4] = 2).is_err());
+        assert!(
+            decode_corrupted(d, |p| p[16..24].copy_from_slice(&0x10000u64.to_le_bytes())).is_err()
+        );
+        assert!(
+            decode_corrupted(d, |p| p[16..24].copy_from_slice(&0x8000u64.to_le_bytes())).is_err()
+        );
+        assert!(decode_corrupted(d, |p| p[8] = 1).is_err());
+        assert!(decode_corrupted(d, |p| p[23] = 0x80).is_err());
     }
 
     /// Encodes `m`, lets `corrupt` change the payload, and decodes again.

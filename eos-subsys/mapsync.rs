@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The members of a stretched process keep in step with its home's mappings.
+//!
+//! - Home: a syscall that unmaps, replaces or empties memory (`layout::classify`) runs with
+//!   the pusher held off, and each member is then told to discard that range; mremap first
+//!   brings the range's pages home, so that the move is local.
+//! - Member: `Discard` drops the shell's pages of the range, and its mapping if the home
+//!   unmapped it.
+//! - Shell, before it runs the process (`reconcile`): the jump carries the home's mappings.
+//!   The shell maps the private anonymous ones it lacks, gives what it keeps the home's
+//!   protection, and unmaps what the home does not have in that form. A mapping the shell
+//!   lacks (a file mapped at home after the stretch) is never guessed: touching it sends
+//!   execution home (`jump::guest_fault`), where the instruction runs again.
+
+use crate::layout;
+use crate::node::{Node, Peer};
+use crate::process::send;
+use crate::proto::{Message, JUMP_RANGE_LEN, RANGE_ANON};
+use crate::shell::Shell;
+use crate::sys::{arch, mm, task};
+use core::sync::atomic::Ordering::Relaxed;
+use kernel::{bindings, prelude::*};
+
+/// Home: syscall `nr` of a process whose mm is elastic. True if it ran here (its result is
+/// in `regs`); false to let the entry code run it as usual.
+pub(crate) fn home_syscall(node: &Node, regs: *mut bindings::pt_regs, nr: i32) -> bool {
+    let Some(p) = node.procs.by_mm(task::current_mm()) else { return false };
+    // SAFETY: `regs` are the current task's user registers, saved at syscall entry; only
+    // this task uses them until it returns to user mode.
+    let r = unsafe { &mut *regs };
+    let args = [r.di, r.si, r.dx, r.r10, r.r8, r.r9].map(|x| x as u64);
+    let Some(l) = layout::classify(nr as u32, args, p.mm.brk()) else { return false };
+    p.layout_begin();
+    if let Some(range) = l.recall {
+        if let Err(err) = p.recall(node, range.start, range.end) {
+            p.layout_done();
+            pr_err!("pid {}: cannot bring {:#x}..{:#x} home to remap it ({:?})\n", p.pid, range.start, range.end, err);
+            r.ax = ENOMEM.to_errno() as isize as usize;
+            return true;
+        }
+    }
+    let remote = remote_in(&p.mm, &l);
+    // SAFETY: `regs` are the current task's syscall registers (see above).
+    let ret = unsafe { arch::run_syscall(regs, nr as u32) };
+    r.ax = ret as usize;
+    let mut changed = false;
+    for d in l.after(ret) {
+        changed = true;
+        let m = Message::Discard {
+            pid: p.pid as u32,
+            start: d.range.start,
+            end: d.range.end,
+            unmap: d.unmap,
+        };
+        for peer in p.members().iter() {
+            // A member that cannot hear this is lost anyway, and the process with it.
+            let _ = send(peer, node, &m);
+        }
+    }
+    if changed {
+        p.remote.fetch_sub(remote as i64, Relaxed);
+    }
+    p.layout_done();
+    true
+}
+
+/// Remote pages in the ranges the syscall may discard (they are gone when it succeeds).
+fn remote_in(mm: &mm::MmRef, l: &layout::Layout) -> u64 {
+    let Some(users) = mm.users() else { return 0 };
+    let lock = users.read();
+    let mut n = 0;
+    for d in l.discard.iter().flatten() {
+        let mut at = d.range.start;
+        while let Some(v) = lock.vma_from(at) {
+            if v.start() >= d.range.end {
+                break;
+            }
+            n += v.remote_count(d.range.start, d.range.end);
+            at = v.end();
+        }
+    }
+    n
+}
+
+/// Member: the home discarded `[start, end)` of process `pid` (`unmap`: unmapped it).
+pub(crate) fn discard(node: &Node, peer: &Peer, pid: u32, start: u64, end: u64, unmap: bool) -> Result {
+    let shell = node.shells.find(peer.id, pid).ok_or(ESRCH)?;
+    if shell.running() {
+        // The process runs here, so its home cannot be in a syscall.
+        return Err(EBUSY);
+    }
+    let users = shell.mm.users().ok_or(ESRCH)?;
+    if unmap {
+        return users.with_mm(|| mm::unmap(start, end - start));
+    }
+    let lock = users.read();
+    let mut at = start;
+    while let Some(v) = lock.vma_from(at) {
+        if v.start() >= end {
+            break;
+        }
+        v.zap(start, end);
+        at = v.end();
+    }
+    Ok(())
+}
+
+/// One mapping: where, `PROT_*` bits, and whether it is private anonymous memory.
+#[derive(Clone, Copy)]
+struct Map {
+    start: u64,
+    end: u64,
+    prot: u32,
+    anon: bool,
+}
+
+/// Home: its mappings for a jump, adjacent ones of the same kind and protection merged.
+/// `E2BIG` if they do not fit in a jump (the process then stays home).
+pub(crate) fn home_ranges(mm: &mm::MmRef) -> Result<KVVec<u8>> {
+    let users = mm.users().ok_or(ESRCH)?;
+    let lock = users.read();
+    let mut out: KVVec<u8> = KVVec::new();
+    let mut last: Option<Map> = None;
+    let mut n = 0;
+    let mut at = 0;
+    let mut flush = |m: Map, out: &mut KVVec<u8>| -> Result {
+        n += 1;
+        if n > crate::proto::MAX_JUMP_RANGES {
+            return Err(E2BIG);
+        }
+        let mut r = [0u8; JUMP_RANGE_LEN];
+        let kind = if m.anon { RANGE_ANON } else { 0 };
+        crate::proto::put_jump_range(&mut r, m.start, m.end, m.prot | kind);
+        out.extend_from_slice(&r, GFP_KERNEL)?;
+        Ok(())
+    };
+    while let Some(v) = lock.vma_from(at) {
+        at = v.end();
+        let m = Map {
+            start: v.start(),
+            end: v.end(),
+            prot: v.prot(),
+            anon: v.anon_private(),
+        };
+        match &mut last {
+            Some(l) if l.end == m.start && l.anon == m.anon && l.prot == m.prot => l.end = m.end,
+            _ => {
+                if let Some(l) = last.replace(m) {
+                    flush(l, &mut out)?;
+                }
+            }
+        }
+    }
+    if let Some(l) = last {
+        flush(l, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn parse(ranges: &[u8]) -> Result<KVec<Map>> {
+    let mut v = KVec::with_capacity(ranges.len() / JUMP_RANGE_LEN, GFP_KERNEL)?;
+    for r in ranges.chunks_exact(JUMP_RANGE_LEN) {
+        let word = |a: usize| u64::from_le_bytes(r[a..a + 8].try_into().unwrap_or([0; 8]));
+        let prot = u32::from_le_bytes(r[16..20].try_into().unwrap_or([0; 4]));
+        v.push(
+            Map {
+                start: word(0),
+                end: word(8),
+                prot: prot & 7,
+                anon: prot & RANGE_ANON != 0,
+            },
+            GFP_KERNEL,
+        )?;
+    }
+    Ok(v)
+}
+
+/// The shell's own mappings.
+fn shell_maps(users: &mm::MmUsers<'_>) -> Result<KVec<Map>> {
+    let lock = users.read();
+    let mut v = KVec::new();
+    let mut at = 0;
+    while let Some(x) = lock.vma_from(at) {
+        at = x.end();
+        v.push(
+            Map {
+                start: x.start(),
+                end: x.end(),
+                prot: x.prot(),
+                anon: x.anon_private(),
+            },
+            GFP_KERNEL,
+        )?;
+    }
+    Ok(v)
+}
+
+/// Calls `f` for each piece of `s` with the home mapping over it (`None`: the home has
+/// nothing there). `home` is ascending and disjoint (the decoder checked).
+fn pieces(s: &Map, home: &[Map], mut f: impl FnMut(u64, u64, Option<&Map>) -> Result) -> Result {
+    let mut at = s.start;
+    for h in home.iter().filter(|h| h.end > s.start && h.start < s.end) {
+        if h.start > at {
+            f(at, h.start, None)?;
+        }
+        let (a, b) = (at.max(h.start), s.end.min(h.end));
+        f(a, b, Some(h))?;
+        at = b;
+    }
+    if at < s.end {
+        f(at, s.end, None)?;
+    }
+    Ok(())
+}
+
+/// Shell, in its own task before it runs the process: match the home's mappings `ranges`
+/// (as carried by a jump).
+pub(crate) fn reconcile(shell: &Shell, ranges: &[u8]) -> Result {
+    let home = parse(ranges)?;
+    let users = shell.mm.users().ok_or(ESRCH)?;
+    // What the home does not have in the same form goes.
+    for s in shell_maps(&users)?.iter() {
+        pieces(s, &home, |a, b, h| match h {
+            Some(h) if h.anon == s.anon => Ok(()),
+            _ => users.with_mm(|| mm::unmap(a, b - a)),
+        })?;
+    }
+    for h in home.iter().filter(|h| h.anon) {
+        crate::shell::cover(&users, h.start, h.end, h.prot)?;
+    }
+    // What stays takes the home's protection.
+    for s in shell_maps(&users)?.iter() {
+        pieces(s, &home, |a, b, h| match h {
+            Some(h) if h.prot != s.prot => {
+                let r = users.with_mm(|| mm::protect(a, b - a, h.prot));
+                // Special mappings (the vDSO) may refuse; private memory must not.
+                if s.anon {
+                    r
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Ok(()),
+        })?;
+    }
+    Ok(())
+}

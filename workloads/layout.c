@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * layout HOME PEER: a stretched process changes its memory layout while its pages are on the
+ * peer, and checks on the peer and at home that it sees what a process that never left home
+ * sees:
+ *   munmap   pushed pages, then map the same place again: zeroes;
+ *   madvise  DONTNEED over pushed pages: zeroes;
+ *   brk      shrunk over pushed pages and grown again: zeroes;
+ *   mremap   pushed pages moved elsewhere: the data moved with them;
+ *   mprotect read-only, then a write on the peer: the SIGSEGV handler runs (at home);
+ *   file     mapped after the stretch and read on the peer: its bytes;
+ *   sigill   an invalid instruction on the peer: the SIGILL handler runs (at home).
+ * Prints a line per check and "RESULT layout bad=N", the same as a run without ElasticOS.
+ */
+#define _GNU_SOURCE
+#include "common.h"
+#include "elastic.h"
+
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define REGION (4UL << 20)
+#define PAGES (REGION / 4096)
+
+static int home, peer, stretched;
+static long bad;
+static sigjmp_buf env;
+
+static long remote_pages(void)
+{
+	char line[1024], *r;
+	long n = -1;
+	FILE *f = fopen("/proc/self/elastic", "r");
+
+	if (f && fgets(line, sizeof(line), f) && (r = strstr(line, " remote_pages=")))
+		n = atol(r + 14);
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/* Fills [m, m + len) with a pattern and, stretched, waits until half of it was pushed. */
+static void fill_and_push(const char *what, uint64_t *m, size_t len, uint64_t seed)
+{
+	long base = stretched ? remote_pages() : 0, now = 0;
+
+	for (size_t p = 0; p < len / 4096; p++)
+		m[p * 512] = seed + p;
+	if (!stretched)
+		return;
+	for (int i = 0; i < 200 && (now = remote_pages()) < base + (long)(len / 4096 / 2); i++)
+		usleep(100 * 1000);
+	if (now < base + (long)(len / 4096 / 2)) {
+		printf("layout: %s: only %ld of %zu pages pushed\n", what, now - base, len / 4096);
+		bad++;
+	}
+}
+
+/* Pages of [m, m + len) that are not zero; counted where the process runs now. */
+static long nonzero(const uint64_t *m, size_t len)
+{
+	long n = 0;
+
+	for (size_t p = 0; p < len / 4096; p++)
+		for (size_t w = 0; w < 512; w += 64)
+			if (m[p * 512 + w]) {
+				n++;
+				break;
+			}
+	return n;
+}
+
+static long wrong(const uint64_t *m, size_t len, uint64_t seed)
+{
+	long n = 0;
+
+	for (size_t p = 0; p < len / 4096; p++)
+		n += m[p * 512] != seed + p;
+	return n;
+}
+
+static void check(const char *what, long there, long here)
+{
+	printf("layout: %-8s %s\n", what, there || here ? "WRONG" : "ok");
+	if (there || here) {
+		printf("layout: %s: %ld wrong pages on the peer, %ld at home\n", what, there, here);
+		bad++;
+	}
+}
+
+static void caught(int sig)
+{
+	siglongjmp(env, sig);
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t *m, *n;
+	long there, here;
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: layout HOME PEER\n");
+		return 2;
+	}
+	home = atoi(argv[1]);
+	peer = atoi(argv[2]);
+	stretched = elastic_stretch(0, peer) == 0 && elastic_set_budget(0, 256) == 0;
+	printf("layout: stretched=%d\n", stretched);
+
+	/* munmap, then the same place again */
+	m = mmap(NULL, REGION, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return 3;
+	fill_and_push("munmap", m, REGION, 1000);
+	munmap(m, REGION);
+	n = mmap(m, REGION, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+		 -1, 0);
+	if (n != m)
+		return 4;
+	elastic_jump(0, peer);
+	there = nonzero(m, REGION);
+	elastic_jump(0, home);
+	here = nonzero(m, REGION);
+	check("munmap", there, here);
+
+	/* madvise(DONTNEED) */
+	fill_and_push("madvise", m, REGION, 2000);
+	madvise(m, REGION, MADV_DONTNEED);
+	elastic_jump(0, peer);
+	there = nonzero(m, REGION);
+	elastic_jump(0, home);
+	here = nonzero(m, REGION);
+	check("madvise", there, here);
+	munmap(m, REGION);
+
+	/* brk shrunk and grown again */
+	m = sbrk(0);
+	m = (uint64_t *)(((uintptr_t)m + 4095) & ~4095UL);
+	if (brk((char *)m + REGION))
+		return 5;
+	fill_and_push("brk", m, REGION, 3000);
+	brk(m);
+	brk((char *)m + REGION);
+	elastic_jump(0, peer);
+	there = nonzero(m, REGION);
+	elastic_jump(0, home);
+	here = nonzero(m, REGION);
+	check("brk", there, here);
+	brk(m);
+
+	/* mremap to a new place */
+	m = mmap(NULL, REGION, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	n = mmap(NULL, 2 * REGION, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED || n == MAP_FAILED)
+		return 6;
+	fill_and_push("mremap", m, REGION, 4000);
+	n = mremap(m, REGION, 2 * REGION, MREMAP_MAYMOVE | MREMAP_FIXED, n);
+	if (n == MAP_FAILED)
+		return 7;
+	elastic_jump(0, peer);
+	there = wrong(n, REGION, 4000) + nonzero(n + REGION / 8, REGION);
+	elastic_jump(0, home);
+	here = wrong(n, REGION, 4000) + nonzero(n + REGION / 8, REGION);
+	check("mremap", there, here);
+	munmap(n, 2 * REGION);
+
+	/* mprotect read-only: a write faults wherever it runs */
+	{
+		volatile int wrote = 0, sig;
+
+		m = mmap(NULL, REGION, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		fill_and_push("mprotect", m, REGION, 5000);
+		mprotect(m, REGION, PROT_READ);
+		signal(SIGSEGV, caught);
+		sig = sigsetjmp(env, 1);
+		if (!sig) {
+			elastic_jump(0, peer);
+			((volatile uint64_t *)m)[512 * 7] = 1;
+			wrote = 1;
+		}
+		signal(SIGSEGV, SIG_DFL);
+		elastic_jump(0, home);
+		check("mprotect", wrote || sig != SIGSEGV, wrong(m, REGION, 5000));
+		munmap(m, REGION);
+	}
+
+	/* a file mapped after the stretch, read on the peer */
+	{
+		char path[] = "/tmp/layout-XXXXXX", buf[4096];
+		uint64_t want = 0, got = 0;
+		int fd = mkstemp(path);
+		unsigned char *f;
+
+		for (int i = 0; i < 4; i++) {
+			for (int j = 0; j < 4096; j++) {
+				buf[j] = (char)(i * 31 + j * 7);
+				want += (unsigned char)buf[j] * (uint64_t)(i * 4096 + j + 1);
+			}
+			if (fd < 0 || write(fd, buf, 4096) != 4096)
+				return 8;
+		}
+		f = mmap(NULL, 4 * 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (f == MAP_FAILED)
+			return 9;
+		elastic_jump(0, peer);
+		for (int i = 0; i < 4 * 4096; i++)
+			got += f[i] * (uint64_t)(i + 1);
+		elastic_jump(0, home);
+		check("file", got != want, 0);
+		munmap(f, 4 * 4096);
+		close(fd);
+		unlink(path);
+	}
+
+	/* an invalid instruction on the peer */
+	{
+		volatile int sig;
+
+		signal(SIGILL, caught);
+		sig = sigsetjmp(env, 1);
+		if (!sig) {
+			elastic_jump(0, peer);
+			__builtin_trap();
+		}
+		signal(SIGILL, SIG_DFL);
+		elastic_jump(0, home);
+		check("sigill", sig != SIGILL, 0);
+	}
+
+	printf("RESULT layout bad=%ld\n", bad);
+	return bad != 0;
+}

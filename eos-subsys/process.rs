@@ -450,6 +450,8 @@ fn stretch(node: &'static Node, task: &TaskRef, peer: Arc<Peer>, budget: u64) ->
         req: w.req,
         pid: pid as u32,
         exe_hash,
+        uid: task.ids().0,
+        gid: task.ids().1,
         path,
         argv: &strings[..argv_len],
         env: &strings[argv_len..],

@@ -50,6 +50,14 @@ impl TaskRef {
         same || unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) }
     }
 
+    /// Its effective user and group id (initial user namespace).
+    pub(crate) fn ids(&self) -> (u32, u32) {
+        let (mut uid, mut gid) = (0, 0);
+        // SAFETY: the task is referenced; the helper reads its credentials under RCU.
+        unsafe { bindings::elastic_task_ids(self.raw(), &mut uid, &mut gid) };
+        (uid, gid)
+    }
+
     /// Number of threads in its thread group.
     pub(crate) fn threads(&self) -> i32 {
         // SAFETY: the task is referenced.

@@ -4,8 +4,9 @@
 //! it runs a single user instruction.
 //!
 //! `call_usermodehelper` starts the process; its `init` callback (in the new task, before
-//! exec) turns off address-space randomisation, blocks every signal but SIGKILL/SIGSTOP and
-//! queues a task work. After exec, on its way to user mode, the task runs that work
+//! exec) gives it the process's user and group id (and no capabilities unless that is root),
+//! turns off address-space randomisation, blocks every signal but SIGKILL/SIGSTOP and queues
+//! a task work. After exec, on its way to user mode, the task runs that work
 //! (`park`): it publishes its task and mm in the [`Seed`] and sleeps there until released.
 //! It never returns to user mode while parked; it leaves the loop only to run the process
 //! whose execution jumped here (`jump::guest_arrive` loaded its registers), or to die.
@@ -34,6 +35,8 @@ pub(crate) struct SeedState {
     pub(crate) release: bool,
     /// Execution of the process arrived: run it.
     pub(crate) arrival: Option<crate::jump::Arrival>,
+    /// User and group id the shell runs as: the process's.
+    pub(crate) ids: (u32, u32),
 }
 
 /// Rendezvous between the code that creates a shell and the shell task itself.
@@ -150,9 +153,16 @@ unsafe extern "C" fn park(head: *mut bindings::callback_head) {
     }
 }
 
-unsafe extern "C" fn init(info: *mut bindings::subprocess_info, _new: *mut bindings::cred) -> c_int {
+unsafe extern "C" fn init(info: *mut bindings::subprocess_info, new: *mut bindings::cred) -> c_int {
     // SAFETY: `data` is the reference `spawn` leaked; borrowing it does not consume it.
     let seed: ArcBorrow<'_, Seed> = unsafe { ArcBorrow::from_raw((*info).data.cast::<Seed>()) };
+    let (uid, gid) = seed.state.lock().ids;
+    // SAFETY: `new` are the credentials the usermode helper commits for this task before exec;
+    // they are not shared yet.
+    let r = unsafe { bindings::elastic_cred_set_ids(new, uid, gid) };
+    if r != 0 {
+        return r;
+    }
     // SAFETY: we run in the new task, before exec; nothing else touches these fields now.
     unsafe {
         let cur = bindings::get_current();

@@ -760,7 +760,7 @@ fn run_stretched_auto(a: &mut Vm, prog: &str, fp: u32) -> Result<(u64, u64)> {
     Ok((pulls, pushes))
 }
 
-fn elastic_permissions(a: &mut Vm) -> Result<String> {
+fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     // A process of alice (uid 1000) that bob (uid 2000) tries to stretch: refused. Root may.
     a.sh("su alice -c 'exec sleep 60' & echo $! > /tmp/victim")?;
     let (rc, out) = a.run(
@@ -771,9 +771,18 @@ fn elastic_permissions(a: &mut Vm) -> Result<String> {
         bail!("uid 2000 could stretch uid 1000's process (exit {rc}): {out}");
     }
     a.sh("eosctl stretch $(cat /tmp/victim) 2 && eosctl status $(cat /tmp/victim) | grep -q shell_pid")?;
+    // Its shell on node2 runs as alice, without root's capabilities.
+    let status = b.sh(
+        "for w in $(cat /sys/kernel/elastic/procs); do case $w in pid=*) \
+         grep -E '^(Uid|Gid|CapEff)' /proc/${w#pid=}/status;; esac; done",
+    )?;
+    let want = ["Uid:\t1000\t1000\t1000\t1000", "CapEff:\t0000000000000000"];
+    if !want.iter().all(|w| status.contains(w)) {
+        bail!("the shell of alice's process does not run as alice:\n{status}");
+    }
     // Let its exit line reach the console before the command marker does.
     a.sh("kill $(cat /tmp/victim); sleep 1")?;
-    Ok("another uid refused with EPERM; root allowed".into())
+    Ok("another uid refused with EPERM; root allowed; the shell runs as uid 1000 with no capabilities".into())
 }
 
 /// Kills node2 while it holds pages of a process of node1.
@@ -885,7 +894,7 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
             || three_nodes(cluster, &mut a, b),
         );
         report.step("elastic: only the owner or root may stretch", || {
-            elastic_permissions(&mut a)
+            elastic_permissions(&mut a, b)
         });
         report.step("elastic: 1.5x node memory runs to the right result", || {
             elastic_beyond_memory(&mut a, b)

@@ -221,7 +221,7 @@ impl MsgType {
 }
 
 /// Fixed part of a `Stretch` payload.
-pub const STRETCH_FIXED: usize = 48;
+pub const STRETCH_FIXED: usize = 56;
 /// Fixed part of a `Push` payload.
 pub const PUSH_FIXED: usize = 32;
 /// Fixed part of a `Pages` payload.
@@ -381,6 +381,10 @@ pub struct Stretch<'a> {
     pub pid: u32,
     /// SHA-256 of the executable: the shell's node refuses a different file.
     pub exe_hash: [u8; 32],
+    /// Effective user and group id of the process (initial namespace): the shell runs as them.
+    pub uid: u32,
+    /// See `uid`.
+    pub gid: u32,
     /// Absolute path of the executable.
     pub path: &'a [u8],
     /// Arguments, each NUL-terminated (so the shell's initial stack matches).
@@ -808,10 +812,16 @@ impl<'a> Message<'a> {
                         return Err(ProtoError::BadField("string list"));
                     }
                 }
+                let (uid, gid) = (le32(p, 48), le32(p, 52));
+                if uid == u32::MAX || gid == u32::MAX {
+                    return Err(ProtoError::BadField("uid/gid"));
+                }
                 Self::Stretch(Stretch {
                     req: le32(p, 0),
                     pid: le32(p, 4),
                     exe_hash: arr(p, 8),
+                    uid,
+                    gid,
                     path,
                     argv,
                     env,
@@ -1058,6 +1068,8 @@ impl<'a> Message<'a> {
                 for (i, l) in lens.iter().enumerate() {
                     h[40 + 2 * i..42 + 2 * i].copy_from_slice(&(*l as u16).to_le_bytes());
                 }
+                h[48..52].copy_from_slice(&m.uid.to_le_bytes());
+                h[52..56].copy_from_slice(&m.gid.to_le_bytes());
                 e.tails = [m.path, m.argv, m.env];
                 STRETCH_FIXED
             }
@@ -1469,6 +1481,8 @@ mod tests {
                 req: 1,
                 pid: 300,
                 exe_hash: [5; 32],
+                uid: 1000,
+                gid: 100,
                 path: b"/bin/hsort",
                 argv: b"hsort\x00384\x00",
                 env: b"PATH=/bin\0",
@@ -1629,6 +1643,9 @@ mod tests {
         let (stretch, push, pull, pages_ok, pages_err) = (&s[0], &s[2], &s[4], &s[5], &s[6]);
         // stretch: relative path, NUL in path, unterminated argv, lengths not adding up
         assert!(decode_corrupted(stretch, |p| p[STRETCH_FIXED] = b'x').is_err());
+        // an invalid uid or gid (-1)
+        assert!(decode_corrupted(stretch, |p| p[48..52].copy_from_slice(&[0xff; 4])).is_err());
+        assert!(decode_corrupted(stretch, |p| p[52..56].copy_from_slice(&[0xff; 4])).is_err());
         assert!(decode_corrupted(stretch, |p| p[STRETCH_FIXED + 3] = 0).is_err());
         assert!(decode_corrupted(stretch, |p| {
             let at = STRETCH_FIXED + 10 + 9;

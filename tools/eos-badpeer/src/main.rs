@@ -404,6 +404,8 @@ fn main() {
                     req: 1,
                     pid: 1,
                     exe_hash: [0; 32],
+                    uid: 0,
+                    gid: 0,
                     path: b"/bin/busybox",
                     argv: b"sh\0",
                     env: b"",

@@ -50,12 +50,11 @@ pub(crate) struct Proc {
     pub(crate) pid: i32,
     comm: [u8; 16],
     pub(crate) mm: MmRef,
-    /// The node it was stretched to first.
-    pub(crate) peer: Arc<Peer>,
+    /// Its shell's pid on the node it was stretched to first.
     shell_pid: u32,
-    /// Further nodes it was stretched to (each holds a shell).
+    /// The nodes it was stretched to (each holds a shell), first one first.
     #[pin]
-    more: Mutex<KVec<Arc<Peer>>>,
+    nodes: Mutex<KVec<Arc<Peer>>>,
     /// Round robin of push targets.
     push_rr: AtomicU64,
     /// Where it runs while `away`.
@@ -107,31 +106,40 @@ pub(crate) struct Proc {
 impl Proc {
     /// The member node `id` (a node holding a shell of this process).
     pub(crate) fn member(&self, id: u16) -> Option<Arc<Peer>> {
-        if self.peer.id == id {
-            return Some(self.peer.clone());
-        }
-        self.more.lock().iter().find(|p| p.id == id).cloned()
+        self.nodes.lock().iter().find(|p| p.id == id).cloned()
     }
 
     /// Every member node.
     pub(crate) fn members(&self) -> KVec<Arc<Peer>> {
         let mut v = KVec::new();
-        let _ = v.push(self.peer.clone(), GFP_KERNEL);
-        for p in self.more.lock().iter() {
+        for p in self.nodes.lock().iter() {
             let _ = v.push(p.clone(), GFP_KERNEL);
         }
         v
     }
 
     /// The node the next push batch goes to (round robin over the members).
-    fn push_target(&self) -> Arc<Peer> {
-        let more = self.more.lock();
-        let i = self.push_rr.fetch_add(1, Relaxed) as usize % (more.len() + 1);
-        if i == 0 {
-            self.peer.clone()
-        } else {
-            more[i - 1].clone()
+    fn push_target(&self) -> Option<Arc<Peer>> {
+        let nodes = self.nodes.lock();
+        let n = nodes.len().max(1);
+        nodes.get(self.push_rr.fetch_add(1, Relaxed) as usize % n).cloned()
+    }
+
+    /// Forgets member `id` (lost while it held none of the process's pages).
+    fn drop_member(&self, id: u16) {
+        let _ = crate::kvec::retain(&mut self.nodes.lock(), |p| p.id != id);
+    }
+
+    /// Pages of the process that node `id` owns, counted in its page table.
+    fn pages_on(&self, id: u16) -> u64 {
+        let Some(users) = self.mm.users() else { return 0 };
+        let lock = users.read();
+        let (mut at, mut n) = (0, 0);
+        while let Some(v) = lock.vma_from(at) {
+            n += v.remote_count_on(v.start(), v.end(), Some(id));
+            at = v.end();
         }
+        n
     }
 
     fn notify_settled(&self) {
@@ -209,14 +217,13 @@ impl Proc {
     pub(crate) fn write_to(&self, w: &mut impl Write) -> core::fmt::Result {
         writeln!(
             w,
-            "pid={} comm={} node={}{} shell_pid={} local_pages={} remote_pages={} budget_pages={} \
+            "pid={} comm={} node={} shell_pid={} local_pages={} remote_pages={} budget_pages={} \
              pulls={} pulled_pages={} pushes={} pushed_pages={} bytes_in={} bytes_out={} \
              fault_p50_us={} fault_p99_us={} away={} sticky={} jumps={} jump_p50_us={} \
              jump_p99_us={} away_ms={} fetched_pages={}",
             self.pid,
             self.comm(),
-            self.peer.id,
-            MoreNodes(&self.more.lock()),
+            Nodes(&self.nodes.lock()),
             self.shell_pid,
             self.mm.anon_pages(),
             self.remote.load(Relaxed),
@@ -241,12 +248,12 @@ impl Proc {
 }
 
 /// The further member nodes, as `,3,4` after the first.
-struct MoreNodes<'a>(&'a KVec<Arc<Peer>>);
+struct Nodes<'a>(&'a KVec<Arc<Peer>>);
 
-impl core::fmt::Display for MoreNodes<'_> {
+impl core::fmt::Display for Nodes<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        for p in self.0.iter() {
-            write!(f, ",{}", p.id)?;
+        for (i, p) in self.0.iter().enumerate() {
+            write!(f, "{}{}", if i == 0 { "" } else { "," }, p.id)?;
         }
         Ok(())
     }
@@ -462,20 +469,20 @@ fn stretch(node: &'static Node, task: &TaskRef, peer: Arc<Peer>, budget: u64) ->
     let shell_pid = w.reply.lock().value;
     if let Some(p) = existing {
         // One more node for a stretched process.
-        p.more.lock().push(peer.clone(), GFP_KERNEL)?;
+        p.nodes.lock().push(peer.clone(), GFP_KERNEL)?;
         pr_info!("pid {} ({}) stretched to node {} too (shell pid {})\n", pid, p.comm(), peer.id, shell_pid);
         node.procs.kick();
         return Ok(());
     }
-    let home_peer = peer.clone();
+    let mut nodes = KVec::new();
+    nodes.push(peer.clone(), GFP_KERNEL)?;
     let proc = Arc::pin_init(
         pin_init!(Proc {
             pid,
             comm: task.comm(),
             mm,
-            peer: home_peer,
             shell_pid,
-            more <- new_mutex!(KVec::new()),
+            nodes <- new_mutex!(nodes),
             push_rr: AtomicU64::new(0),
             away_at: AtomicU64::new(0),
             leave_target: AtomicU64::new(0),
@@ -686,38 +693,46 @@ pub(crate) fn mm_exit(mm: *mut bindings::mm_struct) {
     }
 }
 
-/// The link to `peer` is gone: every process with pages there dies with SIGBUS (its memory is
-/// lost); processes with none there just stop being stretched.
+/// The link to `peer` is gone: a process that ran there or had pages there dies with SIGBUS
+/// (that memory is lost); one with none there forgets that node and runs on.
 pub(crate) fn peer_lost(node: &Node, peer: u16) {
     let Ok(all) = node.procs.snapshot() else { return };
     for p in all.iter().filter(|p| p.member(peer).is_some()) {
-        p.dead.store(true, Relaxed);
-        node.procs.remove(p);
-        p.notify_settled();
-        let remote = p.remote.load(Relaxed);
-        if p.away.load(Relaxed) && p.away_at.load(Relaxed) == peer as u64 {
-            pr_err!(
-                "node {} lost: killing pid {} ({}) with SIGBUS, it was running there\n",
+        let ran_there = p.away.load(Relaxed) && p.away_at.load(Relaxed) == peer as u64;
+        let held = p.pages_on(peer);
+        if ran_there || held > 0 {
+            p.dead.store(true, Relaxed);
+            node.procs.remove(p);
+            p.notify_settled();
+            if ran_there {
+                pr_err!("node {} lost: killing pid {} ({}) with SIGBUS, it was running there\n", peer, p.pid, p.comm());
+            } else {
+                pr_err!(
+                    "node {} lost: killing pid {} ({}) with SIGBUS, {} of its pages were there\n",
+                    peer,
+                    p.pid,
+                    p.comm(),
+                    held
+                );
+            }
+            if let Some(t) = TaskRef::by_pid(p.pid) {
+                t.signal(bindings::SIGBUS);
+            }
+            continue;
+        }
+        p.drop_member(peer);
+        if p.members().is_empty() {
+            p.dead.store(true, Relaxed);
+            node.procs.remove(p);
+            p.notify_settled();
+            pr_warn!("node {} lost: pid {} ({}) had no pages there and runs on\n", peer, p.pid, p.comm());
+        } else {
+            pr_warn!(
+                "node {} lost: pid {} ({}) had no pages there and runs on with its other nodes\n",
                 peer,
                 p.pid,
                 p.comm()
             );
-            if let Some(t) = TaskRef::by_pid(p.pid) {
-                t.signal(bindings::SIGBUS);
-            }
-        } else if remote > 0 {
-            pr_err!(
-                "node {} lost: killing pid {} ({}) with SIGBUS, {} of its pages were there\n",
-                peer,
-                p.pid,
-                p.comm(),
-                remote
-            );
-            if let Some(t) = TaskRef::by_pid(p.pid) {
-                t.signal(bindings::SIGBUS);
-            }
-        } else {
-            pr_warn!("node {} lost: pid {} ({}) had no pages there and runs on\n", peer, p.pid, p.comm());
         }
     }
 }
@@ -749,7 +764,7 @@ fn push_some(node: &Node, p: &Proc, want: u64, pages: &mut [u8]) -> u64 {
 fn push_batch(node: &Node, p: &Proc, users: &mm::MmUsers<'_>, batch: usize, pages: &mut [u8]) -> Option<u64> {
     let mut addrs = [0u64; MAX_BATCH];
     let mut wire = [0u8; MAX_BATCH * 8];
-    let target = p.push_target();
+    let target = p.push_target()?;
     let peer_id = target.id;
     let found = {
         let lock = users.read();

@@ -1,12 +1,19 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * hold MIB SECONDS: fills MIB of memory with a pattern, prints "ready", sleeps, then checks
- * every page and exits 0 (1 on a mismatch). Used to measure push throughput: lower its
- * budget while it sleeps and watch its pages leave.
+ * hold MIB SECONDS: fills MIB of memory with a pattern, prints "ready", sleeps (SIGUSR1 ends
+ * the sleep early), then checks every page and exits 0 (1 on a mismatch). Used to measure
+ * push throughput (lower its budget while it sleeps and watch its pages leave) and to hold
+ * pages on some nodes while another is lost.
  */
 #include "common.h"
 
+#include <signal.h>
 #include <unistd.h>
+
+static void wake(int sig)
+{
+	(void)sig;
+}
 
 int main(int argc, char **argv)
 {
@@ -26,6 +33,7 @@ int main(int argc, char **argv)
 	}
 	for (long i = 0; i < (mib << 20) / 8; i += 512)
 		m[i] = (uint64_t)i * 0x9e3779b97f4a7c15ULL;
+	signal(SIGUSR1, wake);
 	printf("ready\n");
 	fflush(stdout);
 	sleep((unsigned int)secs);

@@ -262,8 +262,14 @@ impl<'a> Vma<'a> {
 
     /// Settled remote markers in `[start, end)` (clipped to the VMA).
     pub(crate) fn remote_count(&self, start: u64, end: u64) -> u64 {
+        self.remote_count_on(start, end, None)
+    }
+
+    /// Settled markers naming `node` (any node: `None`) in `[start, end)`.
+    pub(crate) fn remote_count_on(&self, start: u64, end: u64, node: Option<u16>) -> u64 {
+        let node = node.map_or(-1, i32::from);
         // SAFETY: the VMA is locked.
-        unsafe { bindings::elastic_remote_count(self.raw(), start as _, end as _) }.max(0) as u64
+        unsafe { bindings::elastic_remote_count(self.raw(), start as _, end as _, node) }.max(0) as u64
     }
 
     /// Private anonymous memory (what a shell must have mapped to run the process).

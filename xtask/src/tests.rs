@@ -470,6 +470,13 @@ fn jumplog(v: &mut Vm) -> Result<(u64, u64, u64)> {
     Ok((total, pick(50).unwrap_or(0), pick(99).unwrap_or(0)))
 }
 
+fn remote_pages(line: &str) -> i64 {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("remote_pages="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Ping-pong: thousands of jumps inside a computation that checks its own registers, vector
 /// registers, MXCSR and stack after each one.
 fn jump_ping_pong(a: &mut Vm, b: &mut Vm, rounds: u32) -> Result<String> {
@@ -716,16 +723,52 @@ fn three_nodes(cluster: &Cluster, a: &mut Vm, b: &mut Vm) -> Result<String> {
             bail!("no jump {to}in node1's log:\n{log}");
         }
     }
+    // Losing a member that holds none of a process's pages: the process runs on with the
+    // other one. Its pages go to node2 first; node3 joins afterwards and gets none.
+    a.sh(
+        "eosctl run -- hold 8 600 > /tmp/hold.out & echo $! > /tmp/hold.pid; \
+         for i in $(seq 100); do grep -q ready /tmp/hold.out && break; sleep 0.1; done; \
+         eosctl stretch $(cat /tmp/hold.pid) 2 && eosctl budget $(cat /tmp/hold.pid) 2",
+    )?;
+    let mut line = String::new();
+    for _ in 0..100 {
+        line = a.sh("grep comm=hold /sys/kernel/elastic/procs")?;
+        if remote_pages(&line) > 1000 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    if remote_pages(&line) <= 1000 {
+        bail!("hold's pages did not go to node2: {line}");
+    }
+    a.sh("eosctl stretch $(cat /tmp/hold.pid) 3")?;
     let t = c.poweroff();
     if !t.is_empty() {
         bail!("node3 printed kernel trouble: {t:?}");
     }
+    let mut survived = false;
+    for _ in 0..150 {
+        if a.console().contains("node 3 lost: pid") {
+            survived = a.console().contains("runs on with its other nodes");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (_, out) = a.run(
+        "kill -USR1 $(cat /tmp/hold.pid); wait $(cat /tmp/hold.pid); echo status=$?; cat /tmp/hold.out",
+        Duration::from_secs(120),
+    )?;
+    if !survived || !out.contains("status=0") || !out.contains("hold: 0 bad pages") {
+        bail!("a process with no pages on node3 did not survive its loss:\n{out}");
+    }
     a.sh("eosctl peer del 3")?;
     check_clean(&[a, b])?;
     Ok(format!(
-        "24 MiB over 3 nodes ({}), {} jumps from node1, every page right at every stop",
+        "24 MiB over 3 nodes ({}), {} jumps from node1, every page right at every stop; node3 \
+         lost while a process had {} pages on node2 and none there: it ran on, every page right",
         spread.trim_start_matches("tour: stretched: "),
-        j1 - j0
+        j1 - j0,
+        remote_pages(&line)
     ))
 }
 

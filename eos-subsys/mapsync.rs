@@ -61,6 +61,9 @@ pub(crate) fn home_syscall(node: &Node, regs: *mut bindings::pt_regs, nr: i32) -
     if changed {
         p.remote.fetch_sub(remote as i64, Relaxed);
     }
+    if changed || l.recall.is_some() {
+        p.layout_ops.fetch_add(1, Relaxed);
+    }
     p.layout_done();
     true
 }

@@ -96,6 +96,8 @@ pub(crate) struct Proc {
     push_done: AtomicU64,
     /// A layout syscall (munmap, mremap, ...) runs: the pusher leaves the process alone.
     layout_busy: AtomicBool,
+    /// Layout syscalls that the members followed (discards sent, or pages recalled).
+    pub(crate) layout_ops: AtomicU64,
     /// Bumped (and `settled` signalled) when in-flight pages are settled.
     #[pin]
     settle_gen: Mutex<u64>,
@@ -220,7 +222,7 @@ impl Proc {
             "pid={} comm={} node={} shell_pid={} local_pages={} remote_pages={} budget_pages={} \
              pulls={} pulled_pages={} pushes={} pushed_pages={} bytes_in={} bytes_out={} \
              fault_p50_us={} fault_p99_us={} away={} sticky={} jumps={} jump_p50_us={} \
-             jump_p99_us={} away_ms={} fetched_pages={}",
+             jump_p99_us={} away_ms={} fetched_pages={} layout_syscalls={}",
             self.pid,
             self.comm(),
             Nodes(&self.nodes.lock()),
@@ -243,6 +245,7 @@ impl Proc {
             self.jump_lat.percentile_us(99),
             self.away_ns.load(Relaxed) / 1_000_000,
             self.fetched.load(Relaxed),
+            self.layout_ops.load(Relaxed),
         )
     }
 }
@@ -509,6 +512,7 @@ fn stretch(node: &'static Node, task: &TaskRef, peer: Arc<Peer>, budget: u64) ->
             push_started: AtomicU64::new(0),
             push_done: AtomicU64::new(0),
             layout_busy: AtomicBool::new(false),
+            layout_ops: AtomicU64::new(0),
             settle_gen <- new_mutex!(0),
             settled <- new_condvar!(),
         }),

@@ -221,6 +221,25 @@ fn reply_status(s: &mut TcpStream, want: MsgType) -> Result<i32, String> {
     }
 }
 
+/// Waits for the Pong that echoes `t` (the node's own pings are skipped).
+fn expect_pong(s: &mut TcpStream, t: u64) -> Result<(), String> {
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    loop {
+        let mut h = [0u8; HEADER_LEN];
+        s.read_exact(&mut h)
+            .map_err(|e| format!("no pong (link closed?): {e}"))?;
+        let h = Header::decode(&h).map_err(|e| e.to_string())?;
+        let mut p = vec![0u8; h.len as usize];
+        s.read_exact(&mut p).map_err(|e| e.to_string())?;
+        match h.ty {
+            MsgType::Pong if p[..8] == t.to_le_bytes() => return Ok(()),
+            MsgType::Ping | MsgType::Pong => {}
+            other => return Err(format!("unexpected {other:?} instead of a pong")),
+        }
+    }
+}
+
 /// Authenticated, well-formed jump-layer requests for things that do not exist: each is
 /// refused with an error status and the link stays up; then a jump with a range that ends
 /// before it starts closes the link.
@@ -279,6 +298,17 @@ fn auth_then_bogus_jump(
         signal: 11,
     }))
     .map_err(|e| e.to_string())?;
+    s.write_all(&frame(&Message::Discard {
+        pid: 424_242,
+        start: 0x10000,
+        end: 0x7fff_0000_0000,
+        unmap: true,
+    }))
+    .map_err(|e| e.to_string())?;
+    // Still up: a ping is answered after the ignored messages.
+    s.write_all(&frame(&Message::Ping(99)))
+        .map_err(|e| e.to_string())?;
+    expect_pong(&mut s, 99)?;
     let mut bad = [0u8; JUMP_RANGE_LEN];
     eos_core::proto::put_jump_range(&mut bad, 0x20000, 0x10000, 3);
     let mut f = jump(false, &[0u8; JUMP_RANGE_LEN]);
@@ -289,7 +319,7 @@ fn auth_then_bogus_jump(
     s.write_all(&f).map_err(|e| e.to_string())?;
     let (t, closed_with) = read_until_close(&mut s, CLOSE_LIMIT)?;
     Ok(format!(
-        "jump/fetch to nothing refused with {said:?}, recall/gone ignored, bad range closed the link in {} ms ({closed_with:?})",
+        "jump/fetch to nothing refused with {said:?}, recall/gone/discard ignored (pong after them), bad range closed the link in {} ms ({closed_with:?})",
         t.as_millis()
     ))
 }

@@ -94,19 +94,21 @@ pub(crate) fn discard(node: &Node, peer: &Peer, pid: u32, start: u64, end: u64, 
         return Err(EBUSY);
     }
     let users = shell.mm.users().ok_or(ESRCH)?;
-    if unmap {
-        return users.with_mm(|| mm::unmap(start, end - start));
-    }
-    let lock = users.read();
-    let mut at = start;
-    while let Some(v) = lock.vma_from(at) {
-        if v.start() >= end {
-            break;
+    let unmapped = if unmap { users.with_mm(|| mm::unmap(start, end - start)) } else { Ok(()) };
+    // Without the unmap (or if it failed: no memory to split a VMA), the pages still go; an
+    // empty PTE in the mapping left means "the home's", which is right.
+    if !unmap || unmapped.is_err() {
+        let lock = users.read();
+        let mut at = start;
+        while let Some(v) = lock.vma_from(at) {
+            if v.start() >= end {
+                break;
+            }
+            v.zap(start, end);
+            at = v.end();
         }
-        v.zap(start, end);
-        at = v.end();
     }
-    Ok(())
+    unmapped
 }
 
 /// One mapping: where, `PROT_*` bits, and whether it is private anonymous memory.

@@ -784,6 +784,12 @@ fn push_batch(node: &Node, p: &Proc, users: &mm::MmUsers<'_>, batch: usize, page
                 cur = 0;
                 continue;
             };
+            if !v.anon_private() {
+                // Only anonymous memory moves: a shell mirrors it exactly, while a file
+                // mapping (a library's data) may not exist there at all.
+                cur = v.end();
+                continue;
+            }
             let from = cur.max(v.start());
             let (n, next) = v.evict(from, v.end(), peer_id, &mut addrs[..batch], pages);
             scanned += (next.saturating_sub(from)) / PAGE_SIZE as u64;

@@ -34,6 +34,10 @@ const TEST_PROGRAMS: &[&str] = &[
     "stress", "pingpong", "homesem", "spin", "hold", "tour", "layout",
 ];
 
+/// Programs also built dynamically linked, as `NAME-dyn` (most programs are: their shell has
+/// the executable and ld.so mapped, but not the shared libraries).
+pub const DYNAMIC_PROGRAMS: &[&str] = &["lsearch", "layout"];
+
 /// Dynamically linked programs copied into the image with their libraries (the network-swap
 /// baseline needs a real NBD server and client).
 const HOST_PROGRAMS: &[&str] = &["/usr/bin/nbd-server", "/usr/sbin/nbd-client"];
@@ -58,11 +62,21 @@ pub fn compile_workload(name: &str, out: &std::path::Path, static_: bool) -> Res
 
 /// Copies `prog` and the shared libraries `ldd` lists into `root`.
 fn copy_with_libs(prog: &str, root: &std::path::Path) -> Result<()> {
+    copy_libs(prog, root, true)
+}
+
+/// Copies the shared libraries `ldd` lists for `prog` (and `prog` itself if `with_prog`) into
+/// `root`, at their host paths.
+fn copy_libs(prog: &str, root: &std::path::Path, with_prog: bool) -> Result<()> {
     let out = Command::new("ldd").arg(prog).output()?;
     if !out.status.success() {
         bail!("{prog} is missing (cargo xtask setup installs it)");
     }
-    let mut files = vec![prog.to_string()];
+    let mut files = if with_prog {
+        vec![prog.to_string()]
+    } else {
+        Vec::new()
+    };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let path = match line.split_once("=>") {
             Some((_, rhs)) => rhs.split_whitespace().next(),
@@ -119,6 +133,11 @@ pub fn build() -> Result<PathBuf> {
     }
     for p in HOST_PROGRAMS {
         copy_with_libs(p, &root)?;
+    }
+    for w in DYNAMIC_PROGRAMS {
+        let exe = root.join("bin").join(format!("{w}-dyn"));
+        compile_workload(w, &exe, false)?;
+        copy_libs(&exe.to_string_lossy(), &root, false)?;
     }
     let image = out_dir().join("initramfs.cpio.gz");
     sh(&format!(

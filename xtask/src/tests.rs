@@ -697,6 +697,36 @@ fn jump_lsearch(a: &mut Vm, b: &mut Vm) -> Result<String> {
     ))
 }
 
+/// A dynamically linked program (shared libc): its shell maps the executable and ld.so but
+/// not the libraries. Library code touched away from home runs at home; pages and results
+/// are right.
+fn dynamic_program(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let (fp, budget) = (32u32, 8u32);
+    let want = host_result("lsearch", &[&fp.to_string()])?;
+    let (j0, _, _) = jumplog(a)?;
+    let (rc, out) = a.run(
+        &format!("eosctl run --elastic --budget {budget} -- lsearch-dyn {fp}"),
+        Duration::from_secs(1200),
+    )?;
+    if rc != 0 || !out.lines().any(|l| l == want) {
+        bail!("lsearch-dyn: exit {rc}, host says `{want}`, VM printed:\n{out}");
+    }
+    let (j1, _, _) = jumplog(a)?;
+    let want = host_result("layout", &["1", "2"])?;
+    let (rc, out) = a.run("layout-dyn 1 2", Duration::from_secs(600))?;
+    if rc != 0 || !out.lines().any(|l| l == want) || !out.contains("stretched=1") {
+        bail!("layout-dyn: exit {rc}, host says `{want}`, VM printed:\n{out}");
+    }
+    let log = b.sh("eosctl jumplog")?;
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "lsearch-dyn {fp} MiB with {budget} MiB local: right, {} jumps out; layout-dyn: all 7 \
+         checks right; node2 sent {} faults home (library code)",
+        j1 - j0,
+        log.matches("reason=fault ").count()
+    ))
+}
+
 /// Three nodes: a process stretched to node2 and node3, its pages pushed to both, jumps to
 /// each; every page checked at every stop.
 fn three_nodes(cluster: &Cluster, a: &mut Vm, b: &mut Vm) -> Result<String> {
@@ -947,6 +977,10 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
         report.step(
             "elastic: layout changes and faults while pages are on the peer",
             || layout_changes(&mut a, b),
+        );
+        report.step(
+            "elastic: a dynamically linked program, libraries only at home",
+            || dynamic_program(&mut a, b),
         );
         report.step("jump: lsearch policy jumps to the data", || {
             jump_lsearch(&mut a, b)

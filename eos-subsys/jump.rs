@@ -51,6 +51,7 @@ pub(crate) struct Arrival {
     pub(crate) reason: JumpReason,
     pub(crate) state: KVVec<u8>,
     pub(crate) ranges: KVVec<u8>,
+    pub(crate) files: KVVec<u8>,
     /// The page under the stack pointer and its address, if it came along.
     pub(crate) stack: Option<(u64, KVVec<u8>)>,
 }
@@ -62,6 +63,8 @@ impl Arrival {
         state.extend_from_slice(j.state, GFP_KERNEL)?;
         let mut ranges = KVVec::with_capacity(j.ranges.len(), GFP_KERNEL)?;
         ranges.extend_from_slice(j.ranges, GFP_KERNEL)?;
+        let mut files = KVVec::with_capacity(j.files.len(), GFP_KERNEL)?;
+        files.extend_from_slice(j.files, GFP_KERNEL)?;
         let stack = if j.stack.is_empty() {
             None
         } else {
@@ -76,6 +79,7 @@ impl Arrival {
             reason: j.reason,
             state,
             ranges,
+            files,
         })
     }
 }
@@ -288,7 +292,7 @@ fn home_leave(p: Arc<Proc>) {
             return;
         }
     };
-    let ranges = match crate::mapsync::home_ranges(&p.mm) {
+    let maps = match crate::mapsync::home_ranges(&p.mm) {
         Ok(r) => r,
         Err(err) => {
             peer_warn!(node, "pid {}: its mappings do not fit in a jump ({:?}); it stays here\n", p.pid, err);
@@ -307,7 +311,8 @@ fn home_leave(p: Arc<Proc>) {
         to_home: false,
         reason,
         state: &state[..n],
-        ranges: &ranges,
+        ranges: &maps.ranges,
+        files: &maps.files,
         stack: if stack_addr != 0 { &page } else { &[] },
         stack_addr,
     };
@@ -532,7 +537,7 @@ pub(crate) fn guest_arrive(seed: &crate::sys::umh::Seed, a: Arrival) -> bool {
         ack(node, a.from, a.req, ESRCH.to_errno());
         return false;
     };
-    if let Err(err) = crate::mapsync::reconcile(&shell, &a.ranges) {
+    if let Err(err) = crate::mapsync::reconcile(node, &shell, &a.ranges, &a.files) {
         pr_warn!("shell of pid {}: cannot match its home's layout ({:?})\n", shell.home_pid, err);
         ack(node, a.from, a.req, err.to_errno());
         return false;
@@ -584,6 +589,7 @@ pub(crate) fn guest_leave(shell: &Arc<Shell>, reason: JumpReason) -> bool {
         reason,
         state: &state[..n],
         ranges: &[],
+        files: &[],
         stack: if stack_addr != 0 { &page } else { &[] },
         stack_addr,
     };
@@ -701,6 +707,11 @@ pub(crate) fn missing(vma: Vma<'_>, addr: u64, user: bool) -> Missing {
             // On its way here (a push): wait for it.
             time::sleep_ms_uninterruptible(1);
             return Missing::Retry;
+        }
+        if err == EINVAL || err == EFAULT {
+            // Not a page the home hands over (the vDSO, whose clock must be the home's; an
+            // address the home does not map): the fault goes home and runs there.
+            return Missing::SigBus;
         }
         pr_err!(
             "shell of pid {}: fetch of {:#x} from node {} failed ({:?})\n",

@@ -16,7 +16,10 @@
 use crate::layout;
 use crate::node::{Node, Peer};
 use crate::process::send;
-use crate::proto::{Message, JUMP_RANGE_LEN, RANGE_ANON};
+use crate::proto::{
+    files_in, put_file_entry, put_files_header, put_jump_range, FileMap, Message, JUMP_FILE_FIXED, JUMP_RANGE_LEN,
+    MAX_FILE_PATH, MAX_JUMP_FILES, MAX_JUMP_RANGES, RANGE_ANON,
+};
 use crate::shell::Shell;
 use crate::sys::{arch, mm, task};
 use core::sync::atomic::Ordering::Relaxed;
@@ -120,26 +123,37 @@ struct Map {
     anon: bool,
 }
 
-/// Home: its mappings for a jump, adjacent ones of the same kind and protection merged.
-/// `E2BIG` if they do not fit in a jump (the process then stays home).
-pub(crate) fn home_ranges(mm: &mm::MmRef) -> Result<KVVec<u8>> {
+/// What a jump carries of the home's mappings: the ranges and the file section.
+pub(crate) struct HomeMaps {
+    pub(crate) ranges: KVVec<u8>,
+    pub(crate) files: KVVec<u8>,
+}
+
+/// Home: its mappings for a jump (adjacent anonymous ones of the same protection merged),
+/// and the files behind its private file mappings (at most `MAX_JUMP_FILES`; the shell
+/// leaves the others out, and touching them brings execution home). `E2BIG` if the ranges
+/// do not fit in a jump (the process then stays home).
+pub(crate) fn home_ranges(mm: &mm::MmRef) -> Result<HomeMaps> {
     let users = mm.users().ok_or(ESRCH)?;
     let lock = users.read();
-    let mut out: KVVec<u8> = KVVec::new();
+    let mut out = HomeMaps {
+        ranges: KVVec::new(),
+        files: KVVec::from_elem(0u8, 4, GFP_KERNEL)?,
+    };
     let mut last: Option<Map> = None;
-    let mut n = 0;
+    let mut nfiles = 0u16;
     let mut at = 0;
-    let mut flush = |m: Map, out: &mut KVVec<u8>| -> Result {
-        n += 1;
-        if n > crate::proto::MAX_JUMP_RANGES {
+    fn flush(m: Map, out: &mut KVVec<u8>) -> Result {
+        if out.len() / JUMP_RANGE_LEN == MAX_JUMP_RANGES {
             return Err(E2BIG);
         }
         let mut r = [0u8; JUMP_RANGE_LEN];
         let kind = if m.anon { RANGE_ANON } else { 0 };
-        crate::proto::put_jump_range(&mut r, m.start, m.end, m.prot | kind);
+        put_jump_range(&mut r, m.start, m.end, m.prot | kind);
         out.extend_from_slice(&r, GFP_KERNEL)?;
         Ok(())
-    };
+    }
+    let mut path = [0u8; MAX_FILE_PATH + 1];
     while let Some(v) = lock.vma_from(at) {
         at = v.end();
         let m = Map {
@@ -149,16 +163,40 @@ pub(crate) fn home_ranges(mm: &mm::MmRef) -> Result<KVVec<u8>> {
             anon: v.anon_private(),
         };
         match &mut last {
-            Some(l) if l.end == m.start && l.anon == m.anon && l.prot == m.prot => l.end = m.end,
+            Some(l) if m.anon && l.anon && l.end == m.start && l.prot == m.prot => {
+                l.end = m.end;
+                continue;
+            }
             _ => {
                 if let Some(l) = last.replace(m) {
-                    flush(l, &mut out)?;
+                    flush(l, &mut out.ranges)?;
                 }
             }
         }
+        if m.anon || usize::from(nfiles) == MAX_JUMP_FILES {
+            continue;
+        }
+        // This range is flushed next: its number is the count of those flushed before.
+        let Some((len, size, mtime_ns)) = v.file(&mut path) else { continue };
+        let e = FileMap {
+            range: (out.ranges.len() / JUMP_RANGE_LEN) as u16,
+            pgoff: v.pgoff(),
+            size,
+            mtime_ns,
+            path: &path[..len],
+        };
+        let at = out.files.len();
+        out.files.extend_from_slice(&[0u8; JUMP_FILE_FIXED + MAX_FILE_PATH][..JUMP_FILE_FIXED + len], GFP_KERNEL)?;
+        put_file_entry(&mut out.files[at..], &e);
+        nfiles += 1;
     }
     if let Some(l) = last {
-        flush(l, &mut out)?;
+        flush(l, &mut out.ranges)?;
+    }
+    if nfiles == 0 {
+        out.files = KVVec::new();
+    } else {
+        put_files_header(&mut out.files, nfiles);
     }
     Ok(out)
 }
@@ -220,16 +258,36 @@ fn pieces(s: &Map, home: &[Map], mut f: impl FnMut(u64, u64, Option<&Map>) -> Re
 }
 
 /// Shell, in its own task before it runs the process: match the home's mappings `ranges`
-/// (as carried by a jump).
-pub(crate) fn reconcile(shell: &Shell, ranges: &[u8]) -> Result {
+/// and `files` (as carried by a jump).
+pub(crate) fn reconcile(node: &Node, shell: &Shell, ranges: &[u8], files: &[u8]) -> Result {
     let home = parse(ranges)?;
     let users = shell.mm.users().ok_or(ESRCH)?;
     // What the home does not have in the same form goes.
-    for s in shell_maps(&users)?.iter() {
+    let mine = shell_maps(&users)?;
+    for s in mine.iter() {
         pieces(s, &home, |a, b, h| match h {
             Some(h) if h.anon == s.anon => Ok(()),
             _ => users.with_mm(|| mm::unmap(a, b - a)),
         })?;
+    }
+    // The home's private file mappings the shell lacks: the same file (by the shell's own
+    // permissions), or nothing.
+    let mut path = [0u8; MAX_FILE_PATH + 1];
+    for f in files_in(files) {
+        let Some(h) = home.get(usize::from(f.range)) else { continue };
+        if mine.iter().any(|s| s.start < h.end && s.end > h.start) {
+            continue;
+        }
+        path[..f.path.len()].copy_from_slice(f.path);
+        path[f.path.len()] = 0;
+        let p = &path[..=f.path.len()];
+        let r = users.with_mm(|| mm::map_file(p, f.size, f.mtime_ns, h.start, h.end - h.start, h.prot, f.pgoff));
+        let (mine, node_wide) = match r {
+            Ok(()) => (&shell.mapped_files, &node.stats.shell_files_mapped),
+            Err(_) => (&shell.unmapped_files, &node.stats.shell_files_missing),
+        };
+        mine.fetch_add(1, Relaxed);
+        crate::stats::Stats::inc(node_wide);
     }
     for h in home.iter().filter(|h| h.anon) {
         crate::shell::cover(&users, h.start, h.end, h.prot)?;

@@ -43,6 +43,9 @@ pub(crate) struct Shell {
     pub(crate) syscalls: AtomicU64,
     /// Faults sent home (`jump::guest_fault`).
     pub(crate) faults: AtomicU64,
+    /// The home's file mappings mapped here too, and those left out (no identical file).
+    pub(crate) mapped_files: AtomicU64,
+    pub(crate) unmapped_files: AtomicU64,
     pub(crate) fetches: AtomicU64,
     pub(crate) fetch_lat: LatencyHist,
 }
@@ -118,7 +121,7 @@ impl Shells {
             writeln!(
                 w,
                 "shell home_node={} home_pid={} pid={} running={} arrivals={} jumps_home={} \
-                 jump_p50_us={} jump_p99_us={} syscalls={} faults_home={} fetches={} fetch_p50_us={} fetch_p99_us={}",
+                 jump_p50_us={} jump_p99_us={} syscalls={} faults_home={} files_mapped={} files_missing={} fetches={} fetch_p50_us={} fetch_p99_us={}",
                 s.home,
                 s.home_pid,
                 s.pid,
@@ -129,6 +132,8 @@ impl Shells {
                 s.jump_lat.percentile_us(99),
                 s.syscalls.load(Relaxed),
                 s.faults.load(Relaxed),
+                s.mapped_files.load(Relaxed),
+                s.unmapped_files.load(Relaxed),
                 s.fetches.load(Relaxed),
                 s.fetch_lat.percentile_us(50),
                 s.fetch_lat.percentile_us(99),
@@ -293,6 +298,8 @@ fn stretch(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
             jump_lat: LatencyHist::new(),
             syscalls: AtomicU64::new(0),
             faults: AtomicU64::new(0),
+            mapped_files: AtomicU64::new(0),
+            unmapped_files: AtomicU64::new(0),
             fetches: AtomicU64::new(0),
             fetch_lat: LatencyHist::new(),
         }),

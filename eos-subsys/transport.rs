@@ -69,7 +69,7 @@ impl Conn {
         *seq = seq.wrapping_add(1);
         let r = self
             .sock
-            .send_parts(&[&e.head[..e.head_len], e.tails[0], e.tails[1], e.tails[2]]);
+            .send_parts(&[&e.head[..e.head_len], e.tails[0], e.tails[1], e.tails[2], e.tails[3]]);
         drop(seq);
         match r {
             Ok(()) => {

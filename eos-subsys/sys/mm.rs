@@ -272,6 +272,23 @@ impl<'a> Vma<'a> {
         unsafe { bindings::elastic_remote_count(self.raw(), start as _, end as _, node) }.max(0) as u64
     }
 
+    /// File offset of its start, in pages.
+    pub(crate) fn pgoff(&self) -> u64 {
+        // SAFETY: as above.
+        unsafe { (*self.raw()).vm_pgoff as u64 }
+    }
+
+    /// The file behind a private file mapping: its path (NUL-terminated in `buf`) length,
+    /// size and modification time (ns). `None` for any other mapping, or a longer path.
+    pub(crate) fn file(&self, buf: &mut [u8]) -> Option<(usize, u64, u64)> {
+        let (mut size, mut mtime) = (0, 0);
+        // SAFETY: the VMA is locked; `buf` is writable for its length.
+        let n = unsafe {
+            bindings::elastic_vma_file(self.raw(), buf.as_mut_ptr().cast(), buf.len() as i32, &mut size, &mut mtime)
+        };
+        (n > 0).then_some((n as usize, size, mtime))
+    }
+
     /// Private anonymous memory (what a shell must have mapped to run the process).
     pub(crate) fn anon_private(&self) -> bool {
         // SAFETY: as above.
@@ -384,4 +401,16 @@ pub(crate) fn unmap(addr: u64, len: u64) -> Result {
 pub(crate) fn protect(addr: u64, len: u64, prot: u32) -> Result {
     // SAFETY: as `mprotect` on the current mm; the caller is the shell's own task.
     to_result(unsafe { bindings::elastic_mprotect(addr as _, len as _, prot as _) })
+}
+
+/// Maps `path` (NUL-terminated) privately at `[addr, addr + len)` of the current task's mm,
+/// from page `pgoff`, if it is the file the home has (same size and mtime); never replaces.
+pub(crate) fn map_file(path: &[u8], size: u64, mtime_ns: u64, addr: u64, len: u64, prot: u32, pgoff: u64) -> Result {
+    if path.last() != Some(&0) {
+        return Err(EINVAL);
+    }
+    // SAFETY: `path` is NUL-terminated; the callee opens it with the current credentials.
+    to_result(unsafe {
+        bindings::elastic_map_file(path.as_ptr().cast(), size, mtime_ns, addr as _, len as _, prot as _, pgoff)
+    })
 }

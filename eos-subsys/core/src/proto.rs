@@ -39,6 +39,13 @@ pub const JUMP_RANGE_LEN: usize = 20;
 /// Bit of a `Jump` range's prot word: private anonymous memory (the shell maps it); any other
 /// mapping is left to the home (touching it there sends execution home).
 pub const RANGE_ANON: u32 = 1 << 31;
+/// Most file mappings described in a `Jump`.
+pub const MAX_JUMP_FILES: usize = 64;
+/// Longest path of a file mapping in a `Jump`.
+pub const MAX_FILE_PATH: usize = 255;
+/// Fixed part of one file entry of a `Jump`: range u16, path_len u16, reserved u32, pgoff,
+/// size, mtime (u64 each); the path follows.
+pub const JUMP_FILE_FIXED: usize = 32;
 /// `Pages.status` of a page the requester builds itself (zeroes or file data), now its own.
 pub const PAGES_BUILD: i32 = 1;
 
@@ -184,7 +191,12 @@ impl MsgType {
             Self::Release => (8, 8),
             Self::Jump => (
                 JUMP_FIXED,
-                JUMP_FIXED + MAX_JUMP_STATE + MAX_JUMP_RANGES * JUMP_RANGE_LEN + PAGE_SIZE,
+                JUMP_FIXED
+                    + MAX_JUMP_STATE
+                    + MAX_JUMP_RANGES * JUMP_RANGE_LEN
+                    + 4
+                    + MAX_JUMP_FILES * (JUMP_FILE_FIXED + MAX_FILE_PATH)
+                    + PAGE_SIZE,
             ),
             Self::JumpAck | Self::Recall | Self::Gone => (8, 8),
             Self::Fetch => (16, 16),
@@ -499,6 +511,9 @@ pub struct Jump<'a> {
     /// The home's mappings, `JUMP_RANGE_LEN` bytes each, validated, ascending and disjoint:
     /// the shell matches them before running the process.
     pub ranges: &'a [u8],
+    /// Files behind the home's private file mappings (see [`Jump::files`]), encoded with
+    /// [`put_files_header`] and [`put_file_entry`], or empty.
+    pub files: &'a [u8],
     /// The page under the stack pointer, which moves with execution (its owner changes), or
     /// empty.
     pub stack: &'a [u8],
@@ -521,6 +536,100 @@ impl Jump<'_> {
             le32(self.ranges, at + 16),
         )
     }
+}
+
+/// One private file mapping of the home, as a `Jump` describes it: the shell maps the same
+/// file there if it has an identical one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMap<'a> {
+    /// Index of its range in `Jump::ranges`.
+    pub range: u16,
+    /// File offset of the range's start, in pages.
+    pub pgoff: u64,
+    /// File size at home, bytes.
+    pub size: u64,
+    /// Modification time at home, ns since the epoch.
+    pub mtime_ns: u64,
+    /// Absolute path at home.
+    pub path: &'a [u8],
+}
+
+impl<'a> Jump<'a> {
+    /// The file mappings (the section was validated when decoded).
+    pub fn files(&self) -> impl Iterator<Item = FileMap<'a>> + 'a {
+        files_in(self.files)
+    }
+}
+
+/// The entries of a file section that was validated (a copy of `Jump::files`).
+pub fn files_in(f: &[u8]) -> impl Iterator<Item = FileMap<'_>> {
+    let n = if f.len() >= 4 { le16(f, 0) as usize } else { 0 };
+    let mut at = 4;
+    (0..n).map_while(move |_| {
+        let e = file_entry(f, at)?;
+        at += JUMP_FILE_FIXED + e.path.len();
+        Some(e)
+    })
+}
+
+fn file_entry(f: &[u8], at: usize) -> Option<FileMap<'_>> {
+    let fixed = f.get(at..at + JUMP_FILE_FIXED)?;
+    let plen = le16(fixed, 2) as usize;
+    Some(FileMap {
+        range: le16(fixed, 0),
+        pgoff: le64(fixed, 8),
+        size: le64(fixed, 16),
+        mtime_ns: le64(fixed, 24),
+        path: f.get(at + JUMP_FILE_FIXED..at + JUMP_FILE_FIXED + plen)?,
+    })
+}
+
+/// Writes the 4-byte header of a `Jump`'s file section for `n` entries.
+pub fn put_files_header(out: &mut [u8], n: u16) {
+    out[0..2].copy_from_slice(&n.to_le_bytes());
+    out[2..4].fill(0);
+}
+
+/// Writes one file entry into `out` (`JUMP_FILE_FIXED + m.path.len()` bytes).
+pub fn put_file_entry(out: &mut [u8], m: &FileMap<'_>) {
+    out[0..2].copy_from_slice(&m.range.to_le_bytes());
+    out[2..4].copy_from_slice(&(m.path.len() as u16).to_le_bytes());
+    out[4..8].fill(0);
+    out[8..16].copy_from_slice(&m.pgoff.to_le_bytes());
+    out[16..24].copy_from_slice(&m.size.to_le_bytes());
+    out[24..32].copy_from_slice(&m.mtime_ns.to_le_bytes());
+    out[32..32 + m.path.len()].copy_from_slice(m.path);
+}
+
+/// Checks a `Jump`'s file section (`p` starts at it) against its `nranges` ranges; returns
+/// its length.
+fn check_files(p: &[u8], ranges: &[u8]) -> Result<usize, ProtoError> {
+    if p.len() < 4 {
+        return Err(ProtoError::BadField("jump files"));
+    }
+    let n = le16(p, 0) as usize;
+    if n == 0 || n > MAX_JUMP_FILES || le16(p, 2) != 0 {
+        return Err(ProtoError::BadField("jump files"));
+    }
+    let mut at = 4;
+    for _ in 0..n {
+        let e = file_entry(p, at).ok_or(ProtoError::BadField("jump file entry"))?;
+        let r = e.range as usize;
+        let anon = ranges
+            .get(r * JUMP_RANGE_LEN..(r + 1) * JUMP_RANGE_LEN)
+            .map(|x| le32(x, 16) & RANGE_ANON != 0);
+        if anon != Some(false)
+            || le32(p, at + 4) != 0
+            || e.path.len() > MAX_FILE_PATH
+            || e.path.first() != Some(&b'/')
+            || e.path.contains(&0)
+            || e.pgoff > u64::MAX >> 12
+        {
+            return Err(ProtoError::BadField("jump file entry"));
+        }
+        at += JUMP_FILE_FIXED + e.path.len();
+    }
+    Ok(at)
 }
 
 /// Encodes one range of a `Jump` into `out` (exactly `JUMP_RANGE_LEN` bytes).
@@ -682,7 +791,7 @@ fn bad_len(h: &Header) -> ProtoError {
 /// Most bytes of fixed fields a message has before its borrowed tails.
 pub const HEAD_MAX: usize = HEADER_LEN + CHALLENGE_LEN;
 
-/// An encoded message as a head (header + fixed fields) and up to three borrowed tails, to be
+/// An encoded message as a head (header + fixed fields) and up to four borrowed tails, to be
 /// sent back to back without copying pages.
 pub struct Encoded<'a> {
     /// Header and fixed fields.
@@ -690,7 +799,7 @@ pub struct Encoded<'a> {
     /// Bytes of `head` in use.
     pub head_len: usize,
     /// Variable parts, in order (empty slices for unused ones).
-    pub tails: [&'a [u8]; 3],
+    pub tails: [&'a [u8]; 4],
 }
 
 impl Encoded<'_> {
@@ -924,13 +1033,24 @@ impl<'a> Message<'a> {
             }
             MsgType::Jump => {
                 let flags = le32(p, 8);
-                if flags & !3 != 0 || p[13] != 0 {
+                if flags & !7 != 0 || p[13] != 0 {
                     return Err(ProtoError::ReservedBits);
                 }
                 let nranges = le16(p, 14) as usize;
                 let rlen = nranges * JUMP_RANGE_LEN;
+                if nranges > MAX_JUMP_RANGES || p.len() < JUMP_FIXED + rlen {
+                    return Err(bad_len(h));
+                }
+                let ranges = &p[JUMP_FIXED..JUMP_FIXED + rlen];
+                let flen = if flags & 4 != 0 {
+                    check_files(&p[JUMP_FIXED + rlen..], ranges)?
+                } else {
+                    0
+                };
+                let files = &p[JUMP_FIXED + rlen..JUMP_FIXED + rlen + flen];
+                let rlen = rlen + flen;
                 let slen = if flags & 2 != 0 { PAGE_SIZE } else { 0 };
-                if nranges > MAX_JUMP_RANGES || p.len() < JUMP_FIXED + rlen + slen + 1 {
+                if p.len() < JUMP_FIXED + rlen + slen + 1 {
                     return Err(bad_len(h));
                 }
                 let stack_addr = le64(p, 16);
@@ -940,7 +1060,6 @@ impl<'a> Message<'a> {
                 if slen != 0 {
                     check_run(stack_addr, 1)?;
                 }
-                let ranges = &p[JUMP_FIXED..JUMP_FIXED + rlen];
                 let stack = &p[JUMP_FIXED + rlen..JUMP_FIXED + rlen + slen];
                 let state = &p[JUMP_FIXED + rlen + slen..];
                 if state.len() > MAX_JUMP_STATE {
@@ -953,6 +1072,7 @@ impl<'a> Message<'a> {
                     reason: JumpReason::from_u8(p[12])?,
                     state,
                     ranges,
+                    files,
                     stack,
                     stack_addr,
                 };
@@ -1024,7 +1144,7 @@ impl<'a> Message<'a> {
         let mut e = Encoded {
             head: [0; HEAD_MAX],
             head_len: 0,
-            tails: [&[], &[], &[]],
+            tails: [&[], &[], &[], &[]],
         };
         let h = &mut e.head[HEADER_LEN..];
         let fixed = match self {
@@ -1070,7 +1190,7 @@ impl<'a> Message<'a> {
                 }
                 h[48..52].copy_from_slice(&m.uid.to_le_bytes());
                 h[52..56].copy_from_slice(&m.gid.to_le_bytes());
-                e.tails = [m.path, m.argv, m.env];
+                e.tails = [m.path, m.argv, m.env, &[]];
                 STRETCH_FIXED
             }
             Self::StretchOk {
@@ -1098,7 +1218,7 @@ impl<'a> Message<'a> {
                 h[16..24].copy_from_slice(&m.vma_end.to_le_bytes());
                 h[24..28].copy_from_slice(&m.prot.to_le_bytes());
                 h[28..32].copy_from_slice(&(n as u32).to_le_bytes());
-                e.tails = [m.addrs, m.pages, &[]];
+                e.tails = [m.addrs, m.pages, &[], &[]];
                 PUSH_FIXED
             }
             Self::PushAck { req, status } => {
@@ -1126,7 +1246,7 @@ impl<'a> Message<'a> {
                 h[4..8].copy_from_slice(&m.status.to_le_bytes());
                 h[8..16].copy_from_slice(&m.addr.to_le_bytes());
                 h[16..20].copy_from_slice(&((m.pages.len() / PAGE_SIZE) as u32).to_le_bytes());
-                e.tails = [m.pages, &[], &[]];
+                e.tails = [m.pages, &[], &[], &[]];
                 PAGES_FIXED
             }
             Self::Release { pid } | Self::Recall { pid } => {
@@ -1146,14 +1266,19 @@ impl<'a> Message<'a> {
                 {
                     return Err(ProtoError::BadField("jump stack page"));
                 }
-                let flags = m.to_home as u32 | (!m.stack.is_empty() as u32) << 1;
+                if !m.files.is_empty() && check_files(m.files, m.ranges) != Ok(m.files.len()) {
+                    return Err(ProtoError::BadField("jump files"));
+                }
+                let flags = m.to_home as u32
+                    | (!m.stack.is_empty() as u32) << 1
+                    | (!m.files.is_empty() as u32) << 2;
                 h[0..4].copy_from_slice(&m.req.to_le_bytes());
                 h[4..8].copy_from_slice(&m.pid.to_le_bytes());
                 h[8..12].copy_from_slice(&flags.to_le_bytes());
                 h[12] = m.reason as u8;
                 h[14..16].copy_from_slice(&(n as u16).to_le_bytes());
                 h[16..24].copy_from_slice(&m.stack_addr.to_le_bytes());
-                e.tails = [m.ranges, m.stack, m.state];
+                e.tails = [m.ranges, m.files, m.stack, m.state];
                 JUMP_FIXED
             }
             Self::JumpAck { req, status } => {
@@ -1473,6 +1598,22 @@ mod tests {
         r[36] = 1;
         r
     };
+    /// One file entry, for range 0 of `RANGES`: /lib/x.so at page 2, 8192 bytes, mtime 7 ns.
+    static FILES: [u8; 4 + JUMP_FILE_FIXED + 9] = {
+        let mut f = [0u8; 4 + JUMP_FILE_FIXED + 9];
+        f[0] = 1;
+        f[6] = 9;
+        f[12] = 2;
+        f[21] = 0x20;
+        f[28] = 7;
+        let path = *b"/lib/x.so";
+        let mut i = 0;
+        while i < 9 {
+            f[4 + JUMP_FILE_FIXED + i] = path[i];
+            i += 1;
+        }
+        f
+    };
     static ADDRS: [u8; 16] = [0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0x20, 0, 0, 0, 0, 0, 0];
 
     fn page_samples() -> Vec<Message<'static>> {
@@ -1528,6 +1669,7 @@ mod tests {
                 reason: JumpReason::Faults,
                 state: &PAGE_A[..1000],
                 ranges: &RANGES,
+                files: &FILES,
                 stack: &PAGE_A[..PAGE_SIZE],
                 stack_addr: 0x7fff_0000,
             }),
@@ -1567,7 +1709,7 @@ mod tests {
         assert!(decode_corrupted(&s[11], |p| p[4] = 65).is_err());
         // jump: unknown flag, unknown reason, reserved byte, range count beyond the payload,
         // a range ending before it starts, unaligned, in kernel space, with bad prot bits
-        assert!(decode_corrupted(jump, |p| p[8] = 4).is_err());
+        assert!(decode_corrupted(jump, |p| p[8] = 8 | 7).is_err());
         // a stack page claimed absent while its address is set, or in kernel space
         assert!(decode_corrupted(jump, |p| p[8] = 1).is_err());
         assert!(decode_corrupted(jump, |p| p[23] = 0x80).is_err());
@@ -1583,13 +1725,42 @@ mod tests {
         assert!(decode_corrupted(jump, |p| p[JUMP_FIXED + 15] = 0x80).is_err());
         assert!(decode_corrupted(jump, |p| p[JUMP_FIXED + 16] = 8).is_err());
         // the anonymous-mapping bit is the one extra bit allowed; ranges must ascend
-        assert!(decode_corrupted(jump, |p| p[JUMP_FIXED + 19] = 0x80).is_ok());
+        assert!(decode_corrupted(jump, |p| p[JUMP_FIXED + 20 + 19] = 0x80).is_ok());
         assert!(decode_corrupted(jump, |p| p[JUMP_FIXED + 19] = 0x40).is_err());
         assert!(
             decode_corrupted(jump, |p| p[JUMP_FIXED + 20..JUMP_FIXED + 28]
                 .copy_from_slice(&0x2000u64.to_le_bytes()))
             .is_err()
         );
+        // files: the entry decodes back; it may not name an anonymous range or a range
+        // beyond the list, nor carry a relative path, a NUL, reserved bits, or zero entries
+        let mut buf = std::vec![0u8; HEADER_LEN + MAX_PAYLOAD];
+        let n = jump.encode(0, &mut buf).unwrap();
+        let h = Header::decode(buf[..HEADER_LEN].try_into().unwrap()).unwrap();
+        let Ok(Message::Jump(j)) = Message::decode(&h, &buf[HEADER_LEN..n]) else {
+            panic!("jump sample does not decode");
+        };
+        let f: Vec<FileMap<'_>> = j.files().collect();
+        assert_eq!(
+            f,
+            [FileMap {
+                range: 0,
+                pgoff: 2,
+                size: 8192,
+                mtime_ns: 7,
+                path: b"/lib/x.so"
+            }]
+        );
+        let fs = JUMP_FIXED + 2 * JUMP_RANGE_LEN;
+        assert!(decode_corrupted(jump, |p| p[JUMP_FIXED + 19] = 0x80).is_err());
+        assert!(decode_corrupted(jump, |p| p[fs + 4] = 2).is_err());
+        assert!(decode_corrupted(jump, |p| p[fs + 4 + JUMP_FILE_FIXED] = b'l').is_err());
+        assert!(decode_corrupted(jump, |p| p[fs + 4 + JUMP_FILE_FIXED + 3] = 0).is_err());
+        assert!(decode_corrupted(jump, |p| p[fs + 4 + 5] = 1).is_err());
+        assert!(decode_corrupted(jump, |p| p[fs] = 0).is_err());
+        assert!(decode_corrupted(jump, |p| p[fs + 2] = 1).is_err());
+        // a path length that runs past the message
+        assert!(decode_corrupted(jump, |p| p[fs + 4 + 3] = 0x40).is_err());
         // ack: positive status; recall: reserved; fetch: unaligned or kernel address
         assert!(decode_corrupted(ack, |p| p[4..8].copy_from_slice(&7i32.to_le_bytes())).is_err());
         assert!(decode_corrupted(recall, |p| p[5] = 1).is_err());
@@ -1605,6 +1776,7 @@ mod tests {
             reason: JumpReason::Asked,
             state: &[],
             ranges: &[],
+            files: &[],
             stack: &[],
             stack_addr: 0,
         });

@@ -55,6 +55,10 @@ counters! {
     links_lost,
     /// Established connections replaced by a newer authenticated one from the same node.
     links_replaced,
+    /// Home file mappings a shell here mapped too (an identical file was here).
+    shell_files_mapped,
+    /// Home file mappings a shell here left out (no identical file, or no permission).
+    shell_files_missing,
 }
 
 impl Stats {
@@ -82,7 +86,7 @@ mod tests {
         s.write_to(&mut out).unwrap();
         assert!(out.contains("rx_bad_frames 1\n"));
         assert!(out.contains("rx_bytes 10\n"));
-        assert_eq!(out.lines().count(), 14);
+        assert_eq!(out.lines().count(), 16);
     }
 }
 

@@ -260,6 +260,7 @@ fn auth_then_bogus_jump(
             reason: JumpReason::Faults,
             state: &state,
             ranges,
+            files: &[],
             stack: &[],
             stack_addr: 0,
         });

@@ -29,24 +29,25 @@ use kernel::{bindings, prelude::*};
 /// in `regs`); false to let the entry code run it as usual.
 pub(crate) fn home_syscall(node: &Node, regs: *mut bindings::pt_regs, nr: i32) -> bool {
     let Some(p) = node.procs.by_mm(task::current_mm()) else { return false };
-    // SAFETY: `regs` are the current task's user registers, saved at syscall entry; only
-    // this task uses them until it returns to user mode.
-    let r = unsafe { &mut *regs };
-    let args = [r.di, r.si, r.dx, r.r10, r.r8, r.r9].map(|x| x as u64);
-    let Some(l) = layout::classify(nr as u32, args, p.mm.brk()) else { return false };
+    // SAFETY (for every access to `regs` here): they are the current task's user registers,
+    // saved at syscall entry; only this task uses them until it returns to user mode.
+    let args = unsafe { [(*regs).di, (*regs).si, (*regs).dx, (*regs).r10, (*regs).r8, (*regs).r9] };
+    let Some(l) = layout::classify(nr as u32, args.map(|x| x as u64), p.mm.brk()) else { return false };
     p.layout_begin();
     if let Some(range) = l.recall {
         if let Err(err) = p.recall(node, range.start, range.end) {
             p.layout_done();
             pr_err!("pid {}: cannot bring {:#x}..{:#x} home to remap it ({:?})\n", p.pid, range.start, range.end, err);
-            r.ax = ENOMEM.to_errno() as isize as usize;
+            // SAFETY: see above.
+            unsafe { (*regs).ax = ENOMEM.to_errno() as isize as usize };
             return true;
         }
     }
     let remote = remote_in(&p.mm, &l);
-    // SAFETY: `regs` are the current task's syscall registers (see above).
+    // SAFETY: see above; this is what the entry code would run.
     let ret = unsafe { arch::run_syscall(regs, nr as u32) };
-    r.ax = ret as usize;
+    // SAFETY: see above.
+    unsafe { (*regs).ax = ret as usize };
     let mut changed = false;
     for d in l.after(ret) {
         changed = true;

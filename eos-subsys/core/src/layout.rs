@@ -65,12 +65,14 @@ pub struct Layout {
     pub discard: [Option<Discard>; 2],
     /// mremap: the old range is discarded only if the mapping moved.
     moves_from: Option<u64>,
+    /// brk: it succeeded only if it returns the break asked for (else the old one).
+    wants_ret: Option<u64>,
 }
 
 impl Layout {
     /// The discards due after the syscall returned `ret` (a negative errno: none).
     pub fn after(&self, ret: i64) -> impl Iterator<Item = Discard> + '_ {
-        let ok = !(-4095..0).contains(&ret);
+        let ok = !(-4095..0).contains(&ret) && self.wants_ret.is_none_or(|w| w == ret as u64);
         let stayed = self.moves_from == Some(ret as u64);
         self.discard
             .iter()
@@ -102,6 +104,7 @@ pub fn classify(nr: u32, a: [u64; 6], brk: u64) -> Option<Layout> {
             }
             Layout {
                 discard: [unmap(Range::of(start, end - start)), None],
+                wants_ret: Some(a[0]),
                 ..Layout::default()
             }
         }
@@ -133,6 +136,7 @@ pub fn classify(nr: u32, a: [u64; 6], brk: u64) -> Option<Layout> {
                 recall: old,
                 discard: [unmap(old), unmap(new)],
                 moves_from: Some(a[0]),
+                wants_ret: None,
             }
         }
         _ => return None,
@@ -204,6 +208,8 @@ mod tests {
         );
         let l = classify(NR_BRK, [0x50_0800, 0, 0, 0, 0, 0], 0x60_0100).unwrap();
         assert_eq!(discards(&l, 0x50_0800), [(0x50_1000, 0x60_1000, true)]);
+        // a failed brk returns the old break, not an error
+        assert!(discards(&l, 0x60_0100).is_empty());
     }
 
     #[test]

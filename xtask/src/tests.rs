@@ -719,13 +719,10 @@ fn dynamic_program(a: &mut Vm, b: &mut Vm) -> Result<String> {
     }
     let log = b.sh("eosctl jumplog")?;
     let stats = b.sh("eosctl stats")?;
-    let stat = |name: &str| -> u64 {
-        stats
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-            .unwrap_or(0)
-    };
-    let (mapped, missing) = (stat("shell_files_mapped "), stat("shell_files_missing "));
+    let (mapped, missing) = (
+        stat(&stats, "shell_files_mapped"),
+        stat(&stats, "shell_files_missing"),
+    );
     if mapped == 0 {
         bail!("node2's shells mapped none of the home's libraries:\n{stats}");
     }
@@ -757,11 +754,7 @@ fn three_nodes(cluster: &Cluster, a: &mut Vm, b: &mut Vm) -> Result<String> {
         .find(|l| l.starts_with("tour: stretched:"))
         .unwrap_or("")
         .to_string();
-    let remote: u64 = spread
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("remote_pages="))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+    let remote = remote_pages(&spread);
     if !spread.contains("node=2,3") || remote == 0 {
         bail!("tour was not spread over nodes 2 and 3: {spread:?}");
     }
@@ -894,12 +887,7 @@ fn elastic_peer_death(a: &mut Vm, b: Vm) -> Result<String> {
     a.sh("eosctl run --elastic --budget 4 -- stress 16 1 100000000 > /tmp/stress.out 2>&1 & echo $! > /tmp/stress.pid")?;
     let mut remote = 0;
     for _ in 0..120 {
-        let s = a.sh("cat /sys/kernel/elastic/procs")?;
-        remote = s
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("remote_pages="))
-            .and_then(|v| v.parse::<i64>().ok())
-            .unwrap_or(0);
+        remote = remote_pages(&a.sh("cat /sys/kernel/elastic/procs")?);
         if remote > 100 {
             break;
         }

@@ -200,18 +200,24 @@ fn auth_then_garbage(
     ))
 }
 
+/// Reads one frame (5 s at most); `what` names the awaited message in the error.
+fn read_frame(s: &mut TcpStream, what: &str) -> Result<(Header, Vec<u8>), String> {
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    let mut h = [0u8; HEADER_LEN];
+    s.read_exact(&mut h)
+        .map_err(|e| format!("no {what}: {e}"))?;
+    let h = Header::decode(&h).map_err(|e| e.to_string())?;
+    let mut p = vec![0u8; h.len as usize];
+    s.read_exact(&mut p).map_err(|e| e.to_string())?;
+    Ok((h, p))
+}
+
 /// Reads frames until one of type `want` arrives (heartbeats are skipped); returns its
 /// status field (bytes 4..8 of the payload).
 fn reply_status(s: &mut TcpStream, want: MsgType) -> Result<i32, String> {
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
     loop {
-        let mut h = [0u8; HEADER_LEN];
-        s.read_exact(&mut h)
-            .map_err(|e| format!("no {want:?}: {e}"))?;
-        let h = Header::decode(&h).map_err(|e| e.to_string())?;
-        let mut p = vec![0u8; h.len as usize];
-        s.read_exact(&mut p).map_err(|e| e.to_string())?;
+        let (h, p) = read_frame(s, &format!("{want:?}"))?;
         if h.ty == want {
             return Ok(i32::from_le_bytes(p[4..8].try_into().unwrap()));
         }
@@ -223,15 +229,8 @@ fn reply_status(s: &mut TcpStream, want: MsgType) -> Result<i32, String> {
 
 /// Waits for the Pong that echoes `t` (the node's own pings are skipped).
 fn expect_pong(s: &mut TcpStream, t: u64) -> Result<(), String> {
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
     loop {
-        let mut h = [0u8; HEADER_LEN];
-        s.read_exact(&mut h)
-            .map_err(|e| format!("no pong (link closed?): {e}"))?;
-        let h = Header::decode(&h).map_err(|e| e.to_string())?;
-        let mut p = vec![0u8; h.len as usize];
-        s.read_exact(&mut p).map_err(|e| e.to_string())?;
+        let (h, p) = read_frame(s, "pong (link closed?)")?;
         match h.ty {
             MsgType::Pong if p[..8] == t.to_le_bytes() => return Ok(()),
             MsgType::Ping | MsgType::Pong => {}

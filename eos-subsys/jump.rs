@@ -59,27 +59,20 @@ pub(crate) struct Arrival {
 impl Arrival {
     /// Copies a received `Jump` out of the receive buffer.
     pub(crate) fn from_msg(from: u16, j: &Jump<'_>) -> Result<Self> {
-        let mut state = KVVec::with_capacity(j.state.len(), GFP_KERNEL)?;
-        state.extend_from_slice(j.state, GFP_KERNEL)?;
-        let mut ranges = KVVec::with_capacity(j.ranges.len(), GFP_KERNEL)?;
-        ranges.extend_from_slice(j.ranges, GFP_KERNEL)?;
-        let mut files = KVVec::with_capacity(j.files.len(), GFP_KERNEL)?;
-        files.extend_from_slice(j.files, GFP_KERNEL)?;
-        let stack = if j.stack.is_empty() {
-            None
-        } else {
-            let mut page = KVVec::with_capacity(PAGE_SIZE, GFP_KERNEL)?;
-            page.extend_from_slice(j.stack, GFP_KERNEL)?;
-            Some((j.stack_addr, page))
-        };
+        fn copy(b: &[u8]) -> Result<KVVec<u8>> {
+            let mut v = KVVec::with_capacity(b.len(), GFP_KERNEL)?;
+            v.extend_from_slice(b, GFP_KERNEL)?;
+            Ok(v)
+        }
+        let stack = if j.stack.is_empty() { None } else { Some((j.stack_addr, copy(j.stack)?)) };
         Ok(Self {
             stack,
             req: j.req,
             from,
             reason: j.reason,
-            state,
-            ranges,
-            files,
+            state: copy(j.state)?,
+            ranges: copy(j.ranges)?,
+            files: copy(j.files)?,
         })
     }
 }

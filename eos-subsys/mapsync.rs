@@ -17,7 +17,7 @@ use crate::layout;
 use crate::node::{Node, Peer};
 use crate::process::send;
 use crate::proto::{
-    files_in, put_file_entry, put_files_header, put_jump_range, FileMap, Message, JUMP_FILE_FIXED, JUMP_RANGE_LEN,
+    files_in, put_file_entry, put_files_header, put_jump_range, ranges_in, FileMap, Message, JUMP_FILE_FIXED, JUMP_RANGE_LEN,
     MAX_FILE_PATH, MAX_JUMP_FILES, MAX_JUMP_RANGES, RANGE_ANON,
 };
 use crate::shell::Shell;
@@ -77,15 +77,8 @@ fn remote_in(mm: &mm::MmRef, l: &layout::Layout) -> u64 {
     let Some(users) = mm.users() else { return 0 };
     let lock = users.read();
     let mut n = 0;
-    for d in l.discard.iter().flatten() {
-        let mut at = d.range.start;
-        while let Some(v) = lock.vma_from(at) {
-            if v.start() >= d.range.end {
-                break;
-            }
-            n += v.remote_count(d.range.start, d.range.end);
-            at = v.end();
-        }
+    for r in l.discard.iter().flatten().map(|d| d.range) {
+        n += lock.vmas_in(r.start, r.end).map(|v| v.remote_count(r.start, r.end)).sum::<u64>();
     }
     n
 }
@@ -103,13 +96,8 @@ pub(crate) fn discard(node: &Node, peer: &Peer, pid: u32, start: u64, end: u64, 
     // empty PTE in the mapping left means "the home's", which is right.
     if !unmap || unmapped.is_err() {
         let lock = users.read();
-        let mut at = start;
-        while let Some(v) = lock.vma_from(at) {
-            if v.start() >= end {
-                break;
-            }
+        for v in lock.vmas_in(start, end) {
             v.zap(start, end);
-            at = v.end();
         }
     }
     unmapped
@@ -143,7 +131,6 @@ pub(crate) fn home_ranges(mm: &mm::MmRef) -> Result<HomeMaps> {
     };
     let mut last: Option<Map> = None;
     let mut nfiles = 0u16;
-    let mut at = 0;
     fn flush(m: Map, out: &mut KVVec<u8>) -> Result {
         if out.len() / JUMP_RANGE_LEN == MAX_JUMP_RANGES {
             return Err(E2BIG);
@@ -155,8 +142,7 @@ pub(crate) fn home_ranges(mm: &mm::MmRef) -> Result<HomeMaps> {
         Ok(())
     }
     let mut path = [0u8; MAX_FILE_PATH + 1];
-    while let Some(v) = lock.vma_from(at) {
-        at = v.end();
+    for v in lock.vmas_in(0, u64::MAX) {
         let m = Map {
             start: v.start(),
             end: v.end(),
@@ -204,18 +190,9 @@ pub(crate) fn home_ranges(mm: &mm::MmRef) -> Result<HomeMaps> {
 
 fn parse(ranges: &[u8]) -> Result<KVec<Map>> {
     let mut v = KVec::with_capacity(ranges.len() / JUMP_RANGE_LEN, GFP_KERNEL)?;
-    for r in ranges.chunks_exact(JUMP_RANGE_LEN) {
-        let word = |a: usize| u64::from_le_bytes(r[a..a + 8].try_into().unwrap_or([0; 8]));
-        let prot = u32::from_le_bytes(r[16..20].try_into().unwrap_or([0; 4]));
-        v.push(
-            Map {
-                start: word(0),
-                end: word(8),
-                prot: prot & 7,
-                anon: prot & RANGE_ANON != 0,
-            },
-            GFP_KERNEL,
-        )?;
+    for (start, end, prot) in ranges_in(ranges) {
+        let anon = prot & RANGE_ANON != 0;
+        v.push(Map { start, end, prot: prot & 7, anon }, GFP_KERNEL)?;
     }
     Ok(v)
 }
@@ -224,9 +201,7 @@ fn parse(ranges: &[u8]) -> Result<KVec<Map>> {
 fn shell_maps(users: &mm::MmUsers<'_>) -> Result<KVec<Map>> {
     let lock = users.read();
     let mut v = KVec::new();
-    let mut at = 0;
-    while let Some(x) = lock.vma_from(at) {
-        at = x.end();
+    for x in lock.vmas_in(0, u64::MAX) {
         v.push(
             Map {
                 start: x.start(),

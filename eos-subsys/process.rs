@@ -136,12 +136,7 @@ impl Proc {
     fn pages_on(&self, id: u16) -> u64 {
         let Some(users) = self.mm.users() else { return 0 };
         let lock = users.read();
-        let (mut at, mut n) = (0, 0);
-        while let Some(v) = lock.vma_from(at) {
-            n += v.remote_count_on(v.start(), v.end(), Some(id));
-            at = v.end();
-        }
-        n
+        lock.vmas_in(0, u64::MAX).map(|v| v.remote_count_on(v.start(), v.end(), Some(id))).sum()
     }
 
     fn notify_settled(&self) {
@@ -185,13 +180,9 @@ impl Proc {
         let members = self.members();
         let users = self.mm.users().ok_or(ESRCH)?;
         let lock = users.read();
-        let mut at = start;
-        while at < end {
-            let Some(v) = lock.vma_from(at) else { break };
-            let stop = v.end().min(end);
-            let mut a = at.max(v.start());
-            at = v.end();
-            if a >= stop || v.remote_count(a, stop) == 0 {
+        for v in lock.vmas_in(start, end) {
+            let (mut a, stop) = (start.max(v.start()), v.end().min(end));
+            if v.remote_count(a, stop) == 0 {
                 continue;
             }
             while a < stop {
@@ -316,8 +307,12 @@ impl Procs {
         Ok(v)
     }
 
-    fn remove(&self, proc: &Arc<Proc>) {
+    /// The process is no longer stretched (it exited, or lost its nodes): off the list, and
+    /// whoever waits on its pushes wakes up to see it dead.
+    fn retire(&self, proc: &Arc<Proc>) {
+        proc.dead.store(true, Relaxed);
         let _ = crate::kvec::retain(&mut self.list.lock(), |p| !Arc::ptr_eq(p, proc));
+        proc.notify_settled();
     }
 
     fn kick(&self) {
@@ -677,12 +672,10 @@ pub(crate) fn mm_exit(mm: *mut bindings::mm_struct) {
         return;
     }
     if let Some(p) = node.procs.by_mm(mm) {
-        p.dead.store(true, Relaxed);
-        node.procs.remove(&p);
+        node.procs.retire(&p);
         for m in p.members().iter() {
             let _ = send(m, node, &Message::Release { pid: p.pid as u32 });
         }
-        p.notify_settled();
         pr_info!(
             "pid {} ({}) exited: {} pulls ({} pages), {} pushes ({} pages), fault p50 {} us p99 {} us\n",
             p.pid,
@@ -703,11 +696,10 @@ pub(crate) fn peer_lost(node: &Node, peer: u16) {
     let Ok(all) = node.procs.snapshot() else { return };
     for p in all.iter().filter(|p| p.member(peer).is_some()) {
         let ran_there = p.away.load(Relaxed) && p.away_at.load(Relaxed) == peer as u64;
-        let held = p.pages_on(peer);
+        // Its page table is only walked when that decides.
+        let held = if ran_there { 0 } else { p.pages_on(peer) };
         if ran_there || held > 0 {
-            p.dead.store(true, Relaxed);
-            node.procs.remove(p);
-            p.notify_settled();
+            node.procs.retire(p);
             if ran_there {
                 pr_err!("node {} lost: killing pid {} ({}) with SIGBUS, it was running there\n", peer, p.pid, p.comm());
             } else {
@@ -726,9 +718,7 @@ pub(crate) fn peer_lost(node: &Node, peer: u16) {
         }
         p.drop_member(peer);
         if p.members().is_empty() {
-            p.dead.store(true, Relaxed);
-            node.procs.remove(p);
-            p.notify_settled();
+            node.procs.retire(p);
             pr_warn!("node {} lost: pid {} ({}) had no pages there and runs on\n", peer, p.pid, p.comm());
         } else {
             pr_warn!(

@@ -273,9 +273,7 @@ fn stretch(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
     // empty PTE in a writable mapping means "the home has it".
     if let Some(users) = shell_mm.users() {
         let lock = users.read();
-        let mut at = 0;
-        while let Some(v) = lock.vma_from(at) {
-            at = v.end();
+        for v in lock.vmas_in(0, u64::MAX) {
             v.drop_private_pages();
         }
     }

@@ -134,6 +134,16 @@ impl MmapRead<'_> {
         let v = unsafe { bindings::find_vma(self.mm, addr as _) };
         NonNull::new(v).map(|v| Vma(v, PhantomData))
     }
+
+    /// The VMAs overlapping `[start, end)`, in address order (all of them: `0, u64::MAX`).
+    pub(crate) fn vmas_in(&self, start: u64, end: u64) -> impl Iterator<Item = Vma<'_>> + '_ {
+        let mut at = start;
+        core::iter::from_fn(move || {
+            let v = self.vma_from(at).filter(|v| v.start() < end)?;
+            at = v.end();
+            Some(v)
+        })
+    }
 }
 
 impl Drop for MmapRead<'_> {

@@ -529,13 +529,17 @@ impl Jump<'_> {
 
     /// Range `i` as (start, end, prot).
     pub fn range(&self, i: usize) -> (u64, u64, u32) {
-        let at = i * JUMP_RANGE_LEN;
-        (
-            le64(self.ranges, at),
-            le64(self.ranges, at + 8),
-            le32(self.ranges, at + 16),
-        )
+        range_at(self.ranges, i * JUMP_RANGE_LEN)
     }
+}
+
+fn range_at(r: &[u8], at: usize) -> (u64, u64, u32) {
+    (le64(r, at), le64(r, at + 8), le32(r, at + 16))
+}
+
+/// The ranges of a validated range section (a copy of `Jump::ranges`), as (start, end, prot).
+pub fn ranges_in(r: &[u8]) -> impl Iterator<Item = (u64, u64, u32)> + '_ {
+    (0..r.len() / JUMP_RANGE_LEN).map(move |i| range_at(r, i * JUMP_RANGE_LEN))
 }
 
 /// One private file mapping of the home, as a `Jump` describes it: the shell maps the same

@@ -18,12 +18,28 @@ const WRONG_SECRET: &str = "0badc0de0badc0de0badc0de0badc0de";
 const MEM_MIB: u32 = 256;
 const PEER_MEM_MIB: u32 = 512;
 
+/// Results and timings of the steps run so far.
 struct Report {
-    rows: Vec<(String, Result<String>)>,
+    rows: Vec<Row>,
 }
 
+struct Row {
+    name: String,
+    result: Result<String>,
+    /// Time taken; `None` for a step that did not run.
+    took: Option<Duration>,
+    limit: Duration,
+}
+
+/// A step whose slowest run is within this factor of its limit shows a warning in the table:
+/// drift shows before it fails.
+const MARGIN: u32 = 3;
+
 impl Report {
-    fn step(&mut self, name: &str, f: impl FnOnce() -> Result<String>) -> bool {
+    /// Runs step `name` within `limit_s` seconds: every VM command it runs is cut off at the
+    /// limit (`vm::limit_to`), and a step that still ends late fails.
+    fn step(&mut self, name: &str, limit_s: u64, f: impl FnOnce() -> Result<String>) -> bool {
+        let limit = Duration::from_secs(limit_s);
         // For development: `EOS_ONLY=jump,layout` runs only the steps whose names contain one
         // of the words (and the steps they all need). Never set in CI.
         if let Ok(only) = std::env::var("EOS_ONLY") {
@@ -41,23 +57,62 @@ impl Report {
                 return true;
             }
         }
-        eprintln!("==> {name}");
+        eprintln!("==> {name} (limit {limit_s} s)");
         let start = Instant::now();
-        let r = f();
-        let secs = start.elapsed().as_secs_f64();
+        vm::limit_to(Some(start + limit));
+        let mut r = f();
+        vm::limit_to(None);
+        let took = start.elapsed();
+        if r.is_ok() && took > limit {
+            r = Err(anyhow::anyhow!(
+                "took {:.0} s, over its limit of {limit_s} s",
+                took.as_secs_f64()
+            ));
+        }
+        let secs = took.as_secs_f64();
         match &r {
             Ok(note) => eprintln!("PASS {name} ({secs:.0} s) {note}"),
             Err(e) => eprintln!("FAIL {name} ({secs:.0} s): {e:#}"),
         }
         let ok = r.is_ok();
-        self.rows.push((name.to_string(), r));
+        self.rows.push(Row {
+            name: name.to_string(),
+            result: r,
+            took: Some(took),
+            limit,
+        });
         ok
     }
 
     fn skip(&mut self, name: &str, why: &str) {
         eprintln!("FAIL {name}: not run ({why})");
-        self.rows
-            .push((name.to_string(), Err(anyhow::anyhow!("not run: {why}"))));
+        self.rows.push(Row {
+            name: name.to_string(),
+            result: Err(anyhow::anyhow!("not run: {why}")),
+            took: None,
+            limit: Duration::ZERO,
+        });
+    }
+
+    /// Every step's time next to its limit; `!` where the margin is below `MARGIN`.
+    fn times(&self) -> String {
+        let mut t = format!("STEP TIMES (time / limit; ! = less than {MARGIN}x margin):\n");
+        for r in &self.rows {
+            let Some(took) = r.took else {
+                t.push_str(&format!("     -   /      -   {} (not run)\n", r.name));
+                continue;
+            };
+            let tight = took * MARGIN > r.limit;
+            t.push_str(&format!(
+                "{} {:5.0} s / {:5} s  {}{}\n",
+                if tight { "!" } else { " " },
+                took.as_secs_f64(),
+                r.limit.as_secs(),
+                r.name,
+                if r.result.is_err() { " (FAILED)" } else { "" }
+            ));
+        }
+        t
     }
 }
 
@@ -597,6 +652,19 @@ fn layout_changes(a: &mut Vm, b: &mut Vm) -> Result<String> {
     ))
 }
 
+/// The executable's written file-backed pages (.data, the ifunc slots of a static glibc) read
+/// back on the peer what the home wrote, and the other way round: the shell's page cache
+/// holds the file's pristine bytes, which must never stand in for them.
+fn file_pages(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let want = host_result("relro", &["1", "2"])?;
+    let (rc, out) = a.run("relro 1 2", Duration::from_secs(120))?;
+    if rc != 0 || !out.lines().any(|l| l == want) || !out.contains("stretched=1 jumped=1") {
+        bail!("relro: exit {rc}, host says `{want}`, VM printed:\n{out}");
+    }
+    check_clean(&[a, b])?;
+    Ok("256 .data pages and the ifunc slots right on the peer and back at home".into())
+}
+
 /// Signals sent at home reach a process that runs on the peer.
 fn jump_signals(a: &mut Vm, b: &mut Vm) -> Result<String> {
     let mut notes = Vec::new();
@@ -918,7 +986,7 @@ fn elastic_peer_death(a: &mut Vm, b: Vm) -> Result<String> {
 }
 
 fn vm_tests(report: &mut Report, cluster: &Cluster) {
-    report.step("kunit: in-kernel suites", || kunit(cluster));
+    report.step("kunit: in-kernel suites", 600, || kunit(cluster));
     let mut a = match cluster.boot(1, "pair", false) {
         Ok(v) => v,
         Err(e) => return report.skip("two-vm", &format!("{e:#}")),
@@ -928,17 +996,17 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
         Err(e) => return report.skip("two-vm", &format!("{e:#}")),
     };
     let mut b = Some(b);
-    let ok = report.step("two-vm: handshake, both connected", || {
+    let ok = report.step("two-vm: handshake, both connected", 300, || {
         handshake(&mut a, b.as_mut().unwrap())
     });
     if !ok {
         return report.skip("two-vm: later steps", "no link");
     }
-    report.step("two-vm: bad input from user space", || {
+    report.step("two-vm: bad input from user space", 600, || {
         bad_input(&mut a, b.as_mut().unwrap())
     });
     let mut next = None;
-    report.step("two-vm: wrong-key peer refused and logged", || {
+    report.step("two-vm: wrong-key peer refused and logged", 300, || {
         next = Some(wrong_key(cluster, &mut a, b.take().unwrap())?);
         Ok(String::new())
     });
@@ -946,7 +1014,7 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
         return report.skip("two-vm: reboot", "no node2");
     };
     let mut last = None;
-    report.step("two-vm: peer reboots, pair reconnects", || {
+    report.step("two-vm: peer reboots, pair reconnects", 300, || {
         let (b, note) = reconnect(cluster, &mut a, bb)?;
         last = Some(b);
         Ok(note)
@@ -954,55 +1022,74 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
     if let Some(b) = last.as_mut() {
         report.step(
             "workloads: same result as on the host; OOM at 1.5x memory",
+            600,
             || workloads(&mut a, b),
         );
         report.step(
             "elastic: five workloads stretched over two nodes, results match",
+            900,
             || elastic_workloads(&mut a, b),
         );
         report.step(
             "elastic: stress, pages verified while moving back and forth",
+            600,
             || elastic_stress(&mut a, b),
         );
         report.step(
             "jump: ping-pong with registers, FPU/AVX and stack checked",
+            900,
             || jump_ping_pong(&mut a, b, PING_PONG_ROUNDS),
         );
-        report.step("jump: syscalls away from home behave as at home", || {
-            jump_home_semantics(&mut a, b)
-        });
-        report.step("jump: kill -INT / -9 at home stops it on the peer", || {
-            jump_signals(&mut a, b)
-        });
+        report.step(
+            "jump: syscalls away from home behave as at home",
+            300,
+            || jump_home_semantics(&mut a, b),
+        );
+        report.step(
+            "jump: kill -INT / -9 at home stops it on the peer",
+            300,
+            || jump_signals(&mut a, b),
+        );
         report.step(
             "elastic: layout changes and faults while pages are on the peer",
+            600,
             || layout_changes(&mut a, b),
         );
         report.step(
+            "elastic: written .data and ifunc slots of the executable read back on the peer",
+            120,
+            || file_pages(&mut a, b),
+        );
+        report.step(
             "elastic: a dynamically linked program, its libraries mapped in the shell",
+            600,
             || dynamic_program(&mut a, b),
         );
-        report.step("jump: lsearch policy jumps to the data", || {
+        report.step("jump: lsearch policy jumps to the data", 600, || {
             jump_lsearch(&mut a, b)
         });
         report.step(
             "jump: three nodes, pages on all, execution visits each",
+            600,
             || three_nodes(cluster, &mut a, b),
         );
-        report.step("elastic: only the owner or root may stretch", || {
+        report.step("elastic: only the owner or root may stretch", 300, || {
             elastic_permissions(&mut a, b)
         });
-        report.step("elastic: 1.5x node memory runs to the right result", || {
-            elastic_beyond_memory(&mut a, b)
-        });
+        report.step(
+            "elastic: 1.5x node memory runs to the right result",
+            900,
+            || elastic_beyond_memory(&mut a, b),
+        );
     }
     if let Some(b) = last.take() {
         report.step(
             "elastic: peer dies holding pages: SIGBUS, node survives",
+            300,
             || elastic_peer_death(&mut a, b),
         );
     }
-    report.step("two-vm: clean shutdown, no kernel trouble", || {
+    report.step("two-vm: clean shutdown, no kernel trouble", 120, || {
         let mut t = a.poweroff();
         if let Some(b) = last {
             t.extend(b.poweroff());
@@ -1018,10 +1105,10 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
 pub fn all(host_only: bool) -> Result<()> {
     let start = Instant::now();
     let mut report = Report { rows: Vec::new() };
-    report.step("host: cargo fmt --check", || {
+    report.step("host: cargo fmt --check", 300, || {
         cargo(&["fmt", "--all", "--", "--check"])
     });
-    report.step("host: clippy -D warnings", || {
+    report.step("host: clippy -D warnings", 1800, || {
         cargo(&[
             "clippy",
             "--workspace",
@@ -1032,11 +1119,12 @@ pub fn all(host_only: bool) -> Result<()> {
             "warnings",
         ])
     });
-    report.step("host: cargo test", || {
+    report.step("host: cargo test", 1800, || {
         cargo(&["test", "--workspace", "--quiet"])
     });
     report.step(
         "host: libelastic and workloads compile warning-free",
+        300,
         || {
             let out = project_root().join("target/libelastic.o");
             run(Command::new("gcc")
@@ -1051,13 +1139,13 @@ pub fn all(host_only: bool) -> Result<()> {
     );
     if !host_only {
         let mut kernel_image = None;
-        let built = report.step("kernel: build with ElasticOS", || {
+        let built = report.step("kernel: build with ElasticOS", 3600, || {
             let t = kernel::build()?;
             kernel_image = Some(t.bzimage());
             Ok(format!("linux {}", t.version))
         });
         let mut initrd = None;
-        let imaged = report.step("guest image", || {
+        let imaged = report.step("guest image", 900, || {
             initrd = Some(image::build()?);
             Ok(String::new())
         });
@@ -1071,7 +1159,7 @@ pub fn all(host_only: bool) -> Result<()> {
                 Ok(c) => {
                     eprintln!("VMs: {MEM_MIB} MiB each, accelerator {:?}", c.accel());
                     vm_tests(&mut report, &c);
-                    report.step("bench --quick: harness and checksums", || {
+                    report.step("bench --quick: harness and checksums", 1800, || {
                         crate::bench::bench(true, 1, 128, None, 240, false)?;
                         Ok("every configuration ran every workload with the right checksum".into())
                     });
@@ -1085,9 +1173,10 @@ pub fn all(host_only: bool) -> Result<()> {
     let failed: Vec<&str> = report
         .rows
         .iter()
-        .filter(|(_, r)| r.is_err())
-        .map(|(n, _)| n.as_str())
+        .filter(|r| r.result.is_err())
+        .map(|r| r.name.as_str())
         .collect();
+    eprint!("{}", report.times());
     println!(
         "SUMMARY: {} passed, {} failed ({:.0} s){}",
         report.rows.len() - failed.len(),

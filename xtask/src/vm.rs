@@ -6,11 +6,40 @@
 //! and reads their output and exit status.
 
 use anyhow::{bail, Context, Result};
+use std::cell::Cell;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
+
+thread_local! {
+    /// End of the running test step's time limit: no command waits past it (see `limit_to`).
+    static STEP_DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Caps every VM command of this thread at `deadline` (a test step's limit), or lifts the cap.
+pub fn limit_to(deadline: Option<Instant>) {
+    STEP_DEADLINE.with(|d| d.set(deadline));
+}
+
+/// `timeout`, cut short by the step deadline; `true` if the deadline is what decides.
+fn capped(timeout: Duration) -> (Duration, bool) {
+    match STEP_DEADLINE.with(Cell::get) {
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            if left < timeout {
+                (left, true)
+            } else {
+                (timeout, false)
+            }
+        }
+        None => (timeout, false),
+    }
+}
+
+/// Lines of each console shown when a command times out.
+const TAIL_LINES: usize = 40;
 
 /// ElasticOS port in the guests.
 pub const PORT: u16 = 7077;
@@ -84,7 +113,12 @@ pub struct Cluster {
     accel: Accel,
     /// Memory of each VM in MiB.
     pub mem_mib: u32,
+    /// Consoles of the VMs booted so far, so that a timeout can show all of them.
+    consoles: Consoles,
 }
+
+type Shared = Arc<(Mutex<Console>, Condvar)>;
+type Consoles = Arc<Mutex<Vec<(String, Weak<(Mutex<Console>, Condvar)>)>>>;
 
 impl Cluster {
     /// A cluster whose console logs go to `logdir`.
@@ -100,6 +134,7 @@ impl Cluster {
             net_port,
             accel,
             mem_mib,
+            consoles: Consoles::default(),
         })
     }
 
@@ -162,7 +197,12 @@ impl Cluster {
             .spawn()
             .context("cannot start qemu-system-x86_64 (cargo xtask setup)")?;
         let stdin = child.stdin.take().unwrap();
-        let out = Arc::new((Mutex::new(Console::default()), Condvar::new()));
+        let out: Shared = Arc::new((Mutex::new(Console::default()), Condvar::new()));
+        {
+            let mut all = self.consoles.lock().unwrap();
+            all.retain(|(_, w)| w.strong_count() > 0);
+            all.push((name.clone(), Arc::downgrade(&out)));
+        }
         let log = std::fs::File::create(&log_path)?;
         for stream in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
@@ -199,6 +239,8 @@ impl Cluster {
             cursor: 0,
             seq: 0,
             log_path,
+            consoles: self.consoles.clone(),
+            lost: None,
         };
         let timeout = if kunit { 300 } else { 120 };
         vm.wait_for("EOS-READY", Duration::from_secs(timeout))?;
@@ -219,11 +261,15 @@ pub struct Vm {
     pub name: String,
     child: Child,
     stdin: ChildStdin,
-    out: Arc<(Mutex<Console>, Condvar)>,
+    out: Shared,
     cursor: usize,
     seq: u32,
     /// Console log file.
     pub log_path: PathBuf,
+    consoles: Consoles,
+    /// Set once a command timed out and the shell could not be brought back: later commands
+    /// fail at once instead of each waiting out its timeout.
+    lost: Option<String>,
 }
 
 impl Vm {
@@ -260,14 +306,31 @@ impl Vm {
     }
 
     /// Runs a shell command in the guest; returns its exit status and output.
+    ///
+    /// The wait is cut short by the running step's limit (`limit_to`). On a timeout the
+    /// command is interrupted (^C on the console), and the error names the command, says what
+    /// it waited for, and carries the tail of every VM's console and this node's ElasticOS
+    /// statistics, so that a CI log alone explains the failure.
     pub fn run(&mut self, cmd: &str, timeout: Duration) -> Result<(i32, String)> {
+        if let Some(why) = &self.lost {
+            bail!(
+                "{}: not running `{cmd}`: the console is unresponsive since {why}",
+                self.name
+            );
+        }
+        let (timeout, by_step) = capped(timeout);
         self.seq += 1;
         let tag = format!("EOS-RC{}=", self.seq);
         // The marker is split in the command text so an echoed command never matches it.
         let line = format!("{cmd}; echo \"EOS-RC{}\"=$?\n", self.seq);
         self.stdin.write_all(line.as_bytes())?;
         self.stdin.flush()?;
-        let text = self.wait_for(&tag, timeout)?;
+        let start = Instant::now();
+        let text = match self.wait_for(&tag, timeout) {
+            Ok(t) => t,
+            Err(e) if self.exited() => return Err(e),
+            Err(_) => return Err(self.timed_out(cmd, &tag, start.elapsed(), by_step)),
+        };
         let rest = self.wait_for("\n", Duration::from_secs(10))?;
         // The status is the digits right after the marker (a kernel message may follow them
         // on the same console line).
@@ -278,6 +341,68 @@ impl Vm {
             .collect();
         let rc = digits.parse().unwrap_or(-1);
         Ok((rc, text[..text.len() - tag.len()].to_string()))
+    }
+
+    fn exited(&self) -> bool {
+        self.out.0.lock().unwrap().exited
+    }
+
+    /// Interrupts a command that ran out of time and builds the error that explains it.
+    fn timed_out(
+        &mut self,
+        cmd: &str,
+        tag: &str,
+        waited: Duration,
+        by_step: bool,
+    ) -> anyhow::Error {
+        let limit = if by_step {
+            "the step's time limit"
+        } else {
+            "its timeout"
+        };
+        let mut msg = format!(
+            "{}: `{cmd}` did not finish: waited {:.0} s ({limit}) for its exit marker {tag:?}",
+            self.name,
+            waited.as_secs_f64()
+        );
+        // ^C on the console: SIGINT to the command (the shell has the console as its
+        // controlling terminal); an elastic process's exit line then gives its statistics.
+        let _ = self.stdin.write_all(b"\x03");
+        let _ = self.stdin.flush();
+        let back = self.wait_for(tag, Duration::from_secs(15)).is_ok()
+            && self.wait_for("\n", Duration::from_secs(5)).is_ok();
+        if back {
+            std::thread::sleep(Duration::from_millis(500));
+            // Outside the step deadline: these few seconds are for the diagnosis.
+            let saved = STEP_DEADLINE.with(|d| d.replace(None));
+            if let Ok((_, stats)) = self.run(
+                "eosctl stats; cat /sys/kernel/elastic/procs",
+                Duration::from_secs(20),
+            ) {
+                msg.push_str(&format!(
+                    "\n--- {} ElasticOS statistics after ^C ---\n{stats}",
+                    self.name
+                ));
+            }
+            limit_to(saved);
+        } else {
+            self.lost = Some(format!("`{cmd}` timed out"));
+            msg.push_str(
+                "\n(^C did not bring the shell back; later commands on this VM fail at once)",
+            );
+        }
+        for (name, console) in self.consoles.lock().unwrap().iter() {
+            let Some(c) = console.upgrade() else { continue };
+            let text = c.0.lock().unwrap().text.clone();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(TAIL_LINES)..];
+            msg.push_str(&format!(
+                "\n--- {name} console, last {} lines ---\n{}",
+                tail.len(),
+                tail.join("\n")
+            ));
+        }
+        anyhow::anyhow!(msg)
     }
 
     /// Runs a command that must succeed; returns its output.

@@ -65,6 +65,8 @@ struct Row {
     pulls: u64,
     pushes: u64,
     jumps: u64,
+    /// Pages pulled plus pages pushed (ElasticOS's counterpart of pages swapped in and out).
+    moved_pages: u64,
 }
 
 fn counters(v: &mut Vm) -> Result<(u64, u64, u64)> {
@@ -243,11 +245,11 @@ fn run_one(c: &mut Config, workload: &str, fp: u32, rep: u32, local: Option<u32>
     let wall_s = start.elapsed().as_secs_f64();
     let timed_out = rc == 124 || rc == 143;
     let (i1, o1, n1) = counters(&mut c.vm)?;
-    let (mut pulls, mut pushes, mut jumps) = (0, 0, 0);
+    let (mut pulls, mut pushes, mut jumps, mut moved_pages) = (0, 0, 0, 0);
     if c.kind == Kind::Elastic {
         std::thread::sleep(Duration::from_millis(300));
-        if let Some((p, q)) = crate::tests::exit_stats(&c.vm.console(), workload) {
-            (pulls, pushes) = (p, q);
+        if let Some(m) = crate::tests::exit_stats(&c.vm.console(), workload) {
+            (pulls, pushes, moved_pages) = (m.pulls, m.pushes, m.pages());
         }
         jumps = jumps_total(&mut c.vm)?.saturating_sub(j0);
     }
@@ -284,6 +286,7 @@ fn run_one(c: &mut Config, workload: &str, fp: u32, rep: u32, local: Option<u32>
         pulls,
         pushes,
         jumps,
+        moved_pages,
     })
 }
 
@@ -314,12 +317,12 @@ fn verify(rows: &mut [Row]) {
 
 fn csv(rows: &[Row]) -> String {
     let mut s = String::from(
-        "rep,workload,footprint_mib,config,wall_s,checksum,ok,swap_in_pages,swap_out_pages,net_bytes,peak_rss_kib,pulls,pushes,jumps\n",
+        "rep,workload,footprint_mib,config,wall_s,checksum,ok,swap_in_pages,swap_out_pages,net_bytes,peak_rss_kib,pulls,pushes,jumps,moved_pages\n",
     );
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{},{},{:.3},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{:.3},{},{},{},{},{},{},{},{},{},{}",
             r.rep,
             r.workload,
             r.footprint_mib,
@@ -333,7 +336,8 @@ fn csv(rows: &[Row]) -> String {
             r.peak_rss_kib,
             r.pulls,
             r.pushes,
-            r.jumps
+            r.jumps,
+            r.moved_pages
         );
     }
     s
@@ -353,6 +357,7 @@ struct Summary {
     net_mib: f64,
     pulls: u64,
     jumps: u64,
+    moved_pages: u64,
 }
 
 fn summarize(rows: &[Row]) -> BTreeMap<Key, Summary> {
@@ -378,6 +383,7 @@ fn summarize(rows: &[Row]) -> BTreeMap<Key, Summary> {
             let net_mib = med_of(&|r| r.net_bytes as f64 / 1048576.0);
             let pulls = med_of(&|r| r.pulls as f64) as u64;
             let jumps = med_of(&|r| r.jumps as f64) as u64;
+            let moved_pages = med_of(&|r| r.moved_pages as f64) as u64;
             (
                 k,
                 Summary {
@@ -391,6 +397,7 @@ fn summarize(rows: &[Row]) -> BTreeMap<Key, Summary> {
                     net_mib,
                     pulls,
                     jumps,
+                    moved_pages,
                 },
             )
         })
@@ -507,7 +514,11 @@ fn markdown(
                         let _ = write!(cell, ", {:.0} MiB on wire", x.net_mib);
                     }
                     if c.starts_with("eos") {
-                        let _ = write!(cell, ", {} pulls, {} jumps", x.pulls, x.jumps);
+                        let _ = write!(
+                            cell,
+                            ", {} pages moved, {} pulls, {} jumps",
+                            x.moved_pages, x.pulls, x.jumps
+                        );
                     }
                     if !x.ok {
                         cell.push_str(" **FAILED checksum/exit**");
@@ -897,6 +908,7 @@ mod unit {
             pulls: 0,
             pushes: 0,
             jumps: 0,
+            moved_pages: 0,
         }
     }
 

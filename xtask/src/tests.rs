@@ -424,8 +424,28 @@ pub fn host_result(prog: &str, args: &[&str]) -> Result<String> {
         .with_context(|| format!("{prog} printed no result on the host"))
 }
 
-/// `(pulls, pushes)` from the kernel's exit line of the last process named `comm`.
-pub fn exit_stats(console: &str, comm: &str) -> Option<(u64, u64)> {
+/// What the kernel's exit line says a stretched process moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Moved {
+    /// Pull requests (each brings one or more pages).
+    pub pulls: u64,
+    /// Pages pulled.
+    pub pulled: u64,
+    /// Push batches.
+    pub pushes: u64,
+    /// Pages pushed.
+    pub pushed: u64,
+}
+
+impl Moved {
+    /// Pages that crossed the network either way (what Linux swap counts as pswpin + pswpout).
+    pub fn pages(&self) -> u64 {
+        self.pulled + self.pushed
+    }
+}
+
+/// What the kernel's exit line of the last process named `comm` says it moved.
+pub fn exit_stats(console: &str, comm: &str) -> Option<Moved> {
     let line = console
         .lines()
         .rev()
@@ -436,7 +456,12 @@ pub fn exit_stats(console: &str, comm: &str) -> Option<(u64, u64)> {
         .filter_map(|w| w.parse().ok())
         .collect();
     // pulls, pulled pages, pushes, pushed pages, p50, p99
-    (nums.len() >= 4).then(|| (nums[0], nums[2]))
+    (nums.len() >= 4).then(|| Moved {
+        pulls: nums[0],
+        pulled: nums[1],
+        pushes: nums[2],
+        pushed: nums[3],
+    })
 }
 
 /// Runs `prog args` marked elastic with `budget_mib` of local memory on `a`: it stretches to
@@ -461,32 +486,43 @@ fn run_stretched(a: &mut Vm, prog: &str, args: &[&str], budget_mib: u32) -> Resu
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let (pulls, pushes) = stats.context("no exit statistics line in the kernel log")?;
+    let Moved { pulls, pushes, .. } = stats.context("no exit statistics line in the kernel log")?;
     if pulls == 0 || pushes == 0 {
         bail!("{prog}: no pages moved (pulls {pulls}, pushes {pushes})");
     }
     Ok((pulls, pushes))
 }
 
+/// The five workloads stretched with a local budget: right results, pages moved both ways.
+///
+/// This is a correctness test, so its running time must not hinge on how the pusher and the
+/// jump policy feed each other: the policy is off (it has its own steps), and the random-access
+/// workloads (dfs, hsort, dijkstra) run small, at 3/4 local, where they move a bounded number
+/// of pages. With the policy on at 12 MiB with 8 MiB local they took 11 s to 918 s from run to
+/// run (BENCHMARKS.md, known problems): that is a performance defect for `bench`, not
+/// something a timed test should absorb.
 fn elastic_workloads(a: &mut Vm, b: &mut Vm) -> Result<String> {
     let mut notes = Vec::new();
-    // (workload, footprint MiB, local budget MiB): each 1.5x its budget, small enough that the
-    // random-access ones finish in a minute or two under emulation (~1.5 ms per remote fault).
+    // (workload, footprint MiB, local budget MiB).
     let runs = [
-        ("dfs", 12, 8),
+        ("dfs", 8, 6),
         ("lsearch", 24, 16),
-        ("hsort", 12, 8),
+        ("hsort", 8, 6),
         ("bsort", 24, 16),
-        ("dijkstra", 12, 8),
+        ("dijkstra", 4, 3),
     ];
-    for (w, fp, budget) in runs {
+    jump_policy(a, b, "enabled=0")?;
+    let r = runs.iter().try_for_each(|(w, fp, budget)| {
         let start = Instant::now();
-        let (pulls, pushes) = run_stretched(a, w, &[&fp.to_string()], budget)?;
+        let (pulls, pushes) = run_stretched(a, w, &[&fp.to_string()], *budget)?;
         notes.push(format!(
             "{w} {fp}/{budget} MiB: {:.0} s, {pulls} pulls, {pushes} pushes",
             start.elapsed().as_secs_f64()
         ));
-    }
+        anyhow::Ok(())
+    });
+    jump_policy(a, b, "enabled=1")?;
+    r?;
     std::thread::sleep(Duration::from_millis(500));
     let shells = b.sh("cat /sys/kernel/elastic/procs")?;
     if shells.lines().any(|l| l.starts_with("shell home_node=")) {
@@ -663,6 +699,45 @@ fn file_pages(a: &mut Vm, b: &mut Vm) -> Result<String> {
     }
     check_clean(&[a, b])?;
     Ok("256 .data pages and the ifunc slots right on the peer and back at home".into())
+}
+
+/// A program nobody here wrote: Debian's static busybox sorting numbers, stretched with the
+/// jump policy on at home, so it runs on node2 and comes back for its system calls. Its output
+/// must equal the same sort run unstretched (before the fault-around fix it died of SIGSEGV at
+/// the end of busybox's .plt). Node2's policy is off: the process leaves node2 only for
+/// system calls, so the run time does not hinge on jump ping-pong (BENCHMARKS.md).
+fn foreign_program(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    b.sh("eosctl jumppolicy enabled=0")?;
+    let r = (|| {
+        a.sh(
+            "awk 'BEGIN{srand(7); for(i=0;i<50000;i++) print int(rand()*1000000000)}' > /tmp/in.txt",
+        )?;
+        let want = a.sh("busybox sort -n /tmp/in.txt | md5sum")?;
+        let want = want.split_whitespace().next().unwrap_or("").to_string();
+        let (j0, _, _) = jumplog(a)?;
+        let (rc, out) = a.run(
+            "eosctl run --elastic --budget 1 -- busybox sort -n /tmp/in.txt > /tmp/out.txt; \
+             md5sum /tmp/out.txt",
+            Duration::from_secs(300),
+        )?;
+        let (j1, _, _) = jumplog(a)?;
+        if rc != 0 || want.is_empty() || !out.contains(&want) {
+            bail!("busybox sort stretched: exit {rc}, unstretched md5 {want}, got:\n{out}");
+        }
+        if j1 == j0 {
+            bail!("busybox sort never ran on node2 (no jump out)");
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let m = exit_stats(&a.console(), "busybox").context("no exit statistics line")?;
+        Ok(format!(
+            "50,000 numbers, 1 MiB local: same output as unstretched; {} jumps out, {} pages moved",
+            j1 - j0,
+            m.pages()
+        ))
+    })();
+    b.sh("eosctl jumppolicy enabled=1")?;
+    check_clean(&[a, b])?;
+    r
 }
 
 /// Signals sent at home reach a process that runs on the peer.
@@ -918,7 +993,8 @@ fn run_stretched_auto(a: &mut Vm, prog: &str, fp: u32) -> Result<(u64, u64)> {
         bail!("{prog} {fp} stretched: exit {rc}, host says `{want}`, VM printed:\n{out}");
     }
     std::thread::sleep(Duration::from_millis(500));
-    let (pulls, pushes) = exit_stats(&a.console(), prog).context("no exit statistics line")?;
+    let Moved { pulls, pushes, .. } =
+        exit_stats(&a.console(), prog).context("no exit statistics line")?;
     if pulls == 0 || pushes == 0 {
         bail!("{prog}: no pages moved (pulls {pulls}, pushes {pushes})");
     }
@@ -1059,6 +1135,11 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
             "elastic: written .data and ifunc slots of the executable read back on the peer",
             120,
             || file_pages(&mut a, b),
+        );
+        report.step(
+            "elastic: busybox sort stretched and jumping: same output as unstretched",
+            300,
+            || foreign_program(&mut a, b),
         );
         report.step(
             "elastic: a dynamically linked program, its libraries mapped in the shell",

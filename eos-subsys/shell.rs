@@ -250,7 +250,7 @@ fn stretch(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
     }
     drop(exe);
     let seed = umh::Seed::new()?;
-    seed.state.lock().ids = (s.uid, s.gid);
+    seed.state.lock().ids = crate::policy::shell_ids(s.uid, s.gid);
     umh::spawn(s.path, s.argv, s.env, &seed)?;
     // Wait for the shell to park (it does so on its first way to user mode).
     let deadline = time::now_ns() + 10_000_000_000;

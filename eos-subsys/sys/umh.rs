@@ -4,7 +4,8 @@
 //! it runs a single user instruction.
 //!
 //! `call_usermodehelper` starts the process; its `init` callback (in the new task, before
-//! exec) gives it the process's user and group id (and no capabilities unless that is root),
+//! exec) gives it the user and group id `policy::shell_ids` chose (never root), no capabilities,
+//! an empty bounding set and no_new_privs, so it can gain no privilege at exec;
 //! turns off address-space randomisation, blocks every signal but SIGKILL/SIGSTOP and queues
 //! a task work. After exec, on its way to user mode, the task runs that work
 //! (`park`): it publishes its task and mm in the [`Seed`] and sleeps there until released.

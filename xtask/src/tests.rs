@@ -740,6 +740,64 @@ fn foreign_program(a: &mut Vm, b: &mut Vm) -> Result<String> {
     r
 }
 
+/// A process with thousands of mappings jumps (each one-page, with holes between); one with
+/// more than a jump carries stays home and runs on with its pages pulled, and its refused jump
+/// is not retried in a storm. Node2's policy is off, so the process comes home only when asked.
+fn many_mappings(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    b.sh("eosctl jumppolicy enabled=0")?;
+    let r = (|| {
+        let mut notes = Vec::new();
+        for n in [4096u32, 9000] {
+            let want = host_result("maps", &["1", "2", &n.to_string()])?;
+            let refusals = |a: &mut Vm| -> Result<u64> {
+                Ok(stat(&a.sh("eosctl stats")?, "jumps_too_many_maps"))
+            };
+            let (r0, (j0, _, _)) = (refusals(a)?, jumplog(a)?);
+            let start = Instant::now();
+            let (rc, out) = a.run(&format!("maps 1 2 {n}"), Duration::from_secs(240))?;
+            let secs = start.elapsed().as_secs_f64();
+            let (r1, (j1, _, _)) = (refusals(a)?, jumplog(a)?);
+            if rc != 0 || !out.lines().any(|l| l == want) || !out.contains("stretched=1") {
+                bail!("maps {n}: exit {rc}, host says `{want}`, VM printed:\n{out}");
+            }
+            let remote: i64 = out
+                .split("remote_before=")
+                .nth(1)
+                .and_then(|t| t.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if remote < i64::from(n / 2) {
+                bail!("maps {n}: only {remote} pages were on node2 before the jump:\n{out}");
+            }
+            match n {
+                4096 if j1 == j0 || r1 > r0 => {
+                    bail!(
+                        "maps {n}: the jump did not go ({} jumps, {} refusals)",
+                        j1 - j0,
+                        r1 - r0
+                    )
+                }
+                9000 if r1 == r0 || r1 - r0 > 10 => {
+                    bail!(
+                        "maps {n}: {} refusals logged, want 1 to 10 (no retry storm)",
+                        r1 - r0
+                    )
+                }
+                _ => {}
+            }
+            notes.push(format!(
+                "{n} mappings: right in {secs:.0} s, {} jumps out, {} refused",
+                j1 - j0,
+                r1 - r0
+            ));
+        }
+        Ok(notes.join("; "))
+    })();
+    b.sh("eosctl jumppolicy enabled=1")?;
+    check_clean(&[a, b])?;
+    r
+}
+
 /// Signals sent at home reach a process that runs on the peer.
 fn jump_signals(a: &mut Vm, b: &mut Vm) -> Result<String> {
     let mut notes = Vec::new();
@@ -1012,18 +1070,41 @@ fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
         bail!("uid 2000 could stretch uid 1000's process (exit {rc}): {out}");
     }
     a.sh("eosctl stretch $(cat /tmp/victim) 2 && eosctl status $(cat /tmp/victim) | grep -q shell_pid")?;
-    // Its shell on node2 runs as alice, without root's capabilities.
-    let status = b.sh(
-        "for w in $(cat /sys/kernel/elastic/procs); do case $w in pid=*) \
-         grep -E '^(Uid|Gid|CapEff)' /proc/${w#pid=}/status;; esac; done",
-    )?;
-    let want = ["Uid:\t1000\t1000\t1000\t1000", "CapEff:\t0000000000000000"];
-    if !want.iter().all(|w| status.contains(w)) {
-        bail!("the shell of alice's process does not run as alice:\n{status}");
+    // Its shell on node2 runs as alice, and can gain nothing at exec.
+    let no_privilege = [
+        "CapEff:\t0000000000000000",
+        "CapPrm:\t0000000000000000",
+        "CapBnd:\t0000000000000000",
+        "NoNewPrivs:\t1",
+    ];
+    let status = shell_status(b)?;
+    if !status.contains("Uid:\t1000\t1000\t1000\t1000")
+        || !no_privilege.iter().all(|w| status.contains(w))
+    {
+        bail!("the shell of alice's process does not run as alice without privilege:\n{status}");
     }
     // Let its exit line reach the console before the command marker does.
     a.sh("kill $(cat /tmp/victim); sleep 1")?;
-    Ok("another uid refused with EPERM; root allowed; the shell runs as uid 1000 with no capabilities".into())
+    // A Stretch comes from a peer: a root process's shell runs as nobody, with no privilege.
+    a.sh("sleep 60 & echo $! > /tmp/rootp")?;
+    a.sh("eosctl stretch $(cat /tmp/rootp) 2")?;
+    let status = shell_status(b)?;
+    a.sh("kill $(cat /tmp/rootp); sleep 1")?;
+    if !status.contains("Uid:\t65534\t65534\t65534\t65534")
+        || !status.contains("Gid:\t65534\t65534\t65534\t65534")
+        || !no_privilege.iter().all(|w| status.contains(w))
+    {
+        bail!("the shell of a root process runs with privilege:\n{status}");
+    }
+    Ok("another uid refused with EPERM; root allowed; alice's shell runs as uid 1000, root's as 65534, both with no capabilities, an empty bounding set and no_new_privs".into())
+}
+
+/// Credentials of the shells on `b` (their /proc status lines).
+fn shell_status(b: &mut Vm) -> Result<String> {
+    b.sh(
+        "for w in $(cat /sys/kernel/elastic/procs); do case $w in pid=*) \
+         grep -E '^(Uid|Gid|Cap|NoNewPrivs)' /proc/${w#pid=}/status;; esac; done",
+    )
 }
 
 /// Kills node2 while it holds pages of a process of node1.
@@ -1140,6 +1221,11 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
             "elastic: busybox sort stretched and jumping: same output as unstretched",
             300,
             || foreign_program(&mut a, b),
+        );
+        report.step(
+            "elastic: thousands of mappings jump; more than a jump carries stay home, no retry storm",
+            600,
+            || many_mappings(&mut a, b),
         );
         report.step(
             "elastic: a dynamically linked program, its libraries mapped in the shell",

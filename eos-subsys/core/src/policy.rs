@@ -184,9 +184,33 @@ impl JumpPolicy {
     }
 }
 
+/// The user and group id a shell on this node runs as, given those the Stretch asked for.
+///
+/// A Stretch comes from a peer, and nothing a peer sends may raise privilege here: a shell
+/// never needs any (every syscall of its process runs at home), so root (uid or gid 0) becomes
+/// `nobody`/`nogroup`, and every shell also loses all capabilities, its bounding set, and the
+/// right to gain privilege at exec (no_new_privs: see `elastic_cred_set_ids`). Other ids are
+/// kept, so that the shell can open the program's libraries with the user's permissions.
+pub fn shell_ids(uid: u32, gid: u32) -> (u32, u32) {
+    /// The kernel's overflow uid/gid (`nobody`/`nogroup` on Debian).
+    const NOBODY: u32 = 65534;
+    (
+        if uid == 0 { NOBODY } else { uid },
+        if gid == 0 { NOBODY } else { gid },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn root_never_runs_a_shell() {
+        assert_eq!(shell_ids(0, 0), (65534, 65534));
+        assert_eq!(shell_ids(0, 1000), (65534, 1000));
+        assert_eq!(shell_ids(1000, 0), (1000, 65534));
+        assert_eq!(shell_ids(1000, 1000), (1000, 1000));
+    }
 
     #[test]
     fn watermarks_scale_with_ram() {

@@ -29,10 +29,13 @@ pub const MAX_BATCH: usize = 32;
 pub const USER_END: u64 = 0x0000_7fff_ffff_f000;
 /// Most bytes of path, argv and environment in a `Stretch`.
 pub const MAX_STRETCH_STRINGS: usize = 16 * 1024;
+const _: () = assert!(MsgType::all_fit());
+
 /// Most bytes of CPU state in a `Jump` (registers and the XSAVE image; AMX needs ~11 KiB).
 pub const MAX_JUMP_STATE: usize = 16 * 1024;
-/// Most anonymous memory ranges in a `Jump` (the home's layout, for the shell to match).
-pub const MAX_JUMP_RANGES: usize = 256;
+/// Most memory ranges in a `Jump` (the home's layout, for the shell to match): thousands, as
+/// interpreters and JVMs have; a process with more stays home (Linux allows 65,530).
+pub const MAX_JUMP_RANGES: usize = 8192;
 /// Size of one range in a `Jump`: start, end (u64) and `PROT_*` bits (u32), with
 /// [`RANGE_ANON`].
 pub const JUMP_RANGE_LEN: usize = 20;
@@ -202,6 +205,13 @@ impl MsgType {
             Self::Fetch => (16, 16),
             Self::Discard => (24, 24),
         }
+    }
+
+    /// Every type's largest payload fits in a frame (checked at compile time below).
+    const fn all_fit() -> bool {
+        let (_, jump) = Self::Jump.len_bounds();
+        let (_, push) = Self::Push.len_bounds();
+        jump <= MAX_PAYLOAD && push <= MAX_PAYLOAD
     }
 
     /// Short name for logs and statistics.
@@ -1785,6 +1795,40 @@ mod tests {
             stack_addr: 0,
         });
         assert!(empty.encode(0, &mut [0u8; 64]).is_err());
+    }
+
+    #[test]
+    fn jump_carries_thousands_of_ranges() {
+        // MAX_JUMP_RANGES one-page ranges with gaps (a JVM-like layout) decode back in order;
+        // one more is refused when encoding.
+        let mut ranges = std::vec![0u8; (MAX_JUMP_RANGES + 1) * JUMP_RANGE_LEN];
+        for (i, r) in ranges.chunks_mut(JUMP_RANGE_LEN).enumerate() {
+            let start = 0x1000_0000 + i as u64 * 0x2000;
+            put_jump_range(r, start, start + 0x1000, 3 | RANGE_ANON);
+        }
+        let state = [1u8; 64];
+        let jump = |ranges| {
+            Message::Jump(Jump {
+                req: 1,
+                pid: 2,
+                to_home: false,
+                reason: JumpReason::Asked,
+                state: &state,
+                ranges,
+                files: &[],
+                stack: &[],
+                stack_addr: 0,
+            })
+        };
+        let mut buf = std::vec![0u8; HEADER_LEN + MAX_PAYLOAD];
+        let full = &ranges[..MAX_JUMP_RANGES * JUMP_RANGE_LEN];
+        let n = jump(full).encode(0, &mut buf).unwrap();
+        let h = Header::decode(buf[..HEADER_LEN].try_into().unwrap()).unwrap();
+        let Ok(Message::Jump(j)) = Message::decode(&h, &buf[HEADER_LEN..n]) else {
+            panic!("a jump with {MAX_JUMP_RANGES} ranges does not decode");
+        };
+        assert_eq!(j.ranges, full);
+        assert!(jump(&ranges).encode(0, &mut buf).is_err());
     }
 
     #[test]

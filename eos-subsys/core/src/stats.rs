@@ -59,6 +59,8 @@ counters! {
     shell_files_mapped,
     /// Home file mappings a shell here left out (no identical file, or no permission).
     shell_files_missing,
+    /// Jumps not made because the process had more mappings than a jump carries.
+    jumps_too_many_maps,
 }
 
 impl Stats {

@@ -1375,11 +1375,19 @@ pub fn interactive(nodes: usize, mem: u32, peer_mem: u32) -> Result<()> {
         up(&mut v, id, &peers, SECRET)?;
         vms.push(v);
     }
+    // Each command's timeout (`ELASTICOS_CMD_TIMEOUT` seconds, default an hour): what a
+    // timed-out test step reports can be seen by hand this way.
+    let limit = Duration::from_secs(
+        std::env::var("ELASTICOS_CMD_TIMEOUT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3600),
+    );
     println!("{nodes} nodes up (logs in out/logs). Commands go to node1; Ctrl-D powers off.");
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
         let line = line.context("stdin")?;
-        let (rc, out) = vms[0].run(&line, Duration::from_secs(3600))?;
+        let (rc, out) = vms[0].run(&line, limit)?;
         print!("{out}");
         if rc != 0 {
             println!("(exit {rc})");

@@ -13,6 +13,20 @@
 #include <string.h>
 #include <time.h>
 
+/* Pages of this process another node owns (-1 if it is not stretched): /proc/self/elastic. */
+static inline long self_remote_pages(void)
+{
+	char line[1024], *r;
+	long n = -1;
+	FILE *f = fopen("/proc/self/elastic", "r");
+
+	if (f && fgets(line, sizeof(line), f) && (r = strstr(line, " remote_pages=")))
+		n = atol(r + 14);
+	if (f)
+		fclose(f);
+	return n;
+}
+
 /* splitmix64: fast, deterministic, good enough for synthetic inputs. */
 static inline uint64_t rng_next(uint64_t *s)
 {

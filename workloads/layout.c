@@ -29,29 +29,16 @@ static int home, peer, stretched;
 static long bad;
 static sigjmp_buf env;
 
-static long remote_pages(void)
-{
-	char line[1024], *r;
-	long n = -1;
-	FILE *f = fopen("/proc/self/elastic", "r");
-
-	if (f && fgets(line, sizeof(line), f) && (r = strstr(line, " remote_pages=")))
-		n = atol(r + 14);
-	if (f)
-		fclose(f);
-	return n;
-}
-
 /* Fills [m, m + len) with a pattern and, stretched, waits until half of it was pushed. */
 static void fill_and_push(const char *what, uint64_t *m, size_t len, uint64_t seed)
 {
-	long base = stretched ? remote_pages() : 0, now = 0;
+	long base = stretched ? self_remote_pages() : 0, now = 0;
 
 	for (size_t p = 0; p < len / 4096; p++)
 		m[p * 512] = seed + p;
 	if (!stretched)
 		return;
-	for (int i = 0; i < 200 && (now = remote_pages()) < base + (long)(len / 4096 / 2); i++)
+	for (int i = 0; i < 200 && (now = self_remote_pages()) < base + (long)(len / 4096 / 2); i++)
 		usleep(100 * 1000);
 	if (now < base + (long)(len / 4096 / 2)) {
 		printf("layout: %s: only %ld of %zu pages pushed\n", what, now - base, len / 4096);

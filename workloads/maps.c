@@ -14,19 +14,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static long remote_pages(void)
-{
-	char line[1024], *r;
-	long n = -1;
-	FILE *f = fopen("/proc/self/elastic", "r");
-
-	if (f && fgets(line, sizeof(line), f) && (r = strstr(line, " remote_pages=")))
-		n = atol(r + 14);
-	if (f)
-		fclose(f);
-	return n;
-}
-
 static long check(char *base, long n, uint64_t round)
 {
 	long bad = 0;
@@ -70,10 +57,10 @@ int main(int argc, char **argv)
 	int stretched = elastic_stretch(0, peer) == 0 && elastic_set_budget(0, 256) == 0;
 	if (stretched) {
 		/* Most of the pages go to the peer first. */
-		for (int t = 0; t < 300 && remote_pages() < n / 2; t++)
+		for (int t = 0; t < 300 && self_remote_pages() < n / 2; t++)
 			usleep(100 * 1000);
 	}
-	before = stretched ? remote_pages() : 0;
+	before = stretched ? self_remote_pages() : 0;
 	if (stretched)
 		elastic_jump(0, peer);
 	/* No system call until home again: on the peer if the jump went. */
@@ -82,7 +69,7 @@ int main(int argc, char **argv)
 	if (stretched)
 		elastic_jump(0, home);
 	bad += check(base, n, 2);
-	after = stretched ? remote_pages() : 0;
+	after = stretched ? self_remote_pages() : 0;
 	printf("maps: stretched=%d remote_before=%ld remote_after=%ld\n", stretched, before, after);
 	printf("RESULT maps n=%ld bad=%ld\n", n, bad);
 	return bad ? 1 : 0;

@@ -707,8 +707,7 @@ fn file_pages(a: &mut Vm, b: &mut Vm) -> Result<String> {
 /// the end of busybox's .plt). Node2's policy is off: the process leaves node2 only for
 /// system calls, so the run time does not hinge on jump ping-pong (BENCHMARKS.md).
 fn foreign_program(a: &mut Vm, b: &mut Vm) -> Result<String> {
-    b.sh("eosctl jumppolicy enabled=0")?;
-    let r = (|| {
+    with_peer_policy_off(a, b, |a| {
         a.sh(
             "awk 'BEGIN{srand(7); for(i=0;i<50000;i++) print int(rand()*1000000000)}' > /tmp/in.txt",
         )?;
@@ -734,7 +733,18 @@ fn foreign_program(a: &mut Vm, b: &mut Vm) -> Result<String> {
             j1 - j0,
             m.pages()
         ))
-    })();
+    })
+}
+
+/// Runs `f` on `a` with the jump policy off on `b` (so a process there comes home only for
+/// its system calls or when asked, never in policy ping-pong), then turns it on again.
+fn with_peer_policy_off(
+    a: &mut Vm,
+    b: &mut Vm,
+    f: impl FnOnce(&mut Vm) -> Result<String>,
+) -> Result<String> {
+    b.sh("eosctl jumppolicy enabled=0")?;
+    let r = f(a);
     b.sh("eosctl jumppolicy enabled=1")?;
     check_clean(&[a, b])?;
     r
@@ -744,8 +754,7 @@ fn foreign_program(a: &mut Vm, b: &mut Vm) -> Result<String> {
 /// more than a jump carries stays home and runs on with its pages pulled, and its refused jump
 /// is not retried in a storm. Node2's policy is off, so the process comes home only when asked.
 fn many_mappings(a: &mut Vm, b: &mut Vm) -> Result<String> {
-    b.sh("eosctl jumppolicy enabled=0")?;
-    let r = (|| {
+    with_peer_policy_off(a, b, |a| {
         let mut notes = Vec::new();
         for n in [4096u32, 9000] {
             let want = host_result("maps", &["1", "2", &n.to_string()])?;
@@ -792,10 +801,7 @@ fn many_mappings(a: &mut Vm, b: &mut Vm) -> Result<String> {
             ));
         }
         Ok(notes.join("; "))
-    })();
-    b.sh("eosctl jumppolicy enabled=1")?;
-    check_clean(&[a, b])?;
-    r
+    })
 }
 
 /// Signals sent at home reach a process that runs on the peer.

@@ -88,7 +88,7 @@ mod tests {
         s.write_to(&mut out).unwrap();
         assert!(out.contains("rx_bad_frames 1\n"));
         assert!(out.contains("rx_bytes 10\n"));
-        assert_eq!(out.lines().count(), 16);
+        assert_eq!(out.lines().count(), 17);
     }
 }
 

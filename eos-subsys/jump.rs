@@ -291,8 +291,10 @@ fn home_leave(p: Arc<Proc>) {
         Err(err) => {
             // Every try would fail the same way until the layout changes: the policy stops
             // trying (the faults that asked for this jump pull their pages instead).
-            p.too_many_maps.store(err == E2BIG, Relaxed);
-            Stats::inc(&node.stats.jumps_too_many_maps);
+            if err == E2BIG {
+                p.too_many_maps.store(p.mm.map_count(), Relaxed);
+                Stats::inc(&node.stats.jumps_too_many_maps);
+            }
             p.policy.lock().on_departure(&node.jumps.tunables(), time::now_ns());
             peer_warn!(node, "pid {}: its mappings do not fit in a jump ({:?}); it stays here\n", p.pid, err);
             return;
@@ -812,7 +814,7 @@ pub(crate) fn sys_jump(node: &'static Node, pid: i32, to: i32) -> Result<i64> {
 /// The home fault path asks: jump to the page's owner instead of pulling? Queues the jump
 /// if so.
 pub(crate) fn home_fault_jumps(node: &Node, p: &Arc<Proc>, user: bool, owner: u16) -> bool {
-    if !user || p.sticky.load(Relaxed) || p.too_many_maps.load(Relaxed) {
+    if !user || p.sticky.load(Relaxed) || !p.maps_may_fit() {
         return false;
     }
     let t = node.jumps.tunables();

@@ -188,8 +188,9 @@ pub(crate) fn home_ranges(mm: &mm::MmRef) -> Result<HomeMaps> {
     Ok(out)
 }
 
-fn parse(ranges: &[u8]) -> Result<KVec<Map>> {
-    let mut v = KVec::with_capacity(ranges.len() / JUMP_RANGE_LEN, GFP_KERNEL)?;
+// Thousands of mappings: vmalloc-backed (`KVVec`), never one large kmalloc.
+fn parse(ranges: &[u8]) -> Result<KVVec<Map>> {
+    let mut v = KVVec::with_capacity(ranges.len() / JUMP_RANGE_LEN, GFP_KERNEL)?;
     for (start, end, prot) in ranges_in(ranges) {
         let anon = prot & RANGE_ANON != 0;
         v.push(Map { start, end, prot: prot & 7, anon }, GFP_KERNEL)?;
@@ -198,9 +199,9 @@ fn parse(ranges: &[u8]) -> Result<KVec<Map>> {
 }
 
 /// The shell's own mappings.
-fn shell_maps(users: &mm::MmUsers<'_>) -> Result<KVec<Map>> {
+fn shell_maps(users: &mm::MmUsers<'_>) -> Result<KVVec<Map>> {
     let lock = users.read();
-    let mut v = KVec::new();
+    let mut v = KVVec::new();
     for x in lock.vmas_in(0, u64::MAX) {
         v.push(
             Map {
@@ -216,10 +217,12 @@ fn shell_maps(users: &mm::MmUsers<'_>) -> Result<KVec<Map>> {
 }
 
 /// Calls `f` for each piece of `s` with the home mapping over it (`None`: the home has
-/// nothing there). `home` is ascending and disjoint (the decoder checked).
+/// nothing there). `home` is ascending and disjoint (the decoder checked), so the first
+/// overlap is found by binary search: a reconcile stays O(n log n) with thousands of ranges.
 fn pieces(s: &Map, home: &[Map], mut f: impl FnMut(u64, u64, Option<&Map>) -> Result) -> Result {
     let mut at = s.start;
-    for h in home.iter().filter(|h| h.end > s.start && h.start < s.end) {
+    let first = home.partition_point(|h| h.end <= s.start);
+    for h in home[first..].iter().take_while(|h| h.start < s.end) {
         if h.start > at {
             f(at, h.start, None)?;
         }

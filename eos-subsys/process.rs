@@ -74,9 +74,9 @@ pub(crate) struct Proc {
     pub(crate) leave_reason: AtomicU64,
     /// Pinned here: the policy never moves it.
     pub(crate) sticky: AtomicBool,
-    /// Its mappings did not fit in a jump: the policy does not try again (each try would
-    /// fail the same way) until its layout changes.
-    pub(crate) too_many_maps: AtomicBool,
+    /// Its VMA count when its mappings did not fit in a jump (0: they fit): the policy does
+    /// not try again, each try failing the same way, until it has fewer VMAs.
+    pub(crate) too_many_maps: AtomicU64,
     /// Execution coming back, handed over by the receive thread.
     #[pin]
     pub(crate) inbox: Mutex<Option<Arrival>>,
@@ -176,7 +176,12 @@ impl Proc {
     /// See [`Proc::layout_begin`].
     pub(crate) fn layout_done(&self) {
         self.layout_busy.store(false, SeqCst);
-        self.too_many_maps.store(false, Relaxed);
+    }
+
+    /// The policy may try a jump: it has fewer VMAs than when its mappings last did not fit.
+    pub(crate) fn maps_may_fit(&self) -> bool {
+        let at = self.too_many_maps.load(Relaxed);
+        at == 0 || self.mm.map_count() < at
     }
 
     /// Brings every page of `[start, end)` that a member owns back home.
@@ -501,7 +506,7 @@ fn stretch(node: &'static Node, task: &TaskRef, peer: Arc<Peer>, budget: u64) ->
             leaving: AtomicBool::new(false),
             leave_reason: AtomicU64::new(0),
             sticky: AtomicBool::new(false),
-            too_many_maps: AtomicBool::new(false),
+            too_many_maps: AtomicU64::new(0),
             inbox <- new_mutex!(None),
             inbox_cv <- new_condvar!(),
             policy <- new_mutex!(JumpPolicy::new(&node.jumps.tunables.lock(), time::now_ns())),

@@ -61,6 +61,12 @@ impl MmRef {
         unsafe { (*self.0.as_ptr()).__bindgen_anon_1.brk as u64 }
     }
 
+    /// Number of VMAs (`mm->map_count`).
+    pub(crate) fn map_count(&self) -> u64 {
+        // SAFETY: the mm is live; a racy read of one int is fine for a heuristic.
+        unsafe { (*self.0.as_ptr()).__bindgen_anon_1.map_count as u64 }
+    }
+
     /// Anonymous resident pages.
     pub(crate) fn anon_pages(&self) -> u64 {
         // SAFETY: the mm is live; counters are read atomically.

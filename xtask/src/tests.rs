@@ -521,8 +521,10 @@ fn elastic_workloads(a: &mut Vm, b: &mut Vm) -> Result<String> {
         ));
         anyhow::Ok(())
     });
-    jump_policy(a, b, "enabled=1")?;
+    // Also after a step that ran out of time; its own failure is the one reported.
+    let restored = vm::unlimited(|| jump_policy(a, b, "enabled=1"));
     r?;
+    restored?;
     std::thread::sleep(Duration::from_millis(500));
     let shells = b.sh("cat /sys/kernel/elastic/procs")?;
     if shells.lines().any(|l| l.starts_with("shell home_node=")) {
@@ -693,9 +695,14 @@ fn layout_changes(a: &mut Vm, b: &mut Vm) -> Result<String> {
 /// holds the file's pristine bytes, which must never stand in for them.
 fn file_pages(a: &mut Vm, b: &mut Vm) -> Result<String> {
     let want = host_result("relro", &["1", "2"])?;
+    let (j0, _, _) = jumplog(a)?;
     let (rc, out) = a.run("relro 1 2", Duration::from_secs(120))?;
     if rc != 0 || !out.lines().any(|l| l == want) || !out.contains("stretched=1 jumped=1") {
         bail!("relro: exit {rc}, host says `{want}`, VM printed:\n{out}");
+    }
+    let (j1, _, _) = jumplog(a)?;
+    if j1 == j0 {
+        bail!("relro never ran on node2 (no jump out in node1's jump log)");
     }
     check_clean(&[a, b])?;
     Ok("256 .data pages and the ifunc slots right on the peer and back at home".into())
@@ -745,9 +752,12 @@ fn with_peer_policy_off(
 ) -> Result<String> {
     b.sh("eosctl jumppolicy enabled=0")?;
     let r = f(a);
-    b.sh("eosctl jumppolicy enabled=1")?;
+    // Also after a step that ran out of time; its own failure is the one reported.
+    let restored = vm::unlimited(|| b.sh("eosctl jumppolicy enabled=1"));
+    let r = r?;
+    restored?;
     check_clean(&[a, b])?;
-    r
+    Ok(r)
 }
 
 /// A process with thousands of mappings jumps (each one-page, with holes between); one with
@@ -1083,7 +1093,8 @@ fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
         "CapBnd:\t0000000000000000",
         "NoNewPrivs:\t1",
     ];
-    let status = shell_status(b)?;
+    let victim = pid_in(a, "/tmp/victim")?;
+    let status = shell_status(b, &victim)?;
     if !status.contains("Uid:\t1000\t1000\t1000\t1000")
         || !no_privilege.iter().all(|w| status.contains(w))
     {
@@ -1094,7 +1105,8 @@ fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     // A Stretch comes from a peer: a root process's shell runs as nobody, with no privilege.
     a.sh("sleep 60 & echo $! > /tmp/rootp")?;
     a.sh("eosctl stretch $(cat /tmp/rootp) 2")?;
-    let status = shell_status(b)?;
+    let rootp = pid_in(a, "/tmp/rootp")?;
+    let status = shell_status(b, &rootp)?;
     a.sh("kill $(cat /tmp/rootp); sleep 1")?;
     if !status.contains("Uid:\t65534\t65534\t65534\t65534")
         || !status.contains("Gid:\t65534\t65534\t65534\t65534")
@@ -1105,12 +1117,32 @@ fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     Ok("another uid refused with EPERM; root allowed; alice's shell runs as uid 1000, root's as 65534, both with no capabilities, an empty bounding set and no_new_privs".into())
 }
 
-/// Credentials of the shells on `b` (their /proc status lines).
-fn shell_status(b: &mut Vm) -> Result<String> {
-    b.sh(
-        "for w in $(cat /sys/kernel/elastic/procs); do case $w in pid=*) \
-         grep -E '^(Uid|Gid|Cap|NoNewPrivs)' /proc/${w#pid=}/status;; esac; done",
-    )
+/// The pid written in `file` of `v` (the console may carry kernel lines around it).
+fn pid_in(v: &mut Vm, file: &str) -> Result<String> {
+    let out = v.sh(&format!("cat {file}"))?;
+    out.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_digit()))
+        .map(str::to_string)
+        .with_context(|| format!("no pid in {file}: {out}"))
+}
+
+/// Credentials (/proc status lines) of the shell on `b` of process `home_pid` of node 1.
+fn shell_status(b: &mut Vm, home_pid: &str) -> Result<String> {
+    let procs = b.sh("cat /sys/kernel/elastic/procs")?;
+    let pid = procs
+        .lines()
+        .filter(|l| l.starts_with("shell home_node=1 "))
+        .find(|l| {
+            l.split_whitespace()
+                .any(|w| w == format!("home_pid={home_pid}"))
+        })
+        .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("pid=")))
+        .with_context(|| format!("no shell of pid {home_pid} on node2:\n{procs}"))?
+        .to_string();
+    b.sh(&format!(
+        "grep -E '^(Uid|Gid|Cap|NoNewPrivs)' /proc/{pid}/status"
+    ))
 }
 
 /// Kills node2 while it holds pages of a process of node1.

@@ -23,6 +23,15 @@ pub fn limit_to(deadline: Option<Instant>) {
     STEP_DEADLINE.with(|d| d.set(deadline));
 }
 
+/// Runs `f` without the step deadline: for clean-up and diagnosis after a step ran out of
+/// time, which must still get their own timeouts.
+pub fn unlimited<T>(f: impl FnOnce() -> T) -> T {
+    let saved = STEP_DEADLINE.with(|d| d.replace(None));
+    let r = f();
+    limit_to(saved);
+    r
+}
+
 /// `timeout`, cut short by the step deadline; `true` if the deadline is what decides.
 fn capped(timeout: Duration) -> (Duration, bool) {
     match STEP_DEADLINE.with(Cell::get) {
@@ -367,24 +376,28 @@ impl Vm {
         );
         // ^C on the console: SIGINT to the command (the shell has the console as its
         // controlling terminal); an elastic process's exit line then gives its statistics.
+        // The shell drops the rest of that command line (ash re-raises SIGINT on itself), so
+        // its marker never comes: a fresh marker tells when the shell is back.
         let _ = self.stdin.write_all(b"\x03");
         let _ = self.stdin.flush();
-        let back = self.wait_for(tag, Duration::from_secs(15)).is_ok()
-            && self.wait_for("\n", Duration::from_secs(5)).is_ok();
-        if back {
+        std::thread::sleep(Duration::from_millis(500));
+        let sync = format!("EOS-SYNC{}", self.seq);
+        let _ = writeln!(self.stdin, "echo \"EOS-SY\"\"NC{}\"", self.seq);
+        let _ = self.stdin.flush();
+        if self.wait_for(&sync, Duration::from_secs(15)).is_ok() {
             std::thread::sleep(Duration::from_millis(500));
-            // Outside the step deadline: these few seconds are for the diagnosis.
-            let saved = STEP_DEADLINE.with(|d| d.replace(None));
-            if let Ok((_, stats)) = self.run(
-                "eosctl stats; cat /sys/kernel/elastic/procs",
-                Duration::from_secs(20),
-            ) {
+            let stats = unlimited(|| {
+                self.run(
+                    "eosctl stats; cat /sys/kernel/elastic/procs",
+                    Duration::from_secs(20),
+                )
+            });
+            if let Ok((_, stats)) = stats {
                 msg.push_str(&format!(
                     "\n--- {} ElasticOS statistics after ^C ---\n{stats}",
                     self.name
                 ));
             }
-            limit_to(saved);
         } else {
             self.lost = Some(format!("`{cmd}` timed out"));
             msg.push_str(

@@ -570,11 +570,15 @@ fn jumplog(v: &mut Vm) -> Result<(u64, u64, u64)> {
     Ok((total, pick(50).unwrap_or(0), pick(99).unwrap_or(0)))
 }
 
-fn remote_pages(line: &str) -> i64 {
+/// The value of `key` (with its `=`) among the words of `line`.
+fn field<T: std::str::FromStr>(line: &str, key: &str) -> Option<T> {
     line.split_whitespace()
-        .find_map(|w| w.strip_prefix("remote_pages="))
+        .find_map(|w| w.strip_prefix(key))
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+}
+
+fn remote_pages(line: &str) -> i64 {
+    field(line, "remote_pages=").unwrap_or(0)
 }
 
 /// Ping-pong: thousands of jumps inside a computation that checks its own registers, vector
@@ -706,6 +710,33 @@ fn file_pages(a: &mut Vm, b: &mut Vm) -> Result<String> {
     }
     check_clean(&[a, b])?;
     Ok("256 .data pages and the ifunc slots right on the peer and back at home".into())
+}
+
+/// mlock and mlockall over pages the peer holds bring them home with their data, and the
+/// pusher leaves locked pages alone (before, the install refused a VM_LOCKED area: SIGBUS).
+fn mlock_remote(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let want = host_result("mlock", &["32", "2"])?;
+    let (rc, out) = a.run("mlock 32 2", Duration::from_secs(240))?;
+    let info = out
+        .lines()
+        .find(|l| l.starts_with("mlock: "))
+        .unwrap_or("")
+        .to_string();
+    if rc != 0
+        || !out.lines().any(|l| l == want)
+        || !info.contains("stretched=1 locked=1 locked_all=1")
+    {
+        bail!("mlock: exit {rc}, host says `{want}`, VM printed:\n{out}");
+    }
+    let were: u64 = field(&info, "locked_were_remote=").unwrap_or(0);
+    if were == 0 {
+        bail!("mlock: none of the locked pages was on the peer before the lock:\n{info}");
+    }
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "32 MiB, 8 MiB budget: mlock brought {were} remote pages home and kept them there; \
+         mlockall brought the rest; every page right"
+    ))
 }
 
 /// A program nobody here wrote: Debian's static busybox sorting numbers, stretched with the
@@ -1259,6 +1290,11 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
             "elastic: written .data and ifunc slots of the executable read back on the peer",
             120,
             || file_pages(&mut a, b),
+        );
+        report.step(
+            "elastic: mlock over remote pages brings them home, data intact",
+            300,
+            || mlock_remote(&mut a, b),
         );
         report.step(
             "elastic: busybox sort stretched and jumping: same output as unstretched",

@@ -239,8 +239,14 @@ fn peer_field(peers: &str, id: usize, key: &str) -> Option<u64> {
     let line = peers
         .lines()
         .find(|l| l.split_whitespace().next() == Some(&id.to_string()))?;
+    field(line, key)
+}
+
+/// The value of `key=` among the words of `line`.
+fn field<T: std::str::FromStr>(line: &str, key: &str) -> Option<T> {
+    let key = format!("{key}=");
     line.split_whitespace()
-        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .find_map(|w| w.strip_prefix(&key))
         .and_then(|v| v.parse().ok())
 }
 
@@ -570,15 +576,8 @@ fn jumplog(v: &mut Vm) -> Result<(u64, u64, u64)> {
     Ok((total, pick(50).unwrap_or(0), pick(99).unwrap_or(0)))
 }
 
-/// The value of `key` (with its `=`) among the words of `line`.
-fn field<T: std::str::FromStr>(line: &str, key: &str) -> Option<T> {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(key))
-        .and_then(|v| v.parse().ok())
-}
-
 fn remote_pages(line: &str) -> i64 {
-    field(line, "remote_pages=").unwrap_or(0)
+    field(line, "remote_pages").unwrap_or(0)
 }
 
 /// Ping-pong: thousands of jumps inside a computation that checks its own registers, vector
@@ -728,7 +727,7 @@ fn mlock_remote(a: &mut Vm, b: &mut Vm) -> Result<String> {
     {
         bail!("mlock: exit {rc}, host says `{want}`, VM printed:\n{out}");
     }
-    let were: u64 = field(&info, "locked_were_remote=").unwrap_or(0);
+    let were: u64 = field(&info, "locked_were_remote").unwrap_or(0);
     if were == 0 {
         bail!("mlock: none of the locked pages was on the peer before the lock:\n{info}");
     }

@@ -37,15 +37,31 @@ mod stats;
 
 #[cfg(CONFIG_ELASTICOS_KUNIT_TEST)]
 mod kunit;
-mod jump;
 mod kvec;
-mod mapsync;
-mod node;
-mod process;
-mod rpc;
-mod shell;
 mod sys;
+
+// The node and its links (lowest first): link, rpc, node, transport, dispatch.
+mod dispatch;
+mod link;
+mod node;
+mod rpc;
 mod transport;
+
+// The registries of processes (home side) and of shells (member side), and what a jump
+// carries between them.
+mod home;
+mod shell;
+mod transit;
+
+// The primitives, one file each, and the layout they keep in step.
+mod jump;
+mod mapsync;
+mod pull;
+mod push;
+mod stretch;
+
+// What user space sees: sysfs, syscalls, /proc, the C hooks' logic.
+mod control;
 
 module! {
     type: ElasticOs,
@@ -59,7 +75,7 @@ struct ElasticOs;
 
 impl kernel::Module for ElasticOs {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        node::init()?;
+        control::init()?;
         pr_info!(
             "ElasticOS protocol {} ready; configure /sys/kernel/elastic\n",
             proto::VERSION

@@ -16,19 +16,22 @@
 //! Each side keeps its own [`JumpPolicy`]: remote faults that come fast move execution to
 //! the data instead of the data to execution.
 
+use crate::home::{self, Proc};
 use crate::node::{peer_warn, Node, Peer};
 use crate::policy::JumpTunables;
-use crate::process::{send, Proc};
-use crate::proto::{Jump, JumpReason, Message, PAGES_BUILD, PAGE_SIZE};
-use crate::shell::Shell;
+use crate::proto::{Jump, JumpReason, Message, PAGE_SIZE};
+use crate::rpc::{self, CallError};
+use crate::shell::{self, Shell};
 use crate::stats::Stats;
 use crate::sys::{
     arch,
     errno::e,
-    mm::{self, Taken, Vma},
+    global::Global,
+    mm::{self, Taken},
     task::{self, TaskRef},
-    time,
+    time, umh,
 };
+use crate::transit::Arrival;
 use core::fmt::Write;
 use core::sync::atomic::Ordering::Relaxed;
 use kernel::{
@@ -40,43 +43,8 @@ use kernel::{
 
 /// How long a jump waits for the target to confirm it runs the process.
 const JUMP_TIMEOUT_MS: u32 = 5_000;
-/// How long a fault away from home waits for its page.
-const FETCH_TIMEOUT_MS: u32 = 10_000;
 /// Jumps kept in the node's log.
 const LOG_LEN: usize = 64;
-
-/// Execution arriving: what the receive thread hands to the task that will run it.
-pub(crate) struct Arrival {
-    pub(crate) req: u32,
-    pub(crate) from: u16,
-    pub(crate) reason: JumpReason,
-    pub(crate) state: KVVec<u8>,
-    pub(crate) ranges: KVVec<u8>,
-    pub(crate) files: KVVec<u8>,
-    /// The page under the stack pointer and its address, if it came along.
-    pub(crate) stack: Option<(u64, KVVec<u8>)>,
-}
-
-impl Arrival {
-    /// Copies a received `Jump` out of the receive buffer.
-    pub(crate) fn from_msg(from: u16, j: &Jump<'_>) -> Result<Self> {
-        fn copy(b: &[u8]) -> Result<KVVec<u8>> {
-            let mut v = KVVec::with_capacity(b.len(), GFP_KERNEL)?;
-            v.extend_from_slice(b, GFP_KERNEL)?;
-            Ok(v)
-        }
-        let stack = if j.stack.is_empty() { None } else { Some((j.stack_addr, copy(j.stack)?)) };
-        Ok(Self {
-            stack,
-            req: j.req,
-            from,
-            reason: j.reason,
-            state: copy(j.state)?,
-            ranges: copy(j.ranges)?,
-            files: copy(j.files)?,
-        })
-    }
-}
 
 #[derive(Clone, Copy, Default)]
 struct Rec {
@@ -180,6 +148,31 @@ impl Jumps {
     }
 }
 
+static JUMPS: Global<Jumps> = Global::new();
+
+/// The node's jump settings and log, once `init` ran.
+pub(crate) fn jumps() -> Option<&'static Jumps> {
+    JUMPS.get()
+}
+
+/// The jump policy's settings now (the defaults before `init`).
+pub(crate) fn tunables() -> JumpTunables {
+    jumps().map_or_else(JumpTunables::default, |j| j.tunables())
+}
+
+/// Creates the jump settings and log.
+pub(crate) fn init() -> Result {
+    let j = KBox::pin_init(Jumps::new(), GFP_KERNEL)?;
+    JUMPS.set(crate::sys::global::leak_pinned(j));
+    Ok(())
+}
+
+fn record(pid: u32, from: u16, to: u16, reason: JumpReason, lat_ns: u64) {
+    if let Some(j) = jumps() {
+        j.record(pid, from, to, reason, lat_ns);
+    }
+}
+
 /// Why a jump did not happen.
 enum JumpErr {
     /// The target said no, or the message never left: the sender just runs on.
@@ -188,26 +181,17 @@ enum JumpErr {
     Lost(Error),
 }
 
-fn send_jump(node: &Node, peer: &Peer, j: Jump<'_>) -> core::result::Result<(), JumpErr> {
-    let w = peer.pending.register(0).map_err(JumpErr::Refused)?;
-    let m = Message::Jump(Jump { req: w.req, ..j });
-    if let Err(err) = send(peer, node, &m) {
-        peer.pending.remove(&w);
-        return Err(JumpErr::Refused(err));
-    }
-    let r = w.wait(JUMP_TIMEOUT_MS);
-    peer.pending.remove(&w);
-    match r {
-        Ok(()) => Ok(()),
-        // `value` is set when the target itself answered.
-        Err(err) if w.reply.lock().value == 1 => Err(JumpErr::Refused(err)),
-        Err(err) => Err(JumpErr::Lost(err)),
+fn send_jump(peer: &Peer, j: Jump<'_>) -> core::result::Result<(), JumpErr> {
+    match rpc::call(peer, 0, JUMP_TIMEOUT_MS, |req| Message::Jump(Jump { req, ..j })) {
+        Ok(_) => Ok(()),
+        Err(CallError::NotSent(err) | CallError::Refused(err)) => Err(JumpErr::Refused(err)),
+        Err(CallError::NoAnswer(err)) => Err(JumpErr::Lost(err)),
     }
 }
 
 fn ack(node: &Node, to: u16, req: u32, status: i32) {
     if let Some(peer) = node.find_peer(to) {
-        let _ = send(&peer, node, &Message::JumpAck { req, status });
+        let _ = peer.send(&Message::JumpAck { req, status });
     }
 }
 
@@ -286,6 +270,7 @@ fn home_leave(p: Arc<Proc>) {
             return;
         }
     };
+    let tun = tunables();
     let maps = match crate::mapsync::home_ranges(&p.mm) {
         Ok(r) => r,
         Err(err) => {
@@ -295,7 +280,7 @@ fn home_leave(p: Arc<Proc>) {
                 p.too_many_maps.store(p.mm.map_count(), Relaxed);
                 Stats::inc(&node.stats.jumps_too_many_maps);
             }
-            p.policy.lock().on_departure(&node.jumps.tunables(), time::now_ns());
+            p.policy.lock().on_departure(&tun, time::now_ns());
             peer_warn!(node, "pid {}: its mappings do not fit in a jump ({:?}); it stays here\n", p.pid, err);
             return;
         }
@@ -317,12 +302,12 @@ fn home_leave(p: Arc<Proc>) {
         stack: if stack_addr != 0 { &page } else { &[] },
         stack_addr,
     };
-    match send_jump(node, &target, j) {
+    match send_jump(&target, j) {
         Ok(()) => {}
         Err(JumpErr::Refused(err)) => {
             p.away.store(false, Relaxed);
             // Back off: each refusal doubles this node's threshold.
-            p.policy.lock().on_departure(&node.jumps.tunables(), time::now_ns());
+            p.policy.lock().on_departure(&tun, time::now_ns());
             if stack_addr != 0 && install_stack(&p.mm, stack_addr, &page, marker).is_err() {
                 pr_err!("pid {}: cannot put its stack page back; killing it\n", p.pid);
                 kill_current();
@@ -348,8 +333,8 @@ fn home_leave(p: Arc<Proc>) {
     let lat = left - t0;
     p.jumps.fetch_add(1, Relaxed);
     p.jump_lat.record_ns(lat);
-    node.jumps.record(p.pid as u32, node.id(), target.id, reason, lat);
-    p.policy.lock().on_departure(&node.jumps.tunables(), left);
+    record(p.pid as u32, node.id(), target.id, reason, lat);
+    p.policy.lock().on_departure(&tun, left);
 
     let mut recalled = false;
     loop {
@@ -367,7 +352,7 @@ fn home_leave(p: Arc<Proc>) {
         if !recalled && task::signal_pending() {
             drop(inbox);
             recalled = true;
-            let _ = send(&target, node, &Message::Recall { pid: p.pid as u32 });
+            let _ = target.send(&Message::Recall { pid: p.pid as u32 });
             continue;
         }
         if let kernel::sync::CondVarTimeoutResult::Signal { .. } =
@@ -411,7 +396,7 @@ fn home_arrive(node: &Node, p: &Proc, a: Arrival) {
 
 /// Receive thread: execution of our process `pid` comes back from `peer`.
 pub(crate) fn home_receive(node: &Node, peer: &Peer, j: &Jump<'_>) {
-    let status = match node.procs.by_pid(j.pid as i32) {
+    let status = match home::procs().and_then(|procs| procs.by_pid(j.pid as i32)) {
         Some(p) if p.away_at.load(Relaxed) == peer.id as u64 && p.away.load(Relaxed) => match Arrival::from_msg(peer.id, j) {
             Ok(a) => {
                 *p.inbox.lock() = Some(a);
@@ -428,62 +413,9 @@ pub(crate) fn home_receive(node: &Node, peer: &Peer, j: &Jump<'_>) {
     ack(node, peer.id, j.req, status);
 }
 
-/// Receive thread: the process `pid`, away on `peer`, needs its page at `addr`.
-pub(crate) fn serve_fetch(node: &Node, peer: &Peer, pid: u32, addr: u64, buf: &mut [u8]) -> Result<Taken> {
-    let p = node.procs.by_pid(pid as i32).filter(|p| p.member(peer.id).is_some()).ok_or(ESRCH)?;
-    if !p.away.load(Relaxed) || p.away_at.load(Relaxed) != peer.id as u64 {
-        peer_warn!(node, "node {} fetched a page of pid {}, which does not run there\n", peer.id, pid);
-        return Err(EPERM);
-    }
-    let users = p.mm.users().ok_or(ESRCH)?;
-    let lock = users.read();
-    let vma = lock.vma(addr).ok_or(EFAULT)?;
-    let t = match vma.take(addr, buf, mm::marker(peer.id, false)) {
-        Err(err) if err == EAGAIN => {
-            // Owned by a third node: bring it here first, then hand it on.
-            let Some(owner) = p.members().into_iter().find(|m| m.id != peer.id && vma.remote_run(addr, m.id, 1) == 1)
-            else {
-                return Err(EAGAIN);
-            };
-            pull_one(node, &p, &vma, addr, &owner)?;
-            vma.take(addr, buf, mm::marker(peer.id, false))?
-        }
-        r => r?,
-    };
-    p.remote.fetch_add(1, Relaxed);
-    p.fetched.fetch_add(1, Relaxed);
-    Ok(t)
-}
-
-/// Receive thread: answers a `Fetch` with the page, a build status or an error.
-pub(crate) fn serve_fetch_reply(
-    node: &Node,
-    peer: &Peer,
-    conn: &crate::transport::Conn,
-    req: u32,
-    pid: u32,
-    addr: u64,
-) -> Result {
-    let mut buf = KVVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL)?;
-    let (status, n) = match serve_fetch(node, peer, pid, addr, &mut buf) {
-        Ok(Taken::Data) => (0, PAGE_SIZE),
-        Ok(Taken::Build) => (PAGES_BUILD, 0),
-        Err(err) => (err.to_errno(), 0),
-    };
-    conn.send(
-        node,
-        &Message::Pages(crate::proto::Pages {
-            req,
-            status,
-            addr,
-            pages: &buf[..n],
-        }),
-    )
-}
-
 /// Receive thread: the shell running our process `pid` died there.
-pub(crate) fn home_gone(node: &Node, peer: &Peer, pid: u32, signal: u32) {
-    let Some(p) = node.procs.by_pid(pid as i32) else { return };
+pub(crate) fn home_gone(peer: &Peer, pid: u32, signal: u32) {
+    let Some(p) = home::procs().and_then(|procs| procs.by_pid(pid as i32)) else { return };
     if !p.away.load(Relaxed) || p.away_at.load(Relaxed) != peer.id as u64 {
         return;
     }
@@ -502,43 +434,23 @@ pub(crate) fn home_gone(node: &Node, peer: &Peer, pid: u32, signal: u32) {
     p.inbox_cv.notify_all();
 }
 
-/// Moves page `addr` of `p` from member `owner` back into the home's address space (for a
-/// process away on another member: the home hands pages between its members).
-fn pull_one(node: &Node, p: &Proc, vma: &Vma<'_>, addr: u64, owner: &Peer) -> Result {
-    let w = owner.pending.register(1)?;
-    let m = Message::Pull {
-        req: w.req,
-        pid: p.pid as u32,
-        addr,
-        count: 1,
-    };
-    let r = send(owner, node, &m).and_then(|()| w.wait(FETCH_TIMEOUT_MS));
-    owner.pending.remove(&w);
-    r?;
-    let reply = w.reply.lock();
-    let marker = mm::marker(owner.id, false);
-    if reply.status == PAGES_BUILD {
-        vma.clear_marker(addr, marker)?;
-    } else {
-        if reply.addr != addr || reply.data.len() != PAGE_SIZE {
-            return Err(EIO);
-        }
-        vma.install(addr, marker, &reply.data, false)?;
-    }
-    p.remote.fetch_sub(1, Relaxed);
-    Ok(())
-}
-
 // ---- shell side ------------------------------------------------------------------------
 
-/// In the shell's task: run the process from `a`. False if it cannot (the home was told).
-pub(crate) fn guest_arrive(seed: &crate::sys::umh::Seed, a: Arrival) -> bool {
+/// In the parked shell's task (the seed's arrival callback): run the process that arrived.
+/// False if it cannot (the home was told) or nothing arrived.
+pub(crate) fn shell_arrival(seed: &umh::Seed) -> bool {
+    match shell::shells().and_then(|s| s.by_seed(seed)) {
+        Some(shell) => shell_arrive(&shell),
+        None => false,
+    }
+}
+
+/// In the shell's task: run the process from what arrived. False if it cannot (the home was
+/// told).
+fn shell_arrive(shell: &Shell) -> bool {
     let Some(node) = crate::node::get() else { return false };
-    let Some(shell) = node.shells.by_seed(seed) else {
-        ack(node, a.from, a.req, ESRCH.to_errno());
-        return false;
-    };
-    if let Err(err) = crate::mapsync::reconcile(node, &shell, &a.ranges, &a.files) {
+    let Some(a) = shell.inbox.lock().take() else { return false };
+    if let Err(err) = crate::mapsync::reconcile(node, shell, &a.ranges, &a.files) {
         pr_warn!("shell of pid {}: cannot match its home's layout ({:?})\n", shell.home_pid, err);
         ack(node, a.from, a.req, err.to_errno());
         return false;
@@ -565,7 +477,7 @@ pub(crate) fn guest_arrive(seed: &crate::sys::umh::Seed, a: Arrival) -> bool {
 
 /// In the shell's task, its user state in its registers: send execution home and wait there
 /// until it comes back. False: the task must die (it is told to).
-pub(crate) fn guest_leave(shell: &Arc<Shell>, reason: JumpReason) -> bool {
+pub(crate) fn shell_leave(shell: &Arc<Shell>, reason: JumpReason) -> bool {
     shell.leaving.store(false, Relaxed);
     let Some(node) = crate::node::get() else { return false };
     if !shell.running.load(Relaxed) {
@@ -595,7 +507,7 @@ pub(crate) fn guest_leave(shell: &Arc<Shell>, reason: JumpReason) -> bool {
         stack_addr,
     };
     shell.running.store(false, Relaxed);
-    if let Err(JumpErr::Refused(err) | JumpErr::Lost(err)) = send_jump(node, &home, j) {
+    if let Err(JumpErr::Refused(err) | JumpErr::Lost(err)) = send_jump(&home, j) {
         pr_err!(
             "shell of pid {}: node {} did not take its execution back ({:?}); ending it here\n",
             shell.home_pid,
@@ -607,25 +519,25 @@ pub(crate) fn guest_leave(shell: &Arc<Shell>, reason: JumpReason) -> bool {
     let now = time::now_ns();
     shell.jumps.fetch_add(1, Relaxed);
     shell.jump_lat.record_ns(now - t0);
-    node.jumps.record(shell.home_pid, node.id(), shell.home, reason, now - t0);
-    shell.policy.lock().on_departure(&node.jumps.tunables(), now);
-    while let Some(a) = shell.seed.wait_arrival() {
-        if guest_arrive(&shell.seed, a) {
+    record(shell.home_pid, node.id(), shell.home, reason, now - t0);
+    shell.policy.lock().on_departure(&tunables(), now);
+    while shell.seed.wait_arrival() {
+        if shell_arrive(shell) {
             return true;
         }
     }
     false
 }
 
-fn guest_leave_work(shell: Arc<Shell>) {
+fn shell_leave_work(shell: Arc<Shell>) {
     let reason = JumpReason::from_u8(shell.leave_reason.load(Relaxed) as u8).unwrap_or(JumpReason::Faults);
-    if !guest_leave(&shell, reason) {
+    if !shell_leave(&shell, reason) {
         kill_current();
     }
 }
 
 /// Queues a jump home on the shell's task (`kick`: interrupt its user code now).
-pub(crate) fn request_guest_leave(shell: &Arc<Shell>, reason: JumpReason, kick: bool) {
+pub(crate) fn request_shell_leave(shell: &Arc<Shell>, reason: JumpReason, kick: bool) {
     if !shell.running.load(Relaxed) || shell.leaving.swap(true, Relaxed) {
         return;
     }
@@ -635,16 +547,16 @@ pub(crate) fn request_guest_leave(shell: &Arc<Shell>, reason: JumpReason, kick: 
         shell.leaving.store(false, Relaxed);
         return;
     };
-    if t.queue_work(shell.clone(), guest_leave_work, kick).is_err() {
+    if t.queue_work(shell.clone(), shell_leave_work, kick).is_err() {
         shell.leaving.store(false, Relaxed);
     }
 }
 
 /// The `syscall` hook: a shell's task running a process away from home made a syscall. The
 /// caller rewound its registers to the `syscall` instruction; run it at home.
-pub(crate) fn guest_syscall(shell: &Arc<Shell>) -> bool {
+pub(crate) fn shell_syscall(shell: &Arc<Shell>) -> bool {
     shell.syscalls.fetch_add(1, Relaxed);
-    if !guest_leave(shell, JumpReason::Syscall) {
+    if !shell_leave(shell, JumpReason::Syscall) {
         kill_current();
     }
     true
@@ -653,90 +565,13 @@ pub(crate) fn guest_syscall(shell: &Arc<Shell>) -> bool {
 /// The shell's task took a fault signal (`sig`) running the process: a mapping it lacks, or a
 /// fault of the program's own. Either way the home runs the instruction again, with the
 /// home's mappings and signal handlers.
-pub(crate) fn guest_fault(shell: &Arc<Shell>, sig: u32) -> bool {
+pub(crate) fn shell_fault_signal(shell: &Arc<Shell>, sig: u32) -> bool {
     shell.faults.fetch_add(1, Relaxed);
     pr_debug!("shell of pid {}: signal {} while running it; the home retries\n", shell.home_pid, sig);
-    if !guest_leave(shell, JumpReason::Fault) {
+    if !shell_leave(shell, JumpReason::Fault) {
         kill_current();
     }
     true
-}
-
-/// What a fault on an empty PTE of a shell ends in.
-pub(crate) enum Missing {
-    /// Build the page the ordinary way (zeroes or file data): it is ours now.
-    Build,
-    /// The page is here now, or the fault is retried (after a jump, say).
-    Retry,
-    /// SIGBUS.
-    SigBus,
-    /// No memory.
-    Oom,
-}
-
-/// A fault on an empty PTE in a shell: the page belongs to the home node, so fetch it (or
-/// jump home if that is cheaper).
-pub(crate) fn missing(vma: Vma<'_>, addr: u64, user: bool) -> Missing {
-    let Some(node) = crate::node::get() else { return Missing::SigBus };
-    let Some(shell) = node.shells.by_mm(vma.mm()) else { return Missing::Build };
-    if TaskRef::current().pid() != shell.pid || !shell.running.load(Relaxed) {
-        // Somebody else (a /proc reader) touching the shell's memory: those pages are not
-        // here, and must not be built here either.
-        return Missing::SigBus;
-    }
-    let now = time::now_ns();
-    if user && shell.policy.lock().on_remote_fault(&node.jumps.tunables(), now) {
-        request_guest_leave(&shell, JumpReason::Faults, false);
-        if shell.leaving.load(Relaxed) {
-            return Missing::Retry;
-        }
-    }
-    let Some(home) = node.find_peer(shell.home) else { return Missing::SigBus };
-    let w = match home.pending.register(1) {
-        Ok(w) => w,
-        Err(_) => return Missing::Oom,
-    };
-    let m = Message::Fetch {
-        req: w.req,
-        pid: shell.home_pid,
-        addr,
-    };
-    let r = send(&home, node, &m).and_then(|()| w.wait(FETCH_TIMEOUT_MS));
-    home.pending.remove(&w);
-    if let Err(err) = r {
-        if err == EAGAIN {
-            // On its way here (a push): wait for it.
-            time::sleep_ms_uninterruptible(1);
-            return Missing::Retry;
-        }
-        if err == EINVAL || err == EFAULT {
-            // Not a page the home hands over (the vDSO, whose clock must be the home's; an
-            // address the home does not map): the fault goes home and runs there.
-            return Missing::SigBus;
-        }
-        pr_err!(
-            "shell of pid {}: fetch of {:#x} from node {} failed ({:?})\n",
-            shell.home_pid,
-            addr,
-            shell.home,
-            err
-        );
-        return Missing::SigBus;
-    }
-    let reply = w.reply.lock();
-    shell.fetches.fetch_add(1, Relaxed);
-    shell.fetch_lat.record_ns(time::now_ns() - now);
-    if reply.status == PAGES_BUILD {
-        return Missing::Build;
-    }
-    if reply.addr != addr || reply.data.len() != PAGE_SIZE {
-        return Missing::SigBus;
-    }
-    match vma.install(addr, 0, &reply.data, false) {
-        Ok(()) => Missing::Retry,
-        Err(err) if err == ENOMEM => Missing::Oom,
-        Err(_) => Missing::SigBus,
-    }
 }
 
 /// The shell's address space is going away (`__mmput`). If it was running the process,
@@ -754,24 +589,20 @@ pub(crate) fn shell_exit(node: &Node, shell: &Shell) {
         signal
     );
     if let Some(home) = node.find_peer(shell.home) {
-        let _ = send(
-            &home,
-            node,
-            &Message::Gone {
-                pid: shell.home_pid,
-                signal,
-            },
-        );
+        let _ = home.send(&Message::Gone {
+            pid: shell.home_pid,
+            signal,
+        });
     }
 }
 
 /// Receive thread at the shell's node: execution of `pid` arrives from its home.
 pub(crate) fn shell_receive(node: &Node, peer: &Peer, j: &Jump<'_>) {
-    let status = match node.shells.find(peer.id, j.pid) {
+    let status = match shell::shells().and_then(|s| s.find(peer.id, j.pid)) {
         Some(s) if !s.running.load(Relaxed) => match Arrival::from_msg(peer.id, j) {
             Ok(a) => {
-                s.seed.state.lock().arrival = Some(a);
-                s.seed.cv.notify_all();
+                *s.inbox.lock() = Some(a);
+                s.seed.arrive();
                 return;
             }
             Err(err) => err.to_errno(),
@@ -783,41 +614,42 @@ pub(crate) fn shell_receive(node: &Node, peer: &Peer, j: &Jump<'_>) {
     ack(node, peer.id, j.req, status);
 }
 
-/// `elastic_jump(pid, node)`: move the process's execution to `to` (its home or its peer).
-pub(crate) fn sys_jump(node: &'static Node, pid: i32, to: i32) -> Result<i64> {
-    let task = if pid == 0 { TaskRef::current() } else { TaskRef::by_pid(pid).ok_or(ESRCH)? };
-    if !task.caller_may_control() {
-        return Err(EPERM);
-    }
-    let p = node.procs.by_pid(task.pid()).ok_or(ESRCH)?;
-    let to = u16::try_from(to).map_err(|_| EINVAL)?;
+/// `elastic_jump`: move the execution of `task`'s process to `to` (its home or a member).
+pub(crate) fn jump_to(node: &Node, task: &TaskRef, to: u16) -> Result {
+    let p = home::procs().and_then(|procs| procs.by_pid(task.pid())).ok_or(ESRCH)?;
     if to == node.id() {
         if p.away.load(Relaxed) {
             if let Some(at) = p.member(p.away_at.load(Relaxed) as u16) {
-                send(&at, node, &Message::Recall { pid: p.pid as u32 })?;
+                at.send(&Message::Recall { pid: p.pid as u32 })?;
             }
         }
-        return Ok(0);
+        return Ok(());
     }
     let target = p.member(to).ok_or(ENOENT)?;
     if p.away.load(Relaxed) {
         // It runs elsewhere; it comes home first (its next syscall, or a recall).
         return Err(EBUSY);
     }
-    if target.link.lock().conn.is_none() {
+    if !target.connected() {
         return Err(e(bindings::ENOTCONN));
     }
-    request_home_leave(&p, &task, JumpReason::Asked, !task.is_current(), to)?;
-    Ok(0)
+    request_home_leave(&p, task, JumpReason::Asked, !task.is_current(), to)
+}
+
+/// Member: the home wants its process `pid` back.
+pub(crate) fn serve_recall(peer: &Peer, pid: u32) {
+    if let Some(s) = shell::shells().and_then(|s| s.find(peer.id, pid)) {
+        request_shell_leave(&s, JumpReason::Recall, true);
+    }
 }
 
 /// The home fault path asks: jump to the page's owner instead of pulling? Queues the jump
 /// if so.
-pub(crate) fn home_fault_jumps(node: &Node, p: &Arc<Proc>, user: bool, owner: u16) -> bool {
+pub(crate) fn home_fault_jumps(p: &Arc<Proc>, user: bool, owner: u16) -> bool {
     if !user || p.sticky.load(Relaxed) || !p.maps_may_fit() {
         return false;
     }
-    let t = node.jumps.tunables();
+    let t = tunables();
     if !p.policy.lock().on_remote_fault(&t, time::now_ns()) {
         return false;
     }

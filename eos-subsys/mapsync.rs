@@ -11,43 +11,40 @@
 //!   The shell maps the private anonymous ones it lacks, gives what it keeps the home's
 //!   protection, and unmaps what the home does not have in that form. A mapping the shell
 //!   lacks (a file mapped at home after the stretch) is never guessed: touching it sends
-//!   execution home (`jump::guest_fault`), where the instruction runs again.
+//!   execution home (`jump::shell_fault_signal`), where the instruction runs again.
 
+use crate::home::{self, Proc};
 use crate::layout;
 use crate::node::{Node, Peer};
-use crate::process::send;
 use crate::proto::{
     files_in, put_file_entry, put_files_header, put_jump_range, ranges_in, FileMap, Message, JUMP_FILE_FIXED, JUMP_RANGE_LEN,
     MAX_FILE_PATH, MAX_JUMP_FILES, MAX_JUMP_RANGES, RANGE_ANON,
 };
-use crate::shell::Shell;
-use crate::sys::{arch, mm, task};
+use crate::shell::{self, Shell};
+use crate::sys::{arch::SyscallRegs, mm, task};
 use core::sync::atomic::Ordering::Relaxed;
-use kernel::{bindings, prelude::*};
+use kernel::prelude::*;
 
 /// Home: syscall `nr` of a process whose mm is elastic. True if it ran here (its result is
-/// in `regs`); false to let the entry code run it as usual.
-pub(crate) fn home_syscall(node: &Node, regs: *mut bindings::pt_regs, nr: i32) -> bool {
-    let Some(p) = node.procs.by_mm(task::current_mm()) else { return false };
-    // SAFETY (for every access to `regs` here): they are the current task's user registers,
-    // saved at syscall entry; only this task uses them until it returns to user mode.
-    let args = unsafe { [(*regs).di, (*regs).si, (*regs).dx, (*regs).r10, (*regs).r8, (*regs).r9] };
-    let Some(l) = layout::classify(nr as u32, args.map(|x| x as u64), p.mm.brk()) else { return false };
+/// in `regs`); false to let the entry code run it as usual. `recall` brings a range's pages
+/// home (pull.rs's; passed in, since a pull may turn into a jump, which carries the layout
+/// this file builds).
+pub(crate) fn home_syscall(regs: &mut SyscallRegs<'_>, nr: i32, recall: fn(&Proc, u64, u64) -> Result) -> bool {
+    let Some(p) = home::procs().and_then(|procs| procs.by_mm(task::current_mm())) else { return false };
+    let Some(l) = layout::classify(nr as u32, regs.args(), p.mm.brk()) else { return false };
     p.layout_begin();
     if let Some(range) = l.recall {
-        if let Err(err) = p.recall(node, range.start, range.end) {
+        if let Err(err) = recall(&p, range.start, range.end) {
             p.layout_done();
             pr_err!("pid {}: cannot bring {:#x}..{:#x} home to remap it ({:?})\n", p.pid, range.start, range.end, err);
-            // SAFETY: see above.
-            unsafe { (*regs).ax = ENOMEM.to_errno() as isize as usize };
+            regs.set_return(ENOMEM.to_errno() as i64);
             return true;
         }
     }
     let remote = remote_in(&p.mm, &l);
-    // SAFETY: see above; this is what the entry code would run.
-    let ret = unsafe { arch::run_syscall(regs, nr as u32) };
-    // SAFETY: see above.
-    unsafe { (*regs).ax = ret as usize };
+    // What the entry code would run.
+    let ret = regs.run(nr as u32);
+    regs.set_return(ret);
     let mut changed = false;
     for d in l.after(ret) {
         changed = true;
@@ -59,7 +56,7 @@ pub(crate) fn home_syscall(node: &Node, regs: *mut bindings::pt_regs, nr: i32) -
         };
         for peer in p.members().iter() {
             // A member that cannot hear this is lost anyway, and the process with it.
-            let _ = send(peer, node, &m);
+            let _ = peer.send(&m);
         }
     }
     if changed {
@@ -84,8 +81,8 @@ fn remote_in(mm: &mm::MmRef, l: &layout::Layout) -> u64 {
 }
 
 /// Member: the home discarded `[start, end)` of process `pid` (`unmap`: unmapped it).
-pub(crate) fn discard(node: &Node, peer: &Peer, pid: u32, start: u64, end: u64, unmap: bool) -> Result {
-    let shell = node.shells.find(peer.id, pid).ok_or(ESRCH)?;
+pub(crate) fn discard(peer: &Peer, pid: u32, start: u64, end: u64, unmap: bool) -> Result {
+    let shell = shell::shells().and_then(|s| s.find(peer.id, pid)).ok_or(ESRCH)?;
     if shell.running() {
         // The process runs here, so its home cannot be in a syscall.
         return Err(EBUSY);
@@ -269,7 +266,7 @@ pub(crate) fn reconcile(node: &Node, shell: &Shell, ranges: &[u8], files: &[u8])
         crate::stats::Stats::inc(node_wide);
     }
     for h in home.iter().filter(|h| h.anon) {
-        crate::shell::cover(&users, h.start, h.end, h.prot)?;
+        cover(&users, h.start, h.end, h.prot)?;
     }
     // What stays takes the home's protection.
     for s in shell_maps(&users)?.iter() {
@@ -285,6 +282,37 @@ pub(crate) fn reconcile(node: &Node, shell: &Shell, ranges: &[u8], files: &[u8])
             }
             _ => Ok(()),
         })?;
+    }
+    Ok(())
+}
+
+/// Makes sure `[start, end)` is covered by VMAs in the shell, mapping anonymous memory into
+/// the gaps (the home process grew its heap or mapped more since the stretch).
+pub(crate) fn cover(users: &mm::MmUsers<'_>, start: u64, end: u64, prot: u32) -> Result {
+    let mut gaps = [(0u64, 0u64); 8];
+    let mut n = 0;
+    {
+        let lock = users.read();
+        let mut at = start;
+        while at < end && n < gaps.len() {
+            match lock.vma_from(at) {
+                Some(v) if v.start() <= at => at = v.end(),
+                Some(v) => {
+                    let stop = v.start().min(end);
+                    gaps[n] = (at, stop);
+                    n += 1;
+                    at = stop;
+                }
+                None => {
+                    gaps[n] = (at, end);
+                    n += 1;
+                    at = end;
+                }
+            }
+        }
+    }
+    for &(a, b) in &gaps[..n] {
+        users.with_mm(|| mm::map_fixed_anon(a, b - a, prot))?;
     }
     Ok(())
 }

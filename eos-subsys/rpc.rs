@@ -1,49 +1,128 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Request/response over a peer link. A requester registers a [`Waiter`] under a fresh request
-//! id, sends its message and sleeps; the link's receive thread hands the reply to the waiter.
-//! When the link drops, every waiter of that peer fails at once, so nobody waits for a dead
-//! node longer than the heartbeat timeout.
+//! Request/response over a peer link: [`call`] registers a waiter under a fresh request id,
+//! sends the request and sleeps until the link's receive thread hands it the reply
+//! ([`on_reply`]), the link drops (every waiter of that peer fails at once, so nobody waits
+//! for a dead node longer than the heartbeat timeout), the timeout passes or a fatal signal
+//! comes. The answer is typed by the reply that came.
 
+use crate::proto::{Message, PAGES_BUILD, PAGE_SIZE};
 use crate::sys::{errno::e, task, time};
-use kernel::bindings;
 use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use kernel::{
-    new_condvar, new_mutex,
+    bindings, new_condvar, new_mutex,
     prelude::*,
     sync::{Arc, CondVar, Mutex},
     time::msecs_to_jiffies,
 };
 
-/// What came back.
-pub(crate) struct Reply {
-    pub(crate) done: bool,
-    /// 0 or a negative errno (from the peer, or ours: link lost, timeout).
-    pub(crate) status: i32,
-    /// A small result (the shell's pid of a stretch).
-    pub(crate) value: u32,
-    /// First page address of a `Pages` reply.
-    pub(crate) addr: u64,
-    /// Page data of a `Pages` reply.
-    pub(crate) data: KVVec<u8>,
+/// What a peer answered.
+pub(crate) enum Answer {
+    /// Done (`PushAck`, `JumpAck`).
+    Done,
+    /// A shell holds the process now (`StretchOk`): its pid.
+    Shell(u32),
+    /// The peer had no data there: the page is built where it is needed (`Pages`, status
+    /// `PAGES_BUILD`).
+    Build,
+    /// Page data from `addr` (`Pages`).
+    Pages { addr: u64, data: KVVec<u8> },
+}
+
+/// Why a call has no answer.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum CallError {
+    /// The request never left (no connection, no memory): the peer did nothing.
+    NotSent(Error),
+    /// The peer answered with this error.
+    Refused(Error),
+    /// No answer (timeout, link lost, fatal signal): the peer may or may not have acted.
+    NoAnswer(Error),
+}
+
+impl CallError {
+    /// The error number behind it.
+    pub(crate) fn errno(self) -> Error {
+        match self {
+            Self::NotSent(e) | Self::Refused(e) | Self::NoAnswer(e) => e,
+        }
+    }
+}
+
+impl From<CallError> for Error {
+    fn from(c: CallError) -> Self {
+        c.errno()
+    }
+}
+
+/// Where requests go: a peer's current connection and its table of waiters.
+pub(crate) trait Channel {
+    /// The table of requests waiting for this peer's replies.
+    fn pending(&self) -> &Pending;
+    /// Sends `m` on the current connection.
+    fn send(&self, m: &Message<'_>) -> Result;
+}
+
+/// Sends the request `msg(req)` to `ch` and waits up to `timeout_ms` for its answer; `pages`
+/// is the most page data the answer may carry (its buffer is allocated before sending).
+pub(crate) fn call<'a>(
+    ch: &impl Channel,
+    pages: usize,
+    timeout_ms: u32,
+    msg: impl FnOnce(u32) -> Message<'a>,
+) -> Result<Answer, CallError> {
+    let pending = ch.pending();
+    let w = pending.register(pages).map_err(CallError::NotSent)?;
+    let sent = ch.send(&msg(w.req));
+    let r = match sent {
+        Ok(()) => w.wait(timeout_ms),
+        Err(err) => Err(err),
+    };
+    pending.remove(&w);
+    let mut slot = w.slot.lock();
+    match (sent, r) {
+        (Err(err), _) => Err(CallError::NotSent(err)),
+        (Ok(()), Err(err)) => Err(CallError::NoAnswer(err)),
+        (Ok(()), Ok(())) => match slot.state.take() {
+            Some(Ok(a)) => Ok(a),
+            Some(Err(errno)) => Err(CallError::Refused(Error::from_errno(errno))),
+            None => Err(CallError::NoAnswer(e(bindings::ECONNRESET))),
+        },
+    }
+}
+
+/// One outstanding request's slot.
+struct Slot {
+    /// `None` while waiting; the peer's answer or its (negative) error number.
+    state: Option<core::result::Result<Answer, i32>>,
+    /// Our own failure (link lost): no answer will come.
+    failed: Option<Error>,
+    /// Room for page data, allocated before the request left.
+    buf: KVVec<u8>,
+}
+
+impl Slot {
+    fn done(&self) -> bool {
+        self.state.is_some() || self.failed.is_some()
+    }
 }
 
 /// One outstanding request.
 #[pin_data]
 pub(crate) struct Waiter {
-    pub(crate) req: u32,
+    req: u32,
     #[pin]
-    pub(crate) reply: Mutex<Reply>,
+    slot: Mutex<Slot>,
     #[pin]
     cv: CondVar,
 }
 
 impl Waiter {
     /// Waits for the reply up to `timeout_ms`; gives up early on a fatal signal.
-    pub(crate) fn wait(&self, timeout_ms: u32) -> Result {
+    fn wait(&self, timeout_ms: u32) -> Result {
         let deadline = time::now_ns() + timeout_ms as u64 * 1_000_000;
-        let mut r = self.reply.lock();
-        while !r.done {
+        let mut s = self.slot.lock();
+        while !s.done() {
             if task::fatal_signal_pending() {
                 return Err(EINTR);
             }
@@ -51,18 +130,18 @@ impl Waiter {
                 return Err(e(bindings::ETIMEDOUT));
             }
             if let kernel::sync::CondVarTimeoutResult::Signal { .. } =
-                self.cv.wait_interruptible_timeout(&mut r, msecs_to_jiffies(50))
+                self.cv.wait_interruptible_timeout(&mut s, msecs_to_jiffies(50))
             {
                 // A non-fatal signal cannot be delivered before we return; poll instead.
-                drop(r);
+                drop(s);
                 time::sleep_ms_uninterruptible(1);
-                r = self.reply.lock();
+                s = self.slot.lock();
             }
         }
-        if r.status < 0 {
-            return Err(Error::from_errno(r.status));
+        match s.failed {
+            Some(err) => Err(err),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -84,18 +163,16 @@ impl Pending {
     }
 
     /// Registers a waiter whose reply may carry up to `pages` pages.
-    pub(crate) fn register(&self, pages: usize) -> Result<Arc<Waiter>> {
+    fn register(&self, pages: usize) -> Result<Arc<Waiter>> {
         let req = self.next.fetch_add(1, Relaxed);
-        let data = KVVec::with_capacity(pages * crate::proto::PAGE_SIZE, GFP_KERNEL)?;
+        let buf = KVVec::with_capacity(pages * PAGE_SIZE, GFP_KERNEL)?;
         let w = Arc::pin_init(
             pin_init!(Waiter {
                 req,
-                reply <- new_mutex!(Reply {
-                    done: false,
-                    status: 0,
-                    value: 0,
-                    addr: 0,
-                    data,
+                slot <- new_mutex!(Slot {
+                    state: None,
+                    failed: None,
+                    buf,
                 }),
                 cv <- new_condvar!(),
             }),
@@ -106,22 +183,22 @@ impl Pending {
     }
 
     /// Forgets a waiter (after its reply or its timeout).
-    pub(crate) fn remove(&self, w: &Arc<Waiter>) {
+    fn remove(&self, w: &Arc<Waiter>) {
         // Without memory the finished waiter just stays listed, which is harmless.
         let _ = crate::kvec::retain(&mut self.list.lock(), |x| !Arc::ptr_eq(x, w));
     }
 
     /// Hands a reply to the waiter of `req`; false if nobody waits for it (late or bogus).
-    pub(crate) fn complete(&self, req: u32, fill: impl FnOnce(&mut Reply)) -> bool {
+    fn complete(&self, req: u32, fill: impl FnOnce(&mut KVVec<u8>) -> core::result::Result<Answer, i32>) -> bool {
         let w = self.list.lock().iter().find(|w| w.req == req).cloned();
         let Some(w) = w else { return false };
-        let mut r = w.reply.lock();
-        if r.done {
+        let mut s = w.slot.lock();
+        if s.done() {
             return false;
         }
-        fill(&mut r);
-        r.done = true;
-        drop(r);
+        let answer = fill(&mut s.buf);
+        s.state = Some(answer);
+        drop(s);
         w.cv.notify_all();
         true
     }
@@ -130,13 +207,45 @@ impl Pending {
     pub(crate) fn fail_all(&self, errno: Error) {
         let list = self.list.lock();
         for w in list.iter() {
-            let mut r = w.reply.lock();
-            if !r.done {
-                r.done = true;
-                r.status = errno.to_errno();
+            let mut s = w.slot.lock();
+            if !s.done() {
+                s.failed = Some(errno);
             }
-            drop(r);
+            drop(s);
             w.cv.notify_all();
         }
     }
+}
+
+/// `Ok(a)` for a status of 0 (or positive), the error number otherwise.
+fn status(status: i32, a: Answer) -> core::result::Result<Answer, i32> {
+    if status < 0 {
+        Err(status)
+    } else {
+        Ok(a)
+    }
+}
+
+/// Receive thread: if `m` is a reply, hands it to its waiter in `pending` and returns whether
+/// somebody waited for it; `None` if `m` is not a reply.
+pub(crate) fn on_reply(pending: &Pending, m: &Message<'_>) -> Option<bool> {
+    let matched = match m {
+        Message::StretchOk { req, status: st, shell_pid } => pending.complete(*req, |_| status(*st, Answer::Shell(*shell_pid))),
+        Message::PushAck { req, status: st } | Message::JumpAck { req, status: st } => {
+            pending.complete(*req, |_| status(*st, Answer::Done))
+        }
+        Message::Pages(p) => pending.complete(p.req, |buf| {
+            if p.status == PAGES_BUILD {
+                return Ok(Answer::Build);
+            }
+            if p.status < 0 {
+                return Err(p.status);
+            }
+            buf.extend_from_slice(p.pages, GFP_KERNEL).map_err(|_| ENOMEM.to_errno())?;
+            let data = core::mem::replace(buf, KVVec::new());
+            Ok(Answer::Pages { addr: p.addr, data })
+        }),
+        _ => return None,
+    };
+    Some(matched)
 }

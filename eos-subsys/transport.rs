@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Links between nodes over in-kernel TCP: the listener, one dialer per higher-numbered peer,
-//! the authenticated handshake and the per-connection session loop.
+//! the authenticated handshake and the per-connection session loop. It knows no primitive:
+//! replies go to their waiters (`rpc`), every other message and the end of a link go to the
+//! [`Handlers`] registered at init (dispatch.rs).
 //!
 //! Threads: `eos-listen` accepts; each accepted socket gets an `eos-conn` thread that runs the
 //! responder handshake and then the session; each peer we dial (lower id dials) has an
@@ -14,80 +16,41 @@
 //! dropped after `peer::DEAD_AFTER_NS`.
 
 use crate::handshake::{Established, HandshakeError, Initiator, Responder};
+use crate::link::{Conn, RX_TIMEOUT_MS, TX_TIMEOUT_MS};
 use crate::node::{peer_warn, Node, Peer};
 use crate::peer::{Backoff, LinkState, Liveness, Tick, HANDSHAKE_TIMEOUT_NS};
 use crate::proto::{caps, FrameReader, Header, Message, MsgType, ProtoError, Reason, MAX_PAYLOAD};
 use crate::stats::Stats;
-use crate::sys::{crypto, errno::e, kthread, net::Socket, time};
-use kernel::bindings;
+use crate::sys::{crypto, errno::e, global::Global, kthread, net::Socket, time};
 use core::net::SocketAddrV4;
-use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use kernel::{
-    error::code::EAGAIN,
-    fmt, new_mutex,
-    prelude::*,
-    sync::{Arc, Mutex},
-};
+use core::sync::atomic::Ordering::Relaxed;
+use kernel::{bindings, error::code::EAGAIN, fmt, prelude::*, sync::Arc};
 
-/// Longest a thread blocks in a receive (or accept) before checking its flags.
-pub(crate) const RX_TIMEOUT_MS: u32 = 200;
-/// Longest a send (or connect) may block before the connection is given up.
-pub(crate) const TX_TIMEOUT_MS: u32 = 2000;
+/// Why a handler could not take a message.
+pub(crate) enum Unhandled {
+    /// Sending its answer failed: the connection is gone.
+    Io(Error),
+    /// Not a message this node accepts from a peer.
+    Unexpected,
+}
+
+/// What the primitives do with a link's messages.
+pub(crate) struct Handlers {
+    /// A request or notification from `peer`, answered on `conn`.
+    pub(crate) message: fn(&'static Node, &Arc<Peer>, &Conn, &Message<'_>) -> Result<(), Unhandled>,
+    /// The link to node `id` is gone (its last connection ended).
+    pub(crate) link_down: fn(&'static Node, u16),
+}
+
+static HANDLERS: Global<Handlers> = Global::new();
+
+/// Registers what the links hand their messages to (before any link comes up).
+pub(crate) fn set_handlers(h: &'static Handlers) {
+    HANDLERS.set(h);
+}
+
 /// Accepted connections allowed in their handshake at once; more are closed at once.
 const MAX_HANDSHAKING: u32 = 8;
-
-/// One authenticated (or authenticating) TCP connection.
-#[pin_data]
-pub(crate) struct Conn {
-    sock: Socket,
-    /// Serialises whole frames from several senders; holds the next sequence number.
-    #[pin]
-    tx: Mutex<u32>,
-    closing: AtomicBool,
-}
-
-impl Conn {
-    fn new(sock: Socket) -> Result<Arc<Self>> {
-        sock.set_timeouts(RX_TIMEOUT_MS, TX_TIMEOUT_MS);
-        sock.set_nodelay();
-        Arc::pin_init(
-            pin_init!(Self {
-                sock,
-                tx <- new_mutex!(0),
-                closing: AtomicBool::new(false),
-            }),
-            GFP_KERNEL,
-        )
-    }
-
-    /// Sends one message; a failed send closes the connection.
-    pub(crate) fn send(&self, node: &Node, m: &Message<'_>) -> Result {
-        let mut e = m.encode_parts(0).map_err(|_| EINVAL)?;
-        let n = e.len();
-        let mut seq = self.tx.lock();
-        e.head[12..16].copy_from_slice(&seq.to_le_bytes());
-        *seq = seq.wrapping_add(1);
-        let r = self
-            .sock
-            .send_parts(&[&e.head[..e.head_len], e.tails[0], e.tails[1], e.tails[2], e.tails[3]]);
-        drop(seq);
-        match r {
-            Ok(()) => {
-                Stats::inc(&node.stats.tx_frames);
-                Stats::add(&node.stats.tx_bytes, n as u64);
-            }
-            Err(_) => self.close(),
-        }
-        r
-    }
-
-    /// Closes the connection; threads using it see an error or `Closed` promptly.
-    pub(crate) fn close(&self) {
-        if !self.closing.swap(true, Relaxed) {
-            self.sock.shutdown();
-        }
-    }
-}
 
 /// Why a connection ended.
 #[derive(Clone, Copy)]
@@ -219,7 +182,7 @@ fn report(node: &Node, conn: &Conn, who: Option<SocketAddrV4>, role: &str, e: Li
         _ => None,
     };
     if let Some(r) = reason {
-        let _ = conn.send(node, &Message::Error(r));
+        let _ = conn.send(&Message::Error(r));
     }
 }
 
@@ -277,7 +240,7 @@ impl Drop for HandshakeSlot {
 fn serve((node, sock): (&'static Node, Socket)) {
     let slot = HandshakeSlot(node);
     let who = sock.peer_addr();
-    let Ok(conn) = Conn::new(sock) else { return };
+    let Ok(conn) = Conn::new(sock, &node.stats) else { return };
     let mut rx = match Rx::new() {
         Ok(rx) => rx,
         Err(_) => return,
@@ -303,14 +266,14 @@ fn respond(node: &Node, conn: &Conn, rx: &mut Rx) -> Result<(Arc<Peer>, Establis
     let ch = hs
         .on_hello(&hello, |id| node.find_peer(id).is_some(), &mac)
         .map_err(LinkErr::Handshake)?;
-    conn.send(node, &ch)?;
+    conn.send(&ch)?;
     let auth = rx.next(node, conn, deadline)?;
     let est = hs.on_auth(&auth, &mac).map_err(LinkErr::Handshake)?;
     // The peer may have been deleted meanwhile.
     let peer = node
         .find_peer(est.peer)
         .ok_or(LinkErr::Handshake(HandshakeError::UnknownNode(est.peer)))?;
-    conn.send(node, &Message::Welcome)?;
+    conn.send(&Message::Welcome)?;
     Ok((peer, est))
 }
 
@@ -351,7 +314,7 @@ fn dial_once(node: &'static Node, peer: &Arc<Peer>, addr: SocketAddrV4) -> Resul
     let sock = Socket::tcp()?;
     sock.set_timeouts(RX_TIMEOUT_MS, TX_TIMEOUT_MS);
     sock.connect(addr)?;
-    let conn = Conn::new(sock)?;
+    let conn = Conn::new(sock, &node.stats)?;
     let mut rx = Rx::new()?;
     match initiate(node, peer, &conn, &mut rx) {
         Ok(est) => run_link(node, peer, conn, rx, est),
@@ -367,10 +330,10 @@ fn initiate(node: &Node, peer: &Peer, conn: &Conn, rx: &mut Rx) -> Result<Establ
     let deadline = time::now_ns() + HANDSHAKE_TIMEOUT_NS;
     let mac = node.mac()?;
     let mut hs = Initiator::new(node.id(), peer.id, caps::ALL, crypto::random_bytes());
-    conn.send(node, &hs.hello())?;
+    conn.send(&hs.hello())?;
     let ch = rx.next(node, conn, deadline)?;
     let auth = hs.on_challenge(&ch, &mac).map_err(LinkErr::Handshake)?;
-    conn.send(node, &auth)?;
+    conn.send(&auth)?;
     let welcome = rx.next(node, conn, deadline)?;
     hs.on_welcome(&welcome).map_err(LinkErr::Handshake)
 }
@@ -408,13 +371,13 @@ fn run_link(
     let mut live = Liveness::new(time::now_ns());
     let end = loop {
         if peer.removed.load(Relaxed) {
-            let _ = conn.send(node, &Message::Bye(Reason::Shutdown));
+            let _ = conn.send(&Message::Bye(Reason::Shutdown));
             break LinkErr::Removed;
         }
         match live.tick(time::now_ns()) {
             Tick::Dead => break LinkErr::Dead,
             Tick::Ping => {
-                if let Err(e) = conn.send(node, &Message::Ping(time::now_ns())) {
+                if let Err(e) = conn.send(&Message::Ping(time::now_ns())) {
                     break LinkErr::Io(e);
                 }
                 peer.tx_frames.fetch_add(1, Relaxed);
@@ -435,7 +398,7 @@ fn run_link(
         peer.rx_frames.fetch_add(1, Relaxed);
         match m {
             Message::Ping(t) => {
-                if let Err(e) = conn.send(node, &Message::Pong(t)) {
+                if let Err(e) = conn.send(&Message::Pong(t)) {
                     break LinkErr::Io(e);
                 }
                 peer.tx_frames.fetch_add(1, Relaxed);
@@ -447,50 +410,18 @@ fn run_link(
                 l.srtt_ns = live.srtt_ns;
             }
             Message::Bye(r) | Message::Error(r) => break LinkErr::Bye(r),
-            Message::StretchOk { req, status, shell_pid } => {
-                late(node, peer.pending.complete(req, |r| {
-                    r.status = status;
-                    r.value = shell_pid;
-                }));
-            }
-            Message::PushAck { req, status } => {
-                late(node, peer.pending.complete(req, |r| r.status = status));
-            }
-            Message::Pages(p) => {
-                late(node, peer.pending.complete(p.req, |r| {
-                    r.status = p.status;
-                    r.addr = p.addr;
-                    if r.data.extend_from_slice(p.pages, GFP_KERNEL).is_err() {
-                        r.status = ENOMEM.to_errno();
-                    }
-                }));
-            }
-            Message::JumpAck { req, status } => {
-                late(node, peer.pending.complete(req, |r| {
-                    r.status = status;
-                    // The target itself answered (a refusal is not a lost jump).
-                    r.value = 1;
-                }));
-            }
-            Message::Jump(j) if j.to_home => crate::jump::home_receive(node, peer, &j),
-            Message::Gone { pid, signal } => crate::jump::home_gone(node, peer, pid, signal),
-            Message::Fetch { req, pid, addr } => {
-                if let Err(e) = crate::jump::serve_fetch_reply(node, peer, &conn, req, pid, addr) {
-                    break LinkErr::Io(e);
+            m => {
+                if let Some(matched) = crate::rpc::on_reply(&peer.pending, &m) {
+                    late(node, matched);
+                    continue;
+                }
+                let Some(h) = HANDLERS.get() else { break LinkErr::Unexpected(m.ty()) };
+                match (h.message)(node, peer, &conn, &m) {
+                    Ok(()) => {}
+                    Err(Unhandled::Io(e)) => break LinkErr::Io(e),
+                    Err(Unhandled::Unexpected) => break LinkErr::Unexpected(m.ty()),
                 }
             }
-            req @ (Message::Stretch(_)
-            | Message::Push(_)
-            | Message::Pull { .. }
-            | Message::Release { .. }
-            | Message::Discard { .. }
-            | Message::Jump(_)
-            | Message::Recall { .. }) => {
-                if let Err(e) = crate::shell::serve(node, peer, &conn, &req) {
-                    break LinkErr::Io(e);
-                }
-            }
-            other => break LinkErr::Unexpected(other.ty()),
         }
     };
     // Requests sent on this connection get no answer any more.
@@ -508,8 +439,9 @@ fn run_link(
         l.last_error = end.name();
         drop(l);
         Stats::inc(&node.stats.links_lost);
-        crate::process::peer_lost(node, peer.id);
-        crate::shell::home_lost(node, peer.id);
+        if let Some(h) = HANDLERS.get() {
+            (h.link_down)(node, peer.id);
+        }
         match end {
             LinkErr::Io(e) => pr_info!("link to node {} down: {} ({:?})\n", peer.id, end.name(), e),
             LinkErr::Bye(r) => pr_info!("link to node {} down: {} ({})\n", peer.id, end.name(), r.name()),

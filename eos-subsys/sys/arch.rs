@@ -3,6 +3,8 @@
 //! The CPU state a jump carries: registers, FS/GS base and the XSAVE image of the current
 //! task, as an opaque byte image (arch/x86/kernel/fpu/elastic.c builds and checks it).
 
+use core::marker::PhantomData;
+use core::ptr::NonNull;
 use kernel::{bindings, error::to_result, prelude::*};
 
 /// Bytes of a state image on this node.
@@ -37,13 +39,47 @@ pub(crate) fn take_fault_signal() -> u32 {
     unsafe { bindings::elastic_take_fault_signal() }.max(0) as u32
 }
 
-/// Runs syscall `nr` of the current task with its saved user registers `regs`, as the entry
-/// code would; returns its result.
-///
-/// # Safety
-///
-/// `regs` must be the current task's user registers saved at syscall entry.
-pub(crate) unsafe fn run_syscall(regs: *mut bindings::pt_regs, nr: u32) -> i64 {
-    // SAFETY: the caller's guarantee; the table entry checks `nr`.
-    unsafe { bindings::x64_sys_call(regs, nr) as i64 }
+/// The current task's user registers as saved at syscall entry, borrowed for the duration of
+/// an entry hook.
+pub(crate) struct SyscallRegs<'a>(NonNull<bindings::pt_regs>, PhantomData<&'a mut ()>);
+
+impl SyscallRegs<'_> {
+    /// # Safety
+    ///
+    /// `regs` must be the current task's user registers saved at syscall entry, and nothing
+    /// else may use them while the result lives (only this task does, until it returns to
+    /// user mode).
+    pub(crate) unsafe fn from_entry(regs: *mut bindings::pt_regs) -> Option<Self> {
+        NonNull::new(regs).map(|r| Self(r, PhantomData))
+    }
+
+    /// The six syscall arguments (di, si, dx, r10, r8, r9).
+    pub(crate) fn args(&self) -> [u64; 6] {
+        // SAFETY: the registers are ours for `'a` (see `from_entry`).
+        let r = unsafe { self.0.as_ref() };
+        [r.di, r.si, r.dx, r.r10, r.r8, r.r9].map(|x| x as u64)
+    }
+
+    /// Sets the value the syscall returns to user mode.
+    pub(crate) fn set_return(&mut self, v: i64) {
+        // SAFETY: as in `args`.
+        unsafe { self.0.as_mut().ax = v as usize };
+    }
+
+    /// Runs syscall `nr` with these registers, as the entry code would; returns its result
+    /// (not yet stored: see [`Self::set_return`]).
+    pub(crate) fn run(&mut self, nr: u32) -> i64 {
+        // SAFETY: the registers are the current task's, saved at syscall entry (see
+        // `from_entry`); the table entry checks `nr`.
+        unsafe { bindings::x64_sys_call(self.0.as_ptr(), nr) as i64 }
+    }
+
+    /// Rewinds to the 2-byte `syscall` instruction with the syscall number back in `ax`, so
+    /// that returning to user mode issues the same syscall again.
+    pub(crate) fn rewind(&mut self) {
+        // SAFETY: as in `args`.
+        let r = unsafe { self.0.as_mut() };
+        r.ip -= 2;
+        r.ax = r.orig_ax;
+    }
 }

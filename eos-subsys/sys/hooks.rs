@@ -1,12 +1,95 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Entry points called from C: the mm hooks (include/linux/elastic.h) and the syscalls
-//! (syscalls.c). They turn raw arguments into safe types and call the logic.
+//! Entry points called from C: the mm hooks (include/linux/elastic.h), the entry-code hooks
+//! and the syscalls (syscalls.c). Each turns its raw arguments into safe types and calls the
+//! logic through the [`Hooks`] table that `control::init` registers, so this layer never
+//! names the code above it. Before registration every hook does nothing (or says ENODEV).
 
-use crate::jump::Missing;
-use crate::process::{self, Fault};
-use crate::sys::mm::Vma;
-use kernel::bindings;
+use crate::fmtbuf::FmtBuf;
+use crate::sys::{
+    arch::SyscallRegs,
+    global::Global,
+    mm::{MmId, MmRef, Vma},
+};
+use kernel::{bindings, error::code::ENODEV, prelude::*};
+
+/// How a fault handled by ElasticOS ends.
+pub(crate) enum FaultReply {
+    /// Go on as usual: the page is present, or the fault is simply retried (a marker
+    /// fault), or the page is built the ordinary way (a fault on an empty PTE).
+    Ok,
+    /// The page is here now (or a jump is queued): `VM_FAULT_NOPAGE`.
+    NoPage,
+    /// The process cannot have its page.
+    SigBus,
+    /// No memory for the page.
+    Oom,
+}
+
+impl FaultReply {
+    fn code(self) -> bindings::vm_fault_t {
+        match self {
+            Self::Ok => 0,
+            Self::NoPage => bindings::vm_fault_reason_VM_FAULT_NOPAGE,
+            Self::SigBus => bindings::vm_fault_reason_VM_FAULT_SIGBUS,
+            Self::Oom => bindings::vm_fault_reason_VM_FAULT_OOM,
+        }
+    }
+}
+
+/// A fault on an ElasticOS PTE marker.
+pub(crate) struct MarkerFault {
+    /// Page-aligned address.
+    pub(crate) addr: u64,
+    /// The node the marker names.
+    pub(crate) owner: u16,
+    /// The page is being pushed (not acknowledged yet).
+    pub(crate) in_flight: bool,
+    /// Raised by user code (not a kernel access such as GUP).
+    pub(crate) user: bool,
+}
+
+/// The logic behind each C entry point.
+pub(crate) struct Hooks {
+    /// `handle_pte_marker()` found an ElasticOS marker.
+    pub(crate) marker_fault: fn(Vma<'_>, MarkerFault) -> FaultReply,
+    /// A shell's task touched an empty PTE at `addr` (`user`: from user code).
+    pub(crate) empty_fault: fn(Vma<'_>, u64, bool) -> FaultReply,
+    /// A syscall of a shell's task, or a layout syscall of a stretched process at home. True:
+    /// handled (its result, if any, is in the registers).
+    pub(crate) syscall: fn(&mut SyscallRegs<'_>, i32) -> bool,
+    /// A shell's task has a signal pending on its way to user mode. True: handled.
+    pub(crate) signal: fn() -> bool,
+    /// An elastic process is about to allocate an anonymous page.
+    pub(crate) throttle: fn(),
+    /// May the current process overcommit (it was marked elastic)?
+    pub(crate) may_overcommit: fn() -> bool,
+    /// An elastic address space is being torn down.
+    pub(crate) mm_exit: fn(MmId),
+    /// `elastic_stretch(pid, node)`.
+    pub(crate) stretch: fn(i32, i32) -> Result<i64>,
+    /// `elastic_ctl(op, pid, arg)`.
+    pub(crate) ctl: fn(i32, i32, u64) -> Result<i64>,
+    /// `elastic_jump(pid, node)`.
+    pub(crate) jump: fn(i32, i32) -> Result<i64>,
+    /// `/proc/<pid>/elastic`.
+    pub(crate) proc_show: fn(i32, &mut FmtBuf<'_>),
+}
+
+static HOOKS: Global<Hooks> = Global::new();
+
+/// Connects the C entry points to the logic.
+pub(crate) fn register(h: &'static Hooks) {
+    HOOKS.set(h);
+}
+
+fn page(address: core::ffi::c_ulong) -> u64 {
+    address as u64 & !(crate::proto::PAGE_SIZE as u64 - 1)
+}
+
+fn user(flags: core::ffi::c_uint) -> bool {
+    flags & bindings::fault_flag_FAULT_FLAG_USER != 0
+}
 
 /// `handle_pte_marker()` found an ElasticOS marker.
 #[no_mangle]
@@ -18,16 +101,16 @@ pub(crate) extern "C" fn elastic_fault(
     in_flight: bool,
 ) -> bindings::vm_fault_t {
     // SAFETY: the fault handler passes the VMA of the running fault, locked for its duration.
-    let Some(vma) = (unsafe { Vma::from_fault(vma) }) else {
-        return bindings::vm_fault_reason_VM_FAULT_SIGBUS;
+    let (Some(h), Some(vma)) = (HOOKS.get(), unsafe { Vma::from_fault(vma) }) else {
+        return FaultReply::SigBus.code();
     };
-    let addr = address as u64 & !(crate::proto::PAGE_SIZE as u64 - 1);
-    let user = flags & bindings::fault_flag_FAULT_FLAG_USER != 0;
-    match process::fault(vma, addr, node as u16, in_flight, user) {
-        Fault::Done => 0,
-        Fault::SigBus => bindings::vm_fault_reason_VM_FAULT_SIGBUS,
-        Fault::Oom => bindings::vm_fault_reason_VM_FAULT_OOM,
-    }
+    let f = MarkerFault {
+        addr: page(address),
+        owner: node as u16,
+        in_flight,
+        user: user(flags),
+    };
+    (h.marker_fault)(vma, f).code()
 }
 
 /// A shell's task, running a process away from home, touched an empty PTE. 0: build the
@@ -39,71 +122,47 @@ pub(crate) extern "C" fn elastic_missing(
     flags: core::ffi::c_uint,
 ) -> bindings::vm_fault_t {
     // SAFETY: the fault handler passes the VMA of the running fault, locked for its duration.
-    let Some(vma) = (unsafe { Vma::from_fault(vma) }) else {
-        return bindings::vm_fault_reason_VM_FAULT_SIGBUS;
+    let (Some(h), Some(vma)) = (HOOKS.get(), unsafe { Vma::from_fault(vma) }) else {
+        return FaultReply::SigBus.code();
     };
-    let addr = address as u64 & !(crate::proto::PAGE_SIZE as u64 - 1);
-    let user = flags & bindings::fault_flag_FAULT_FLAG_USER != 0;
-    match crate::jump::missing(vma, addr, user) {
-        Missing::Build => 0,
-        Missing::Retry => bindings::vm_fault_reason_VM_FAULT_NOPAGE,
-        Missing::SigBus => bindings::vm_fault_reason_VM_FAULT_SIGBUS,
-        Missing::Oom => bindings::vm_fault_reason_VM_FAULT_OOM,
-    }
+    (h.empty_fault)(vma, page(address), user(flags)).code()
 }
 
 /// A syscall of a shell's task, or a layout syscall of a stretched process at home. True: it
 /// was handled (run at home, or run here with the members following).
 #[no_mangle]
 pub(crate) extern "C" fn elastic_syscall(regs: *mut bindings::pt_regs, nr: core::ffi::c_int) -> bool {
-    let Some(node) = crate::node::get() else { return false };
-    let Some(shell) = node.shells.by_current() else {
-        // A stretched process at home changing its layout.
-        return crate::mapsync::home_syscall(node, regs, nr);
-    };
-    if !shell.running() {
-        return false;
-    }
-    // SAFETY: `regs` are the current task's user registers, saved at syscall entry. Rewinding
-    // to the 2-byte `syscall` instruction with the syscall number back in `ax` makes the
-    // process issue the same syscall again, at home.
-    unsafe {
-        (*regs).ip -= 2;
-        (*regs).ax = (*regs).orig_ax;
-    }
-    crate::jump::guest_syscall(&shell)
+    let Some(h) = HOOKS.get() else { return false };
+    // SAFETY: the entry code passes the current task's user registers saved at syscall entry;
+    // only this task uses them until it returns to user mode.
+    let Some(mut regs) = (unsafe { SyscallRegs::from_entry(regs) }) else { return false };
+    (h.syscall)(&mut regs, nr)
 }
 
 /// A shell's task has a signal pending on its way to user mode. True: it was a fault while
 /// running the process, and execution went home (and came back) instead.
 #[no_mangle]
 pub(crate) extern "C" fn elastic_guest_fault(_regs: *mut bindings::pt_regs) -> bool {
-    let Some(node) = crate::node::get() else { return false };
-    let Some(shell) = node.shells.by_current() else { return false };
-    if !shell.running() {
-        return false;
-    }
-    match crate::sys::arch::take_fault_signal() {
-        0 => false,
-        sig => crate::jump::guest_fault(&shell, sig),
-    }
+    HOOKS.get().is_some_and(|h| (h.signal)())
 }
 
 /// An elastic process is about to allocate an anonymous page.
 #[no_mangle]
-pub(crate) extern "C" fn elastic_throttle(mm: *mut bindings::mm_struct) {
-    process::throttle(mm);
+pub(crate) extern "C" fn elastic_throttle(_mm: *mut bindings::mm_struct) {
+    if let Some(h) = HOOKS.get() {
+        (h.throttle)();
+    }
 }
 
 /// The overcommit check asks whether `mm` may map more than this node holds: yes if its
 /// process was marked elastic (the mark then moves onto the mm).
 #[no_mangle]
 pub(crate) extern "C" fn elastic_may_overcommit(mm: *mut bindings::mm_struct) -> bool {
-    if !process::current_is_marked() {
+    if !HOOKS.get().is_some_and(|h| (h.may_overcommit)()) {
         return false;
     }
     // SAFETY: the overcommit check runs for the live `mm` of the caller.
-    if let Some(m) = unsafe { crate::sys::mm::MmRef::grab(mm) } {
+    if let Some(m) = unsafe { MmRef::grab(mm) } {
         m.mark_elastic();
     }
     true
@@ -112,55 +171,51 @@ pub(crate) extern "C" fn elastic_may_overcommit(mm: *mut bindings::mm_struct) ->
 /// An elastic process's mm is being torn down.
 #[no_mangle]
 pub(crate) extern "C" fn elastic_mm_exit(mm: *mut bindings::mm_struct) {
-    process::mm_exit(mm);
+    if let Some(h) = HOOKS.get() {
+        (h.mm_exit)(MmId::of(mm));
+    }
 }
 
-fn ret(r: kernel::error::Result<i64>) -> core::ffi::c_long {
+fn ret(r: Result<i64>) -> core::ffi::c_long {
     match r {
         Ok(v) => v as core::ffi::c_long,
         Err(e) => e.to_errno() as core::ffi::c_long,
     }
 }
 
+fn syscall(f: impl FnOnce(&'static Hooks) -> Result<i64>) -> core::ffi::c_long {
+    ret(HOOKS.get().ok_or(ENODEV).and_then(f))
+}
+
 /// `elastic_stretch(pid, node)`.
 #[no_mangle]
 pub(crate) extern "C" fn elastic_sys_stretch(pid: i32, node: i32) -> core::ffi::c_long {
-    let Some(n) = crate::node::get() else {
-        return kernel::error::code::ENODEV.to_errno() as core::ffi::c_long;
-    };
-    ret(process::sys_stretch(n, pid, node))
+    syscall(|h| (h.stretch)(pid, node))
 }
 
 /// `elastic_ctl(op, pid, arg)`.
 #[no_mangle]
 pub(crate) extern "C" fn elastic_sys_ctl(op: i32, pid: i32, arg: core::ffi::c_ulong) -> core::ffi::c_long {
-    let Some(n) = crate::node::get() else {
-        return kernel::error::code::ENODEV.to_errno() as core::ffi::c_long;
-    };
-    ret(process::sys_ctl(n, op, pid, arg as u64))
+    syscall(|h| (h.ctl)(op, pid, arg as u64))
 }
 
 /// `elastic_jump(pid, node)`.
 #[no_mangle]
 pub(crate) extern "C" fn elastic_sys_jump(pid: i32, node: i32) -> core::ffi::c_long {
-    let Some(n) = crate::node::get() else {
-        return kernel::error::code::ENODEV.to_errno() as core::ffi::c_long;
-    };
-    ret(crate::jump::sys_jump(n, pid, node))
+    syscall(|h| (h.jump)(pid, node))
 }
 
 /// `/proc/<pid>/elastic`: formats what ElasticOS knows of process `pid` into `buf`; returns
 /// the length (0: nothing).
 #[no_mangle]
 pub(crate) extern "C" fn elastic_proc_show(pid: i32, buf: *mut u8, len: usize) -> core::ffi::c_long {
-    let Some(node) = crate::node::get() else { return 0 };
+    let Some(h) = HOOKS.get() else { return 0 };
     if buf.is_null() {
         return 0;
     }
     // SAFETY: procfs passes a buffer of `len` writable bytes that nothing else uses meanwhile.
     let out = unsafe { core::slice::from_raw_parts_mut(buf, len) };
-    let mut w = crate::fmtbuf::FmtBuf::new(out);
-    // A full buffer cuts the line short; that is all an error here can mean.
-    let _ = node.write_proc(pid, &mut w);
+    let mut w = FmtBuf::new(out);
+    (h.proc_show)(pid, &mut w);
     w.len() as core::ffi::c_long
 }

@@ -8,6 +8,18 @@ use core::marker::PhantomData;
 use core::ptr::NonNull;
 use kernel::{bindings, error::to_result, prelude::*};
 
+/// Identity of an address space, for lookups: compared, never dereferenced (so no raw
+/// `mm_struct` pointer travels through safe code).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MmId(usize);
+
+impl MmId {
+    /// The identity of `mm` (C hooks pass theirs).
+    pub(crate) fn of(mm: *mut bindings::mm_struct) -> Self {
+        Self(mm as usize)
+    }
+}
+
 /// A counted reference to an `mm_struct` (`mmgrab`): keeps the structure, not the memory.
 pub(crate) struct MmRef(NonNull<bindings::mm_struct>);
 
@@ -36,9 +48,13 @@ impl MmRef {
         unsafe { Self::grab(self.0.as_ptr()) }
     }
 
-    /// Identity, for lookups.
-    pub(crate) fn as_ptr(&self) -> *mut bindings::mm_struct {
+    fn as_ptr(&self) -> *mut bindings::mm_struct {
         self.0.as_ptr()
+    }
+
+    /// Identity, for lookups.
+    pub(crate) fn id(&self) -> MmId {
+        MmId(self.0.as_ptr() as usize)
     }
 
     /// Pins the memory (`mmget_not_zero`) unless the process is already gone.
@@ -186,9 +202,9 @@ impl<'a> Vma<'a> {
     }
 
     /// Its address space.
-    pub(crate) fn mm(&self) -> *mut bindings::mm_struct {
+    pub(crate) fn mm_id(&self) -> MmId {
         // SAFETY: the VMA is valid while its lock is held.
-        unsafe { (*self.raw()).vm_mm }
+        MmId(unsafe { (*self.raw()).vm_mm } as usize)
     }
 
     /// Start address.
@@ -370,9 +386,9 @@ pub(crate) enum Taken {
 }
 
 /// Marks `mm` as a shell's: an empty PTE there is asked of the home node once its task runs.
-pub(crate) fn mark_guest(mm: &MmRef) {
+pub(crate) fn mark_shell(mm: &MmRef) {
     // SAFETY: the mm is live (`MmRef`); setting flag bits is atomic.
-    unsafe { bindings::elastic_mark_guest(mm.as_ptr()) };
+    unsafe { bindings::elastic_mark_guest(mm.0.as_ptr()) };
 }
 
 /// The PTE marker value meaning "owned by `node`" (`in_flight`: push not acknowledged).

@@ -2,7 +2,10 @@
 
 //! Tasks by pid: permissions, identity, memory, signals.
 
-use crate::sys::{errno::e, mm::MmRef};
+use crate::sys::{
+    errno::e,
+    mm::{MmId, MmRef},
+};
 use core::ptr::NonNull;
 use kernel::{bindings, prelude::*};
 
@@ -248,7 +251,7 @@ impl TaskRef {
 }
 
 /// The current task's mm (NULL for a kthread), for lookups by identity.
-pub(crate) fn current_mm() -> *mut bindings::mm_struct {
+pub(crate) fn current_mm() -> MmId {
     // SAFETY: `current` is always valid; its `mm` only changes under its own feet.
-    unsafe { (*bindings::get_current()).mm }
+    MmId::of(unsafe { (*bindings::get_current()).mm })
 }

@@ -10,7 +10,8 @@
 //! a task work. After exec, on its way to user mode, the task runs that work
 //! (`park`): it publishes its task and mm in the [`Seed`] and sleeps there until released.
 //! It never returns to user mode while parked; it leaves the loop only to run the process
-//! whose execution jumped here (`jump::guest_arrive` loaded its registers), or to die.
+//! whose execution jumped here (the seed's `on_arrival` callback, which the logic above gives
+//! it, loaded its registers), or to die. This layer never names the code above it.
 
 use crate::sys::{mm::MmRef, task::TaskRef};
 use core::ffi::{c_int, c_void};
@@ -34,8 +35,8 @@ pub(crate) struct SeedState {
     pub(crate) failed: bool,
     /// Leave the park loop and die.
     pub(crate) release: bool,
-    /// Execution of the process arrived: run it.
-    pub(crate) arrival: Option<crate::jump::Arrival>,
+    /// Execution of the process arrived (the arrival itself waits in the layer above).
+    pub(crate) arrived: bool,
     /// User and group id the shell runs as: the process's.
     pub(crate) ids: (u32, u32),
 }
@@ -52,6 +53,9 @@ pub(crate) struct Seed {
     /// Signalled on every change of `state`.
     #[pin]
     pub(crate) cv: CondVar,
+    /// Called in the parked task when execution arrived; true: run it (its registers are
+    /// loaded), false: park again.
+    on_arrival: fn(&Seed) -> bool,
 }
 
 // SAFETY: `work` is only touched by `queue_park` (before queueing) and by the task-work
@@ -61,27 +65,34 @@ unsafe impl Send for Seed {}
 unsafe impl Sync for Seed {}
 
 impl Seed {
-    /// A fresh seed.
-    pub(crate) fn new() -> Result<Arc<Self>> {
+    /// A fresh seed whose parked task calls `on_arrival` when execution arrives.
+    pub(crate) fn new(on_arrival: fn(&Seed) -> bool) -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Self {
                 work: Opaque::uninit(),
                 state <- new_mutex!(SeedState::default()),
                 cv <- new_condvar!(),
+                on_arrival,
             }),
             GFP_KERNEL,
         )
     }
 
-    /// Sleeps until execution arrives (`Some`) or the shell must die (`None`).
-    pub(crate) fn wait_arrival(&self) -> Option<crate::jump::Arrival> {
+    /// Tells the parked task that execution arrived.
+    pub(crate) fn arrive(&self) {
+        self.state.lock().arrived = true;
+        self.cv.notify_all();
+    }
+
+    /// Sleeps until execution arrives (true) or the shell must die (false).
+    pub(crate) fn wait_arrival(&self) -> bool {
         loop {
             let mut st = self.state.lock();
             if st.release || crate::sys::task::fatal_signal_pending() {
-                return None;
+                return false;
             }
-            if let Some(a) = st.arrival.take() {
-                return Some(a);
+            if core::mem::take(&mut st.arrived) {
+                return true;
             }
             if let kernel::sync::CondVarTimeoutResult::Signal { .. } =
                 self.cv.wait_interruptible_timeout(&mut st, kernel::time::msecs_to_jiffies(100))
@@ -144,8 +155,8 @@ unsafe extern "C" fn park(head: *mut bindings::callback_head) {
     }
     seed.cv.notify_all();
     // Parked until the process's execution jumps here; then on to user mode, running it.
-    while let Some(a) = seed.wait_arrival() {
-        if crate::jump::guest_arrive(&seed, a) {
+    while seed.wait_arrival() {
+        if (seed.on_arrival)(&seed) {
             return;
         }
     }

@@ -7,14 +7,15 @@
 #define ELASTIC_H
 
 #include <sys/types.h>
+#include <sys/syscall.h> /* __NR_elastic_*: <asm/unistd_64.h> of an ElasticOS kernel */
+#include <linux/elastic.h> /* ELASTIC_CTL_*: the kernel's uapi header */
 
-#define ELASTIC_SYS_STRETCH 463
-#define ELASTIC_SYS_CTL 464
-#define ELASTIC_SYS_JUMP 465
-
-#define ELASTIC_CTL_BUDGET 1 /* arg: local memory budget in pages, 0 = none */
-#define ELASTIC_CTL_MARK 2   /* arg: stretch automatically past this many pages, 0 = on pressure */
-#define ELASTIC_CTL_STICKY 3 /* arg: 1 = pin at home (the jump policy leaves it), 0 = unpin */
+#ifndef __NR_elastic_stretch
+#error "these kernel headers have no ElasticOS syscalls: install the ElasticOS linux-libc-dev, or build through cargo xtask"
+#endif
+#define ELASTIC_SYS_STRETCH __NR_elastic_stretch
+#define ELASTIC_SYS_CTL __NR_elastic_ctl
+#define ELASTIC_SYS_JUMP __NR_elastic_jump
 
 /* Extends @pid's address space (0: the caller) to @node: a shell of it is created there. */
 int elastic_stretch(pid_t pid, int node);

@@ -42,6 +42,31 @@ pub const DYNAMIC_PROGRAMS: &[&str] = &["lsearch", "layout"];
 /// baseline needs a real NBD server and client).
 const HOST_PROGRAMS: &[&str] = &["/usr/bin/nbd-server", "/usr/sbin/nbd-client"];
 
+/// Compiler flags that give a C program libelastic and the ElasticOS ABI: the uapi header from
+/// eos-subsys/include, and the syscall numbers. Those come from the installed
+/// `<asm/unistd_64.h>` on an ElasticOS machine; a build host with Debian's headers gets them
+/// from their source, the syscall table lines of our patch series (`eos_core::abi`).
+pub fn c_abi_flags() -> Result<Vec<std::ffi::OsString>> {
+    let root = project_root();
+    let mut f: Vec<std::ffi::OsString> = vec![
+        "-I".into(),
+        root.join("tools/libelastic").into(),
+        "-I".into(),
+        root.join("eos-subsys/include/uapi").into(),
+    ];
+    let installed = std::fs::read_to_string("/usr/include/x86_64-linux-gnu/asm/unistd_64.h")
+        .unwrap_or_default();
+    if !installed.contains("__NR_elastic_stretch") {
+        let patch = std::fs::read_to_string(
+            root.join("linux/patches/0003-mm-elasticos-page-ownership-markers-and-hooks.patch"),
+        )?;
+        for (name, nr) in eos_core::abi::added_syscalls(&patch) {
+            f.push(format!("-D__NR_{name}={nr}").into());
+        }
+    }
+    Ok(f)
+}
+
 /// Compiles a workload with the host's gcc; `static` for the guest.
 pub fn compile_workload(name: &str, out: &std::path::Path, static_: bool) -> Result<()> {
     let mut cmd = Command::new("gcc");
@@ -51,8 +76,7 @@ pub fn compile_workload(name: &str, out: &std::path::Path, static_: bool) -> Res
     }
     // Every program may call ElasticOS through libelastic.
     let lib = project_root().join("tools/libelastic");
-    cmd.arg("-I")
-        .arg(&lib)
+    cmd.args(c_abi_flags()?)
         .arg("-o")
         .arg(out)
         .arg(project_root().join("workloads").join(format!("{name}.c")))

@@ -233,7 +233,8 @@ fn apply_patches(t: &Tree) -> Result<()> {
     Ok(())
 }
 
-/// Copies eos-subsys/ (kernel sources and the shared core) into the tree as elastic/.
+/// Copies eos-subsys/ (kernel sources and the shared core) into the tree as elastic/, and its
+/// include/ into the tree's include/.
 fn sync_subsystem(t: &Tree) -> Result<()> {
     let from = project_root().join("eos-subsys");
     let to = t.src.join("elastic");
@@ -252,6 +253,10 @@ fn sync_subsystem(t: &Tree) -> Result<()> {
             }
             if p.is_dir() {
                 stack.push(p);
+            } else if rel.starts_with("include") {
+                // The user-space ABI header goes where the kernel's own uapi headers are
+                // (include/uapi/linux/), so headers_install and linux-libc-dev carry it.
+                sync_file(&t.src.join(&rel), &fs::read(&p)?)?;
             } else {
                 sync_file(&to.join(&rel), &fs::read(&p)?)?;
                 wanted.insert(rel);

@@ -13,6 +13,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod abi;
 pub mod fmtbuf;
 pub mod handshake;
 pub mod layout;

@@ -43,13 +43,14 @@ enum Error {
     NoProcess(i32),
 }
 
-/// Syscall numbers of the ElasticOS kernel (arch/x86/entry/syscalls/syscall_64.tbl).
-const SYS_ELASTIC_STRETCH: libc::c_long = 463;
-const SYS_ELASTIC_CTL: libc::c_long = 464;
-const SYS_ELASTIC_JUMP: libc::c_long = 465;
-const CTL_STICKY: libc::c_long = 3;
-const CTL_BUDGET: libc::c_long = 1;
-const CTL_MARK: libc::c_long = 2;
+/// The ABI's numbers: syscalls (`SYS_ELASTIC_*`, from the patched syscall table) and
+/// `elastic_ctl` operations (`CTL_*`, from include/uapi/linux/elastic.h); see build.rs.
+mod abi {
+    include!(concat!(env!("OUT_DIR"), "/abi.rs"));
+}
+use abi::{
+    CTL_BUDGET, CTL_MARK, CTL_STICKY, SYS_ELASTIC_CTL, SYS_ELASTIC_JUMP, SYS_ELASTIC_STRETCH,
+};
 const PAGES_PER_MIB: u64 = 256;
 
 fn check(what: &'static str, r: libc::c_long) -> Result<(), Error> {

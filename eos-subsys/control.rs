@@ -1,0 +1,449 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! How user space controls ElasticOS: the files in /sys/kernel/elastic, the three syscalls
+//! (who may control which process), `/proc/<pid>/elastic`, and the logic behind each C hook
+//! (sys/hooks.rs calls through the table that [`init`] registers).
+
+use crate::fmtbuf::FmtBuf;
+use crate::home;
+use crate::jump;
+use crate::node::{self, Node, Peer};
+use crate::peer::{dials, parse_addr, parse_node_id, ConfigError, LinkState, PeerCmd, Secret};
+use crate::proto::{caps, JumpReason, NodeId};
+use crate::shell;
+use crate::stretch;
+use crate::sys::{
+    arch::{self, SyscallRegs},
+    crypto::HmacSha256,
+    hooks::{self, Hooks},
+    mm::MmId,
+    sysfs,
+    task::{self, TaskRef},
+    time,
+};
+use crate::transport;
+use core::fmt::Write;
+use core::sync::atomic::Ordering::Relaxed;
+use kernel::{prelude::*, sync::Arc};
+
+fn start_dialers(node: &'static Node, local: NodeId) {
+    let peers = node.peers.lock();
+    for p in peers.iter() {
+        if dials(local, p.id) {
+            transport::start_dialer(node, p.clone());
+        }
+    }
+}
+
+fn config_err(e: ConfigError) -> Error {
+    pr_info!("rejected configuration: {}\n", e);
+    EINVAL
+}
+
+fn with_node(f: impl FnOnce(&'static Node) -> Result) -> Result {
+    f(node::get().ok_or(ENODEV)?)
+}
+
+fn show_with(w: &mut FmtBuf<'_>, f: impl FnOnce(&'static Node, &mut FmtBuf<'_>) -> core::fmt::Result) {
+    if let Some(n) = node::get() {
+        // A full page cuts the output short; that is all an error here can mean.
+        let _ = f(n, w);
+    }
+}
+
+fn node_id_show(w: &mut FmtBuf<'_>) {
+    show_with(w, |n, w| writeln!(w, "{}", n.id()));
+}
+
+fn node_id_store(s: &str) -> Result {
+    let id = parse_node_id(s).map_err(config_err)?;
+    with_node(|n| {
+        let mut cfg = n.cfg.lock();
+        if cfg.listen.is_some() && cfg.id != id {
+            return Err(EBUSY);
+        }
+        cfg.id = id;
+        Ok(())
+    })
+}
+
+fn listen_show(w: &mut FmtBuf<'_>) {
+    show_with(w, |n, w| match n.cfg.lock().listen {
+        Some(a) => writeln!(w, "{a}"),
+        None => Ok(()),
+    });
+}
+
+/// Writing the listen address brings the node up: it needs the id and the secret first.
+fn listen_store(s: &str) -> Result {
+    let addr = parse_addr(s).map_err(config_err)?;
+    with_node(|n| {
+        let local = {
+            let mut cfg = n.cfg.lock();
+            if cfg.listen.is_some() {
+                return Err(EBUSY);
+            }
+            if cfg.id == 0 || cfg.secret.is_none() {
+                pr_info!("set node_id and secret before listen\n");
+                return Err(EINVAL);
+            }
+            transport::listen(n, addr)?;
+            cfg.listen = Some(addr);
+            cfg.id
+        };
+        pr_info!("node {} listening on {}\n", local, addr);
+        start_dialers(n, local);
+        Ok(())
+    })
+}
+
+fn secret_store(s: &str) -> Result {
+    let secret = Secret::parse_hex(s).map_err(config_err)?;
+    // Fail now, not at the first handshake, if the kernel lacks hmac(sha256).
+    HmacSha256::new(secret.as_bytes())?;
+    with_node(|n| {
+        n.cfg.lock().secret = Some(secret);
+        Ok(())
+    })
+}
+
+fn peers_show(w: &mut FmtBuf<'_>) {
+    show_with(w, |n, w| {
+        let now = time::now_ns();
+        for p in n.peers.lock().iter() {
+            let l = p.link.lock();
+            writeln!(
+                w,
+                "{} {} {} since_ms={} rtt_us={} srtt_us={} ups={} losses={} rx_frames={} tx_frames={} last_error={}",
+                p.id,
+                l.addr,
+                l.state.name(),
+                now.saturating_sub(l.since_ns) / 1_000_000,
+                l.rtt_ns / 1000,
+                l.srtt_ns / 1000,
+                l.ups,
+                l.losses,
+                p.rx_frames.load(Relaxed),
+                p.tx_frames.load(Relaxed),
+                if l.last_error.is_empty() { "-" } else { l.last_error },
+            )?;
+        }
+        Ok(())
+    });
+}
+
+fn peers_store(s: &str) -> Result {
+    let cmd = PeerCmd::parse(s).map_err(config_err)?;
+    with_node(|n| {
+        let local = n.cfg.lock().id;
+        let mut peers = n.peers.lock();
+        match cmd {
+            PeerCmd::Add(id, addr) => {
+                if id == local {
+                    return Err(EINVAL);
+                }
+                if let Some(p) = peers.iter().find(|p| p.id == id) {
+                    p.link.lock().addr = addr;
+                    return Ok(());
+                }
+                let p = Peer::new(id, addr)?;
+                peers.push(p.clone(), GFP_KERNEL)?;
+                drop(peers);
+                if local != 0 && n.cfg.lock().listen.is_some() && dials(local, id) {
+                    transport::start_dialer(n, p);
+                }
+                Ok(())
+            }
+            PeerCmd::Del(id) => {
+                let p = peers.iter().find(|p| p.id == id).cloned().ok_or(ENOENT)?;
+                crate::kvec::retain(&mut peers, |q| q.id != id)?;
+                drop(peers);
+                p.removed.store(true, Relaxed);
+                if let Some(c) = p.link.lock().conn.take() {
+                    c.close();
+                }
+                Ok(())
+            }
+        }
+    })
+}
+
+fn stats_show(w: &mut FmtBuf<'_>) {
+    show_with(w, |n, w| {
+        n.stats.write_to(w)?;
+        writeln!(w, "handshaking {}", n.handshaking.load(Relaxed))
+    });
+}
+
+fn info_show(w: &mut FmtBuf<'_>) {
+    show_with(w, |n, w| {
+        let cfg = n.cfg.lock();
+        writeln!(w, "node_id {}", cfg.id)?;
+        writeln!(w, "protocol {}", crate::proto::VERSION)?;
+        writeln!(w, "caps {:#x}", caps::ALL)?;
+        writeln!(w, "secret {}", if cfg.secret.is_some() { "set" } else { "unset" })?;
+        let up = n.peers.lock().iter().filter(|p| p.link.lock().state == LinkState::Up).count();
+        writeln!(w, "peers_connected {up}")?;
+        writeln!(w, "shells {}", shell::shells().map_or(0, |s| s.count()))
+    });
+}
+
+fn procs_show(w: &mut FmtBuf<'_>) {
+    show_with(w, |n, w| {
+        let _ = n;
+        if let Some(p) = home::procs() {
+            p.write_to(w)?;
+        }
+        if let Some(m) = stretch::marks() {
+            m.write_to(w)?;
+        }
+        match shell::shells() {
+            Some(s) => s.write_to(w),
+            None => Ok(()),
+        }
+    });
+}
+
+fn prefetch_show(w: &mut FmtBuf<'_>) {
+    show_with(w, |_, w| writeln!(w, "{}", crate::pull::PREFETCH.load(Relaxed)));
+}
+
+fn prefetch_store(s: &str) -> Result {
+    let v: u64 = s.trim().parse().map_err(|_| EINVAL)?;
+    if v == 0 || v > crate::proto::MAX_BATCH as u64 {
+        return Err(EINVAL);
+    }
+    with_node(|_| {
+        crate::pull::PREFETCH.store(v, Relaxed);
+        Ok(())
+    })
+}
+
+fn jump_show(w: &mut FmtBuf<'_>) {
+    show_with(w, |_, w| jump::jumps().map_or(Ok(()), |j| j.write_tunables(w)));
+}
+
+fn jump_store(s: &str) -> Result {
+    jump::jumps().ok_or(ENODEV)?.set_tunables(s)
+}
+
+fn jumplog_show(w: &mut FmtBuf<'_>) {
+    show_with(w, |_, w| jump::jumps().map_or(Ok(()), |j| j.write_log(w)));
+}
+
+static ATTRS: [sysfs::Attr; 10] = [
+    sysfs::Attr {
+        name: c"jump",
+        mode: 0o644,
+        show: Some(jump_show),
+        store: Some(jump_store),
+    },
+    sysfs::Attr {
+        name: c"jumplog",
+        mode: 0o444,
+        show: Some(jumplog_show),
+        store: None,
+    },
+    sysfs::Attr {
+        name: c"procs",
+        mode: 0o444,
+        show: Some(procs_show),
+        store: None,
+    },
+    sysfs::Attr {
+        name: c"prefetch",
+        mode: 0o644,
+        show: Some(prefetch_show),
+        store: Some(prefetch_store),
+    },
+    sysfs::Attr {
+        name: c"node_id",
+        mode: 0o644,
+        show: Some(node_id_show),
+        store: Some(node_id_store),
+    },
+    sysfs::Attr {
+        name: c"listen",
+        mode: 0o644,
+        show: Some(listen_show),
+        store: Some(listen_store),
+    },
+    sysfs::Attr {
+        name: c"secret",
+        mode: 0o200,
+        show: None,
+        store: Some(secret_store),
+    },
+    sysfs::Attr {
+        name: c"peers",
+        mode: 0o644,
+        show: Some(peers_show),
+        store: Some(peers_store),
+    },
+    sysfs::Attr {
+        name: c"stats",
+        mode: 0o444,
+        show: Some(stats_show),
+        store: None,
+    },
+    sysfs::Attr {
+        name: c"info",
+        mode: 0o444,
+        show: Some(info_show),
+        store: None,
+    },
+];
+
+
+/// The process `pid` names (0: the caller), if the caller may control it.
+fn controlled(pid: i32) -> Result<TaskRef> {
+    let task = if pid == 0 { TaskRef::current() } else { TaskRef::by_pid(pid).ok_or(ESRCH)? };
+    if !task.caller_may_control() {
+        return Err(EPERM);
+    }
+    Ok(task)
+}
+
+/// `elastic_stretch(pid, node)`.
+fn sys_stretch(pid: i32, to: i32) -> Result<i64> {
+    let node = node::get().ok_or(ENODEV)?;
+    let task = controlled(pid)?;
+    let to = u16::try_from(to).map_err(|_| EINVAL)?;
+    let peer = node.find_peer(to).ok_or(ENOENT)?;
+    stretch::stretch(node, &task, peer, 0)?;
+    Ok(0)
+}
+
+/// `elastic_ctl(op, pid, arg)`: 1 = set the local budget (pages) of a stretched or marked
+/// process, 2 = mark a process elastic (it stretches itself under memory pressure or when it
+/// exceeds `arg` pages, if non-zero), 3 = pin a stretched process at home (`arg` 1, "sticky":
+/// the jump policy never moves it) or unpin it (`arg` 0).
+fn sys_ctl(op: i32, pid: i32, arg: u64) -> Result<i64> {
+    let procs = home::procs().ok_or(ENODEV)?;
+    let marks = stretch::marks().ok_or(ENODEV)?;
+    let task = controlled(pid)?;
+    let pid = task.pid();
+    match op {
+        1 => {
+            if let Some(p) = procs.by_pid(pid) {
+                p.budget.store(arg, Relaxed);
+                procs.kick();
+                return Ok(0);
+            }
+            marks.set_budget(pid, arg)?;
+            Ok(0)
+        }
+        2 => {
+            if procs.by_pid(pid).is_some() {
+                return Err(crate::sys::errno::e(kernel::bindings::EALREADY));
+            }
+            if let Some(mm) = task.mm() {
+                // The throttle applies from now on, so the process waits instead of OOM.
+                mm.mark_elastic();
+            }
+            marks.mark(pid, arg)?;
+            Ok(0)
+        }
+        3 => {
+            let p = procs.by_pid(pid).ok_or(ESRCH)?;
+            if arg > 1 {
+                return Err(EINVAL);
+            }
+            p.sticky.store(arg == 1, Relaxed);
+            Ok(0)
+        }
+        _ => Err(EINVAL),
+    }
+}
+
+/// `elastic_jump(pid, node)`: move the process's execution to `to` (its home or its peer).
+fn sys_jump(pid: i32, to: i32) -> Result<i64> {
+    let node = node::get().ok_or(ENODEV)?;
+    let task = controlled(pid)?;
+    let to = u16::try_from(to).map_err(|_| EINVAL)?;
+    jump::jump_to(node, &task, to)?;
+    Ok(0)
+}
+
+/// `/proc/<pid>/elastic`: one line about process `pid` (home side or shell).
+fn proc_show(pid: i32, w: &mut FmtBuf<'_>) {
+    // A full buffer cuts the line short; that is all an error here can mean.
+    if let Some(p) = home::procs().and_then(|procs| procs.by_pid(pid)) {
+        let _ = p.write_to(w);
+        return;
+    }
+    if let Some(s) = shell::shells() {
+        let _ = s.write_pid(pid, w);
+    }
+}
+
+/// A syscall of a shell's task (it runs at home), or of a stretched process at home (its
+/// members follow a layout change).
+fn syscall(regs: &mut SyscallRegs<'_>, nr: i32) -> bool {
+    let Some(shell) = shell::shells().and_then(|s| s.by_current()) else {
+        return crate::mapsync::home_syscall(regs, nr, crate::pull::recall);
+    };
+    if !shell.running() {
+        return false;
+    }
+    // Back to the `syscall` instruction: the process issues the same syscall again, at home.
+    regs.rewind();
+    jump::shell_syscall(&shell)
+}
+
+/// A shell's task has a signal pending: a fault while it runs the process goes home.
+fn signal() -> bool {
+    let Some(shell) = shell::shells().and_then(|s| s.by_current()) else { return false };
+    if !shell.running() {
+        return false;
+    }
+    match arch::take_fault_signal() {
+        0 => false,
+        sig => jump::shell_fault_signal(&shell, sig),
+    }
+}
+
+fn may_overcommit() -> bool {
+    stretch::marks().is_some_and(|m| m.current_is_marked())
+}
+
+/// An elastic address space is being torn down: a shell's (its process may have died
+/// running here) or a stretched process's.
+fn mm_exit(mm: MmId) {
+    let Some(node) = node::get() else { return };
+    if let Some(s) = shell::shells().and_then(|s| s.by_mm(mm)) {
+        jump::shell_exit(node, &s);
+        return;
+    }
+    if let Some(p) = home::procs().and_then(|procs| procs.by_mm(mm)) {
+        home::exit(&p);
+    }
+}
+
+static HOOKS: Hooks = Hooks {
+    marker_fault: crate::pull::home_fault,
+    empty_fault: crate::pull::shell_fault,
+    syscall,
+    signal,
+    throttle: crate::push::throttle,
+    may_overcommit,
+    mm_exit,
+    stretch: sys_stretch,
+    ctl: sys_ctl,
+    jump: sys_jump,
+    proc_show,
+};
+
+/// Brings the subsystem up: the node and the registries, then the pusher, then the C hooks
+/// and the links' handlers, and last the sysfs directory through which user space starts it.
+pub(crate) fn init() -> Result {
+    let node = node::init()?;
+    home::init()?;
+    shell::init()?;
+    stretch::init()?;
+    jump::init()?;
+    transport::set_handlers(&crate::dispatch::HANDLERS);
+    crate::push::start(node)?;
+    hooks::register(&HOOKS);
+    sysfs::create(c"elastic", &ATTRS)
+}

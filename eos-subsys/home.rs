@@ -1,0 +1,447 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The home side's registry: the processes of this node that are stretched, what each one's
+//! state is, and what happens when one exits or a node it uses is lost. The primitives that
+//! act on them are stretch.rs, pull.rs, push.rs, jump.rs and mapsync.rs.
+//!
+//! Invariant that keeps this simple: only the process itself (single-threaded) touches its
+//! memory, and only this node changes the ownership of its pages: a pull is started by the
+//! process's own fault, a push by our pusher, and the PTE lock orders the two.
+
+use crate::node::Peer;
+use crate::policy::{JumpPolicy, JumpTunables};
+use crate::proto::{Message, PAGE_SIZE};
+use crate::stats::LatencyHist;
+use crate::sys::{
+    global::Global,
+    mm::{MmId, MmRef},
+    task::{self, TaskRef},
+    time,
+};
+use crate::transit::Arrival;
+use core::fmt::Write;
+use core::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicU64,
+    Ordering::{Relaxed, SeqCst},
+};
+use kernel::{
+    bindings, new_condvar, new_mutex,
+    prelude::*,
+    sync::{Arc, CondVar, Mutex},
+    time::msecs_to_jiffies,
+};
+
+/// How long a layout change waits for a push batch under way (twice a push's timeout).
+const LAYOUT_WAIT_MS: u64 = 20_000;
+
+/// A stretched process, at home.
+#[pin_data]
+pub(crate) struct Proc {
+    pub(crate) pid: i32,
+    pub(crate) comm: [u8; 16],
+    pub(crate) mm: MmRef,
+    /// Its shell's pid on the node it was stretched to first.
+    pub(crate) shell_pid: u32,
+    /// The nodes it was stretched to (each holds a shell), first one first.
+    #[pin]
+    pub(crate) nodes: Mutex<KVec<Arc<Peer>>>,
+    /// Round robin of push targets.
+    pub(crate) push_rr: AtomicU64,
+    /// Where it runs while `away`.
+    pub(crate) away_at: AtomicU64,
+    /// Where a queued jump goes.
+    pub(crate) leave_target: AtomicU64,
+    /// Local memory budget in pages (0: push only under node memory pressure).
+    pub(crate) budget: AtomicU64,
+    pub(crate) dead: AtomicBool,
+    pub(crate) cursor: AtomicU64,
+    /// Pages the peer owns.
+    pub(crate) remote: AtomicI64,
+    /// Execution is on the peer; the task here sleeps in `jump::home_leave`.
+    pub(crate) away: AtomicBool,
+    /// A jump is queued on the task.
+    pub(crate) leaving: AtomicBool,
+    pub(crate) leave_reason: AtomicU64,
+    /// Pinned here: the policy never moves it.
+    pub(crate) sticky: AtomicBool,
+    /// Its VMA count when its mappings did not fit in a jump (0: they fit): the policy does
+    /// not try again, each try failing the same way, until it has fewer VMAs.
+    pub(crate) too_many_maps: AtomicU64,
+    /// Execution coming back, handed over by the receive thread.
+    #[pin]
+    pub(crate) inbox: Mutex<Option<Arrival>>,
+    #[pin]
+    pub(crate) inbox_cv: CondVar,
+    #[pin]
+    pub(crate) policy: Mutex<JumpPolicy>,
+    pub(crate) jumps: AtomicU64,
+    pub(crate) jump_lat: LatencyHist,
+    pub(crate) away_ns: AtomicU64,
+    /// Pages the process fetched while away.
+    pub(crate) fetched: AtomicU64,
+    pub(crate) pulls: AtomicU64,
+    pub(crate) pulled: AtomicU64,
+    pub(crate) pushes: AtomicU64,
+    pub(crate) pushed: AtomicU64,
+    pub(crate) fault_lat: LatencyHist,
+    /// Push batches begun and finished: a layout change waits for the ones under way.
+    pub(crate) push_started: AtomicU64,
+    pub(crate) push_done: AtomicU64,
+    /// A layout syscall (munmap, mremap, ...) runs: the pusher leaves the process alone.
+    pub(crate) layout_busy: AtomicBool,
+    /// Layout syscalls that the members followed (discards sent, or pages recalled).
+    pub(crate) layout_ops: AtomicU64,
+    /// Bumped (and `settled` signalled) when in-flight pages are settled.
+    #[pin]
+    pub(crate) settle_gen: Mutex<u64>,
+    #[pin]
+    pub(crate) settled: CondVar,
+}
+
+
+impl Proc {
+    /// The member node `id` (a node holding a shell of this process).
+    pub(crate) fn member(&self, id: u16) -> Option<Arc<Peer>> {
+        self.nodes.lock().iter().find(|p| p.id == id).cloned()
+    }
+
+    /// Every member node.
+    pub(crate) fn members(&self) -> KVec<Arc<Peer>> {
+        let mut v = KVec::new();
+        for p in self.nodes.lock().iter() {
+            let _ = v.push(p.clone(), GFP_KERNEL);
+        }
+        v
+    }
+
+    /// The node the next push batch goes to (round robin over the members).
+    pub(crate) fn push_target(&self) -> Option<Arc<Peer>> {
+        let nodes = self.nodes.lock();
+        let n = nodes.len().max(1);
+        nodes.get(self.push_rr.fetch_add(1, Relaxed) as usize % n).cloned()
+    }
+
+    /// Forgets member `id` (lost while it held none of the process's pages).
+    pub(crate) fn drop_member(&self, id: u16) {
+        let _ = crate::kvec::retain(&mut self.nodes.lock(), |p| p.id != id);
+    }
+
+    /// Pages of the process that node `id` owns, counted in its page table.
+    pub(crate) fn pages_on(&self, id: u16) -> u64 {
+        let Some(users) = self.mm.users() else { return 0 };
+        let lock = users.read();
+        lock.vmas_in(0, u64::MAX).map(|v| v.remote_count_on(v.start(), v.end(), Some(id))).sum()
+    }
+
+    pub(crate) fn notify_settled(&self) {
+        *self.settle_gen.lock() += 1;
+        self.settled.notify_all();
+    }
+
+    pub(crate) fn wait_settled(&self, ms: u32) {
+        let mut g = self.settle_gen.lock();
+        let start = *g;
+        let deadline = time::now_ns() + ms as u64 * 1_000_000;
+        while *g == start && time::now_ns() < deadline && !task::fatal_signal_pending() {
+            if let kernel::sync::CondVarTimeoutResult::Signal { .. } =
+                self.settled.wait_interruptible_timeout(&mut g, msecs_to_jiffies(20))
+            {
+                drop(g);
+                time::sleep_ms_uninterruptible(1);
+                g = self.settle_gen.lock();
+            }
+        }
+    }
+
+    /// Stops the pusher for a layout change, and waits for the batch under way (its pages
+    /// are settled afterwards: markers, or back here). Undone by [`Proc::layout_done`].
+    pub(crate) fn layout_begin(&self) {
+        self.layout_busy.store(true, SeqCst);
+        let target = self.push_started.load(SeqCst);
+        let deadline = time::now_ns() + LAYOUT_WAIT_MS * 1_000_000;
+        while self.push_done.load(SeqCst) < target && time::now_ns() < deadline && !self.dead.load(Relaxed) {
+            self.wait_settled(20);
+        }
+    }
+
+    /// See [`Proc::layout_begin`].
+    pub(crate) fn layout_done(&self) {
+        self.layout_busy.store(false, SeqCst);
+    }
+
+    /// The policy may try a jump: it has fewer VMAs than when its mappings last did not fit.
+    pub(crate) fn maps_may_fit(&self) -> bool {
+        let at = self.too_many_maps.load(Relaxed);
+        at == 0 || self.mm.map_count() < at
+    }
+
+    pub(crate) fn comm(&self) -> &str {
+        let n = self.comm.iter().position(|&c| c == 0).unwrap_or(16);
+        core::str::from_utf8(&self.comm[..n]).unwrap_or("?")
+    }
+
+    /// One line of `/sys/kernel/elastic/procs`.
+    pub(crate) fn write_to(&self, w: &mut impl Write) -> core::fmt::Result {
+        writeln!(
+            w,
+            "pid={} comm={} node={} shell_pid={} local_pages={} remote_pages={} budget_pages={} \
+             pulls={} pulled_pages={} pushes={} pushed_pages={} bytes_in={} bytes_out={} \
+             fault_p50_us={} fault_p99_us={} away={} sticky={} jumps={} jump_p50_us={} \
+             jump_p99_us={} away_ms={} fetched_pages={} layout_syscalls={}",
+            self.pid,
+            self.comm(),
+            Nodes(&self.nodes.lock()),
+            self.shell_pid,
+            self.mm.anon_pages(),
+            self.remote.load(Relaxed),
+            self.budget.load(Relaxed),
+            self.pulls.load(Relaxed),
+            self.pulled.load(Relaxed),
+            self.pushes.load(Relaxed),
+            self.pushed.load(Relaxed),
+            self.pulled.load(Relaxed) * PAGE_SIZE as u64,
+            self.pushed.load(Relaxed) * PAGE_SIZE as u64,
+            self.fault_lat.percentile_us(50),
+            self.fault_lat.percentile_us(99),
+            self.away.load(Relaxed) as u8,
+            self.sticky.load(Relaxed) as u8,
+            self.jumps.load(Relaxed),
+            self.jump_lat.percentile_us(50),
+            self.jump_lat.percentile_us(99),
+            self.away_ns.load(Relaxed) / 1_000_000,
+            self.fetched.load(Relaxed),
+            self.layout_ops.load(Relaxed),
+        )
+    }
+}
+
+
+impl Proc {
+    /// A process stretched to `peer` (shell `shell_pid` there), not registered yet.
+    pub(crate) fn new(
+        task: &TaskRef,
+        mm: MmRef,
+        peer: Arc<Peer>,
+        shell_pid: u32,
+        budget: u64,
+        tunables: &JumpTunables,
+    ) -> Result<Arc<Self>> {
+        let mut nodes = KVec::new();
+        nodes.push(peer, GFP_KERNEL)?;
+        Arc::pin_init(
+            pin_init!(Proc {
+                pid: task.pid(),
+                comm: task.comm(),
+                mm,
+                shell_pid,
+                nodes <- new_mutex!(nodes),
+                push_rr: AtomicU64::new(0),
+                away_at: AtomicU64::new(0),
+                leave_target: AtomicU64::new(0),
+                budget: AtomicU64::new(budget),
+                dead: AtomicBool::new(false),
+                cursor: AtomicU64::new(0),
+                remote: AtomicI64::new(0),
+                pulls: AtomicU64::new(0),
+                pulled: AtomicU64::new(0),
+                pushes: AtomicU64::new(0),
+                pushed: AtomicU64::new(0),
+                fault_lat: LatencyHist::new(),
+                away: AtomicBool::new(false),
+                leaving: AtomicBool::new(false),
+                leave_reason: AtomicU64::new(0),
+                sticky: AtomicBool::new(false),
+                too_many_maps: AtomicU64::new(0),
+                inbox <- new_mutex!(None),
+                inbox_cv <- new_condvar!(),
+                policy <- new_mutex!(JumpPolicy::new(tunables, time::now_ns())),
+                jumps: AtomicU64::new(0),
+                jump_lat: LatencyHist::new(),
+                away_ns: AtomicU64::new(0),
+                fetched: AtomicU64::new(0),
+                push_started: AtomicU64::new(0),
+                push_done: AtomicU64::new(0),
+                layout_busy: AtomicBool::new(false),
+                layout_ops: AtomicU64::new(0),
+                settle_gen <- new_mutex!(0),
+                settled <- new_condvar!(),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Adds member node `peer` (one more node for a stretched process).
+    pub(crate) fn add_member(&self, peer: Arc<Peer>) -> Result {
+        self.nodes.lock().push(peer, GFP_KERNEL)?;
+        Ok(())
+    }
+}
+
+/// The further member nodes, as `,3,4` after the first.
+struct Nodes<'a>(&'a KVec<Arc<Peer>>);
+
+impl core::fmt::Display for Nodes<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            write!(f, "{}{}", if i == 0 { "" } else { "," }, p.id)?;
+        }
+        Ok(())
+    }
+}
+
+/// The registry of this node's stretched processes.
+#[pin_data]
+pub(crate) struct Procs {
+    #[pin]
+    list: Mutex<KVec<Arc<Proc>>>,
+    /// Wakes the pusher early (memory is short).
+    #[pin]
+    kick: Mutex<bool>,
+    #[pin]
+    kick_cv: CondVar,
+}
+
+impl Procs {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            list <- new_mutex!(KVec::new()),
+            kick <- new_mutex!(false),
+            kick_cv <- new_condvar!(),
+        })
+    }
+
+    /// The process whose address space is `mm`.
+    pub(crate) fn by_mm(&self, mm: MmId) -> Option<Arc<Proc>> {
+        self.list.lock().iter().find(|p| p.mm.id() == mm).cloned()
+    }
+
+    /// The process with this (global) pid.
+    pub(crate) fn by_pid(&self, pid: i32) -> Option<Arc<Proc>> {
+        self.list.lock().iter().find(|p| p.pid == pid).cloned()
+    }
+
+    /// Every process, for walking without the registry's lock.
+    pub(crate) fn snapshot(&self) -> Result<KVec<Arc<Proc>>> {
+        let list = self.list.lock();
+        let mut v = KVec::with_capacity(list.len(), GFP_KERNEL)?;
+        for p in list.iter() {
+            v.push(p.clone(), GFP_KERNEL)?;
+        }
+        Ok(v)
+    }
+
+    /// The process is no longer stretched (it exited, or lost its nodes): off the list, and
+    /// whoever waits on its pushes wakes up to see it dead.
+    pub(crate) fn retire(&self, proc: &Arc<Proc>) {
+        proc.dead.store(true, Relaxed);
+        let _ = crate::kvec::retain(&mut self.list.lock(), |p| !Arc::ptr_eq(p, proc));
+        proc.notify_settled();
+    }
+
+    /// Wakes the pusher now.
+    pub(crate) fn kick(&self) {
+        *self.kick.lock() = true;
+        self.kick_cv.notify_all();
+    }
+
+    /// The pusher sleeps here until kicked, or `ms` at most.
+    pub(crate) fn wait_kick(&self, ms: u32) {
+        let mut k = self.kick.lock();
+        if !*k {
+            let _ = self.kick_cv.wait_interruptible_timeout(&mut k, msecs_to_jiffies(ms));
+        }
+        *k = false;
+    }
+
+    /// Adds a newly stretched process.
+    pub(crate) fn add(&self, p: Arc<Proc>) -> Result {
+        self.list.lock().push(p, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Lines for `/sys/kernel/elastic/procs`.
+    pub(crate) fn write_to(&self, w: &mut impl Write) -> core::fmt::Result {
+        for p in self.list.lock().iter() {
+            p.write_to(w)?;
+        }
+        Ok(())
+    }
+}
+
+/// The address space of stretched process `p` is going away: its shells go too.
+pub(crate) fn exit(p: &Arc<Proc>) {
+    if let Some(procs) = procs() {
+        procs.retire(p);
+        for m in p.members().iter() {
+            let _ = m.send(&Message::Release { pid: p.pid as u32 });
+        }
+        pr_info!(
+            "pid {} ({}) exited: {} pulls ({} pages), {} pushes ({} pages), fault p50 {} us p99 {} us\n",
+            p.pid,
+            p.comm(),
+            p.pulls.load(Relaxed),
+            p.pulled.load(Relaxed),
+            p.pushes.load(Relaxed),
+            p.pushed.load(Relaxed),
+            p.fault_lat.percentile_us(50),
+            p.fault_lat.percentile_us(99)
+        );
+    }
+}
+
+/// The link to `peer` is gone: a process that ran there or had pages there dies with SIGBUS
+/// (that memory is lost); one with none there forgets that node and runs on.
+pub(crate) fn peer_lost(peer: u16) {
+    let Some(procs) = procs() else { return };
+    let Ok(all) = procs.snapshot() else { return };
+    for p in all.iter().filter(|p| p.member(peer).is_some()) {
+        let ran_there = p.away.load(Relaxed) && p.away_at.load(Relaxed) == peer as u64;
+        // Its page table is only walked when that decides.
+        let held = if ran_there { 0 } else { p.pages_on(peer) };
+        if ran_there || held > 0 {
+            procs.retire(p);
+            if ran_there {
+                pr_err!("node {} lost: killing pid {} ({}) with SIGBUS, it was running there\n", peer, p.pid, p.comm());
+            } else {
+                pr_err!(
+                    "node {} lost: killing pid {} ({}) with SIGBUS, {} of its pages were there\n",
+                    peer,
+                    p.pid,
+                    p.comm(),
+                    held
+                );
+            }
+            if let Some(t) = TaskRef::by_pid(p.pid) {
+                t.signal(bindings::SIGBUS);
+            }
+            continue;
+        }
+        p.drop_member(peer);
+        if p.members().is_empty() {
+            procs.retire(p);
+            pr_warn!("node {} lost: pid {} ({}) had no pages there and runs on\n", peer, p.pid, p.comm());
+        } else {
+            pr_warn!(
+                "node {} lost: pid {} ({}) had no pages there and runs on with its other nodes\n",
+                peer,
+                p.pid,
+                p.comm()
+            );
+        }
+    }
+}
+
+
+static PROCS: Global<Procs> = Global::new();
+
+/// The registry, once `init` ran.
+pub(crate) fn procs() -> Option<&'static Procs> {
+    PROCS.get()
+}
+
+/// Creates the registry.
+pub(crate) fn init() -> Result {
+    let p = KBox::pin_init(Procs::new(), GFP_KERNEL)?;
+    PROCS.set(crate::sys::global::leak_pinned(p));
+    Ok(())
+}

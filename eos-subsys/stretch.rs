@@ -1,0 +1,345 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Stretch: a process's address space extends to another node, held there by a parked shell.
+//!
+//! - Home: [`stretch`] reads the executable's hash, argv and environment, asks the peer for a
+//!   shell (`Stretch`, answered by `StretchOk`) and registers the process (home.rs). Marked
+//!   processes ([`Marks`]) are stretched by the pusher when memory runs short or they exceed
+//!   their budget ([`auto_stretch`]).
+//! - Member: [`serve_stretch`] starts the shell from the same executable (byte for byte) and
+//!   waits until it parks; [`serve_release`] lets it die when its process exits.
+
+use crate::home::{self, Proc};
+use crate::link::Conn;
+use crate::node::{peer_warn, Node, Peer};
+use crate::peer::LinkState;
+use crate::proto::{Message, Stretch, MAX_STRETCH_STRINGS};
+use crate::rpc::{self, Answer};
+use crate::shell::{self, Shell};
+use crate::stats::LatencyHist;
+use crate::sys::{
+    crypto,
+    errno::e,
+    file::FileData,
+    global::Global,
+    mm,
+    task::TaskRef,
+    time, umh,
+};
+use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use kernel::{
+    bindings, new_mutex,
+    prelude::*,
+    sync::{Arc, Mutex},
+    time::msecs_to_jiffies,
+};
+
+/// How long the shell's node may take to start a shell.
+const STRETCH_TIMEOUT_MS: u32 = 15_000;
+/// How long a shell may take to park after its exec.
+const PARK_TIMEOUT_NS: u64 = 10_000_000_000;
+
+fn read_strings(task: &TaskRef, range: (u64, u64), out: &mut KVec<u8>, room: usize) -> Result {
+    let len = (range.1.saturating_sub(range.0) as usize).min(room);
+    let start = out.len();
+    out.extend_with(len, 0, GFP_KERNEL)?;
+    let got = task.read_mem(range.0, &mut out[start..]);
+    if got != len {
+        return Err(EFAULT);
+    }
+    if len > 0 && out[out.len() - 1] != 0 {
+        // Truncated by `room`: end the last string so the list stays well formed.
+        let last = out.len() - 1;
+        out[last] = 0;
+    }
+    Ok(())
+}
+
+/// Home: creates a shell of `task` on `peer` and registers the process (or adds `peer` to
+/// its members if it is stretched already).
+pub(crate) fn stretch(node: &'static Node, task: &TaskRef, peer: Arc<Peer>, budget: u64) -> Result {
+    let procs = home::procs().ok_or(ENODEV)?;
+    if peer.link.lock().state != LinkState::Up {
+        return Err(e(bindings::ENOTCONN));
+    }
+    if task.threads() != 1 {
+        // One thread: only the process touches its memory (see home.rs).
+        return Err(EINVAL);
+    }
+    let pid = task.pid();
+    let existing = procs.by_pid(pid);
+    if let Some(p) = &existing {
+        if p.member(peer.id).is_some() {
+            return Err(e(bindings::EALREADY));
+        }
+    }
+    let mm = task.mm().ok_or(EINVAL)?;
+    let mut pathbuf = KVec::from_elem(0u8, 512, GFP_KERNEL)?;
+    let path = task.exe_path(&mut pathbuf)?;
+    let mut cpath = KVec::with_capacity(path.len() + 1, GFP_KERNEL)?;
+    cpath.extend_from_slice(path, GFP_KERNEL)?;
+    cpath.push(0, GFP_KERNEL)?;
+    let exe = FileData::read(core::ffi::CStr::from_bytes_with_nul(&cpath).map_err(|_| EINVAL)?)?;
+    let exe_hash = crypto::sha256(exe.bytes())?;
+    drop(exe);
+    let (args, env) = task.arg_env_ranges().ok_or(EINVAL)?;
+    let room = MAX_STRETCH_STRINGS - path.len();
+    let mut strings = KVec::new();
+    read_strings(task, args, &mut strings, room / 2)?;
+    let argv_len = strings.len();
+    read_strings(task, env, &mut strings, room - argv_len)?;
+
+    let (uid, gid) = task.ids();
+    let answer = rpc::call(&*peer, 0, STRETCH_TIMEOUT_MS, |req| {
+        Message::Stretch(Stretch {
+            req,
+            pid: pid as u32,
+            exe_hash,
+            uid,
+            gid,
+            path,
+            argv: &strings[..argv_len],
+            env: &strings[argv_len..],
+        })
+    })?;
+    let Answer::Shell(shell_pid) = answer else { return Err(EPROTO) };
+    if let Some(p) = existing {
+        p.add_member(peer.clone())?;
+        pr_info!("pid {} ({}) stretched to node {} too (shell pid {})\n", pid, p.comm(), peer.id, shell_pid);
+        procs.kick();
+        return Ok(());
+    }
+    let tunables = crate::jump::tunables();
+    let proc = Proc::new(task, mm, peer.clone(), shell_pid, budget, &tunables)?;
+    proc.mm.mark_elastic();
+    procs.add(proc.clone())?;
+    if proc.mm.users().is_none() {
+        // It exited while its shell was being made, maybe before it was on the list: its
+        // exit hook may have missed it.
+        home::exit(&proc);
+        return Err(ESRCH);
+    }
+    pr_info!(
+        "pid {} ({}) stretched to node {} (shell pid {})\n",
+        pid,
+        proc.comm(),
+        peer.id,
+        shell_pid
+    );
+    procs.kick();
+    Ok(())
+}
+
+/// A process marked elastic that is not stretched yet.
+#[derive(Clone, Copy)]
+struct Mark {
+    pid: i32,
+    budget: u64,
+}
+
+/// Processes marked elastic (`elastic_ctl` op 2), waiting for their stretch.
+#[pin_data]
+pub(crate) struct Marks {
+    #[pin]
+    list: Mutex<KVec<Mark>>,
+    /// Number of marks, so the overcommit hook costs nothing when there are none.
+    count: AtomicU64,
+}
+
+static MARKS: Global<Marks> = Global::new();
+
+/// The marks, once `init` ran.
+pub(crate) fn marks() -> Option<&'static Marks> {
+    MARKS.get()
+}
+
+/// Creates the (empty) list of marks.
+pub(crate) fn init() -> Result {
+    let m = KBox::pin_init(
+        pin_init!(Marks {
+            list <- new_mutex!(KVec::new()),
+            count: AtomicU64::new(0),
+        }),
+        GFP_KERNEL,
+    )?;
+    MARKS.set(crate::sys::global::leak_pinned(m));
+    Ok(())
+}
+
+impl Marks {
+    /// Marks `pid` (or updates its budget).
+    pub(crate) fn mark(&self, pid: i32, budget: u64) -> Result {
+        let mut marks = self.list.lock();
+        match marks.iter_mut().find(|m| m.pid == pid) {
+            Some(m) => m.budget = budget,
+            None => {
+                marks.push(Mark { pid, budget }, GFP_KERNEL)?;
+                self.count.fetch_add(1, Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the budget of marked `pid`; `ESRCH` if it is not marked.
+    pub(crate) fn set_budget(&self, pid: i32, budget: u64) -> Result {
+        let mut marks = self.list.lock();
+        let m = marks.iter_mut().find(|m| m.pid == pid).ok_or(ESRCH)?;
+        m.budget = budget;
+        Ok(())
+    }
+
+    fn forget(&self, pid: i32) {
+        let mut marks = self.list.lock();
+        let _ = crate::kvec::retain(&mut marks, |m| m.pid != pid);
+        self.count.store(marks.len() as u64, Relaxed);
+    }
+
+    /// Whether the current process was marked elastic (and may therefore overcommit).
+    pub(crate) fn current_is_marked(&self) -> bool {
+        if self.count.load(Relaxed) == 0 {
+            return false;
+        }
+        let pid = TaskRef::current().pid();
+        self.list.lock().iter().any(|m| m.pid == pid)
+    }
+
+    /// Lines for `/sys/kernel/elastic/procs`.
+    pub(crate) fn write_to(&self, w: &mut impl Write) -> core::fmt::Result {
+        for m in self.list.lock().iter() {
+            writeln!(w, "pid={} marked budget_pages={}", m.pid, m.budget)?;
+        }
+        Ok(())
+    }
+}
+
+/// Pusher: stretches the marked processes that need it (`avail_low`: the node's memory is
+/// short; otherwise only those over their budget).
+pub(crate) fn auto_stretch(node: &'static Node, avail_low: bool) {
+    let Some(marks) = marks() else { return };
+    let list: KVec<Mark> = {
+        let m = marks.list.lock();
+        let mut v = KVec::new();
+        for x in m.iter() {
+            let _ = v.push(*x, GFP_KERNEL);
+        }
+        v
+    };
+    for m in list.iter() {
+        let Some(task) = TaskRef::by_pid(m.pid) else {
+            marks.forget(m.pid);
+            continue;
+        };
+        let over_budget = m.budget > 0 && task.mm().is_some_and(|mm| mm.anon_pages() > m.budget);
+        if !avail_low && !over_budget {
+            continue;
+        }
+        let Some(peer) = node.first_connected_peer() else { continue };
+        match stretch(node, &task, peer, m.budget) {
+            Ok(()) => marks.forget(m.pid),
+            Err(e) => peer_warn!(node, "automatic stretch of pid {} failed: {:?}\n", m.pid, e),
+        }
+    }
+}
+
+/// Member: a `Stretch` from `peer`; answers `StretchOk` with the new shell's pid or an error.
+pub(crate) fn serve_stretch(node: &Node, peer: &Peer, conn: &Conn, s: &Stretch<'_>) -> Result {
+    let (status, pid) = match make_shell(node, peer, s) {
+        Ok(pid) => (0, pid as u32),
+        Err(e) => {
+            peer_warn!(node, "stretch of pid {} from node {} refused: {:?}\n", s.pid, peer.id, e);
+            (e.to_errno(), 0)
+        }
+    };
+    conn.send(&Message::StretchOk {
+        req: s.req,
+        status,
+        shell_pid: pid,
+    })
+}
+
+fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
+    let shells = shell::shells().ok_or(ENODEV)?;
+    if shells.find(peer.id, s.pid).is_some() {
+        return Err(EEXIST);
+    }
+    // Same executable, byte for byte, or no shell: the layouts could not match otherwise.
+    let mut path = KVec::with_capacity(s.path.len() + 1, GFP_KERNEL)?;
+    path.extend_from_slice(s.path, GFP_KERNEL)?;
+    path.push(0, GFP_KERNEL)?;
+    let cpath = core::ffi::CStr::from_bytes_with_nul(&path).map_err(|_| EINVAL)?;
+    let exe = FileData::read(cpath)?;
+    if crypto::sha256(exe.bytes())? != s.exe_hash {
+        pr_warn!("stretch refused: {:?} differs from the home node's executable\n", cpath);
+        return Err(ENOEXEC);
+    }
+    drop(exe);
+    let seed = umh::Seed::new(crate::jump::shell_arrival)?;
+    seed.state.lock().ids = crate::policy::shell_ids(s.uid, s.gid);
+    umh::spawn(s.path, s.argv, s.env, &seed)?;
+    // Wait for the shell to park (it does so on its first way to user mode).
+    let deadline = time::now_ns() + PARK_TIMEOUT_NS;
+    let pid = {
+        let mut st = seed.state.lock();
+        loop {
+            if st.parked {
+                break st.task.as_ref().map_or(0, |t| t.pid());
+            }
+            if st.failed || time::now_ns() >= deadline {
+                return Err(ECHILD);
+            }
+            let _ = seed.cv.wait_interruptible_timeout(&mut st, msecs_to_jiffies(100));
+        }
+    };
+    let shell_mm = seed.state.lock().mm.as_ref().and_then(|m| m.grab_again()).ok_or(ECHILD)?;
+    // From now on an empty PTE there is the home's page (when the shell runs the process).
+    // Exec wrote some pages of the shell (its initial stack, the tail of its data): they are
+    // not the process's, whose pages all live at home until moved. Drop them, so that an
+    // empty PTE in a writable mapping means "the home has it".
+    if let Some(users) = shell_mm.users() {
+        let lock = users.read();
+        for v in lock.vmas_in(0, u64::MAX) {
+            v.drop_private_pages();
+        }
+    }
+    mm::mark_shell(&shell_mm);
+    // Its exit is reported (the mm-exit hook) in case it dies running the process.
+    shell_mm.mark_elastic();
+    let tunables = crate::jump::tunables();
+    let shell = Arc::pin_init(
+        pin_init!(Shell {
+            home: peer.id,
+            home_pid: s.pid,
+            pid,
+            seed,
+            mm: shell_mm,
+            running: AtomicBool::new(false),
+            leaving: AtomicBool::new(false),
+            leave_reason: AtomicU64::new(0),
+            policy <- new_mutex!(crate::policy::JumpPolicy::new(&tunables, time::now_ns())),
+            arrivals: AtomicU64::new(0),
+            jumps: AtomicU64::new(0),
+            jump_lat: LatencyHist::new(),
+            syscalls: AtomicU64::new(0),
+            faults: AtomicU64::new(0),
+            mapped_files: AtomicU64::new(0),
+            unmapped_files: AtomicU64::new(0),
+            fetches: AtomicU64::new(0),
+            fetch_lat: LatencyHist::new(),
+            inbox <- new_mutex!(None),
+        }),
+        GFP_KERNEL,
+    )?;
+    shells.add(shell)?;
+    pr_info!("shell pid {} holds process {} of node {}\n", pid, s.pid, peer.id);
+    Ok(pid)
+}
+
+/// Member: the home's process `pid` exited; its shell dies.
+pub(crate) fn serve_release(peer: &Peer, pid: u32) {
+    let Some(shells) = shell::shells() else { return };
+    for s in shells.remove_where(|s| s.home == peer.id && s.home_pid == pid).iter() {
+        s.seed.release();
+    }
+}
+

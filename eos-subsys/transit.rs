@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Execution between nodes: what a `Jump` carries, copied out of the receive buffer, on its
+//! way from the receive thread to the task that will run it (the home task, or a shell's).
+
+use crate::proto::{Jump, JumpReason};
+use kernel::prelude::*;
+
+/// Execution arriving: what the receive thread hands to the task that will run it.
+pub(crate) struct Arrival {
+    pub(crate) req: u32,
+    pub(crate) from: u16,
+    pub(crate) reason: JumpReason,
+    pub(crate) state: KVVec<u8>,
+    pub(crate) ranges: KVVec<u8>,
+    pub(crate) files: KVVec<u8>,
+    /// The page under the stack pointer and its address, if it came along.
+    pub(crate) stack: Option<(u64, KVVec<u8>)>,
+}
+
+impl Arrival {
+    /// Copies a received `Jump` out of the receive buffer.
+    pub(crate) fn from_msg(from: u16, j: &Jump<'_>) -> Result<Self> {
+        fn copy(b: &[u8]) -> Result<KVVec<u8>> {
+            let mut v = KVVec::with_capacity(b.len(), GFP_KERNEL)?;
+            v.extend_from_slice(b, GFP_KERNEL)?;
+            Ok(v)
+        }
+        let stack = if j.stack.is_empty() { None } else { Some((j.stack_addr, copy(j.stack)?)) };
+        Ok(Self {
+            stack,
+            req: j.req,
+            from,
+            reason: j.reason,
+            state: copy(j.state)?,
+            ranges: copy(j.ranges)?,
+            files: copy(j.files)?,
+        })
+    }
+}

@@ -20,13 +20,40 @@
 //! - `eos-pull`: ElasticOS with the jump policy off (pull/push only);
 //! - `eos-jump`: ElasticOS with the default jump policy.
 
+use crate::cluster::{
+    self, boot_mesh, exit_stats, field, last_line, p50_p99, result_line, wait_links, JumpLog,
+};
+use crate::image;
 use crate::util::{out_dir, project_root};
 use crate::vm::{self, Cluster, Vm};
-use crate::{image, kernel};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
+
+/// What `cargo xtask bench` was asked for (its flags; the test suite fills it for `--quick`).
+#[derive(clap::Args, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Harness check: one 32 MiB footprint (it fits), one repetition
+    #[arg(long)]
+    pub quick: bool,
+    /// Repetitions of each run (the largest footprint gets one)
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub reps: u32,
+    /// Memory of each VM, MiB
+    #[arg(long, default_value_t = 128, value_name = "MiB")]
+    pub mem: u32,
+    /// Memory each run may use locally, MiB (cgroup memory.high or ElasticOS budget; 0 or
+    /// absent: the VM's)
+    #[arg(long, value_name = "MiB")]
+    pub local: Option<u32>,
+    /// Seconds after which a run is stopped and counted as a timeout
+    #[arg(long = "cap", default_value_t = 240, value_name = "SECS")]
+    pub cap_s: u32,
+    /// Also write docs/BENCHMARKS.md and docs/bench/*.svg
+    #[arg(long)]
+    pub write_docs: bool,
+}
 
 /// How a configuration runs a workload.
 #[derive(Clone, Copy, PartialEq)]
@@ -185,12 +212,17 @@ fn boot_configs(
         ("eos-pull", 6, 7, "enabled=0"),
         ("eos-jump", 8, 9, "enabled=1"),
     ] {
-        let mut peer =
-            cluster.boot_with(peer_id, &format!("bench-{name}-peer"), swap_mib + 192, &[])?;
-        let mut home = cluster.boot_with(home_id, &format!("bench-{name}-home"), mem, &[])?;
-        crate::tests::up(&mut peer, peer_id, &[home_id], crate::tests::SECRET)?;
-        crate::tests::up(&mut home, home_id, &[peer_id], crate::tests::SECRET)?;
-        home.sh(&format!("eosctl wait {peer_id} --timeout 60"))?;
+        let (peer_tag, home_tag) = (format!("bench-{name}-peer"), format!("bench-{name}-home"));
+        let mut pair = boot_mesh(
+            cluster,
+            &[
+                (peer_id, &peer_tag, swap_mib + 192),
+                (home_id, &home_tag, mem),
+            ],
+        )?;
+        let mut home = pair.pop().context("no home VM")?;
+        let mut peer = pair.pop().context("no peer VM")?;
+        wait_links(&mut home, &[peer_id])?;
         home.sh(&format!("eosctl jumppolicy {policy}"))?;
         peer.sh(&format!("eosctl jumppolicy {policy}"))?;
         configs.push(Config {
@@ -214,12 +246,7 @@ fn boot_configs(
 
 /// Total jumps in a node's jump log.
 fn jumps_total(v: &mut Vm) -> Result<u64> {
-    let log = v.sh("eosctl jumplog | head -1")?;
-    Ok(log
-        .split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0))
+    Ok(JumpLog::parse(&v.sh("eosctl jumplog | head -1")?).total)
 }
 
 fn run_one(c: &mut Config, workload: &str, fp: u32, rep: u32, local: Option<u32>) -> Result<Row> {
@@ -248,27 +275,19 @@ fn run_one(c: &mut Config, workload: &str, fp: u32, rep: u32, local: Option<u32>
     let (mut pulls, mut pushes, mut jumps, mut moved_pages) = (0, 0, 0, 0);
     if c.kind == Kind::Elastic {
         std::thread::sleep(Duration::from_millis(300));
-        if let Some(m) = crate::tests::exit_stats(&c.vm.console(), workload) {
+        if let Some(m) = exit_stats(&c.vm.console(), workload) {
             (pulls, pushes, moved_pages) = (m.pulls, m.pushes, m.pages());
         }
         jumps = jumps_total(&mut c.vm)?.saturating_sub(j0);
     }
-    let result = out.lines().find(|l| l.starts_with("RESULT "));
+    let result = result_line(&out);
     let checksum = result
-        .and_then(|l| {
-            l.split_whitespace()
-                .find_map(|w| w.strip_prefix("checksum="))
-        })
-        .unwrap_or("-")
-        .to_string();
+        .and_then(|l| field(l, "checksum"))
+        .unwrap_or_else(|| "-".to_string());
     let peak = out
         .lines()
         .find(|l| l.starts_with("TIME "))
-        .and_then(|l| {
-            l.split_whitespace()
-                .find_map(|w| w.strip_prefix("peak_rss_kib="))
-        })
-        .and_then(|v| v.parse().ok())
+        .and_then(|l| field(l, "peak_rss_kib"))
         .unwrap_or(0);
     Ok(Row {
         rep,
@@ -578,24 +597,9 @@ fn markdown(
     )
 }
 
-/// Median and 99th percentile of `v` (sorted here).
-fn p50_p99(v: &mut [u64]) -> (u64, u64) {
-    v.sort_unstable();
-    let at = |q: usize| {
-        v.get((v.len() * q / 100).min(v.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0)
-    };
-    (at(50), at(99))
-}
-
 /// `lat_us` values of a node's jump log.
 fn jump_lats(v: &mut Vm) -> Result<Vec<u64>> {
-    Ok(v.sh("eosctl jumplog")?
-        .split_whitespace()
-        .filter_map(|w| w.strip_prefix("lat_us="))
-        .filter_map(|n| n.parse().ok())
-        .collect())
+    Ok(JumpLog::parse(&v.sh("eosctl jumplog")?).lat_us)
 }
 
 /// Micro-benchmarks on an ElasticOS pair (`home` runs, its peer is `peer_id`): link round
@@ -605,11 +609,7 @@ fn micro(c: &mut Config, peer_id: usize, quick: bool) -> Result<String> {
     let peer = c._server.as_mut().context("no peer VM")?;
     let mut out = String::new();
     let peers = home.sh("eosctl peers")?;
-    let srtt = peers
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("srtt_us="))
-        .unwrap_or("?")
-        .to_string();
+    let srtt = field(&peers, "srtt_us").unwrap_or_else(|| "?".to_string());
     // Link bandwidth: 32 MiB from user space through TCP (busybox nc exits at end of input).
     peer.sh("nc -l -p 5001 > /dev/null 2>&1 & sleep 0.5")?;
     let start = Instant::now();
@@ -634,10 +634,7 @@ fn micro(c: &mut Config, peer_id: usize, quick: bool) -> Result<String> {
     ))?;
     std::thread::sleep(Duration::from_millis(300));
     let console = home.console();
-    let line = console
-        .lines()
-        .rev()
-        .find(|l| l.contains("(lsearch) exited:"))
+    let line = last_line(&console, "(lsearch) exited:")
         .unwrap_or("")
         .to_string();
     let fault = line
@@ -685,14 +682,11 @@ fn micro(c: &mut Config, peer_id: usize, quick: bool) -> Result<String> {
     while start.elapsed() < Duration::from_secs(300) {
         let p = home.sh("cat /sys/kernel/elastic/procs")?;
         // The line of `hold` (other processes may be listed too).
-        pushed = p
-            .lines()
-            .find(|l| l.contains(" comm=hold "))
-            .unwrap_or("")
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("pushed_pages="))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
+        pushed = field(
+            p.lines().find(|l| l.contains(" comm=hold ")).unwrap_or(""),
+            "pushed_pages",
+        )
+        .unwrap_or(0);
         if pushed >= target {
             break;
         }
@@ -717,19 +711,20 @@ fn c_id(v: &mut Vm) -> Result<usize> {
 
 /// Runs the benchmark. `quick`: one small footprint (32 MiB, it fits in memory), one
 /// repetition, no docs: the test suite runs this so the harness cannot rot. `local`: the
-/// memory each run may use locally (see the module comment); `None` for the VM's memory.
-pub fn bench(
-    quick: bool,
-    reps: u32,
-    mem: u32,
-    local: Option<u32>,
-    cap_s: u32,
-    write_docs: bool,
-) -> Result<()> {
+/// memory each run may use locally (see the module comment); `None` or 0 for the VM's memory.
+pub fn bench(opts: &Options) -> Result<()> {
+    let Options {
+        quick,
+        reps,
+        mem,
+        local,
+        cap_s,
+        write_docs,
+    } = *opts;
+    // `--local 0` has always meant the VM's memory.
+    let local = local.filter(|l| *l != 0);
     RUN_CAP_S.store(cap_s, std::sync::atomic::Ordering::Relaxed);
-    let t = kernel::build()?;
-    let img = image::build()?;
-    let cluster = Cluster::new(t.bzimage(), img, out_dir().join("logs"), mem)?;
+    let (t, cluster) = cluster::build(mem)?;
     let base = local.unwrap_or(mem);
     let footprints: Vec<u32> = if quick {
         // Harness check only: small enough to fit, so every configuration runs in seconds.
@@ -810,13 +805,11 @@ pub fn bench(
         eprintln!("bench: micro-benchmarks failed: {e:#}");
         format!("- the micro-benchmarks failed in this run: {e:#}\n")
     });
-    let mut trouble = Vec::new();
-    for c in configs {
-        trouble.extend(c.vm.poweroff());
-        if let Some(s) = c._server {
-            trouble.extend(s.poweroff());
-        }
-    }
+    let trouble = cluster::poweroff_all(
+        configs
+            .into_iter()
+            .flat_map(|c| std::iter::once(c.vm).chain(c._server)),
+    );
     verify(&mut rows);
     let dir = out_dir().join("bench");
     std::fs::write(dir.join("results.csv"), csv(&rows))?;

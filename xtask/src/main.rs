@@ -13,16 +13,24 @@
 //! bench [--quick] [--reps N] [--mem MiB] [--local MiB] [--cap SECS] [--write-docs]
 //!                                                workloads under every configuration
 //! ```
+//!
+//! `cargo xtask <command> --help` lists each command's options and defaults.
+//!
+//! Files: `cluster.rs` boots nodes, joins them and parses what their consoles print (shared
+//! by every command below); `vm.rs` drives one QEMU VM; `run.rs` is `run` and `vm`;
+//! `tests/` is `test`, one file per primitive; `bench.rs`, `kernel.rs`, `image.rs` the rest.
 
 mod bench;
+mod cluster;
 mod image;
 mod kernel;
+mod run;
 mod tests;
 mod util;
 mod vm;
 
-use anyhow::{bail, Result};
-use std::time::Duration;
+use anyhow::Result;
+use clap::{Parser, Subcommand};
 
 const SETUP_PACKAGES: &str = "linux-source-6.12 qemu-system-x86 busybox-static flex bison bc \
     libelf-dev libssl-dev clang llvm lld libclang-dev cpio debhelper rsync kmod dpkg-dev \
@@ -41,128 +49,200 @@ fn setup() -> Result<()> {
     Ok(())
 }
 
-fn flag(args: &[String], name: &str, default: u32) -> Result<u32> {
-    match args.iter().position(|a| a == name) {
-        Some(i) => match args.get(i + 1).and_then(|v| v.parse().ok()) {
-            Some(v) => Ok(v),
-            None => bail!("{name} needs a number"),
-        },
-        None => Ok(default),
-    }
+/// Build, VM and test driver for ElasticOS. Environment: ELASTICOS_CACHE (kernel build cache,
+/// default ~/.cache/elasticos), ELASTICOS_ACCEL=kvm|tcg, ELASTICOS_CMD_TIMEOUT (vm),
+/// EOS_ONLY (test).
+#[derive(Parser, Debug)]
+#[command(
+    name = "xtask",
+    bin_name = "cargo xtask",
+    arg_required_else_help = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
 }
 
-/// The main job: two nodes (node 1 with `mem` MiB, node 2 with room), a workload of
-/// `footprint` MiB marked elastic on node 1 (it does not fit there), its result checked
-/// against a native run on the host, and what ElasticOS reports.
-fn main_job(mem: u32, workload: &str, footprint: u32) -> Result<()> {
-    let t = kernel::build()?;
-    let img = image::build()?;
-    let want = tests::host_result(workload, &[&footprint.to_string()])?;
-    let cluster = vm::Cluster::new(t.bzimage(), img, util::out_dir().join("logs"), mem)?;
-    let peer_mem = footprint * 2 + 256;
-    println!(
-        "booting node1 ({mem} MiB) and node2 ({peer_mem} MiB) under {:?}",
-        cluster.accel()
-    );
-    let mut nodes = vec![
-        cluster.boot_with(1, "run", mem, &[])?,
-        cluster.boot_with(2, "run", peer_mem, &[])?,
-    ];
-    for (i, n) in nodes.iter_mut().enumerate() {
-        tests::up(n, i + 1, &[2 - i], tests::SECRET)?;
-    }
-    nodes[0].sh("eosctl wait 2 --timeout 60")?;
-    nodes[1].sh("eosctl wait 1 --timeout 60")?;
-    println!("node1: {}", nodes[0].sh("free -m | sed -n 2p")?.trim());
-    println!("running `eosctl run --elastic -- {workload} {footprint}` on node1 ...");
-    let start = std::time::Instant::now();
-    let (rc, out) = nodes[0].run(
-        &format!("eosctl run --elastic -- {workload} {footprint}"),
-        Duration::from_secs(3 * 3600),
-    )?;
-    let secs = start.elapsed().as_secs_f64();
-    print!("{out}");
-    let ok = rc == 0 && out.lines().any(|l| l == want);
-    println!(
-        "{} in {secs:.1} s (host reference: {want})",
-        if ok {
-            "RESULT MATCHES"
-        } else {
-            "RESULT DIFFERS"
-        }
-    );
-    std::thread::sleep(Duration::from_millis(500));
-    if let Some(l) = nodes[0]
-        .console()
-        .lines()
-        .rev()
-        .find(|l| l.contains(") exited:"))
-    {
-        println!("node1 kernel: {}", l.trim());
-    }
-    for n in nodes.iter_mut() {
-        println!("== {} ==", n.name);
-        print!(
-            "{}",
-            n.sh("echo '-- peers'; eosctl peers; echo '-- stats'; eosctl stats; \
-                  echo '-- jumps (last 5)'; eosctl jumplog | sed -n 1p; eosctl jumplog | sed 1d | tail -5")?
-        );
-    }
-    let mut trouble = Vec::new();
-    for n in nodes {
-        trouble.extend(n.poweroff());
-    }
-    if !trouble.is_empty() {
-        bail!("kernel trouble in the logs: {trouble:?}");
-    }
-    if !ok {
-        bail!("{workload} exited {rc} or gave a different result");
-    }
-    Ok(())
+#[derive(Subcommand, Debug, PartialEq, Eq)]
+enum Cmd {
+    /// Install what a fresh Debian 12 machine lacks (packages, rust-src, bindgen)
+    Setup,
+    /// Patch the pinned tree and build bzImage incrementally (cache: $ELASTICOS_CACHE)
+    Kernel,
+    /// Build the guest initramfs (busybox, /init, eosctl, test tools); prints its path
+    Image,
+    /// The main job: two VMs, a workload at 1.5x node1's memory stretched across them, its
+    /// result checked against the host, ElasticOS statistics
+    Run {
+        /// Workload to run (a program in workloads/)
+        #[arg(long, default_value = "lsearch", value_name = "W")]
+        workload: String,
+        /// Its footprint, MiB (node2 gets twice that plus 256)
+        #[arg(long, default_value_t = 384, value_name = "MiB")]
+        footprint: u32,
+        /// Memory of node1, MiB
+        #[arg(long, default_value_t = 256, value_name = "MiB")]
+        mem: u32,
+    },
+    /// Boot N configured nodes; your stdin goes to node1's shell (each command bounded by
+    /// $ELASTICOS_CMD_TIMEOUT seconds, default 3600)
+    Vm {
+        /// Number of nodes
+        #[arg(long, default_value_t = 2, value_name = "N")]
+        nodes: usize,
+        /// Memory of node1, MiB
+        #[arg(long, default_value_t = 256, value_name = "MiB")]
+        mem: u32,
+        /// Memory of every other node, MiB
+        #[arg(long, default_value_t = 512, value_name = "MiB")]
+        peer_mem: u32,
+    },
+    /// Every test: host, KUnit, two-VM; ends with a summary line ($EOS_ONLY=word,... runs only
+    /// the steps whose names contain a word, for development)
+    Test {
+        /// Only the host steps: no kernel build, no VM
+        #[arg(long)]
+        host_only: bool,
+    },
+    /// Build the installable .deb kernel packages into out/
+    Deb,
+    /// The workloads under every configuration (limit, swap, zram, NBD, ElasticOS), plus
+    /// micro-benchmarks
+    Bench(bench::Options),
 }
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let rest = &args[args.len().min(1)..];
-    match args.first().map(String::as_str) {
-        Some("setup") => setup(),
-        Some("kernel") => kernel::build().map(|_| ()),
-        Some("image") => image::build().map(|p| println!("{}", p.display())),
-        Some("run") => {
-            let w = rest
-                .iter()
-                .position(|a| a == "--workload")
-                .and_then(|i| rest.get(i + 1))
-                .map_or("lsearch", String::as_str);
-            main_job(
-                flag(rest, "--mem", 256)?,
-                w,
-                flag(rest, "--footprint", 384)?,
-            )
-        }
-        Some("vm") => tests::interactive(
-            flag(rest, "--nodes", 2)? as usize,
-            flag(rest, "--mem", 256)?,
-            flag(rest, "--peer-mem", 512)?,
-        ),
-        Some("test") => tests::all(rest.iter().any(|a| a == "--host-only")),
-        Some("deb") => kernel::deb(),
-        Some("bench") => bench::bench(
-            rest.iter().any(|a| a == "--quick"),
-            flag(rest, "--reps", 3)?,
-            flag(rest, "--mem", 128)?,
-            match flag(rest, "--local", 0)? {
-                0 => None,
-                l => Some(l),
-            },
-            flag(rest, "--cap", 240)?,
-            rest.iter().any(|a| a == "--write-docs"),
-        ),
-        _ => {
-            eprintln!(
-                "usage: cargo xtask setup|kernel|image|run|vm|test|deb|bench (see xtask/src/main.rs)"
+    match Cli::parse().cmd {
+        Cmd::Setup => setup(),
+        Cmd::Kernel => kernel::build().map(|_| ()),
+        Cmd::Image => image::build().map(|p| println!("{}", p.display())),
+        Cmd::Run {
+            workload,
+            footprint,
+            mem,
+        } => run::main_job(mem, &workload, footprint),
+        Cmd::Vm {
+            nodes,
+            mem,
+            peer_mem,
+        } => run::interactive(nodes, mem, peer_mem),
+        Cmd::Test { host_only } => tests::all(host_only),
+        Cmd::Deb => kernel::deb(),
+        Cmd::Bench(opts) => bench::bench(&opts),
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Cmd {
+        Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+            .cmd
+    }
+
+    #[test]
+    fn every_documented_invocation_parses() {
+        assert_eq!(parse(&["setup"]), Cmd::Setup);
+        assert_eq!(parse(&["kernel"]), Cmd::Kernel);
+        assert_eq!(parse(&["image"]), Cmd::Image);
+        assert_eq!(parse(&["deb"]), Cmd::Deb);
+        assert_eq!(parse(&["test"]), Cmd::Test { host_only: false });
+        assert_eq!(
+            parse(&["test", "--host-only"]),
+            Cmd::Test { host_only: true }
+        );
+        let run = |workload: &str, footprint, mem| Cmd::Run {
+            workload: workload.into(),
+            footprint,
+            mem,
+        };
+        assert_eq!(parse(&["run"]), run("lsearch", 384, 256));
+        assert_eq!(
+            parse(&["run", "--workload", "bsort"]),
+            run("bsort", 384, 256)
+        );
+        assert_eq!(
+            parse(&[
+                "run",
+                "--workload",
+                "dfs",
+                "--footprint",
+                "48",
+                "--mem",
+                "128"
+            ]),
+            run("dfs", 48, 128)
+        );
+        let vm = |nodes, mem, peer_mem| Cmd::Vm {
+            nodes,
+            mem,
+            peer_mem,
+        };
+        assert_eq!(parse(&["vm"]), vm(2, 256, 512));
+        assert_eq!(
+            parse(&["vm", "--nodes", "2", "--mem", "256", "--peer-mem", "512"]),
+            vm(2, 256, 512)
+        );
+        assert_eq!(parse(&["vm", "--nodes", "3"]), vm(3, 256, 512));
+    }
+
+    #[test]
+    fn bench_flags_fill_the_options() {
+        let defaults = bench::Options {
+            quick: false,
+            reps: 3,
+            mem: 128,
+            local: None,
+            cap_s: 240,
+            write_docs: false,
+        };
+        assert_eq!(parse(&["bench"]), Cmd::Bench(defaults));
+        assert_eq!(
+            parse(&["bench", "--quick"]),
+            Cmd::Bench(bench::Options {
+                quick: true,
+                ..defaults
+            })
+        );
+        assert_eq!(
+            parse(&[
+                "bench",
+                "--reps",
+                "1",
+                "--mem",
+                "128",
+                "--local",
+                "8",
+                "--cap",
+                "60",
+                "--write-docs"
+            ]),
+            Cmd::Bench(bench::Options {
+                reps: 1,
+                local: Some(8),
+                cap_s: 60,
+                write_docs: true,
+                ..defaults
+            })
+        );
+    }
+
+    #[test]
+    fn bad_numbers_and_unknown_commands_are_refused() {
+        for args in [
+            &["vm", "--mem"][..],
+            &["vm", "--mem", "lots"],
+            &["bench", "--reps", "-1"],
+            &["frobnicate"],
+        ] {
+            assert!(
+                Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().copied())).is_err(),
+                "{args:?}"
             );
-            std::process::exit(2);
         }
+        Cli::command().debug_assert();
     }
 }

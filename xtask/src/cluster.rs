@@ -1,0 +1,289 @@
+//! Bringing a cluster of ElasticOS nodes up and reading what its consoles say, shared by
+//! `run`, `vm`, `test` and `bench` so that each boots, joins and parses the same way.
+//!
+//! `vm.rs` drives one QEMU VM; this module knows ElasticOS: how nodes join (`eosctl up`,
+//! `eosctl wait`), the `key=value` words of result, peers, procs and stats lines, the
+//! kernel's exit line of a stretched process and the jump log.
+
+use crate::util::{out_dir, project_root};
+use crate::vm::{self, Cluster, Vm};
+use crate::{image, kernel};
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Cluster secret of the test VMs (a test key, not a real one).
+pub const SECRET: &str = "5eb1c0a7e1a57c05000000000000000000000000000000000000000000000042";
+
+/// A cluster of `bzimage` and `initrd` whose console logs go to out/logs; node 1 (and
+/// `Cluster::boot`) gets `mem_mib`.
+pub fn new(bzimage: PathBuf, initrd: PathBuf, mem_mib: u32) -> Result<Cluster> {
+    Cluster::new(bzimage, initrd, out_dir().join("logs"), mem_mib)
+}
+
+/// Builds the kernel and the guest image, then a cluster of them: what `run`, `vm` and
+/// `bench` need before their first boot. The tree is returned for its version.
+pub fn build(mem_mib: u32) -> Result<(kernel::Tree, Cluster)> {
+    let t = kernel::build()?;
+    let img = image::build()?;
+    let cluster = new(t.bzimage(), img, mem_mib)?;
+    Ok((t, cluster))
+}
+
+/// Brings node `id` of a VM up with `peers` (ids; addresses follow from them).
+pub fn up(v: &mut Vm, id: usize, peers: &[usize], secret: &str) -> Result<()> {
+    let peer_args: String = peers
+        .iter()
+        .map(|p| format!(" --peer {p}={}:{}", vm::ip(*p), vm::PORT))
+        .collect();
+    v.sh(&format!(
+        "eosctl up --id {id} --listen {}:{} --secret {secret}{peer_args}",
+        vm::ip(id),
+        vm::PORT
+    ))?;
+    Ok(())
+}
+
+/// Boots node `id` with `mem_mib` and brings it up with `peers` under the test secret.
+pub fn boot_node(
+    cluster: &Cluster,
+    id: usize,
+    tag: &str,
+    mem_mib: u32,
+    peers: &[usize],
+) -> Result<Vm> {
+    let mut v = cluster.boot_with(id, tag, mem_mib, &[])?;
+    up(&mut v, id, peers, SECRET)?;
+    Ok(v)
+}
+
+/// Boots every `(id, log tag, MiB)` node in order, then brings each up with all the others
+/// as peers. All boot before any dials, so no first dial goes to a VM still booting.
+pub fn boot_mesh(cluster: &Cluster, nodes: &[(usize, &str, u32)]) -> Result<Vec<Vm>> {
+    let mut vms = Vec::new();
+    for (id, tag, mem) in nodes {
+        vms.push(cluster.boot_with(*id, tag, *mem, &[])?);
+    }
+    for (v, (id, _, _)) in vms.iter_mut().zip(nodes) {
+        up(v, *id, &others(*id, nodes.iter().map(|n| n.0)), SECRET)?;
+    }
+    Ok(vms)
+}
+
+/// The ids of `ids` other than `id`: a node's peers in a full mesh.
+pub fn others(id: usize, ids: impl IntoIterator<Item = usize>) -> Vec<usize> {
+    ids.into_iter().filter(|p| *p != id).collect()
+}
+
+/// Waits (60 s each) until `v`'s link to each of `peers` is connected.
+pub fn wait_links(v: &mut Vm, peers: &[usize]) -> Result<()> {
+    for p in peers {
+        v.sh(&format!("eosctl wait {p} --timeout 60"))?;
+    }
+    Ok(())
+}
+
+/// Powers every VM off in order; the kernel trouble they printed.
+pub fn poweroff_all(vms: impl IntoIterator<Item = Vm>) -> Vec<String> {
+    vms.into_iter().flat_map(Vm::poweroff).collect()
+}
+
+/// Fails if any of `vms` printed kernel trouble.
+pub fn check_clean(vms: &[&Vm]) -> Result<()> {
+    for v in vms {
+        let t = v.trouble();
+        if !t.is_empty() {
+            bail!(
+                "{} printed kernel trouble: {:?} (log: {})",
+                v.name,
+                t,
+                v.log_path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The value of `key=` among the words of `line`.
+pub fn field<T: std::str::FromStr>(line: &str, key: &str) -> Option<T> {
+    let key = format!("{key}=");
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&key))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Value of `key=` for peer `id` in a peers file.
+pub fn peer_field(peers: &str, id: usize, key: &str) -> Option<u64> {
+    let line = peers
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&id.to_string()))?;
+    field(line, key)
+}
+
+/// Counter `key` of an `eosctl stats` listing (`key value` lines); 0 if absent.
+pub fn stat(stats: &str, key: &str) -> u64 {
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// `remote_pages=` of a procs line; 0 if absent.
+pub fn remote_pages(line: &str) -> i64 {
+    field(line, "remote_pages").unwrap_or(0)
+}
+
+/// The first `RESULT ...` line a workload printed.
+pub fn result_line(out: &str) -> Option<&str> {
+    out.lines().find(|l| l.starts_with("RESULT "))
+}
+
+/// The last console line containing `needle`.
+pub fn last_line<'a>(console: &'a str, needle: &str) -> Option<&'a str> {
+    console.lines().rev().find(|l| l.contains(needle))
+}
+
+/// Host reference result line of a C program, built natively.
+pub fn host_result(prog: &str, args: &[&str]) -> Result<String> {
+    let dir = project_root().join("target/workloads");
+    std::fs::create_dir_all(&dir)?;
+    let exe = dir.join(prog);
+    image::compile_workload(prog, &exe, false)?;
+    let out = Command::new(&exe).args(args).output()?;
+    result_line(&String::from_utf8_lossy(&out.stdout))
+        .map(str::to_string)
+        .with_context(|| format!("{prog} printed no result on the host"))
+}
+
+/// What the kernel's exit line says a stretched process moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Moved {
+    /// Pull requests (each brings one or more pages).
+    pub pulls: u64,
+    /// Pages pulled.
+    pub pulled: u64,
+    /// Push batches.
+    pub pushes: u64,
+    /// Pages pushed.
+    pub pushed: u64,
+}
+
+impl Moved {
+    /// Pages that crossed the network either way (what Linux swap counts as pswpin + pswpout).
+    pub fn pages(&self) -> u64 {
+        self.pulled + self.pushed
+    }
+}
+
+/// What the kernel's exit line of the last process named `comm` says it moved.
+pub fn exit_stats(console: &str, comm: &str) -> Option<Moved> {
+    let line = last_line(console, &format!("({comm}) exited:"))?;
+    let tail = &line[line.find("exited:")?..];
+    let nums: Vec<u64> = tail
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    // pulls, pulled pages, pushes, pushed pages, p50, p99
+    (nums.len() >= 4).then(|| Moved {
+        pulls: nums[0],
+        pulled: nums[1],
+        pushes: nums[2],
+        pushed: nums[3],
+    })
+}
+
+/// A node's jump log (`eosctl jumplog`): a `total N` line, then one line per recent jump.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct JumpLog {
+    /// Jumps this node sent since boot.
+    pub total: u64,
+    /// `lat_us=` of each recent jump, in log order.
+    pub lat_us: Vec<u64>,
+}
+
+impl JumpLog {
+    /// Parses the log; what is missing counts as 0 or empty.
+    pub fn parse(log: &str) -> Self {
+        Self {
+            total: log
+                .lines()
+                .find_map(|l| l.strip_prefix("total "))
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or(0),
+            lat_us: log
+                .split_whitespace()
+                .filter_map(|w| w.strip_prefix("lat_us="))
+                .filter_map(|n| n.parse().ok())
+                .collect(),
+        }
+    }
+}
+
+/// Median and 99th percentile of `v` (sorted here); 0 for an empty `v`.
+pub fn p50_p99(v: &mut [u64]) -> (u64, u64) {
+    v.sort_unstable();
+    let at = |q: usize| {
+        v.get((v.len() * q / 100).min(v.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    (at(50), at(99))
+}
+
+/// `(total jumps, median lat_us, p99 lat_us)` from a node's jump log.
+pub fn jumplog(v: &mut Vm) -> Result<(u64, u64, u64)> {
+    let mut log = JumpLog::parse(&v.sh("eosctl jumplog")?);
+    let (p50, p99) = p50_p99(&mut log.lat_us);
+    Ok((log.total, p50, p99))
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn peer_fields_and_stats() {
+        let p = "2 10.0.2.12:7077 connected since_ms=1 rtt_us=1500 srtt_us=1400 ups=2 losses=1\n";
+        assert_eq!(peer_field(p, 2, "rtt_us"), Some(1500));
+        assert_eq!(peer_field(p, 2, "ups"), Some(2));
+        assert_eq!(peer_field(p, 3, "ups"), None);
+        assert_eq!(stat("accepted 3\nrx_bad_frames 7\n", "rx_bad_frames"), 7);
+    }
+
+    #[test]
+    fn fields_results_and_exit_lines() {
+        let out = "noise\nRESULT dfs checksum=00ab n=3\nTIME wall_ms=5 peak_rss_kib=812\n";
+        let r = result_line(out).unwrap();
+        assert_eq!(r, "RESULT dfs checksum=00ab n=3");
+        assert_eq!(field::<String>(r, "checksum").as_deref(), Some("00ab"));
+        assert_eq!(field::<u64>(r, "n"), Some(3));
+        assert_eq!(field::<u64>(r, "checksum"), None);
+        assert_eq!(field::<u64>(out, "peak_rss_kib"), Some(812));
+        assert_eq!(remote_pages("comm=hold remote_pages=1200 away=0"), 1200);
+        assert_eq!(remote_pages("comm=hold"), 0);
+        assert_eq!(others(2, [1, 2, 3]), vec![1, 3]);
+        let console = "[ 1.0] eos: pid 7 (lsearch) exited: 10 pulls (40 pages), 3 pushes (90 pages)\n\
+                       [ 2.0] eos: pid 9 (lsearch) exited: 11 pulls (41 pages), 4 pushes (91 pages), fault p50 5 us p99 9 us\n";
+        assert!(last_line(console, "(lsearch) exited:")
+            .unwrap()
+            .starts_with("[ 2.0]"));
+        let m = exit_stats(console, "lsearch").unwrap();
+        assert_eq!((m.pulls, m.pulled, m.pushes, m.pushed), (11, 41, 4, 91));
+        assert_eq!(m.pages(), 132);
+        assert_eq!(exit_stats(console, "dfs"), None);
+    }
+
+    #[test]
+    fn jump_log_totals_and_percentiles() {
+        let log = "total 42\nt_ms=1 pid=3 from=1 to=2 reason=policy lat_us=300\n\
+                   t_ms=2 pid=3 from=1 to=2 reason=fault lat_us=100\n\
+                   t_ms=3 pid=3 from=1 to=2 reason=fault lat_us=200\n";
+        let mut j = JumpLog::parse(log);
+        assert_eq!(j.total, 42);
+        assert_eq!(j.lat_us, vec![300, 100, 200]);
+        assert_eq!(p50_p99(&mut j.lat_us), (200, 300));
+        assert_eq!(JumpLog::parse("total 0\n"), JumpLog::default());
+        assert_eq!(p50_p99(&mut []), (0, 0));
+    }
+}

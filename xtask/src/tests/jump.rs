@@ -1,0 +1,267 @@
+//! Execution jumping between nodes: register and stack state, system calls and signals away
+//! from home, mappings a jump carries, and the jump policy.
+
+use crate::cluster::{check_clean, host_result, jumplog, stat};
+use crate::image;
+use crate::util::{project_root, run};
+use crate::vm::{self, Vm};
+use anyhow::{bail, Result};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Sets the jump policy on both nodes.
+pub(super) fn jump_policy(a: &mut Vm, b: &mut Vm, kv: &str) -> Result<()> {
+    a.sh(&format!("eosctl jumppolicy {kv}"))?;
+    b.sh(&format!("eosctl jumppolicy {kv}"))?;
+    Ok(())
+}
+
+/// Runs `f` on `a` with the jump policy off on `b` (so a process there comes home only for
+/// its system calls or when asked, never in policy ping-pong), then turns it on again.
+pub(super) fn with_peer_policy_off(
+    a: &mut Vm,
+    b: &mut Vm,
+    f: impl FnOnce(&mut Vm) -> Result<String>,
+) -> Result<String> {
+    b.sh("eosctl jumppolicy enabled=0")?;
+    let r = f(a);
+    // Also after a step that ran out of time; its own failure is the one reported.
+    let restored = vm::unlimited(|| b.sh("eosctl jumppolicy enabled=1"));
+    let r = r?;
+    restored?;
+    check_clean(&[a, b])?;
+    Ok(r)
+}
+
+/// Ping-pong: thousands of jumps inside a computation that checks its own registers, vector
+/// registers, MXCSR and stack after each one.
+pub(super) fn jump_ping_pong(a: &mut Vm, b: &mut Vm, rounds: u32) -> Result<String> {
+    let r = rounds.to_string();
+    let want = host_result("pingpong", &[&r, "1", "2"])?;
+    let (ja0, _, _) = jumplog(a)?;
+    let (jb0, _, _) = jumplog(b)?;
+    let start = Instant::now();
+    let (rc, out) = a.run(&format!("pingpong {r} 1 2"), Duration::from_secs(1800))?;
+    let secs = start.elapsed().as_secs_f64();
+    if rc != 0 || !out.lines().any(|l| l == want) || !out.contains(" 0 refused, 0 errors") {
+        bail!("pingpong: exit {rc}, host says `{want}`, VM printed:\n{out}");
+    }
+    let (ja, la50, la99) = jumplog(a)?;
+    let (jb, lb50, lb99) = jumplog(b)?;
+    let (out_jumps, back_jumps) = (ja - ja0, jb - jb0);
+    if out_jumps < rounds as u64 || back_jumps < rounds as u64 {
+        bail!("pingpong: only {out_jumps} jumps out and {back_jumps} back for {rounds} rounds");
+    }
+    check_clean(&[a, b])?;
+    let kind = out
+        .lines()
+        .find(|l| l.starts_with("pingpong: "))
+        .unwrap_or("")
+        .to_string();
+    Ok(format!(
+        "{rounds} round trips ({out_jumps} jumps out, {back_jumps} back) in {secs:.0} s, \
+         {:.1} ms per round trip; jump latency node1->2 p50 {la50} us p99 {la99} us, \
+         node2->1 p50 {lb50} us p99 {lb99} us; {kind}",
+        secs * 1000.0 / rounds as f64
+    ))
+}
+
+/// A program that prints, does file I/O, brk and mmap after jumping away: byte-identical
+/// output and exit status to the host's run.
+pub(super) fn jump_home_semantics(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let dir = project_root().join("target/workloads");
+    std::fs::create_dir_all(&dir)?;
+    let exe = dir.join("homesem");
+    image::compile_workload("homesem", &exe, false)?;
+    // Output goes to a file on both sides (the guest console also carries kernel messages);
+    // the files must be byte-identical.
+    let host_out = dir.join("homesem.out");
+    run(Command::new("sh").arg("-c").arg(format!(
+        "'{}' 1 2 > '{}' 2>&1; echo status=$? >> '{}'",
+        exe.display(),
+        host_out.display(),
+        host_out.display()
+    )))?;
+    let want = std::fs::read_to_string(&host_out)?;
+    let md5 = Command::new("md5sum").arg(&host_out).output()?;
+    let want_md5 = String::from_utf8_lossy(&md5.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let (jb0, _, _) = jumplog(b)?;
+    a.sh("homesem 1 2 > /tmp/homesem.out 2>&1; echo status=$? >> /tmp/homesem.out")?;
+    let got_md5 = a.sh("md5sum /tmp/homesem.out")?;
+    if !got_md5.contains(&want_md5) {
+        let got = a.sh("cat /tmp/homesem.out")?;
+        bail!("homesem output differs from the host's.\nhost:\n{want}\nVM:\n{got}");
+    }
+    let (jb, _, _) = jumplog(b)?;
+    if jb - jb0 < 10 {
+        bail!(
+            "homesem: only {} jumps home from node2; it did not run away",
+            jb - jb0
+        );
+    }
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "output ({} lines, md5 {want_md5}) identical to the host's, exit status 7; {} jumps home \
+         for syscalls",
+        want.lines().count(),
+        jb - jb0
+    ))
+}
+
+/// Signals sent at home reach a process that runs on the peer.
+pub(super) fn jump_signals(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let mut notes = Vec::new();
+    for (sig, args, want_status, want_out) in [
+        ("INT", "2", 130, ""),
+        ("INT", "2 handler", 3, "caught SIGINT"),
+        ("KILL", "2", 137, ""),
+    ] {
+        a.sh(&format!(
+            "spin {args} > /tmp/spin.out 2>&1 & echo $! > /tmp/spin.pid"
+        ))?;
+        let mut away = false;
+        for _ in 0..100 {
+            let p = a.sh("cat /sys/kernel/elastic/procs")?;
+            if p.lines()
+                .any(|l| l.contains("comm=spin") && l.contains(" away=1 "))
+            {
+                away = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if !away {
+            bail!(
+                "spin never ran on node2:\n{}",
+                a.sh("cat /sys/kernel/elastic/procs; cat /tmp/spin.out")?
+            );
+        }
+        let own = a.sh("cat /proc/$(cat /tmp/spin.pid)/elastic")?;
+        if !own.contains(" away=1 ") || !own.contains(" jumps=1 ") {
+            bail!("/proc/<pid>/elastic does not show it away after one jump:\n{own}");
+        }
+        let shells = b.sh("cat /sys/kernel/elastic/procs")?;
+        if !shells
+            .lines()
+            .any(|l| l.starts_with("shell ") && l.contains(" running=1 "))
+        {
+            bail!("node2's shell does not show the process running:\n{shells}");
+        }
+        let (_, out) = a.run(
+            &format!("kill -{sig} $(cat /tmp/spin.pid); wait $(cat /tmp/spin.pid); echo status=$?; cat /tmp/spin.out"),
+            Duration::from_secs(60),
+        )?;
+        if !out.contains(&format!("status={want_status}")) || !out.contains(want_out) {
+            bail!("kill -{sig} of spin {args}: want status {want_status} and `{want_out}`, got:\n{out}");
+        }
+        notes.push(format!(
+            "SIG{sig}{}: status {want_status}",
+            if args.contains("handler") {
+                " (handler ran)"
+            } else {
+                ""
+            }
+        ));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let shells = b.sh("cat /sys/kernel/elastic/procs")?;
+    if shells.lines().any(|l| l.starts_with("shell ")) {
+        bail!("shells left on node2:\n{shells}");
+    }
+    check_clean(&[a, b])?;
+    Ok(notes.join(", "))
+}
+
+/// A process with thousands of mappings jumps (each one-page, with holes between); one with
+/// more than a jump carries stays home and runs on with its pages pulled, and its refused jump
+/// is not retried in a storm. Node2's policy is off, so the process comes home only when asked.
+pub(super) fn many_mappings(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    with_peer_policy_off(a, b, |a| {
+        let mut notes = Vec::new();
+        for n in [4096u32, 9000] {
+            let want = host_result("maps", &["1", "2", &n.to_string()])?;
+            let refusals = |a: &mut Vm| -> Result<u64> {
+                Ok(stat(&a.sh("eosctl stats")?, "jumps_too_many_maps"))
+            };
+            let (r0, (j0, _, _)) = (refusals(a)?, jumplog(a)?);
+            let start = Instant::now();
+            let (rc, out) = a.run(&format!("maps 1 2 {n}"), Duration::from_secs(240))?;
+            let secs = start.elapsed().as_secs_f64();
+            let (r1, (j1, _, _)) = (refusals(a)?, jumplog(a)?);
+            if rc != 0 || !out.lines().any(|l| l == want) || !out.contains("stretched=1") {
+                bail!("maps {n}: exit {rc}, host says `{want}`, VM printed:\n{out}");
+            }
+            let remote: i64 = out
+                .split("remote_before=")
+                .nth(1)
+                .and_then(|t| t.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if remote < i64::from(n / 2) {
+                bail!("maps {n}: only {remote} pages were on node2 before the jump:\n{out}");
+            }
+            match n {
+                4096 if j1 == j0 || r1 > r0 => {
+                    bail!(
+                        "maps {n}: the jump did not go ({} jumps, {} refusals)",
+                        j1 - j0,
+                        r1 - r0
+                    )
+                }
+                9000 if r1 == r0 || r1 - r0 > 10 => {
+                    bail!(
+                        "maps {n}: {} refusals logged, want 1 to 10 (no retry storm)",
+                        r1 - r0
+                    )
+                }
+                _ => {}
+            }
+            notes.push(format!(
+                "{n} mappings: right in {secs:.0} s, {} jumps out, {} refused",
+                j1 - j0,
+                r1 - r0
+            ));
+        }
+        Ok(notes.join("; "))
+    })
+}
+
+/// Linear search over an array mostly pushed to the peer: with the policy on it jumps to
+/// the data (and the result is right); with jumps off it pulls. Both times are reported.
+pub(super) fn jump_lsearch(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let (fp, budget) = (32u32, 8u32);
+    let want = host_result("lsearch", &[&fp.to_string()])?;
+    let mut times = Vec::new();
+    for enabled in [0, 1] {
+        jump_policy(a, b, &format!("enabled={enabled}"))?;
+        let (j0, _, _) = jumplog(a)?;
+        let start = Instant::now();
+        let (rc, out) = a.run(
+            &format!("eosctl run --elastic --budget {budget} -- lsearch {fp}"),
+            Duration::from_secs(1200),
+        )?;
+        let secs = start.elapsed().as_secs_f64();
+        if rc != 0 || !out.lines().any(|l| l == want) {
+            bail!("lsearch (jumps {enabled}): exit {rc}, host says `{want}`, VM printed:\n{out}");
+        }
+        let (j1, _, _) = jumplog(a)?;
+        let jumps = j1 - j0;
+        if enabled == 1 && jumps == 0 {
+            bail!("the policy never jumped to the data");
+        }
+        if enabled == 0 && jumps != 0 {
+            bail!("{jumps} jumps with the policy off");
+        }
+        times.push((secs, jumps));
+    }
+    jump_policy(a, b, "enabled=1")?;
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "lsearch {fp} MiB with {budget} MiB local: pull only {:.1} s; policy on {:.1} s with {} jumps",
+        times[0].0, times[1].0, times[1].1
+    ))
+}

@@ -1,0 +1,85 @@
+//! The link between two nodes: handshake and heartbeats, reconnection after a reboot, and the
+//! loss of a peer that holds pages of a process.
+
+use super::PEER_MEM_MIB;
+use crate::cluster::{check_clean, peer_field, remote_pages, up, SECRET};
+use crate::vm::{Cluster, Vm};
+use anyhow::{bail, Result};
+use std::time::{Duration, Instant};
+
+pub(super) fn handshake(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    up(a, 1, &[2], SECRET)?;
+    up(b, 2, &[1], SECRET)?;
+    a.sh("eosctl wait 2 --timeout 60")?;
+    b.sh("eosctl wait 1 --timeout 60")?;
+    // A few heartbeats, so round-trip times are measured.
+    std::thread::sleep(Duration::from_secs(3));
+    let pa = a.sh("cat /sys/kernel/elastic/peers")?;
+    let pb = b.sh("cat /sys/kernel/elastic/peers")?;
+    let rtt = peer_field(&pa, 2, "srtt_us").unwrap_or(0);
+    if rtt == 0 || peer_field(&pb, 1, "rtt_us").unwrap_or(0) == 0 {
+        bail!("no round-trip time measured:\n{pa}\n{pb}");
+    }
+    check_clean(&[a, b])?;
+    Ok(format!("both connected, heartbeat srtt {rtt} us"))
+}
+
+pub(super) fn reconnect(cluster: &Cluster, a: &mut Vm, b: Vm) -> Result<(Vm, String)> {
+    let t = b.kill();
+    if !t.is_empty() {
+        bail!("node2 printed kernel trouble: {t:?}");
+    }
+    let start = Instant::now();
+    // Node 2 comes back bigger: later tests need a node with room for another's pages.
+    let mut b = cluster.boot_with(2, "reboot", PEER_MEM_MIB, &[])?;
+    up(&mut b, 2, &[1], SECRET)?;
+    a.sh("eosctl wait 2 --timeout 60")?;
+    b.sh("eosctl wait 1 --timeout 60")?;
+    let secs = start.elapsed().as_secs_f64();
+    let pa = a.sh("cat /sys/kernel/elastic/peers")?;
+    let ups = peer_field(&pa, 2, "ups").unwrap_or(0);
+    let losses = peer_field(&pa, 2, "losses").unwrap_or(0);
+    if ups < 2 || losses < 1 {
+        bail!("node1 should count the lost and the new link:\n{pa}");
+    }
+    check_clean(&[a, &b])?;
+    Ok((
+        b,
+        format!("reconnected {secs:.1} s after reboot started (ups={ups}, losses={losses})"),
+    ))
+}
+
+/// Kills node2 while it holds pages of a process of node1.
+pub(super) fn elastic_peer_death(a: &mut Vm, b: Vm) -> Result<String> {
+    a.sh("eosctl run --elastic --budget 4 -- stress 16 1 100000000 > /tmp/stress.out 2>&1 & echo $! > /tmp/stress.pid")?;
+    let mut remote = 0;
+    for _ in 0..120 {
+        remote = remote_pages(&a.sh("cat /sys/kernel/elastic/procs")?);
+        if remote > 100 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    if remote <= 100 {
+        bail!("the process never had pages on node2");
+    }
+    let t = b.kill();
+    if !t.is_empty() {
+        bail!("node2 printed kernel trouble before it died: {t:?}");
+    }
+    let (_, out) = a.run(
+        "wait $(cat /tmp/stress.pid); echo status=$?",
+        Duration::from_secs(60),
+    )?;
+    if !out.contains("status=135") {
+        bail!("the process should die of SIGBUS (status 135):\n{out}");
+    }
+    if !a.console().contains("lost: killing pid") {
+        bail!("node1 did not log why the process was killed");
+    }
+    a.sh("eosctl stats >/dev/null")?;
+    check_clean(&[a])?;
+    Ok(format!(
+        "node2 died holding {remote} pages: the process got SIGBUS, node1 runs on"
+    ))
+}

@@ -1,0 +1,148 @@
+//! What a node refuses: a hostile peer's frames, a peer with the wrong secret, and a stretch
+//! by someone who does not own the process (and what a shell on the peer may do).
+
+use crate::cluster::{check_clean, field, stat, up, SECRET};
+use crate::vm::{self, Cluster, Vm};
+use anyhow::{bail, Context, Result};
+use std::time::Duration;
+
+const WRONG_SECRET: &str = "0badc0de0badc0de0badc0de0badc0de";
+
+pub(super) fn bad_input(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let (rc, out) = a.run(
+        &format!(
+            "eos-badpeer {}:{} --as 1 --responder 2 --secret {SECRET}",
+            vm::ip(2),
+            vm::PORT
+        ),
+        Duration::from_secs(300),
+    )?;
+    let cases: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("badpeer case"))
+        .collect();
+    if rc != 0 || cases.len() < 16 || cases.iter().any(|l| !l.contains(": PASS")) {
+        bail!("eos-badpeer exited {rc}:\n{out}");
+    }
+    let stats = b.sh("cat /sys/kernel/elastic/stats")?;
+    let want = [
+        ("rx_bad_frames", 6),
+        ("handshakes_failed", 4),
+        ("handshake_timeouts", 2),
+        ("busy_refusals", 1),
+    ];
+    for (k, min) in want {
+        if stat(&stats, k) < min {
+            bail!(
+                "counter {k} is {} (< {min}) after the attacks:\n{stats}",
+                stat(&stats, k)
+            );
+        }
+    }
+    // The real link survives the attacks or comes back.
+    a.sh("eosctl wait 2 --timeout 60")?;
+    b.sh("eosctl wait 1 --timeout 60")?;
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "{} attack cases refused; rx_bad_frames={} handshakes_failed={} timeouts={} busy={}; link up",
+        cases.len(),
+        stat(&stats, "rx_bad_frames"),
+        stat(&stats, "handshakes_failed"),
+        stat(&stats, "handshake_timeouts"),
+        stat(&stats, "busy_refusals")
+    ))
+}
+
+pub(super) fn wrong_key(cluster: &Cluster, a: &mut Vm, b: Vm) -> Result<Vm> {
+    let t = b.kill();
+    if !t.is_empty() {
+        bail!("node2 printed kernel trouble: {t:?}");
+    }
+    a.sh("eosctl wait 2 --state !connected --timeout 30")?;
+    let mut b = cluster.boot(2, "wrongkey", false)?;
+    up(&mut b, 2, &[1], WRONG_SECRET)?;
+    // Let node1 dial a few times.
+    std::thread::sleep(Duration::from_secs(8));
+    let pa = a.sh("cat /sys/kernel/elastic/peers")?;
+    let pb = b.sh("cat /sys/kernel/elastic/peers")?;
+    if pa.contains(" connected ") || pb.contains(" connected ") {
+        bail!("a node with the wrong secret got connected:\n{pa}\n{pb}");
+    }
+    if !pa.contains("last_error=bad-auth") {
+        bail!("node1 does not report bad-auth:\n{pa}");
+    }
+    if !a.console().contains("authentication failed") {
+        bail!("node1 did not log the refusal");
+    }
+    check_clean(&[a, &b])?;
+    Ok(b)
+}
+
+pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    // A process of alice (uid 1000) that bob (uid 2000) tries to stretch: refused. Root may.
+    a.sh("su alice -c 'exec sleep 60' & echo $! > /tmp/victim")?;
+    let (rc, out) = a.run(
+        "su bob -c \"eosctl stretch $(cat /tmp/victim) 2\"",
+        Duration::from_secs(30),
+    )?;
+    if rc == 0 || !out.contains("Operation not permitted") {
+        bail!("uid 2000 could stretch uid 1000's process (exit {rc}): {out}");
+    }
+    a.sh("eosctl stretch $(cat /tmp/victim) 2 && eosctl status $(cat /tmp/victim) | grep -q shell_pid")?;
+    // Its shell on node2 runs as alice, and can gain nothing at exec.
+    let no_privilege = [
+        "CapEff:\t0000000000000000",
+        "CapPrm:\t0000000000000000",
+        "CapBnd:\t0000000000000000",
+        "NoNewPrivs:\t1",
+    ];
+    let victim = pid_in(a, "/tmp/victim")?;
+    let status = shell_status(b, &victim)?;
+    if !status.contains("Uid:\t1000\t1000\t1000\t1000")
+        || !no_privilege.iter().all(|w| status.contains(w))
+    {
+        bail!("the shell of alice's process does not run as alice without privilege:\n{status}");
+    }
+    // Let its exit line reach the console before the command marker does.
+    a.sh("kill $(cat /tmp/victim); sleep 1")?;
+    // A Stretch comes from a peer: a root process's shell runs as nobody, with no privilege.
+    a.sh("sleep 60 & echo $! > /tmp/rootp")?;
+    a.sh("eosctl stretch $(cat /tmp/rootp) 2")?;
+    let rootp = pid_in(a, "/tmp/rootp")?;
+    let status = shell_status(b, &rootp)?;
+    a.sh("kill $(cat /tmp/rootp); sleep 1")?;
+    if !status.contains("Uid:\t65534\t65534\t65534\t65534")
+        || !status.contains("Gid:\t65534\t65534\t65534\t65534")
+        || !no_privilege.iter().all(|w| status.contains(w))
+    {
+        bail!("the shell of a root process runs with privilege:\n{status}");
+    }
+    Ok("another uid refused with EPERM; root allowed; alice's shell runs as uid 1000, root's as 65534, both with no capabilities, an empty bounding set and no_new_privs".into())
+}
+
+/// The pid written in `file` of `v` (the console may carry kernel lines around it).
+fn pid_in(v: &mut Vm, file: &str) -> Result<String> {
+    let out = v.sh(&format!("cat {file}"))?;
+    out.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_digit()))
+        .map(str::to_string)
+        .with_context(|| format!("no pid in {file}: {out}"))
+}
+
+/// Credentials (/proc status lines) of the shell on `b` of process `home_pid` of node 1.
+fn shell_status(b: &mut Vm, home_pid: &str) -> Result<String> {
+    let procs = b.sh("cat /sys/kernel/elastic/procs")?;
+    let pid = procs
+        .lines()
+        .filter(|l| l.starts_with("shell home_node=1 "))
+        .find(|l| {
+            l.split_whitespace()
+                .any(|w| w == format!("home_pid={home_pid}"))
+        })
+        .and_then(|l| field::<String>(l, "pid"))
+        .with_context(|| format!("no shell of pid {home_pid} on node2:\n{procs}"))?;
+    b.sh(&format!(
+        "grep -E '^(Uid|Gid|Cap|NoNewPrivs)' /proc/{pid}/status"
+    ))
+}

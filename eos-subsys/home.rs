@@ -10,7 +10,7 @@
 
 use crate::node::Peer;
 use crate::policy::{JumpPolicy, JumpTunables};
-use crate::proto::{Message, PAGE_SIZE};
+use crate::proto::{JumpReason, Message, PAGE_SIZE};
 use crate::stats::LatencyHist;
 use crate::sys::{
     global::Global,
@@ -25,9 +25,9 @@ use core::sync::atomic::{
     Ordering::{Relaxed, SeqCst},
 };
 use kernel::{
-    bindings, new_condvar, new_mutex,
+    bindings, new_condvar, new_mutex, new_spinlock,
     prelude::*,
-    sync::{Arc, CondVar, Mutex},
+    sync::{Arc, CondVar, Mutex, SpinLock},
     time::msecs_to_jiffies,
 };
 
@@ -47,21 +47,15 @@ pub(crate) struct Proc {
     pub(crate) nodes: Mutex<KVec<Arc<Peer>>>,
     /// Round robin of push targets.
     pub(crate) push_rr: AtomicU64,
-    /// Where it runs while `away`.
-    pub(crate) away_at: AtomicU64,
-    /// Where a queued jump goes.
-    pub(crate) leave_target: AtomicU64,
     /// Local memory budget in pages (0: push only under node memory pressure).
     pub(crate) budget: AtomicU64,
     pub(crate) dead: AtomicBool,
     pub(crate) cursor: AtomicU64,
     /// Pages the peer owns.
     pub(crate) remote: AtomicI64,
-    /// Execution is on the peer; the task here sleeps in `jump::home_leave`.
-    pub(crate) away: AtomicBool,
-    /// A jump is queued on the task.
-    pub(crate) leaving: AtomicBool,
-    pub(crate) leave_reason: AtomicU64,
+    /// Where its execution is.
+    #[pin]
+    place: SpinLock<Where>,
     /// Pinned here: the policy never moves it.
     pub(crate) sticky: AtomicBool,
     /// Its VMA count when its mappings did not fit in a jump (0: they fit): the policy does
@@ -99,7 +93,46 @@ pub(crate) struct Proc {
 }
 
 
+/// Where the execution of a stretched process is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Where {
+    /// At home: its task runs here.
+    Home,
+    /// At home, with a jump to member `to` queued on its task (`jump::request_home_leave`).
+    Leaving { to: u16, reason: JumpReason },
+    /// On member `at`; its task here sleeps in `jump::home_leave` until execution is back.
+    Away { at: u16 },
+}
+
 impl Proc {
+    /// Where its execution is now.
+    pub(crate) fn place(&self) -> Where {
+        *self.place.lock()
+    }
+
+    /// Moves it to `w` (the jump code's transitions).
+    pub(crate) fn set_place(&self, w: Where) {
+        *self.place.lock() = w;
+    }
+
+    /// Moves it from `from` to `to` if it is at `from` (a check and a move in one step).
+    pub(crate) fn move_place(&self, from: impl Fn(Where) -> bool, to: Where) -> Where {
+        let mut p = self.place.lock();
+        let was = *p;
+        if from(was) {
+            *p = to;
+        }
+        was
+    }
+
+    /// The member it runs on, if it is away.
+    pub(crate) fn away_at(&self) -> Option<u16> {
+        match self.place() {
+            Where::Away { at } => Some(at),
+            _ => None,
+        }
+    }
+
     /// The member node `id` (a node holding a shell of this process).
     pub(crate) fn member(&self, id: u16) -> Option<Arc<Peer>> {
         self.nodes.lock().iter().find(|p| p.id == id).cloned()
@@ -203,7 +236,7 @@ impl Proc {
             self.pushed.load(Relaxed) * PAGE_SIZE as u64,
             self.fault_lat.percentile_us(50),
             self.fault_lat.percentile_us(99),
-            self.away.load(Relaxed) as u8,
+            self.away_at().is_some() as u8,
             self.sticky.load(Relaxed) as u8,
             self.jumps.load(Relaxed),
             self.jump_lat.percentile_us(50),
@@ -236,8 +269,6 @@ impl Proc {
                 shell_pid,
                 nodes <- new_mutex!(nodes),
                 push_rr: AtomicU64::new(0),
-                away_at: AtomicU64::new(0),
-                leave_target: AtomicU64::new(0),
                 budget: AtomicU64::new(budget),
                 dead: AtomicBool::new(false),
                 cursor: AtomicU64::new(0),
@@ -247,9 +278,7 @@ impl Proc {
                 pushes: AtomicU64::new(0),
                 pushed: AtomicU64::new(0),
                 fault_lat: LatencyHist::new(),
-                away: AtomicBool::new(false),
-                leaving: AtomicBool::new(false),
-                leave_reason: AtomicU64::new(0),
+                place <- new_spinlock!(Where::Home),
                 sticky: AtomicBool::new(false),
                 too_many_maps: AtomicU64::new(0),
                 inbox <- new_mutex!(None),
@@ -395,7 +424,7 @@ pub(crate) fn peer_lost(peer: u16) {
     let Some(procs) = procs() else { return };
     let Ok(all) = procs.snapshot() else { return };
     for p in all.iter().filter(|p| p.member(peer).is_some()) {
-        let ran_there = p.away.load(Relaxed) && p.away_at.load(Relaxed) == peer as u64;
+        let ran_there = p.away_at() == Some(peer);
         // Its page table is only walked when that decides.
         let held = if ran_there { 0 } else { p.pages_on(peer) };
         if ran_there || held > 0 {

@@ -16,12 +16,12 @@
 //! Each side keeps its own [`JumpPolicy`]: remote faults that come fast move execution to
 //! the data instead of the data to execution.
 
-use crate::home::{self, Proc};
+use crate::home::{self, Proc, Where};
 use crate::node::{peer_warn, Node, Peer};
 use crate::policy::JumpTunables;
 use crate::proto::{Jump, JumpReason, Message, PAGE_SIZE};
 use crate::rpc::{self, CallError};
-use crate::shell::{self, Shell};
+use crate::shell::{self, Run, Shell};
 use crate::stats::Stats;
 use crate::sys::{
     arch,
@@ -210,15 +210,14 @@ pub(crate) fn request_home_leave(
     kick: bool,
     to: u16,
 ) -> Result {
-    if p.away.load(Relaxed) || p.dead.load(Relaxed) {
+    if p.dead.load(Relaxed) {
         return Ok(());
     }
-    if p.leaving.swap(true, Relaxed) {
+    // Away: it runs elsewhere; Leaving: a jump is queued already.
+    if p.move_place(|w| w == Where::Home, Where::Leaving { to, reason }) != Where::Home {
         return Ok(());
     }
-    p.leave_reason.store(reason as u64, Relaxed);
-    p.leave_target.store(to as u64, Relaxed);
-    task.queue_work(p.clone(), home_leave, kick).inspect_err(|_| p.leaving.store(false, Relaxed))
+    task.queue_work(p.clone(), home_leave, kick).inspect_err(|_| p.set_place(Where::Home))
 }
 
 /// Takes the page under the stack pointer of `image` from `mm` for the jump, leaving
@@ -253,14 +252,15 @@ fn install_stack(mm: &mm::MmRef, addr: u64, page: &[u8], expect: u64) -> Result 
 
 /// Task work of the home task: jump to the peer, then sleep until execution comes back.
 fn home_leave(p: Arc<Proc>) {
-    p.leaving.store(false, Relaxed);
+    let Where::Leaving { to, reason } = p.move_place(|w| matches!(w, Where::Leaving { .. }), Where::Home) else {
+        return;
+    };
     let Some(node) = crate::node::get() else { return };
-    if p.dead.load(Relaxed) || p.away.load(Relaxed) || task::signal_pending() {
+    if p.dead.load(Relaxed) || task::signal_pending() {
         // A signal first (it would recall the process at once).
         return;
     }
-    let reason = JumpReason::from_u8(p.leave_reason.load(Relaxed) as u8).unwrap_or(JumpReason::Asked);
-    let Some(target) = p.member(p.leave_target.load(Relaxed) as u16) else { return };
+    let Some(target) = p.member(to) else { return };
     let t0 = time::now_ns();
     let Ok(mut state) = KVVec::from_elem(0u8, arch::state_size(), GFP_KERNEL) else { return };
     let n = match arch::save(&mut state) {
@@ -289,8 +289,7 @@ fn home_leave(p: Arc<Proc>) {
     let marker = mm::marker(target.id, false);
     let stack_addr = take_stack(&p.mm, &state[..n], marker, &mut page);
     // Before sending: once there, the process may fetch pages from us at once.
-    p.away_at.store(target.id as u64, Relaxed);
-    p.away.store(true, Relaxed);
+    p.set_place(Where::Away { at: target.id });
     let j = Jump {
         req: 0,
         pid: p.pid as u32,
@@ -305,7 +304,7 @@ fn home_leave(p: Arc<Proc>) {
     match send_jump(&target, j) {
         Ok(()) => {}
         Err(JumpErr::Refused(err)) => {
-            p.away.store(false, Relaxed);
+            p.set_place(Where::Home);
             // Back off: each refusal doubles this node's threshold.
             p.policy.lock().on_departure(&tun, time::now_ns());
             if stack_addr != 0 && install_stack(&p.mm, stack_addr, &page, marker).is_err() {
@@ -378,7 +377,7 @@ fn home_arrive(node: &Node, p: &Proc, a: Arrival) {
     match arch::load(&a.state) {
         Ok(()) => {
             ack(node, a.from, a.req, 0);
-            p.away.store(false, Relaxed);
+            p.set_place(Where::Home);
             p.policy.lock().on_arrival(time::now_ns());
         }
         Err(err) => {
@@ -397,7 +396,7 @@ fn home_arrive(node: &Node, p: &Proc, a: Arrival) {
 /// Receive thread: execution of our process `pid` comes back from `peer`.
 pub(crate) fn home_receive(node: &Node, peer: &Peer, j: &Jump<'_>) {
     let status = match home::procs().and_then(|procs| procs.by_pid(j.pid as i32)) {
-        Some(p) if p.away_at.load(Relaxed) == peer.id as u64 && p.away.load(Relaxed) => match Arrival::from_msg(peer.id, j) {
+        Some(p) if p.away_at() == Some(peer.id) => match Arrival::from_msg(peer.id, j) {
             Ok(a) => {
                 *p.inbox.lock() = Some(a);
                 p.inbox_cv.notify_all();
@@ -416,7 +415,7 @@ pub(crate) fn home_receive(node: &Node, peer: &Peer, j: &Jump<'_>) {
 /// Receive thread: the shell running our process `pid` died there.
 pub(crate) fn home_gone(peer: &Peer, pid: u32, signal: u32) {
     let Some(p) = home::procs().and_then(|procs| procs.by_pid(pid as i32)) else { return };
-    if !p.away.load(Relaxed) || p.away_at.load(Relaxed) != peer.id as u64 {
+    if p.away_at() != Some(peer.id) {
         return;
     }
     let sig = if (1..32).contains(&signal) { signal } else { bindings::SIGKILL };
@@ -467,7 +466,7 @@ fn shell_arrive(shell: &Shell) -> bool {
         ack(node, a.from, a.req, err.to_errno());
         return false;
     }
-    shell.running.store(true, Relaxed);
+    shell.move_run(|_| true, Run::Running);
     shell.policy.lock().on_arrival(time::now_ns());
     shell.arrivals.fetch_add(1, Relaxed);
     ack(node, a.from, a.req, 0);
@@ -478,11 +477,11 @@ fn shell_arrive(shell: &Shell) -> bool {
 /// In the shell's task, its user state in its registers: send execution home and wait there
 /// until it comes back. False: the task must die (it is told to).
 pub(crate) fn shell_leave(shell: &Arc<Shell>, reason: JumpReason) -> bool {
-    shell.leaving.store(false, Relaxed);
-    let Some(node) = crate::node::get() else { return false };
-    if !shell.running.load(Relaxed) {
+    // A jump home that was queued is this one.
+    if shell.move_run(|r| matches!(r, Run::Leaving { .. }), Run::Running) == Run::Parked {
         return true;
     }
+    let Some(node) = crate::node::get() else { return false };
     let Some(home) = node.find_peer(shell.home) else { return false };
     let t0 = time::now_ns();
     let Ok(mut state) = KVVec::from_elem(0u8, arch::state_size(), GFP_KERNEL) else { return false };
@@ -506,7 +505,7 @@ pub(crate) fn shell_leave(shell: &Arc<Shell>, reason: JumpReason) -> bool {
         stack: if stack_addr != 0 { &page } else { &[] },
         stack_addr,
     };
-    shell.running.store(false, Relaxed);
+    shell.move_run(|_| true, Run::Parked);
     if let Err(JumpErr::Refused(err) | JumpErr::Lost(err)) = send_jump(&home, j) {
         pr_err!(
             "shell of pid {}: node {} did not take its execution back ({:?}); ending it here\n",
@@ -530,7 +529,10 @@ pub(crate) fn shell_leave(shell: &Arc<Shell>, reason: JumpReason) -> bool {
 }
 
 fn shell_leave_work(shell: Arc<Shell>) {
-    let reason = JumpReason::from_u8(shell.leave_reason.load(Relaxed) as u8).unwrap_or(JumpReason::Faults);
+    let reason = match shell.run() {
+        Run::Leaving { reason } => reason,
+        _ => JumpReason::Faults,
+    };
     if !shell_leave(&shell, reason) {
         kill_current();
     }
@@ -538,17 +540,20 @@ fn shell_leave_work(shell: Arc<Shell>) {
 
 /// Queues a jump home on the shell's task (`kick`: interrupt its user code now).
 pub(crate) fn request_shell_leave(shell: &Arc<Shell>, reason: JumpReason, kick: bool) {
-    if !shell.running.load(Relaxed) || shell.leaving.swap(true, Relaxed) {
+    // Parked: nothing to bring home; Leaving: a jump home is queued already.
+    if shell.move_run(|r| r == Run::Running, Run::Leaving { reason }) != Run::Running {
         return;
     }
-    shell.leave_reason.store(reason as u64, Relaxed);
+    let undo = || {
+        shell.move_run(|r| matches!(r, Run::Leaving { .. }), Run::Running);
+    };
     let task = shell.seed.state.lock().task.as_ref().map(|t| t.pid());
     let Some(t) = task.and_then(TaskRef::by_pid) else {
-        shell.leaving.store(false, Relaxed);
+        undo();
         return;
     };
     if t.queue_work(shell.clone(), shell_leave_work, kick).is_err() {
-        shell.leaving.store(false, Relaxed);
+        undo();
     }
 }
 
@@ -577,7 +582,7 @@ pub(crate) fn shell_fault_signal(shell: &Arc<Shell>, sig: u32) -> bool {
 /// The shell's address space is going away (`__mmput`). If it was running the process,
 /// the process died here: tell its home, which ends it there with the same signal.
 pub(crate) fn shell_exit(node: &Node, shell: &Shell) {
-    if !shell.running.swap(false, Relaxed) {
+    if shell.move_run(|_| true, Run::Parked) == Run::Parked {
         return;
     }
     let signal = shell.seed.state.lock().task.as_ref().map_or(0, |t| t.exit_signal());
@@ -599,7 +604,7 @@ pub(crate) fn shell_exit(node: &Node, shell: &Shell) {
 /// Receive thread at the shell's node: execution of `pid` arrives from its home.
 pub(crate) fn shell_receive(node: &Node, peer: &Peer, j: &Jump<'_>) {
     let status = match shell::shells().and_then(|s| s.find(peer.id, j.pid)) {
-        Some(s) if !s.running.load(Relaxed) => match Arrival::from_msg(peer.id, j) {
+        Some(s) if !s.running() => match Arrival::from_msg(peer.id, j) {
             Ok(a) => {
                 *s.inbox.lock() = Some(a);
                 s.seed.arrive();
@@ -618,15 +623,15 @@ pub(crate) fn shell_receive(node: &Node, peer: &Peer, j: &Jump<'_>) {
 pub(crate) fn jump_to(node: &Node, task: &TaskRef, to: u16) -> Result {
     let p = home::procs().and_then(|procs| procs.by_pid(task.pid())).ok_or(ESRCH)?;
     if to == node.id() {
-        if p.away.load(Relaxed) {
-            if let Some(at) = p.member(p.away_at.load(Relaxed) as u16) {
+        if let Some(at) = p.away_at() {
+            if let Some(at) = p.member(at) {
                 at.send(&Message::Recall { pid: p.pid as u32 })?;
             }
         }
         return Ok(());
     }
     let target = p.member(to).ok_or(ENOENT)?;
-    if p.away.load(Relaxed) {
+    if p.away_at().is_some() {
         // It runs elsewhere; it comes home first (its next syscall, or a recall).
         return Err(EBUSY);
     }
@@ -654,5 +659,5 @@ pub(crate) fn home_fault_jumps(p: &Arc<Proc>, user: bool, owner: u16) -> bool {
         return false;
     }
     request_home_leave(p, &TaskRef::current(), JumpReason::Faults, false, owner).is_ok()
-        && p.leaving.load(Relaxed)
+        && matches!(p.place(), Where::Leaving { .. })
 }

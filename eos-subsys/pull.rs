@@ -198,7 +198,7 @@ pub(crate) fn recall(p: &Proc, start: u64, end: u64) -> Result {
 pub(crate) fn shell_fault(vma: Vma<'_>, addr: u64, user: bool) -> FaultReply {
     let (Some(node), Some(shells)) = (crate::node::get(), shell::shells()) else { return FaultReply::SigBus };
     let Some(shell) = shells.by_mm(vma.mm_id()) else { return FaultReply::Ok };
-    if TaskRef::current().pid() != shell.pid || !shell.running.load(Relaxed) {
+    if TaskRef::current().pid() != shell.pid || !shell.running() {
         // Somebody else (a /proc reader) touching the shell's memory: those pages are not
         // here, and must not be built here either.
         return FaultReply::SigBus;
@@ -206,7 +206,7 @@ pub(crate) fn shell_fault(vma: Vma<'_>, addr: u64, user: bool) -> FaultReply {
     let now = time::now_ns();
     if user && shell.policy.lock().on_remote_fault(&crate::jump::tunables(), now) {
         crate::jump::request_shell_leave(&shell, JumpReason::Faults, false);
-        if shell.leaving.load(Relaxed) {
+        if matches!(shell.run(), shell::Run::Leaving { .. }) {
             return FaultReply::NoPage;
         }
     }
@@ -301,7 +301,7 @@ pub(crate) fn serve_pull(node: &Node, peer: &Peer, conn: &Conn, req: u32, pid: u
 fn take_for_fetch(node: &Node, peer: &Peer, pid: u32, addr: u64, buf: &mut [u8]) -> Result<Taken> {
     let procs = home::procs().ok_or(ENODEV)?;
     let p = procs.by_pid(pid as i32).filter(|p| p.member(peer.id).is_some()).ok_or(ESRCH)?;
-    if !p.away.load(Relaxed) || p.away_at.load(Relaxed) != peer.id as u64 {
+    if p.away_at() != Some(peer.id) {
         peer_warn!(node, "node {} fetched a page of pid {}, which does not run there\n", peer.id, pid);
         return Err(EPERM);
     }

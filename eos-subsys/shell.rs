@@ -7,6 +7,7 @@
 //! jump.rs and mapsync.rs.
 
 use crate::policy::JumpPolicy;
+use crate::proto::JumpReason;
 use crate::stats::LatencyHist;
 use crate::sys::{
     global::Global,
@@ -15,11 +16,11 @@ use crate::sys::{
     umh,
 };
 use crate::transit::Arrival;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use kernel::{
     new_mutex,
     prelude::*,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, SpinLock},
 };
 
 /// A shell hosted here: a stopped copy of another node's process that holds the pages pushed
@@ -31,11 +32,9 @@ pub(crate) struct Shell {
     pub(crate) pid: i32,
     pub(crate) seed: Arc<umh::Seed>,
     pub(crate) mm: MmRef,
-    /// The shell's task runs the process now.
-    pub(crate) running: AtomicBool,
-    /// A jump home is queued on its task.
-    pub(crate) leaving: AtomicBool,
-    pub(crate) leave_reason: AtomicU64,
+    /// Whether its task runs the process.
+    #[pin]
+    pub(crate) run: SpinLock<Run>,
     #[pin]
     pub(crate) policy: Mutex<JumpPolicy>,
     pub(crate) arrivals: AtomicU64,
@@ -54,10 +53,36 @@ pub(crate) struct Shell {
     pub(crate) inbox: Mutex<Option<Arrival>>,
 }
 
+/// What a shell's task does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Run {
+    /// Parked in the kernel (sys/umh.rs): the process runs elsewhere.
+    Parked,
+    /// Runs the process.
+    Running,
+    /// Runs the process, with a jump home queued on its task (`jump::request_shell_leave`).
+    Leaving { reason: JumpReason },
+}
+
 impl Shell {
-    /// Whether the shell's task runs the process now.
+    /// What its task does now.
+    pub(crate) fn run(&self) -> Run {
+        *self.run.lock()
+    }
+
+    /// Moves it from a state `from` accepts to `to`; returns the state it was in.
+    pub(crate) fn move_run(&self, from: impl Fn(Run) -> bool, to: Run) -> Run {
+        let mut r = self.run.lock();
+        let was = *r;
+        if from(was) {
+            *r = to;
+        }
+        was
+    }
+
+    /// Whether its task runs the process now (a jump home may be queued).
     pub(crate) fn running(&self) -> bool {
-        self.running.load(Relaxed)
+        self.run() != Run::Parked
     }
 }
 

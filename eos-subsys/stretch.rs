@@ -27,7 +27,7 @@ use crate::sys::{
     time, umh,
 };
 use core::fmt::Write;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use kernel::{
     bindings, new_mutex,
     prelude::*,
@@ -313,9 +313,7 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
             pid,
             seed,
             mm: shell_mm,
-            running: AtomicBool::new(false),
-            leaving: AtomicBool::new(false),
-            leave_reason: AtomicU64::new(0),
+            run <- kernel::new_spinlock!(shell::Run::Parked),
             policy <- new_mutex!(crate::policy::JumpPolicy::new(&tunables, time::now_ns())),
             arrivals: AtomicU64::new(0),
             jumps: AtomicU64::new(0),

@@ -9,7 +9,8 @@
 //! `stretch`, `pages`, `jump`) holds its messages' types, limits, and each message's decoder
 //! next to its encoder, written with the `cursor` reader and writer. This file keeps what all
 //! share, and [`Message::decode`] and [`Message::encode_parts`] only dispatch by type.
-//! docs/PROTOCOL.md is the human-readable form of this module.
+//! docs/PROTOCOL.md is the human-readable form; a test checks its message table against this
+//! code.
 
 use core::fmt;
 
@@ -20,6 +21,8 @@ mod link;
 mod pages;
 mod stretch;
 
+#[cfg(test)]
+mod doc_sync;
 #[cfg(test)]
 mod tests;
 

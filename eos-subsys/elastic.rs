@@ -22,7 +22,7 @@ mod layout;
 #[path = "core/src/peer.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod peer;
-#[path = "core/src/proto.rs"]
+#[path = "core/src/proto/mod.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod proto;
 #[path = "core/src/policy.rs"]

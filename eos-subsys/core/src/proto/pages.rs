@@ -1,0 +1,259 @@
+//! The pages family: pages and their ownership move between a home and a shell (Push, PushAck,
+//! Pull, Pages, Fetch) and a member drops what the home unmapped (Discard). Each message's
+//! layout, decoder and encoder sit together.
+
+use super::cursor::{Reader, Writer};
+use super::{
+    bad_len, check_run, check_status, page_aligned, Header, Message, ProtoError, Tails, MAX_BATCH,
+    PAGE_SIZE, USER_END,
+};
+
+/// `Pages.status` of a page the requester builds itself (zeroes or file data), now its own.
+pub const PAGES_BUILD: i32 = 1;
+/// Fixed part of a `Push` payload.
+pub const PUSH_FIXED: usize = 32;
+/// Fixed part of a `Pages` payload.
+pub const PAGES_FIXED: usize = 24;
+/// Size of one page address in a `Push`.
+pub(super) const ADDR_LEN: usize = 8;
+/// Payload size of `PushAck`.
+pub(super) const PUSH_ACK_LEN: usize = 8;
+/// Payload size of `Pull`.
+pub(super) const PULL_LEN: usize = 24;
+/// Payload size of `Fetch`.
+pub(super) const FETCH_LEN: usize = 16;
+/// Payload size of `Discard`.
+pub(super) const DISCARD_LEN: usize = 24;
+
+/// `PROT_*` bits a VMA may carry.
+const PROT_MASK: u32 = 7;
+/// `Discard` flag: unmap the range, not only its pages.
+const DISCARD_UNMAP: u32 = 1;
+
+/// `Push`: pages of one VMA of process `pid`, with their ownership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Push<'a> {
+    /// Request id, echoed in `PushAck`.
+    pub req: u32,
+    /// The process at home.
+    pub pid: u32,
+    /// Start of the VMA the pages belong to (the shell makes sure it has one there).
+    pub vma_start: u64,
+    /// End of that VMA.
+    pub vma_end: u64,
+    /// `PROT_*` bits of that VMA.
+    pub prot: u32,
+    /// `count` little-endian page addresses.
+    pub addrs: &'a [u8],
+    /// `count` pages, in address order of `addrs`.
+    pub pages: &'a [u8],
+}
+
+impl Push<'_> {
+    /// Number of pages.
+    pub fn count(&self) -> usize {
+        self.addrs.len() / ADDR_LEN
+    }
+
+    /// Address of page `i`.
+    pub fn addr(&self, i: usize) -> u64 {
+        u64::from_le_bytes(self.addrs.as_chunks::<ADDR_LEN>().0[i])
+    }
+
+    /// Contents of page `i`.
+    pub fn page(&self, i: usize) -> &[u8] {
+        &self.pages[i * PAGE_SIZE..(i + 1) * PAGE_SIZE]
+    }
+}
+
+// Push: req u32, pid u32, vma_start u64, vma_end u64, prot u32, count u32;
+// then count × addr u64, count × page.
+pub(super) fn decode_push<'a>(h: &Header, r: &mut Reader<'a>) -> Result<Message<'a>, ProtoError> {
+    let (req, pid, vma_start, vma_end) = (r.u32()?, r.u32()?, r.u64()?, r.u64()?);
+    let (prot, count) = (r.u32()?, r.u32()? as usize);
+    if count == 0 || count > MAX_BATCH || r.remaining() != count * (ADDR_LEN + PAGE_SIZE) {
+        return Err(bad_len(h));
+    }
+    let m = Push {
+        req,
+        pid,
+        vma_start,
+        vma_end,
+        prot,
+        addrs: r.bytes(ADDR_LEN * count)?,
+        pages: r.rest(),
+    };
+    if vma_start >= vma_end || !page_aligned(vma_end) || prot & !PROT_MASK != 0 {
+        return Err(ProtoError::BadField("vma"));
+    }
+    check_run(vma_start, 0)?;
+    if vma_end > USER_END {
+        return Err(ProtoError::BadField("vma"));
+    }
+    for i in 0..count {
+        let a = m.addr(i);
+        if !page_aligned(a) || a < vma_start || a >= vma_end {
+            return Err(ProtoError::BadField("address"));
+        }
+    }
+    Ok(Message::Push(m))
+}
+
+pub(super) fn encode_push<'a>(w: &mut Writer<'_>, m: &Push<'a>) -> Result<Tails<'a>, ProtoError> {
+    let n = m.addrs.len() / ADDR_LEN;
+    if !m.addrs.len().is_multiple_of(ADDR_LEN)
+        || n == 0
+        || n > MAX_BATCH
+        || m.pages.len() != n * PAGE_SIZE
+    {
+        return Err(ProtoError::BadField("push batch"));
+    }
+    w.u32(m.req)?;
+    w.u32(m.pid)?;
+    w.u64(m.vma_start)?;
+    w.u64(m.vma_end)?;
+    w.u32(m.prot)?;
+    w.u32(n as u32)?;
+    Ok([m.addrs, m.pages, &[], &[]])
+}
+
+// PushAck: req u32, status i32.
+pub(super) fn decode_push_ack(r: &mut Reader<'_>) -> Result<Message<'static>, ProtoError> {
+    let (req, status) = (r.u32()?, r.i32()?);
+    Ok(Message::PushAck {
+        req,
+        status: check_status(status)?,
+    })
+}
+
+pub(super) fn encode_push_ack(w: &mut Writer<'_>, req: u32, status: i32) -> Result<(), ProtoError> {
+    w.u32(req)?;
+    w.i32(status)
+}
+
+// Pull: req u32, pid u32, addr u64, count u32, reserved u32.
+pub(super) fn decode_pull(r: &mut Reader<'_>) -> Result<Message<'static>, ProtoError> {
+    let (req, pid, addr, count, reserved) = (r.u32()?, r.u32()?, r.u64()?, r.u32()?, r.u32()?);
+    if reserved != 0 {
+        return Err(ProtoError::ReservedBits);
+    }
+    if count == 0 || count as usize > MAX_BATCH {
+        return Err(ProtoError::BadField("count"));
+    }
+    check_run(addr, u64::from(count))?;
+    Ok(Message::Pull {
+        req,
+        pid,
+        addr,
+        count,
+    })
+}
+
+pub(super) fn encode_pull(
+    w: &mut Writer<'_>,
+    req: u32,
+    pid: u32,
+    addr: u64,
+    count: u32,
+) -> Result<(), ProtoError> {
+    w.u32(req)?;
+    w.u32(pid)?;
+    w.u64(addr)?;
+    w.u32(count)?;
+    w.u32(0) // reserved
+}
+
+/// `Pages`: the answer to a pull: `count` consecutive pages from `addr`, or an error status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pages<'a> {
+    /// The pull's request id.
+    pub req: u32,
+    /// 0, or a negative errno: the pages are not there (the process must die).
+    pub status: i32,
+    /// First page's address.
+    pub addr: u64,
+    /// The pages.
+    pub pages: &'a [u8],
+}
+
+// Pages: req u32, status i32, addr u64, count u32, reserved u32; then count × page.
+pub(super) fn decode_pages<'a>(h: &Header, r: &mut Reader<'a>) -> Result<Message<'a>, ProtoError> {
+    let (req, status, addr) = (r.u32()?, r.i32()?, r.u64()?);
+    let (count, reserved) = (r.u32()? as usize, r.u32()?);
+    if reserved != 0 {
+        return Err(ProtoError::ReservedBits);
+    }
+    if status > PAGES_BUILD || (status != 0 && count != 0) || (status == 0 && count == 0) {
+        return Err(ProtoError::BadField("status"));
+    }
+    if count > MAX_BATCH || r.remaining() != count * PAGE_SIZE {
+        return Err(bad_len(h));
+    }
+    check_run(addr, count as u64)?;
+    Ok(Message::Pages(Pages {
+        req,
+        status,
+        addr,
+        pages: r.rest(),
+    }))
+}
+
+pub(super) fn encode_pages<'a>(w: &mut Writer<'_>, m: &Pages<'a>) -> Result<Tails<'a>, ProtoError> {
+    if m.pages.len() & (PAGE_SIZE - 1) != 0 || m.pages.len() > MAX_BATCH * PAGE_SIZE {
+        return Err(ProtoError::BadField("pages"));
+    }
+    w.u32(m.req)?;
+    w.i32(m.status)?;
+    w.u64(m.addr)?;
+    w.u32((m.pages.len() / PAGE_SIZE) as u32)?;
+    w.u32(0)?; // reserved
+    Ok([m.pages, &[], &[], &[]])
+}
+
+// Fetch: req u32, pid u32, addr u64.
+pub(super) fn decode_fetch(r: &mut Reader<'_>) -> Result<Message<'static>, ProtoError> {
+    let (req, pid, addr) = (r.u32()?, r.u32()?, r.u64()?);
+    check_run(addr, 1)?;
+    Ok(Message::Fetch { req, pid, addr })
+}
+
+pub(super) fn encode_fetch(
+    w: &mut Writer<'_>,
+    req: u32,
+    pid: u32,
+    addr: u64,
+) -> Result<(), ProtoError> {
+    w.u32(req)?;
+    w.u32(pid)?;
+    w.u64(addr)
+}
+
+// Discard: pid u32, flags u32, start u64, end u64.
+pub(super) fn decode_discard(r: &mut Reader<'_>) -> Result<Message<'static>, ProtoError> {
+    let (pid, flags, start, end) = (r.u32()?, r.u32()?, r.u64()?, r.u64()?);
+    if flags & !DISCARD_UNMAP != 0 {
+        return Err(ProtoError::ReservedBits);
+    }
+    if start >= end || !page_aligned(start) || !page_aligned(end) || end > USER_END {
+        return Err(ProtoError::BadField("range"));
+    }
+    Ok(Message::Discard {
+        pid,
+        start,
+        end,
+        unmap: flags & DISCARD_UNMAP != 0,
+    })
+}
+
+pub(super) fn encode_discard(
+    w: &mut Writer<'_>,
+    pid: u32,
+    start: u64,
+    end: u64,
+    unmap: bool,
+) -> Result<(), ProtoError> {
+    w.u32(pid)?;
+    w.u32(if unmap { DISCARD_UNMAP } else { 0 })?;
+    w.u64(start)?;
+    w.u64(end)
+}

@@ -160,19 +160,18 @@ fn unsafe_layer_never_calls_up() {
             );
         }
     }
-    for m in &core {
-        let path = subsys().join("core/src").join(format!("{m}.rs"));
-        let path = if path.exists() {
-            path
-        } else {
-            subsys().join("core/src").join(m).join("mod.rs")
-        };
-        let code = code_of(&fs::read_to_string(&path).unwrap());
-        for d in crate_refs(&code) {
-            assert!(
-                core.contains(&d),
-                "core module {m} names crate::{d}, which is not plain Rust"
-            );
+    let mut stack = vec![subsys().join("core/src")];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let code = code_of(&fs::read_to_string(&p).unwrap());
+            for d in crate_refs(&code) {
+                assert!(core.contains(&d) || d == "abi", "{} names crate::{d}, which is not plain Rust", p.display());
+            }
         }
     }
 }

@@ -531,7 +531,7 @@ pub(crate) fn shell_leave(shell: &Arc<Shell>, reason: JumpReason) -> bool {
 fn shell_leave_work(shell: Arc<Shell>) {
     let reason = match shell.run() {
         Run::Leaving { reason } => reason,
-        _ => JumpReason::Faults,
+        _ => JumpReason::RemoteFaults,
     };
     if !shell_leave(&shell, reason) {
         kill_current();
@@ -573,7 +573,7 @@ pub(crate) fn shell_syscall(shell: &Arc<Shell>) -> bool {
 pub(crate) fn shell_fault_signal(shell: &Arc<Shell>, sig: u32) -> bool {
     shell.faults.fetch_add(1, Relaxed);
     pr_debug!("shell of pid {}: signal {} while running it; the home retries\n", shell.home_pid, sig);
-    if !shell_leave(shell, JumpReason::Fault) {
+    if !shell_leave(shell, JumpReason::FaultSignal) {
         kill_current();
     }
     true
@@ -658,6 +658,6 @@ pub(crate) fn home_fault_jumps(p: &Arc<Proc>, user: bool, owner: u16) -> bool {
     if !p.policy.lock().on_remote_fault(&t, time::now_ns()) {
         return false;
     }
-    request_home_leave(p, &TaskRef::current(), JumpReason::Faults, false, owner).is_ok()
+    request_home_leave(p, &TaskRef::current(), JumpReason::RemoteFaults, false, owner).is_ok()
         && matches!(p.place(), Where::Leaving { .. })
 }

@@ -205,7 +205,7 @@ pub(crate) fn shell_fault(vma: Vma<'_>, addr: u64, user: bool) -> FaultReply {
     }
     let now = time::now_ns();
     if user && shell.policy.lock().on_remote_fault(&crate::jump::tunables(), now) {
-        crate::jump::request_shell_leave(&shell, JumpReason::Faults, false);
+        crate::jump::request_shell_leave(&shell, JumpReason::RemoteFaults, false);
         if matches!(shell.run(), shell::Run::Leaving { .. }) {
             return FaultReply::NoPage;
         }

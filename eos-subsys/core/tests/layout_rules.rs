@@ -170,7 +170,11 @@ fn unsafe_layer_never_calls_up() {
             }
             let code = code_of(&fs::read_to_string(&p).unwrap());
             for d in crate_refs(&code) {
-                assert!(core.contains(&d) || d == "abi", "{} names crate::{d}, which is not plain Rust", p.display());
+                assert!(
+                    core.contains(&d) || d == "abi",
+                    "{} names crate::{d}, which is not plain Rust",
+                    p.display()
+                );
             }
         }
     }

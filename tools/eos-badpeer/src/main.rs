@@ -256,7 +256,7 @@ fn auth_then_bogus_jump(
             req: 77,
             pid: 424_242,
             to_home,
-            reason: JumpReason::Faults,
+            reason: JumpReason::RemoteFaults,
             state: &state,
             ranges,
             files: &[],

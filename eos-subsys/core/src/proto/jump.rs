@@ -55,13 +55,13 @@ pub enum JumpReason {
     /// `elastic_jump()` asked for it.
     Asked = 1,
     /// The policy: remote faults came fast.
-    Faults = 2,
+    RemoteFaults = 2,
     /// A syscall, which runs at home.
     Syscall = 3,
     /// Home recalled it (a signal is pending there).
     Recall = 4,
     /// A fault the shell cannot resolve (a mapping it lacks, a signal): the home retries.
-    Fault = 5,
+    FaultSignal = 5,
 }
 
 impl JumpReason {
@@ -69,10 +69,10 @@ impl JumpReason {
     pub fn from_u8(v: u8) -> Result<Self, ProtoError> {
         Ok(match v {
             1 => Self::Asked,
-            2 => Self::Faults,
+            2 => Self::RemoteFaults,
             3 => Self::Syscall,
             4 => Self::Recall,
-            5 => Self::Fault,
+            5 => Self::FaultSignal,
             _ => return Err(ProtoError::BadField("jump reason")),
         })
     }
@@ -81,10 +81,10 @@ impl JumpReason {
     pub fn name(self) -> &'static str {
         match self {
             Self::Asked => "asked",
-            Self::Faults => "faults",
+            Self::RemoteFaults => "faults",
             Self::Syscall => "syscall",
             Self::Recall => "recall",
-            Self::Fault => "fault",
+            Self::FaultSignal => "fault",
         }
     }
 }

@@ -252,7 +252,7 @@ pub(super) fn page_samples() -> Vec<Message<'static>> {
             req: 5,
             pid: 300,
             to_home: true,
-            reason: JumpReason::Faults,
+            reason: JumpReason::RemoteFaults,
             state: &PAGE_A[..1000],
             ranges: &RANGES,
             files: &FILES,

@@ -44,7 +44,10 @@ fn with_node(f: impl FnOnce(&'static Node) -> Result) -> Result {
     f(node::get().ok_or(ENODEV)?)
 }
 
-fn show_with(w: &mut FmtBuf<'_>, f: impl FnOnce(&'static Node, &mut FmtBuf<'_>) -> core::fmt::Result) {
+fn show_with(
+    w: &mut FmtBuf<'_>,
+    f: impl FnOnce(&'static Node, &mut FmtBuf<'_>) -> core::fmt::Result,
+) {
     if let Some(n) = node::get() {
         // A full page cuts the output short; that is all an error here can mean.
         let _ = f(n, w);
@@ -181,8 +184,17 @@ fn info_show(w: &mut FmtBuf<'_>) {
         writeln!(w, "node_id {}", cfg.id)?;
         writeln!(w, "protocol {}", crate::proto::VERSION)?;
         writeln!(w, "caps {:#x}", caps::ALL)?;
-        writeln!(w, "secret {}", if cfg.secret.is_some() { "set" } else { "unset" })?;
-        let up = n.peers.lock().iter().filter(|p| p.link.lock().state == LinkState::Up).count();
+        writeln!(
+            w,
+            "secret {}",
+            if cfg.secret.is_some() { "set" } else { "unset" }
+        )?;
+        let up = n
+            .peers
+            .lock()
+            .iter()
+            .filter(|p| p.link.lock().state == LinkState::Up)
+            .count();
         writeln!(w, "peers_connected {up}")?;
         writeln!(w, "shells {}", shell::shells().map_or(0, |s| s.count()))
     });
@@ -205,7 +217,9 @@ fn procs_show(w: &mut FmtBuf<'_>) {
 }
 
 fn prefetch_show(w: &mut FmtBuf<'_>) {
-    show_with(w, |_, w| writeln!(w, "{}", crate::pull::PREFETCH.load(Relaxed)));
+    show_with(w, |_, w| {
+        writeln!(w, "{}", crate::pull::PREFETCH.load(Relaxed))
+    });
 }
 
 fn prefetch_store(s: &str) -> Result {
@@ -220,7 +234,9 @@ fn prefetch_store(s: &str) -> Result {
 }
 
 fn jump_show(w: &mut FmtBuf<'_>) {
-    show_with(w, |_, w| jump::jumps().map_or(Ok(()), |j| j.write_tunables(w)));
+    show_with(w, |_, w| {
+        jump::jumps().map_or(Ok(()), |j| j.write_tunables(w))
+    });
 }
 
 fn jump_store(s: &str) -> Result {
@@ -294,10 +310,13 @@ static ATTRS: [sysfs::Attr; 10] = [
     },
 ];
 
-
 /// The process `pid` names (0: the caller), if the caller may control it.
 fn controlled(pid: i32) -> Result<TaskRef> {
-    let task = if pid == 0 { TaskRef::current() } else { TaskRef::by_pid(pid).ok_or(ESRCH)? };
+    let task = if pid == 0 {
+        TaskRef::current()
+    } else {
+        TaskRef::by_pid(pid).ok_or(ESRCH)?
+    };
     if !task.caller_may_control() {
         return Err(EPERM);
     }
@@ -393,7 +412,9 @@ fn syscall(regs: &mut SyscallRegs<'_>, nr: i32) -> bool {
 
 /// A shell's task has a signal pending: a fault while it runs the process goes home.
 fn signal() -> bool {
-    let Some(shell) = shell::shells().and_then(|s| s.by_current()) else { return false };
+    let Some(shell) = shell::shells().and_then(|s| s.by_current()) else {
+        return false;
+    };
     if !shell.running() {
         return false;
     }

@@ -11,12 +11,14 @@ use crate::transport::{Handlers, Unhandled};
 use kernel::{prelude::*, sync::Arc};
 
 /// What transport.rs hands messages and link losses to.
-pub(crate) static HANDLERS: Handlers = Handlers {
-    message,
-    link_down,
-};
+pub(crate) static HANDLERS: Handlers = Handlers { message, link_down };
 
-fn message(node: &'static Node, peer: &Arc<Peer>, conn: &Conn, m: &Message<'_>) -> Result<(), Unhandled> {
+fn message(
+    node: &'static Node,
+    peer: &Arc<Peer>,
+    conn: &Conn,
+    m: &Message<'_>,
+) -> Result<(), Unhandled> {
     let sent = match m {
         // Home side: our processes' execution and pages.
         Message::Jump(j) if j.to_home => {
@@ -27,7 +29,9 @@ fn message(node: &'static Node, peer: &Arc<Peer>, conn: &Conn, m: &Message<'_>) 
             crate::jump::home_gone(peer, *pid, *signal);
             Ok(())
         }
-        Message::Fetch { req, pid, addr } => crate::pull::serve_fetch(node, peer, conn, *req, *pid, *addr),
+        Message::Fetch { req, pid, addr } => {
+            crate::pull::serve_fetch(node, peer, conn, *req, *pid, *addr)
+        }
         // Member side: the shells we hold for the peer.
         Message::Stretch(s) => crate::stretch::serve_stretch(node, peer, conn, s),
         Message::Release { pid } => {
@@ -35,7 +39,12 @@ fn message(node: &'static Node, peer: &Arc<Peer>, conn: &Conn, m: &Message<'_>) 
             Ok(())
         }
         Message::Push(p) => crate::push::serve_push(node, peer, conn, p),
-        Message::Pull { req, pid, addr, count } => crate::pull::serve_pull(node, peer, conn, *req, *pid, *addr, *count),
+        Message::Pull {
+            req,
+            pid,
+            addr,
+            count,
+        } => crate::pull::serve_pull(node, peer, conn, *req, *pid, *addr, *count),
         Message::Jump(j) => {
             crate::jump::shell_receive(node, peer, j);
             Ok(())
@@ -44,7 +53,12 @@ fn message(node: &'static Node, peer: &Arc<Peer>, conn: &Conn, m: &Message<'_>) 
             crate::jump::serve_recall(peer, *pid);
             Ok(())
         }
-        Message::Discard { pid, start, end, unmap } => {
+        Message::Discard {
+            pid,
+            start,
+            end,
+            unmap,
+        } => {
             if let Err(e) = crate::mapsync::discard(peer, *pid, *start, *end, *unmap) {
                 peer_warn!(
                     node,

@@ -22,12 +22,12 @@ mod layout;
 #[path = "core/src/peer.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod peer;
-#[path = "core/src/proto/mod.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod proto;
 #[path = "core/src/policy.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod policy;
+#[path = "core/src/proto/mod.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod proto;
 #[path = "core/src/ratelimit.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod ratelimit;

@@ -92,7 +92,6 @@ pub(crate) struct Proc {
     pub(crate) settled: CondVar,
 }
 
-
 /// Where the execution of a stretched process is.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Where {
@@ -151,7 +150,9 @@ impl Proc {
     pub(crate) fn push_target(&self) -> Option<Arc<Peer>> {
         let nodes = self.nodes.lock();
         let n = nodes.len().max(1);
-        nodes.get(self.push_rr.fetch_add(1, Relaxed) as usize % n).cloned()
+        nodes
+            .get(self.push_rr.fetch_add(1, Relaxed) as usize % n)
+            .cloned()
     }
 
     /// Forgets member `id` (lost while it held none of the process's pages).
@@ -161,9 +162,13 @@ impl Proc {
 
     /// Pages of the process that node `id` owns, counted in its page table.
     pub(crate) fn pages_on(&self, id: u16) -> u64 {
-        let Some(users) = self.mm.users() else { return 0 };
+        let Some(users) = self.mm.users() else {
+            return 0;
+        };
         let lock = users.read();
-        lock.vmas_in(0, u64::MAX).map(|v| v.remote_count_on(v.start(), v.end(), Some(id))).sum()
+        lock.vmas_in(0, u64::MAX)
+            .map(|v| v.remote_count_on(v.start(), v.end(), Some(id)))
+            .sum()
     }
 
     pub(crate) fn notify_settled(&self) {
@@ -176,8 +181,9 @@ impl Proc {
         let start = *g;
         let deadline = time::now_ns() + ms as u64 * 1_000_000;
         while *g == start && time::now_ns() < deadline && !task::fatal_signal_pending() {
-            if let kernel::sync::CondVarTimeoutResult::Signal { .. } =
-                self.settled.wait_interruptible_timeout(&mut g, msecs_to_jiffies(20))
+            if let kernel::sync::CondVarTimeoutResult::Signal { .. } = self
+                .settled
+                .wait_interruptible_timeout(&mut g, msecs_to_jiffies(20))
             {
                 drop(g);
                 time::sleep_ms_uninterruptible(1);
@@ -192,7 +198,10 @@ impl Proc {
         self.layout_busy.store(true, SeqCst);
         let target = self.push_started.load(SeqCst);
         let deadline = time::now_ns() + LAYOUT_WAIT_MS * 1_000_000;
-        while self.push_done.load(SeqCst) < target && time::now_ns() < deadline && !self.dead.load(Relaxed) {
+        while self.push_done.load(SeqCst) < target
+            && time::now_ns() < deadline
+            && !self.dead.load(Relaxed)
+        {
             self.wait_settled(20);
         }
     }
@@ -247,7 +256,6 @@ impl Proc {
         )
     }
 }
-
 
 impl Proc {
     /// A process stretched to `peer` (shell `shell_pid` there), not registered yet.
@@ -377,7 +385,9 @@ impl Procs {
     pub(crate) fn wait_kick(&self, ms: u32) {
         let mut k = self.kick.lock();
         if !*k {
-            let _ = self.kick_cv.wait_interruptible_timeout(&mut k, msecs_to_jiffies(ms));
+            let _ = self
+                .kick_cv
+                .wait_interruptible_timeout(&mut k, msecs_to_jiffies(ms));
         }
         *k = false;
     }
@@ -430,7 +440,12 @@ pub(crate) fn peer_lost(peer: u16) {
         if ran_there || held > 0 {
             procs.retire(p);
             if ran_there {
-                pr_err!("node {} lost: killing pid {} ({}) with SIGBUS, it was running there\n", peer, p.pid, p.comm());
+                pr_err!(
+                    "node {} lost: killing pid {} ({}) with SIGBUS, it was running there\n",
+                    peer,
+                    p.pid,
+                    p.comm()
+                );
             } else {
                 pr_err!(
                     "node {} lost: killing pid {} ({}) with SIGBUS, {} of its pages were there\n",
@@ -448,7 +463,12 @@ pub(crate) fn peer_lost(peer: u16) {
         p.drop_member(peer);
         if p.members().is_empty() {
             procs.retire(p);
-            pr_warn!("node {} lost: pid {} ({}) had no pages there and runs on\n", peer, p.pid, p.comm());
+            pr_warn!(
+                "node {} lost: pid {} ({}) had no pages there and runs on\n",
+                peer,
+                p.pid,
+                p.comm()
+            );
         } else {
             pr_warn!(
                 "node {} lost: pid {} ({}) had no pages there and runs on with its other nodes\n",
@@ -459,7 +479,6 @@ pub(crate) fn peer_lost(peer: u16) {
         }
     }
 }
-
 
 static PROCS: Global<Procs> = Global::new();
 

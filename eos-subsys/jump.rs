@@ -182,7 +182,9 @@ enum JumpErr {
 }
 
 fn send_jump(peer: &Peer, j: Jump<'_>) -> core::result::Result<(), JumpErr> {
-    match rpc::call(peer, 0, JUMP_TIMEOUT_MS, |req| Message::Jump(Jump { req, ..j })) {
+    match rpc::call(peer, 0, JUMP_TIMEOUT_MS, |req| {
+        Message::Jump(Jump { req, ..j })
+    }) {
         Ok(_) => Ok(()),
         Err(CallError::NotSent(err) | CallError::Refused(err)) => Err(JumpErr::Refused(err)),
         Err(CallError::NoAnswer(err)) => Err(JumpErr::Lost(err)),
@@ -217,14 +219,17 @@ pub(crate) fn request_home_leave(
     if p.move_place(|w| w == Where::Home, Where::Leaving { to, reason }) != Where::Home {
         return Ok(());
     }
-    task.queue_work(p.clone(), home_leave, kick).inspect_err(|_| p.set_place(Where::Home))
+    task.queue_work(p.clone(), home_leave, kick)
+        .inspect_err(|_| p.set_place(Where::Home))
 }
 
 /// Takes the page under the stack pointer of `image` from `mm` for the jump, leaving
 /// `marker` (0 in a shell: an empty PTE there already means "at home"). Returns its address
 /// if it had data; a page with nothing to move stays as it was.
 fn take_stack(mm: &mm::MmRef, image: &[u8], marker: u64, page: &mut [u8]) -> u64 {
-    let Some(sp) = arch::stack_pointer(image) else { return 0 };
+    let Some(sp) = arch::stack_pointer(image) else {
+        return 0;
+    };
     let addr = sp & !(PAGE_SIZE as u64 - 1);
     let Some(users) = mm.users() else { return 0 };
     let lock = users.read();
@@ -252,21 +257,31 @@ fn install_stack(mm: &mm::MmRef, addr: u64, page: &[u8], expect: u64) -> Result 
 
 /// Task work of the home task: jump to the peer, then sleep until execution comes back.
 fn home_leave(p: Arc<Proc>) {
-    let Where::Leaving { to, reason } = p.move_place(|w| matches!(w, Where::Leaving { .. }), Where::Home) else {
+    let Where::Leaving { to, reason } =
+        p.move_place(|w| matches!(w, Where::Leaving { .. }), Where::Home)
+    else {
         return;
     };
-    let Some(node) = crate::node::get() else { return };
+    let Some(node) = crate::node::get() else {
+        return;
+    };
     if p.dead.load(Relaxed) || task::signal_pending() {
         // A signal first (it would recall the process at once).
         return;
     }
     let Some(target) = p.member(to) else { return };
     let t0 = time::now_ns();
-    let Ok(mut state) = KVVec::from_elem(0u8, arch::state_size(), GFP_KERNEL) else { return };
+    let Ok(mut state) = KVVec::from_elem(0u8, arch::state_size(), GFP_KERNEL) else {
+        return;
+    };
     let n = match arch::save(&mut state) {
         Ok(n) => n,
         Err(err) => {
-            pr_warn!("pid {}: cannot save its CPU state ({:?}); it stays here\n", p.pid, err);
+            pr_warn!(
+                "pid {}: cannot save its CPU state ({:?}); it stays here\n",
+                p.pid,
+                err
+            );
             return;
         }
     };
@@ -281,11 +296,18 @@ fn home_leave(p: Arc<Proc>) {
                 Stats::inc(&node.stats.jumps_too_many_maps);
             }
             p.policy.lock().on_departure(&tun, time::now_ns());
-            peer_warn!(node, "pid {}: its mappings do not fit in a jump ({:?}); it stays here\n", p.pid, err);
+            peer_warn!(
+                node,
+                "pid {}: its mappings do not fit in a jump ({:?}); it stays here\n",
+                p.pid,
+                err
+            );
             return;
         }
     };
-    let Ok(mut page) = KVVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL) else { return };
+    let Ok(mut page) = KVVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL) else {
+        return;
+    };
     let marker = mm::marker(target.id, false);
     let stack_addr = take_stack(&p.mm, &state[..n], marker, &mut page);
     // Before sending: once there, the process may fetch pages from us at once.
@@ -308,10 +330,19 @@ fn home_leave(p: Arc<Proc>) {
             // Back off: each refusal doubles this node's threshold.
             p.policy.lock().on_departure(&tun, time::now_ns());
             if stack_addr != 0 && install_stack(&p.mm, stack_addr, &page, marker).is_err() {
-                pr_err!("pid {}: cannot put its stack page back; killing it\n", p.pid);
+                pr_err!(
+                    "pid {}: cannot put its stack page back; killing it\n",
+                    p.pid
+                );
                 kill_current();
             }
-            peer_warn!(node, "pid {}: jump to node {} refused ({:?}); it runs on here\n", p.pid, target.id, err);
+            peer_warn!(
+                node,
+                "pid {}: jump to node {} refused ({:?}); it runs on here\n",
+                p.pid,
+                target.id,
+                err
+            );
             return;
         }
         Err(JumpErr::Lost(err)) => {
@@ -354,8 +385,9 @@ fn home_leave(p: Arc<Proc>) {
             let _ = target.send(&Message::Recall { pid: p.pid as u32 });
             continue;
         }
-        if let kernel::sync::CondVarTimeoutResult::Signal { .. } =
-            p.inbox_cv.wait_interruptible_timeout(&mut inbox, msecs_to_jiffies(100))
+        if let kernel::sync::CondVarTimeoutResult::Signal { .. } = p
+            .inbox_cv
+            .wait_interruptible_timeout(&mut inbox, msecs_to_jiffies(100))
         {
             // A signal that cannot be delivered before execution is back: poll.
             drop(inbox);
@@ -368,7 +400,12 @@ fn home_arrive(node: &Node, p: &Proc, a: Arrival) {
     if let Some((addr, page)) = &a.stack {
         if let Err(err) = install_stack(&p.mm, *addr, page, mm::marker(a.from, false)) {
             ack(node, a.from, a.req, err.to_errno());
-            pr_err!("pid {}: its stack page from node {} does not fit ({:?}); killing it\n", p.pid, a.from, err);
+            pr_err!(
+                "pid {}: its stack page from node {} does not fit ({:?}); killing it\n",
+                p.pid,
+                a.from,
+                err
+            );
             kill_current();
             return;
         }
@@ -405,7 +442,12 @@ pub(crate) fn home_receive(node: &Node, peer: &Peer, j: &Jump<'_>) {
             Err(err) => err.to_errno(),
         },
         _ => {
-            peer_warn!(node, "node {} sent back pid {}, which is not away there\n", peer.id, j.pid);
+            peer_warn!(
+                node,
+                "node {} sent back pid {}, which is not away there\n",
+                peer.id,
+                j.pid
+            );
             EPERM.to_errno()
         }
     };
@@ -414,11 +456,17 @@ pub(crate) fn home_receive(node: &Node, peer: &Peer, j: &Jump<'_>) {
 
 /// Receive thread: the shell running our process `pid` died there.
 pub(crate) fn home_gone(peer: &Peer, pid: u32, signal: u32) {
-    let Some(p) = home::procs().and_then(|procs| procs.by_pid(pid as i32)) else { return };
+    let Some(p) = home::procs().and_then(|procs| procs.by_pid(pid as i32)) else {
+        return;
+    };
     if p.away_at() != Some(peer.id) {
         return;
     }
-    let sig = if (1..32).contains(&signal) { signal } else { bindings::SIGKILL };
+    let sig = if (1..32).contains(&signal) {
+        signal
+    } else {
+        bindings::SIGKILL
+    };
     pr_err!(
         "pid {}: died on node {} while running there (signal {}); ending it here with signal {}\n",
         pid,
@@ -447,22 +495,41 @@ pub(crate) fn shell_arrival(seed: &umh::Seed) -> bool {
 /// In the shell's task: run the process from what arrived. False if it cannot (the home was
 /// told).
 fn shell_arrive(shell: &Shell) -> bool {
-    let Some(node) = crate::node::get() else { return false };
-    let Some(a) = shell.inbox.lock().take() else { return false };
+    let Some(node) = crate::node::get() else {
+        return false;
+    };
+    let Some(a) = shell.inbox.lock().take() else {
+        return false;
+    };
     if let Err(err) = crate::mapsync::reconcile(node, shell, &a.ranges, &a.files) {
-        pr_warn!("shell of pid {}: cannot match its home's layout ({:?})\n", shell.home_pid, err);
+        pr_warn!(
+            "shell of pid {}: cannot match its home's layout ({:?})\n",
+            shell.home_pid,
+            err
+        );
         ack(node, a.from, a.req, err.to_errno());
         return false;
     }
     if let Some((addr, page)) = &a.stack {
         if let Err(err) = install_stack(&shell.mm, *addr, page, 0) {
-            pr_warn!("shell of pid {}: stack page {:#x} does not fit ({:?})\n", shell.home_pid, addr, err);
+            pr_warn!(
+                "shell of pid {}: stack page {:#x} does not fit ({:?})\n",
+                shell.home_pid,
+                addr,
+                err
+            );
             ack(node, a.from, a.req, err.to_errno());
             return false;
         }
     }
     if let Err(err) = arch::load(&a.state) {
-        peer_warn!(node, "shell of pid {}: CPU state from node {} refused ({:?})\n", shell.home_pid, a.from, err);
+        peer_warn!(
+            node,
+            "shell of pid {}: CPU state from node {} refused ({:?})\n",
+            shell.home_pid,
+            a.from,
+            err
+        );
         ack(node, a.from, a.req, err.to_errno());
         return false;
     }
@@ -481,18 +548,30 @@ pub(crate) fn shell_leave(shell: &Arc<Shell>, reason: JumpReason) -> bool {
     if shell.move_run(|r| matches!(r, Run::Leaving { .. }), Run::Running) == Run::Parked {
         return true;
     }
-    let Some(node) = crate::node::get() else { return false };
-    let Some(home) = node.find_peer(shell.home) else { return false };
+    let Some(node) = crate::node::get() else {
+        return false;
+    };
+    let Some(home) = node.find_peer(shell.home) else {
+        return false;
+    };
     let t0 = time::now_ns();
-    let Ok(mut state) = KVVec::from_elem(0u8, arch::state_size(), GFP_KERNEL) else { return false };
+    let Ok(mut state) = KVVec::from_elem(0u8, arch::state_size(), GFP_KERNEL) else {
+        return false;
+    };
     let n = match arch::save(&mut state) {
         Ok(n) => n,
         Err(err) => {
-            pr_err!("shell of pid {}: cannot save its CPU state ({:?})\n", shell.home_pid, err);
+            pr_err!(
+                "shell of pid {}: cannot save its CPU state ({:?})\n",
+                shell.home_pid,
+                err
+            );
             return false;
         }
     };
-    let Ok(mut page) = KVVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL) else { return false };
+    let Ok(mut page) = KVVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL) else {
+        return false;
+    };
     let stack_addr = take_stack(&shell.mm, &state[..n], 0, &mut page);
     let j = Jump {
         req: 0,
@@ -572,7 +651,11 @@ pub(crate) fn shell_syscall(shell: &Arc<Shell>) -> bool {
 /// home's mappings and signal handlers.
 pub(crate) fn shell_fault_signal(shell: &Arc<Shell>, sig: u32) -> bool {
     shell.faults.fetch_add(1, Relaxed);
-    pr_debug!("shell of pid {}: signal {} while running it; the home retries\n", shell.home_pid, sig);
+    pr_debug!(
+        "shell of pid {}: signal {} while running it; the home retries\n",
+        shell.home_pid,
+        sig
+    );
     if !shell_leave(shell, JumpReason::FaultSignal) {
         kill_current();
     }
@@ -585,7 +668,13 @@ pub(crate) fn shell_exit(node: &Node, shell: &Shell) {
     if shell.move_run(|_| true, Run::Parked) == Run::Parked {
         return;
     }
-    let signal = shell.seed.state.lock().task.as_ref().map_or(0, |t| t.exit_signal());
+    let signal = shell
+        .seed
+        .state
+        .lock()
+        .task
+        .as_ref()
+        .map_or(0, |t| t.exit_signal());
     pr_warn!(
         "shell pid {} of process {} of node {} died running it (signal {})\n",
         shell.pid,
@@ -615,13 +704,21 @@ pub(crate) fn shell_receive(node: &Node, peer: &Peer, j: &Jump<'_>) {
         Some(_) => EBUSY.to_errno(),
         None => ESRCH.to_errno(),
     };
-    peer_warn!(node, "jump of pid {} from node {} refused: {}\n", j.pid, peer.id, status);
+    peer_warn!(
+        node,
+        "jump of pid {} from node {} refused: {}\n",
+        j.pid,
+        peer.id,
+        status
+    );
     ack(node, peer.id, j.req, status);
 }
 
 /// `elastic_jump`: move the execution of `task`'s process to `to` (its home or a member).
 pub(crate) fn jump_to(node: &Node, task: &TaskRef, to: u16) -> Result {
-    let p = home::procs().and_then(|procs| procs.by_pid(task.pid())).ok_or(ESRCH)?;
+    let p = home::procs()
+        .and_then(|procs| procs.by_pid(task.pid()))
+        .ok_or(ESRCH)?;
     if to == node.id() {
         if let Some(at) = p.away_at() {
             if let Some(at) = p.member(at) {
@@ -658,6 +755,13 @@ pub(crate) fn home_fault_jumps(p: &Arc<Proc>, user: bool, owner: u16) -> bool {
     if !p.policy.lock().on_remote_fault(&t, time::now_ns()) {
         return false;
     }
-    request_home_leave(p, &TaskRef::current(), JumpReason::RemoteFaults, false, owner).is_ok()
+    request_home_leave(
+        p,
+        &TaskRef::current(),
+        JumpReason::RemoteFaults,
+        false,
+        owner,
+    )
+    .is_ok()
         && matches!(p.place(), Where::Leaving { .. })
 }

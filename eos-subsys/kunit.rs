@@ -37,7 +37,9 @@ fn hmac_sha256_rfc4231() -> Outcome {
         "RFC 4231 case 1 mismatch",
     )?;
     let m = HmacSha256::new(b"Jefe").map_err(|_| "alloc/setkey failed")?;
-    let t = m.digest(b"what do ya want for nothing?").map_err(|_| "digest failed")?;
+    let t = m
+        .digest(b"what do ya want for nothing?")
+        .map_err(|_| "digest failed")?;
     check(
         t == hex32("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
         "RFC 4231 case 2 mismatch",
@@ -51,23 +53,35 @@ fn handshake_with_kernel_crypto() -> Outcome {
     let b = HmacSha256::new(b"another-key-entirely").map_err(|_| "crypto")?;
     let mut i = Initiator::new(1, 2, 1, crate::sys::crypto::random_bytes());
     let mut r = Responder::new(2, 1, crate::sys::crypto::random_bytes());
-    let ch = r.on_hello(&i.hello(), |n| n == 1, &a).map_err(|_| "hello refused")?;
+    let ch = r
+        .on_hello(&i.hello(), |n| n == 1, &a)
+        .map_err(|_| "hello refused")?;
     let auth = i.on_challenge(&ch, &a).map_err(|_| "challenge refused")?;
     let est = r.on_auth(&auth, &a).map_err(|_| "auth refused")?;
     check(est.peer == 1, "responder saw wrong peer")?;
-    check(i.on_welcome(&Message::Welcome).map(|e| e.peer) == Ok(2), "initiator not established")?;
+    check(
+        i.on_welcome(&Message::Welcome).map(|e| e.peer) == Ok(2),
+        "initiator not established",
+    )?;
 
     let mut i = Initiator::new(1, 2, 1, crate::sys::crypto::random_bytes());
     let mut r = Responder::new(2, 1, crate::sys::crypto::random_bytes());
-    let ch = r.on_hello(&i.hello(), |_| true, &b).map_err(|_| "hello refused")?;
-    check(i.on_challenge(&ch, &a) == Err(HandshakeError::BadMac), "wrong key accepted")
+    let ch = r
+        .on_hello(&i.hello(), |_| true, &b)
+        .map_err(|_| "hello refused")?;
+    check(
+        i.on_challenge(&ch, &a) == Err(HandshakeError::BadMac),
+        "wrong key accepted",
+    )
 }
 
 /// Frames survive the kernel-side buffer handling; garbage is rejected without harm.
 fn frame_reader_in_kernel() -> Outcome {
     let mut payload = VVec::from_elem(0u8, MAX_PAYLOAD, GFP_KERNEL).map_err(|_| "no memory")?;
     let mut wire = [0u8; 64];
-    let n = Message::Ping(0x1122_3344).encode(9, &mut wire).map_err(|_| "encode")?;
+    let n = Message::Ping(0x1122_3344)
+        .encode(9, &mut wire)
+        .map_err(|_| "encode")?;
     let mut r = FrameReader::new();
     let mut got = false;
     for byte in &wire[..n] {
@@ -99,7 +113,10 @@ fn peer_commands_in_kernel() -> Outcome {
         matches!(PeerCmd::parse("add 2 10.0.2.16:7077"), Ok(PeerCmd::Add(2, a)) if a.port() == 7077),
         "add not parsed",
     )?;
-    check(PeerCmd::parse("add 2 nowhere").is_err(), "bad address accepted")
+    check(
+        PeerCmd::parse("add 2 nowhere").is_err(),
+        "bad address accepted",
+    )
 }
 
 /// Nonces come from the CSPRNG and differ.

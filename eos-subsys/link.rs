@@ -53,9 +53,13 @@ impl Conn {
         let mut seq = self.tx.lock();
         e.head[12..16].copy_from_slice(&seq.to_le_bytes());
         *seq = seq.wrapping_add(1);
-        let r = self
-            .sock
-            .send_parts(&[&e.head[..e.head_len], e.tails[0], e.tails[1], e.tails[2], e.tails[3]]);
+        let r = self.sock.send_parts(&[
+            &e.head[..e.head_len],
+            e.tails[0],
+            e.tails[1],
+            e.tails[2],
+            e.tails[3],
+        ]);
         drop(seq);
         match r {
             Ok(()) => {

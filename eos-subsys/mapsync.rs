@@ -17,8 +17,8 @@ use crate::home::{self, Proc};
 use crate::layout;
 use crate::node::{Node, Peer};
 use crate::proto::{
-    files_in, put_file_entry, put_files_header, put_jump_range, ranges_in, FileMap, Message, JUMP_FILE_FIXED, JUMP_RANGE_LEN,
-    MAX_FILE_PATH, MAX_JUMP_FILES, MAX_JUMP_RANGES, RANGE_ANON,
+    files_in, put_file_entry, put_files_header, put_jump_range, ranges_in, FileMap, Message,
+    JUMP_FILE_FIXED, JUMP_RANGE_LEN, MAX_FILE_PATH, MAX_JUMP_FILES, MAX_JUMP_RANGES, RANGE_ANON,
 };
 use crate::shell::{self, Shell};
 use crate::sys::{arch::SyscallRegs, mm, task};
@@ -29,14 +29,28 @@ use kernel::prelude::*;
 /// in `regs`); false to let the entry code run it as usual. `recall` brings a range's pages
 /// home (pull.rs's; passed in, since a pull may turn into a jump, which carries the layout
 /// this file builds).
-pub(crate) fn home_syscall(regs: &mut SyscallRegs<'_>, nr: i32, recall: fn(&Proc, u64, u64) -> Result) -> bool {
-    let Some(p) = home::procs().and_then(|procs| procs.by_mm(task::current_mm())) else { return false };
-    let Some(l) = layout::classify(nr as u32, regs.args(), p.mm.brk()) else { return false };
+pub(crate) fn home_syscall(
+    regs: &mut SyscallRegs<'_>,
+    nr: i32,
+    recall: fn(&Proc, u64, u64) -> Result,
+) -> bool {
+    let Some(p) = home::procs().and_then(|procs| procs.by_mm(task::current_mm())) else {
+        return false;
+    };
+    let Some(l) = layout::classify(nr as u32, regs.args(), p.mm.brk()) else {
+        return false;
+    };
     p.layout_begin();
     if let Some(range) = l.recall {
         if let Err(err) = recall(&p, range.start, range.end) {
             p.layout_done();
-            pr_err!("pid {}: cannot bring {:#x}..{:#x} home to remap it ({:?})\n", p.pid, range.start, range.end, err);
+            pr_err!(
+                "pid {}: cannot bring {:#x}..{:#x} home to remap it ({:?})\n",
+                p.pid,
+                range.start,
+                range.end,
+                err
+            );
             regs.set_return(ENOMEM.to_errno() as i64);
             return true;
         }
@@ -75,20 +89,29 @@ fn remote_in(mm: &mm::MmRef, l: &layout::Layout) -> u64 {
     let lock = users.read();
     let mut n = 0;
     for r in l.discard.iter().flatten().map(|d| d.range) {
-        n += lock.vmas_in(r.start, r.end).map(|v| v.remote_count(r.start, r.end)).sum::<u64>();
+        n += lock
+            .vmas_in(r.start, r.end)
+            .map(|v| v.remote_count(r.start, r.end))
+            .sum::<u64>();
     }
     n
 }
 
 /// Member: the home discarded `[start, end)` of process `pid` (`unmap`: unmapped it).
 pub(crate) fn discard(peer: &Peer, pid: u32, start: u64, end: u64, unmap: bool) -> Result {
-    let shell = shell::shells().and_then(|s| s.find(peer.id, pid)).ok_or(ESRCH)?;
+    let shell = shell::shells()
+        .and_then(|s| s.find(peer.id, pid))
+        .ok_or(ESRCH)?;
     if shell.running() {
         // The process runs here, so its home cannot be in a syscall.
         return Err(EBUSY);
     }
     let users = shell.mm.users().ok_or(ESRCH)?;
-    let unmapped = if unmap { users.with_mm(|| mm::unmap(start, end - start)) } else { Ok(()) };
+    let unmapped = if unmap {
+        users.with_mm(|| mm::unmap(start, end - start))
+    } else {
+        Ok(())
+    };
     // Without the unmap (or if it failed: no memory to split a VMA), the pages still go; an
     // empty PTE in the mapping left means "the home's", which is right.
     if !unmap || unmapped.is_err() {
@@ -161,7 +184,9 @@ pub(crate) fn home_ranges(mm: &mm::MmRef) -> Result<HomeMaps> {
             continue;
         }
         // This range is flushed next: its number is the count of those flushed before.
-        let Some((len, size, mtime_ns)) = v.file(&mut path) else { continue };
+        let Some((len, size, mtime_ns)) = v.file(&mut path) else {
+            continue;
+        };
         let e = FileMap {
             range: (out.ranges.len() / JUMP_RANGE_LEN) as u16,
             pgoff: v.pgoff(),
@@ -170,7 +195,10 @@ pub(crate) fn home_ranges(mm: &mm::MmRef) -> Result<HomeMaps> {
             path: &path[..len],
         };
         let at = out.files.len();
-        out.files.extend_from_slice(&[0u8; JUMP_FILE_FIXED + MAX_FILE_PATH][..JUMP_FILE_FIXED + len], GFP_KERNEL)?;
+        out.files.extend_from_slice(
+            &[0u8; JUMP_FILE_FIXED + MAX_FILE_PATH][..JUMP_FILE_FIXED + len],
+            GFP_KERNEL,
+        )?;
         put_file_entry(&mut out.files[at..], &e);
         nfiles += 1;
     }
@@ -190,7 +218,15 @@ fn parse(ranges: &[u8]) -> Result<KVVec<Map>> {
     let mut v = KVVec::with_capacity(ranges.len() / JUMP_RANGE_LEN, GFP_KERNEL)?;
     for (start, end, prot) in ranges_in(ranges) {
         let anon = prot & RANGE_ANON != 0;
-        v.push(Map { start, end, prot: prot & 7, anon }, GFP_KERNEL)?;
+        v.push(
+            Map {
+                start,
+                end,
+                prot: prot & 7,
+                anon,
+            },
+            GFP_KERNEL,
+        )?;
     }
     Ok(v)
 }
@@ -250,14 +286,26 @@ pub(crate) fn reconcile(node: &Node, shell: &Shell, ranges: &[u8], files: &[u8])
     // permissions), or nothing.
     let mut path = [0u8; MAX_FILE_PATH + 1];
     for f in files_in(files) {
-        let Some(h) = home.get(usize::from(f.range)) else { continue };
+        let Some(h) = home.get(usize::from(f.range)) else {
+            continue;
+        };
         if mine.iter().any(|s| s.start < h.end && s.end > h.start) {
             continue;
         }
         path[..f.path.len()].copy_from_slice(f.path);
         path[f.path.len()] = 0;
         let p = &path[..=f.path.len()];
-        let r = users.with_mm(|| mm::map_file(p, f.size, f.mtime_ns, h.start, h.end - h.start, h.prot, f.pgoff));
+        let r = users.with_mm(|| {
+            mm::map_file(
+                p,
+                f.size,
+                f.mtime_ns,
+                h.start,
+                h.end - h.start,
+                h.prot,
+                f.pgoff,
+            )
+        });
         let (mine, node_wide) = match r {
             Ok(()) => (&shell.mapped_files, &node.stats.shell_files_mapped),
             Err(_) => (&shell.unmapped_files, &node.stats.shell_files_missing),

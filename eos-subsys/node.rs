@@ -90,7 +90,12 @@ impl Peer {
 
     /// Sends `m` on the current connection.
     pub(crate) fn send(&self, m: &Message<'_>) -> Result {
-        let conn = self.link.lock().conn.clone().ok_or(e(kernel::bindings::ENOTCONN))?;
+        let conn = self
+            .link
+            .lock()
+            .conn
+            .clone()
+            .ok_or(e(kernel::bindings::ENOTCONN))?;
         conn.send(m)
     }
 
@@ -157,7 +162,11 @@ impl Node {
     /// A MAC keyed with the current cluster secret (a fresh transform per handshake, so a
     /// secret change applies to the next handshake without locking).
     pub(crate) fn mac(&self) -> Result<HmacSha256> {
-        let secret = self.cfg.lock().secret.ok_or(Error::from_errno(-(kernel::bindings::ENOKEY as i32)))?;
+        let secret = self
+            .cfg
+            .lock()
+            .secret
+            .ok_or(Error::from_errno(-(kernel::bindings::ENOKEY as i32)))?;
         HmacSha256::new(secret.as_bytes())
     }
 

@@ -65,12 +65,20 @@ struct Pulled {
 }
 
 /// Moves up to `count` pages from `addr` that `owner` owns into `p`'s address space.
-fn transfer(p: &Proc, vma: &Vma<'_>, addr: u64, owner: &Peer, count: u32) -> Result<Pulled, PullErr> {
-    let answer = rpc::call(owner, count as usize, PULL_TIMEOUT_MS, |req| Message::Pull {
-        req,
-        pid: p.pid as u32,
-        addr,
-        count,
+fn transfer(
+    p: &Proc,
+    vma: &Vma<'_>,
+    addr: u64,
+    owner: &Peer,
+    count: u32,
+) -> Result<Pulled, PullErr> {
+    let answer = rpc::call(owner, count as usize, PULL_TIMEOUT_MS, |req| {
+        Message::Pull {
+            req,
+            pid: p.pid as u32,
+            addr,
+            count,
+        }
     })
     .map_err(PullErr::Call)?;
     let marker = mm::marker(owner.id, false);
@@ -79,7 +87,10 @@ fn transfer(p: &Proc, vma: &Vma<'_>, addr: u64, owner: &Peer, count: u32) -> Res
             // The owner never had data there: the page is built here the ordinary way.
             vma.clear_marker(addr, marker).map_err(PullErr::Install)?;
             p.remote.fetch_sub(1, Relaxed);
-            Ok(Pulled { pages: 1, data: false })
+            Ok(Pulled {
+                pages: 1,
+                data: false,
+            })
         }
         Answer::Pages { addr: at, data } => {
             let n = data.len() / PAGE_SIZE;
@@ -104,7 +115,13 @@ fn transfer(p: &Proc, vma: &Vma<'_>, addr: u64, owner: &Peer, count: u32) -> Res
 }
 
 /// The fault path's pull: counts it, and says how the fault ends if it failed.
-fn pull_pages(p: &Proc, vma: &Vma<'_>, addr: u64, owner: &Peer, count: u32) -> Result<u32, FaultReply> {
+fn pull_pages(
+    p: &Proc,
+    vma: &Vma<'_>,
+    addr: u64,
+    owner: &Peer,
+    count: u32,
+) -> Result<u32, FaultReply> {
     match transfer(p, vma, addr, owner, count) {
         Ok(got) => {
             p.pulls.fetch_add(1, Relaxed);
@@ -132,10 +149,16 @@ fn pull_pages(p: &Proc, vma: &Vma<'_>, addr: u64, owner: &Peer, count: u32) -> R
 
 /// Home: a fault on a page owned by another node (or on its way there).
 pub(crate) fn home_fault(vma: Vma<'_>, f: MarkerFault) -> FaultReply {
-    let (Some(node), Some(procs)) = (crate::node::get(), home::procs()) else { return FaultReply::SigBus };
+    let (Some(node), Some(procs)) = (crate::node::get(), home::procs()) else {
+        return FaultReply::SigBus;
+    };
     let addr = f.addr;
     let Some(proc) = procs.by_mm(vma.mm_id()) else {
-        peer_warn!(node, "fault on a remote page at {:#x} of an unknown process\n", addr);
+        peer_warn!(
+            node,
+            "fault on a remote page at {:#x} of an unknown process\n",
+            addr
+        );
         return FaultReply::SigBus;
     };
     if f.in_flight {
@@ -144,7 +167,13 @@ pub(crate) fn home_fault(vma: Vma<'_>, f: MarkerFault) -> FaultReply {
         return FaultReply::Ok;
     }
     let Some(owner) = proc.member(f.owner) else {
-        peer_warn!(node, "pid {}: page {:#x} owned by unexpected node {}\n", proc.pid, addr, f.owner);
+        peer_warn!(
+            node,
+            "pid {}: page {:#x} owned by unexpected node {}\n",
+            proc.pid,
+            addr,
+            f.owner
+        );
         return FaultReply::SigBus;
     };
     if crate::jump::home_fault_jumps(&proc, f.user, f.owner) {
@@ -196,21 +225,32 @@ pub(crate) fn recall(p: &Proc, start: u64, end: u64) -> Result {
 /// node, so fetch it (or jump home if that is cheaper). `Ok`: build the page the ordinary
 /// way (it is ours now).
 pub(crate) fn shell_fault(vma: Vma<'_>, addr: u64, user: bool) -> FaultReply {
-    let (Some(node), Some(shells)) = (crate::node::get(), shell::shells()) else { return FaultReply::SigBus };
-    let Some(shell) = shells.by_mm(vma.mm_id()) else { return FaultReply::Ok };
+    let (Some(node), Some(shells)) = (crate::node::get(), shell::shells()) else {
+        return FaultReply::SigBus;
+    };
+    let Some(shell) = shells.by_mm(vma.mm_id()) else {
+        return FaultReply::Ok;
+    };
     if TaskRef::current().pid() != shell.pid || !shell.running() {
         // Somebody else (a /proc reader) touching the shell's memory: those pages are not
         // here, and must not be built here either.
         return FaultReply::SigBus;
     }
     let now = time::now_ns();
-    if user && shell.policy.lock().on_remote_fault(&crate::jump::tunables(), now) {
+    if user
+        && shell
+            .policy
+            .lock()
+            .on_remote_fault(&crate::jump::tunables(), now)
+    {
         crate::jump::request_shell_leave(&shell, JumpReason::RemoteFaults, false);
         if matches!(shell.run(), shell::Run::Leaving { .. }) {
             return FaultReply::NoPage;
         }
     }
-    let Some(home) = node.find_peer(shell.home) else { return FaultReply::SigBus };
+    let Some(home) = node.find_peer(shell.home) else {
+        return FaultReply::SigBus;
+    };
     let r = rpc::call(&*home, 1, PULL_TIMEOUT_MS, |req| Message::Fetch {
         req,
         pid: shell.home_pid,
@@ -279,13 +319,28 @@ fn take_pages(peer: &Peer, pid: u32, addr: u64, count: u32, buf: &mut [u8]) -> R
 }
 
 /// Member: a `Pull` from the home; answers `Pages`.
-pub(crate) fn serve_pull(node: &Node, peer: &Peer, conn: &Conn, req: u32, pid: u32, addr: u64, count: u32) -> Result {
+pub(crate) fn serve_pull(
+    node: &Node,
+    peer: &Peer,
+    conn: &Conn,
+    req: u32,
+    pid: u32,
+    addr: u64,
+    count: u32,
+) -> Result {
     let mut buf = KVVec::from_elem(0u8, count as usize * PAGE_SIZE, GFP_KERNEL)?;
     let (status, n) = match take_pages(peer, pid, addr, count, &mut buf) {
         Ok(0) => (PAGES_BUILD, 0),
         Ok(n) => (0, n),
         Err(e) => {
-            peer_warn!(node, "pull {:#x} for pid {} from node {} failed: {:?}\n", addr, pid, peer.id, e);
+            peer_warn!(
+                node,
+                "pull {:#x} for pid {} from node {} failed: {:?}\n",
+                addr,
+                pid,
+                peer.id,
+                e
+            );
             (e.to_errno(), 0)
         }
     };
@@ -300,9 +355,17 @@ pub(crate) fn serve_pull(node: &Node, peer: &Peer, conn: &Conn, req: u32, pid: u
 /// Home: the process `pid`, away on `peer`, needs its page at `addr`.
 fn take_for_fetch(node: &Node, peer: &Peer, pid: u32, addr: u64, buf: &mut [u8]) -> Result<Taken> {
     let procs = home::procs().ok_or(ENODEV)?;
-    let p = procs.by_pid(pid as i32).filter(|p| p.member(peer.id).is_some()).ok_or(ESRCH)?;
+    let p = procs
+        .by_pid(pid as i32)
+        .filter(|p| p.member(peer.id).is_some())
+        .ok_or(ESRCH)?;
     if p.away_at() != Some(peer.id) {
-        peer_warn!(node, "node {} fetched a page of pid {}, which does not run there\n", peer.id, pid);
+        peer_warn!(
+            node,
+            "node {} fetched a page of pid {}, which does not run there\n",
+            peer.id,
+            pid
+        );
         return Err(EPERM);
     }
     let users = p.mm.users().ok_or(ESRCH)?;
@@ -311,7 +374,10 @@ fn take_for_fetch(node: &Node, peer: &Peer, pid: u32, addr: u64, buf: &mut [u8])
     let t = match vma.take(addr, buf, mm::marker(peer.id, false)) {
         Err(err) if err == EAGAIN => {
             // Owned by a third node: bring it here first, then hand it on.
-            let Some(owner) = p.members().into_iter().find(|m| m.id != peer.id && vma.remote_run(addr, m.id, 1) == 1)
+            let Some(owner) = p
+                .members()
+                .into_iter()
+                .find(|m| m.id != peer.id && vma.remote_run(addr, m.id, 1) == 1)
             else {
                 return Err(EAGAIN);
             };
@@ -326,7 +392,14 @@ fn take_for_fetch(node: &Node, peer: &Peer, pid: u32, addr: u64, buf: &mut [u8])
 }
 
 /// Home: answers a `Fetch` with the page, a build status or an error.
-pub(crate) fn serve_fetch(node: &Node, peer: &Peer, conn: &Conn, req: u32, pid: u32, addr: u64) -> Result {
+pub(crate) fn serve_fetch(
+    node: &Node,
+    peer: &Peer,
+    conn: &Conn,
+    req: u32,
+    pid: u32,
+    addr: u64,
+) -> Result {
     let mut buf = KVVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL)?;
     let (status, n) = match take_for_fetch(node, peer, pid, addr, &mut buf) {
         Ok(Taken::Data) => (0, PAGE_SIZE),

@@ -17,11 +17,7 @@ use crate::policy::{pages_to_push, Watermarks};
 use crate::proto::{Message, Push, MAX_BATCH, PAGE_SIZE};
 use crate::rpc;
 use crate::shell;
-use crate::sys::{
-    kthread,
-    mm,
-    task, time,
-};
+use crate::sys::{kthread, mm, task, time};
 use core::sync::atomic::Ordering::{Relaxed, SeqCst};
 use kernel::{fmt, prelude::*};
 
@@ -62,7 +58,13 @@ fn push_some(node: &Node, p: &Proc, want: u64, pages: &mut [u8]) -> u64 {
         let n = if p.layout_busy.load(SeqCst) {
             None
         } else {
-            push_batch(node, p, &users, (want - pushed).min(MAX_BATCH as u64) as usize, pages)
+            push_batch(
+                node,
+                p,
+                &users,
+                (want - pushed).min(MAX_BATCH as u64) as usize,
+                pages,
+            )
         };
         p.push_done.fetch_add(1, SeqCst);
         p.notify_settled();
@@ -74,9 +76,14 @@ fn push_some(node: &Node, p: &Proc, want: u64, pages: &mut [u8]) -> u64 {
     pushed
 }
 
-
 /// Pushes one batch of at most `batch` pages; `None` if none went.
-fn push_batch(node: &Node, p: &Proc, users: &mm::MmUsers<'_>, batch: usize, pages: &mut [u8]) -> Option<u64> {
+fn push_batch(
+    node: &Node,
+    p: &Proc,
+    users: &mm::MmUsers<'_>,
+    batch: usize,
+    pages: &mut [u8],
+) -> Option<u64> {
     let mut addrs = [0u64; MAX_BATCH];
     let mut wire = [0u8; MAX_BATCH * 8];
     let target = p.push_target()?;
@@ -141,7 +148,13 @@ fn push_batch(node: &Node, p: &Proc, users: &mm::MmUsers<'_>, batch: usize, page
         }
     }
     if !ok {
-        peer_warn!(node, "push of {} pages of pid {} to node {} failed; kept them\n", n, p.pid, peer_id);
+        peer_warn!(
+            node,
+            "push of {} pages of pid {} to node {} failed; kept them\n",
+            n,
+            p.pid,
+            peer_id
+        );
         return None;
     }
     p.remote.fetch_add(settled, Relaxed);
@@ -149,7 +162,6 @@ fn push_batch(node: &Node, p: &Proc, users: &mm::MmUsers<'_>, batch: usize, page
     p.pushed.fetch_add(n as u64, Relaxed);
     Some(n as u64)
 }
-
 
 /// The pusher: every 20 ms, or at once when a throttled fault kicks it, stretches marked
 /// processes that need it and pushes cold pages of stretched ones.
@@ -172,7 +184,13 @@ fn pusher(node: &'static Node) {
                 continue;
             }
             let avail = mm::memory_pages().1;
-            let want = pages_to_push(p.budget.load(Relaxed), p.mm.anon_pages(), avail, &wm, episode);
+            let want = pages_to_push(
+                p.budget.load(Relaxed),
+                p.mm.anon_pages(),
+                avail,
+                &wm,
+                episode,
+            );
             if want > 0 {
                 any = true;
                 push_some(node, p, want.min(PUSH_ROUND), &mut pages);
@@ -193,7 +211,13 @@ pub(crate) fn serve_push(node: &Node, peer: &Peer, conn: &Conn, p: &Push<'_>) ->
     let status = match install_batch(peer, p) {
         Ok(()) => 0,
         Err(e) => {
-            peer_warn!(node, "push for pid {} from node {} failed: {:?}\n", p.pid, peer.id, e);
+            peer_warn!(
+                node,
+                "push for pid {} from node {} failed: {:?}\n",
+                p.pid,
+                peer.id,
+                e
+            );
             e.to_errno()
         }
     };

@@ -129,8 +129,9 @@ impl Waiter {
             if time::now_ns() >= deadline {
                 return Err(e(bindings::ETIMEDOUT));
             }
-            if let kernel::sync::CondVarTimeoutResult::Signal { .. } =
-                self.cv.wait_interruptible_timeout(&mut s, msecs_to_jiffies(50))
+            if let kernel::sync::CondVarTimeoutResult::Signal { .. } = self
+                .cv
+                .wait_interruptible_timeout(&mut s, msecs_to_jiffies(50))
             {
                 // A non-fatal signal cannot be delivered before we return; poll instead.
                 drop(s);
@@ -189,7 +190,11 @@ impl Pending {
     }
 
     /// Hands a reply to the waiter of `req`; false if nobody waits for it (late or bogus).
-    fn complete(&self, req: u32, fill: impl FnOnce(&mut KVVec<u8>) -> core::result::Result<Answer, i32>) -> bool {
+    fn complete(
+        &self,
+        req: u32,
+        fill: impl FnOnce(&mut KVVec<u8>) -> core::result::Result<Answer, i32>,
+    ) -> bool {
         let w = self.list.lock().iter().find(|w| w.req == req).cloned();
         let Some(w) = w else { return false };
         let mut s = w.slot.lock();
@@ -230,7 +235,11 @@ fn status(status: i32, a: Answer) -> core::result::Result<Answer, i32> {
 /// somebody waited for it; `None` if `m` is not a reply.
 pub(crate) fn on_reply(pending: &Pending, m: &Message<'_>) -> Option<bool> {
     let matched = match m {
-        Message::StretchOk { req, status: st, shell_pid } => pending.complete(*req, |_| status(*st, Answer::Shell(*shell_pid))),
+        Message::StretchOk {
+            req,
+            status: st,
+            shell_pid,
+        } => pending.complete(*req, |_| status(*st, Answer::Shell(*shell_pid))),
         Message::PushAck { req, status: st } | Message::JumpAck { req, status: st } => {
             pending.complete(*req, |_| status(*st, Answer::Done))
         }
@@ -241,7 +250,8 @@ pub(crate) fn on_reply(pending: &Pending, m: &Message<'_>) -> Option<bool> {
             if p.status < 0 {
                 return Err(p.status);
             }
-            buf.extend_from_slice(p.pages, GFP_KERNEL).map_err(|_| ENOMEM.to_errno())?;
+            buf.extend_from_slice(p.pages, GFP_KERNEL)
+                .map_err(|_| ENOMEM.to_errno())?;
             let data = core::mem::replace(buf, KVVec::new());
             Ok(Answer::Pages { addr: p.addr, data })
         }),

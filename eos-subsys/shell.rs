@@ -99,11 +99,19 @@ impl Shells {
     }
 
     pub(crate) fn find(&self, home: u16, pid: u32) -> Option<Arc<Shell>> {
-        self.list.lock().iter().find(|s| s.home == home && s.home_pid == pid).cloned()
+        self.list
+            .lock()
+            .iter()
+            .find(|s| s.home == home && s.home_pid == pid)
+            .cloned()
     }
 
     pub(crate) fn by_seed(&self, seed: &umh::Seed) -> Option<Arc<Shell>> {
-        self.list.lock().iter().find(|s| core::ptr::eq(&*s.seed, seed)).cloned()
+        self.list
+            .lock()
+            .iter()
+            .find(|s| core::ptr::eq(&*s.seed, seed))
+            .cloned()
     }
 
     pub(crate) fn by_mm(&self, mm: MmId) -> Option<Arc<Shell>> {
@@ -161,7 +169,11 @@ impl Shells {
         self.write_where(w, |s| s.pid == pid)
     }
 
-    fn write_where(&self, w: &mut impl core::fmt::Write, f: impl Fn(&Shell) -> bool) -> core::fmt::Result {
+    fn write_where(
+        &self,
+        w: &mut impl core::fmt::Write,
+        f: impl Fn(&Shell) -> bool,
+    ) -> core::fmt::Result {
         for s in self.list.lock().iter().filter(|s| f(s)) {
             writeln!(
                 w,

@@ -17,15 +17,7 @@ use crate::proto::{Message, Stretch, MAX_STRETCH_STRINGS};
 use crate::rpc::{self, Answer};
 use crate::shell::{self, Shell};
 use crate::stats::LatencyHist;
-use crate::sys::{
-    crypto,
-    errno::e,
-    file::FileData,
-    global::Global,
-    mm,
-    task::TaskRef,
-    time, umh,
-};
+use crate::sys::{crypto, errno::e, file::FileData, global::Global, mm, task::TaskRef, time, umh};
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use kernel::{
@@ -103,10 +95,18 @@ pub(crate) fn stretch(node: &'static Node, task: &TaskRef, peer: Arc<Peer>, budg
             env: &strings[argv_len..],
         })
     })?;
-    let Answer::Shell(shell_pid) = answer else { return Err(EPROTO) };
+    let Answer::Shell(shell_pid) = answer else {
+        return Err(EPROTO);
+    };
     if let Some(p) = existing {
         p.add_member(peer.clone())?;
-        pr_info!("pid {} ({}) stretched to node {} too (shell pid {})\n", pid, p.comm(), peer.id, shell_pid);
+        pr_info!(
+            "pid {} ({}) stretched to node {} too (shell pid {})\n",
+            pid,
+            p.comm(),
+            peer.id,
+            shell_pid
+        );
         procs.kick();
         return Ok(());
     }
@@ -234,7 +234,9 @@ pub(crate) fn auto_stretch(node: &'static Node, avail_low: bool) {
         if !avail_low && !over_budget {
             continue;
         }
-        let Some(peer) = node.first_connected_peer() else { continue };
+        let Some(peer) = node.first_connected_peer() else {
+            continue;
+        };
         match stretch(node, &task, peer, m.budget) {
             Ok(()) => marks.forget(m.pid),
             Err(e) => peer_warn!(node, "automatic stretch of pid {} failed: {:?}\n", m.pid, e),
@@ -247,7 +249,13 @@ pub(crate) fn serve_stretch(node: &Node, peer: &Peer, conn: &Conn, s: &Stretch<'
     let (status, pid) = match make_shell(node, peer, s) {
         Ok(pid) => (0, pid as u32),
         Err(e) => {
-            peer_warn!(node, "stretch of pid {} from node {} refused: {:?}\n", s.pid, peer.id, e);
+            peer_warn!(
+                node,
+                "stretch of pid {} from node {} refused: {:?}\n",
+                s.pid,
+                peer.id,
+                e
+            );
             (e.to_errno(), 0)
         }
     };
@@ -270,7 +278,10 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
     let cpath = core::ffi::CStr::from_bytes_with_nul(&path).map_err(|_| EINVAL)?;
     let exe = FileData::read(cpath)?;
     if crypto::sha256(exe.bytes())? != s.exe_hash {
-        pr_warn!("stretch refused: {:?} differs from the home node's executable\n", cpath);
+        pr_warn!(
+            "stretch refused: {:?} differs from the home node's executable\n",
+            cpath
+        );
         return Err(ENOEXEC);
     }
     drop(exe);
@@ -288,10 +299,18 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
             if st.failed || time::now_ns() >= deadline {
                 return Err(ECHILD);
             }
-            let _ = seed.cv.wait_interruptible_timeout(&mut st, msecs_to_jiffies(100));
+            let _ = seed
+                .cv
+                .wait_interruptible_timeout(&mut st, msecs_to_jiffies(100));
         }
     };
-    let shell_mm = seed.state.lock().mm.as_ref().and_then(|m| m.grab_again()).ok_or(ECHILD)?;
+    let shell_mm = seed
+        .state
+        .lock()
+        .mm
+        .as_ref()
+        .and_then(|m| m.grab_again())
+        .ok_or(ECHILD)?;
     // From now on an empty PTE there is the home's page (when the shell runs the process).
     // Exec wrote some pages of the shell (its initial stack, the tail of its data): they are
     // not the process's, whose pages all live at home until moved. Drop them, so that an
@@ -329,15 +348,24 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
         GFP_KERNEL,
     )?;
     shells.add(shell)?;
-    pr_info!("shell pid {} holds process {} of node {}\n", pid, s.pid, peer.id);
+    pr_info!(
+        "shell pid {} holds process {} of node {}\n",
+        pid,
+        s.pid,
+        peer.id
+    );
     Ok(pid)
 }
 
 /// Member: the home's process `pid` exited; its shell dies.
 pub(crate) fn serve_release(peer: &Peer, pid: u32) {
-    let Some(shells) = shell::shells() else { return };
-    for s in shells.remove_where(|s| s.home == peer.id && s.home_pid == pid).iter() {
+    let Some(shells) = shell::shells() else {
+        return;
+    };
+    for s in shells
+        .remove_where(|s| s.home == peer.id && s.home_pid == pid)
+        .iter()
+    {
         s.seed.release();
     }
 }
-

@@ -26,7 +26,11 @@ impl Arrival {
             v.extend_from_slice(b, GFP_KERNEL)?;
             Ok(v)
         }
-        let stack = if j.stack.is_empty() { None } else { Some((j.stack_addr, copy(j.stack)?)) };
+        let stack = if j.stack.is_empty() {
+            None
+        } else {
+            Some((j.stack_addr, copy(j.stack)?))
+        };
         Ok(Self {
             stack,
             req: j.req,

@@ -171,12 +171,23 @@ fn report(node: &Node, conn: &Conn, who: Option<SocketAddrV4>, role: &str, e: Li
             None
         }
         LinkErr::Bad(p) => {
-            peer_warn!(node, "bad frame from {:?} ({}): {}; closing\n", who, role, p);
+            peer_warn!(
+                node,
+                "bad frame from {:?} ({}): {}; closing\n",
+                who,
+                role,
+                p
+            );
             Some(Reason::Malformed)
         }
         LinkErr::Unexpected(t) => {
             Stats::inc(&node.stats.rx_unexpected);
-            peer_warn!(node, "unexpected {} message from {:?}; closing\n", t.name(), who);
+            peer_warn!(
+                node,
+                "unexpected {} message from {:?}; closing\n",
+                t.name(),
+                who
+            );
             Some(Reason::Unexpected)
         }
         _ => None,
@@ -218,7 +229,11 @@ fn accept_loop((node, listener): (&'static Node, Socket)) {
         if node.handshaking.fetch_add(1, Relaxed) >= MAX_HANDSHAKING {
             node.handshaking.fetch_sub(1, Relaxed);
             Stats::inc(&node.stats.busy_refusals);
-            peer_warn!(node, "too many handshakes in progress; refusing {:?}\n", sock.peer_addr());
+            peer_warn!(
+                node,
+                "too many handshakes in progress; refusing {:?}\n",
+                sock.peer_addr()
+            );
             continue;
         }
         if kthread::spawn(fmt!("eos-conn"), (node, sock), serve).is_err() {
@@ -240,7 +255,9 @@ impl Drop for HandshakeSlot {
 fn serve((node, sock): (&'static Node, Socket)) {
     let slot = HandshakeSlot(node);
     let who = sock.peer_addr();
-    let Ok(conn) = Conn::new(sock, &node.stats) else { return };
+    let Ok(conn) = Conn::new(sock, &node.stats) else {
+        return;
+    };
     let mut rx = match Rx::new() {
         Ok(rx) => rx,
         Err(_) => return,
@@ -415,7 +432,9 @@ fn run_link(
                     late(node, matched);
                     continue;
                 }
-                let Some(h) = HANDLERS.get() else { break LinkErr::Unexpected(m.ty()) };
+                let Some(h) = HANDLERS.get() else {
+                    break LinkErr::Unexpected(m.ty());
+                };
                 match (h.message)(node, peer, &conn, &m) {
                     Ok(()) => {}
                     Err(Unhandled::Io(e)) => break LinkErr::Io(e),
@@ -444,7 +463,12 @@ fn run_link(
         }
         match end {
             LinkErr::Io(e) => pr_info!("link to node {} down: {} ({:?})\n", peer.id, end.name(), e),
-            LinkErr::Bye(r) => pr_info!("link to node {} down: {} ({})\n", peer.id, end.name(), r.name()),
+            LinkErr::Bye(r) => pr_info!(
+                "link to node {} down: {} ({})\n",
+                peer.id,
+                end.name(),
+                r.name()
+            ),
             _ => pr_info!("link to node {} down: {}\n", peer.id, end.name()),
         }
     }

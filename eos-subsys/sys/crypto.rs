@@ -40,7 +40,12 @@ impl HmacSha256 {
         // SAFETY: `tfm` is live and keyed; `data` is valid for `len` bytes; `out` has room for
         // the 32-byte digest of sha256.
         to_result(unsafe {
-            bindings::crypto_shash_tfm_digest(self.tfm.as_ptr(), data.as_ptr(), len, out.as_mut_ptr())
+            bindings::crypto_shash_tfm_digest(
+                self.tfm.as_ptr(),
+                data.as_ptr(),
+                len,
+                out.as_mut_ptr(),
+            )
         })?;
         Ok(out)
     }
@@ -70,7 +75,8 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
 /// SHA-256 of `data` (kernel crypto), e.g. to compare executables across nodes.
 pub(crate) fn sha256(data: &[u8]) -> Result<[u8; 32]> {
     // SAFETY: the algorithm name is NUL-terminated.
-    let tfm = from_err_ptr(unsafe { bindings::crypto_alloc_shash(c"sha256".as_ptr().cast(), 0, 0) })?;
+    let tfm =
+        from_err_ptr(unsafe { bindings::crypto_alloc_shash(c"sha256".as_ptr().cast(), 0, 0) })?;
     let tfm = NonNull::new(tfm).ok_or(ENOMEM)?;
     // Reuse the HMAC wrapper's digest and free paths: an unkeyed hash is the same call.
     let h = HmacSha256 { tfm };

@@ -131,11 +131,16 @@ pub(crate) extern "C" fn elastic_missing(
 /// A syscall of a shell's task, or a layout syscall of a stretched process at home. True: it
 /// was handled (run at home, or run here with the members following).
 #[no_mangle]
-pub(crate) extern "C" fn elastic_syscall(regs: *mut bindings::pt_regs, nr: core::ffi::c_int) -> bool {
+pub(crate) extern "C" fn elastic_syscall(
+    regs: *mut bindings::pt_regs,
+    nr: core::ffi::c_int,
+) -> bool {
     let Some(h) = HOOKS.get() else { return false };
     // SAFETY: the entry code passes the current task's user registers saved at syscall entry;
     // only this task uses them until it returns to user mode.
-    let Some(mut regs) = (unsafe { SyscallRegs::from_entry(regs) }) else { return false };
+    let Some(mut regs) = (unsafe { SyscallRegs::from_entry(regs) }) else {
+        return false;
+    };
     (h.syscall)(&mut regs, nr)
 }
 
@@ -195,7 +200,11 @@ pub(crate) extern "C" fn elastic_sys_stretch(pid: i32, node: i32) -> core::ffi::
 
 /// `elastic_ctl(op, pid, arg)`.
 #[no_mangle]
-pub(crate) extern "C" fn elastic_sys_ctl(op: i32, pid: i32, arg: core::ffi::c_ulong) -> core::ffi::c_long {
+pub(crate) extern "C" fn elastic_sys_ctl(
+    op: i32,
+    pid: i32,
+    arg: core::ffi::c_ulong,
+) -> core::ffi::c_long {
     syscall(|h| (h.ctl)(op, pid, arg as u64))
 }
 
@@ -208,7 +217,11 @@ pub(crate) extern "C" fn elastic_sys_jump(pid: i32, node: i32) -> core::ffi::c_l
 /// `/proc/<pid>/elastic`: formats what ElasticOS knows of process `pid` into `buf`; returns
 /// the length (0: nothing).
 #[no_mangle]
-pub(crate) extern "C" fn elastic_proc_show(pid: i32, buf: *mut u8, len: usize) -> core::ffi::c_long {
+pub(crate) extern "C" fn elastic_proc_show(
+    pid: i32,
+    buf: *mut u8,
+    len: usize,
+) -> core::ffi::c_long {
     let Some(h) = HOOKS.get() else { return 0 };
     if buf.is_null() {
         return 0;

@@ -232,7 +232,13 @@ impl<'a> Vma<'a> {
         pages_ok(data)?;
         // SAFETY: the VMA is locked; `data` holds a page.
         to_result(unsafe {
-            bindings::elastic_install_page(self.raw(), addr as _, expect as _, data.as_ptr().cast(), replace)
+            bindings::elastic_install_page(
+                self.raw(),
+                addr as _,
+                expect as _,
+                data.as_ptr().cast(),
+                replace,
+            )
         })
     }
 
@@ -253,7 +259,13 @@ impl<'a> Vma<'a> {
     pub(crate) fn clear_marker(&self, addr: u64, expect: u64) -> Result {
         // SAFETY: the VMA is locked; a NULL page means "clear the marker".
         to_result(unsafe {
-            bindings::elastic_install_page(self.raw(), addr as _, expect as _, core::ptr::null(), false)
+            bindings::elastic_install_page(
+                self.raw(),
+                addr as _,
+                expect as _,
+                core::ptr::null(),
+                false,
+            )
         })
     }
 
@@ -289,7 +301,9 @@ impl<'a> Vma<'a> {
         }
         // SAFETY: the VMA is locked (mmap lock held for read, as zapping requires); the range
         // lies inside it.
-        unsafe { bindings::zap_page_range_single(self.raw(), s as _, (e - s) as _, core::ptr::null_mut()) };
+        unsafe {
+            bindings::zap_page_range_single(self.raw(), s as _, (e - s) as _, core::ptr::null_mut())
+        };
     }
 
     /// Settled remote markers in `[start, end)` (clipped to the VMA).
@@ -301,7 +315,8 @@ impl<'a> Vma<'a> {
     pub(crate) fn remote_count_on(&self, start: u64, end: u64, node: Option<u16>) -> u64 {
         let node = node.map_or(-1, i32::from);
         // SAFETY: the VMA is locked.
-        unsafe { bindings::elastic_remote_count(self.raw(), start as _, end as _, node) }.max(0) as u64
+        unsafe { bindings::elastic_remote_count(self.raw(), start as _, end as _, node) }.max(0)
+            as u64
     }
 
     /// File offset of its start, in pages.
@@ -316,7 +331,13 @@ impl<'a> Vma<'a> {
         let (mut size, mut mtime) = (0, 0);
         // SAFETY: the VMA is locked; `buf` is writable for its length.
         let n = unsafe {
-            bindings::elastic_vma_file(self.raw(), buf.as_mut_ptr().cast(), buf.len() as i32, &mut size, &mut mtime)
+            bindings::elastic_vma_file(
+                self.raw(),
+                buf.as_mut_ptr().cast(),
+                buf.len() as i32,
+                &mut size,
+                &mut mtime,
+            )
         };
         (n > 0).then_some((n as usize, size, mtime))
     }
@@ -324,14 +345,26 @@ impl<'a> Vma<'a> {
     /// Private anonymous memory (what a shell must have mapped to run the process).
     pub(crate) fn anon_private(&self) -> bool {
         // SAFETY: as above.
-        let (ops, f) = unsafe { ((*self.raw()).vm_ops, (*self.raw()).__bindgen_anon_2.vm_flags) };
+        let (ops, f) = unsafe {
+            (
+                (*self.raw()).vm_ops,
+                (*self.raw()).__bindgen_anon_2.vm_flags,
+            )
+        };
         ops.is_null() && (f as u64 & bindings::VM_SHARED as u64) == 0
     }
 
     /// Evicts up to `addrs.len()` cold pages of `[start, end)` towards `node` (in-flight
     /// markers), copying them into consecutive pages of `pages`. Returns how many, and where
     /// the scan stopped.
-    pub(crate) fn evict(&self, start: u64, end: u64, node: u16, addrs: &mut [u64], pages: &mut [u8]) -> (usize, u64) {
+    pub(crate) fn evict(
+        &self,
+        start: u64,
+        end: u64,
+        node: u16,
+        addrs: &mut [u64],
+        pages: &mut [u8],
+    ) -> (usize, u64) {
         const MAX: usize = 32;
         let max = addrs.len().min(pages.len() / PAGE_SIZE).min(MAX);
         let mut ptrs = [core::ptr::null_mut::<u8>(); MAX];
@@ -372,7 +405,8 @@ impl<'a> Vma<'a> {
     /// How many pages from `addr` on `node` owns (at most `max`).
     pub(crate) fn remote_run(&self, addr: u64, node: u16, max: u32) -> u32 {
         // SAFETY: the VMA is locked.
-        unsafe { bindings::elastic_remote_run(self.raw(), addr as _, node as _, max as i32) }.max(0) as u32
+        unsafe { bindings::elastic_remote_run(self.raw(), addr as _, node as _, max as i32) }.max(0)
+            as u32
     }
 }
 
@@ -403,7 +437,14 @@ pub(crate) fn map_fixed_anon(addr: u64, len: u64, prot: u32) -> Result {
     let flags = bindings::MAP_PRIVATE | bindings::MAP_ANONYMOUS | bindings::MAP_FIXED_NOREPLACE;
     // SAFETY: no file; the current mm is the adopted one (see `MmUsers::with_mm`).
     let r = unsafe {
-        bindings::vm_mmap(core::ptr::null_mut(), addr as _, len as _, (prot | 3) as _, flags as _, 0)
+        bindings::vm_mmap(
+            core::ptr::null_mut(),
+            addr as _,
+            len as _,
+            (prot | 3) as _,
+            flags as _,
+            0,
+        )
     };
     if r as u64 == addr {
         Ok(())
@@ -437,12 +478,28 @@ pub(crate) fn protect(addr: u64, len: u64, prot: u32) -> Result {
 
 /// Maps `path` (NUL-terminated) privately at `[addr, addr + len)` of the current task's mm,
 /// from page `pgoff`, if it is the file the home has (same size and mtime); never replaces.
-pub(crate) fn map_file(path: &[u8], size: u64, mtime_ns: u64, addr: u64, len: u64, prot: u32, pgoff: u64) -> Result {
+pub(crate) fn map_file(
+    path: &[u8],
+    size: u64,
+    mtime_ns: u64,
+    addr: u64,
+    len: u64,
+    prot: u32,
+    pgoff: u64,
+) -> Result {
     if path.last() != Some(&0) {
         return Err(EINVAL);
     }
     // SAFETY: `path` is NUL-terminated; the callee opens it with the current credentials.
     to_result(unsafe {
-        bindings::elastic_map_file(path.as_ptr().cast(), size, mtime_ns, addr as _, len as _, prot as _, pgoff)
+        bindings::elastic_map_file(
+            path.as_ptr().cast(),
+            size,
+            mtime_ns,
+            addr as _,
+            len as _,
+            prot as _,
+            pgoff,
+        )
     })
 }

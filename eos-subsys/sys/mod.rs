@@ -9,14 +9,14 @@ pub(crate) mod arch;
 pub(crate) mod crypto;
 pub(crate) mod errno;
 pub(crate) mod file;
+pub(crate) mod global;
+pub(crate) mod hooks;
 pub(crate) mod kthread;
+#[cfg(CONFIG_ELASTICOS_KUNIT_TEST)]
+pub(crate) mod kunit;
 pub(crate) mod mm;
 pub(crate) mod net;
 pub(crate) mod sysfs;
 pub(crate) mod task;
 pub(crate) mod time;
 pub(crate) mod umh;
-pub(crate) mod global;
-pub(crate) mod hooks;
-#[cfg(CONFIG_ELASTICOS_KUNIT_TEST)]
-pub(crate) mod kunit;

@@ -197,7 +197,9 @@ impl Socket {
     /// Shuts both directions down, waking any thread blocked on the socket.
     pub(crate) fn shutdown(&self) {
         // SAFETY: `self.0` is live; shutdown may race with send/recv by design.
-        unsafe { bindings::kernel_sock_shutdown(self.0.as_ptr(), bindings::sock_shutdown_cmd_SHUT_RDWR) };
+        unsafe {
+            bindings::kernel_sock_shutdown(self.0.as_ptr(), bindings::sock_shutdown_cmd_SHUT_RDWR)
+        };
     }
 
     /// The remote address, for logs.

@@ -35,7 +35,8 @@ unsafe extern "C" fn show(
     // (`repr(C)`, first field), and those are never freed.
     let e = unsafe { &*attr.cast::<Entry>() };
     // SAFETY: sysfs hands `show` a zeroed buffer of PAGE_SIZE bytes.
-    let out = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), bindings::PAGE_SIZE as usize) };
+    let out =
+        unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), bindings::PAGE_SIZE as usize) };
     let mut w = FmtBuf::new(out);
     if let Some(f) = e.ops.show {
         f(&mut w);
@@ -99,7 +100,8 @@ pub(crate) fn create(name: &'static CStr, attrs: &'static [Attr]) -> Result {
 
     // SAFETY: `kernel_kobj` is initialised before any initcall of ours runs; the name is a
     // NUL-terminated static string.
-    let kobj = unsafe { bindings::kobject_create_and_add(name.as_ptr().cast(), bindings::kernel_kobj) };
+    let kobj =
+        unsafe { bindings::kobject_create_and_add(name.as_ptr().cast(), bindings::kernel_kobj) };
     if kobj.is_null() {
         return Err(ENOMEM);
     }

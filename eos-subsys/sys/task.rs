@@ -48,7 +48,8 @@ impl TaskRef {
     /// CAP_SYS_ADMIN.
     pub(crate) fn caller_may_control(&self) -> bool {
         // SAFETY: the task is referenced; the helpers read RCU-protected credentials safely.
-        let same = unsafe { bindings::elastic_task_uid(self.raw()) == bindings::elastic_current_euid() };
+        let same =
+            unsafe { bindings::elastic_task_uid(self.raw()) == bindings::elastic_current_euid() };
         // SAFETY: no preconditions.
         same || unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) }
     }
@@ -103,7 +104,13 @@ impl TaskRef {
     pub(crate) fn read_mem(&self, addr: u64, buf: &mut [u8]) -> usize {
         // SAFETY: the task is referenced; `buf` is writable for its length.
         let n = unsafe {
-            bindings::access_process_vm(self.raw(), addr as _, buf.as_mut_ptr().cast(), buf.len() as i32, 0)
+            bindings::access_process_vm(
+                self.raw(),
+                addr as _,
+                buf.as_mut_ptr().cast(),
+                buf.len() as i32,
+                0,
+            )
         };
         n.max(0) as usize
     }
@@ -148,7 +155,8 @@ impl TaskRef {
             return Err(ENOENT);
         }
         // SAFETY: `file` is referenced; `buf` is writable for its length.
-        let p = unsafe { bindings::d_path(&(*file).f_path, buf.as_mut_ptr().cast(), buf.len() as i32) };
+        let p =
+            unsafe { bindings::d_path(&(*file).f_path, buf.as_mut_ptr().cast(), buf.len() as i32) };
         // SAFETY: balances `get_mm_exe_file`.
         unsafe { bindings::fput(file) };
         if (p as isize) < 0 && (p as isize) > -4096 {

@@ -94,8 +94,9 @@ impl Seed {
             if core::mem::take(&mut st.arrived) {
                 return true;
             }
-            if let kernel::sync::CondVarTimeoutResult::Signal { .. } =
-                self.cv.wait_interruptible_timeout(&mut st, kernel::time::msecs_to_jiffies(100))
+            if let kernel::sync::CondVarTimeoutResult::Signal { .. } = self
+                .cv
+                .wait_interruptible_timeout(&mut st, kernel::time::msecs_to_jiffies(100))
             {
                 // Only SIGSTOP gets here (the rest is blocked); it waits for user mode. Poll.
                 drop(st);
@@ -124,7 +125,11 @@ fn queue_park(seed: Arc<Seed>) -> c_int {
     let r = unsafe {
         (*head).next = core::ptr::null_mut();
         (*head).func = Some(park);
-        bindings::task_work_add(bindings::get_current(), head, bindings::task_work_notify_mode_TWA_RESUME)
+        bindings::task_work_add(
+            bindings::get_current(),
+            head,
+            bindings::task_work_notify_mode_TWA_RESUME,
+        )
     };
     if r != 0 {
         // SAFETY: not queued, so the reference is still ours.

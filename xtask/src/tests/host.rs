@@ -14,9 +14,14 @@ fn cargo(args: &[&str]) -> Result<String> {
     Ok(String::new())
 }
 
-/// `cargo fmt --check` over the workspace.
+/// `cargo fmt --check` over the workspace, and rustfmt over the kernel crate (its root
+/// reaches every file of eos-subsys/, which is not a cargo package).
 pub fn fmt() -> Result<String> {
-    cargo(&["fmt", "--all", "--", "--check"])
+    cargo(&["fmt", "--all", "--", "--check"])?;
+    run(Command::new("rustfmt")
+        .args(["--edition", "2021", "--check"])
+        .arg(project_root().join("eos-subsys/elastic.rs")))?;
+    Ok(String::new())
 }
 
 /// Clippy over the workspace, every target, warnings denied.

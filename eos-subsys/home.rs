@@ -35,6 +35,17 @@ use kernel::{
 const LAYOUT_WAIT_MS: u64 = 20_000;
 
 /// A stretched process, at home.
+///
+/// # Invariants
+///
+/// - Its task is single-threaded, so only the process itself touches its memory; only this
+///   node changes the ownership of its pages (the process's own faults and the pusher), each
+///   change under the PTE lock (mm/elastic.c).
+/// - A PTE of `mm` is a present page (owned here), a marker naming a node in `nodes` (owned
+///   there), or an in-flight marker (a push batch under way, settled within a push timeout).
+/// - `place` is `Away` only from a jump its target confirmed until execution is back; while
+///   it is, the task sleeps in `jump::home_leave` and nothing at home runs its code.
+/// - `dead` never goes back to false; a dead process is off the registry.
 #[pin_data]
 pub(crate) struct Proc {
     pub(crate) pid: i32,
@@ -68,28 +79,52 @@ pub(crate) struct Proc {
     pub(crate) inbox_cv: CondVar,
     #[pin]
     pub(crate) policy: Mutex<JumpPolicy>,
-    pub(crate) jumps: AtomicU64,
-    pub(crate) jump_lat: LatencyHist,
-    pub(crate) away_ns: AtomicU64,
-    /// Pages the process fetched while away.
-    pub(crate) fetched: AtomicU64,
-    pub(crate) pulls: AtomicU64,
-    pub(crate) pulled: AtomicU64,
-    pub(crate) pushes: AtomicU64,
-    pub(crate) pushed: AtomicU64,
-    pub(crate) fault_lat: LatencyHist,
+    /// What it did, for /proc and sysfs.
+    pub(crate) counters: ProcCounters,
     /// Push batches begun and finished: a layout change waits for the ones under way.
     pub(crate) push_started: AtomicU64,
     pub(crate) push_done: AtomicU64,
     /// A layout syscall (munmap, mremap, ...) runs: the pusher leaves the process alone.
     pub(crate) layout_busy: AtomicBool,
-    /// Layout syscalls that the members followed (discards sent, or pages recalled).
-    pub(crate) layout_ops: AtomicU64,
     /// Bumped (and `settled` signalled) when in-flight pages are settled.
     #[pin]
     pub(crate) settle_gen: Mutex<u64>,
     #[pin]
     pub(crate) settled: CondVar,
+}
+
+/// What a stretched process did, for /proc and sysfs. Counters only: no decision reads them.
+pub(crate) struct ProcCounters {
+    pub(crate) pulls: AtomicU64,
+    pub(crate) pulled: AtomicU64,
+    pub(crate) pushes: AtomicU64,
+    pub(crate) pushed: AtomicU64,
+    /// Remote-fault latency at home.
+    pub(crate) fault_lat: LatencyHist,
+    pub(crate) jumps: AtomicU64,
+    pub(crate) jump_lat: LatencyHist,
+    pub(crate) away_ns: AtomicU64,
+    /// Pages the process fetched while away.
+    pub(crate) fetched: AtomicU64,
+    /// Layout syscalls that the members followed (discards sent, or pages recalled).
+    pub(crate) layout_ops: AtomicU64,
+}
+
+impl ProcCounters {
+    fn new() -> Self {
+        Self {
+            pulls: AtomicU64::new(0),
+            pulled: AtomicU64::new(0),
+            pushes: AtomicU64::new(0),
+            pushed: AtomicU64::new(0),
+            fault_lat: LatencyHist::new(),
+            jumps: AtomicU64::new(0),
+            jump_lat: LatencyHist::new(),
+            away_ns: AtomicU64::new(0),
+            fetched: AtomicU64::new(0),
+            layout_ops: AtomicU64::new(0),
+        }
+    }
 }
 
 /// Where the execution of a stretched process is.
@@ -237,22 +272,22 @@ impl Proc {
             self.mm.anon_pages(),
             self.remote.load(Relaxed),
             self.budget.load(Relaxed),
-            self.pulls.load(Relaxed),
-            self.pulled.load(Relaxed),
-            self.pushes.load(Relaxed),
-            self.pushed.load(Relaxed),
-            self.pulled.load(Relaxed) * PAGE_SIZE as u64,
-            self.pushed.load(Relaxed) * PAGE_SIZE as u64,
-            self.fault_lat.percentile_us(50),
-            self.fault_lat.percentile_us(99),
+            self.counters.pulls.load(Relaxed),
+            self.counters.pulled.load(Relaxed),
+            self.counters.pushes.load(Relaxed),
+            self.counters.pushed.load(Relaxed),
+            self.counters.pulled.load(Relaxed) * PAGE_SIZE as u64,
+            self.counters.pushed.load(Relaxed) * PAGE_SIZE as u64,
+            self.counters.fault_lat.percentile_us(50),
+            self.counters.fault_lat.percentile_us(99),
             self.away_at().is_some() as u8,
             self.sticky.load(Relaxed) as u8,
-            self.jumps.load(Relaxed),
-            self.jump_lat.percentile_us(50),
-            self.jump_lat.percentile_us(99),
-            self.away_ns.load(Relaxed) / 1_000_000,
-            self.fetched.load(Relaxed),
-            self.layout_ops.load(Relaxed),
+            self.counters.jumps.load(Relaxed),
+            self.counters.jump_lat.percentile_us(50),
+            self.counters.jump_lat.percentile_us(99),
+            self.counters.away_ns.load(Relaxed) / 1_000_000,
+            self.counters.fetched.load(Relaxed),
+            self.counters.layout_ops.load(Relaxed),
         )
     }
 }
@@ -281,25 +316,16 @@ impl Proc {
                 dead: AtomicBool::new(false),
                 cursor: AtomicU64::new(0),
                 remote: AtomicI64::new(0),
-                pulls: AtomicU64::new(0),
-                pulled: AtomicU64::new(0),
-                pushes: AtomicU64::new(0),
-                pushed: AtomicU64::new(0),
-                fault_lat: LatencyHist::new(),
                 place <- new_spinlock!(Where::Home),
+                counters: ProcCounters::new(),
                 sticky: AtomicBool::new(false),
                 too_many_maps: AtomicU64::new(0),
                 inbox <- new_mutex!(None),
                 inbox_cv <- new_condvar!(),
                 policy <- new_mutex!(JumpPolicy::new(tunables, time::now_ns())),
-                jumps: AtomicU64::new(0),
-                jump_lat: LatencyHist::new(),
-                away_ns: AtomicU64::new(0),
-                fetched: AtomicU64::new(0),
                 push_started: AtomicU64::new(0),
                 push_done: AtomicU64::new(0),
                 layout_busy: AtomicBool::new(false),
-                layout_ops: AtomicU64::new(0),
                 settle_gen <- new_mutex!(0),
                 settled <- new_condvar!(),
             }),
@@ -418,12 +444,12 @@ pub(crate) fn exit(p: &Arc<Proc>) {
             "pid {} ({}) exited: {} pulls ({} pages), {} pushes ({} pages), fault p50 {} us p99 {} us\n",
             p.pid,
             p.comm(),
-            p.pulls.load(Relaxed),
-            p.pulled.load(Relaxed),
-            p.pushes.load(Relaxed),
-            p.pushed.load(Relaxed),
-            p.fault_lat.percentile_us(50),
-            p.fault_lat.percentile_us(99)
+            p.counters.pulls.load(Relaxed),
+            p.counters.pulled.load(Relaxed),
+            p.counters.pushes.load(Relaxed),
+            p.counters.pushed.load(Relaxed),
+            p.counters.fault_lat.percentile_us(50),
+            p.counters.fault_lat.percentile_us(99)
         );
     }
 }

@@ -361,8 +361,8 @@ fn home_leave(p: Arc<Proc>) {
     }
     let left = time::now_ns();
     let lat = left - t0;
-    p.jumps.fetch_add(1, Relaxed);
-    p.jump_lat.record_ns(lat);
+    p.counters.jumps.fetch_add(1, Relaxed);
+    p.counters.jump_lat.record_ns(lat);
     record(p.pid as u32, node.id(), target.id, reason, lat);
     p.policy.lock().on_departure(&tun, left);
 
@@ -371,7 +371,7 @@ fn home_leave(p: Arc<Proc>) {
         let mut inbox = p.inbox.lock();
         if let Some(a) = inbox.take() {
             drop(inbox);
-            p.away_ns.fetch_add(time::now_ns() - left, Relaxed);
+            p.counters.away_ns.fetch_add(time::now_ns() - left, Relaxed);
             home_arrive(node, &p, a);
             return;
         }
@@ -535,7 +535,7 @@ fn shell_arrive(shell: &Shell) -> bool {
     }
     shell.move_run(|_| true, Run::Running);
     shell.policy.lock().on_arrival(time::now_ns());
-    shell.arrivals.fetch_add(1, Relaxed);
+    shell.counters.arrivals.fetch_add(1, Relaxed);
     ack(node, a.from, a.req, 0);
     let _ = a.reason;
     true
@@ -595,8 +595,8 @@ pub(crate) fn shell_leave(shell: &Arc<Shell>, reason: JumpReason) -> bool {
         return false;
     }
     let now = time::now_ns();
-    shell.jumps.fetch_add(1, Relaxed);
-    shell.jump_lat.record_ns(now - t0);
+    shell.counters.jumps.fetch_add(1, Relaxed);
+    shell.counters.jump_lat.record_ns(now - t0);
     record(shell.home_pid, node.id(), shell.home, reason, now - t0);
     shell.policy.lock().on_departure(&tunables(), now);
     while shell.seed.wait_arrival() {
@@ -639,7 +639,7 @@ pub(crate) fn request_shell_leave(shell: &Arc<Shell>, reason: JumpReason, kick: 
 /// The `syscall` hook: a shell's task running a process away from home made a syscall. The
 /// caller rewound its registers to the `syscall` instruction; run it at home.
 pub(crate) fn shell_syscall(shell: &Arc<Shell>) -> bool {
-    shell.syscalls.fetch_add(1, Relaxed);
+    shell.counters.syscalls.fetch_add(1, Relaxed);
     if !shell_leave(shell, JumpReason::Syscall) {
         kill_current();
     }
@@ -650,7 +650,7 @@ pub(crate) fn shell_syscall(shell: &Arc<Shell>) -> bool {
 /// fault of the program's own. Either way the home runs the instruction again, with the
 /// home's mappings and signal handlers.
 pub(crate) fn shell_fault_signal(shell: &Arc<Shell>, sig: u32) -> bool {
-    shell.faults.fetch_add(1, Relaxed);
+    shell.counters.faults.fetch_add(1, Relaxed);
     pr_debug!(
         "shell of pid {}: signal {} while running it; the home retries\n",
         shell.home_pid,

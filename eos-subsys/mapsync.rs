@@ -77,7 +77,7 @@ pub(crate) fn home_syscall(
         p.remote.fetch_sub(remote as i64, Relaxed);
     }
     if changed || l.recall.is_some() {
-        p.layout_ops.fetch_add(1, Relaxed);
+        p.counters.layout_ops.fetch_add(1, Relaxed);
     }
     p.layout_done();
     true
@@ -307,8 +307,11 @@ pub(crate) fn reconcile(node: &Node, shell: &Shell, ranges: &[u8], files: &[u8])
             )
         });
         let (mine, node_wide) = match r {
-            Ok(()) => (&shell.mapped_files, &node.stats.shell_files_mapped),
-            Err(_) => (&shell.unmapped_files, &node.stats.shell_files_missing),
+            Ok(()) => (&shell.counters.mapped_files, &node.stats.shell_files_mapped),
+            Err(_) => (
+                &shell.counters.unmapped_files,
+                &node.stats.shell_files_missing,
+            ),
         };
         mine.fetch_add(1, Relaxed);
         crate::stats::Stats::inc(node_wide);

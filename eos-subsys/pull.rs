@@ -124,9 +124,9 @@ fn pull_pages(
 ) -> Result<u32, FaultReply> {
     match transfer(p, vma, addr, owner, count) {
         Ok(got) => {
-            p.pulls.fetch_add(1, Relaxed);
+            p.counters.pulls.fetch_add(1, Relaxed);
             if got.data {
-                p.pulled.fetch_add(got.pages as u64, Relaxed);
+                p.counters.pulled.fetch_add(got.pages as u64, Relaxed);
             }
             Ok(got.pages)
         }
@@ -188,7 +188,7 @@ pub(crate) fn home_fault(vma: Vma<'_>, f: MarkerFault) -> FaultReply {
     let count = pull_count(PREFETCH.load(Relaxed) as u32, run);
     match pull_pages(&proc, &vma, addr, &owner, count) {
         Ok(_) => {
-            proc.fault_lat.record_ns(time::now_ns() - t0);
+            proc.counters.fault_lat.record_ns(time::now_ns() - t0);
             FaultReply::Ok
         }
         Err(f) => f,
@@ -281,8 +281,8 @@ pub(crate) fn shell_fault(vma: Vma<'_>, addr: u64, user: bool) -> FaultReply {
             return FaultReply::SigBus;
         }
     };
-    shell.fetches.fetch_add(1, Relaxed);
-    shell.fetch_lat.record_ns(time::now_ns() - now);
+    shell.counters.fetches.fetch_add(1, Relaxed);
+    shell.counters.fetch_lat.record_ns(time::now_ns() - now);
     match answer {
         Answer::Build => FaultReply::Ok,
         Answer::Pages { addr: at, data } if at == addr && data.len() == PAGE_SIZE => {
@@ -387,7 +387,7 @@ fn take_for_fetch(node: &Node, peer: &Peer, pid: u32, addr: u64, buf: &mut [u8])
         r => r?,
     };
     p.remote.fetch_add(1, Relaxed);
-    p.fetched.fetch_add(1, Relaxed);
+    p.counters.fetched.fetch_add(1, Relaxed);
     Ok(t)
 }
 

@@ -158,8 +158,8 @@ fn push_batch(
         return None;
     }
     p.remote.fetch_add(settled, Relaxed);
-    p.pushes.fetch_add(1, Relaxed);
-    p.pushed.fetch_add(n as u64, Relaxed);
+    p.counters.pushes.fetch_add(1, Relaxed);
+    p.counters.pushed.fetch_add(n as u64, Relaxed);
     Some(n as u64)
 }
 

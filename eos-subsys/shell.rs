@@ -25,6 +25,15 @@ use kernel::{
 
 /// A shell hosted here: a stopped copy of another node's process that holds the pages pushed
 /// here, and runs the process when its execution jumps here.
+///
+/// # Invariants
+///
+/// - Only its home node acts on it: it is found by `(home, home_pid)` of the link a message
+///   came on.
+/// - While its task runs the process (`run` is not `Parked`), an empty PTE in a private
+///   mapping of `mm` is a page the home owns; a PTE is filled only by a fault on that very
+///   address (no fault-around) or by a page the home sent.
+/// - While it is `Parked` its task sleeps in the kernel and runs no user code.
 #[pin_data]
 pub(crate) struct Shell {
     pub(crate) home: u16,
@@ -37,6 +46,15 @@ pub(crate) struct Shell {
     pub(crate) run: SpinLock<Run>,
     #[pin]
     pub(crate) policy: Mutex<JumpPolicy>,
+    /// What it did, for /proc and sysfs.
+    pub(crate) counters: ShellCounters,
+    /// Execution arriving from the home, handed over by the receive thread.
+    #[pin]
+    pub(crate) inbox: Mutex<Option<Arrival>>,
+}
+
+/// What a shell did, for /proc and sysfs. Counters only: no decision reads them.
+pub(crate) struct ShellCounters {
     pub(crate) arrivals: AtomicU64,
     pub(crate) jumps: AtomicU64,
     pub(crate) jump_lat: LatencyHist,
@@ -48,9 +66,23 @@ pub(crate) struct Shell {
     pub(crate) unmapped_files: AtomicU64,
     pub(crate) fetches: AtomicU64,
     pub(crate) fetch_lat: LatencyHist,
-    /// Execution arriving from the home, handed over by the receive thread.
-    #[pin]
-    pub(crate) inbox: Mutex<Option<Arrival>>,
+}
+
+impl ShellCounters {
+    /// All zero.
+    pub(crate) fn new() -> Self {
+        Self {
+            arrivals: AtomicU64::new(0),
+            jumps: AtomicU64::new(0),
+            jump_lat: LatencyHist::new(),
+            syscalls: AtomicU64::new(0),
+            faults: AtomicU64::new(0),
+            mapped_files: AtomicU64::new(0),
+            unmapped_files: AtomicU64::new(0),
+            fetches: AtomicU64::new(0),
+            fetch_lat: LatencyHist::new(),
+        }
+    }
 }
 
 /// What a shell's task does.
@@ -183,17 +215,17 @@ impl Shells {
                 s.home_pid,
                 s.pid,
                 s.running() as u8,
-                s.arrivals.load(Relaxed),
-                s.jumps.load(Relaxed),
-                s.jump_lat.percentile_us(50),
-                s.jump_lat.percentile_us(99),
-                s.syscalls.load(Relaxed),
-                s.faults.load(Relaxed),
-                s.mapped_files.load(Relaxed),
-                s.unmapped_files.load(Relaxed),
-                s.fetches.load(Relaxed),
-                s.fetch_lat.percentile_us(50),
-                s.fetch_lat.percentile_us(99),
+                s.counters.arrivals.load(Relaxed),
+                s.counters.jumps.load(Relaxed),
+                s.counters.jump_lat.percentile_us(50),
+                s.counters.jump_lat.percentile_us(99),
+                s.counters.syscalls.load(Relaxed),
+                s.counters.faults.load(Relaxed),
+                s.counters.mapped_files.load(Relaxed),
+                s.counters.unmapped_files.load(Relaxed),
+                s.counters.fetches.load(Relaxed),
+                s.counters.fetch_lat.percentile_us(50),
+                s.counters.fetch_lat.percentile_us(99),
             )?;
         }
         Ok(())

@@ -9,7 +9,7 @@ use crate::home;
 use crate::jump;
 use crate::node::{self, Node, Peer};
 use crate::peer::{dials, parse_addr, parse_node_id, ConfigError, LinkState, PeerCmd, Secret};
-use crate::proto::{caps, JumpReason, NodeId};
+use crate::proto::{caps, NodeId};
 use crate::shell;
 use crate::stretch;
 use crate::sys::{
@@ -18,13 +18,13 @@ use crate::sys::{
     hooks::{self, Hooks},
     mm::MmId,
     sysfs,
-    task::{self, TaskRef},
+    task::TaskRef,
     time,
 };
 use crate::transport;
 use core::fmt::Write;
 use core::sync::atomic::Ordering::Relaxed;
-use kernel::{prelude::*, sync::Arc};
+use kernel::prelude::*;
 
 fn start_dialers(node: &'static Node, local: NodeId) {
     let peers = node.peers.lock();
@@ -329,7 +329,7 @@ fn sys_stretch(pid: i32, to: i32) -> Result<i64> {
     let task = controlled(pid)?;
     let to = u16::try_from(to).map_err(|_| EINVAL)?;
     let peer = node.find_peer(to).ok_or(ENOENT)?;
-    stretch::stretch(node, &task, peer, 0)?;
+    stretch::stretch(&task, peer, 0)?;
     Ok(0)
 }
 

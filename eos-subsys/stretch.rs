@@ -16,7 +16,6 @@ use crate::peer::LinkState;
 use crate::proto::{Message, Stretch, MAX_STRETCH_STRINGS};
 use crate::rpc::{self, Answer};
 use crate::shell::{self, Shell};
-use crate::stats::LatencyHist;
 use crate::sys::{crypto, errno::e, file::FileData, global::Global, mm, task::TaskRef, time, umh};
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -50,7 +49,7 @@ fn read_strings(task: &TaskRef, range: (u64, u64), out: &mut KVec<u8>, room: usi
 
 /// Home: creates a shell of `task` on `peer` and registers the process (or adds `peer` to
 /// its members if it is stretched already).
-pub(crate) fn stretch(node: &'static Node, task: &TaskRef, peer: Arc<Peer>, budget: u64) -> Result {
+pub(crate) fn stretch(task: &TaskRef, peer: Arc<Peer>, budget: u64) -> Result {
     let procs = home::procs().ok_or(ENODEV)?;
     if peer.link.lock().state != LinkState::Up {
         return Err(e(bindings::ENOTCONN));
@@ -96,7 +95,7 @@ pub(crate) fn stretch(node: &'static Node, task: &TaskRef, peer: Arc<Peer>, budg
         })
     })?;
     let Answer::Shell(shell_pid) = answer else {
-        return Err(EPROTO);
+        return Err(e(bindings::EPROTO));
     };
     if let Some(p) = existing {
         p.add_member(peer.clone())?;
@@ -237,7 +236,7 @@ pub(crate) fn auto_stretch(node: &'static Node, avail_low: bool) {
         let Some(peer) = node.first_connected_peer() else {
             continue;
         };
-        match stretch(node, &task, peer, m.budget) {
+        match stretch(&task, peer, m.budget) {
             Ok(()) => marks.forget(m.pid),
             Err(e) => peer_warn!(node, "automatic stretch of pid {} failed: {:?}\n", m.pid, e),
         }
@@ -246,7 +245,7 @@ pub(crate) fn auto_stretch(node: &'static Node, avail_low: bool) {
 
 /// Member: a `Stretch` from `peer`; answers `StretchOk` with the new shell's pid or an error.
 pub(crate) fn serve_stretch(node: &Node, peer: &Peer, conn: &Conn, s: &Stretch<'_>) -> Result {
-    let (status, pid) = match make_shell(node, peer, s) {
+    let (status, pid) = match make_shell(peer, s) {
         Ok(pid) => (0, pid as u32),
         Err(e) => {
             peer_warn!(
@@ -266,7 +265,7 @@ pub(crate) fn serve_stretch(node: &Node, peer: &Peer, conn: &Conn, s: &Stretch<'
     })
 }
 
-fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
+fn make_shell(peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
     let shells = shell::shells().ok_or(ENODEV)?;
     if shells.find(peer.id, s.pid).is_some() {
         return Err(EEXIST);

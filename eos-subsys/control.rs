@@ -7,7 +7,7 @@
 use crate::fmtbuf::FmtBuf;
 use crate::home;
 use crate::jump;
-use crate::node::{self, Node, Peer};
+use crate::node::{self, peer_warn, Node, Peer};
 use crate::peer::{dials, parse_addr, parse_node_id, ConfigError, LinkState, PeerCmd, Secret};
 use crate::proto::{caps, NodeId};
 use crate::shell;
@@ -403,7 +403,17 @@ fn syscall(regs: &mut SyscallRegs<'_>, nr: i32) -> bool {
         return crate::mapsync::home_syscall(regs, nr, crate::pull::recall);
     };
     if !shell.running() {
-        return false;
+        // Its task is parked in the kernel and runs no user code (shell.rs): a syscall from
+        // it means that broke. Fail closed: it must not run here, with the shell's identity.
+        pr_err!(
+            "shell pid {} of process {}: syscall {} while parked; killing it\n",
+            shell.pid,
+            shell.home_pid,
+            nr
+        );
+        TaskRef::current().signal(kernel::bindings::SIGKILL);
+        regs.set_return(EIO.to_errno() as i64);
+        return true;
     }
     // Back to the `syscall` instruction: the process issues the same syscall again, at home.
     regs.rewind();
@@ -441,6 +451,22 @@ fn mm_exit(mm: MmId) {
     }
 }
 
+/// A stretched process (or a shell) stays single-threaded: its pages move on the premise that
+/// only the process itself touches its memory. A marked process that is not stretched yet
+/// may have threads (it is then not stretched).
+fn may_share_mm(mm: MmId) -> bool {
+    let stretched = home::procs().and_then(|p| p.by_mm(mm));
+    let shell = shell::shells().and_then(|s| s.by_mm(mm));
+    if stretched.is_none() && shell.is_none() {
+        return true;
+    }
+    if let Some(node) = node::get() {
+        let pid = TaskRef::current().pid();
+        peer_warn!(node, "pid {}: a new thread of a stretched process refused (EOPNOTSUPP): ElasticOS runs single-threaded processes\n", pid);
+    }
+    false
+}
+
 static HOOKS: Hooks = Hooks {
     marker_fault: crate::pull::home_fault,
     empty_fault: crate::pull::shell_fault,
@@ -449,6 +475,7 @@ static HOOKS: Hooks = Hooks {
     throttle: crate::push::throttle,
     may_overcommit,
     mm_exit,
+    may_share_mm,
     stretch: sys_stretch,
     ctl: sys_ctl,
     jump: sys_jump,

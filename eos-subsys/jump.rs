@@ -751,17 +751,16 @@ pub(crate) fn home_fault_jumps(p: &Arc<Proc>, user: bool, owner: u16) -> bool {
     if !user || p.sticky.load(Relaxed) || !p.maps_may_fit() {
         return false;
     }
+    let current = TaskRef::current();
+    if current.pid() != p.pid {
+        // A vfork child borrowing the address space (popen, system, posix_spawn): its faults
+        // pull, but only the process itself is ever moved.
+        return false;
+    }
     let t = tunables();
     if !p.policy.lock().on_remote_fault(&t, time::now_ns()) {
         return false;
     }
-    request_home_leave(
-        p,
-        &TaskRef::current(),
-        JumpReason::RemoteFaults,
-        false,
-        owner,
-    )
-    .is_ok()
+    request_home_leave(p, &current, JumpReason::RemoteFaults, false, owner).is_ok()
         && matches!(p.place(), Where::Leaving { .. })
 }

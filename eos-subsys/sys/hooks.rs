@@ -66,6 +66,8 @@ pub(crate) struct Hooks {
     pub(crate) may_overcommit: fn() -> bool,
     /// An elastic address space is being torn down.
     pub(crate) mm_exit: fn(MmId),
+    /// May another task share this elastic address space (a thread)?
+    pub(crate) may_share_mm: fn(MmId) -> bool,
     /// `elastic_stretch(pid, node)`.
     pub(crate) stretch: fn(i32, i32) -> Result<i64>,
     /// `elastic_ctl(op, pid, arg)`.
@@ -179,6 +181,13 @@ pub(crate) extern "C" fn elastic_mm_exit(mm: *mut bindings::mm_struct) {
     if let Some(h) = HOOKS.get() {
         (h.mm_exit)(MmId::of(mm));
     }
+}
+
+/// `copy_process()` asks whether a task may be created that shares `mm` (CLONE_VM without
+/// CLONE_VFORK) while `mm` is elastic.
+#[no_mangle]
+pub(crate) extern "C" fn elastic_may_share_mm(mm: *mut bindings::mm_struct) -> bool {
+    HOOKS.get().is_none_or(|h| (h.may_share_mm)(MmId::of(mm)))
 }
 
 fn ret(r: Result<i64>) -> core::ffi::c_long {

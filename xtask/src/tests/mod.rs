@@ -23,7 +23,7 @@ use jump::{jump_home_semantics, jump_lsearch, jump_ping_pong, jump_signals, many
 use kunit::kunit;
 use link::{elastic_peer_death, handshake, reconnect};
 use mapsync::{dynamic_program, file_pages, layout_changes};
-use pull_push::{elastic_stress, mlock_remote};
+use pull_push::{elastic_stress, mlock_remote, threads_refused};
 use security::{bad_input, elastic_permissions, wrong_key};
 use std::time::{Duration, Instant};
 use stretch::{elastic_beyond_memory, elastic_workloads, foreign_program};
@@ -215,6 +215,11 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
             "elastic: mlock over remote pages brings them home, data intact",
             300,
             || mlock_remote(&mut a, b),
+        );
+        report.step(
+            "elastic: a thread of a stretched process is refused cleanly; vfork children, popen and system work",
+            300,
+            || threads_refused(&mut a, b),
         );
         report.step(
             "elastic: busybox sort stretched and jumping: same output as unstretched",

@@ -41,3 +41,38 @@ pub(super) fn mlock_remote(a: &mut Vm, b: &mut Vm) -> Result<String> {
          mlockall brought the rest; every page right"
     ))
 }
+
+/// A stretched process stays single-threaded: pthread_create fails with EOPNOTSUPP (before,
+/// the thread ran and the process died of SIGBUS, or read pages the pusher had moved), while
+/// a CLONE_VM|CLONE_VFORK child reads every page right and popen and system work.
+pub(super) fn threads_refused(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let want = host_result("threads", &["16", "2"])?;
+    let (rc, out) = a.run("threads 16 2", Duration::from_secs(240))?;
+    let info = out
+        .lines()
+        .find(|l| l.starts_with("threads: "))
+        .unwrap_or("")
+        .to_string();
+    if rc != 0
+        || !out.lines().any(|l| l == want)
+        || !info.contains("stretched=1")
+        || !info.contains("thread=refused errno=95 vfork_sum_ok=1 popen_ok=1 system_ok=1 bad=0")
+    {
+        bail!("threads: exit {rc}, host says `{want}`, VM printed:\n{out}");
+    }
+    let log = a
+        .run(
+            "dmesg | grep -c 'new thread of a stretched process refused'",
+            Duration::from_secs(20),
+        )?
+        .1;
+    if log.trim().parse::<u32>().unwrap_or(0) == 0 {
+        bail!("threads: no kernel log line names the refused thread");
+    }
+    let remote: u64 = field(&info, "remote_before").unwrap_or(0);
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "16 MiB, {remote} pages on the peer: pthread_create refused with EOPNOTSUPP and logged; \
+         a vfork child summed every page right; popen and system work"
+    ))
+}

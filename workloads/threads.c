@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * threads MIB PEER: a stretched process stays single-threaded, cleanly, and its vfork-style
+ * children keep working.
+ *
+ * The process fills MIB MiB, stretches to PEER with a 2 MiB budget and waits until half its
+ * pages are on the peer. Then:
+ * - pthread_create() must fail with EOPNOTSUPP: a second thread would touch memory the pusher
+ *   moves (without ElasticOS the thread runs and sums the buffer);
+ * - a clone(CLONE_VM | CLONE_VFORK) child sums the whole buffer, pulling the remote pages
+ *   through its own faults while the parent waits (as popen, system and posix_spawn use it),
+ *   and its sum must be the parent's;
+ * - popen() and system() work.
+ *
+ * Prints "RESULT threads sum=S", the same as a run without ElasticOS, and
+ * "threads: stretched=S thread=ran|refused errno=E vfork_sum_ok=V popen_ok=P system_ok=Y".
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "common.h"
+#include "elastic.h"
+
+#define PAGE 4096UL
+
+static uint64_t *buf;
+static size_t words;
+
+static uint64_t sum_all(void)
+{
+	uint64_t s = 0;
+
+	for (size_t i = 0; i < words; i += 64)
+		s = s * 31 + buf[i];
+	return s;
+}
+
+static uint64_t thread_sum;
+
+static void *thread_main(void *arg)
+{
+	(void)arg;
+	thread_sum = sum_all();
+	return NULL;
+}
+
+static uint64_t child_sum;
+
+static int child_main(void *arg)
+{
+	(void)arg;
+	child_sum = sum_all();
+	_exit(0);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3) {
+		fprintf(stderr, "usage: threads MIB PEER\n");
+		return 2;
+	}
+	size_t pages = strtoull(argv[1], NULL, 10) * 256;
+	int peer = atoi(argv[2]);
+	uint64_t rng = 77;
+	long remote = 0;
+
+	words = pages * PAGE / 8;
+	buf = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED)
+		return 2;
+	for (size_t i = 0; i < words; i++)
+		buf[i] = rng_next(&rng);
+
+	int stretched = elastic_stretch(0, peer) == 0;
+	if (stretched) {
+		elastic_set_budget(0, 2 * 256);
+		for (int i = 0; i < 600 && (remote = self_remote_pages()) < (long)pages / 2; i++)
+			usleep(100 * 1000);
+		if (remote < (long)pages / 2) {
+			printf("threads: only %ld of %zu pages went to the peer\n", remote, pages);
+			return 3;
+		}
+	}
+
+	/* A thread: refused while stretched, runs otherwise. */
+	pthread_t t;
+	int err = pthread_create(&t, NULL, thread_main, NULL);
+	if (err == 0)
+		pthread_join(t, NULL);
+	uint64_t sum = sum_all();
+	long bad = err == 0 ? thread_sum != sum : (err != EOPNOTSUPP || !stretched);
+
+	/* A vfork-style child sharing the address space: its faults pull the remote pages. */
+	size_t stack_len = 256 * 1024;
+	char *stack = mmap(NULL, stack_len, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	int status = -1;
+	pid_t c = stack == MAP_FAILED ? -1 :
+		  clone(child_main, stack + stack_len, CLONE_VM | CLONE_VFORK | SIGCHLD, NULL);
+	if (c > 0)
+		waitpid(c, &status, 0);
+	int vfork_ok = c > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 && child_sum == sum;
+
+	/* popen and system (posix_spawn / vfork underneath). */
+	char line[64] = "";
+	FILE *p = popen("echo popen-works", "r");
+	int popen_ok = p && fgets(line, sizeof(line), p) && strcmp(line, "popen-works\n") == 0;
+	if (p)
+		popen_ok &= pclose(p) == 0;
+	int rc = system("exit 3");
+	int system_ok = WIFEXITED(rc) && WEXITSTATUS(rc) == 3;
+
+	bad += !vfork_ok + !popen_ok + !system_ok;
+	if (sum_all() != sum)
+		bad++;
+	printf("threads: stretched=%d remote_before=%ld thread=%s errno=%d vfork_sum_ok=%d "
+	       "popen_ok=%d system_ok=%d bad=%ld\n",
+	       stretched, remote, err == 0 ? "ran" : "refused", err, vfork_ok, popen_ok,
+	       system_ok, bad);
+	printf("RESULT threads sum=%llu\n", (unsigned long long)sum);
+	return bad ? 1 : 0;
+}

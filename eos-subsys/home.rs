@@ -108,6 +108,8 @@ pub(crate) struct ProcCounters {
     pub(crate) fetched: AtomicU64,
     /// Layout syscalls that the members followed (discards sent, or pages recalled).
     pub(crate) layout_ops: AtomicU64,
+    /// Pages whose data was lost in a transfer (poisoned: SIGBUS on access).
+    pub(crate) lost: AtomicU64,
 }
 
 impl ProcCounters {
@@ -123,6 +125,7 @@ impl ProcCounters {
             away_ns: AtomicU64::new(0),
             fetched: AtomicU64::new(0),
             layout_ops: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
         }
     }
 }
@@ -264,7 +267,7 @@ impl Proc {
             "pid={} comm={} node={} shell_pid={} local_pages={} remote_pages={} budget_pages={} \
              pulls={} pulled_pages={} pushes={} pushed_pages={} bytes_in={} bytes_out={} \
              fault_p50_us={} fault_p99_us={} away={} sticky={} jumps={} jump_p50_us={} \
-             jump_p99_us={} away_ms={} fetched_pages={} layout_syscalls={}",
+             jump_p99_us={} away_ms={} fetched_pages={} layout_syscalls={} lost_pages={}",
             self.pid,
             self.comm(),
             Nodes(&self.nodes.lock()),
@@ -288,6 +291,7 @@ impl Proc {
             self.counters.away_ns.load(Relaxed) / 1_000_000,
             self.counters.fetched.load(Relaxed),
             self.counters.layout_ops.load(Relaxed),
+            self.counters.lost.load(Relaxed),
         )
     }
 }

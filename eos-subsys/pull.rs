@@ -64,6 +64,50 @@ struct Pulled {
     data: bool,
 }
 
+/// How often, and how long apart, a page that came is tried again when its install fails
+/// for want of memory (the pusher is kicked meanwhile).
+pub(crate) const INSTALL_TRIES: u32 = 4;
+pub(crate) const INSTALL_RETRY_MS: u32 = 20;
+
+/// Installs a page that came from `owner` over its marker. The owner gave it up, so if it
+/// still cannot be installed after a few tries its data is lost: the page is poisoned (every
+/// access gets SIGBUS) and the loss logged, never left to be built anew as zeros.
+pub(crate) fn install_or_poison(
+    p: &Proc,
+    vma: &Vma<'_>,
+    addr: u64,
+    marker: u64,
+    data: &[u8],
+    owner: u16,
+) -> Result {
+    let mut tries = 0;
+    let err = loop {
+        match vma.install(addr, marker, data, false) {
+            Ok(()) => return Ok(()),
+            Err(e) if e == ENOMEM && tries + 1 < INSTALL_TRIES => {
+                tries += 1;
+                if let Some(procs) = home::procs() {
+                    procs.kick();
+                }
+                time::sleep_ms_uninterruptible(INSTALL_RETRY_MS);
+            }
+            Err(e) => break e,
+        }
+    };
+    let poisoned = vma.poison(addr, marker);
+    p.counters.lost.fetch_add(1, Relaxed);
+    pr_err!(
+        "pid {} ({}): page {:#x} from node {} could not be installed ({:?}); its data is lost: {}\n",
+        p.pid,
+        p.comm(),
+        addr,
+        owner,
+        err,
+        if poisoned.is_ok() { "SIGBUS on access" } else { "it was changed meanwhile" }
+    );
+    Err(err)
+}
+
 /// Moves up to `count` pages from `addr` that `owner` owns into `p`'s address space.
 fn transfer(
     p: &Proc,
@@ -97,14 +141,24 @@ fn transfer(
             if at != addr || n == 0 || n > count as usize {
                 return Err(PullErr::Reply);
             }
+            let mut first = Ok(());
             for i in 0..n {
                 let a = addr + (i * PAGE_SIZE) as u64;
-                let r = vma.install(a, marker, &data[i * PAGE_SIZE..(i + 1) * PAGE_SIZE], false);
+                let r = install_or_poison(
+                    p,
+                    vma,
+                    a,
+                    marker,
+                    &data[i * PAGE_SIZE..(i + 1) * PAGE_SIZE],
+                    owner.id,
+                );
                 if i == 0 {
-                    r.map_err(PullErr::Install)?;
+                    first = r;
                 }
             }
+            // Lost pages left the owner too: they are nobody's now.
             p.remote.fetch_sub(n as i64, Relaxed);
+            first.map_err(PullErr::Install)?;
             Ok(Pulled {
                 pages: n as u32,
                 data: true,
@@ -131,7 +185,6 @@ fn pull_pages(
             Ok(got.pages)
         }
         Err(PullErr::Call(CallError::NotSent(e))) if e == ENOMEM => Err(FaultReply::Oom),
-        Err(PullErr::Install(e)) if e == ENOMEM => Err(FaultReply::Oom),
         Err(PullErr::Call(c)) => {
             pr_err!(
                 "pid {} ({}): pull of {:#x} from node {} failed ({:?}); killing it with SIGBUS\n",
@@ -286,10 +339,29 @@ pub(crate) fn shell_fault(vma: Vma<'_>, addr: u64, user: bool) -> FaultReply {
     match answer {
         Answer::Build => FaultReply::Ok,
         Answer::Pages { addr: at, data } if at == addr && data.len() == PAGE_SIZE => {
-            match vma.install(addr, 0, &data, false) {
-                Ok(()) => FaultReply::NoPage,
-                Err(err) if err == ENOMEM => FaultReply::Oom,
-                Err(_) => FaultReply::SigBus,
+            let mut tries = 0;
+            loop {
+                match vma.install(addr, 0, &data, false) {
+                    Ok(()) => return FaultReply::NoPage,
+                    Err(err) if err == ENOMEM && tries + 1 < INSTALL_TRIES => {
+                        tries += 1;
+                        time::sleep_ms_uninterruptible(INSTALL_RETRY_MS);
+                    }
+                    Err(err) => {
+                        // The home gave the page up (its PTE names this node now): without it
+                        // here its data is lost. The process ends (the shell's death reaches
+                        // the home as `Gone`), never to read the page built anew as zeros.
+                        pr_err!(
+                            "shell of pid {}: page {:#x} from node {} could not be installed ({:?}); its data is lost: ending the process\n",
+                            shell.home_pid,
+                            addr,
+                            shell.home,
+                            err
+                        );
+                        TaskRef::current().signal(kernel::bindings::SIGKILL);
+                        return FaultReply::SigBus;
+                    }
+                }
             }
         }
         _ => FaultReply::SigBus,

@@ -142,8 +142,18 @@ fn push_batch(
         let lock = users.read();
         for (i, a) in addrs[..n].iter().enumerate() {
             if let Some(v) = lock.vma(*a) {
-                let restore = (!ok).then(|| &pages[i * PAGE_SIZE..(i + 1) * PAGE_SIZE]);
-                settled += v.settle(*a, peer_id, restore).is_ok() as i64;
+                let r = if ok {
+                    v.settle(*a, peer_id, None)
+                } else {
+                    restore(
+                        p,
+                        &v,
+                        *a,
+                        peer_id,
+                        &pages[i * PAGE_SIZE..(i + 1) * PAGE_SIZE],
+                    )
+                };
+                settled += r.is_ok() as i64;
             }
         }
     }
@@ -161,6 +171,37 @@ fn push_batch(
     p.counters.pushes.fetch_add(1, Relaxed);
     p.counters.pushed.fetch_add(n as u64, Relaxed);
     Some(n as u64)
+}
+
+/// A push failed: the page at `addr` comes back from `data`, over its in-flight marker. If
+/// it cannot, after a few tries, its data may be nowhere else (the peer may not have it):
+/// the page is poisoned (SIGBUS on access) and the loss logged, never left in flight (where
+/// faults would wait for it forever) or built anew as zeros.
+fn restore(p: &Proc, v: &mm::Vma<'_>, addr: u64, peer: u16, data: &[u8]) -> Result {
+    let mut tries = 0;
+    let err = loop {
+        match v.settle(addr, peer, Some(data)) {
+            Ok(()) => return Ok(()),
+            Err(e) if e == ENOMEM && tries + 1 < crate::pull::INSTALL_TRIES => {
+                tries += 1;
+                time::sleep_ms_uninterruptible(crate::pull::INSTALL_RETRY_MS);
+            }
+            Err(e) => break e,
+        }
+    };
+    let poisoned = v.poison(addr, mm::marker(peer, true));
+    p.counters.lost.fetch_add(1, Relaxed);
+    pr_err!(
+        "pid {} ({}): page {:#x} of a failed push to node {} could not be put back ({:?}); its data is lost: {}\n",
+        p.pid,
+        p.comm(),
+        addr,
+        peer,
+        err,
+        if poisoned.is_ok() { "SIGBUS on access" } else { "it was changed meanwhile" }
+    );
+    p.notify_settled();
+    Err(err)
 }
 
 /// The pusher: every 20 ms, or at once when a throttled fault kicks it, stretches marked
@@ -231,8 +272,21 @@ fn install_batch(peer: &Peer, p: &Push<'_>) -> Result {
     let lock = users.read();
     for i in 0..p.count() {
         let addr = p.addr(i);
-        let vma = lock.vma(addr).ok_or(EFAULT)?;
-        vma.install(addr, 0, p.page(i), true)?;
+        let r = lock
+            .vma(addr)
+            .ok_or(EFAULT)
+            .and_then(|vma| vma.install(addr, 0, p.page(i), true));
+        if let Err(e) = r {
+            // The home keeps the batch (its push failed): take back what this batch installed,
+            // so that no page is on both nodes (a stale copy a later jump would run on).
+            for j in 0..i {
+                let a = p.addr(j);
+                if let Some(vma) = lock.vma(a) {
+                    vma.zap(a, a + PAGE_SIZE as u64);
+                }
+            }
+            return Err(e);
+        }
     }
     Ok(())
 }

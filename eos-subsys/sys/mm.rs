@@ -255,6 +255,13 @@ impl<'a> Vma<'a> {
         Ok(if r == 0 { Taken::Data } else { Taken::Build })
     }
 
+    /// The page at `addr` (PTE: the marker `expect`) lost its data: every later access gets
+    /// SIGBUS (a poisoned marker), never a page built anew.
+    pub(crate) fn poison(&self, addr: u64, expect: u64) -> Result {
+        // SAFETY: the VMA is locked.
+        to_result(unsafe { bindings::elastic_poison_page(self.raw(), addr as _, expect as _) })
+    }
+
     /// Removes the marker `expect` at `addr`: the page is built here the ordinary way.
     pub(crate) fn clear_marker(&self, addr: u64, expect: u64) -> Result {
         // SAFETY: the VMA is locked; a NULL page means "clear the marker".

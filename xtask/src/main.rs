@@ -104,6 +104,13 @@ enum Cmd {
         #[arg(long)]
         host_only: bool,
     },
+    /// The fault-injection loop on its own pair of nodes: the stress program stretched under
+    /// injected page-install failures (the test command runs 3 runs)
+    Faults {
+        /// Number of runs
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        runs: u32,
+    },
     /// Build the installable .deb kernel packages into out/
     Deb,
     /// The workloads under every configuration (limit, swap, zram, NBD, ElasticOS), plus
@@ -127,6 +134,7 @@ fn main() -> Result<()> {
             peer_mem,
         } => run::interactive(nodes, mem, peer_mem),
         Cmd::Test { host_only } => tests::all(host_only),
+        Cmd::Faults { runs } => tests::faults(runs),
         Cmd::Deb => kernel::deb(),
         Cmd::Bench(opts) => bench::bench(&opts),
     }

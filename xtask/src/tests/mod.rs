@@ -5,6 +5,7 @@
 //! primitive it tests. Every VM step also fails if any VM's console showed kernel trouble
 //! (see `vm::TROUBLE`).
 
+mod faults;
 mod host;
 mod jump;
 mod kunit;
@@ -187,6 +188,11 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
             || elastic_stress(&mut a, b),
         );
         report.step(
+            "faults: injected page-install failures: every page right, or a signal and the lost page logged",
+            900,
+            || faults::install_failures(&mut a, b, faults::SHORT_RUNS),
+        );
+        report.step(
             "jump: ping-pong with registers, FPU/AVX and stack checked",
             900,
             || jump_ping_pong(&mut a, b, PING_PONG_ROUNDS),
@@ -271,6 +277,8 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
         Ok(String::new())
     });
 }
+
+pub use faults::long as faults;
 
 /// Every test. `host_only` skips kernel and VMs (for quick iterations).
 pub fn all(host_only: bool) -> Result<()> {

@@ -1,0 +1,123 @@
+//! Fault injection with the kernel's own framework (CONFIG_FAULT_INJECTION, debugfs): the
+//! versioned-page stress program runs stretched while page installs fail on both nodes
+//! (`fail_elastic_install`, mm/elastic.c). Every run must either complete with every page
+//! right, or be stopped by a signal with a kernel log line naming the lost page; never a
+//! wrong value, an oops or a hang, and the node keeps working afterwards.
+//!
+//! The test command runs a short form (`SHORT_RUNS`); `cargo xtask faults --runs N` the long.
+
+use super::stretch::run_stretched;
+use crate::cluster::{self, check_clean, host_result};
+use crate::vm::Vm;
+use anyhow::{bail, Result};
+use std::time::Duration;
+
+/// Runs in the test command.
+pub(super) const SHORT_RUNS: u32 = 3;
+
+/// Probability (percent) of each install failing, by run (cycled): each failure is retried,
+/// so only a few runs lose a page at the lower ones, and most at the highest.
+const PERCENT: [u32; 3] = [5, 15, 30];
+
+/// What the kernel logs when a page's data is lost (pull.rs, push.rs).
+const LOST: &str = "its data is lost";
+
+const STRESS: [&str; 3] = ["16", "11", "20000"];
+
+/// Failures the attribute may still inject (`times` counts down from this).
+const BUDGET: u64 = 1_000_000;
+
+/// Makes each page install on `v` fail with `percent` probability (0: none); returns how many
+/// failures were injected since the last call.
+fn inject(v: &mut Vm, percent: u32) -> Result<u64> {
+    let out = v.sh(&format!(
+        "[ -d /sys/kernel/debug/fail_elastic_install ] || mount -t debugfs none /sys/kernel/debug; \
+         d=/sys/kernel/debug/fail_elastic_install; echo left=$(cat $d/times); \
+         echo 0 > $d/verbose && echo {BUDGET} > $d/times && echo 1 > $d/interval && \
+         echo {percent} > $d/probability"
+    ))?;
+    let left: i64 = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("left="))
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(BUDGET as i64);
+    Ok(BUDGET.saturating_sub(left.max(0) as u64))
+}
+
+fn lost_lines(v: &Vm) -> usize {
+    v.console().matches(LOST).count()
+}
+
+/// Outcomes of the runs.
+#[derive(Default)]
+struct Tally {
+    right: u32,
+    stopped: u32,
+    injected: u64,
+}
+
+/// `runs` stretched stress runs under injected install failures; then one without, which
+/// must be right (the node keeps working).
+pub(super) fn install_failures(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<String> {
+    let want = host_result("stress", &STRESS)?;
+    let mut t = Tally::default();
+    for run in 0..runs {
+        let percent = PERCENT[run as usize % PERCENT.len()];
+        let before = lost_lines(a) + lost_lines(b);
+        inject(a, percent)?;
+        inject(b, percent)?;
+        let (rc, out) = a.run(
+            &format!(
+                "eosctl run --elastic --budget 4 -- stress {}",
+                STRESS.join(" ")
+            ),
+            Duration::from_secs(600),
+        )?;
+        t.injected += inject(a, 0)? + inject(b, 0)?;
+        let logged = lost_lines(a) + lost_lines(b) > before;
+        // 135: SIGBUS (a poisoned page touched at home); 137: SIGKILL (a page lost in the
+        // shell ends the process there, and the home ends it the same way).
+        match rc {
+            0 if out.lines().any(|l| l == want) => t.right += 1,
+            135 | 137 if logged => t.stopped += 1,
+            _ => bail!(
+                "run {run} at {percent}%: exit {rc}, host says `{want}`, lost-page log line: {logged}; \
+                 VM printed:\n{out}"
+            ),
+        }
+        check_clean(&[a, b])?;
+    }
+    if t.injected == 0 {
+        bail!("no install failure was injected: the test proved nothing");
+    }
+    run_stretched(a, "stress", &STRESS, 4)?;
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "{runs} runs, {} install failures injected ({PERCENT:?}% per install): {} right, {} \
+         stopped by a signal with the lost page logged, 0 wrong; a run after them is right",
+        t.injected, t.right, t.stopped
+    ))
+}
+
+/// `cargo xtask faults --runs N`: the long form, on its own pair of nodes.
+pub fn long(runs: u32) -> Result<()> {
+    let (_tree, c) = cluster::build(super::MEM_MIB)?;
+    let mut vms = cluster::boot_mesh(
+        &c,
+        &[
+            (1, "faults", super::MEM_MIB),
+            (2, "faults", super::PEER_MEM_MIB),
+        ],
+    )?;
+    let mut b = vms.pop().expect("two nodes");
+    let mut a = vms.pop().expect("two nodes");
+    cluster::wait_links(&mut a, &[2])?;
+    let r = install_failures(&mut a, &mut b, runs);
+    let trouble = cluster::poweroff_all([a, b]);
+    let note = r?;
+    if !trouble.is_empty() {
+        bail!("kernel trouble: {trouble:?}");
+    }
+    println!("FAULTS: {note}");
+    Ok(())
+}

@@ -5,34 +5,36 @@
 //! This crate is the in-kernel subsystem. Its plain-Rust logic (protocol, handshake, liveness,
 //! policies) lives in `core/src` and is compiled here as modules of this crate, so the same
 //! code is unit-tested on the host. `sys` is the thin layer over C; everything else is safe.
+//! The core modules keep their `pub` API (the host crate's), hence `allow(unreachable_pub)`;
+//! anything in them the kernel does not use is host-test-only (`cfg(test)`) or gone.
 
 #![recursion_limit = "512"]
 
 use kernel::prelude::*;
 
 #[path = "core/src/fmtbuf.rs"]
-#[allow(dead_code, unreachable_pub)]
+#[allow(unreachable_pub)]
 mod fmtbuf;
 #[path = "core/src/handshake.rs"]
-#[allow(dead_code, unreachable_pub)]
+#[allow(unreachable_pub)]
 mod handshake;
 #[path = "core/src/layout.rs"]
-#[allow(dead_code, unreachable_pub)]
+#[allow(unreachable_pub)]
 mod layout;
 #[path = "core/src/peer.rs"]
-#[allow(dead_code, unreachable_pub)]
+#[allow(unreachable_pub)]
 mod peer;
 #[path = "core/src/policy.rs"]
-#[allow(dead_code, unreachable_pub)]
+#[allow(unreachable_pub)]
 mod policy;
 #[path = "core/src/proto/mod.rs"]
-#[allow(dead_code, unreachable_pub)]
+#[allow(unreachable_pub)]
 mod proto;
 #[path = "core/src/ratelimit.rs"]
-#[allow(dead_code, unreachable_pub)]
+#[allow(unreachable_pub)]
 mod ratelimit;
 #[path = "core/src/stats.rs"]
-#[allow(dead_code, unreachable_pub)]
+#[allow(unreachable_pub)]
 mod stats;
 
 #[cfg(CONFIG_ELASTICOS_KUNIT_TEST)]

@@ -49,7 +49,7 @@ impl Conn {
     /// Sends one message; a failed send closes the connection.
     pub(crate) fn send(&self, m: &Message<'_>) -> Result {
         let mut e = m.encode_parts(0).map_err(|_| EINVAL)?;
-        let n = e.len();
+        let n = e.frame_len();
         let mut seq = self.tx.lock();
         e.head[12..16].copy_from_slice(&seq.to_le_bytes());
         *seq = seq.wrapping_add(1);

@@ -239,5 +239,5 @@ pub(crate) extern "C" fn elastic_proc_show(
     let out = unsafe { core::slice::from_raw_parts_mut(buf, len) };
     let mut w = FmtBuf::new(out);
     (h.proc_show)(pid, &mut w);
-    w.len() as core::ffi::c_long
+    w.written() as core::ffi::c_long
 }

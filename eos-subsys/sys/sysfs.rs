@@ -41,7 +41,7 @@ unsafe extern "C" fn show(
     if let Some(f) = e.ops.show {
         f(&mut w);
     }
-    w.len() as isize
+    w.written() as isize
 }
 
 unsafe extern "C" fn store(

@@ -16,16 +16,12 @@ impl<'a> FmtBuf<'a> {
     }
 
     /// Bytes written so far.
-    pub fn len(&self) -> usize {
+    pub fn written(&self) -> usize {
         self.len
     }
 
-    /// True when nothing was written.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// The text written so far.
+    #[cfg(test)]
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
@@ -57,7 +53,7 @@ mod tests {
         write!(w, "{}-ab", 12).unwrap();
         assert_eq!(w.as_bytes(), b"12-ab");
         assert!(write!(w, "xyzw").is_err());
-        assert_eq!(w.len(), 8);
+        assert_eq!(w.written(), 8);
         assert_eq!(w.as_bytes(), b"12-abxyz");
     }
 }

@@ -134,6 +134,7 @@ impl JumpPolicy {
     }
 
     /// The current threshold.
+    #[cfg(test)]
     pub fn threshold(&self) -> u32 {
         self.threshold
     }

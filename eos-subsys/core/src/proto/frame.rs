@@ -118,9 +118,4 @@ impl FrameReader {
             }
         }
     }
-
-    /// True when no partial frame is buffered.
-    pub fn at_boundary(&self) -> bool {
-        self.cur.is_none() && self.hdr_fill == 0
-    }
 }

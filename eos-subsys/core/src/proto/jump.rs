@@ -116,17 +116,8 @@ pub struct Jump<'a> {
 }
 
 impl<'a> Jump<'a> {
-    /// Number of ranges.
-    pub fn range_count(&self) -> usize {
-        self.ranges.len() / JUMP_RANGE_LEN
-    }
-
-    /// Range `i` as (start, end, prot).
-    pub fn range(&self, i: usize) -> (u64, u64, u32) {
-        range_of(&self.ranges.as_chunks::<JUMP_RANGE_LEN>().0[i])
-    }
-
     /// The file mappings (the section was validated when decoded).
+    #[cfg(test)]
     pub fn files(&self) -> impl Iterator<Item = FileMap<'a>> + 'a {
         files_in(self.files)
     }

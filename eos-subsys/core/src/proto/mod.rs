@@ -419,13 +419,8 @@ pub struct Encoded<'a> {
 
 impl Encoded<'_> {
     /// Total frame length.
-    pub fn len(&self) -> usize {
+    pub fn frame_len(&self) -> usize {
         self.head_len + self.tails.iter().map(|t| t.len()).sum::<usize>()
-    }
-
-    /// True for an empty frame (never: every frame has a header).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -552,7 +547,7 @@ impl<'a> Message<'a> {
     /// Encodes header and payload into `out`, returning the frame length.
     pub fn encode(&self, seq: u32, out: &mut [u8]) -> Result<usize, ProtoError> {
         let e = self.encode_parts(seq)?;
-        if out.len() < e.len() {
+        if out.len() < e.frame_len() {
             return Err(ProtoError::BufferTooSmall);
         }
         let w = &mut Writer::new(out);

@@ -24,7 +24,7 @@ use crate::sys::{
 use crate::transport;
 use core::fmt::Write;
 use core::sync::atomic::Ordering::Relaxed;
-use kernel::prelude::*;
+use kernel::{bindings, prelude::*};
 
 fn start_dialers(node: &'static Node, local: NodeId) {
     let peers = node.peers.lock();
@@ -342,8 +342,10 @@ fn sys_ctl(op: i32, pid: i32, arg: u64) -> Result<i64> {
     let marks = stretch::marks().ok_or(ENODEV)?;
     let task = controlled(pid)?;
     let pid = task.pid();
+    // The operations come from include/uapi/linux/elastic.h, through bindgen.
+    let op = u32::try_from(op).map_err(|_| EINVAL)?;
     match op {
-        1 => {
+        bindings::ELASTIC_CTL_BUDGET => {
             if let Some(p) = procs.by_pid(pid) {
                 p.budget.store(arg, Relaxed);
                 procs.kick();
@@ -352,9 +354,9 @@ fn sys_ctl(op: i32, pid: i32, arg: u64) -> Result<i64> {
             marks.set_budget(pid, arg)?;
             Ok(0)
         }
-        2 => {
+        bindings::ELASTIC_CTL_MARK => {
             if procs.by_pid(pid).is_some() {
-                return Err(crate::sys::errno::e(kernel::bindings::EALREADY));
+                return Err(crate::sys::errno::e(bindings::EALREADY));
             }
             if let Some(mm) = task.mm() {
                 // The throttle applies from now on, so the process waits instead of OOM.
@@ -363,7 +365,7 @@ fn sys_ctl(op: i32, pid: i32, arg: u64) -> Result<i64> {
             marks.mark(pid, arg)?;
             Ok(0)
         }
-        3 => {
+        bindings::ELASTIC_CTL_STICKY => {
             let p = procs.by_pid(pid).ok_or(ESRCH)?;
             if arg > 1 {
                 return Err(EINVAL);

@@ -14,7 +14,7 @@ use crate::proto::{JumpReason, Message, PAGE_SIZE};
 use crate::stats::LatencyHist;
 use crate::sys::{
     global::Global,
-    mm::{MmId, MmRef},
+    mm::{MmId, MmRef, Vma},
     task::{self, TaskRef},
     time,
 };
@@ -506,6 +506,29 @@ pub(crate) fn peer_lost(peer: u16) {
                 p.pid,
                 p.comm()
             );
+        }
+    }
+}
+
+/// How often, and how long apart, a page that came is tried again when its install fails
+/// for want of memory (the pusher is kicked meanwhile).
+pub(crate) const INSTALL_TRIES: u32 = 4;
+pub(crate) const INSTALL_RETRY_MS: u32 = 20;
+
+/// Installs `data` at `addr` over `expect` (see `Vma::install`), retrying a refusal for want
+/// of memory a few times while the pusher makes room: the page's data may be nowhere else.
+pub(crate) fn install_retrying(vma: &Vma<'_>, addr: u64, expect: u64, data: &[u8]) -> Result {
+    let mut tries = 0;
+    loop {
+        match vma.install(addr, expect, data, false) {
+            Err(e) if e == ENOMEM && tries + 1 < INSTALL_TRIES => {
+                tries += 1;
+                if let Some(procs) = procs() {
+                    procs.kick();
+                }
+                time::sleep_ms_uninterruptible(INSTALL_RETRY_MS);
+            }
+            r => return r,
         }
     }
 }

@@ -252,7 +252,7 @@ fn install_stack(mm: &mm::MmRef, addr: u64, page: &[u8], expect: u64) -> Result 
     let users = mm.users().ok_or(ESRCH)?;
     let lock = users.read();
     let vma = lock.vma(addr).ok_or(EFAULT)?;
-    vma.install(addr, expect, page, false)
+    home::install_retrying(&vma, addr, expect, page)
 }
 
 /// Task work of the home task: jump to the peer, then sleep until execution comes back.
@@ -331,7 +331,7 @@ fn home_leave(p: Arc<Proc>) {
             p.policy.lock().on_departure(&tun, time::now_ns());
             if stack_addr != 0 && install_stack(&p.mm, stack_addr, &page, marker).is_err() {
                 pr_err!(
-                    "pid {}: cannot put its stack page back; killing it\n",
+                    "pid {}: cannot put its stack page back; its data is lost: killing it\n",
                     p.pid
                 );
                 kill_current();
@@ -401,7 +401,7 @@ fn home_arrive(node: &Node, p: &Proc, a: Arrival) {
         if let Err(err) = install_stack(&p.mm, *addr, page, mm::marker(a.from, false)) {
             ack(node, a.from, a.req, err.to_errno());
             pr_err!(
-                "pid {}: its stack page from node {} does not fit ({:?}); killing it\n",
+                "pid {}: its stack page from node {} does not fit ({:?}); its data is lost: killing it\n",
                 p.pid,
                 a.from,
                 err

@@ -64,11 +64,6 @@ struct Pulled {
     data: bool,
 }
 
-/// How often, and how long apart, a page that came is tried again when its install fails
-/// for want of memory (the pusher is kicked meanwhile).
-pub(crate) const INSTALL_TRIES: u32 = 4;
-pub(crate) const INSTALL_RETRY_MS: u32 = 20;
-
 /// Installs a page that came from `owner` over its marker. The owner gave it up, so if it
 /// still cannot be installed after a few tries its data is lost: the page is poisoned (every
 /// access gets SIGBUS) and the loss logged, never left to be built anew as zeros.
@@ -80,19 +75,8 @@ pub(crate) fn install_or_poison(
     data: &[u8],
     owner: u16,
 ) -> Result {
-    let mut tries = 0;
-    let err = loop {
-        match vma.install(addr, marker, data, false) {
-            Ok(()) => return Ok(()),
-            Err(e) if e == ENOMEM && tries + 1 < INSTALL_TRIES => {
-                tries += 1;
-                if let Some(procs) = home::procs() {
-                    procs.kick();
-                }
-                time::sleep_ms_uninterruptible(INSTALL_RETRY_MS);
-            }
-            Err(e) => break e,
-        }
+    let Err(err) = home::install_retrying(vma, addr, marker, data) else {
+        return Ok(());
     };
     let poisoned = vma.poison(addr, marker);
     p.counters.lost.fetch_add(1, Relaxed);
@@ -339,28 +323,21 @@ pub(crate) fn shell_fault(vma: Vma<'_>, addr: u64, user: bool) -> FaultReply {
     match answer {
         Answer::Build => FaultReply::Ok,
         Answer::Pages { addr: at, data } if at == addr && data.len() == PAGE_SIZE => {
-            let mut tries = 0;
-            loop {
-                match vma.install(addr, 0, &data, false) {
-                    Ok(()) => return FaultReply::NoPage,
-                    Err(err) if err == ENOMEM && tries + 1 < INSTALL_TRIES => {
-                        tries += 1;
-                        time::sleep_ms_uninterruptible(INSTALL_RETRY_MS);
-                    }
-                    Err(err) => {
-                        // The home gave the page up (its PTE names this node now): without it
-                        // here its data is lost. The process ends (the shell's death reaches
-                        // the home as `Gone`), never to read the page built anew as zeros.
-                        pr_err!(
-                            "shell of pid {}: page {:#x} from node {} could not be installed ({:?}); its data is lost: ending the process\n",
-                            shell.home_pid,
-                            addr,
-                            shell.home,
-                            err
-                        );
-                        TaskRef::current().signal(kernel::bindings::SIGKILL);
-                        return FaultReply::SigBus;
-                    }
+            match home::install_retrying(&vma, addr, 0, &data) {
+                Ok(()) => FaultReply::NoPage,
+                Err(err) => {
+                    // The home gave the page up (its PTE names this node now): without it
+                    // here its data is lost. The process ends (the shell's death reaches
+                    // the home as `Gone`), never to read the page built anew as zeros.
+                    pr_err!(
+                        "shell of pid {}: page {:#x} from node {} could not be installed ({:?}); its data is lost: ending the process\n",
+                        shell.home_pid,
+                        addr,
+                        shell.home,
+                        err
+                    );
+                    TaskRef::current().signal(kernel::bindings::SIGKILL);
+                    FaultReply::SigBus
                 }
             }
         }

@@ -182,9 +182,9 @@ fn restore(p: &Proc, v: &mm::Vma<'_>, addr: u64, peer: u16, data: &[u8]) -> Resu
     let err = loop {
         match v.settle(addr, peer, Some(data)) {
             Ok(()) => return Ok(()),
-            Err(e) if e == ENOMEM && tries + 1 < crate::pull::INSTALL_TRIES => {
+            Err(e) if e == ENOMEM && tries + 1 < crate::home::INSTALL_TRIES => {
                 tries += 1;
-                time::sleep_ms_uninterruptible(crate::pull::INSTALL_RETRY_MS);
+                time::sleep_ms_uninterruptible(crate::home::INSTALL_RETRY_MS);
             }
             Err(e) => break e,
         }

@@ -533,6 +533,39 @@ pub(crate) fn install_retrying(vma: &Vma<'_>, addr: u64, expect: u64, data: &[u8
     }
 }
 
+/// Installs a page of `p` whose data has left its owner (`what` says where it came from, for
+/// the log) over its marker, with [`install_retrying`]'s retries. If it still cannot be
+/// installed its data is lost: the page is poisoned (every access gets SIGBUS) and the loss
+/// logged and counted, never left to be built anew as zeros or waited for in flight.
+pub(crate) fn install_or_poison(
+    p: &Proc,
+    vma: &Vma<'_>,
+    addr: u64,
+    marker: u64,
+    data: &[u8],
+    what: core::fmt::Arguments<'_>,
+) -> Result {
+    let Err(err) = install_retrying(vma, addr, marker, data) else {
+        return Ok(());
+    };
+    let poisoned = vma.poison(addr, marker);
+    p.counters.lost.fetch_add(1, Relaxed);
+    pr_err!(
+        "pid {} ({}): page {:#x} {} could not be installed ({:?}); its data is lost: {}\n",
+        p.pid,
+        p.comm(),
+        addr,
+        what,
+        err,
+        if poisoned.is_ok() {
+            "SIGBUS on access"
+        } else {
+            "it was changed meanwhile"
+        }
+    );
+    Err(err)
+}
+
 static PROCS: Global<Procs> = Global::new();
 
 /// The registry, once `init` ran.
@@ -542,7 +575,5 @@ pub(crate) fn procs() -> Option<&'static Procs> {
 
 /// Creates the registry.
 pub(crate) fn init() -> Result {
-    let p = KBox::pin_init(Procs::new(), GFP_KERNEL)?;
-    PROCS.set(crate::sys::global::leak_pinned(p));
-    Ok(())
+    PROCS.init(Procs::new()).map(|_| ())
 }

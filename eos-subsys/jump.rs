@@ -162,9 +162,7 @@ pub(crate) fn tunables() -> JumpTunables {
 
 /// Creates the jump settings and log.
 pub(crate) fn init() -> Result {
-    let j = KBox::pin_init(Jumps::new(), GFP_KERNEL)?;
-    JUMPS.set(crate::sys::global::leak_pinned(j));
-    Ok(())
+    JUMPS.init(Jumps::new()).map(|_| ())
 }
 
 fn record(pid: u32, from: u16, to: u16, reason: JumpReason, lat_ns: u64) {

@@ -11,7 +11,7 @@ use crate::proto::{Message, NodeId};
 use crate::ratelimit::RateLimit;
 use crate::rpc::{Channel, Pending};
 use crate::stats::Stats;
-use crate::sys::{crypto::HmacSha256, errno::e, global, global::Global, time};
+use crate::sys::{crypto::HmacSha256, errno::e, global::Global, time};
 use core::net::SocketAddrV4;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use kernel::{
@@ -202,17 +202,11 @@ pub(crate) use peer_warn;
 
 /// Creates the node. It is idle until user space configures it.
 pub(crate) fn init() -> Result<&'static Node> {
-    let node = KBox::pin_init(
-        pin_init!(Node {
-            cfg <- new_mutex!(Config { id: 0, listen: None, secret: None }),
-            peers <- new_mutex!(KVec::new()),
-            log <- new_spinlock!(RateLimit::new(LOG_INTERVAL_NS, LOG_BURST)),
-            stats: Stats::new(),
-            handshaking: AtomicU32::new(0),
-        }),
-        GFP_KERNEL,
-    )?;
-    let node = global::leak_pinned(node);
-    NODE.set(node);
-    Ok(node)
+    NODE.init(pin_init!(Node {
+        cfg <- new_mutex!(Config { id: 0, listen: None, secret: None }),
+        peers <- new_mutex!(KVec::new()),
+        log <- new_spinlock!(RateLimit::new(LOG_INTERVAL_NS, LOG_BURST)),
+        stats: Stats::new(),
+        handshaking: AtomicU32::new(0),
+    }))
 }

@@ -64,34 +64,6 @@ struct Pulled {
     data: bool,
 }
 
-/// Installs a page that came from `owner` over its marker. The owner gave it up, so if it
-/// still cannot be installed after a few tries its data is lost: the page is poisoned (every
-/// access gets SIGBUS) and the loss logged, never left to be built anew as zeros.
-pub(crate) fn install_or_poison(
-    p: &Proc,
-    vma: &Vma<'_>,
-    addr: u64,
-    marker: u64,
-    data: &[u8],
-    owner: u16,
-) -> Result {
-    let Err(err) = home::install_retrying(vma, addr, marker, data) else {
-        return Ok(());
-    };
-    let poisoned = vma.poison(addr, marker);
-    p.counters.lost.fetch_add(1, Relaxed);
-    pr_err!(
-        "pid {} ({}): page {:#x} from node {} could not be installed ({:?}); its data is lost: {}\n",
-        p.pid,
-        p.comm(),
-        addr,
-        owner,
-        err,
-        if poisoned.is_ok() { "SIGBUS on access" } else { "it was changed meanwhile" }
-    );
-    Err(err)
-}
-
 /// Moves up to `count` pages from `addr` that `owner` owns into `p`'s address space.
 fn transfer(
     p: &Proc,
@@ -128,13 +100,14 @@ fn transfer(
             let mut first = Ok(());
             for i in 0..n {
                 let a = addr + (i * PAGE_SIZE) as u64;
-                let r = install_or_poison(
+                let page = &data[i * PAGE_SIZE..(i + 1) * PAGE_SIZE];
+                let r = home::install_or_poison(
                     p,
                     vma,
                     a,
                     marker,
-                    &data[i * PAGE_SIZE..(i + 1) * PAGE_SIZE],
-                    owner.id,
+                    page,
+                    format_args!("from node {}", owner.id),
                 );
                 if i == 0 {
                     first = r;

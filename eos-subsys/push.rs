@@ -143,15 +143,14 @@ fn push_batch(
         for (i, a) in addrs[..n].iter().enumerate() {
             if let Some(v) = lock.vma(*a) {
                 let r = if ok {
-                    v.settle(*a, peer_id, None)
+                    v.settle(*a, peer_id)
                 } else {
-                    restore(
-                        p,
-                        &v,
-                        *a,
-                        peer_id,
-                        &pages[i * PAGE_SIZE..(i + 1) * PAGE_SIZE],
-                    )
+                    // The page comes back over its in-flight marker; if it cannot, its data
+                    // may be nowhere else (the peer may not have it).
+                    let page = &pages[i * PAGE_SIZE..(i + 1) * PAGE_SIZE];
+                    let marker = mm::marker(peer_id, true);
+                    let what = format_args!("of a failed push to node {peer_id}");
+                    home::install_or_poison(p, &v, *a, marker, page, what)
                 };
                 settled += r.is_ok() as i64;
             }
@@ -171,37 +170,6 @@ fn push_batch(
     p.counters.pushes.fetch_add(1, Relaxed);
     p.counters.pushed.fetch_add(n as u64, Relaxed);
     Some(n as u64)
-}
-
-/// A push failed: the page at `addr` comes back from `data`, over its in-flight marker. If
-/// it cannot, after a few tries, its data may be nowhere else (the peer may not have it):
-/// the page is poisoned (SIGBUS on access) and the loss logged, never left in flight (where
-/// faults would wait for it forever) or built anew as zeros.
-fn restore(p: &Proc, v: &mm::Vma<'_>, addr: u64, peer: u16, data: &[u8]) -> Result {
-    let mut tries = 0;
-    let err = loop {
-        match v.settle(addr, peer, Some(data)) {
-            Ok(()) => return Ok(()),
-            Err(e) if e == ENOMEM && tries + 1 < crate::home::INSTALL_TRIES => {
-                tries += 1;
-                time::sleep_ms_uninterruptible(crate::home::INSTALL_RETRY_MS);
-            }
-            Err(e) => break e,
-        }
-    };
-    let poisoned = v.poison(addr, mm::marker(peer, true));
-    p.counters.lost.fetch_add(1, Relaxed);
-    pr_err!(
-        "pid {} ({}): page {:#x} of a failed push to node {} could not be put back ({:?}); its data is lost: {}\n",
-        p.pid,
-        p.comm(),
-        addr,
-        peer,
-        err,
-        if poisoned.is_ok() { "SIGBUS on access" } else { "it was changed meanwhile" }
-    );
-    p.notify_settled();
-    Err(err)
 }
 
 /// The pusher: every 20 ms, or at once when a throttled fault kicks it, stretches marked

@@ -256,7 +256,5 @@ pub(crate) fn shells() -> Option<&'static Shells> {
 
 /// Creates the registry.
 pub(crate) fn init() -> Result {
-    let s = KBox::pin_init(Shells::new(), GFP_KERNEL)?;
-    SHELLS.set(crate::sys::global::leak_pinned(s));
-    Ok(())
+    SHELLS.init(Shells::new()).map(|_| ())
 }

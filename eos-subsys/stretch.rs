@@ -155,15 +155,11 @@ pub(crate) fn marks() -> Option<&'static Marks> {
 
 /// Creates the (empty) list of marks.
 pub(crate) fn init() -> Result {
-    let m = KBox::pin_init(
-        pin_init!(Marks {
-            list <- new_mutex!(KVec::new()),
-            count: AtomicU64::new(0),
-        }),
-        GFP_KERNEL,
-    )?;
-    MARKS.set(crate::sys::global::leak_pinned(m));
-    Ok(())
+    let m = pin_init!(Marks {
+        list <- new_mutex!(KVec::new()),
+        count: AtomicU64::new(0),
+    });
+    MARKS.init(m).map(|_| ())
 }
 
 impl Marks {

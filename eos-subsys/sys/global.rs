@@ -22,6 +22,17 @@ impl<T: Sync + 'static> Global<T> {
         self.0.store(v as *const T as *mut T, Ordering::Release);
     }
 
+    /// Allocates the value from `init`, pinned for the rest of the kernel's life, and fills
+    /// the slot with it.
+    pub(crate) fn init<E>(&self, init: impl PinInit<T, E>) -> Result<&'static T>
+    where
+        Error: From<E>,
+    {
+        let v = leak_pinned(KBox::pin_init(init, GFP_KERNEL)?);
+        self.set(v);
+        Ok(v)
+    }
+
     /// The value, once set.
     pub(crate) fn get(&self) -> Option<&'static T> {
         let p = self.0.load(Ordering::Acquire);
@@ -32,7 +43,7 @@ impl<T: Sync + 'static> Global<T> {
 }
 
 /// Turns a pinned allocation into a reference for the rest of the kernel's life.
-pub(crate) fn leak_pinned<T>(b: Pin<KBox<T>>) -> &'static T {
+fn leak_pinned<T>(b: Pin<KBox<T>>) -> &'static T {
     // SAFETY: the value is never moved (we only hand out shared references) and never freed,
     // so the pinning guarantee holds forever.
     let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(b) });

@@ -396,17 +396,13 @@ impl<'a> Vma<'a> {
         (n.max(0) as usize, next as u64)
     }
 
-    /// Ends the push of `addr`: remote marker if `restore` is `None`, else the page again.
-    pub(crate) fn settle(&self, addr: u64, node: u16, restore: Option<&[u8]>) -> Result {
-        let p = match restore {
-            Some(d) => {
-                pages_ok(d)?;
-                d.as_ptr().cast()
-            }
-            None => core::ptr::null(),
-        };
-        // SAFETY: the VMA is locked; `p` is null or a page.
-        to_result(unsafe { bindings::elastic_settle(self.raw(), addr as _, node as _, p) })
+    /// Ends the acknowledged push of `addr`: its in-flight marker becomes `node`'s marker. (A
+    /// failed push puts the page back with `install` over the in-flight marker.)
+    pub(crate) fn settle(&self, addr: u64, node: u16) -> Result {
+        // SAFETY: the VMA is locked; a NULL page means "settle to the remote marker".
+        to_result(unsafe {
+            bindings::elastic_settle(self.raw(), addr as _, node as _, core::ptr::null())
+        })
     }
 
     /// How many pages from `addr` on `node` owns (at most `max`).

@@ -15,22 +15,35 @@ pub(super) fn elastic_stress(a: &mut Vm, b: &mut Vm) -> Result<String> {
     ))
 }
 
+/// Runs test program `prog` with `args` on `a` (it stretches itself): it must exit 0 with the
+/// host's RESULT line, and its "`prog`: ..." line (returned) must contain each of `needs`.
+fn run_like_host(a: &mut Vm, prog: &str, args: &[&str], needs: &[&str]) -> Result<String> {
+    let want = host_result(prog, args)?;
+    let (rc, out) = a.run(
+        &format!("{prog} {}", args.join(" ")),
+        Duration::from_secs(240),
+    )?;
+    let prefix = format!("{prog}: ");
+    let info = out
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or("")
+        .to_string();
+    if rc != 0 || !out.lines().any(|l| l == want) || !needs.iter().all(|n| info.contains(n)) {
+        bail!("{prog}: exit {rc}, host says `{want}`, VM printed:\n{out}");
+    }
+    Ok(info)
+}
+
 /// mlock and mlockall over pages the peer holds bring them home with their data, and the
 /// pusher leaves locked pages alone (before, the install refused a VM_LOCKED area: SIGBUS).
 pub(super) fn mlock_remote(a: &mut Vm, b: &mut Vm) -> Result<String> {
-    let want = host_result("mlock", &["32", "2"])?;
-    let (rc, out) = a.run("mlock 32 2", Duration::from_secs(240))?;
-    let info = out
-        .lines()
-        .find(|l| l.starts_with("mlock: "))
-        .unwrap_or("")
-        .to_string();
-    if rc != 0
-        || !out.lines().any(|l| l == want)
-        || !info.contains("stretched=1 locked=1 locked_all=1")
-    {
-        bail!("mlock: exit {rc}, host says `{want}`, VM printed:\n{out}");
-    }
+    let info = run_like_host(
+        a,
+        "mlock",
+        &["32", "2"],
+        &["stretched=1 locked=1 locked_all=1"],
+    )?;
     let were: u64 = field(&info, "locked_were_remote").unwrap_or(0);
     if were == 0 {
         bail!("mlock: none of the locked pages was on the peer before the lock:\n{info}");
@@ -46,20 +59,15 @@ pub(super) fn mlock_remote(a: &mut Vm, b: &mut Vm) -> Result<String> {
 /// the thread ran and the process died of SIGBUS, or read pages the pusher had moved), while
 /// a CLONE_VM|CLONE_VFORK child reads every page right and popen and system work.
 pub(super) fn threads_refused(a: &mut Vm, b: &mut Vm) -> Result<String> {
-    let want = host_result("threads", &["16", "2"])?;
-    let (rc, out) = a.run("threads 16 2", Duration::from_secs(240))?;
-    let info = out
-        .lines()
-        .find(|l| l.starts_with("threads: "))
-        .unwrap_or("")
-        .to_string();
-    if rc != 0
-        || !out.lines().any(|l| l == want)
-        || !info.contains("stretched=1")
-        || !info.contains("thread=refused errno=95 vfork_sum_ok=1 popen_ok=1 system_ok=1 bad=0")
-    {
-        bail!("threads: exit {rc}, host says `{want}`, VM printed:\n{out}");
-    }
+    let info = run_like_host(
+        a,
+        "threads",
+        &["16", "2"],
+        &[
+            "stretched=1",
+            "thread=refused errno=95 vfork_sum_ok=1 popen_ok=1 system_ok=1 bad=0",
+        ],
+    )?;
     let log = a
         .run(
             "dmesg | grep -c 'new thread of a stretched process refused'",

@@ -148,7 +148,9 @@ pub(super) fn decode_jump<'a>(h: &Header, r: &mut Reader<'a>) -> Result<Message<
     if r.remaining() < slen + 1 {
         return Err(bad_len(h));
     }
-    if slen == 0 && stack_addr != 0 {
+    // A stack page has a non-zero address and only a stack page has one, as the encoder
+    // requires (found by fuzzing: a page at 0 decoded, and could not be sent back).
+    if (slen == 0) != (stack_addr == 0) {
         return Err(ProtoError::BadField("stack address"));
     }
     if slen != 0 {

@@ -299,6 +299,18 @@ fn jump_messages_reject_bad_fields() {
     // a stack page claimed absent while its address is set, or in kernel space
     assert!(decode_corrupted(jump, |p| p[8] = 1).is_err());
     assert!(decode_corrupted(jump, |p| p[23] = 0x80).is_err());
+    // a stack page at address 0: the encoder refuses it, so the decoder does too (found by
+    // the frame fuzzer as a decode/encode asymmetry)
+    let Message::Jump(j) = jump else { panic!() };
+    let at_0 = Message::Jump(Jump {
+        stack_addr: 0,
+        ..*j
+    });
+    assert!(at_0.encode(0, &mut std::vec![0u8; 2 * PAGE_SIZE]).is_err());
+    assert_eq!(
+        decode_corrupted(jump, |p| p[16..24].fill(0)),
+        Err(ProtoError::BadField("stack address"))
+    );
     assert!(decode_corrupted(jump, |p| p[12] = 9).is_err());
     assert!(decode_corrupted(jump, |p| p[13] = 1).is_err());
     assert!(decode_corrupted(jump, |p| p[14] = 0xff).is_err());

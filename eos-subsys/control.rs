@@ -256,13 +256,15 @@ static ATTRS: [sysfs::Attr; 10] = [
     },
     sysfs::Attr {
         name: c"jumplog",
-        mode: 0o444,
+        // Pids and their fault patterns of every user: root only (a user reads their own
+        // processes' /proc/<pid>/elastic).
+        mode: 0o400,
         show: Some(jumplog_show),
         store: None,
     },
     sysfs::Attr {
         name: c"procs",
-        mode: 0o444,
+        mode: 0o400,
         show: Some(procs_show),
         store: None,
     },
@@ -338,35 +340,42 @@ fn sys_stretch(pid: i32, to: i32) -> Result<i64> {
 /// exceeds `arg` pages, if non-zero), 3 = pin a stretched process at home (`arg` 1, "sticky":
 /// the jump policy never moves it) or unpin it (`arg` 0).
 fn sys_ctl(op: i32, pid: i32, arg: u64) -> Result<i64> {
+    let node = node::get().ok_or(ENODEV)?;
     let procs = home::procs().ok_or(ENODEV)?;
     let marks = stretch::marks().ok_or(ENODEV)?;
     let task = controlled(pid)?;
-    let pid = task.pid();
+    // By address space, not pid: the entry of an exited process may linger under a reused
+    // pid, and must never be taken for the new process's.
+    let mm = task.mm().ok_or(ESRCH)?;
+    let stretched = procs.by_mm(mm.id());
     // The operations come from include/uapi/linux/elastic.h, through bindgen.
     let op = u32::try_from(op).map_err(|_| EINVAL)?;
     match op {
         bindings::ELASTIC_CTL_BUDGET => {
-            if let Some(p) = procs.by_pid(pid) {
+            if let Some(p) = stretched {
                 p.budget.store(arg, Relaxed);
                 procs.kick();
                 return Ok(0);
             }
-            marks.set_budget(pid, arg)?;
+            marks.set_budget(&task, arg)?;
             Ok(0)
         }
         bindings::ELASTIC_CTL_MARK => {
-            if procs.by_pid(pid).is_some() {
+            if stretched.is_some() {
                 return Err(crate::sys::errno::e(bindings::EALREADY));
             }
-            if let Some(mm) = task.mm() {
-                // The throttle applies from now on, so the process waits instead of OOM.
-                mm.mark_elastic();
+            // A mark lets the process map more than this node holds; only a node that has
+            // somewhere to put the rest may allow that.
+            if node.first_connected_peer().is_none() {
+                return Err(crate::sys::errno::e(bindings::ENOTCONN));
             }
-            marks.mark(pid, arg)?;
+            marks.mark(&task, arg)?;
+            // The throttle and the elastic overcommit rule apply from now on.
+            mm.mark_elastic();
             Ok(0)
         }
         bindings::ELASTIC_CTL_STICKY => {
-            let p = procs.by_pid(pid).ok_or(ESRCH)?;
+            let p = stretched.ok_or(ESRCH)?;
             if arg > 1 {
                 return Err(EINVAL);
             }
@@ -386,10 +395,14 @@ fn sys_jump(pid: i32, to: i32) -> Result<i64> {
     Ok(0)
 }
 
-/// `/proc/<pid>/elastic`: one line about process `pid` (home side or shell).
+/// `/proc/<pid>/elastic`: one line about process `pid` (home side or shell). procfs has
+/// checked that the reader may read the process's statistics (ptrace read access).
 fn proc_show(pid: i32, w: &mut FmtBuf<'_>) {
+    let Some(mm) = TaskRef::by_pid(pid).and_then(|t| t.mm()) else {
+        return;
+    };
     // A full buffer cuts the line short; that is all an error here can mean.
-    if let Some(p) = home::procs().and_then(|procs| procs.by_pid(pid)) {
+    if let Some(p) = home::procs().and_then(|procs| procs.by_mm(mm.id())) {
         let _ = p.write_to(w);
         return;
     }
@@ -405,11 +418,56 @@ fn syscall(regs: &mut SyscallRegs<'_>, nr: i32) -> bool {
         return crate::mapsync::home_syscall(regs, nr, crate::pull::recall);
     };
     if !shell.running() {
-        // Its task is parked in the kernel and runs no user code (shell.rs): a syscall from
-        // it means that broke. Fail closed: it must not run here, with the shell's identity.
+        parked_entry(&shell, "syscall", nr);
+        regs.set_return(EIO.to_errno() as i64);
+        return true;
+    }
+    // Back to the `syscall` instruction: the process issues the same syscall again, at home.
+    regs.rewind();
+    jump::shell_syscall(&shell)
+}
+
+/// A shell's task that is parked runs no user code (shell.rs): an entry from it means that
+/// broke. Fail closed: nothing may run here with the shell's identity.
+fn parked_entry(shell: &shell::Shell, what: &str, nr: i32) {
+    pr_err!(
+        "shell pid {} of process {}: {} {} while parked; killing it\n",
+        shell.pid,
+        shell.home_pid,
+        what,
+        nr
+    );
+    TaskRef::current().signal(kernel::bindings::SIGKILL);
+}
+
+/// A 32-bit syscall. Of a shell running a process: through `int $0x80` it goes home like a
+/// 64-bit one (the instruction is two bytes too, and the home runs it as a 32-bit syscall);
+/// sysenter and the 32-bit `syscall` come only from 32-bit code, whose state cannot jump:
+/// the process is stopped, never served here. Of a stretched process at home: a 32-bit
+/// layout change cannot be followed by its other nodes, so it is refused.
+fn syscall32(regs: &mut SyscallRegs<'_>, nr: i32, int80: bool) -> bool {
+    let Some(shell) = shell::shells().and_then(|s| s.by_current()) else {
+        let stretched = home::procs().and_then(|p| p.by_mm(crate::sys::task::current_mm()));
+        let Some(p) = stretched else { return false };
+        if let Some(node) = node::get() {
+            peer_warn!(
+                node,
+                "pid {}: 32-bit layout syscall {} of a stretched process refused (ENOSYS)\n",
+                p.pid,
+                nr
+            );
+        }
+        regs.set_return(ENOSYS.to_errno() as i64);
+        return true;
+    };
+    if !shell.running() {
+        parked_entry(&shell, "32-bit syscall", nr);
+        regs.set_return(EIO.to_errno() as i64);
+        return true;
+    }
+    if !int80 {
         pr_err!(
-            "shell pid {} of process {}: syscall {} while parked; killing it\n",
-            shell.pid,
+            "shell of pid {}: 32-bit fast syscall {} away from home: 32-bit code cannot go home; killing the process\n",
             shell.home_pid,
             nr
         );
@@ -417,8 +475,20 @@ fn syscall(regs: &mut SyscallRegs<'_>, nr: i32) -> bool {
         regs.set_return(EIO.to_errno() as i64);
         return true;
     }
-    // Back to the `syscall` instruction: the process issues the same syscall again, at home.
     regs.rewind();
+    jump::shell_syscall(&shell)
+}
+
+/// A legacy vsyscall of a shell's task: it runs at home (the home's clock), with the
+/// registers as they are (the home calls the vsyscall entry again).
+fn vsyscall() -> bool {
+    let Some(shell) = shell::shells().and_then(|s| s.by_current()) else {
+        return false;
+    };
+    if !shell.running() {
+        parked_entry(&shell, "vsyscall", 0);
+        return true;
+    }
     jump::shell_syscall(&shell)
 }
 
@@ -434,10 +504,6 @@ fn signal() -> bool {
         0 => false,
         sig => jump::shell_fault_signal(&shell, sig),
     }
-}
-
-fn may_overcommit() -> bool {
-    stretch::marks().is_some_and(|m| m.current_is_marked())
 }
 
 /// An elastic address space is being torn down: a shell's (its process may have died
@@ -473,9 +539,11 @@ static HOOKS: Hooks = Hooks {
     marker_fault: crate::pull::home_fault,
     empty_fault: crate::pull::shell_fault,
     syscall,
+    syscall32,
+    vsyscall,
     signal,
     throttle: crate::push::throttle,
-    may_overcommit,
+    exec: stretch::on_exec,
     mm_exit,
     may_share_mm,
     stretch: sys_stretch,

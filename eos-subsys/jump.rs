@@ -19,7 +19,7 @@
 use crate::home::{self, Proc, Where};
 use crate::node::{peer_warn, Node, Peer};
 use crate::policy::JumpTunables;
-use crate::proto::{Jump, JumpReason, Message, PAGE_SIZE};
+use crate::proto::{CpuUsed, Jump, JumpReason, Message, MAX_JUMP_CPU_NS, PAGE_SIZE};
 use crate::rpc::{self, CallError};
 use crate::shell::{self, Run, Shell};
 use crate::stats::Stats;
@@ -320,6 +320,7 @@ fn home_leave(p: Arc<Proc>) {
         files: &maps.files,
         stack: if stack_addr != 0 { &page } else { &[] },
         stack_addr,
+        cpu: CpuUsed::default(),
     };
     match send_jump(&target, j) {
         Ok(()) => {}
@@ -412,6 +413,8 @@ fn home_arrive(node: &Node, p: &Proc, a: Arrival) {
     match arch::load(&a.state) {
         Ok(()) => {
             ack(node, a.from, a.req, 0);
+            // The time it ran there is its own: times(), getrusage(), RLIMIT_CPU, timers.
+            TaskRef::current().account_remote_cpu(a.cpu.user_ns, a.cpu.sys_ns);
             p.set_place(Where::Home);
             p.policy.lock().on_arrival(time::now_ns());
         }
@@ -500,7 +503,8 @@ fn shell_arrive(shell: &Shell) -> bool {
         return false;
     };
     if let Err(err) = crate::mapsync::reconcile(node, shell, &a.ranges, &a.files) {
-        pr_warn!(
+        peer_warn!(
+            node,
             "shell of pid {}: cannot match its home's layout ({:?})\n",
             shell.home_pid,
             err
@@ -510,7 +514,8 @@ fn shell_arrive(shell: &Shell) -> bool {
     }
     if let Some((addr, page)) = &a.stack {
         if let Err(err) = install_stack(&shell.mm, *addr, page, 0) {
-            pr_warn!(
+            peer_warn!(
+                node,
                 "shell of pid {}: stack page {:#x} does not fit ({:?})\n",
                 shell.home_pid,
                 addr,
@@ -531,6 +536,7 @@ fn shell_arrive(shell: &Shell) -> bool {
         ack(node, a.from, a.req, err.to_errno());
         return false;
     }
+    *shell.cpu_at_arrival.lock() = task::current_cputime();
     shell.move_run(|_| true, Run::Running);
     shell.policy.lock().on_arrival(time::now_ns());
     shell.counters.arrivals.fetch_add(1, Relaxed);
@@ -571,6 +577,15 @@ pub(crate) fn shell_leave(shell: &Arc<Shell>, reason: JumpReason) -> bool {
         return false;
     };
     let stack_addr = take_stack(&shell.mm, &state[..n], 0, &mut page);
+    let (rt0, ut0, st0) = *shell.cpu_at_arrival.lock();
+    let (rt, ut, st) = task::current_cputime();
+    let mut cpu = CpuUsed::split(
+        rt.saturating_sub(rt0),
+        ut.saturating_sub(ut0),
+        st.saturating_sub(st0),
+    );
+    cpu.user_ns = cpu.user_ns.min(MAX_JUMP_CPU_NS);
+    cpu.sys_ns = cpu.sys_ns.min(MAX_JUMP_CPU_NS);
     let j = Jump {
         req: 0,
         pid: shell.home_pid,
@@ -581,6 +596,7 @@ pub(crate) fn shell_leave(shell: &Arc<Shell>, reason: JumpReason) -> bool {
         files: &[],
         stack: if stack_addr != 0 { &page } else { &[] },
         stack_addr,
+        cpu,
     };
     shell.move_run(|_| true, Run::Parked);
     if let Err(JumpErr::Refused(err) | JumpErr::Lost(err)) = send_jump(&home, j) {

@@ -281,7 +281,8 @@ pub(crate) fn shell_fault(vma: Vma<'_>, addr: u64, user: bool) -> FaultReply {
                 // an address the home does not map): the fault goes home and runs there.
                 return FaultReply::SigBus;
             }
-            pr_err!(
+            peer_warn!(
+                node,
                 "shell of pid {}: fetch of {:#x} from node {} failed ({:?})\n",
                 shell.home_pid,
                 addr,

@@ -51,6 +51,10 @@ pub(crate) struct Shell {
     /// Execution arriving from the home, handed over by the receive thread.
     #[pin]
     pub(crate) inbox: Mutex<Option<Arrival>>,
+    /// Its task's CPU times (`task::current_cputime`) when the process last arrived, so the
+    /// jump home reports what the process used here. Only its task touches it.
+    #[pin]
+    pub(crate) cpu_at_arrival: SpinLock<(u64, u64, u64)>,
 }
 
 /// What a shell did, for /proc and sysfs. Counters only: no decision reads them.

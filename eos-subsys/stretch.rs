@@ -59,13 +59,14 @@ pub(crate) fn stretch(task: &TaskRef, peer: Arc<Peer>, budget: u64) -> Result {
         return Err(EINVAL);
     }
     let pid = task.pid();
-    let existing = procs.by_pid(pid);
+    let mm = task.mm().ok_or(EINVAL)?;
+    // By address space, not pid: an entry of an exited process may linger under a reused pid.
+    let existing = procs.by_mm(mm.id());
     if let Some(p) = &existing {
         if p.member(peer.id).is_some() {
             return Err(e(bindings::EALREADY));
         }
     }
-    let mm = task.mm().ok_or(EINVAL)?;
     let mut pathbuf = KVec::from_elem(0u8, 512, GFP_KERNEL)?;
     let path = task.exe_path(&mut pathbuf)?;
     let mut cpath = KVec::with_capacity(path.len() + 1, GFP_KERNEL)?;
@@ -130,19 +131,27 @@ pub(crate) fn stretch(task: &TaskRef, peer: Arc<Peer>, budget: u64) -> Result {
     Ok(())
 }
 
-/// A process marked elastic that is not stretched yet.
-#[derive(Clone, Copy)]
+/// A process marked elastic that is not stretched yet. Held by task reference, never by
+/// pid: a pid is reused once its process is gone, a task reference names only that task.
+#[derive(Clone)]
 struct Mark {
-    pid: i32,
+    task: TaskRef,
     budget: u64,
 }
 
 /// Processes marked elastic (`elastic_ctl` op 2), waiting for their stretch.
+///
+/// # Invariants
+///
+/// A marked process's current mm has `MMF_ELASTIC` (its overcommit and OOM path are the
+/// elastic ones: an O(1) flag test, no lookup here). A mark is set only while a peer is
+/// connected, is kept across an ordinary exec (the new mm gets the flag) and is dropped at
+/// an exec that raises privilege (setuid, setgid, file capabilities), as ptrace access is.
 #[pin_data]
 pub(crate) struct Marks {
     #[pin]
     list: Mutex<KVec<Mark>>,
-    /// Number of marks, so the overcommit hook costs nothing when there are none.
+    /// Number of marks, so the exec hook costs nothing when there are none.
     count: AtomicU64,
 }
 
@@ -163,48 +172,77 @@ pub(crate) fn init() -> Result {
 }
 
 impl Marks {
-    /// Marks `pid` (or updates its budget).
-    pub(crate) fn mark(&self, pid: i32, budget: u64) -> Result {
+    /// Marks `task` (or updates its budget).
+    pub(crate) fn mark(&self, task: &TaskRef, budget: u64) -> Result {
         let mut marks = self.list.lock();
-        match marks.iter_mut().find(|m| m.pid == pid) {
+        match marks.iter_mut().find(|m| m.task.is(task)) {
             Some(m) => m.budget = budget,
             None => {
-                marks.push(Mark { pid, budget }, GFP_KERNEL)?;
-                self.count.fetch_add(1, Relaxed);
+                marks.push(
+                    Mark {
+                        task: task.clone(),
+                        budget,
+                    },
+                    GFP_KERNEL,
+                )?;
+                self.count.store(marks.len() as u64, Relaxed);
             }
         }
         Ok(())
     }
 
-    /// Sets the budget of marked `pid`; `ESRCH` if it is not marked.
-    pub(crate) fn set_budget(&self, pid: i32, budget: u64) -> Result {
+    /// Sets the budget of marked `task`; `ESRCH` if it is not marked.
+    pub(crate) fn set_budget(&self, task: &TaskRef, budget: u64) -> Result {
         let mut marks = self.list.lock();
-        let m = marks.iter_mut().find(|m| m.pid == pid).ok_or(ESRCH)?;
+        let m = marks.iter_mut().find(|m| m.task.is(task)).ok_or(ESRCH)?;
         m.budget = budget;
         Ok(())
     }
 
-    fn forget(&self, pid: i32) {
+    /// Drops the mark of `task`, and those of tasks that exited.
+    fn forget(&self, task: &TaskRef) {
         let mut marks = self.list.lock();
-        let _ = crate::kvec::retain(&mut marks, |m| m.pid != pid);
+        let _ = crate::kvec::retain(&mut marks, |m| !m.task.is(task) && !m.task.exited());
         self.count.store(marks.len() as u64, Relaxed);
     }
 
-    /// Whether the current process was marked elastic (and may therefore overcommit).
-    pub(crate) fn current_is_marked(&self) -> bool {
-        if self.count.load(Relaxed) == 0 {
-            return false;
-        }
-        let pid = TaskRef::current().pid();
-        self.list.lock().iter().any(|m| m.pid == pid)
+    /// Whether `task` is marked.
+    fn has(&self, task: &TaskRef) -> bool {
+        self.count.load(Relaxed) != 0 && self.list.lock().iter().any(|m| m.task.is(task))
     }
 
     /// Lines for `/sys/kernel/elastic/procs`.
     pub(crate) fn write_to(&self, w: &mut impl Write) -> core::fmt::Result {
-        for m in self.list.lock().iter() {
-            writeln!(w, "pid={} marked budget_pages={}", m.pid, m.budget)?;
+        for m in self.list.lock().iter().filter(|m| !m.task.exited()) {
+            writeln!(w, "pid={} marked budget_pages={}", m.task.pid(), m.budget)?;
         }
         Ok(())
+    }
+}
+
+/// The exec hook (the current task has its new mm; `privileged`: the program raises
+/// privilege, or is not dumpable). A marked process keeps its mark into an ordinary program,
+/// whose mm is then elastic too; a privileged program drops it, as it drops ptrace access:
+/// nobody but root may move a setuid program's memory off this node.
+pub(crate) fn on_exec(privileged: bool) {
+    let Some(marks) = marks() else { return };
+    if marks.count.load(Relaxed) == 0 {
+        return;
+    }
+    let me = TaskRef::current();
+    if !marks.has(&me) {
+        return;
+    }
+    if privileged {
+        marks.forget(&me);
+        pr_info!(
+            "pid {}: exec of a privileged program (setuid, setgid or capabilities) ends its elastic mark\n",
+            me.pid()
+        );
+        return;
+    }
+    if let Some(mm) = me.mm() {
+        mm.mark_elastic();
     }
 }
 
@@ -216,32 +254,39 @@ pub(crate) fn auto_stretch(node: &'static Node, avail_low: bool) {
         let m = marks.list.lock();
         let mut v = KVec::new();
         for x in m.iter() {
-            let _ = v.push(*x, GFP_KERNEL);
+            let _ = v.push(x.clone(), GFP_KERNEL);
         }
         v
     };
     for m in list.iter() {
-        let Some(task) = TaskRef::by_pid(m.pid) else {
-            marks.forget(m.pid);
+        let task = &m.task;
+        let Some(mm) = task.mm().filter(|_| !task.exited()) else {
+            marks.forget(task);
             continue;
         };
-        let over_budget = m.budget > 0 && task.mm().is_some_and(|mm| mm.anon_pages() > m.budget);
+        let over_budget = m.budget > 0 && mm.anon_pages() > m.budget;
+        drop(mm);
         if !avail_low && !over_budget {
             continue;
         }
         let Some(peer) = node.first_connected_peer() else {
             continue;
         };
-        match stretch(&task, peer, m.budget) {
-            Ok(()) => marks.forget(m.pid),
-            Err(e) => peer_warn!(node, "automatic stretch of pid {} failed: {:?}\n", m.pid, e),
+        match stretch(task, peer, m.budget) {
+            Ok(()) => marks.forget(task),
+            Err(e) => peer_warn!(
+                node,
+                "automatic stretch of pid {} failed: {:?}\n",
+                task.pid(),
+                e
+            ),
         }
     }
 }
 
 /// Member: a `Stretch` from `peer`; answers `StretchOk` with the new shell's pid or an error.
 pub(crate) fn serve_stretch(node: &Node, peer: &Peer, conn: &Conn, s: &Stretch<'_>) -> Result {
-    let (status, pid) = match make_shell(peer, s) {
+    let (status, pid) = match make_shell(node, peer, s) {
         Ok(pid) => (0, pid as u32),
         Err(e) => {
             peer_warn!(
@@ -261,7 +306,7 @@ pub(crate) fn serve_stretch(node: &Node, peer: &Peer, conn: &Conn, s: &Stretch<'
     })
 }
 
-fn make_shell(peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
+fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
     let shells = shell::shells().ok_or(ENODEV)?;
     if shells.find(peer.id, s.pid).is_some() {
         return Err(EEXIST);
@@ -273,8 +318,10 @@ fn make_shell(peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
     let cpath = core::ffi::CStr::from_bytes_with_nul(&path).map_err(|_| EINVAL)?;
     let exe = FileData::read(cpath)?;
     if crypto::sha256(exe.bytes())? != s.exe_hash {
-        pr_warn!(
-            "stretch refused: {:?} differs from the home node's executable\n",
+        peer_warn!(
+            node,
+            "stretch from node {} refused: {:?} differs from its executable\n",
+            peer.id,
             cpath
         );
         return Err(ENOEXEC);
@@ -330,6 +377,7 @@ fn make_shell(peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
             run <- kernel::new_spinlock!(shell::Run::Parked),
             policy <- new_mutex!(crate::policy::JumpPolicy::new(&tunables, time::now_ns())),
             inbox <- new_mutex!(None),
+            cpu_at_arrival <- kernel::new_spinlock!((0, 0, 0)),
             counters: shell::ShellCounters::new(),
         }),
         GFP_KERNEL,

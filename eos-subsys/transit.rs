@@ -3,7 +3,7 @@
 //! Execution between nodes: what a `Jump` carries, copied out of the receive buffer, on its
 //! way from the receive thread to the task that will run it (the home task, or a shell's).
 
-use crate::proto::{Jump, JumpReason};
+use crate::proto::{CpuUsed, Jump, JumpReason};
 use kernel::prelude::*;
 
 /// Execution arriving: what the receive thread hands to the task that will run it.
@@ -16,6 +16,8 @@ pub(crate) struct Arrival {
     pub(crate) files: KVVec<u8>,
     /// The page under the stack pointer and its address, if it came along.
     pub(crate) stack: Option<(u64, KVVec<u8>)>,
+    /// CPU time the process used at the sender.
+    pub(crate) cpu: CpuUsed,
 }
 
 impl Arrival {
@@ -39,6 +41,7 @@ impl Arrival {
             state: copy(j.state)?,
             ranges: copy(j.ranges)?,
             files: copy(j.files)?,
+            cpu: j.cpu,
         })
     }
 }

@@ -9,7 +9,7 @@ use crate::fmtbuf::FmtBuf;
 use crate::sys::{
     arch::SyscallRegs,
     global::Global,
-    mm::{MmId, MmRef, Vma},
+    mm::{MmId, Vma},
 };
 use kernel::{bindings, error::code::ENODEV, prelude::*};
 
@@ -58,12 +58,18 @@ pub(crate) struct Hooks {
     /// A syscall of a shell's task, or a layout syscall of a stretched process at home. True:
     /// handled (its result, if any, is in the registers).
     pub(crate) syscall: fn(&mut SyscallRegs<'_>, i32) -> bool,
+    /// A 32-bit syscall of a shell's task (`int80`: through `int $0x80`), or a 32-bit
+    /// layout syscall of a stretched process at home. True: handled.
+    pub(crate) syscall32: fn(&mut SyscallRegs<'_>, i32, bool) -> bool,
+    /// A legacy vsyscall of a shell's task. True: handled.
+    pub(crate) vsyscall: fn() -> bool,
     /// A shell's task has a signal pending on its way to user mode. True: handled.
     pub(crate) signal: fn() -> bool,
     /// An elastic process is about to allocate an anonymous page.
     pub(crate) throttle: fn(),
-    /// May the current process overcommit (it was marked elastic)?
-    pub(crate) may_overcommit: fn() -> bool,
+    /// The current task execs (it has its new mm); `privileged`: the program raises
+    /// privilege or is not dumpable.
+    pub(crate) exec: fn(bool),
     /// An elastic address space is being torn down.
     pub(crate) mm_exit: fn(MmId),
     /// May another task share this elastic address space (a thread)?
@@ -161,18 +167,36 @@ pub(crate) extern "C" fn elastic_throttle(_mm: *mut bindings::mm_struct) {
     }
 }
 
-/// The overcommit check asks whether `mm` may map more than this node holds: yes if its
-/// process was marked elastic (the mark then moves onto the mm).
+/// `begin_new_exec()`: the current task has its new mm and credentials.
 #[no_mangle]
-pub(crate) extern "C" fn elastic_may_overcommit(mm: *mut bindings::mm_struct) -> bool {
-    if !HOOKS.get().is_some_and(|h| (h.may_overcommit)()) {
+pub(crate) extern "C" fn elastic_exec(privileged: bool) {
+    if let Some(h) = HOOKS.get() {
+        (h.exec)(privileged);
+    }
+}
+
+/// A 32-bit syscall of a shell's task (`int80`: through `int $0x80`, else sysenter or the
+/// 32-bit `syscall`), or a 32-bit layout syscall of a stretched process at home. True: it
+/// was handled (run at home, or refused).
+#[no_mangle]
+pub(crate) extern "C" fn elastic_syscall32(
+    regs: *mut bindings::pt_regs,
+    nr: core::ffi::c_int,
+    int80: bool,
+) -> bool {
+    let Some(h) = HOOKS.get() else { return false };
+    // SAFETY: as in `elastic_syscall`.
+    let Some(mut regs) = (unsafe { SyscallRegs::from_entry(regs) }) else {
         return false;
-    }
-    // SAFETY: the overcommit check runs for the live `mm` of the caller.
-    if let Some(m) = unsafe { MmRef::grab(mm) } {
-        m.mark_elastic();
-    }
-    true
+    };
+    (h.syscall32)(&mut regs, nr, int80)
+}
+
+/// A legacy vsyscall of a shell's task (`emulate_vsyscall()`, registers untouched). True:
+/// handled (execution went home, or the task dies).
+#[no_mangle]
+pub(crate) extern "C" fn elastic_vsyscall(_regs: *mut bindings::pt_regs) -> bool {
+    HOOKS.get().is_some_and(|h| (h.vsyscall)())
 }
 
 /// An elastic process's mm is being torn down.

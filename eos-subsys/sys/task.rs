@@ -44,14 +44,31 @@ impl TaskRef {
         unsafe { (*self.raw()).pid }
     }
 
-    /// Whether the caller may stretch this task: same uid as the caller's euid, or
-    /// CAP_SYS_ADMIN.
+    /// Whether the caller may control this task (stretch it, set its budget, mark it, move
+    /// it): exactly what `ptrace` attach needs (same uid and dumpable, or CAP_SYS_PTRACE, and
+    /// the LSMs' say), since control lets the caller move the task's memory off this node.
     pub(crate) fn caller_may_control(&self) -> bool {
-        // SAFETY: the task is referenced; the helpers read RCU-protected credentials safely.
-        let same =
-            unsafe { bindings::elastic_task_uid(self.raw()) == bindings::elastic_current_euid() };
-        // SAFETY: no preconditions.
-        same || unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) }
+        // SAFETY: the task is referenced; `ptrace_may_access` takes its own locks.
+        unsafe { bindings::ptrace_may_access(self.raw(), bindings::PTRACE_MODE_ATTACH_REALCREDS) }
+    }
+
+    /// Whether the caller may read this task's ElasticOS statistics: what reading its
+    /// `/proc/<pid>/stat` details needs (`PTRACE_MODE_READ_FSCREDS`).
+    pub(crate) fn caller_may_read(&self) -> bool {
+        // SAFETY: as in `caller_may_control`.
+        unsafe { bindings::ptrace_may_access(self.raw(), bindings::PTRACE_MODE_READ_FSCREDS) }
+    }
+
+    /// Whether `self` and `other` are the same task (not merely the same pid: a pid can be
+    /// reused once its task is gone, a referenced task cannot).
+    pub(crate) fn is(&self, other: &TaskRef) -> bool {
+        self.0 == other.0
+    }
+
+    /// Whether the task has exited (it is a zombie or gone, and will never run again).
+    pub(crate) fn exited(&self) -> bool {
+        // SAFETY: the task is referenced; `exit_state` is set once, read racily by design.
+        unsafe { (*self.raw()).exit_state != 0 }
     }
 
     /// Its effective user and group id (initial user namespace).
@@ -172,6 +189,14 @@ impl TaskRef {
     }
 }
 
+impl Clone for TaskRef {
+    fn clone(&self) -> Self {
+        // SAFETY: the task is referenced, so taking another reference is valid.
+        unsafe { bindings::get_task_struct(self.raw()) };
+        Self(self.0)
+    }
+}
+
 impl Drop for TaskRef {
     fn drop(&mut self) {
         // SAFETY: balances the reference taken at construction.
@@ -251,11 +276,28 @@ impl TaskRef {
         (unsafe { (*self.raw()).exit_code } & 0x7f) as u32
     }
 
+    /// Charges CPU time the task used on another node (it ran there as a shell) to it here:
+    /// its user and system time, its run time (what `times`, `getrusage`, CPU clocks,
+    /// RLIMIT_CPU and CPU timers read), its cgroup's usage and bandwidth quota.
+    pub(crate) fn account_remote_cpu(&self, user_ns: u64, sys_ns: u64) {
+        // SAFETY: the task is referenced; the helper takes its run-queue lock.
+        unsafe { bindings::elastic_account_remote(self.raw(), user_ns, sys_ns) };
+    }
+
     /// Whether this is the current task.
     pub(crate) fn is_current(&self) -> bool {
         // SAFETY: `current` is valid.
         self.raw() == unsafe { bindings::get_current() }
     }
+}
+
+/// CPU time of the current task so far, in nanoseconds: (exact run time, tick-sampled user
+/// time, tick-sampled system time).
+pub(crate) fn current_cputime() -> (u64, u64, u64) {
+    let (mut rt, mut ut, mut st) = (0, 0, 0);
+    // SAFETY: `current` is valid; the helper reads its own times.
+    unsafe { bindings::elastic_cputime(&mut rt, &mut ut, &mut st) };
+    (rt, ut, st)
 }
 
 /// The current task's mm (NULL for a kthread), for lookups by identity.

@@ -20,9 +20,9 @@ use crate::proto::{
 use core::fmt;
 
 /// Protocol versions this build speaks.
-pub const MIN_VERSION: u16 = 1;
+pub const MIN_VERSION: u16 = 2;
 /// See [`MIN_VERSION`].
-pub const MAX_VERSION: u16 = 1;
+pub const MAX_VERSION: u16 = 2;
 
 const LABEL_RESP: &[u8; 9] = b"EOS1-RESP";
 const LABEL_INIT: &[u8; 9] = b"EOS1-INIT";
@@ -412,8 +412,8 @@ pub(crate) mod tests {
         let m = SoftMac(b"k");
         let mut r = Responder::new(2, 0, [2; NONCE_LEN]);
         let mut h = Hello {
-            min_version: 2,
-            max_version: 9,
+            min_version: MAX_VERSION + 1,
+            max_version: MAX_VERSION + 8,
             node: 1,
             caps: 0,
             nonce: [0; NONCE_LEN],

@@ -262,6 +262,7 @@ fn auth_then_bogus_jump(
             files: &[],
             stack: &[],
             stack_addr: 0,
+            cpu: Default::default(),
         });
         let mut b = vec![0u8; HEADER_LEN + 2048];
         let n = m.encode(1, &mut b).unwrap_or(0);

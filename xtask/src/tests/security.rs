@@ -89,6 +89,65 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
         bail!("uid 2000 could stretch uid 1000's process (exit {rc}): {out}");
     }
     a.sh("eosctl stretch $(cat /tmp/victim) 2 && eosctl status $(cat /tmp/victim) | grep -q shell_pid")?;
+    // Its statistics are alice's business: bob reads neither its /proc file nor the list.
+    let (rc, out) = a.run(
+        "su bob -c \"cat /proc/$(cat /tmp/victim)/elastic\"",
+        Duration::from_secs(30),
+    )?;
+    if rc == 0 || out.contains("remote_pages=") {
+        bail!("uid 2000 read uid 1000's /proc/PID/elastic (exit {rc}): {out}");
+    }
+    let (rc, out) = a.run(
+        "su bob -c 'cat /sys/kernel/elastic/procs'",
+        Duration::from_secs(30),
+    )?;
+    if rc == 0 || out.contains("home_pid=") || out.contains("pid=") {
+        bail!("uid 2000 read /sys/kernel/elastic/procs (exit {rc}): {out}");
+    }
+    let own = a.sh("su alice -c \"cat /proc/$(cat /tmp/victim)/elastic\"")?;
+    if !own.contains("remote_pages=") {
+        bail!("alice cannot read her own process's /proc/PID/elastic: {own}");
+    }
+    // Control needs what ptrace attach needs: alice may not stretch a setuid program she
+    // started (its real uid is hers, but it is not dumpable).
+    a.sh("cp /bin/busybox /tmp/busybox-suid && chmod 4755 /tmp/busybox-suid")?;
+    a.sh("su alice -c 'exec /tmp/busybox-suid sleep 60' & echo $! > /tmp/busybox-suidp; sleep 1")?;
+    let (rc, out) = a.run(
+        "su alice -c \"eosctl stretch $(cat /tmp/busybox-suidp) 2\"",
+        Duration::from_secs(30),
+    )?;
+    if rc == 0 || !out.contains("Operation not permitted") {
+        bail!("uid 1000 could stretch a setuid program it started (exit {rc}): {out}");
+    }
+    let (rc, out) = a.run(
+        "su alice -c \"eosctl budget $(cat /tmp/busybox-suidp) 1\"",
+        Duration::from_secs(30),
+    )?;
+    if rc == 0 || !out.contains("Operation not permitted") {
+        bail!("uid 1000 could set the budget of a setuid program (exit {rc}): {out}");
+    }
+    a.sh("kill $(cat /tmp/busybox-suidp)")?;
+    // A mark survives an ordinary exec and ends at a setuid one.
+    a.sh("su alice -c 'exec eosctl run --elastic -- sleep 30' & echo $! > /tmp/plainp")?;
+    a.sh("su alice -c 'exec eosctl run --elastic -- /tmp/busybox-suid sleep 30' & echo $! > /tmp/markp; sleep 2")?;
+    let plain = pid_in(a, "/tmp/plainp")?;
+    let marked = pid_in(a, "/tmp/markp")?;
+    let procs = a.sh("cat /sys/kernel/elastic/procs")?;
+    let has_mark = |pid: &str| {
+        procs
+            .lines()
+            .any(|l| l.starts_with(&format!("pid={pid} marked")))
+    };
+    a.sh("kill $(cat /tmp/plainp) $(cat /tmp/markp); sleep 1")?;
+    if !has_mark(&plain) {
+        bail!("a mark did not survive an ordinary exec (pid {plain}):\n{procs}");
+    }
+    if has_mark(&marked) {
+        bail!("a mark survived the exec of a setuid program (pid {marked}):\n{procs}");
+    }
+    if !a.console().contains("ends its elastic mark") {
+        bail!("no log line for the mark a setuid exec ended");
+    }
     // Its shell on node2 runs as alice, and can gain nothing at exec.
     let no_privilege = [
         "CapEff:\t0000000000000000",
@@ -117,7 +176,7 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     {
         bail!("the shell of a root process runs with privilege:\n{status}");
     }
-    Ok("another uid refused with EPERM; root allowed; alice's shell runs as uid 1000, root's as 65534, both with no capabilities, an empty bounding set and no_new_privs".into())
+    Ok("another uid refused with EPERM, and a setuid program its own user started; statistics private to the owner; a mark survives exec, not a setuid exec; root allowed; alice's shell runs as uid 1000, root's as 65534, both with no capabilities, an empty bounding set and no_new_privs".into())
 }
 
 /// The pid written in `file` of `v` (the console may carry kernel lines around it).

@@ -8,6 +8,8 @@ use super::{
     USER_END,
 };
 
+/// Most CPU time one `Jump` may report (a day: more is a broken or hostile sender).
+pub const MAX_JUMP_CPU_NS: u64 = 86_400 * 1_000_000_000;
 /// Most bytes of CPU state in a `Jump` (registers and the XSAVE image; AMX needs ~11 KiB).
 pub const MAX_JUMP_STATE: usize = 16 * 1024;
 /// Most memory ranges in a `Jump` (the home's layout, for the shell to match): thousands, as
@@ -27,7 +29,7 @@ pub const MAX_FILE_PATH: usize = 255;
 /// size, mtime (u64 each); the path follows.
 pub const JUMP_FILE_FIXED: usize = 32;
 /// Fixed part of a `Jump` payload.
-pub const JUMP_FIXED: usize = 24;
+pub const JUMP_FIXED: usize = 40;
 /// Size of the header of a `Jump`'s file section: nfiles u16, reserved u16.
 pub(super) const FILES_HEADER_LEN: usize = 4;
 /// Payload size of `JumpAck`.
@@ -113,6 +115,37 @@ pub struct Jump<'a> {
     pub stack: &'a [u8],
     /// Its address (0 without a page).
     pub stack_addr: u64,
+    /// CPU time the process used on the sender since it arrived there, so that its home
+    /// accounts it (zero from the home).
+    pub cpu: CpuUsed,
+}
+
+/// CPU time used away from home, in nanoseconds, split as the sender's scheduler saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CpuUsed {
+    /// In user mode.
+    pub user_ns: u64,
+    /// In the kernel (its faults).
+    pub sys_ns: u64,
+}
+
+impl CpuUsed {
+    /// Splits `runtime_ns` (the scheduler's exact run time) in the ratio of the tick-sampled
+    /// user and system times, as `cputime_adjust()` does; all user time if neither ticked.
+    pub fn split(runtime_ns: u64, utime_ns: u64, stime_ns: u64) -> Self {
+        let total = u128::from(utime_ns) + u128::from(stime_ns);
+        if total == 0 {
+            return Self {
+                user_ns: runtime_ns,
+                sys_ns: 0,
+            };
+        }
+        let sys = (u128::from(runtime_ns) * u128::from(stime_ns) / total) as u64;
+        Self {
+            user_ns: runtime_ns - sys,
+            sys_ns: sys,
+        }
+    }
 }
 
 impl<'a> Jump<'a> {
@@ -123,12 +156,19 @@ impl<'a> Jump<'a> {
     }
 }
 
-// Jump: req u32, pid u32, flags u32, reason u8, reserved u8, nranges u16, stack_addr u64;
-// then nranges × range, the file section if HAS_FILES, the stack page if HAS_STACK, and the
+// Jump: req u32, pid u32, flags u32, reason u8, reserved u8, nranges u16, stack_addr u64,
+// user_ns u64, sys_ns u64; then nranges × range, the file section if HAS_FILES, the stack page if HAS_STACK, and the
 // CPU state (the rest, at least one byte).
 pub(super) fn decode_jump<'a>(h: &Header, r: &mut Reader<'a>) -> Result<Message<'a>, ProtoError> {
     let (req, pid, flags) = (r.u32()?, r.u32()?, r.u32()?);
     let (reason, reserved, nranges, stack_addr) = (r.u8()?, r.u8()?, r.u16()?, r.u64()?);
+    let cpu = CpuUsed {
+        user_ns: r.u64()?,
+        sys_ns: r.u64()?,
+    };
+    if cpu.user_ns > MAX_JUMP_CPU_NS || cpu.sys_ns > MAX_JUMP_CPU_NS {
+        return Err(ProtoError::BadField("jump cpu time"));
+    }
     if flags & !(TO_HOME | HAS_STACK | HAS_FILES) != 0 || reserved != 0 {
         return Err(ProtoError::ReservedBits);
     }
@@ -185,6 +225,7 @@ pub(super) fn decode_jump<'a>(h: &Header, r: &mut Reader<'a>) -> Result<Message<
         files,
         stack,
         stack_addr,
+        cpu,
     }))
 }
 
@@ -214,6 +255,11 @@ pub(super) fn encode_jump<'a>(w: &mut Writer<'_>, m: &Jump<'a>) -> Result<Tails<
     w.u8(0)?; // reserved
     w.u16(n as u16)?;
     w.u64(m.stack_addr)?;
+    if m.cpu.user_ns > MAX_JUMP_CPU_NS || m.cpu.sys_ns > MAX_JUMP_CPU_NS {
+        return Err(ProtoError::BadField("jump cpu time"));
+    }
+    w.u64(m.cpu.user_ns)?;
+    w.u64(m.cpu.sys_ns)?;
     Ok([m.ranges, m.files, m.stack, m.state])
 }
 

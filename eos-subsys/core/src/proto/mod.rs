@@ -34,9 +34,9 @@ use cursor::{Reader, Writer};
 pub use frame::{FrameReader, Header};
 #[allow(unused_imports)]
 pub use jump::{
-    files_in, put_file_entry, put_files_header, put_jump_range, ranges_in, FileMap, Jump,
-    JumpReason, JUMP_FILE_FIXED, JUMP_FIXED, JUMP_RANGE_LEN, MAX_FILE_PATH, MAX_JUMP_FILES,
-    MAX_JUMP_RANGES, MAX_JUMP_STATE, RANGE_ANON,
+    files_in, put_file_entry, put_files_header, put_jump_range, ranges_in, CpuUsed, FileMap, Jump,
+    JumpReason, JUMP_FILE_FIXED, JUMP_FIXED, JUMP_RANGE_LEN, MAX_FILE_PATH, MAX_JUMP_CPU_NS,
+    MAX_JUMP_FILES, MAX_JUMP_RANGES, MAX_JUMP_STATE, RANGE_ANON,
 };
 #[allow(unused_imports)]
 pub use link::{Challenge, Hello, Reason, CHALLENGE_LEN, HELLO_LEN};
@@ -48,7 +48,7 @@ pub use stretch::{Stretch, MAX_STRETCH_STRINGS, STRETCH_FIXED};
 /// First two bytes of every frame.
 pub const MAGIC: u16 = 0xE05E;
 /// Framing and message-set version carried in every header.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Size of the fixed frame header.
 pub const HEADER_LEN: usize = 16;
 /// Size of the random nonces exchanged in the handshake.

@@ -57,8 +57,8 @@ fn header_rejects_each_bad_field() {
     b[0] ^= 1;
     assert!(matches!(Header::decode(&b), Err(ProtoError::BadMagic(_))));
     let mut b = good;
-    b[2] = 2;
-    assert_eq!(Header::decode(&b), Err(ProtoError::BadVersion(2)));
+    b[2] = VERSION + 1;
+    assert_eq!(Header::decode(&b), Err(ProtoError::BadVersion(VERSION + 1)));
     let mut b = good;
     b[3] = 0x7f;
     assert_eq!(Header::decode(&b), Err(ProtoError::UnknownType(0x7f)));
@@ -258,6 +258,7 @@ pub(super) fn page_samples() -> Vec<Message<'static>> {
             files: &FILES,
             stack: &PAGE_A[..PAGE_SIZE],
             stack_addr: 0x7fff_0000,
+            cpu: Default::default(),
         }),
         Message::JumpAck {
             req: 5,
@@ -377,6 +378,7 @@ fn jump_messages_reject_bad_fields() {
         files: &[],
         stack: &[],
         stack_addr: 0,
+        cpu: Default::default(),
     });
     assert!(empty.encode(0, &mut [0u8; 64]).is_err());
 }
@@ -402,6 +404,7 @@ fn jump_carries_thousands_of_ranges() {
             files: &[],
             stack: &[],
             stack_addr: 0,
+            cpu: Default::default(),
         })
     };
     let mut buf = std::vec![0u8; HEADER_LEN + MAX_PAYLOAD];
@@ -538,4 +541,63 @@ proptest! {
         let frames = encoded(&all);
         prop_assert_eq!(read_all(&frames.concat(), &pieces).unwrap(), frames);
     }
+}
+
+#[test]
+fn jump_cpu_time_round_trips_and_is_bounded() {
+    let state = [7u8; 64];
+    let mut j = Jump {
+        req: 1,
+        pid: 2,
+        to_home: true,
+        reason: JumpReason::Syscall,
+        state: &state,
+        ranges: &[],
+        files: &[],
+        stack: &[],
+        stack_addr: 0,
+        cpu: CpuUsed {
+            user_ns: 1_500_000_000,
+            sys_ns: 20_000,
+        },
+    };
+    let mut buf = [0u8; 4096];
+    let n = Message::Jump(j).encode(1, &mut buf).unwrap();
+    let h = Header::decode(buf[..HEADER_LEN].try_into().unwrap()).unwrap();
+    assert_eq!(
+        Message::decode(&h, &buf[HEADER_LEN..n]),
+        Ok(Message::Jump(j))
+    );
+    // A sender cannot claim more than a day in one jump, nor encode it.
+    j.cpu.user_ns = MAX_JUMP_CPU_NS + 1;
+    assert!(Message::Jump(j).encode(1, &mut buf).is_err());
+    j.cpu.user_ns = 0;
+    let n = Message::Jump(j).encode(1, &mut buf).unwrap();
+    // user_ns sits after the 24 bytes of fixed fields.
+    buf[HEADER_LEN + 24..HEADER_LEN + 32].copy_from_slice(&(MAX_JUMP_CPU_NS + 1).to_le_bytes());
+    let h = Header::decode(buf[..HEADER_LEN].try_into().unwrap()).unwrap();
+    assert_eq!(
+        Message::decode(&h, &buf[HEADER_LEN..n]),
+        Err(ProtoError::BadField("jump cpu time"))
+    );
+}
+
+#[test]
+fn cpu_split_follows_the_tick_ratio() {
+    assert_eq!(
+        CpuUsed::split(1000, 0, 0),
+        CpuUsed {
+            user_ns: 1000,
+            sys_ns: 0
+        }
+    );
+    assert_eq!(
+        CpuUsed::split(1000, 3, 1),
+        CpuUsed {
+            user_ns: 750,
+            sys_ns: 250
+        }
+    );
+    let s = CpuUsed::split(u64::MAX, u64::MAX, u64::MAX);
+    assert_eq!(s.user_ns + s.sys_ns, u64::MAX);
 }

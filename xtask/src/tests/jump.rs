@@ -112,6 +112,49 @@ pub(super) fn jump_home_semantics(a: &mut Vm, b: &mut Vm) -> Result<String> {
     ))
 }
 
+/// The other ways into the kernel, each right after a jump away: `int $0x80` (getppid,
+/// getpid, write), the legacy vsyscall page, and CPU time used away from home as getrusage
+/// at home reports it. The output must equal a run that never left home (same node).
+pub(super) fn jump_other_entries(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let want = a.sh("entries 1 2 plain > /tmp/entries.plain 2>&1; echo status=$? >> /tmp/entries.plain; cat /tmp/entries.plain")?;
+    let (jb0, _, _) = jumplog(b)?;
+    a.sh("entries 1 2 > /tmp/entries.out 2>&1; echo status=$? >> /tmp/entries.out")?;
+    let (jb, _, _) = jumplog(b)?;
+    let same = a.run(
+        "cmp /tmp/entries.plain /tmp/entries.out",
+        Duration::from_secs(30),
+    )?;
+    if same.0 != 0 {
+        let got = a.sh("cat /tmp/entries.out")?;
+        bail!(
+            "entries away from home differs from its run at home.\nat home:\n{want}\naway:\n{got}"
+        );
+    }
+    for line in [
+        "int80 getppid is the home's: 1",
+        "a line written through int $0x80",
+        "vsyscall time is the home's: 1",
+        "cpu time away from home counted: 1",
+        "status=0",
+    ] {
+        if !want.contains(line) {
+            bail!("entries at home lacks {line:?}:\n{want}");
+        }
+    }
+    // Four entries and the CPU work each came home from node2.
+    if jb - jb0 < 5 {
+        bail!(
+            "entries: only {} jumps home from node2; it did not run away",
+            jb - jb0
+        );
+    }
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "int $0x80 getppid/getpid/write, vsyscall time and getrusage after work away: output identical to the run at home; {} jumps home",
+        jb - jb0
+    ))
+}
+
 /// Signals sent at home reach a process that runs on the peer.
 pub(super) fn jump_signals(a: &mut Vm, b: &mut Vm) -> Result<String> {
     let mut notes = Vec::new();

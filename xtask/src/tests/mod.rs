@@ -20,7 +20,10 @@ mod workloads;
 use crate::vm::{self, Cluster};
 use crate::{bench, cluster, image, kernel};
 use anyhow::{bail, Result};
-use jump::{jump_home_semantics, jump_lsearch, jump_ping_pong, jump_signals, many_mappings};
+use jump::{
+    jump_home_semantics, jump_lsearch, jump_other_entries, jump_ping_pong, jump_signals,
+    many_mappings,
+};
 use kunit::kunit;
 use link::{elastic_peer_death, handshake, reconnect};
 use mapsync::{dynamic_program, file_pages, layout_changes};
@@ -203,6 +206,11 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
             || jump_home_semantics(&mut a, b),
         );
         report.step(
+            "jump: int $0x80, the vsyscall page and CPU time away from home are the home's",
+            300,
+            || jump_other_entries(&mut a, b),
+        );
+        report.step(
             "jump: kill -INT / -9 at home stops it on the peer",
             300,
             || jump_signals(&mut a, b),
@@ -291,6 +299,14 @@ pub fn all(host_only: bool) -> Result<()> {
         "host: libelastic and workloads compile warning-free",
         300,
         host::c_programs,
+    );
+    report.step(
+        &format!(
+            "fuzz: host fuzzers smoke ({} executions per target)",
+            crate::fuzz::SMOKE_RUNS
+        ),
+        300,
+        crate::fuzz::smoke,
     );
     if !host_only {
         let mut kernel_image = None;

@@ -74,6 +74,17 @@ pub(super) fn wrong_key(cluster: &Cluster, a: &mut Vm, b: Vm) -> Result<Vm> {
     if !a.console().contains("authentication failed") {
         bail!("node1 did not log the refusal");
     }
+    // Node2 has no connected peer now: a mark, which would let a process overcommit, is
+    // refused (strict overcommit holds for everyone there).
+    b.sh("echo 2 > /proc/sys/vm/overcommit_memory")?;
+    let (rc, out) = b.run(
+        "su alice -c 'eosctl run --elastic -- true'",
+        Duration::from_secs(30),
+    )?;
+    b.sh("echo 0 > /proc/sys/vm/overcommit_memory")?;
+    if rc == 0 || !out.contains("not connected") {
+        bail!("a process was marked elastic on a node with no connected peer (exit {rc}): {out}");
+    }
     check_clean(&[a, &b])?;
     Ok(b)
 }

@@ -132,15 +132,23 @@ pub struct CpuUsed {
 impl CpuUsed {
     /// Splits `runtime_ns` (the scheduler's exact run time) in the ratio of the tick-sampled
     /// user and system times, as `cputime_adjust()` does; all user time if neither ticked.
+    /// No 128-bit arithmetic: the kernel has none.
     pub fn split(runtime_ns: u64, utime_ns: u64, stime_ns: u64) -> Self {
-        let total = u128::from(utime_ns) + u128::from(stime_ns);
+        // The ratio's terms shrink to 31 bits, so every product below fits in 64.
+        let (mut ut, mut st) = (utime_ns, stime_ns);
+        while ut.saturating_add(st) >= 1 << 31 {
+            ut >>= 1;
+            st >>= 1;
+        }
+        let total = ut + st;
         if total == 0 {
             return Self {
                 user_ns: runtime_ns,
                 sys_ns: 0,
             };
         }
-        let sys = (u128::from(runtime_ns) * u128::from(stime_ns) / total) as u64;
+        // runtime * st / total, exactly, as (q * total + r) * st / total.
+        let sys = (runtime_ns / total) * st + (runtime_ns % total) * st / total;
         Self {
             user_ns: runtime_ns - sys,
             sys_ns: sys,

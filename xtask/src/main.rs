@@ -12,6 +12,7 @@
 //! deb              build the installable .deb kernel packages into out/
 //! bench [--quick] [--reps N] [--mem MiB] [--local MiB] [--cap SECS] [--write-docs]
 //!                                                workloads under every configuration
+//! fuzz [--target T] [--runs N | --time S]       libFuzzer on eos-core (docs/FUZZING.md)
 //! ```
 //!
 //! `cargo xtask <command> --help` lists each command's options and defaults.
@@ -22,6 +23,7 @@
 
 mod bench;
 mod cluster;
+mod fuzz;
 mod image;
 mod kernel;
 mod run;
@@ -116,6 +118,9 @@ enum Cmd {
     /// The workloads under every configuration (limit, swap, zram, NBD, ElasticOS), plus
     /// micro-benchmarks
     Bench(bench::Options),
+    /// Coverage-guided fuzzing of eos-core (cargo-fuzz, stable toolchain): each target for N
+    /// executions; fails on any crash or timeout
+    Fuzz(fuzz::Options),
 }
 
 fn main() -> Result<()> {
@@ -137,6 +142,7 @@ fn main() -> Result<()> {
         Cmd::Faults { runs } => tests::faults(runs),
         Cmd::Deb => kernel::deb(),
         Cmd::Bench(opts) => bench::bench(&opts),
+        Cmd::Fuzz(opts) => fuzz::fuzz(&opts),
     }
 }
 

@@ -457,7 +457,7 @@ fn syscall32(regs: &mut SyscallRegs<'_>, nr: i32, int80: bool) -> bool {
                 nr
             );
         }
-        regs.set_return(ENOSYS.to_errno() as i64);
+        regs.set_return(-i64::from(bindings::ENOSYS));
         return true;
     };
     if !shell.running() {

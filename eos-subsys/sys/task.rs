@@ -52,13 +52,6 @@ impl TaskRef {
         unsafe { bindings::ptrace_may_access(self.raw(), bindings::PTRACE_MODE_ATTACH_REALCREDS) }
     }
 
-    /// Whether the caller may read this task's ElasticOS statistics: what reading its
-    /// `/proc/<pid>/stat` details needs (`PTRACE_MODE_READ_FSCREDS`).
-    pub(crate) fn caller_may_read(&self) -> bool {
-        // SAFETY: as in `caller_may_control`.
-        unsafe { bindings::ptrace_may_access(self.raw(), bindings::PTRACE_MODE_READ_FSCREDS) }
-    }
-
     /// Whether `self` and `other` are the same task (not merely the same pid: a pid can be
     /// reused once its task is gone, a referenced task cannot).
     pub(crate) fn is(&self, other: &TaskRef) -> bool {

@@ -92,13 +92,11 @@ pub(super) fn wrong_key(cluster: &Cluster, a: &mut Vm, b: Vm) -> Result<Vm> {
 pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     // A process of alice (uid 1000) that bob (uid 2000) tries to stretch: refused. Root may.
     a.sh("su alice -c 'exec sleep 60' & echo $! > /tmp/victim")?;
-    let (rc, out) = a.run(
+    refused_eperm(
+        a,
         "su bob -c \"eosctl stretch $(cat /tmp/victim) 2\"",
-        Duration::from_secs(30),
+        "uid 2000 could stretch uid 1000's process",
     )?;
-    if rc == 0 || !out.contains("Operation not permitted") {
-        bail!("uid 2000 could stretch uid 1000's process (exit {rc}): {out}");
-    }
     a.sh("eosctl stretch $(cat /tmp/victim) 2 && eosctl status $(cat /tmp/victim) | grep -q shell_pid")?;
     // Its statistics are alice's business: bob reads neither its /proc file nor the list.
     let (rc, out) = a.run(
@@ -123,20 +121,16 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     // started (its real uid is hers, but it is not dumpable).
     a.sh("cp /bin/busybox /tmp/busybox-suid && chmod 4755 /tmp/busybox-suid")?;
     a.sh("su alice -c 'exec /tmp/busybox-suid sleep 60' & echo $! > /tmp/busybox-suidp; sleep 1")?;
-    let (rc, out) = a.run(
+    refused_eperm(
+        a,
         "su alice -c \"eosctl stretch $(cat /tmp/busybox-suidp) 2\"",
-        Duration::from_secs(30),
+        "uid 1000 could stretch a setuid program it started",
     )?;
-    if rc == 0 || !out.contains("Operation not permitted") {
-        bail!("uid 1000 could stretch a setuid program it started (exit {rc}): {out}");
-    }
-    let (rc, out) = a.run(
+    refused_eperm(
+        a,
         "su alice -c \"eosctl budget $(cat /tmp/busybox-suidp) 1\"",
-        Duration::from_secs(30),
+        "uid 1000 could set the budget of a setuid program",
     )?;
-    if rc == 0 || !out.contains("Operation not permitted") {
-        bail!("uid 1000 could set the budget of a setuid program (exit {rc}): {out}");
-    }
     a.sh("kill $(cat /tmp/busybox-suidp)")?;
     // A mark survives an ordinary exec and ends at a setuid one.
     a.sh("su alice -c 'exec eosctl run --elastic -- sleep 30' & echo $! > /tmp/plainp")?;
@@ -188,6 +182,15 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
         bail!("the shell of a root process runs with privilege:\n{status}");
     }
     Ok("another uid refused with EPERM, and a setuid program its own user started; statistics private to the owner; a mark survives exec, not a setuid exec; root allowed; alice's shell runs as uid 1000, root's as 65534, both with no capabilities, an empty bounding set and no_new_privs".into())
+}
+
+/// `cmd` on `v` must fail with EPERM; `what` says what it would have allowed.
+fn refused_eperm(v: &mut Vm, cmd: &str, what: &str) -> Result<()> {
+    let (rc, out) = v.run(cmd, Duration::from_secs(30))?;
+    if rc == 0 || !out.contains("Operation not permitted") {
+        bail!("{what} (exit {rc}): {out}");
+    }
+    Ok(())
 }
 
 /// The pid written in `file` of `v` (the console may carry kernel lines around it).

@@ -730,8 +730,11 @@ pub(crate) fn shell_receive(node: &Node, peer: &Peer, j: &Jump<'_>) {
 
 /// `elastic_jump`: move the execution of `task`'s process to `to` (its home or a member).
 pub(crate) fn jump_to(node: &Node, task: &TaskRef, to: u16) -> Result {
+    // By address space, not pid: the entry of an exited process may linger under a reused
+    // pid, and must never be taken for the new process's.
+    let mm = task.mm().ok_or(ESRCH)?;
     let p = home::procs()
-        .and_then(|procs| procs.by_pid(task.pid()))
+        .and_then(|procs| procs.by_mm(mm.id()))
         .ok_or(ESRCH)?;
     if to == node.id() {
         if let Some(at) = p.away_at() {

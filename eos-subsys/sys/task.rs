@@ -47,7 +47,13 @@ impl TaskRef {
     /// Whether the caller may control this task (stretch it, set its budget, mark it, move
     /// it): exactly what `ptrace` attach needs (same uid and dumpable, or CAP_SYS_PTRACE, and
     /// the LSMs' say), since control lets the caller move the task's memory off this node.
+    /// Kernel threads are refused, as `ptrace_attach` refuses them.
     pub(crate) fn caller_may_control(&self) -> bool {
+        // SAFETY: the task is referenced; `flags` is read racily, and PF_KTHREAD never
+        // changes after the task started.
+        if unsafe { (*self.raw()).flags } & bindings::PF_KTHREAD != 0 {
+            return false;
+        }
         // SAFETY: the task is referenced; `ptrace_may_access` takes its own locks.
         unsafe { bindings::ptrace_may_access(self.raw(), bindings::PTRACE_MODE_ATTACH_REALCREDS) }
     }

@@ -9,6 +9,8 @@
 //!                  across them, result checked against the host, ElasticOS statistics
 //! vm [--nodes N] [--mem MiB] [--peer-mem MiB]   boot N nodes, node1's console is yours
 //! test [--host-only]           every test: host, KUnit, two-VM; ends with a summary line
+//! faults [--runs N]             the fault-injection loop on its own two nodes
+//! sysfuzz [--calls N] [--seed S] the in-VM syscall fuzzer on its own two nodes
 //! deb              build the installable .deb kernel packages into out/
 //! bench [--quick] [--reps N] [--mem MiB] [--local MiB] [--cap SECS] [--write-docs]
 //!                                                workloads under every configuration
@@ -113,6 +115,17 @@ enum Cmd {
         #[arg(long, default_value_t = 20, value_name = "N")]
         runs: u32,
     },
+    /// The in-VM syscall fuzzer on its own pair of nodes: root and an unprivileged user each
+    /// make N random elastic syscalls, sysfs writes and /proc reads while their victims run
+    /// stretched (the test command runs 15,000 each)
+    Sysfuzz {
+        /// Calls per fuzzer
+        #[arg(long, default_value_t = 100_000, value_name = "N")]
+        calls: u64,
+        /// Seed of the first fuzzer (the second uses SEED+1)
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Build the installable .deb kernel packages into out/
     Deb,
     /// The workloads under every configuration (limit, swap, zram, NBD, ElasticOS), plus
@@ -140,6 +153,7 @@ fn main() -> Result<()> {
         } => run::interactive(nodes, mem, peer_mem),
         Cmd::Test { host_only } => tests::all(host_only),
         Cmd::Faults { runs } => tests::faults(runs),
+        Cmd::Sysfuzz { calls, seed } => tests::sysfuzz(calls, seed),
         Cmd::Deb => kernel::deb(),
         Cmd::Bench(opts) => bench::bench(&opts),
         Cmd::Fuzz(opts) => fuzz::fuzz(&opts),

@@ -1,7 +1,7 @@
 //! Execution jumping between nodes: register and stack state, system calls and signals away
 //! from home, mappings a jump carries, and the jump policy.
 
-use crate::cluster::{check_clean, host_result, jumplog, stat};
+use crate::cluster::{check_clean, field, host_result, jumplog, stat};
 use crate::image;
 use crate::util::{project_root, run};
 use crate::vm::{self, Vm};
@@ -148,10 +148,48 @@ pub(super) fn jump_other_entries(a: &mut Vm, b: &mut Vm) -> Result<String> {
             jb - jb0
         );
     }
+    let cpumax = cpu_max_charged(a)?;
     check_clean(&[a, b])?;
     Ok(format!(
-        "int $0x80 getppid/getpid/write, vsyscall time and getrusage after work away: output identical to the run at home; {} jumps home",
+        "int $0x80 getppid/getpid/write, vsyscall time and getrusage after work away: output identical to the run at home; {} jumps home; {cpumax}",
         jb - jb0
+    ))
+}
+
+/// Time used away from home counts against the cgroup's cpu.max at home: after 2 s of work
+/// on node2 in a group with a 50% quota, a 10 ms slice at home waits for the debt to be paid.
+fn cpu_max_charged(a: &mut Vm) -> Result<String> {
+    a.sh(
+        "mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup; \
+         echo +cpu > /sys/fs/cgroup/cgroup.subtree_control; mkdir -p /sys/fs/cgroup/eos; \
+         echo '50000 100000' > /sys/fs/cgroup/eos/cpu.max",
+    )?;
+    let run = |a: &mut Vm, args: &str| -> Result<(f64, f64, f64, f64)> {
+        let out = a.sh(&format!(
+            "sh -c 'echo $$ > /sys/fs/cgroup/eos/cgroup.procs; exec cpumax 1 2 2 {args}'"
+        ))?;
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("cpumax "))
+            .ok_or_else(|| anyhow::anyhow!("cpumax printed no result: {out}"))?;
+        let f = |k| field::<f64>(line, k).unwrap_or(-1.0);
+        Ok((f("before_ms"), f("after_ms"), f("away_s"), f("cpu_s")))
+    };
+    let (pb, pa, _, _) = run(a, "plain")?;
+    let (before, after, away, cpu) = run(a, "")?;
+    let throttled = a.sh("cat /sys/fs/cgroup/eos/cpu.stat")?;
+    // Without the charge the slice after the time away is as quick as the one before it.
+    if after < 1000.0 || after < 20.0 * before.max(1.0) {
+        bail!(
+            "cpu.max did not see the time away: slice {before} ms before, {after} ms after {away} s \
+             away (at home: {pb} / {pa} ms)\n{throttled}"
+        );
+    }
+    if cpu < 0.8 * away {
+        bail!("getrusage says {cpu} s of CPU for {away} s of work away from home");
+    }
+    Ok(format!(
+        "cpu.max 50%: a {before:.0} ms slice took {after:.0} ms after {away:.1} s away (at home {pb:.0} / {pa:.0} ms)"
     ))
 }
 

@@ -28,7 +28,7 @@ use kunit::kunit;
 use link::{elastic_peer_death, handshake, reconnect};
 use mapsync::{dynamic_program, file_pages, layout_changes};
 use pull_push::{elastic_stress, mlock_remote, threads_refused};
-use security::{bad_input, elastic_permissions, wrong_key};
+use security::{bad_input, elastic_permissions, syscall_fuzz, wrong_key, SYSFUZZ_SHORT_CALLS};
 use std::time::{Duration, Instant};
 use stretch::{elastic_beyond_memory, elastic_workloads, foreign_program};
 use three_nodes::three_nodes;
@@ -262,6 +262,13 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
             elastic_permissions(&mut a, b)
         });
         report.step(
+            &format!(
+                "fuzz: elastic syscalls, sysfs and /proc from root and a user, stretched victims running ({SYSFUZZ_SHORT_CALLS} calls each)"
+            ),
+            900,
+            || syscall_fuzz(&mut a, b, SYSFUZZ_SHORT_CALLS, 1),
+        );
+        report.step(
             "elastic: 1.5x node memory runs to the right result",
             900,
             || elastic_beyond_memory(&mut a, b),
@@ -287,6 +294,7 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
 }
 
 pub use faults::long as faults;
+pub use security::long_sysfuzz as sysfuzz;
 
 /// Every test. `host_only` skips kernel and VMs (for quick iterations).
 pub fn all(host_only: bool) -> Result<()> {

@@ -1,7 +1,7 @@
 //! What a node refuses: a hostile peer's frames, a peer with the wrong secret, and a stretch
 //! by someone who does not own the process (and what a shell on the peer may do).
 
-use crate::cluster::{check_clean, field, stat, up, SECRET};
+use crate::cluster::{self, check_clean, field, stat, up, SECRET};
 use crate::vm::{self, Cluster, Vm};
 use anyhow::{bail, Context, Result};
 use std::time::Duration;
@@ -218,4 +218,88 @@ fn shell_status(b: &mut Vm, home_pid: &str) -> Result<String> {
     b.sh(&format!(
         "grep -E '^(Uid|Gid|Cap|NoNewPrivs)' /proc/{pid}/status"
     ))
+}
+
+/// Calls each of the two in-VM fuzzers (root's and alice's) makes in the test command;
+/// `cargo xtask sysfuzz` runs the long form.
+pub(super) const SYSFUZZ_SHORT_CALLS: u64 = 15_000;
+
+/// The in-VM syscall fuzzer (workloads/sysfuzz.c) as root and as alice at once, while their
+/// victims run stretched: every call's result must be a documented one, every victim's memory
+/// must read back right, and no node may print kernel trouble. Returns the two result lines.
+pub(super) fn syscall_fuzz(a: &mut Vm, b: &mut Vm, calls: u64, seed: u64) -> Result<String> {
+    // Processes alice must never control: root's, bob's, and a setuid program she started.
+    a.sh("cp /bin/busybox /tmp/busybox-suid && chmod 4755 /tmp/busybox-suid")?;
+    a.sh("sleep 7200 & echo $! > /tmp/fz-root")?;
+    a.sh("su bob -c 'exec sleep 7200' & echo $! > /tmp/fz-bob")?;
+    a.sh("su alice -c 'exec /tmp/busybox-suid sleep 7200' & echo $! > /tmp/fz-suid; sleep 1")?;
+    let foreign = [
+        pid_in(a, "/tmp/fz-root")?,
+        pid_in(a, "/tmp/fz-bob")?,
+        pid_in(a, "/tmp/fz-suid")?,
+    ]
+    .join(",");
+    let limit = Duration::from_secs(60 + calls / 20);
+    a.sh(&format!(
+        "(sysfuzz -n {calls} -s {seed} > /tmp/fz-root.out 2>&1; echo rc=$? >> /tmp/fz-root.out) &"
+    ))?;
+    let (rc, alice) = a.run(
+        &format!(
+            "su alice -c 'sysfuzz -n {calls} -s {} -f {foreign}'",
+            seed + 1
+        ),
+        limit,
+    )?;
+    a.run(
+        "while ! grep -q '^rc=' /tmp/fz-root.out; do sleep 1; done",
+        limit,
+    )?;
+    let root = a.sh("cat /tmp/fz-root.out")?;
+    a.sh("kill $(cat /tmp/fz-root) $(cat /tmp/fz-bob) $(cat /tmp/fz-suid); sleep 1")?;
+    let summary = |out: &str| {
+        out.lines()
+            .find(|l| l.starts_with("sysfuzz calls="))
+            .map(str::to_string)
+    };
+    let (Some(alice_line), Some(root_line)) = (summary(&alice), summary(&root)) else {
+        bail!("a fuzzer printed no summary:\nalice (exit {rc}):\n{alice}\nroot:\n{root}");
+    };
+    if rc != 0 || !root.contains("rc=0") {
+        bail!("unexpected results or victims lost:\nalice (exit {rc}):\n{alice}\nroot:\n{root}");
+    }
+    // The cluster is as it was: the link up, no peer the fuzzer added left behind.
+    a.sh("eosctl wait 2 --timeout 60")?;
+    let peers = a.sh("cat /sys/kernel/elastic/peers")?;
+    // Its peers have ids 100..199; the real ones are 1 and 2.
+    if peers
+        .lines()
+        .any(|l| l.split_whitespace().next().is_some_and(|id| id.len() == 3))
+    {
+        bail!("peers the fuzzer added are left:\n{peers}");
+    }
+    check_clean(&[a, b])?;
+    Ok(format!("root: {root_line}; alice: {alice_line}"))
+}
+
+/// `cargo xtask sysfuzz --calls N --seed S`: the long form, on its own pair of nodes.
+pub fn long_sysfuzz(calls: u64, seed: u64) -> Result<()> {
+    let (_tree, c) = cluster::build(super::MEM_MIB)?;
+    let mut vms = cluster::boot_mesh(
+        &c,
+        &[
+            (1, "sysfuzz", super::MEM_MIB),
+            (2, "sysfuzz", super::PEER_MEM_MIB),
+        ],
+    )?;
+    let mut b = vms.pop().expect("two nodes");
+    let mut a = vms.pop().expect("two nodes");
+    cluster::wait_links(&mut a, &[2])?;
+    let r = syscall_fuzz(&mut a, &mut b, calls, seed);
+    let trouble = cluster::poweroff_all([a, b]);
+    let note = r?;
+    if !trouble.is_empty() {
+        bail!("kernel trouble: {trouble:?}");
+    }
+    println!("SYSFUZZ: {note}");
+    Ok(())
 }

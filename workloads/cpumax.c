@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * cpumax HOME PEER SECONDS [plain]: times a slice of CPU work at home, then runs SECONDS of
+ * CPU work on PEER (stretched and jumped there; "plain": at home), comes home and times the
+ * same slice again. Run in a cgroup with a cpu.max quota, the time used away from home is
+ * the group's too: the second slice waits until the group has paid that time back.
+ *
+ * Prints "cpumax before_ms=B after_ms=A away_s=S cpu_s=C"; C is getrusage's user+system
+ * time, which must include the time away.
+ */
+#include "common.h"
+#include "elastic.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+static volatile uint64_t sink;
+
+/* Work in registers only: no fault, no syscall, so it stays wherever it runs. */
+static void burn(long n)
+{
+	uint64_t s = 1;
+
+	for (long i = 0; i < n; i++)
+		s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+	sink = s;
+}
+
+static double cpu_s(void)
+{
+	struct rusage r;
+
+	getrusage(RUSAGE_SELF, &r);
+	return r.ru_utime.tv_sec + r.ru_utime.tv_usec / 1e6 + r.ru_stime.tv_sec +
+	       r.ru_stime.tv_usec / 1e6;
+}
+
+int main(int argc, char **argv)
+{
+	long home, peer, slice = 1000000, n = 0;
+	double secs, t, before, after, away;
+	int plain;
+
+	if (argc < 4) {
+		fprintf(stderr, "usage: cpumax HOME PEER SECONDS [plain]\n");
+		return 2;
+	}
+	home = atol(argv[1]);
+	peer = atol(argv[2]);
+	secs = atof(argv[3]);
+	plain = argc > 4 && !strcmp(argv[4], "plain");
+	if (!plain && elastic_stretch(0, (int)peer)) {
+		perror("elastic_stretch");
+		return 1;
+	}
+	/* A slice of about 10 ms: well inside any quota period. */
+	t = now_s();
+	burn(slice);
+	while (now_s() - t < 0.005) {
+		slice *= 2;
+		t = now_s();
+		burn(slice);
+	}
+	t = now_s();
+	burn(slice);
+	before = now_s() - t;
+
+	if (!plain && elastic_jump(0, (int)peer)) {
+		perror("elastic_jump");
+		return 1;
+	}
+	/* The clock of the vDSO is the node's own: wall time where it runs. */
+	t = now_s();
+	while (now_s() - t < secs) {
+		burn(slice);
+		n++;
+	}
+	away = now_s() - t;
+	if (!plain && elastic_jump(0, (int)home)) {
+		perror("elastic_jump home");
+		return 1;
+	}
+	t = now_s();
+	burn(slice);
+	after = now_s() - t;
+	printf("cpumax before_ms=%.0f after_ms=%.0f away_s=%.2f slices=%ld cpu_s=%.2f\n",
+	       before * 1e3, after * 1e3, away, n, cpu_s());
+	return 0;
+}

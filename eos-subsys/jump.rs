@@ -376,6 +376,10 @@ fn home_leave(p: Arc<Proc>) {
         }
         if task::fatal_signal_pending() || p.dead.load(Relaxed) {
             // The process dies here; its exit releases the shell that runs it.
+            drop(inbox);
+            if !p.dead.load(Relaxed) {
+                take_back_to_die(node, &p, &target, recalled, left);
+            }
             return;
         }
         if !recalled && task::signal_pending() {
@@ -392,6 +396,30 @@ fn home_leave(p: Arc<Proc>) {
             drop(inbox);
             time::sleep_ms_uninterruptible(1);
         }
+    }
+}
+
+/// How long a process that dies while away waits for its execution to come back.
+const DYING_WAIT_MS: u32 = 500;
+
+/// A process dies while it runs on `target`: recall it once more and wait a little (its
+/// node may be gone), so that the time it used there is counted here before it exits (its
+/// rusage, `time`, the parent's counts, cgroup usage).
+fn take_back_to_die(node: &Node, p: &Proc, target: &Peer, recalled: bool, left: u64) {
+    if !recalled && target.send(&Message::Recall { pid: p.pid as u32 }).is_err() {
+        return;
+    }
+    // A fatal signal is pending: only an uninterruptible sleep waits.
+    for _ in 0..DYING_WAIT_MS {
+        if let Some(a) = p.inbox.lock().take() {
+            p.counters.away_ns.fetch_add(time::now_ns() - left, Relaxed);
+            home_arrive(node, p, a);
+            return;
+        }
+        if p.dead.load(Relaxed) {
+            return;
+        }
+        time::sleep_ms_uninterruptible(1);
     }
 }
 

@@ -349,10 +349,11 @@ pub fn build() -> Result<Tree> {
     );
     let start = std::time::Instant::now();
     let log = t.build.join("build.log");
-    let status = make(&t, &[&format!("-j{jobs}"), "bzImage"])
+    let mut child = make(&t, &[&format!("-j{jobs}"), "bzImage"])
         .stdout(fs::File::create(&log)?)
         .stderr(fs::File::options().append(true).open(&log)?)
-        .status()?;
+        .spawn()?;
+    let status = progress(&t, &log, start, &mut child)?;
     if !status.success() {
         let text = fs::read_to_string(&log).unwrap_or_default();
         let tail: Vec<&str> = text.lines().rev().take(60).collect();
@@ -378,6 +379,67 @@ pub fn build() -> Result<Tree> {
         t.bzimage().display()
     );
     Ok(t)
+}
+
+/// Steps a clean build of this tree takes (compile, assemble, link lines of its log),
+/// measured; the first build's estimate uses this.
+const CLEAN_BUILD_STEPS: usize = 3100;
+
+/// Waits for the kernel build, printing every 30 s how far it is (steps done of those a
+/// clean build takes, and an estimate of the time left), so a 15-minute build is not silent.
+fn progress(
+    t: &Tree,
+    log: &Path,
+    start: std::time::Instant,
+    child: &mut std::process::Child,
+) -> Result<std::process::ExitStatus> {
+    let record = t.build.join(".elasticos-build-steps");
+    let total = fs::read_to_string(&record)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(CLEAN_BUILD_STEPS);
+    let steps = || {
+        fs::read_to_string(log).map_or(0, |text| {
+            text.lines()
+                .filter(|l| {
+                    let w = l.trim_start();
+                    l.starts_with("  ")
+                        && ["CC ", "AS ", "RUSTC ", "LD ", "AR ", "BINDGEN "]
+                            .iter()
+                            .any(|p| w.starts_with(p))
+                })
+                .count()
+        })
+    };
+    let mut last = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            let done = steps();
+            // A build that did nearly everything was a clean one: its count is the total.
+            if status.success() && done > total / 2 {
+                let _ = fs::write(&record, done.to_string());
+            }
+            return Ok(status);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        if last.elapsed().as_secs() >= 30 {
+            last = std::time::Instant::now();
+            let done = steps();
+            let secs = start.elapsed().as_secs();
+            let frac = (done as f64 / total as f64).min(0.99);
+            let left = if frac > 0.05 {
+                format!(", about {} min left", ((secs as f64 / frac) * (1.0 - frac) / 60.0).ceil())
+            } else {
+                String::new()
+            };
+            eprintln!(
+                "xtask: kernel build: {done} of ~{total} steps ({:.0}%), {} min {} s{left}",
+                frac * 100.0,
+                secs / 60,
+                secs % 60
+            );
+        }
+    }
 }
 
 /// `make bindeb-pkg`: the installable kernel packages, copied to out/.

@@ -40,6 +40,48 @@ const SETUP_PACKAGES: &str = "linux-source-6.12 qemu-system-x86 busybox-static f
     libelf-dev libssl-dev clang llvm lld libclang-dev cpio debhelper rsync kmod dpkg-dev \
     nbd-server nbd-client gcc libc6-dev";
 
+/// What a command that builds the kernel or boots VMs needs, and how to tell it is there.
+const NEEDED: &[(&str, &str)] = &[
+    ("qemu-system-x86_64", "command -v qemu-system-x86_64"),
+    ("bindgen", "command -v bindgen"),
+    ("the kernel source", "test -f /usr/src/linux-source-6.12.tar.xz"),
+    ("busybox", "command -v busybox"),
+    ("nbd-server", "command -v nbd-server"),
+    ("clang", "command -v clang"),
+    ("rust-src", "rustup component list --installed 2>/dev/null | grep -q rust-src"),
+];
+
+/// The set-up the README's two commands do themselves: if anything is missing, install it
+/// (as root), or stop with one line saying what to run.
+fn ensure_setup() -> Result<()> {
+    let missing: Vec<&str> = NEEDED
+        .iter()
+        .filter(|(_, check)| util::sh(&format!("{check} >/dev/null 2>&1")).is_err())
+        .map(|(what, _)| *what)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc_geteuid() } != 0 {
+        eprintln!(
+            "xtask: this machine lacks {}: run `sudo cargo xtask setup` once",
+            missing.join(", ")
+        );
+        std::process::exit(2);
+    }
+    eprintln!(
+        "xtask: setting up this machine first (missing: {}); about 5 minutes",
+        missing.join(", ")
+    );
+    setup()
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
 fn setup() -> Result<()> {
     util::sh(&format!(
         "export DEBIAN_FRONTEND=noninteractive; apt-get update -q && apt-get install -y -q {SETUP_PACKAGES}"
@@ -137,7 +179,11 @@ enum Cmd {
 }
 
 fn main() -> Result<()> {
-    match Cli::parse().cmd {
+    let cmd = Cli::parse().cmd;
+    if !matches!(cmd, Cmd::Setup | Cmd::Fuzz(_) | Cmd::Test { host_only: true }) {
+        ensure_setup()?;
+    }
+    match cmd {
         Cmd::Setup => setup(),
         Cmd::Kernel => kernel::build().map(|_| ()),
         Cmd::Image => image::build().map(|p| println!("{}", p.display())),

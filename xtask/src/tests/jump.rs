@@ -232,6 +232,11 @@ pub(super) fn jump_signals(a: &mut Vm, b: &mut Vm) -> Result<String> {
         {
             bail!("node2's shell does not show the process running:\n{shells}");
         }
+        // The shell's children's CPU ticks (/proc/PID/stat cutime + cstime, USER_HZ 100)
+        // grow by the time spin ran away once it is reaped, however it died.
+        let ticks = "awk '{print $16 + $17}' /proc/$$/stat";
+        let t0 = a.sh(ticks)?;
+        std::thread::sleep(Duration::from_secs(2));
         let (_, out) = a.run(
             &format!("kill -{sig} $(cat /tmp/spin.pid); wait $(cat /tmp/spin.pid); echo status=$?; cat /tmp/spin.out"),
             Duration::from_secs(60),
@@ -239,8 +244,14 @@ pub(super) fn jump_signals(a: &mut Vm, b: &mut Vm) -> Result<String> {
         if !out.contains(&format!("status={want_status}")) || !out.contains(want_out) {
             bail!("kill -{sig} of spin {args}: want status {want_status} and `{want_out}`, got:\n{out}");
         }
+        let t1 = a.sh(ticks)?;
+        let num = |s: &str| s.lines().find_map(|l| l.trim().parse::<u64>().ok()).unwrap_or(0);
+        let used = num(&t1).saturating_sub(num(&t0));
+        if used < 100 {
+            bail!("spin ran away for 2 s but its parent counts {used} ticks of its CPU time after SIG{sig}");
+        }
         notes.push(format!(
-            "SIG{sig}{}: status {want_status}",
+            "SIG{sig}{}: status {want_status}, {used} CPU ticks counted",
             if args.contains("handler") {
                 " (handler ran)"
             } else {

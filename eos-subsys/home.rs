@@ -21,7 +21,7 @@ use crate::sys::{
 use crate::transit::Arrival;
 use core::fmt::Write;
 use core::sync::atomic::{
-    AtomicBool, AtomicI64, AtomicU64,
+    AtomicBool, AtomicI64, AtomicU32, AtomicU64,
     Ordering::{Relaxed, SeqCst},
 };
 use kernel::{
@@ -61,6 +61,9 @@ pub(crate) struct Proc {
     /// Local memory budget in pages (0: push only under node memory pressure).
     pub(crate) budget: AtomicU64,
     pub(crate) dead: AtomicBool,
+    /// The signal it dies with if it died away from home (its shell died, or that node is
+    /// gone); 0: none. Its task, waiting at home, ends with it and never runs again here.
+    pub(crate) died_away: AtomicU32,
     pub(crate) cursor: AtomicU64,
     /// Pages the peer owns.
     pub(crate) remote: AtomicI64,
@@ -318,6 +321,7 @@ impl Proc {
                 push_rr: AtomicU64::new(0),
                 budget: AtomicU64::new(budget),
                 dead: AtomicBool::new(false),
+                died_away: AtomicU32::new(0),
                 cursor: AtomicU64::new(0),
                 remote: AtomicI64::new(0),
                 place <- new_spinlock!(Where::Home),
@@ -468,7 +472,17 @@ pub(crate) fn peer_lost(peer: u16) {
         // Its page table is only walked when that decides.
         let held = if ran_there { 0 } else { p.pages_on(peer) };
         if ran_there || held > 0 {
+            if ran_there {
+                // Its task waits here for its execution: it wakes and ends with SIGBUS.
+                p.died_away.store(bindings::SIGBUS, Relaxed);
+            }
             procs.retire(p);
+            // Retired, its exit will not be seen here: its other members drop its shells
+            // and pages now.
+            p.drop_member(peer);
+            for m in p.members().iter() {
+                let _ = m.send(&Message::Release { pid: p.pid as u32 });
+            }
             if ran_there {
                 pr_err!(
                     "node {} lost: killing pid {} ({}) with SIGBUS, it was running there\n",
@@ -485,7 +499,9 @@ pub(crate) fn peer_lost(peer: u16) {
                     held
                 );
             }
-            if let Some(t) = TaskRef::by_pid(p.pid) {
+            if ran_there {
+                p.inbox_cv.notify_all();
+            } else if let Some(t) = TaskRef::by_pid(p.pid) {
                 t.signal(bindings::SIGBUS);
             }
             continue;

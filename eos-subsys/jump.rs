@@ -379,6 +379,9 @@ fn home_leave(p: Arc<Proc>) {
             drop(inbox);
             if !p.dead.load(Relaxed) {
                 take_back_to_die(node, &p, &target, recalled, left);
+            } else {
+                // It died where it ran, or that node is gone: its state there is lost.
+                task::force_exit(p.died_away.load(Relaxed));
             }
             return;
         }
@@ -503,10 +506,10 @@ pub(crate) fn home_gone(peer: &Peer, pid: u32, signal: u32) {
         signal,
         sig
     );
+    // Its task waits at home for its execution: it wakes and ends with that signal, never
+    // to run on with the registers it left with.
+    p.died_away.store(sig, Relaxed);
     p.dead.store(true, Relaxed);
-    if let Some(t) = TaskRef::by_pid(p.pid) {
-        t.signal(sig);
-    }
     p.inbox_cv.notify_all();
 }
 

@@ -183,10 +183,10 @@ impl Shells {
     /// Shell of process `pid` of node `home`, and its task's address space (while it lives).
     pub(crate) fn with_mm(&self, home: u16, pid: u32) -> Result<(Arc<Shell>, MmRef)> {
         let shell = self.find(home, pid).ok_or(ESRCH)?;
-        let st = shell.seed.state.lock();
-        let t = st.task.as_ref().ok_or(ESRCH)?;
+        // Not under `seed.state`: `mm()` drops a user reference, and if that is the last one
+        // (the shell exits meanwhile) `__mmput` runs the exit hook, which takes that lock.
+        let t = shell.seed.state.lock().task.clone().ok_or(ESRCH)?;
         let m = t.mm().ok_or(ESRCH)?;
-        drop(st);
         Ok((shell, m))
     }
 

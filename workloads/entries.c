@@ -2,12 +2,13 @@
 /*
  * entries HOME PEER [plain]: the ways into the kernel other than the 64-bit `syscall`
  * instruction, each made right after jumping to PEER: `int $0x80` (getppid, getpid, write)
- * and the legacy vsyscall page (time); then CPU work done away from home, which getrusage at
+ * and the legacy vsyscall page (time); an int3 (its SIGTRAP handler runs once); then CPU work done away from home, which getrusage at
  * home must count. The output must be identical to a run with "plain" (no stretch, no jump).
  */
 #include "common.h"
 #include "elastic.h"
 
+#include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -42,6 +43,13 @@ static double cpu_s(void)
 }
 
 static volatile uint64_t sink;
+static volatile sig_atomic_t traps;
+
+static void on_trap(int sig)
+{
+	(void)sig;
+	traps++;
+}
 
 /* Work in registers only: no fault, no syscall, so it stays wherever it runs. */
 static void burn(long n)
@@ -83,6 +91,12 @@ int main(int argc, char **argv)
 	away();
 	vt = vtime(NULL);
 	printf("vsyscall time is the home's: %d\n", labs((long)(vt - time(NULL))) <= 2);
+
+	/* A breakpoint (int3) away from home traps at home, once, and execution goes on. */
+	signal(SIGTRAP, on_trap);
+	away();
+	asm volatile("int3");
+	printf("int3 trapped once, at home: %d\n", traps == 1 && getppid() == ppid);
 
 	/* The same work at home, then away: the time away must be counted at home too. */
 	c0 = cpu_s();

@@ -304,3 +304,24 @@ pub(crate) fn current_mm() -> MmId {
     // SAFETY: `current` is always valid; its `mm` only changes under its own feet.
     MmId::of(unsafe { (*bindings::get_current()).mm })
 }
+
+/// Ends the current task's process with `sig` on its way to user mode: the signal cannot be
+/// caught or blocked (its handler is reset), so no user code of the process runs again. A
+/// signal whose default action is not to end the process is taken as SIGKILL.
+pub(crate) fn force_exit(sig: u32) {
+    let ends = (1..32).contains(&sig)
+        && ![
+            bindings::SIGCHLD,
+            bindings::SIGCONT,
+            bindings::SIGSTOP,
+            bindings::SIGTSTP,
+            bindings::SIGTTIN,
+            bindings::SIGTTOU,
+            bindings::SIGURG,
+            bindings::SIGWINCH,
+        ]
+        .contains(&sig);
+    let sig = if ends { sig } else { bindings::SIGKILL };
+    // SAFETY: acts on `current`, under its own locks.
+    unsafe { bindings::force_exit_sig(sig as i32) };
+}

@@ -428,7 +428,10 @@ fn progress(
             let secs = start.elapsed().as_secs();
             let frac = (done as f64 / total as f64).min(0.99);
             let left = if frac > 0.05 {
-                format!(", about {} min left", ((secs as f64 / frac) * (1.0 - frac) / 60.0).ceil())
+                format!(
+                    ", about {} min left",
+                    ((secs as f64 / frac) * (1.0 - frac) / 60.0).ceil()
+                )
             } else {
                 String::new()
             };

@@ -44,11 +44,17 @@ const SETUP_PACKAGES: &str = "linux-source-6.12 qemu-system-x86 busybox-static f
 const NEEDED: &[(&str, &str)] = &[
     ("qemu-system-x86_64", "command -v qemu-system-x86_64"),
     ("bindgen", "command -v bindgen"),
-    ("the kernel source", "test -f /usr/src/linux-source-6.12.tar.xz"),
+    (
+        "the kernel source",
+        "test -f /usr/src/linux-source-6.12.tar.xz",
+    ),
     ("busybox", "command -v busybox"),
     ("nbd-server", "command -v nbd-server"),
     ("clang", "command -v clang"),
-    ("rust-src", "rustup component list --installed 2>/dev/null | grep -q rust-src"),
+    (
+        "rust-src",
+        "rustup component list --installed 2>/dev/null | grep -q rust-src",
+    ),
 ];
 
 /// The set-up the README's two commands do themselves: if anything is missing, install it
@@ -180,7 +186,10 @@ enum Cmd {
 
 fn main() -> Result<()> {
     let cmd = Cli::parse().cmd;
-    if !matches!(cmd, Cmd::Setup | Cmd::Fuzz(_) | Cmd::Test { host_only: true }) {
+    if !matches!(
+        cmd,
+        Cmd::Setup | Cmd::Fuzz(_) | Cmd::Test { host_only: true }
+    ) {
         ensure_setup()?;
     }
     match cmd {

@@ -63,6 +63,23 @@ pub(super) fn elastic_peer_death(a: &mut Vm, b: Vm) -> Result<String> {
     if remote <= 100 {
         bail!("the process never had pages on node2");
     }
+    // And one that runs on node2 and catches SIGBUS: it dies of SIGBUS, its handler never
+    // runs (at home it would run on the registers the process left with).
+    a.sh("spin 2 bushandler > /tmp/spinbus.out 2>&1 & echo $! > /tmp/spinbus.pid")?;
+    let mut away = false;
+    for _ in 0..100 {
+        if a.sh("cat /sys/kernel/elastic/procs")?
+            .lines()
+            .any(|l| l.contains("comm=spin") && l.contains(" away=1 "))
+        {
+            away = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    if !away {
+        bail!("spin never ran on node2");
+    }
     let t = b.kill();
     if !t.is_empty() {
         bail!("node2 printed kernel trouble before it died: {t:?}");
@@ -74,12 +91,20 @@ pub(super) fn elastic_peer_death(a: &mut Vm, b: Vm) -> Result<String> {
     if !out.contains("status=135") {
         bail!("the process should die of SIGBUS (status 135):\n{out}");
     }
+    let (_, spin) = a.run(
+        "wait $(cat /tmp/spinbus.pid); echo status=$?; cat /tmp/spinbus.out",
+        Duration::from_secs(60),
+    )?;
+    if !spin.contains("status=135") || spin.contains("caught SIGBUS") {
+        bail!("a process running on the lost node should die of SIGBUS, handler or not:\n{spin}");
+    }
     if !a.console().contains("lost: killing pid") {
         bail!("node1 did not log why the process was killed");
     }
     a.sh("eosctl stats >/dev/null")?;
     check_clean(&[a])?;
     Ok(format!(
-        "node2 died holding {remote} pages: the process got SIGBUS, node1 runs on"
+        "node2 died holding {remote} pages: the process got SIGBUS; one running there with a \
+         SIGBUS handler died of SIGBUS without running it; node1 runs on"
     ))
 }

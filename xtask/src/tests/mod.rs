@@ -206,7 +206,7 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
             || jump_home_semantics(&mut a, b),
         );
         report.step(
-            "jump: int $0x80, the vsyscall page and CPU time away from home are the home's",
+            "jump: int $0x80, the vsyscall page, int3 and CPU time away from home are the home's",
             300,
             || jump_other_entries(&mut a, b),
         );

@@ -60,6 +60,43 @@ pub(super) fn three_nodes(cluster: &Cluster, a: &mut Vm, b: &mut Vm) -> Result<S
         bail!("hold's pages did not settle on node2: {line}");
     }
     a.sh("eosctl stretch $(cat /tmp/hold.pid) 3")?;
+    // And one that holds its pages on node3 and is stretched to node2 as well: it dies with
+    // node3, and node2 drops its shell (the home tells it; nothing is left behind).
+    a.sh(
+        "eosctl run -- hold 4 600 > /tmp/hold3.out & echo $! > /tmp/hold3.pid; \
+         for i in $(seq 100); do grep -q ready /tmp/hold3.out && break; sleep 0.1; done; \
+         eosctl stretch $(cat /tmp/hold3.pid) 3 && eosctl budget $(cat /tmp/hold3.pid) 2",
+    )?;
+    let mut on3 = 0;
+    for _ in 0..100 {
+        on3 = remote_pages(&a.sh("grep \"pid=$(cat /tmp/hold3.pid) \" /sys/kernel/elastic/procs")?);
+        if on3 > 500 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    if on3 <= 500 {
+        bail!("the second hold's pages did not go to node3 ({on3})");
+    }
+    a.sh("eosctl stretch $(cat /tmp/hold3.pid) 2")?;
+    let hold3 = a.sh("cat /tmp/hold3.pid")?;
+    let hold3 = hold3
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_digit()))
+        .unwrap_or("")
+        .to_string();
+    let shell_of_hold3 = |b: &mut Vm| -> Result<bool> {
+        let procs = b.sh("cat /sys/kernel/elastic/procs")?;
+        Ok(procs.lines().any(|l| {
+            l.starts_with("shell home_node=1 ")
+                && l.split_whitespace()
+                    .any(|w| w == format!("home_pid={hold3}"))
+        }))
+    };
+    if !shell_of_hold3(b)? {
+        bail!("no shell of pid {hold3} on node2");
+    }
     let t = c.poweroff();
     if !t.is_empty() {
         bail!("node3 printed kernel trouble: {t:?}");
@@ -79,11 +116,30 @@ pub(super) fn three_nodes(cluster: &Cluster, a: &mut Vm, b: &mut Vm) -> Result<S
     if !survived || !out.contains("status=0") || !out.contains("hold: 0 bad pages") {
         bail!("a process with no pages on node3 did not survive its loss:\n{out}");
     }
+    let (_, out3) = a.run(
+        "wait $(cat /tmp/hold3.pid); echo status=$?",
+        Duration::from_secs(60),
+    )?;
+    if !out3.contains("status=135") {
+        bail!("a process with its pages on node3 did not die of SIGBUS with it:\n{out3}");
+    }
+    let mut left = true;
+    for _ in 0..50 {
+        left = shell_of_hold3(b)?;
+        if !left {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    if left {
+        bail!("node2 kept the shell of pid {hold3}, which died with node3");
+    }
     a.sh("eosctl peer del 3")?;
     check_clean(&[a, b])?;
     Ok(format!(
         "24 MiB over 3 nodes ({}), {} jumps from node1, every page right at every stop; node3 \
-         lost while a process had {} pages on node2 and none there: it ran on, every page right",
+         lost while a process had {} pages on node2 and none there: it ran on, every page right; \
+         one with {on3} pages there died of SIGBUS and node2 dropped its shell",
         spread.trim_start_matches("tour: stretched: "),
         j1 - j0,
         remote_pages(&line)

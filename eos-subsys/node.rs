@@ -56,6 +56,10 @@ pub(crate) struct Peer {
     pub(crate) dialing: AtomicBool,
     pub(crate) rx_frames: AtomicU64,
     pub(crate) tx_frames: AtomicU64,
+    /// Stretch requests of this peer being served (each by its own thread; see stretch.rs).
+    pub(crate) stretches: AtomicU32,
+    /// Fetches of this peer relayed from a third node (each by its own thread; see pull.rs).
+    pub(crate) relays: AtomicU32,
     /// Requests to this peer waiting for their reply.
     #[pin]
     pub(crate) pending: Pending,
@@ -82,6 +86,8 @@ impl Peer {
                 dialing: AtomicBool::new(false),
                 rx_frames: AtomicU64::new(0),
                 tx_frames: AtomicU64::new(0),
+                stretches: AtomicU32::new(0),
+                relays: AtomicU32::new(0),
                 pending <- Pending::new(),
             }),
             GFP_KERNEL,

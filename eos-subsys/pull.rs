@@ -25,7 +25,7 @@ use crate::sys::{
     time,
 };
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use kernel::prelude::*;
+use kernel::{prelude::*, sync::Arc};
 
 /// How long a fault waits for its pages (a pull, a fetch or a relay).
 const PULL_TIMEOUT_MS: u32 = 10_000;
@@ -376,7 +376,16 @@ pub(crate) fn serve_pull(
 }
 
 /// Home: the process `pid`, away on `peer`, needs its page at `addr`.
-fn take_for_fetch(node: &Node, peer: &Peer, pid: u32, addr: u64, buf: &mut [u8]) -> Result<Taken> {
+/// `relay`: a page a third node owns is brought here first (a round trip to that node);
+/// without, that case is `Err(EAGAIN)` and nothing is changed.
+fn take_for_fetch(
+    node: &Node,
+    peer: &Peer,
+    pid: u32,
+    addr: u64,
+    buf: &mut [u8],
+    relay: bool,
+) -> Result<Taken> {
     let procs = home::procs().ok_or(ENODEV)?;
     let p = procs
         .by_pid(pid as i32)
@@ -395,7 +404,7 @@ fn take_for_fetch(node: &Node, peer: &Peer, pid: u32, addr: u64, buf: &mut [u8])
     let lock = users.read();
     let vma = lock.vma(addr).ok_or(EFAULT)?;
     let t = match vma.take(addr, buf, mm::marker(peer.id, false)) {
-        Err(err) if err == EAGAIN => {
+        Err(err) if err == EAGAIN && relay => {
             // Owned by a third node: bring it here first, then hand it on.
             let Some(owner) = p
                 .members()
@@ -414,25 +423,81 @@ fn take_for_fetch(node: &Node, peer: &Peer, pid: u32, addr: u64, buf: &mut [u8])
     Ok(t)
 }
 
-/// Home: answers a `Fetch` with the page, a build status or an error.
+/// Fetches of one peer relayed at once (each waits for a third node); more are refused
+/// with EBUSY. A process makes one at a time.
+const MAX_RELAYS_IN_FLIGHT: u32 = 64;
+
+/// Home, receive thread: answers a `Fetch` with the page, a build status or an error. A page
+/// a third node owns is relayed by a thread of its own: the receive thread does not wait
+/// for another link.
 pub(crate) fn serve_fetch(
-    node: &Node,
-    peer: &Peer,
+    node: &'static Node,
+    peer: &Arc<Peer>,
     conn: &Conn,
     req: u32,
     pid: u32,
     addr: u64,
 ) -> Result {
     let mut buf = KVVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL)?;
-    let (status, n) = match take_for_fetch(node, peer, pid, addr, &mut buf) {
+    let r = take_for_fetch(node, peer, pid, addr, &mut buf, false);
+    if matches!(&r, Err(err) if *err == EAGAIN) {
+        let relayed = if peer.relays.fetch_add(1, Relaxed) < MAX_RELAYS_IN_FLIGHT {
+            let job = Relay {
+                node,
+                peer: peer.clone(),
+                req,
+                pid,
+                addr,
+                buf,
+            };
+            crate::sys::kthread::spawn(fmt!("eos-relay/{}", peer.id), job, relay)
+        } else {
+            Err(EBUSY)
+        };
+        return match relayed {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                peer.relays.fetch_sub(1, Relaxed);
+                send_fetched(|m| conn.send(m), req, addr, Err(err), &[])
+            }
+        };
+    }
+    send_fetched(|m| conn.send(m), req, addr, r, &buf)
+}
+
+/// Sends (through `send`) the answer to a `Fetch`: the page, a build status or an error.
+fn send_fetched(
+    send: impl FnOnce(&Message<'_>) -> Result,
+    req: u32,
+    addr: u64,
+    r: Result<Taken>,
+    page: &[u8],
+) -> Result {
+    let (status, n) = match r {
         Ok(Taken::Data) => (0, PAGE_SIZE),
         Ok(Taken::Build) => (PAGES_BUILD, 0),
         Err(err) => (err.to_errno(), 0),
     };
-    conn.send(&Message::Pages(Pages {
+    send(&Message::Pages(Pages {
         req,
         status,
         addr,
-        pages: &buf[..n],
+        pages: &page[..n],
     }))
+}
+
+/// A fetch of a page a third node owns, for its own thread.
+struct Relay {
+    node: &'static Node,
+    peer: Arc<Peer>,
+    req: u32,
+    pid: u32,
+    addr: u64,
+    buf: KVVec<u8>,
+}
+
+fn relay(mut job: Relay) {
+    let r = take_for_fetch(job.node, &job.peer, job.pid, job.addr, &mut job.buf, true);
+    let _ = send_fetched(|m| job.peer.send(m), job.req, job.addr, r, &job.buf);
+    job.peer.relays.fetch_sub(1, Relaxed);
 }

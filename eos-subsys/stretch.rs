@@ -285,25 +285,117 @@ pub(crate) fn auto_stretch(node: &'static Node, avail_low: bool) {
 }
 
 /// Member: a `Stretch` from `peer`; answers `StretchOk` with the new shell's pid or an error.
-pub(crate) fn serve_stretch(node: &Node, peer: &Peer, conn: &Conn, s: &Stretch<'_>) -> Result {
-    let (status, pid) = match make_shell(node, peer, s) {
+/// Stretch requests of one peer served at once; more are refused with EBUSY (each reads and
+/// hashes an executable and starts a process).
+const MAX_STRETCHES_IN_FLIGHT: u32 = 4;
+
+/// A Stretch request, owned, for the thread that serves it.
+struct StretchJob {
+    node: &'static Node,
+    peer: Arc<Peer>,
+    req: u32,
+    pid: u32,
+    exe_hash: [u8; 32],
+    uid: u32,
+    gid: u32,
+    path: KVec<u8>,
+    argv: KVec<u8>,
+    env: KVec<u8>,
+}
+
+impl StretchJob {
+    fn copy(node: &'static Node, peer: &Arc<Peer>, s: &Stretch<'_>) -> Result<Self> {
+        let own = |b: &[u8]| -> Result<KVec<u8>> {
+            let mut v = KVec::with_capacity(b.len(), GFP_KERNEL)?;
+            v.extend_from_slice(b, GFP_KERNEL)?;
+            Ok(v)
+        };
+        Ok(Self {
+            node,
+            peer: peer.clone(),
+            req: s.req,
+            pid: s.pid,
+            exe_hash: s.exe_hash,
+            uid: s.uid,
+            gid: s.gid,
+            path: own(s.path)?,
+            argv: own(s.argv)?,
+            env: own(s.env)?,
+        })
+    }
+
+    fn msg(&self) -> Stretch<'_> {
+        Stretch {
+            req: self.req,
+            pid: self.pid,
+            exe_hash: self.exe_hash,
+            uid: self.uid,
+            gid: self.gid,
+            path: &self.path,
+            argv: &self.argv,
+            env: &self.env,
+        }
+    }
+}
+
+/// Member, receive thread: a peer asks for a shell of its process. Making one reads and
+/// hashes the executable and waits for the new process to park (seconds, under load), so it
+/// is done by a thread of its own: the receive thread goes on serving the link (heartbeats,
+/// pages) meanwhile.
+pub(crate) fn serve_stretch(
+    node: &'static Node,
+    peer: &Arc<Peer>,
+    conn: &Conn,
+    s: &Stretch<'_>,
+) -> Result {
+    let refuse = |err: Error| {
+        conn.send(&Message::StretchOk {
+            req: s.req,
+            status: err.to_errno(),
+            shell_pid: 0,
+        })
+    };
+    if peer.stretches.fetch_add(1, Relaxed) >= MAX_STRETCHES_IN_FLIGHT {
+        peer.stretches.fetch_sub(1, Relaxed);
+        return refuse(EBUSY);
+    }
+    let spawned = StretchJob::copy(node, peer, s).and_then(|job| {
+        crate::sys::kthread::spawn(fmt!("eos-stretch/{}", peer.id), job, run_stretch)
+    });
+    if let Err(err) = spawned {
+        peer.stretches.fetch_sub(1, Relaxed);
+        return refuse(err);
+    }
+    Ok(())
+}
+
+fn run_stretch(job: StretchJob) {
+    let s = job.msg();
+    let (status, pid) = match make_shell(job.node, &job.peer, &s) {
         Ok(pid) => (0, pid as u32),
         Err(e) => {
             peer_warn!(
-                node,
+                job.node,
                 "stretch of pid {} from node {} refused: {:?}\n",
                 s.pid,
-                peer.id,
+                job.peer.id,
                 e
             );
             (e.to_errno(), 0)
         }
     };
-    conn.send(&Message::StretchOk {
+    // The link may have been replaced meanwhile: the answer goes on the current one. If
+    // there is none, the home is lost (its shells are gone already) or will give up: this
+    // shell would be nobody's.
+    let sent = job.peer.send(&Message::StretchOk {
         req: s.req,
         status,
         shell_pid: pid,
-    })
+    });
+    if sent.is_err() && status == 0 {
+        serve_release(&job.peer, s.pid);
+    }
+    job.peer.stretches.fetch_sub(1, Relaxed);
 }
 
 fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {

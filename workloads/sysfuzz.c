@@ -341,9 +341,11 @@ static void fuzz_stretch(void)
 		w = want1(target_error(k));
 	else if (!in_u16(node))
 		w = want1(EINVAL);
-	else if (!is_peer(node))
-		w = want1(ENOENT);
-	else {
+	else if (!is_peer(node)) {
+		want_add(&w, ENOENT);
+		if (node >= FUZZ_PEER_MIN && node < FUZZ_PEER_MIN + 100)
+			want_add(&w, ENOTCONN); /* a peer root's fuzzer added: never connected */
+	} else {
 		want_add(&w, 0);
 		want_add(&w, EALREADY);
 	}

@@ -11,6 +11,7 @@
 //! test [--host-only]           every test: host, KUnit, two-VM; ends with a summary line
 //! faults [--runs N]             the fault-injection loop on its own two nodes
 //! sysfuzz [--calls N] [--seed S] the in-VM syscall fuzzer on its own two nodes
+//! peerkill [--runs N]           node2 killed at random moments of stretched runs
 //! deb              build the installable .deb kernel packages into out/
 //! bench [--quick] [--reps N] [--mem MiB] [--local MiB] [--cap SECS] [--write-docs]
 //!                                                workloads under every configuration
@@ -163,6 +164,13 @@ enum Cmd {
         #[arg(long, default_value_t = 20, value_name = "N")]
         runs: u32,
     },
+    /// The peer-kill loop on its own pair of nodes: node2 killed at a random moment of each
+    /// stretched stress run on node1 (the test command runs 2 runs)
+    Peerkill {
+        /// Number of runs
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        runs: u32,
+    },
     /// The in-VM syscall fuzzer on its own pair of nodes: root and an unprivileged user each
     /// make N random elastic syscalls, sysfs writes and /proc reads while their victims run
     /// stretched (the test command runs 15,000 each)
@@ -209,6 +217,7 @@ fn main() -> Result<()> {
         Cmd::Test { host_only } => tests::all(host_only),
         Cmd::Faults { runs } => tests::faults(runs),
         Cmd::Sysfuzz { calls, seed } => tests::sysfuzz(calls, seed),
+        Cmd::Peerkill { runs } => tests::peerkill(runs),
         Cmd::Deb => kernel::deb(),
         Cmd::Bench(opts) => bench::bench(&opts),
         Cmd::Fuzz(opts) => fuzz::fuzz(&opts),

@@ -11,6 +11,7 @@ mod jump;
 mod kunit;
 mod link;
 mod mapsync;
+mod peer_kill;
 mod pull_push;
 mod security;
 mod stretch;
@@ -275,6 +276,22 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
         );
     }
     if let Some(b) = last.take() {
+        let mut next = None;
+        report.step(
+            &format!(
+                "elastic: node2 killed at random moments of a stretched run ({} times): right or a logged signal",
+                peer_kill::SHORT_RUNS
+            ),
+            900,
+            || {
+                let (b, note) = peer_kill::peer_kills(cluster, &mut a, b, peer_kill::SHORT_RUNS)?;
+                next = Some(b);
+                Ok(note)
+            },
+        );
+        last = next;
+    }
+    if let Some(b) = last.take() {
         report.step(
             "elastic: peer dies holding pages: SIGBUS, node survives",
             300,
@@ -294,6 +311,7 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
 }
 
 pub use faults::long as faults;
+pub use peer_kill::long as peerkill;
 pub use security::long_sysfuzz as sysfuzz;
 
 /// Every test. `host_only` skips kernel and VMs (for quick iterations).

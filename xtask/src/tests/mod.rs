@@ -237,8 +237,8 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
             || threads_refused(&mut a, b),
         );
         report.step(
-            "elastic: busybox sort stretched and jumping: same output as unstretched",
-            300,
+            "elastic: busybox sort stretched at three budgets, jump policy on and off: same output as unstretched",
+            900,
             || foreign_program(&mut a, b),
         );
         report.step(

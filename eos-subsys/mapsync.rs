@@ -18,7 +18,8 @@ use crate::layout;
 use crate::node::{Node, Peer};
 use crate::proto::{
     files_in, put_file_entry, put_files_header, put_jump_range, ranges_in, FileMap, Message,
-    JUMP_FILE_FIXED, JUMP_RANGE_LEN, MAX_FILE_PATH, MAX_JUMP_FILES, MAX_JUMP_RANGES, RANGE_ANON,
+    JUMP_FILE_FIXED, JUMP_RANGE_LEN, MAX_FILE_PATH, MAX_JUMP_FILES, MAX_JUMP_RANGES, PAGE_SIZE,
+    RANGE_ANON,
 };
 use crate::shell::{self, Shell};
 use crate::sys::{arch::SyscallRegs, mm, task};
@@ -75,12 +76,75 @@ pub(crate) fn home_syscall(
     }
     if changed {
         p.remote.fetch_sub(remote as i64, Relaxed);
+    } else if let Some(range) = l.emptied_on_error(ret) {
+        changed = discard_emptied(&p, range.start, range.end);
+        let left = remote_in(&p.mm, &l);
+        p.remote
+            .fetch_sub(remote.saturating_sub(left) as i64, Relaxed);
     }
     if changed || l.recall.is_some() {
         p.counters.layout_ops.fetch_add(1, Relaxed);
     }
     p.layout_done();
     true
+}
+
+/// Runs of pages a failed madvise is checked for at most; past them the process is ended.
+const MAX_EMPTIED_RUNS: usize = 4096;
+
+/// Home, after a madvise that failed but may have emptied part of `[start, end)`: members
+/// drop their copies wherever the home holds no page of theirs now (a member has data only
+/// where the home's entry names it, so a copy elsewhere is stale and would be read away from
+/// home instead of the zeros the home has). True if a Discard was sent.
+fn discard_emptied(p: &Proc, start: u64, end: u64) -> bool {
+    let mut runs: KVec<(u64, u64)> = KVec::new();
+    let mut complete = true;
+    if let Some(users) = p.mm.users() {
+        let lock = users.read();
+        'vmas: for v in lock.vmas_in(start, end) {
+            let (s, e) = (v.start().max(start), v.end().min(end));
+            let mut run: Option<u64> = None;
+            let mut a = s;
+            while a <= e {
+                let free = a < e && v.remote_count(a, a + PAGE_SIZE as u64) == 0;
+                match (free, run) {
+                    (true, None) => run = Some(a),
+                    (false, Some(r)) => {
+                        if runs.len() >= MAX_EMPTIED_RUNS || runs.push((r, a), GFP_KERNEL).is_err()
+                        {
+                            complete = false;
+                            break 'vmas;
+                        }
+                        run = None;
+                    }
+                    _ => {}
+                }
+                a += PAGE_SIZE as u64;
+            }
+        }
+    }
+    // Sent with no lock held.
+    for &(s, e) in runs.iter() {
+        let m = Message::Discard {
+            pid: p.pid as u32,
+            start: s,
+            end: e,
+            unmap: false,
+        };
+        for peer in p.members().iter() {
+            let _ = peer.send(&m);
+        }
+    }
+    if !complete {
+        pr_err!(
+            "pid {}: a failed madvise left more than {} runs of pages to drop on its other nodes; \
+             their copies could be read in place of its own: killing it\n",
+            p.pid,
+            MAX_EMPTIED_RUNS
+        );
+        crate::sys::task::TaskRef::current().signal(kernel::bindings::SIGKILL);
+    }
+    !runs.is_empty()
 }
 
 /// Remote pages in the ranges the syscall may discard (they are gone when it succeeds).

@@ -16,6 +16,7 @@
 #include "common.h"
 #include "elastic.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -127,6 +128,23 @@ int main(int argc, char **argv)
 	elastic_jump(0, home);
 	here = nonzero(m, REGION);
 	check("madvise", there, here);
+	munmap(m, REGION);
+
+	/* madvise(DONTNEED) over the region and a hole after it: ENOMEM, yet the region is empty */
+	m = mmap(NULL, REGION + 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return 3;
+	munmap((char *)m + REGION, 4096);
+	fill_and_push("madvhole", m, REGION, 2500);
+	if (madvise(m, REGION + 4096, MADV_DONTNEED) == 0 || errno != ENOMEM) {
+		printf("layout: madvhole: madvise over a hole did not fail with ENOMEM\n");
+		bad++;
+	}
+	elastic_jump(0, peer);
+	there = nonzero(m, REGION);
+	elastic_jump(0, home);
+	here = nonzero(m, REGION);
+	check("madvhole", there, here);
 	munmap(m, REGION);
 
 	/* brk shrunk and grown again */

@@ -67,9 +67,23 @@ pub struct Layout {
     moves_from: Option<u64>,
     /// brk: it succeeded only if it returns the break asked for (else the old one).
     wants_ret: Option<u64>,
+    /// madvise: a failed call may have emptied part of the range (see `emptied_on_error`).
+    partial: bool,
 }
 
 impl Layout {
+    /// The range a failed call may still have emptied in part, to be checked page by page:
+    /// madvise skips holes (and then fails with `ENOMEM`) and stops at a mapping it refuses
+    /// (`EINVAL`), having emptied the mappings before it. `None` after a success (`after`
+    /// covers it) or for a call that changes nothing when it fails.
+    pub fn emptied_on_error(&self, ret: i64) -> Option<Range> {
+        if self.partial && (-4095..0).contains(&ret) {
+            self.discard[0].map(|d| d.range)
+        } else {
+            None
+        }
+    }
+
     /// The discards due after the syscall returned `ret` (a negative errno: none).
     pub fn after(&self, ret: i64) -> impl Iterator<Item = Discard> + '_ {
         let ok = !(-4095..0).contains(&ret) && self.wants_ret.is_none_or(|w| w == ret as u64);
@@ -122,6 +136,7 @@ pub fn classify(nr: u32, a: [u64; 6], brk: u64) -> Option<Layout> {
                     }),
                     None,
                 ],
+                partial: true,
                 ..Layout::default()
             }
         }
@@ -137,6 +152,7 @@ pub fn classify(nr: u32, a: [u64; 6], brk: u64) -> Option<Layout> {
                 discard: [unmap(old), unmap(new)],
                 moves_from: Some(a[0]),
                 wants_ret: None,
+                partial: false,
             }
         }
         _ => return None,
@@ -157,6 +173,18 @@ mod tests {
         l.after(ret)
             .map(|d| (d.range.start, d.range.end, d.unmap))
             .collect()
+    }
+
+    #[test]
+    fn failed_madvise_is_checked_page_by_page() {
+        let l = classify(NR_MADVISE, [0x10000, 0x3000, MADV_DONTNEED, 0, 0, 0], 0).unwrap();
+        assert!(discards(&l, -12).is_empty());
+        assert_eq!(l.emptied_on_error(-12), Some(r(0x10000, 0x13000)));
+        assert_eq!(l.emptied_on_error(-22), Some(r(0x10000, 0x13000)));
+        assert_eq!(l.emptied_on_error(0), None);
+        // Other calls change nothing when they fail.
+        let u = classify(NR_MUNMAP, [0x10000, 0x1000, 0, 0, 0, 0], 0).unwrap();
+        assert_eq!(u.emptied_on_error(-12), None);
     }
 
     #[test]

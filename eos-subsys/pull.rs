@@ -450,7 +450,7 @@ pub(crate) fn serve_fetch(
                 addr,
                 buf,
             };
-            crate::sys::kthread::spawn(fmt!("eos-relay/{}", peer.id), job, relay)
+            crate::sys::kthread::spawn(kernel::fmt!("eos-relay/{}", peer.id), job, relay)
         } else {
             Err(EBUSY)
         };

@@ -360,7 +360,7 @@ pub(crate) fn serve_stretch(
         return refuse(EBUSY);
     }
     let spawned = StretchJob::copy(node, peer, s).and_then(|job| {
-        crate::sys::kthread::spawn(fmt!("eos-stretch/{}", peer.id), job, run_stretch)
+        crate::sys::kthread::spawn(kernel::fmt!("eos-stretch/{}", peer.id), job, run_stretch)
     });
     if let Err(err) = spawned {
         peer.stretches.fetch_sub(1, Relaxed);

@@ -16,7 +16,15 @@ use crate::peer::LinkState;
 use crate::proto::{Message, Stretch, MAX_STRETCH_STRINGS};
 use crate::rpc::{self, Answer};
 use crate::shell::{self, Shell};
-use crate::sys::{crypto, errno::e, file::FileData, global::Global, mm, task::TaskRef, time, umh};
+use crate::sys::{
+    crypto,
+    errno::e,
+    file::FileData,
+    global::Global,
+    mm::{self, MmId},
+    task::TaskRef,
+    time, umh,
+};
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use kernel::{
@@ -60,6 +68,8 @@ pub(crate) fn stretch(task: &TaskRef, peer: Arc<Peer>, budget: u64) -> Result {
     }
     let pid = task.pid();
     let mm = task.mm().ok_or(EINVAL)?;
+    // One stretch of a process at a time: from the check below to its registration.
+    let _claim = InFlight::claim(&marks().ok_or(ENODEV)?.stretching, mm.id())?;
     // By address space, not pid: an entry of an exited process may linger under a reused pid.
     let existing = procs.by_mm(mm.id());
     if let Some(p) = &existing {
@@ -153,6 +163,38 @@ pub(crate) struct Marks {
     list: Mutex<KVec<Mark>>,
     /// Number of marks, so the exec hook costs nothing when there are none.
     count: AtomicU64,
+    /// Home: address spaces being stretched now (a second stretch of one is EBUSY: both
+    /// would make a shell and register the process).
+    #[pin]
+    stretching: Mutex<KVec<MmId>>,
+    /// Member: shells being made now, by home node and pid.
+    #[pin]
+    making: Mutex<KVec<(u16, u32)>>,
+}
+
+/// A key in one of the in-flight lists of `Marks`, taken out again when dropped.
+struct InFlight<'a, T: PartialEq + Copy> {
+    list: &'a Mutex<KVec<T>>,
+    key: T,
+}
+
+impl<'a, T: PartialEq + Copy> InFlight<'a, T> {
+    /// Puts `key` on `list`; EBUSY if it is there already.
+    fn claim(list: &'a Mutex<KVec<T>>, key: T) -> Result<Self> {
+        let mut l = list.lock();
+        if l.iter().any(|k| *k == key) {
+            return Err(EBUSY);
+        }
+        l.push(key, GFP_KERNEL)?;
+        Ok(Self { list, key })
+    }
+}
+
+impl<T: PartialEq + Copy> Drop for InFlight<'_, T> {
+    fn drop(&mut self) {
+        let key = self.key;
+        let _ = crate::kvec::retain(&mut self.list.lock(), |k| *k != key);
+    }
 }
 
 static MARKS: Global<Marks> = Global::new();
@@ -167,6 +209,8 @@ pub(crate) fn init() -> Result {
     let m = pin_init!(Marks {
         list <- new_mutex!(KVec::new()),
         count: AtomicU64::new(0),
+        stretching <- new_mutex!(KVec::new()),
+        making <- new_mutex!(KVec::new()),
     });
     MARKS.init(m).map(|_| ())
 }
@@ -273,18 +317,21 @@ pub(crate) fn auto_stretch(node: &'static Node, avail_low: bool) {
             continue;
         };
         match stretch(task, peer, m.budget) {
+            // Stretched: by us, or by someone else meanwhile.
             Ok(()) => marks.forget(task),
-            Err(e) => peer_warn!(
+            Err(err) if err == e(bindings::EALREADY) => marks.forget(task),
+            // Another stretch of it is under way: try again next time.
+            Err(err) if err == EBUSY => {}
+            Err(err) => peer_warn!(
                 node,
                 "automatic stretch of pid {} failed: {:?}\n",
                 task.pid(),
-                e
+                err
             ),
         }
     }
 }
 
-/// Member: a `Stretch` from `peer`; answers `StretchOk` with the new shell's pid or an error.
 /// Stretch requests of one peer served at once; more are refused with EBUSY (each reads and
 /// hashes an executable and starts a process).
 const MAX_STRETCHES_IN_FLIGHT: u32 = 4;
@@ -398,8 +445,11 @@ fn run_stretch(job: StretchJob) {
     job.peer.stretches.fetch_sub(1, Relaxed);
 }
 
+/// Member: makes the shell a `Stretch` from `peer` asks for; returns its pid.
 fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
     let shells = shell::shells().ok_or(ENODEV)?;
+    // One shell of a process at a time, from the check below to its registration.
+    let _claim = InFlight::claim(&marks().ok_or(ENODEV)?.making, (peer.id, s.pid))?;
     if shells.find(peer.id, s.pid).is_some() {
         return Err(EEXIST);
     }

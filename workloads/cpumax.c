@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * cpumax HOME PEER SECONDS [plain]: runs SECONDS of CPU work on PEER (stretched and jumped
- * there; "plain": at home) and comes home. Run in a cgroup with a cpu.max quota, the time
+ * cpumax HOME PEER SECONDS [plain]: runs about SECONDS of CPU work (timed at home) on PEER
+ * (stretched and jumped there; "plain": at home) and comes home. Run in a cgroup with a cpu.max quota, the time
  * used away from home is the group's too: its usage grows by it, and the group is throttled
  * at home until it has paid it back (on the way home, before this program runs again: the
  * test reads the group's cpu.stat). It also times a 10 ms slice of work before and after.
  *
- * Prints "cpumax before_ms=B after_ms=A away_s=S slices=N cpu_s=C"; C is getrusage's
- * user+system time, which must include the time away.
+ * Prints "cpumax before_ms=B after_ms=A away_s=S slices=N cpu_s=C": S is the work away in
+ * seconds at home's speed; C is getrusage's user+system time, which must include it.
  */
 #include "common.h"
 #include "elastic.h"
@@ -66,17 +66,16 @@ int main(int argc, char **argv)
 	burn(slice);
 	before = now_s() - t;
 
+	/* SECONDS of work at this speed. Away it reads no clock: the vDSO is the home's, and
+	 * each call would bring execution home. */
+	n = (long)(secs / (before > 1e-4 ? before : 1e-4));
 	if (!plain && elastic_jump(0, (int)peer)) {
 		perror("elastic_jump");
 		return 1;
 	}
-	/* The clock of the vDSO is the node's own: wall time where it runs. */
-	t = now_s();
-	while (now_s() - t < secs) {
+	for (long i = 0; i < n; i++)
 		burn(slice);
-		n++;
-	}
-	away = now_s() - t;
+	away = n * before;
 	if (!plain && elastic_jump(0, (int)home)) {
 		perror("elastic_jump home");
 		return 1;

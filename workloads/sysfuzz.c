@@ -47,7 +47,8 @@
 static uint64_t rng;
 static int is_root;
 static int own_node;
-static int peers[MAX_PEERS], npeers;
+static int peers[MAX_PEERS], npeers;		/* connected */
+static int known[MAX_PEERS], nknown;		/* configured, not connected */
 static pid_t victims[MAX_VICTIMS];
 static int nvictims;
 static pid_t foreign[MAX_FOREIGN];
@@ -119,10 +120,10 @@ static uint64_t word(size_t i, uint64_t gen)
 	return rng_next(&s);
 }
 
-/* Three words of each page: first, last, and one that moves. */
+/* Three different words of each page: first, last, and one in between that moves. */
 static int page_words(size_t page, size_t k)
 {
-	return k == 0 ? 0 : k == 1 ? 511 : (int)((page * 7 + 3) % 512);
+	return k == 0 ? 0 : k == 1 ? 511 : 1 + (int)((page * 7 + 3) % 510);
 }
 
 static int victim(long mib)
@@ -196,10 +197,16 @@ static void discover(void)
 		own_node = atoi(buf);
 	if (read_file(SYSFS "/peers", buf, sizeof(buf)) <= 0)
 		return;
-	for (l = strtok_r(buf, "\n", &save); l && npeers < MAX_PEERS; l = strtok_r(NULL, "\n", &save)) {
+	/* "ID ADDR STATE ...": only a connected peer can take a stretch. */
+	for (l = strtok_r(buf, "\n", &save); l && npeers < MAX_PEERS && nknown < MAX_PEERS;
+	     l = strtok_r(NULL, "\n", &save)) {
 		int id = atoi(l);
-		if (id > 0 && id < FUZZ_PEER_MIN)
+		if (id <= 0 || id >= FUZZ_PEER_MIN)
+			continue;
+		if (strstr(l, " connected "))
 			peers[npeers++] = id;
+		else
+			known[nknown++] = id;
 	}
 }
 
@@ -209,6 +216,15 @@ static int is_peer(long node)
 		if (peers[i] == node)
 			return 1;
 	return 0;
+}
+
+/* A peer of the node that is not connected (or one root's fuzzer added, never connected). */
+static int is_down_peer(long node)
+{
+	for (int i = 0; i < nknown; i++)
+		if (known[i] == node)
+			return 1;
+	return node >= FUZZ_PEER_MIN && node < FUZZ_PEER_MIN + 100;
 }
 
 /* ---- arguments ----------------------------------------------------------------------- */
@@ -343,11 +359,12 @@ static void fuzz_stretch(void)
 		w = want1(EINVAL);
 	else if (!is_peer(node)) {
 		want_add(&w, ENOENT);
-		if (node >= FUZZ_PEER_MIN && node < FUZZ_PEER_MIN + 100)
-			want_add(&w, ENOTCONN); /* a peer root's fuzzer added: never connected */
+		if (is_down_peer(node))
+			want_add(&w, ENOTCONN);
 	} else {
 		want_add(&w, 0);
 		want_add(&w, EALREADY);
+		want_add(&w, EBUSY); /* a marked victim stretching itself just now */
 	}
 	snprintf(what, sizeof(what), "elastic_stretch(%d, %ld)", pid, node);
 	check(what, sys(__NR_elastic_stretch, pid, node, 0), &w);
@@ -548,7 +565,7 @@ static void fuzz_sysfs_write(void)
 		w = want1(EACCES); /* no store: sysfs refuses the open, also to root */
 	} else if (!strcmp(name, "secret") || rnd(2)) {
 		len = garbage(buf, rnd(8) ? 200 : sizeof(buf));
-		want_add(&w, len > 4096 ? E2BIG : EINVAL); /* one page at most */
+		want_add(&w, EINVAL); /* past a page, sysfs passes on the first page */
 	} else {
 		len = template(name, buf, 200, &w);
 	}
@@ -687,8 +704,10 @@ int main(int argc, char **argv)
 		if (p > 0)
 			victims[nvictims++] = p;
 	}
-	printf("sysfuzz: uid %d, node %d, %d peers, %d sysfs files, %d victims of %ld MiB, seed %llu\n",
-	       (int)geteuid(), own_node, npeers, nfiles, nvictims, mib, (unsigned long long)seed);
+	printf("sysfuzz: uid %d, node %d, %d peers connected (%d not), %d sysfs files, %d victims of "
+	       "%ld MiB, seed %llu\n",
+	       (int)geteuid(), own_node, npeers, nknown, nfiles, nvictims, mib,
+	       (unsigned long long)seed);
 	fflush(stdout);
 	usleep(200000); /* let the victims fill their memory */
 	t0 = now_s();

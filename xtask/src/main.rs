@@ -173,10 +173,10 @@ enum Cmd {
     },
     /// The in-VM syscall fuzzer on its own pair of nodes: root and an unprivileged user each
     /// make N random elastic syscalls, sysfs writes and /proc reads while their victims run
-    /// stretched (the test command runs 15,000 each)
+    /// stretched (the test command runs 50,000 each)
     Sysfuzz {
         /// Calls per fuzzer
-        #[arg(long, default_value_t = 100_000, value_name = "N")]
+        #[arg(long, default_value_t = 1_000_000, value_name = "N")]
         calls: u64,
         /// Seed of the first fuzzer (the second uses SEED+1)
         #[arg(long, default_value_t = 1)]

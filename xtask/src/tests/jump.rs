@@ -187,7 +187,7 @@ fn cpu_max_charged(a: &mut Vm) -> Result<String> {
     let away = field::<f64>(line, "away_s").unwrap_or(-1.0);
     let cpu = field::<f64>(line, "cpu_s").unwrap_or(-1.0);
     let (used, throttled) = (u1 - u0, t1 - t0);
-    if away < 1.5 || used < 0.8 * away || throttled < 0.25 * away || cpu < 0.8 * away {
+    if away < 1.5 || used < 0.5 * away || throttled < 0.25 * away || cpu < 0.5 * away {
         bail!(
             "cpu.max did not see the time away: {away} s away, the group used {used:.2} s and \
              was throttled {throttled:.2} s, getrusage says {cpu} s\n{line}"

@@ -222,7 +222,7 @@ fn shell_status(b: &mut Vm, home_pid: &str) -> Result<String> {
 
 /// Calls each of the two in-VM fuzzers (root's and alice's) makes in the test command;
 /// `cargo xtask sysfuzz` runs the long form.
-pub(super) const SYSFUZZ_SHORT_CALLS: u64 = 15_000;
+pub(super) const SYSFUZZ_SHORT_CALLS: u64 = 50_000;
 
 /// The in-VM syscall fuzzer (workloads/sysfuzz.c) as root and as alice at once, while their
 /// victims run stretched: every call's result must be a documented one, every victim's memory
@@ -241,7 +241,7 @@ pub(super) fn syscall_fuzz(a: &mut Vm, b: &mut Vm, calls: u64, seed: u64) -> Res
     .join(",");
     let limit = Duration::from_secs(60 + calls / 20);
     a.sh(&format!(
-        "(sysfuzz -n {calls} -s {seed} > /tmp/fz-root.out 2>&1; echo rc=$? >> /tmp/fz-root.out) &"
+        "(sysfuzz -n {calls} -s {seed} > /tmp/fz-root.out 2>&1; echo rc=$? >> /tmp/fz-root.out) & echo $! > /tmp/fz-rootf"
     ))?;
     let (rc, alice) = a.run(
         &format!(

@@ -89,15 +89,13 @@ pub(super) fn elastic_workloads(a: &mut Vm, b: &mut Vm) -> Result<String> {
 /// the end of busybox's .plt). Node2's policy is off: the process leaves node2 only for
 /// system calls, so the run time does not hinge on jump ping-pong (BENCHMARKS.md).
 pub(super) fn foreign_program(a: &mut Vm, b: &mut Vm) -> Result<String> {
-    a.sh(
-        "awk 'BEGIN{srand(7); for(i=0;i<100000;i++) print int(rand()*1000000000)}' > /tmp/in.txt",
-    )?;
+    a.sh("awk 'BEGIN{srand(7); for(i=0;i<50000;i++) print int(rand()*1000000000)}' > /tmp/in.txt")?;
     let want = a.sh("busybox sort -n /tmp/in.txt | md5sum")?;
     let want = want.split_whitespace().next().unwrap_or("").to_string();
     let mut notes = Vec::new();
     // (budget MiB, jump policy on node1, on node2): the policy as shipped, without it, and
     // with node2's off (execution goes out and comes back only for syscalls).
-    let cases = [(1, 1, 0), (4, 1, 1), (2, 0, 0)];
+    let cases = [(1, 1, 0), (3, 1, 1), (2, 0, 0)];
     let r = (|| -> Result<()> {
         for (budget, pa, pb) in cases {
             a.sh(&format!("eosctl jumppolicy enabled={pa}"))?;
@@ -146,7 +144,7 @@ pub(super) fn foreign_program(a: &mut Vm, b: &mut Vm) -> Result<String> {
     restored?;
     check_clean(&[a, b])?;
     Ok(format!(
-        "100,000 numbers, same output as unstretched: {}",
+        "50,000 numbers, same output as unstretched: {}",
         notes.join("; ")
     ))
 }

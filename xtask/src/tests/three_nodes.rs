@@ -61,9 +61,11 @@ pub(super) fn three_nodes(cluster: &Cluster, a: &mut Vm, b: &mut Vm) -> Result<S
     }
     a.sh("eosctl stretch $(cat /tmp/hold.pid) 3")?;
     // And one that holds its pages on node3 and is stretched to node2 as well: it dies with
-    // node3, and node2 drops its shell (the home tells it; nothing is left behind).
+    // node3, and node2 drops its shell (the home tells it; nothing is left behind). It runs in
+    // a session of its own: as a job of this console shell, its death took the shell with it
+    // (an open finding, see docs/ARCHITECTURE.md, "Known limits").
     a.sh(
-        "eosctl run -- hold 4 600 > /tmp/hold3.out & echo $! > /tmp/hold3.pid; \
+        "(setsid eosctl run -- hold 4 600 > /tmp/hold3.out 2>&1 & echo $! > /tmp/hold3.pid); \
          for i in $(seq 100); do grep -q ready /tmp/hold3.out && break; sleep 0.1; done; \
          eosctl stretch $(cat /tmp/hold3.pid) 3 && eosctl budget $(cat /tmp/hold3.pid) 2",
     )?;
@@ -116,11 +118,17 @@ pub(super) fn three_nodes(cluster: &Cluster, a: &mut Vm, b: &mut Vm) -> Result<S
     if !survived || !out.contains("status=0") || !out.contains("hold: 0 bad pages") {
         bail!("a process with no pages on node3 did not survive its loss:\n{out}");
     }
+    // Not a child of this shell (its own session): gone, with the reason logged.
     let (_, out3) = a.run(
-        "wait $(cat /tmp/hold3.pid); echo status=$?",
+        "for i in $(seq 50); do [ -d /proc/$(cat /tmp/hold3.pid) ] || break; sleep 0.2; done; \
+         [ -d /proc/$(cat /tmp/hold3.pid) ] && echo alive || echo gone",
         Duration::from_secs(60),
     )?;
-    if !out3.contains("status=135") {
+    if !out3.contains("gone")
+        || !a
+            .console()
+            .contains(&format!("killing pid {hold3} (hold) with SIGBUS"))
+    {
         bail!("a process with its pages on node3 did not die of SIGBUS with it:\n{out3}");
     }
     let mut left = true;

@@ -116,7 +116,9 @@ pub(super) fn foreign_program(a: &mut Vm, b: &mut Vm) -> Result<String> {
                      unstretched md5 {want}, got:\n{out}"
                 );
             }
-            if pa == 1 && j1 == j0 {
+            // With 1 MiB local it faults enough for the policy to send it out; with more
+            // it may not, and need not.
+            if budget == 1 && j1 == j0 {
                 bail!("busybox sort never ran on node2 (no jump out) at {budget} MiB");
             }
             std::thread::sleep(Duration::from_millis(300));

@@ -34,9 +34,12 @@ unsafe extern "C" fn show(
     // SAFETY: sysfs calls us only with the `kattr` of an `Entry` registered by `create`
     // (`repr(C)`, first field), and those are never freed.
     let e = unsafe { &*attr.cast::<Entry>() };
-    // SAFETY: sysfs hands `show` a zeroed buffer of PAGE_SIZE bytes.
-    let out =
-        unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), bindings::PAGE_SIZE as usize) };
+    // SAFETY: sysfs hands `show` a zeroed buffer of PAGE_SIZE bytes. A show must return less
+    // than PAGE_SIZE (sysfs logs "returned bad count" otherwise), so a long list (procs,
+    // jumplog) is cut one byte short of the page.
+    let out = unsafe {
+        core::slice::from_raw_parts_mut(buf.cast::<u8>(), bindings::PAGE_SIZE as usize - 1)
+    };
     let mut w = FmtBuf::new(out);
     if let Some(f) = e.ops.show {
         f(&mut w);

@@ -184,6 +184,21 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     Ok("another uid refused with EPERM, and a setuid program its own user started; statistics private to the owner; a mark survives exec, not a setuid exec; root allowed; alice's shell runs as uid 1000, root's as 65534, both with no capabilities, an empty bounding set and no_new_privs".into())
 }
 
+/// Kernel log lines on `v` that name why ElasticOS ended a process.
+fn kill_lines(v: &Vm) -> usize {
+    let c = v.console();
+    [
+        "its data is lost",
+        "killing it",
+        "killing pid",
+        "ending the process",
+        "ending it here",
+    ]
+    .iter()
+    .map(|p| c.matches(p).count())
+    .sum()
+}
+
 /// `cmd` on `v` must fail with EPERM; `what` says what it would have allowed.
 fn refused_eperm(v: &mut Vm, cmd: &str, what: &str) -> Result<()> {
     let (rc, out) = v.run(cmd, Duration::from_secs(30))?;
@@ -240,6 +255,7 @@ pub(super) fn syscall_fuzz(a: &mut Vm, b: &mut Vm, calls: u64, seed: u64) -> Res
     ]
     .join(",");
     let limit = Duration::from_secs(60 + calls / 20);
+    let kills_before = kill_lines(a);
     a.sh(&format!(
         "(sysfuzz -n {calls} -s {seed} > /tmp/fz-root.out 2>&1; echo rc=$? >> /tmp/fz-root.out) & echo $! > /tmp/fz-rootf"
     ))?;
@@ -267,6 +283,16 @@ pub(super) fn syscall_fuzz(a: &mut Vm, b: &mut Vm, calls: u64, seed: u64) -> Res
     if rc != 0 || !root.contains("rc=0") {
         bail!("unexpected results or victims lost:\nalice (exit {rc}):\n{alice}\nroot:\n{root}");
     }
+    // A victim the kernel ended is allowed only with the cause logged (a page it could not
+    // keep, a jump it could not finish); none may read back wrong (the fuzzers' exit says).
+    let killed: u64 = [&alice_line, &root_line]
+        .iter()
+        .map(|l| field::<u64>(l, "victims_killed").unwrap_or(0))
+        .sum();
+    let logged = kill_lines(a).saturating_sub(kills_before) as u64;
+    if killed > logged {
+        bail!("{killed} victims were ended but only {logged} kill causes were logged:\n{alice}\n{root}");
+    }
     // The cluster is as it was: the link up, no peer the fuzzer added left behind.
     a.sh("eosctl wait 2 --timeout 60")?;
     let peers = a.sh("cat /sys/kernel/elastic/peers")?;
@@ -278,7 +304,9 @@ pub(super) fn syscall_fuzz(a: &mut Vm, b: &mut Vm, calls: u64, seed: u64) -> Res
         bail!("peers the fuzzer added are left:\n{peers}");
     }
     check_clean(&[a, b])?;
-    Ok(format!("root: {root_line}; alice: {alice_line}"))
+    Ok(format!(
+        "root: {root_line}; alice: {alice_line}; {killed} victims ended by the kernel, each logged"
+    ))
 }
 
 /// `cargo xtask sysfuzz --calls N --seed S`: the long form, on its own pair of nodes.

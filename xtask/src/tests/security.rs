@@ -91,9 +91,11 @@ pub(super) fn wrong_key(cluster: &Cluster, a: &mut Vm, b: Vm) -> Result<Vm> {
 
 pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     // A process of alice (uid 1000) that bob (uid 2000) tries to stretch: refused. Root may.
-    // Background su jobs never touch the console (stdin from /dev/null): one that read it
-    // was stopped by job control and held the console shell (seen: a 120 s timeout).
-    a.sh("su alice -c 'exec sleep 60' < /dev/null > /dev/null 2>&1 & echo $! > /tmp/victim")?;
+    // Background su jobs run in sessions of their own, off the console: as jobs of the console
+    // shell they could hold it (a 120 s timeout) or take it down when killed.
+    a.sh(
+        "(setsid su alice -c 'exec sleep 60' < /dev/null > /dev/null 2>&1 & echo $! > /tmp/victim)",
+    )?;
     refused_eperm(
         a,
         "su bob -c \"eosctl stretch $(cat /tmp/victim) 2\"",
@@ -122,7 +124,7 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     // Control needs what ptrace attach needs: alice may not stretch a setuid program she
     // started (its real uid is hers, but it is not dumpable).
     a.sh("cp /bin/busybox /tmp/busybox-suid && chmod 4755 /tmp/busybox-suid")?;
-    a.sh("su alice -c 'exec /tmp/busybox-suid sleep 60' < /dev/null > /dev/null 2>&1 & echo $! > /tmp/busybox-suidp; sleep 1")?;
+    a.sh("(setsid su alice -c 'exec /tmp/busybox-suid sleep 60' < /dev/null > /dev/null 2>&1 & echo $! > /tmp/busybox-suidp); sleep 1")?;
     refused_eperm(
         a,
         "su alice -c \"eosctl stretch $(cat /tmp/busybox-suidp) 2\"",
@@ -135,8 +137,8 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     )?;
     a.sh("kill $(cat /tmp/busybox-suidp)")?;
     // A mark survives an ordinary exec and ends at a setuid one.
-    a.sh("su alice -c 'exec eosctl run --elastic -- sleep 30' < /dev/null > /dev/null 2>&1 & echo $! > /tmp/plainp")?;
-    a.sh("su alice -c 'exec eosctl run --elastic -- /tmp/busybox-suid sleep 30' < /dev/null > /dev/null 2>&1 & echo $! > /tmp/markp; sleep 2")?;
+    a.sh("(setsid su alice -c 'exec eosctl run --elastic -- sleep 30' < /dev/null > /dev/null 2>&1 & echo $! > /tmp/plainp)")?;
+    a.sh("(setsid su alice -c 'exec eosctl run --elastic -- /tmp/busybox-suid sleep 30' < /dev/null > /dev/null 2>&1 & echo $! > /tmp/markp); sleep 2")?;
     let plain = pid_in(a, "/tmp/plainp")?;
     let marked = pid_in(a, "/tmp/markp")?;
     let procs = a.sh("cat /sys/kernel/elastic/procs")?;
@@ -248,8 +250,10 @@ pub(super) fn syscall_fuzz(a: &mut Vm, b: &mut Vm, calls: u64, seed: u64) -> Res
     // Processes alice must never control: root's, bob's, and a setuid program she started.
     a.sh("cp /bin/busybox /tmp/busybox-suid && chmod 4755 /tmp/busybox-suid")?;
     a.sh("sleep 7200 & echo $! > /tmp/fz-root")?;
-    a.sh("su bob -c 'exec sleep 7200' < /dev/null > /dev/null 2>&1 & echo $! > /tmp/fz-bob")?;
-    a.sh("su alice -c 'exec /tmp/busybox-suid sleep 7200' < /dev/null > /dev/null 2>&1 & echo $! > /tmp/fz-suid; sleep 1")?;
+    a.sh(
+        "(setsid su bob -c 'exec sleep 7200' < /dev/null > /dev/null 2>&1 & echo $! > /tmp/fz-bob)",
+    )?;
+    a.sh("(setsid su alice -c 'exec /tmp/busybox-suid sleep 7200' < /dev/null > /dev/null 2>&1 & echo $! > /tmp/fz-suid); sleep 1")?;
     let foreign = [
         pid_in(a, "/tmp/fz-root")?,
         pid_in(a, "/tmp/fz-bob")?,

@@ -10,31 +10,10 @@
  * seconds at home's speed; C is getrusage's user+system time, which must include it.
  */
 #include "common.h"
+#include "cpuwork.h"
 #include "elastic.h"
 
-#include <sys/resource.h>
 #include <unistd.h>
-
-static volatile uint64_t sink;
-
-/* Work in registers only: no fault, no syscall, so it stays wherever it runs. */
-static void burn(long n)
-{
-	uint64_t s = 1;
-
-	for (long i = 0; i < n; i++)
-		s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-	sink = s;
-}
-
-static double cpu_s(void)
-{
-	struct rusage r;
-
-	getrusage(RUSAGE_SELF, &r);
-	return r.ru_utime.tv_sec + r.ru_utime.tv_usec / 1e6 + r.ru_stime.tv_sec +
-	       r.ru_stime.tv_usec / 1e6;
-}
 
 int main(int argc, char **argv)
 {

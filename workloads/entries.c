@@ -6,10 +6,10 @@
  * home must count. The output must be identical to a run with "plain" (no stretch, no jump).
  */
 #include "common.h"
+#include "cpuwork.h"
 #include "elastic.h"
 
 #include <signal.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 static long peer;
@@ -33,32 +33,12 @@ static long int80(long nr, long a, long b, long c)
 /* In .data of a static, non-PIE binary: below 4 GiB, so a 32-bit pointer reaches it. */
 static char msg[] = "a line written through int $0x80\n";
 
-static double cpu_s(void)
-{
-	struct rusage r;
-
-	getrusage(RUSAGE_SELF, &r);
-	return r.ru_utime.tv_sec + r.ru_utime.tv_usec / 1e6 + r.ru_stime.tv_sec +
-	       r.ru_stime.tv_usec / 1e6;
-}
-
-static volatile uint64_t sink;
 static volatile sig_atomic_t traps;
 
 static void on_trap(int sig)
 {
 	(void)sig;
 	traps++;
-}
-
-/* Work in registers only: no fault, no syscall, so it stays wherever it runs. */
-static void burn(long n)
-{
-	uint64_t s = 1;
-
-	for (long i = 0; i < n; i++)
-		s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-	sink = s;
 }
 
 int main(int argc, char **argv)

@@ -20,9 +20,9 @@ use crate::proto::{
 use core::fmt;
 
 /// Protocol versions this build speaks.
-pub const MIN_VERSION: u16 = 2;
+pub const MIN_VERSION: u16 = 3;
 /// See [`MIN_VERSION`].
-pub const MAX_VERSION: u16 = 2;
+pub const MAX_VERSION: u16 = 3;
 
 const LABEL_RESP: &[u8; 9] = b"EOS1-RESP";
 const LABEL_INIT: &[u8; 9] = b"EOS1-INIT";

@@ -17,6 +17,7 @@ pub mod abi;
 pub mod fmtbuf;
 pub mod handshake;
 pub mod layout;
+pub mod ownership;
 pub mod peer;
 pub mod policy;
 pub mod proto;

@@ -48,7 +48,7 @@ pub use stretch::{Stretch, MAX_STRETCH_STRINGS, STRETCH_FIXED};
 /// First two bytes of every frame.
 pub const MAGIC: u16 = 0xE05E;
 /// Framing and message-set version carried in every header.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 /// Size of the fixed frame header.
 pub const HEADER_LEN: usize = 16;
 /// Size of the random nonces exchanged in the handshake.
@@ -155,6 +155,8 @@ pub enum MsgType {
     Gone = 0x2C,
     /// Home changed its layout (munmap and the like): a member drops what it holds there.
     Discard = 0x2D,
+    /// The sender installed pages it was given: the giver drops the copies it kept.
+    Took = 0x2E,
 }
 
 impl MsgType {
@@ -182,6 +184,7 @@ impl MsgType {
             0x2B => Self::Fetch,
             0x2C => Self::Gone,
             0x2D => Self::Discard,
+            0x2E => Self::Took,
             _ => return Err(ProtoError::UnknownType(v)),
         })
     }
@@ -211,6 +214,7 @@ impl MsgType {
             Self::Pages => (PAGES_FIXED, PAGES_FIXED + MAX_BATCH * PAGE_SIZE),
             Self::Fetch => fixed(pages::FETCH_LEN),
             Self::Discard => fixed(pages::DISCARD_LEN),
+            Self::Took => fixed(pages::TOOK_LEN),
             Self::Jump => (
                 JUMP_FIXED,
                 JUMP_FIXED
@@ -257,6 +261,7 @@ impl MsgType {
             Self::Fetch => "fetch",
             Self::Gone => "gone",
             Self::Discard => "discard",
+            Self::Took => "took",
         }
     }
 }
@@ -359,6 +364,17 @@ pub enum Message<'a> {
         /// Unmap the range, not only its pages.
         unmap: bool,
     },
+    /// The sender installed the `count` pages from `addr` of process `pid` that came from the
+    /// receiver (a `Pages` answer or a jump's stack page): the receiver drops the copies it
+    /// kept of them until now.
+    Took {
+        /// The process at home.
+        pid: u32,
+        /// First page.
+        addr: u64,
+        /// Number of pages (1..=MAX_BATCH).
+        count: u32,
+    },
     /// A process running away from home asks for its page at `addr`; the answer is `Pages`
     /// with one page, or status [`PAGES_BUILD`] and none.
     Fetch {
@@ -448,6 +464,7 @@ impl<'a> Message<'a> {
             Self::Recall { .. } => MsgType::Recall,
             Self::Fetch { .. } => MsgType::Fetch,
             Self::Discard { .. } => MsgType::Discard,
+            Self::Took { .. } => MsgType::Took,
             Self::Gone { .. } => MsgType::Gone,
         }
     }
@@ -480,6 +497,7 @@ impl<'a> Message<'a> {
             MsgType::Pages => pages::decode_pages(h, r),
             MsgType::Fetch => pages::decode_fetch(r),
             MsgType::Discard => pages::decode_discard(r),
+            MsgType::Took => pages::decode_took(r),
             MsgType::Jump => jump::decode_jump(h, r),
             MsgType::JumpAck => jump::decode_jump_ack(r),
             MsgType::Recall => jump::decode_recall(r),
@@ -523,6 +541,7 @@ impl<'a> Message<'a> {
                 end,
                 unmap,
             } => pages::encode_discard(w, pid, start, end, unmap)?,
+            Self::Took { pid, addr, count } => pages::encode_took(w, pid, addr, count)?,
             Self::Jump(ref m) => tails = jump::encode_jump(w, m)?,
             Self::JumpAck { req, status } => jump::encode_jump_ack(w, req, status)?,
             Self::Recall { pid } => jump::encode_recall(w, pid)?,

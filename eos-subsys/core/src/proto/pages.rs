@@ -11,7 +11,7 @@ use super::{
 /// `Pages.status` of a page the requester builds itself (zeroes or file data), now its own.
 pub const PAGES_BUILD: i32 = 1;
 /// Fixed part of a `Push` payload.
-pub const PUSH_FIXED: usize = 32;
+pub const PUSH_FIXED: usize = 40;
 /// Fixed part of a `Pages` payload.
 pub const PAGES_FIXED: usize = 24;
 /// Size of one page address in a `Push`.
@@ -24,6 +24,8 @@ pub(super) const PULL_LEN: usize = 24;
 pub(super) const FETCH_LEN: usize = 16;
 /// Payload size of `Discard`.
 pub(super) const DISCARD_LEN: usize = 24;
+/// Payload size of `Took`.
+pub(super) const TOOK_LEN: usize = 16;
 
 /// `PROT_*` bits a VMA may carry.
 const PROT_MASK: u32 = 7;
@@ -37,6 +39,9 @@ pub struct Push<'a> {
     pub req: u32,
     /// The process at home.
     pub pid: u32,
+    /// The batch's number, the same in every try of it and growing from batch to batch: a
+    /// member installs a batch only if it is newer than the last one it took.
+    pub batch: u64,
     /// Start of the VMA the pages belong to (the shell makes sure it has one there).
     pub vma_start: u64,
     /// End of that VMA.
@@ -66,10 +71,11 @@ impl Push<'_> {
     }
 }
 
-// Push: req u32, pid u32, vma_start u64, vma_end u64, prot u32, count u32;
+// Push: req u32, pid u32, batch u64, vma_start u64, vma_end u64, prot u32, count u32;
 // then count × addr u64, count × page.
 pub(super) fn decode_push<'a>(h: &Header, r: &mut Reader<'a>) -> Result<Message<'a>, ProtoError> {
-    let (req, pid, vma_start, vma_end) = (r.u32()?, r.u32()?, r.u64()?, r.u64()?);
+    let (req, pid, batch) = (r.u32()?, r.u32()?, r.u64()?);
+    let (vma_start, vma_end) = (r.u64()?, r.u64()?);
     let (prot, count) = (r.u32()?, r.u32()? as usize);
     if count == 0 || count > MAX_BATCH || r.remaining() != count * (ADDR_LEN + PAGE_SIZE) {
         return Err(bad_len(h));
@@ -77,6 +83,7 @@ pub(super) fn decode_push<'a>(h: &Header, r: &mut Reader<'a>) -> Result<Message<
     let m = Push {
         req,
         pid,
+        batch,
         vma_start,
         vma_end,
         prot,
@@ -110,6 +117,7 @@ pub(super) fn encode_push<'a>(w: &mut Writer<'_>, m: &Push<'a>) -> Result<Tails<
     }
     w.u32(m.req)?;
     w.u32(m.pid)?;
+    w.u64(m.batch)?;
     w.u64(m.vma_start)?;
     w.u64(m.vma_end)?;
     w.u32(m.prot)?;
@@ -256,4 +264,25 @@ pub(super) fn encode_discard(
     w.u32(if unmap { DISCARD_UNMAP } else { 0 })?;
     w.u64(start)?;
     w.u64(end)
+}
+
+// Took: pid u32, count u32, addr u64.
+pub(super) fn decode_took(r: &mut Reader<'_>) -> Result<Message<'static>, ProtoError> {
+    let (pid, count, addr) = (r.u32()?, r.u32()?, r.u64()?);
+    if count == 0 || count as usize > MAX_BATCH {
+        return Err(ProtoError::BadField("count"));
+    }
+    check_run(addr, count as u64)?;
+    Ok(Message::Took { pid, addr, count })
+}
+
+pub(super) fn encode_took(
+    w: &mut Writer<'_>,
+    pid: u32,
+    addr: u64,
+    count: u32,
+) -> Result<(), ProtoError> {
+    w.u32(pid)?;
+    w.u32(count)?;
+    w.u64(addr)
 }

@@ -222,6 +222,7 @@ pub(super) fn page_samples() -> Vec<Message<'static>> {
         Message::Push(Push {
             req: 2,
             pid: 300,
+            batch: 7,
             vma_start: 0x1000,
             vma_end: 0x40000,
             prot: 3,
@@ -285,6 +286,11 @@ pub(super) fn page_samples() -> Vec<Message<'static>> {
             start: 0x10000,
             end: 0x30000,
             unmap: true,
+        },
+        Message::Took {
+            pid: 300,
+            addr: 0x7000,
+            count: 2,
         },
     ]
 }
@@ -421,7 +427,7 @@ fn jump_carries_thousands_of_ranges() {
 #[test]
 fn discard_rejects_bad_fields() {
     let s = page_samples();
-    let d = s.last().unwrap();
+    let d = &s[s.len() - 2];
     assert!(decode_corrupted(d, |_| ()).is_ok());
     // unknown flag; empty, reversed, unaligned or kernel-space range
     assert!(decode_corrupted(d, |p| p[4] = 2).is_err());
@@ -429,6 +435,18 @@ fn discard_rejects_bad_fields() {
     assert!(decode_corrupted(d, |p| p[16..24].copy_from_slice(&0x8000u64.to_le_bytes())).is_err());
     assert!(decode_corrupted(d, |p| p[8] = 1).is_err());
     assert!(decode_corrupted(d, |p| p[23] = 0x80).is_err());
+}
+
+#[test]
+fn took_rejects_bad_fields() {
+    let s = page_samples();
+    let t = s.last().unwrap();
+    assert!(matches!(t, Message::Took { .. }));
+    // no pages, more than a batch, unaligned, beyond user space
+    assert!(decode_corrupted(t, |p| p[4] = 0).is_err());
+    assert!(decode_corrupted(t, |p| p[4] = 33).is_err());
+    assert!(decode_corrupted(t, |p| p[8] = 1).is_err());
+    assert!(decode_corrupted(t, |p| p[15] = 0x80).is_err());
 }
 
 /// Encodes `m`, lets `corrupt` change the payload, and decodes again.
@@ -459,10 +477,10 @@ fn page_messages_reject_bad_fields() {
     // push: address outside its VMA, unaligned, count mismatch, kernel-space VMA, prot bits
     assert!(decode_corrupted(push, |p| p[PUSH_FIXED + 2] = 0x50).is_err());
     assert!(decode_corrupted(push, |p| p[PUSH_FIXED] = 1).is_err());
-    assert!(decode_corrupted(push, |p| p[28] = 3).is_err());
-    assert!(decode_corrupted(push, |p| p[23] = 0xff).is_err());
-    assert!(decode_corrupted(push, |p| p[24] = 8).is_err());
-    assert!(decode_corrupted(push, |p| p[8..16]
+    assert!(decode_corrupted(push, |p| p[36] = 3).is_err());
+    assert!(decode_corrupted(push, |p| p[31] = 0xff).is_err());
+    assert!(decode_corrupted(push, |p| p[32] = 8).is_err());
+    assert!(decode_corrupted(push, |p| p[16..24]
         .copy_from_slice(&0x40000u64.to_le_bytes()))
     .is_err());
     // pull: zero or too many pages, unaligned, beyond user space
@@ -491,6 +509,7 @@ fn encode_refuses_inconsistent_batches() {
     let bad = Message::Push(Push {
         req: 0,
         pid: 0,
+        batch: 0,
         vma_start: 0,
         vma_end: 0x1000,
         prot: 0,

@@ -72,6 +72,15 @@ fn message(
             }
             Ok(())
         }
+        Message::Took {
+            pid,
+            from_home,
+            addr,
+            count,
+        } => {
+            crate::pull::serve_took(peer, *pid, *from_home, *addr, *count);
+            Ok(())
+        }
         _ => return Err(Unhandled::Unexpected),
     };
     sent.map_err(Unhandled::Io)

@@ -21,6 +21,9 @@ mod handshake;
 #[path = "core/src/layout.rs"]
 #[allow(unreachable_pub)]
 mod layout;
+#[path = "core/src/ownership.rs"]
+#[allow(unreachable_pub)]
+mod ownership;
 #[path = "core/src/peer.rs"]
 #[allow(unreachable_pub)]
 mod peer;
@@ -52,6 +55,7 @@ mod transport;
 // The registries of processes (home side) and of shells (member side), and what a jump
 // carries between them.
 mod home;
+mod lent;
 mod shell;
 mod transit;
 

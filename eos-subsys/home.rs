@@ -8,6 +8,7 @@
 //! memory, and only this node changes the ownership of its pages: a pull is started by the
 //! process's own fault, a push by our pusher, and the PTE lock orders the two.
 
+use crate::lent::Lent;
 use crate::node::Peer;
 use crate::policy::{JumpPolicy, JumpTunables};
 use crate::proto::{JumpReason, Message, PAGE_SIZE};
@@ -94,6 +95,31 @@ pub(crate) struct Proc {
     pub(crate) settle_gen: Mutex<u64>,
     #[pin]
     pub(crate) settled: CondVar,
+    /// Pages that left for a member (a fetch's answer, a jump's stack page), kept until it
+    /// confirms (lent.rs).
+    #[pin]
+    pub(crate) lent: Mutex<Lent>,
+    /// Pulls under way, one per page at a time (`pull::transfer`).
+    #[pin]
+    pub(crate) pulling: Mutex<KVec<Pulling>>,
+    /// The last push batch's number (`Push.batch`).
+    pub(crate) push_batch: AtomicU64,
+}
+
+/// A pull under way: the pages `[addr, addr + count pages)`; `superseded` once another
+/// transfer (a jump bringing the page home) installed one of them: its answer is dropped.
+#[derive(Clone, Copy)]
+pub(crate) struct Pulling {
+    pub(crate) addr: u64,
+    pub(crate) count: u32,
+    pub(crate) superseded: bool,
+}
+
+impl Pulling {
+    pub(crate) fn overlaps(&self, addr: u64, count: u32) -> bool {
+        let end = self.addr + self.count as u64 * PAGE_SIZE as u64;
+        addr < end && self.addr < addr + count as u64 * PAGE_SIZE as u64
+    }
 }
 
 /// What a stretched process did, for /proc and sysfs. Counters only: no decision reads them.
@@ -210,6 +236,16 @@ impl Proc {
         lock.vmas_in(0, u64::MAX)
             .map(|v| v.remote_count_on(v.start(), v.end(), Some(id)))
             .sum()
+    }
+
+    /// A transfer other than a pull (a jump bringing it home) installed the page at `addr`:
+    /// a pull of it still under way must drop its answer (`pull::transfer`).
+    pub(crate) fn supersede_pulls(&self, addr: u64) {
+        for e in self.pulling.lock().iter_mut() {
+            if e.overlaps(addr, 1) {
+                e.superseded = true;
+            }
+        }
     }
 
     pub(crate) fn notify_settled(&self) {
@@ -336,6 +372,9 @@ impl Proc {
                 layout_busy: AtomicBool::new(false),
                 settle_gen <- new_mutex!(0),
                 settled <- new_condvar!(),
+                lent <- new_mutex!(Lent::new()),
+                pulling <- new_mutex!(KVec::new()),
+                push_batch: AtomicU64::new(0),
             }),
             GFP_KERNEL,
         )

@@ -17,6 +17,7 @@
 //! the data instead of the data to execution.
 
 use crate::home::{self, Proc, Where};
+use crate::lent::LentTo;
 use crate::node::{peer_warn, Node, Peer};
 use crate::policy::JumpTunables;
 use crate::proto::{CpuUsed, Jump, JumpReason, Message, MAX_JUMP_CPU_NS, PAGE_SIZE};
@@ -308,6 +309,13 @@ fn home_leave(p: Arc<Proc>) {
     };
     let marker = mm::marker(target.id, false);
     let stack_addr = take_stack(&p.mm, &state[..n], marker, &mut page);
+    if stack_addr != 0 {
+        // Lent to the jump until its acknowledgement: a fault here on it meanwhile waits.
+        let _ = p
+            .lent
+            .lock()
+            .lend(stack_addr, LentTo::Jump(target.id), &page);
+    }
     // Before sending: once there, the process may fetch pages from us at once.
     p.set_place(Where::Away { at: target.id });
     let j = Jump {
@@ -322,7 +330,12 @@ fn home_leave(p: Arc<Proc>) {
         stack_addr,
         cpu: CpuUsed::default(),
     };
-    match send_jump(&target, j) {
+    let sent = send_jump(&target, j);
+    if stack_addr != 0 {
+        p.lent.lock().jump_done(target.id);
+        p.notify_settled();
+    }
+    match sent {
         Ok(()) => {}
         Err(JumpErr::Refused(err)) => {
             p.set_place(Where::Home);
@@ -428,18 +441,37 @@ fn take_back_to_die(node: &Node, p: &Proc, target: &Peer, recalled: bool, left: 
 
 fn home_arrive(node: &Node, p: &Proc, a: Arrival) {
     if let Some((addr, page)) = &a.stack {
-        if let Err(err) = install_stack(&p.mm, *addr, page, mm::marker(a.from, false)) {
-            ack(node, a.from, a.req, err.to_errno());
-            pr_err!(
-                "pid {}: its stack page from node {} does not fit ({:?}); its data is lost: killing it\n",
+        // Over the marker for the node it comes from, or over an in-flight one (a push of
+        // that page to it, superseded). Something else there (a pull brought the page
+        // meanwhile, from this same copy, and it may have been written since) wins.
+        let mut owned = true;
+        let installed = match install_stack(&p.mm, *addr, page, mm::marker(a.from, false)) {
+            Err(e) if e == EEXIST => {
+                owned = false;
+                install_stack(&p.mm, *addr, page, mm::marker(a.from, true))
+            }
+            r => r,
+        };
+        match installed {
+            Ok(()) => {
+                p.supersede_pulls(*addr);
+                if owned {
+                    p.remote.fetch_sub(1, Relaxed);
+                }
+            }
+            Err(e) if e == EEXIST => {}
+            Err(err) => {
+                ack(node, a.from, a.req, err.to_errno());
+                pr_err!(
+                "pid {}: its stack page from node {} could not be installed ({:?}); killing it\n",
                 p.pid,
                 a.from,
                 err
             );
-            kill_current();
-            return;
+                kill_current();
+                return;
+            }
         }
-        p.remote.fetch_sub(1, Relaxed);
     }
     match arch::load(&a.state) {
         Ok(()) => {
@@ -544,7 +576,16 @@ fn shell_arrive(shell: &Shell) -> bool {
         return false;
     }
     if let Some((addr, page)) = &a.stack {
-        if let Err(err) = install_stack(&shell.mm, *addr, page, 0) {
+        shell.lent.lock().forget(*addr);
+        // A page mapped there already (EEXIST) is the same or newer: it stays.
+        let r = install_stack(&shell.mm, *addr, page, 0).or_else(|e| {
+            if e == EEXIST {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        });
+        if let Err(err) = r {
             peer_warn!(
                 node,
                 "shell of pid {}: stack page {:#x} does not fit ({:?})\n",
@@ -608,6 +649,14 @@ pub(crate) fn shell_leave(shell: &Arc<Shell>, reason: JumpReason) -> bool {
         return false;
     };
     let stack_addr = take_stack(&shell.mm, &state[..n], 0, &mut page);
+    if stack_addr != 0 {
+        // Lent to the jump until the home acknowledges it: a pull of that page meanwhile
+        // (a /proc reader at home) gets this copy, never "build it".
+        let _ = shell
+            .lent
+            .lock()
+            .lend(stack_addr, LentTo::Jump(shell.home), &page);
+    }
     let (rt0, ut0, st0) = *shell.cpu_at_arrival.lock();
     let (rt, ut, st) = task::current_cputime();
     let mut cpu = CpuUsed::split(
@@ -630,7 +679,9 @@ pub(crate) fn shell_leave(shell: &Arc<Shell>, reason: JumpReason) -> bool {
         cpu,
     };
     shell.move_run(|_| true, Run::Parked);
-    if let Err(JumpErr::Refused(err) | JumpErr::Lost(err)) = send_jump(&home, j) {
+    let sent = send_jump(&home, j);
+    shell.lent.lock().jump_done(shell.home);
+    if let Err(JumpErr::Refused(err) | JumpErr::Lost(err)) = sent {
         pr_err!(
             "shell of pid {}: node {} did not take its execution back ({:?}); ending it here\n",
             shell.home_pid,

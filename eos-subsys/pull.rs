@@ -11,9 +11,11 @@
 //! - Member, serving: [`serve_pull`] hands the home the pages it asks back; the home serves a
 //!   fetch ([`serve_fetch`]), relaying a page a third node owns through itself.
 
-use crate::home::{self, Proc};
+use crate::home::{self, Proc, Pulling};
+use crate::lent::LentTo;
 use crate::link::Conn;
 use crate::node::{peer_warn, Node, Peer};
+use crate::ownership::{self, retry, Arrived, Give, Here, Slot};
 use crate::policy::pull_count;
 use crate::proto::{JumpReason, Message, Pages, MAX_BATCH, PAGES_BUILD, PAGE_SIZE};
 use crate::rpc::{self, Answer, CallError};
@@ -21,7 +23,7 @@ use crate::shell;
 use crate::sys::{
     hooks::{FaultReply, MarkerFault},
     mm::{self, Taken, Vma},
-    task::TaskRef,
+    task::{self, TaskRef},
     time,
 };
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -37,12 +39,15 @@ pub(crate) static PREFETCH: AtomicU64 = AtomicU64::new(8);
 
 /// Why pages did not come.
 enum PullErr {
-    /// The owner did not hand them over.
+    /// The owner did not hand them over (after every try).
     Call(CallError),
     /// Its answer does not fit the request.
     Reply,
-    /// The first page could not be installed (or its marker cleared).
+    /// The first page could not be installed (after every try); the owner keeps it lent.
     Install(Error),
+    /// The page is being moved already (another pull, or a transfer from here not
+    /// confirmed yet): wait for that, then fault again.
+    Busy,
 }
 
 impl PullErr {
@@ -51,20 +56,68 @@ impl PullErr {
             Self::Call(c) => c.errno(),
             Self::Reply => EIO,
             Self::Install(e) => *e,
+            Self::Busy => EAGAIN,
         }
     }
 }
 
 /// Pages settled by a pull.
 struct Pulled {
-    /// How many pages from the address are settled (at least one).
+    /// How many pages from the address are settled (0: none; the fault runs again).
     pages: u32,
     /// Whether data came (rather than the owner never having had any, so that the page is
     /// built here).
     data: bool,
 }
 
-/// Moves up to `count` pages from `addr` that `owner` owns into `p`'s address space.
+/// Registers a pull of up to `count` pages from `addr` in `p.pulling`: at most one pull per
+/// page at a time, and none of a page lent out from here and not confirmed yet. Returns
+/// how many pages it covers (a prefix of the run).
+fn begin_pull(p: &Proc, addr: u64, count: u32) -> Result<u32, PullErr> {
+    let mut n = 0;
+    {
+        let lent = p.lent.lock();
+        while n < count && !lent.has(addr + n as u64 * PAGE_SIZE as u64) {
+            n += 1;
+        }
+    }
+    let mut pulling = p.pulling.lock();
+    if n == 0 || pulling.iter().any(|e| e.overlaps(addr, 1)) {
+        return Err(PullErr::Busy);
+    }
+    while n > 1 && pulling.iter().any(|e| e.overlaps(addr, n)) {
+        n -= 1;
+    }
+    pulling
+        .push(
+            Pulling {
+                addr,
+                count: n,
+                superseded: false,
+            },
+            GFP_KERNEL,
+        )
+        .map_err(|_| PullErr::Install(ENOMEM))?;
+    Ok(n)
+}
+
+/// Ends the pull begun at `addr`; returns whether another transfer superseded it.
+fn end_pull(p: &Proc, addr: u64) -> bool {
+    let mut superseded = false;
+    {
+        let mut pulling = p.pulling.lock();
+        if let Some(e) = pulling.iter().find(|e| e.addr == addr) {
+            superseded = e.superseded;
+        }
+        let _ = crate::kvec::retain(&mut pulling, |e| e.addr != addr);
+    }
+    p.notify_settled();
+    superseded
+}
+
+/// Moves up to `count` pages from `addr` that `owner` owns into `p`'s address space. The
+/// owner keeps each page lent until `Took` confirms it (lent.rs), so a lost or late answer,
+/// or a page that cannot be installed, is asked for again (`TRANSFER_TRIES`), never lost.
 fn transfer(
     p: &Proc,
     vma: &Vma<'_>,
@@ -72,57 +125,152 @@ fn transfer(
     owner: &Peer,
     count: u32,
 ) -> Result<Pulled, PullErr> {
-    let answer = rpc::call(owner, count as usize, PULL_TIMEOUT_MS, |req| {
-        Message::Pull {
-            req,
-            pid: p.pid as u32,
-            addr,
-            count,
-        }
-    })
-    .map_err(PullErr::Call)?;
+    let count = begin_pull(p, addr, count)?;
+    let r = transfer_tries(p, vma, addr, owner, count);
+    if end_pull(p, addr) {
+        // A jump brought the page home meanwhile, and its copy may have been written since:
+        // this answer was dropped (see `transfer_tries`); the fault runs again.
+        return r.map(|_| Pulled {
+            pages: 0,
+            data: false,
+        });
+    }
+    r
+}
+
+fn superseded(p: &Proc, addr: u64) -> bool {
+    p.pulling
+        .lock()
+        .iter()
+        .any(|e| e.addr == addr && e.superseded)
+}
+
+fn transfer_tries(
+    p: &Proc,
+    vma: &Vma<'_>,
+    addr: u64,
+    owner: &Peer,
+    count: u32,
+) -> Result<Pulled, PullErr> {
     let marker = mm::marker(owner.id, false);
-    match answer {
-        Answer::Build => {
-            // The owner never had data there: the page is built here the ordinary way.
-            vma.clear_marker(addr, marker).map_err(PullErr::Install)?;
-            p.remote.fetch_sub(1, Relaxed);
-            Ok(Pulled {
-                pages: 1,
-                data: false,
-            })
-        }
-        Answer::Pages { addr: at, data } => {
-            let n = data.len() / PAGE_SIZE;
-            if at != addr || n == 0 || n > count as usize {
-                return Err(PullErr::Reply);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let answer = match rpc::call(owner, count as usize, PULL_TIMEOUT_MS, |req| {
+            Message::Pull {
+                req,
+                pid: p.pid as u32,
+                addr,
+                count,
             }
-            let mut first = Ok(());
-            for i in 0..n {
-                let a = addr + (i * PAGE_SIZE) as u64;
-                let page = &data[i * PAGE_SIZE..(i + 1) * PAGE_SIZE];
-                let r = home::install_or_poison(
-                    p,
-                    vma,
-                    a,
-                    marker,
-                    page,
-                    format_args!("from node {}", owner.id),
+        }) {
+            Ok(a) => a,
+            Err(CallError::NoAnswer(e)) if retry(tries) && !task::fatal_signal_pending() => {
+                peer_warn!(
+                    crate::node::get().ok_or(PullErr::Reply)?,
+                    "pid {}: pull of {:#x} from node {} got no answer ({:?}); asking again\n",
+                    p.pid,
+                    addr,
+                    owner.id,
+                    e
                 );
-                if i == 0 {
-                    first = r;
+                continue;
+            }
+            Err(c) => return Err(PullErr::Call(c)),
+        };
+        if superseded(p, addr) {
+            if let Answer::Pages { data, .. } = &answer {
+                took(
+                    owner,
+                    p.pid as u32,
+                    true,
+                    addr,
+                    (data.len() / PAGE_SIZE) as u32,
+                );
+            }
+            return Ok(Pulled {
+                pages: 0,
+                data: false,
+            });
+        }
+        match answer {
+            Answer::Build => {
+                // The owner never had data there: the page is built here the ordinary way.
+                // (A marker gone meanwhile: something else settled the page.)
+                if vma.clear_marker(addr, marker).is_ok() {
+                    p.remote.fetch_sub(1, Relaxed);
+                }
+                return Ok(Pulled {
+                    pages: 1,
+                    data: false,
+                });
+            }
+            Answer::Pages { addr: at, data } => {
+                let n = data.len() / PAGE_SIZE;
+                if at != addr || n == 0 || n > count as usize {
+                    return Err(PullErr::Reply);
+                }
+                let mut done = 0;
+                let mut failed = None;
+                for i in 0..n {
+                    let a = addr + (i * PAGE_SIZE) as u64;
+                    let page = &data[i * PAGE_SIZE..(i + 1) * PAGE_SIZE];
+                    match arrive(home::install_retrying(vma, a, marker, page)) {
+                        Ok(true) => {
+                            p.remote.fetch_sub(1, Relaxed);
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            // Still lent at the owner: a later fault asks for it again.
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                    done += 1;
+                }
+                if done > 0 {
+                    took(owner, p.pid as u32, true, addr, done as u32);
+                }
+                match failed {
+                    Some(e) if done == 0 => {
+                        if retry(tries) && !task::fatal_signal_pending() {
+                            continue;
+                        }
+                        return Err(PullErr::Install(e));
+                    }
+                    _ => {
+                        return Ok(Pulled {
+                            pages: done as u32,
+                            data: true,
+                        })
+                    }
                 }
             }
-            // Lost pages left the owner too: they are nobody's now.
-            p.remote.fetch_sub(n as i64, Relaxed);
-            first.map_err(PullErr::Install)?;
-            Ok(Pulled {
-                pages: n as u32,
-                data: true,
-            })
+            _ => return Err(PullErr::Reply),
         }
-        _ => Err(PullErr::Reply),
     }
+}
+
+/// What an install of a page that came means (`ownership::arrived`): `Ok(true)` installed,
+/// `Ok(false)` not wanted (a page already mapped there is at least as new, or the range
+/// changed meanwhile): either way its lent copy may go; `Err`: not installed, ask again.
+fn arrive(r: Result) -> Result<bool> {
+    let slot = match r {
+        Ok(()) => Slot::Waiting,
+        Err(e) if e == EEXIST => Slot::Mapped,
+        Err(e) => return Err(e),
+    };
+    Ok(ownership::arrived(slot) == Arrived::Install)
+}
+
+/// Confirms `count` pages from `addr` of process `pid` to `to`, which kept them lent.
+fn took(to: &Peer, pid: u32, from_home: bool, addr: u64, count: u32) {
+    let _ = to.send(&Message::Took {
+        pid,
+        from_home,
+        addr,
+        count,
+    });
 }
 
 /// The fault path's pull: counts it, and says how the fault ends if it failed.
@@ -141,19 +289,34 @@ fn pull_pages(
             }
             Ok(got.pages)
         }
+        Err(PullErr::Busy) => {
+            // Moving already: wait for that transfer to settle, then fault again. A page
+            // lent from here whose confirmation does not come in time ends the process.
+            p.wait_settled(SETTLE_TIMEOUT_MS);
+            if p.lent.lock().has(addr) && p.pulling.lock().iter().all(|e| !e.overlaps(addr, 1)) {
+                pr_err!(
+                    "pid {} ({}): page {:#x} sent to node {} was not confirmed; killing it with SIGBUS\n",
+                    p.pid,
+                    p.comm(),
+                    addr,
+                    owner.id
+                );
+                return Err(FaultReply::SigBus);
+            }
+            Ok(0)
+        }
         Err(PullErr::Call(CallError::NotSent(e))) if e == ENOMEM => Err(FaultReply::Oom),
-        Err(PullErr::Call(c)) => {
+        Err(e) => {
             pr_err!(
-                "pid {} ({}): pull of {:#x} from node {} failed ({:?}); killing it with SIGBUS\n",
+                "pid {} ({}): pull of {:#x} from node {} failed ({:?}); killing it with SIGBUS (the page stays there)\n",
                 p.pid,
                 p.comm(),
                 addr,
                 owner.id,
-                c.errno()
+                e.errno()
             );
             Err(FaultReply::SigBus)
         }
-        Err(_) => Err(FaultReply::SigBus),
     }
 }
 
@@ -261,25 +424,73 @@ pub(crate) fn shell_fault(vma: Vma<'_>, addr: u64, user: bool) -> FaultReply {
     let Some(home) = node.find_peer(shell.home) else {
         return FaultReply::SigBus;
     };
-    let r = rpc::call(&*home, 1, PULL_TIMEOUT_MS, |req| Message::Fetch {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match fetch_once(node, &shell, &vma, &home, addr, now) {
+            Fetched::Done(reply) => return reply,
+            Fetched::Again(err) if retry(tries) && !task::fatal_signal_pending() => {
+                peer_warn!(
+                    node,
+                    "shell of pid {}: fetch of {:#x} from node {} failed ({:?}); asking again\n",
+                    shell.home_pid,
+                    addr,
+                    shell.home,
+                    err
+                );
+            }
+            Fetched::Again(err) => {
+                // The home still has the page (lent, or never sent): nothing is lost, but
+                // the process cannot go on here.
+                pr_err!(
+                    "shell of pid {}: page {:#x} from node {} did not come ({:?}); ending the process\n",
+                    shell.home_pid,
+                    addr,
+                    shell.home,
+                    err
+                );
+                return FaultReply::SigBus;
+            }
+        }
+    }
+}
+
+/// How one fetch went.
+enum Fetched {
+    /// The fault ends so.
+    Done(FaultReply),
+    /// No answer, or the page could not be installed: ask again.
+    Again(Error),
+}
+
+fn fetch_once(
+    node: &Node,
+    shell: &Arc<shell::Shell>,
+    vma: &Vma<'_>,
+    home: &Peer,
+    addr: u64,
+    t0: u64,
+) -> Fetched {
+    let r = rpc::call(home, 1, PULL_TIMEOUT_MS, |req| Message::Fetch {
         req,
         pid: shell.home_pid,
         addr,
     });
     let answer = match r {
         Ok(a) => a,
-        Err(CallError::NotSent(e)) if e == ENOMEM => return FaultReply::Oom,
+        Err(CallError::NotSent(e)) if e == ENOMEM => return Fetched::Done(FaultReply::Oom),
+        Err(CallError::NoAnswer(e)) => return Fetched::Again(e),
         Err(c) => {
             let err = c.errno();
             if err == EAGAIN {
-                // On its way here (a push): wait for it.
+                // On its way here (a push), or back to the home (a pull): wait for it.
                 time::sleep_ms_uninterruptible(1);
-                return FaultReply::NoPage;
+                return Fetched::Done(FaultReply::NoPage);
             }
             if err == EINVAL || err == EFAULT {
                 // Not a page the home hands over (the vDSO, whose clock must be the home's;
                 // an address the home does not map): the fault goes home and runs there.
-                return FaultReply::SigBus;
+                return Fetched::Done(FaultReply::SigBus);
             }
             peer_warn!(
                 node,
@@ -289,53 +500,60 @@ pub(crate) fn shell_fault(vma: Vma<'_>, addr: u64, user: bool) -> FaultReply {
                 shell.home,
                 err
             );
-            return FaultReply::SigBus;
+            return Fetched::Done(FaultReply::SigBus);
         }
     };
     shell.counters.fetches.fetch_add(1, Relaxed);
-    shell.counters.fetch_lat.record_ns(time::now_ns() - now);
+    shell.counters.fetch_lat.record_ns(time::now_ns() - t0);
     match answer {
-        Answer::Build => FaultReply::Ok,
+        Answer::Build => Fetched::Done(FaultReply::Ok),
         Answer::Pages { addr: at, data } if at == addr && data.len() == PAGE_SIZE => {
-            match home::install_retrying(&vma, addr, 0, &data) {
-                Ok(()) => FaultReply::NoPage,
-                Err(err) => {
-                    // The home gave the page up (its PTE names this node now): without it
-                    // here its data is lost. The process ends (the shell's death reaches
-                    // the home as `Gone`), never to read the page built anew as zeros.
-                    pr_err!(
-                        "shell of pid {}: page {:#x} from node {} could not be installed ({:?}); its data is lost: ending the process\n",
-                        shell.home_pid,
-                        addr,
-                        shell.home,
-                        err
-                    );
-                    TaskRef::current().signal(kernel::bindings::SIGKILL);
-                    FaultReply::SigBus
+            match arrive(home::install_retrying(vma, addr, 0, &data)) {
+                Ok(_) => {
+                    shell.lent.lock().forget(addr);
+                    took(home, shell.home_pid, false, addr, 1);
+                    Fetched::Done(FaultReply::NoPage)
                 }
+                // The home keeps it lent: the next try gets it again.
+                Err(err) => Fetched::Again(err),
             }
         }
-        _ => FaultReply::SigBus,
+        _ => Fetched::Done(FaultReply::SigBus),
     }
 }
 
 /// Member: takes up to `count` pages from `addr`; returns how many (the prefix that was
-/// here). 0: the first page has no data here (never written while the process ran here):
-/// the home builds it itself.
+/// here). Each page that leaves stays lent until the home confirms it; a page asked for
+/// again after it left is sent from that copy. 0: the first page has no data here (never
+/// written while the process ran here): the home builds it itself.
 fn take_pages(peer: &Peer, pid: u32, addr: u64, count: u32, buf: &mut [u8]) -> Result<usize> {
-    let (_shell, m) = shell::shells().ok_or(ENODEV)?.with_mm(peer.id, pid)?;
+    let (shell, m) = shell::shells().ok_or(ENODEV)?.with_mm(peer.id, pid)?;
     let users = m.users().ok_or(ESRCH)?;
     let lock = users.read();
     let mut n = 0;
     for i in 0..count as usize {
         let a = addr + (i * PAGE_SIZE) as u64;
+        let page = &mut buf[i * PAGE_SIZE..(i + 1) * PAGE_SIZE];
         let Some(vma) = lock.vma(a) else { break };
-        match vma.take(a, &mut buf[i * PAGE_SIZE..(i + 1) * PAGE_SIZE], 0) {
-            Ok(Taken::Data) => n += 1,
-            Ok(Taken::Build) if i == 0 => return Ok(0),
-            Ok(Taken::Build) => break,
+        let here = match vma.take(a, page, 0) {
+            Ok(Taken::Data) => Here::Mapped,
+            Ok(Taken::Build) => Here::Empty,
             Err(e) if i == 0 => return Err(e),
             Err(_) => break,
+        };
+        let mut lent = shell.lent.lock();
+        match ownership::give(here, lent.copy(a, peer.id, page)) {
+            Give::Lend => {
+                if lent.lend(a, LentTo::Answer(peer.id), page).is_err() {
+                    // No memory for the copy: it goes unguarded, as a lost answer would
+                    // lose it. Counted.
+                    lent.dropped += 1;
+                }
+                n += 1;
+            }
+            Give::Again => n += 1,
+            Give::Build | Give::Elsewhere if i == 0 => return Ok(0),
+            Give::Build | Give::Elsewhere => break,
         }
     }
     Ok(n)
@@ -403,6 +621,18 @@ fn take_for_fetch(
     let users = p.mm.users().ok_or(ESRCH)?;
     let lock = users.read();
     let vma = lock.vma(addr).ok_or(EFAULT)?;
+    if vma.remote_run(addr, peer.id, 1) == 1 {
+        // Marked as the fetcher's already: the answer that took it there was lost or is
+        // late; send the lent copy again. Without one, the page is on its way back here
+        // (a pull): the shell asks again.
+        return match ownership::give(
+            Here::Marker { to_requester: true },
+            p.lent.lock().copy(addr, peer.id, buf),
+        ) {
+            Give::Again => Ok(Taken::Data),
+            _ => Err(EAGAIN),
+        };
+    }
     let t = match vma.take(addr, buf, mm::marker(peer.id, false)) {
         Err(err) if err == EAGAIN && relay => {
             // Owned by a third node: bring it here first, then hand it on.
@@ -418,6 +648,10 @@ fn take_for_fetch(
         }
         r => r?,
     };
+    if t == Taken::Data {
+        // Lent until the shell confirms it (`Took`).
+        let _ = p.lent.lock().lend(addr, LentTo::Answer(peer.id), buf);
+    }
     p.remote.fetch_add(1, Relaxed);
     p.counters.fetched.fetch_add(1, Relaxed);
     Ok(t)
@@ -500,4 +734,21 @@ fn relay(mut job: Relay) {
     let r = take_for_fetch(job.node, &job.peer, job.pid, job.addr, &mut job.buf, true);
     let _ = send_fetched(|m| job.peer.send(m), job.req, job.addr, r, &job.buf);
     job.peer.relays.fetch_sub(1, Relaxed);
+}
+
+/// Either side: `peer` confirms pages it installed; the copies kept lent here go. From the
+/// home: pages our shell of its process `pid` gave it; from a member: pages our process
+/// `pid` lent to it (a fetch answer), for which faults here may be waiting.
+pub(crate) fn serve_took(peer: &Peer, pid: u32, from_home: bool, addr: u64, count: u32) {
+    if from_home {
+        if let Some(s) = shell::shells().and_then(|s| s.find(peer.id, pid)) {
+            s.lent.lock().took(peer.id, addr, count);
+        }
+    } else if let Some(p) = home::procs()
+        .and_then(|procs| procs.by_pid(pid as i32))
+        .filter(|p| p.member(peer.id).is_some())
+    {
+        p.lent.lock().took(peer.id, addr, count);
+        p.notify_settled();
+    }
 }

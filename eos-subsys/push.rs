@@ -13,9 +13,10 @@
 use crate::home::{self, Proc};
 use crate::link::Conn;
 use crate::node::{peer_warn, Node, Peer};
+use crate::ownership::{self, retry, PushGaveUp};
 use crate::policy::{pages_to_push, Watermarks};
 use crate::proto::{Message, Push, MAX_BATCH, PAGE_SIZE};
-use crate::rpc;
+use crate::rpc::{self, CallError};
 use crate::shell;
 use crate::sys::{kthread, mm, task, time};
 use core::sync::atomic::Ordering::{Relaxed, SeqCst};
@@ -125,51 +126,97 @@ fn push_batch(
     for (i, a) in addrs[..n].iter().enumerate() {
         wire[i * 8..i * 8 + 8].copy_from_slice(&a.to_le_bytes());
     }
-    let ok = rpc::call(&*target, 0, PUSH_TIMEOUT_MS, |req| {
-        Message::Push(Push {
-            req,
-            pid: p.pid as u32,
-            vma_start: vs,
-            vma_end: ve,
-            prot,
-            addrs: &wire[..n * 8],
-            pages: &pages[..n * PAGE_SIZE],
-        })
-    })
-    .is_ok();
+    // One number for every try of this batch: a member installs a batch once.
+    let batch = p.push_batch.fetch_add(1, Relaxed) + 1;
+    let mut tries = 0;
+    let outcome = loop {
+        tries += 1;
+        let r = rpc::call(&*target, 0, PUSH_TIMEOUT_MS, |req| {
+            Message::Push(Push {
+                req,
+                pid: p.pid as u32,
+                batch,
+                vma_start: vs,
+                vma_end: ve,
+                prot,
+                addrs: &wire[..n * 8],
+                pages: &pages[..n * PAGE_SIZE],
+            })
+        });
+        match r {
+            Ok(_) => break Pushed::Taken,
+            // The member took nothing (it takes back what it installed before refusing).
+            Err(CallError::NotSent(_) | CallError::Refused(_)) => break Pushed::Refused,
+            Err(CallError::NoAnswer(_)) if retry(tries) && !p.dead.load(Relaxed) => continue,
+            Err(CallError::NoAnswer(_)) => break Pushed::Unknown,
+        }
+    };
     let mut settled = 0;
     {
         let lock = users.read();
         for (i, a) in addrs[..n].iter().enumerate() {
             if let Some(v) = lock.vma(*a) {
-                let r = if ok {
-                    v.settle(*a, peer_id)
-                } else {
-                    // The page comes back over its in-flight marker; if it cannot, its data
-                    // may be nowhere else (the peer may not have it).
-                    let page = &pages[i * PAGE_SIZE..(i + 1) * PAGE_SIZE];
-                    let marker = mm::marker(peer_id, true);
-                    let what = format_args!("of a failed push to node {peer_id}");
-                    home::install_or_poison(p, &v, *a, marker, page, what)
+                let marker = mm::marker(peer_id, true);
+                let r = match outcome {
+                    Pushed::Taken => v.settle(*a, peer_id),
+                    Pushed::Refused => {
+                        // The page comes back over its in-flight marker; if it cannot, its
+                        // data is nowhere else.
+                        let page = &pages[i * PAGE_SIZE..(i + 1) * PAGE_SIZE];
+                        let what = format_args!("of a failed push to node {peer_id}");
+                        home::install_or_poison(p, &v, *a, marker, page, what)
+                    }
+                    // Neither copy can be trusted to be the newest (ownership::push_gave_up).
+                    Pushed::Unknown => v.poison(*a, marker),
                 };
                 settled += r.is_ok() as i64;
             }
         }
     }
-    if !ok {
-        peer_warn!(
-            node,
-            "push of {} pages of pid {} to node {} failed; kept them\n",
-            n,
-            p.pid,
-            peer_id
-        );
-        return None;
+    match outcome {
+        Pushed::Taken => {}
+        Pushed::Refused => {
+            peer_warn!(
+                node,
+                "push of {} pages of pid {} to node {} failed; kept them\n",
+                n,
+                p.pid,
+                peer_id
+            );
+            return None;
+        }
+        Pushed::Unknown => {
+            let PushGaveUp::Kill = ownership::push_gave_up();
+            p.counters.lost.fetch_add(n as u64, Relaxed);
+            pr_err!(
+                "pid {} ({}): push of {} pages to node {} not acknowledged after {} tries; killing it with SIGBUS\n",
+                p.pid,
+                p.comm(),
+                n,
+                peer_id,
+                tries
+            );
+            if let Some(t) = task::TaskRef::by_pid(p.pid) {
+                t.signal(kernel::bindings::SIGBUS);
+            }
+            return None;
+        }
     }
     p.remote.fetch_add(settled, Relaxed);
     p.counters.pushes.fetch_add(1, Relaxed);
     p.counters.pushed.fetch_add(n as u64, Relaxed);
     Some(n as u64)
+}
+
+/// How a push batch ended.
+#[derive(Clone, Copy)]
+enum Pushed {
+    /// The member has it.
+    Taken,
+    /// The member refused it (and kept none), or it never left.
+    Refused,
+    /// No answer after every try: the member may have it.
+    Unknown,
 }
 
 /// The pusher: every 20 ms, or at once when a throttled fault kicks it, stretches marked
@@ -215,7 +262,9 @@ pub(crate) fn start(node: &'static Node) -> Result {
     kthread::spawn(fmt!("eos-push"), node, pusher)
 }
 
-/// Member: a `Push` from the home; answers `PushAck`.
+/// Member: a `Push` from the home; answers `PushAck`. A batch is installed once: a repeat
+/// (its acknowledgement was late) or an older batch is acknowledged only, since the process
+/// may have run here on those pages and given them away since.
 pub(crate) fn serve_push(node: &Node, peer: &Peer, conn: &Conn, p: &Push<'_>) -> Result {
     let status = match install_batch(peer, p) {
         Ok(()) => 0,
@@ -234,7 +283,10 @@ pub(crate) fn serve_push(node: &Node, peer: &Peer, conn: &Conn, p: &Push<'_>) ->
 }
 
 fn install_batch(peer: &Peer, p: &Push<'_>) -> Result {
-    let (_shell, m) = shell::shells().ok_or(ENODEV)?.with_mm(peer.id, p.pid)?;
+    let (shell, m) = shell::shells().ok_or(ENODEV)?.with_mm(peer.id, p.pid)?;
+    if !ownership::push_is_new(shell.push_batch.load(Relaxed), p.batch) {
+        return Ok(());
+    }
     let users = m.users().ok_or(ESRCH)?;
     crate::mapsync::cover(&users, p.vma_start, p.vma_end, p.prot)?;
     let lock = users.read();
@@ -256,5 +308,10 @@ fn install_batch(peer: &Peer, p: &Push<'_>) -> Result {
             return Err(e);
         }
     }
+    let mut lent = shell.lent.lock();
+    for i in 0..p.count() {
+        lent.forget(p.addr(i));
+    }
+    shell.push_batch.fetch_max(p.batch, Relaxed);
     Ok(())
 }

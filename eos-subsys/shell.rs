@@ -6,6 +6,7 @@
 //! its own shells. The primitives that act on shells are in stretch.rs, pull.rs, push.rs,
 //! jump.rs and mapsync.rs.
 
+use crate::lent::Lent;
 use crate::policy::JumpPolicy;
 use crate::proto::JumpReason;
 use crate::stats::LatencyHist;
@@ -55,6 +56,11 @@ pub(crate) struct Shell {
     /// jump home reports what the process used here. Only its task touches it.
     #[pin]
     pub(crate) cpu_at_arrival: SpinLock<(u64, u64, u64)>,
+    /// Pages that left for the home, kept until it confirms (lent.rs).
+    #[pin]
+    pub(crate) lent: Mutex<Lent>,
+    /// The newest push batch installed: an older or repeated one is acknowledged only.
+    pub(crate) push_batch: AtomicU64,
 }
 
 /// What a shell did, for /proc and sysfs. Counters only: no decision reads them.

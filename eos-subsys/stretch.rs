@@ -521,6 +521,8 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
             inbox <- new_mutex!(None),
             cpu_at_arrival <- kernel::new_spinlock!((0, 0, 0)),
             counters: shell::ShellCounters::new(),
+            lent <- new_mutex!(crate::lent::Lent::new()),
+            push_batch: core::sync::atomic::AtomicU64::new(0),
         }),
         GFP_KERNEL,
     )?;

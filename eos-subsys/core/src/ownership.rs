@@ -60,10 +60,8 @@ pub const fn give(here: Here, lent: bool) -> Give {
 pub enum Slot {
     /// The marker or empty PTE that stood for the page while it was away.
     Waiting,
-    /// A page is mapped already.
+    /// Something else: a page mapped already, or the range changed meanwhile.
     Mapped,
-    /// Something else (the range was unmapped or remapped meanwhile).
-    Other,
 }
 
 /// What the receiver does with a page that came.
@@ -71,10 +69,9 @@ pub enum Slot {
 pub enum Arrived {
     /// Install it, then confirm (`Took`).
     Install,
-    /// The mapped page is at least as new: keep it, and confirm.
+    /// The mapped page is at least as new (or the page is no longer wanted there): keep
+    /// what is there, and confirm, so the lent copy goes.
     Keep,
-    /// The page is no longer wanted there: confirm, so the lent copy goes.
-    Drop,
 }
 
 /// See [`Arrived`].
@@ -82,7 +79,6 @@ pub const fn arrived(slot: Slot) -> Arrived {
     match slot {
         Slot::Waiting => Arrived::Install,
         Slot::Mapped => Arrived::Keep,
-        Slot::Other => Arrived::Drop,
     }
 }
 
@@ -130,7 +126,15 @@ mod tests {
         assert_eq!(give(Here::Empty, true), Give::Again);
         assert_eq!(give(Here::Marker { to_requester: true }, true), Give::Again);
         assert_eq!(give(Here::Empty, false), Give::Build);
-        assert_eq!(give(Here::Marker { to_requester: false }, true), Give::Elsewhere);
+        assert_eq!(
+            give(
+                Here::Marker {
+                    to_requester: false
+                },
+                true
+            ),
+            Give::Elsewhere
+        );
         assert_eq!(give(Here::Mapped, true), Give::Lend);
     }
 
@@ -138,7 +142,6 @@ mod tests {
     fn a_mapped_page_wins_over_one_arriving() {
         assert_eq!(arrived(Slot::Mapped), Arrived::Keep);
         assert_eq!(arrived(Slot::Waiting), Arrived::Install);
-        assert_eq!(arrived(Slot::Other), Arrived::Drop);
     }
 
     #[test]

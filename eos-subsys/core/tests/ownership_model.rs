@@ -167,7 +167,10 @@ fn steps(s: &State) -> Result<Vec<(&'static str, State)>, Violation> {
     // user at home whenever the page is mapped there.
     if let HomePte::Mapped(v) = s.h {
         if v != s.latest {
-            return Err(Violation(format!("home reads {v}, last written {}", s.latest)));
+            return Err(Violation(format!(
+                "home reads {v}, last written {}",
+                s.latest
+            )));
         }
         if s.writes > 0 {
             let mut n = s.clone();
@@ -180,7 +183,10 @@ fn steps(s: &State) -> Result<Vec<(&'static str, State)>, Violation> {
     if proc_member {
         if let Some(v) = s.m {
             if v != s.latest {
-                return Err(Violation(format!("member reads {v}, last written {}", s.latest)));
+                return Err(Violation(format!(
+                    "member reads {v}, last written {}",
+                    s.latest
+                )));
             }
             if s.writes > 0 {
                 let mut n = s.clone();
@@ -191,9 +197,10 @@ fn steps(s: &State) -> Result<Vec<(&'static str, State)>, Violation> {
             }
         }
     }
-    if matches!(s.h, HomePte::Mapped(_)) && s.m.is_some() && (proc_member || s.at == At::ToMember)
-    {
-        return Err(Violation("mapped on both nodes while it runs on the member".into()));
+    if matches!(s.h, HomePte::Mapped(_)) && s.m.is_some() && (proc_member || s.at == At::ToMember) {
+        return Err(Violation(
+            "mapped on both nodes while it runs on the member".into(),
+        ));
     }
 
     // A fault at home on the marker (the process, or a GUP user while it is away) pulls,
@@ -250,7 +257,10 @@ fn steps(s: &State) -> Result<Vec<(&'static str, State)>, Violation> {
         };
         n.at = At::ToMember;
         n.jumps += 1;
-        n.jump = Some(Call { req: n.jumps, tries: 1 });
+        n.jump = Some(Call {
+            req: n.jumps,
+            tries: 1,
+        });
         n.h2m.push_back(Msg::Jump(n.jumps, page));
         out.push(("jump to the member", n));
     }
@@ -264,7 +274,10 @@ fn steps(s: &State) -> Result<Vec<(&'static str, State)>, Violation> {
         }
         n.at = At::ToHome;
         n.jumps += 1;
-        n.jump = Some(Call { req: n.jumps, tries: 1 });
+        n.jump = Some(Call {
+            req: n.jumps,
+            tries: 1,
+        });
         n.m2h.push_back(Msg::Jump(n.jumps, page));
         out.push(("jump home", n));
     }
@@ -340,17 +353,34 @@ fn steps(s: &State) -> Result<Vec<(&'static str, State)>, Violation> {
         if s.drops > 0 {
             let mut n = s.clone();
             n.drops -= 1;
-            if to_member { n.h2m.pop_front() } else { n.m2h.pop_front() };
+            if to_member {
+                n.h2m.pop_front()
+            } else {
+                n.m2h.pop_front()
+            };
             out.push(("frame lost", n));
         }
-        if s.dups > 0 && q.len() < CHANNEL {
+        // The injector duplicates page frames only: a jump relies on the connection's
+        // at-most-once delivery (the receiver's "not running here" check and the start of
+        // the run are not one step), which the record layer's sequence numbers (issue 13)
+        // make a property of the wire too.
+        let jump_frame = matches!(m, Msg::Jump(..) | Msg::JumpAck(_));
+        if s.dups > 0 && q.len() < CHANNEL && !jump_frame {
             let mut n = s.clone();
             n.dups -= 1;
-            if to_member { n.h2m.push_front(m) } else { n.m2h.push_front(m) };
+            if to_member {
+                n.h2m.push_front(m)
+            } else {
+                n.m2h.push_front(m)
+            };
             out.push(("frame duplicated", n));
         }
         let mut n = s.clone();
-        if to_member { n.h2m.pop_front() } else { n.m2h.pop_front() };
+        if to_member {
+            n.h2m.pop_front()
+        } else {
+            n.m2h.pop_front()
+        };
         if to_member {
             member_receives(&mut n, m);
         } else {
@@ -389,8 +419,11 @@ fn member_receives(n: &mut State, m: Msg) {
         Msg::Push(req, batch, v) => {
             if push_is_new(n.m_batch as u64, batch as u64) {
                 n.m_batch = batch;
-                if arrived(if n.m.is_some() { Slot::Mapped } else { Slot::Waiting })
-                    == Arrived::Install
+                if arrived(if n.m.is_some() {
+                    Slot::Mapped
+                } else {
+                    Slot::Waiting
+                }) == Arrived::Install
                 {
                     n.m = Some(v);
                 }
@@ -403,7 +436,11 @@ fn member_receives(n: &mut State, m: Msg) {
                 return; // late or duplicate: no waiter
             }
             n.fetch = None;
-            let slot = if n.m.is_some() { Slot::Mapped } else { Slot::Waiting };
+            let slot = if n.m.is_some() {
+                Slot::Mapped
+            } else {
+                Slot::Waiting
+            };
             match (v, arrived(slot)) {
                 (Some(v), Arrived::Install) => n.m = Some(v),
                 (None, Arrived::Install) => n.m = Some(0),
@@ -423,8 +460,11 @@ fn member_receives(n: &mut State, m: Msg) {
                 return; // a duplicate: the process is not on its way here, refused
             }
             if let Some(v) = page {
-                if arrived(if n.m.is_some() { Slot::Mapped } else { Slot::Waiting })
-                    == Arrived::Install
+                if arrived(if n.m.is_some() {
+                    Slot::Mapped
+                } else {
+                    Slot::Waiting
+                }) == Arrived::Install
                 {
                     n.m = Some(v);
                 }
@@ -457,7 +497,9 @@ fn home_receives(n: &mut State, m: Msg) {
         }
         Msg::Fetch(req) => match give(here_home(n.h), n.h_lent.is_some()) {
             Give::Lend => {
-                let HomePte::Mapped(v) = n.h else { unreachable!() };
+                let HomePte::Mapped(v) = n.h else {
+                    unreachable!()
+                };
                 n.h = HomePte::Marker;
                 n.h_lent = Some((v, 0));
                 n.h2m.push_back(Msg::Pages(req, Some(v)));
@@ -513,8 +555,13 @@ fn explore(start: State) -> usize {
             Ok(n) => n,
             Err(v) => panic!("{}\nafter:\n{}\nstate: {s:?}", v.0, trace.join("\n")),
         };
-        let stuck = next.is_empty() && !s.killed && s.sends > 0 && s.h2m.is_empty() && s.m2h.is_empty();
-        assert!(!stuck, "no step possible (a hang)\nafter:\n{}\nstate: {s:?}", trace.join("\n"));
+        let stuck =
+            next.is_empty() && !s.killed && s.sends > 0 && s.h2m.is_empty() && s.m2h.is_empty();
+        assert!(
+            !stuck,
+            "no step possible (a hang)\nafter:\n{}\nstate: {s:?}",
+            trace.join("\n")
+        );
         for (label, n) in next {
             if seen.insert(n.clone()) {
                 let mut t = trace.clone();

@@ -370,6 +370,8 @@ pub enum Message<'a> {
     Took {
         /// The process at home.
         pid: u32,
+        /// Sent by the home (pages a shell gave it), else by a shell (pages from its home).
+        from_home: bool,
         /// First page.
         addr: u64,
         /// Number of pages (1..=MAX_BATCH).
@@ -541,7 +543,12 @@ impl<'a> Message<'a> {
                 end,
                 unmap,
             } => pages::encode_discard(w, pid, start, end, unmap)?,
-            Self::Took { pid, addr, count } => pages::encode_took(w, pid, addr, count)?,
+            Self::Took {
+                pid,
+                from_home,
+                addr,
+                count,
+            } => pages::encode_took(w, pid, from_home, addr, count)?,
             Self::Jump(ref m) => tails = jump::encode_jump(w, m)?,
             Self::JumpAck { req, status } => jump::encode_jump_ack(w, req, status)?,
             Self::Recall { pid } => jump::encode_recall(w, pid)?,

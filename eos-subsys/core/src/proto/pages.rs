@@ -266,23 +266,39 @@ pub(super) fn encode_discard(
     w.u64(end)
 }
 
-// Took: pid u32, count u32, addr u64.
+/// `Took` flag: the sender is the process's home (the receiver holds its shell).
+const TOOK_FROM_HOME: u16 = 1;
+
+// Took: pid u32, flags u16, count u16, addr u64.
 pub(super) fn decode_took(r: &mut Reader<'_>) -> Result<Message<'static>, ProtoError> {
-    let (pid, count, addr) = (r.u32()?, r.u32()?, r.u64()?);
+    let (pid, flags, count, addr) = (r.u32()?, r.u16()?, r.u16()?, r.u64()?);
+    if flags & !TOOK_FROM_HOME != 0 {
+        return Err(ProtoError::ReservedBits);
+    }
     if count == 0 || count as usize > MAX_BATCH {
         return Err(ProtoError::BadField("count"));
     }
     check_run(addr, count as u64)?;
-    Ok(Message::Took { pid, addr, count })
+    Ok(Message::Took {
+        pid,
+        from_home: flags & TOOK_FROM_HOME != 0,
+        addr,
+        count: count as u32,
+    })
 }
 
 pub(super) fn encode_took(
     w: &mut Writer<'_>,
     pid: u32,
+    from_home: bool,
     addr: u64,
     count: u32,
 ) -> Result<(), ProtoError> {
+    if count == 0 || count as usize > MAX_BATCH {
+        return Err(ProtoError::BadField("count"));
+    }
     w.u32(pid)?;
-    w.u32(count)?;
+    w.u16(if from_home { TOOK_FROM_HOME } else { 0 })?;
+    w.u16(count as u16)?;
     w.u64(addr)
 }

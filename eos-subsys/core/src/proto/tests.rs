@@ -289,6 +289,7 @@ pub(super) fn page_samples() -> Vec<Message<'static>> {
         },
         Message::Took {
             pid: 300,
+            from_home: true,
             addr: 0x7000,
             count: 2,
         },
@@ -443,8 +444,9 @@ fn took_rejects_bad_fields() {
     let t = s.last().unwrap();
     assert!(matches!(t, Message::Took { .. }));
     // no pages, more than a batch, unaligned, beyond user space
-    assert!(decode_corrupted(t, |p| p[4] = 0).is_err());
-    assert!(decode_corrupted(t, |p| p[4] = 33).is_err());
+    assert!(decode_corrupted(t, |p| p[6] = 0).is_err());
+    assert!(decode_corrupted(t, |p| p[6] = 33).is_err());
+    assert!(decode_corrupted(t, |p| p[4] = 2).is_err());
     assert!(decode_corrupted(t, |p| p[8] = 1).is_err());
     assert!(decode_corrupted(t, |p| p[15] = 0x80).is_err());
 }

@@ -21,7 +21,15 @@ use crate::node::{peer_warn, Node, Peer};
 use crate::peer::{Backoff, LinkState, Liveness, Tick, HANDSHAKE_TIMEOUT_NS};
 use crate::proto::{caps, FrameReader, Header, Message, MsgType, ProtoError, Reason, MAX_PAYLOAD};
 use crate::stats::Stats;
-use crate::sys::{crypto, errno::e, global::Global, kthread, net::Socket, time};
+use crate::sys::{
+    crypto,
+    errno::e,
+    global::Global,
+    inject::{self, FrameFault},
+    kthread,
+    net::Socket,
+    time,
+};
 use core::net::SocketAddrV4;
 use core::sync::atomic::Ordering::Relaxed;
 use kernel::{bindings, error::code::EAGAIN, fmt, prelude::*, sync::Arc};
@@ -357,6 +365,49 @@ fn initiate(node: &Node, peer: &Peer, conn: &Conn, rx: &mut Rx) -> Result<Establ
 
 /// Runs an established connection until it ends: answers pings, pings when idle, drops a
 /// silent or misbehaving peer. The newest authenticated connection of a peer wins.
+/// How long an injected delay holds a frame (`fail_elastic_frame_delay`).
+const INJECTED_DELAY_MS: u32 = 300;
+
+/// What the fault injector does with `m`. Only page and jump frames are dropped, and only
+/// page frames duplicated: those the ownership rules cover (core/src/ownership.rs and its
+/// model). The others rely on the connection itself, which loses nothing while it lives.
+fn injected(m: &Message<'_>) -> FrameFault {
+    use crate::proto::MsgType as T;
+    let ty = m.ty();
+    let page = matches!(
+        ty,
+        T::Pull | T::Pages | T::Push | T::PushAck | T::Fetch | T::Took
+    );
+    if !page && !matches!(ty, T::Jump | T::JumpAck) {
+        return FrameFault::None;
+    }
+    match inject::frame_fault() {
+        FrameFault::Dup if !page => FrameFault::None,
+        f => f,
+    }
+}
+
+/// Hands a received frame to the waiting request or to its handler.
+fn deliver(
+    node: &'static Node,
+    peer: &Arc<Peer>,
+    conn: &Arc<Conn>,
+    m: &Message<'_>,
+) -> Result<(), LinkErr> {
+    if let Some(matched) = crate::rpc::on_reply(&peer.pending, m) {
+        late(node, matched);
+        return Ok(());
+    }
+    let Some(h) = HANDLERS.get() else {
+        return Err(LinkErr::Unexpected(m.ty()));
+    };
+    match (h.message)(node, peer, conn, m) {
+        Ok(()) => Ok(()),
+        Err(Unhandled::Io(e)) => Err(LinkErr::Io(e)),
+        Err(Unhandled::Unexpected) => Err(LinkErr::Unexpected(m.ty())),
+    }
+}
+
 fn run_link(
     node: &'static Node,
     peer: &Arc<Peer>,
@@ -428,17 +479,24 @@ fn run_link(
             }
             Message::Bye(r) | Message::Error(r) => break LinkErr::Bye(r),
             m => {
-                if let Some(matched) = crate::rpc::on_reply(&peer.pending, &m) {
-                    late(node, matched);
-                    continue;
-                }
-                let Some(h) = HANDLERS.get() else {
-                    break LinkErr::Unexpected(m.ty());
+                let times = match injected(&m) {
+                    FrameFault::Drop => 0,
+                    FrameFault::Dup => 2,
+                    FrameFault::Delay => {
+                        time::sleep_ms(INJECTED_DELAY_MS);
+                        1
+                    }
+                    FrameFault::None => 1,
                 };
-                match (h.message)(node, peer, &conn, &m) {
-                    Ok(()) => {}
-                    Err(Unhandled::Io(e)) => break LinkErr::Io(e),
-                    Err(Unhandled::Unexpected) => break LinkErr::Unexpected(m.ty()),
+                let mut failed = None;
+                for _ in 0..times {
+                    if let Err(e) = deliver(node, peer, &conn, &m) {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+                if let Some(e) = failed {
+                    break e;
                 }
             }
         }

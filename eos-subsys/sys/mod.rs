@@ -11,6 +11,7 @@ pub(crate) mod errno;
 pub(crate) mod file;
 pub(crate) mod global;
 pub(crate) mod hooks;
+pub(crate) mod inject;
 pub(crate) mod kthread;
 #[cfg(CONFIG_ELASTICOS_KUNIT_TEST)]
 pub(crate) mod kunit;

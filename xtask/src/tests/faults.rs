@@ -4,6 +4,9 @@
 //! right, or be stopped by a signal with a kernel log line naming the lost page; never a
 //! wrong value, an oops or a hang, and the node keeps working afterwards.
 //!
+//! The same rule holds with page and jump frames dropped, duplicated or delayed on receipt
+//! (`fail_elastic_frame_{drop,dup,delay}`, eos-subsys/faults.c).
+//!
 //! The test command runs a short form (`SHORT_RUNS`); `cargo xtask faults --runs N` the long.
 
 use super::stretch::run_stretched;
@@ -14,6 +17,8 @@ use std::time::Duration;
 
 /// Runs in the test command.
 pub(super) const SHORT_RUNS: u32 = 3;
+/// Runs per frame fault point in the test command.
+pub(super) const FRAME_SHORT_RUNS: u32 = 2;
 
 /// Probability (percent) of each install failing, by run (cycled): each failure is retried,
 /// so only a few runs lose a page at the lower ones, and most at the highest.
@@ -46,6 +51,94 @@ fn inject(v: &mut Vm, percent: u32) -> Result<u64> {
 
 fn lost_lines(v: &Vm) -> usize {
     v.console().matches(LOST).count()
+}
+
+/// What the kernel logs when it stops a process because a transfer failed for good: a page
+/// lost, a transfer not confirmed, a jump not confirmed (pull.rs, push.rs, jump.rs).
+const STOPPED: [&str; 5] = [
+    LOST,
+    "killing it",
+    "ending the process",
+    "ending it here",
+    "not confirmed",
+];
+
+fn stop_lines(v: &Vm) -> usize {
+    let c = v.console();
+    STOPPED.iter().map(|s| c.matches(s).count()).sum()
+}
+
+/// The frame fault points, each with how often it fires (every `interval`-th page or jump
+/// frame received) and how many times at most per run.
+const FRAME_POINTS: [(&str, u32, u32); 3] = [
+    ("fail_elastic_frame_drop", 97, 4),
+    ("fail_elastic_frame_dup", 31, 50),
+    ("fail_elastic_frame_delay", 53, 12),
+];
+
+/// Arms (`times` > 0) or disarms the point `name` on `v`; returns how many faults it
+/// injected since it was armed.
+fn arm(v: &mut Vm, name: &str, interval: u32, times: u32) -> Result<u64> {
+    let out = v.sh(&format!(
+        "[ -d /sys/kernel/debug/{name} ] || mount -t debugfs none /sys/kernel/debug; \
+         d=/sys/kernel/debug/{name}; echo left=$(cat $d/times); \
+         echo 0 > $d/verbose && echo {interval} > $d/interval && \
+         echo {} > $d/probability && echo {times} > $d/times",
+        if times > 0 { 100 } else { 0 }
+    ))?;
+    let left: i64 = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("left="))
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0);
+    Ok(left.max(0) as u64)
+}
+
+/// `runs` stretched stress runs per frame fault point, the point armed on both nodes; then
+/// one run without, which must be right.
+pub(super) fn frame_faults(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<String> {
+    let want = host_result("stress", &STRESS)?;
+    let mut notes = Vec::new();
+    for (name, interval, times) in FRAME_POINTS {
+        let mut t = Tally::default();
+        for run in 0..runs {
+            let before = stop_lines(a) + stop_lines(b);
+            arm(a, name, interval, times)?;
+            arm(b, name, interval, times)?;
+            let (rc, out) = a.run(
+                &format!(
+                    "eosctl run --elastic --budget 4 -- stress {}",
+                    STRESS.join(" ")
+                ),
+                Duration::from_secs(600),
+            )?;
+            let left = arm(a, name, interval, 0)? + arm(b, name, interval, 0)?;
+            t.injected += (2 * times as u64).saturating_sub(left);
+            let logged = stop_lines(a) + stop_lines(b) > before;
+            match rc {
+                0 if out.lines().any(|l| l == want) => t.right += 1,
+                135 | 137 if logged => t.stopped += 1,
+                _ => bail!(
+                    "{name} run {run}: exit {rc}, host says `{want}`, cause logged: {logged}; \
+                     VM printed:\n{out}"
+                ),
+            }
+            check_clean(&[a, b])?;
+        }
+        if t.injected == 0 {
+            bail!("{name}: nothing was injected: the test proved nothing");
+        }
+        notes.push(format!(
+            "{name}: {runs} runs, {} injected, {} right, {} stopped with the cause logged",
+            t.injected, t.right, t.stopped
+        ));
+    }
+    run_stretched(a, "stress", &STRESS, 4)?;
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "{}; 0 wrong; a run after them is right",
+        notes.join("; ")
+    ))
 }
 
 /// Outcomes of the runs.
@@ -112,7 +205,12 @@ pub fn long(runs: u32) -> Result<()> {
     let mut b = vms.pop().expect("two nodes");
     let mut a = vms.pop().expect("two nodes");
     cluster::wait_links(&mut a, &[2])?;
-    let r = install_failures(&mut a, &mut b, runs);
+    let r = install_failures(&mut a, &mut b, runs).and_then(|installs| {
+        Ok(format!(
+            "{installs}\nFRAMES: {}",
+            frame_faults(&mut a, &mut b, runs)?
+        ))
+    });
     let trouble = cluster::poweroff_all([a, b]);
     let note = r?;
     if !trouble.is_empty() {

@@ -197,6 +197,11 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
             || faults::install_failures(&mut a, b, faults::SHORT_RUNS),
         );
         report.step(
+            "faults: page and jump frames dropped, duplicated, delayed: every page right, or a signal and the cause logged",
+            900,
+            || faults::frame_faults(&mut a, b, faults::FRAME_SHORT_RUNS),
+        );
+        report.step(
             "jump: ping-pong with registers, FPU/AVX and stack checked",
             900,
             || jump_ping_pong(&mut a, b, PING_PONG_ROUNDS),

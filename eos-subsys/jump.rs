@@ -308,6 +308,10 @@ fn home_leave(p: Arc<Proc>) {
         return;
     };
     let marker = mm::marker(target.id, false);
+    // No push batch is in flight while the process leaves (core::ownership, rule 6): one
+    // under way settles first, and the pusher leaves the process alone until the jump is
+    // confirmed or refused.
+    p.layout_begin();
     let stack_addr = take_stack(&p.mm, &state[..n], marker, &mut page);
     if stack_addr != 0 {
         // Lent to the jump until its acknowledgement: a fault here on it meanwhile waits.
@@ -331,6 +335,7 @@ fn home_leave(p: Arc<Proc>) {
         cpu: CpuUsed::default(),
     };
     let sent = send_jump(&target, j);
+    p.layout_done();
     if stack_addr != 0 {
         p.lent.lock().jump_done(target.id);
         p.notify_settled();

@@ -295,7 +295,7 @@ fn pull_pages(
             p.wait_settled(SETTLE_TIMEOUT_MS);
             if p.lent.lock().has(addr) && p.pulling.lock().iter().all(|e| !e.overlaps(addr, 1)) {
                 pr_err!(
-                    "pid {} ({}): page {:#x} sent to node {} was not confirmed; killing it with SIGBUS\n",
+                    "pid {} ({}): page {:#x} sent to node {} never came back confirmed; killing it with SIGBUS\n",
                     p.pid,
                     p.comm(),
                     addr,

@@ -368,21 +368,21 @@ fn initiate(node: &Node, peer: &Peer, conn: &Conn, rx: &mut Rx) -> Result<Establ
 /// How long an injected delay holds a frame (`fail_elastic_frame_delay`).
 const INJECTED_DELAY_MS: u32 = 300;
 
-/// What the fault injector does with `m`. Only page and jump frames are dropped, and only
-/// page frames duplicated: those the ownership rules cover (core/src/ownership.rs and its
-/// model). The others rely on the connection itself, which loses nothing while it lives.
+/// What the fault injector does with `m`: the requests and answers the ownership rules
+/// cover (core/src/ownership.rs and its model). Page frames may be dropped, duplicated or
+/// delayed; jump frames dropped or delayed; `Took` only delayed or duplicated. The others
+/// (and a lost `Took`) rely on the connection itself, which loses nothing while it lives.
 fn injected(m: &Message<'_>) -> FrameFault {
     use crate::proto::MsgType as T;
     let ty = m.ty();
-    let page = matches!(
-        ty,
-        T::Pull | T::Pages | T::Push | T::PushAck | T::Fetch | T::Took
-    );
-    if !page && !matches!(ty, T::Jump | T::JumpAck) {
+    let page = matches!(ty, T::Pull | T::Pages | T::Push | T::PushAck | T::Fetch);
+    let jump = matches!(ty, T::Jump | T::JumpAck);
+    if !page && !jump && ty != T::Took {
         return FrameFault::None;
     }
     match inject::frame_fault() {
-        FrameFault::Dup if !page => FrameFault::None,
+        FrameFault::Dup if jump => FrameFault::None,
+        FrameFault::Drop if ty == T::Took => FrameFault::None,
         f => f,
     }
 }

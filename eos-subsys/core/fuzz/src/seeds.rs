@@ -88,6 +88,7 @@ fn messages(page: &[u8]) -> Vec<(&'static str, Message<'_>)> {
             Message::Push(Push {
                 req: 6,
                 pid: 1234,
+                batch: 3,
                 vma_start: 0x40_0000,
                 vma_end: 0x50_0000,
                 prot: 3,
@@ -154,6 +155,15 @@ fn messages(page: &[u8]) -> Vec<(&'static str, Message<'_>)> {
                 start: 0x40_0000,
                 end: 0x40_8000,
                 unmap: true,
+            },
+        ),
+        (
+            "took",
+            Message::Took {
+                pid: 1234,
+                from_home: false,
+                addr: 0x40_2000,
+                count: 4,
             },
         ),
     ]

@@ -230,6 +230,8 @@ fn take_stack(mm: &mm::MmRef, image: &[u8], marker: u64, page: &mut [u8]) -> u64
         return 0;
     };
     let addr = sp & !(PAGE_SIZE as u64 - 1);
+    // This task just used the page: its reference from this CPU's LRU batch goes first.
+    mm::drain_lru(false);
     let Some(users) = mm.users() else { return 0 };
     let lock = users.read();
     let Some(vma) = lock.vma(addr) else { return 0 };

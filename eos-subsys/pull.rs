@@ -165,6 +165,11 @@ fn transfer_tries(
             }
         }) {
             Ok(a) => a,
+            Err(CallError::Refused(e)) if e == EBUSY && retry(tries) => {
+                // Held there for a moment (a GUP user): ask again.
+                time::sleep_ms_uninterruptible(1);
+                continue;
+            }
             Err(CallError::NoAnswer(e)) if retry(tries) && !task::fatal_signal_pending() => {
                 peer_warn!(
                     crate::node::get().ok_or(PullErr::Reply)?,
@@ -482,8 +487,9 @@ fn fetch_once(
         Err(CallError::NoAnswer(e)) => return Fetched::Again(e),
         Err(c) => {
             let err = c.errno();
-            if err == EAGAIN {
-                // On its way here (a push), or back to the home (a pull): wait for it.
+            if err == EAGAIN || err == EBUSY {
+                // On its way here (a push), or back to the home (a pull), or held at home
+                // for a moment (a GUP user there): wait for it.
                 time::sleep_ms_uninterruptible(1);
                 return Fetched::Done(FaultReply::NoPage);
             }
@@ -570,7 +576,17 @@ pub(crate) fn serve_pull(
     count: u32,
 ) -> Result {
     let mut buf = KVVec::from_elem(0u8, count as usize * PAGE_SIZE, GFP_KERNEL)?;
-    let (status, n) = match take_pages(peer, pid, addr, count, &mut buf) {
+    mm::drain_lru(false);
+    let taken = match take_pages(peer, pid, addr, count, &mut buf) {
+        // Held by someone: a GUP user writing it, or only a per-CPU LRU batch. Drain those
+        // (no mmap lock held here) and try once more; the home asks again if still held.
+        Err(e) if e == EBUSY => {
+            mm::drain_lru(true);
+            take_pages(peer, pid, addr, count, &mut buf)
+        }
+        r => r,
+    };
+    let (status, n) = match taken {
         Ok(0) => (PAGES_BUILD, 0),
         Ok(n) => (0, n),
         Err(e) => {
@@ -673,7 +689,14 @@ pub(crate) fn serve_fetch(
     addr: u64,
 ) -> Result {
     let mut buf = KVVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL)?;
-    let r = take_for_fetch(node, peer, pid, addr, &mut buf, false);
+    let r = match take_for_fetch(node, peer, pid, addr, &mut buf, false) {
+        // See `serve_pull`.
+        Err(e) if e == EBUSY => {
+            mm::drain_lru(true);
+            take_for_fetch(node, peer, pid, addr, &mut buf, false)
+        }
+        r => r,
+    };
     if matches!(&r, Err(err) if *err == EAGAIN) {
         let relayed = if peer.relays.fetch_add(1, Relaxed) < MAX_RELAYS_IN_FLIGHT {
             let job = Relay {

@@ -26,6 +26,10 @@ use kernel::{fmt, prelude::*};
 const PUSH_TIMEOUT_MS: u32 = 10_000;
 /// Most pages pushed for one process per pusher round.
 const PUSH_ROUND: u64 = 512;
+/// Tries (and the pause between them) to put a page of a refused push back, before the
+/// last ones of `install_or_poison`.
+const RESTORE_ROUNDS: u32 = 25;
+const RESTORE_RETRY_MS: u32 = 20;
 /// The pusher's period when nobody kicks it.
 const PUSH_INTERVAL_MS: u32 = 20;
 
@@ -160,11 +164,25 @@ fn push_batch(
                 let r = match outcome {
                     Pushed::Taken => v.settle(*a, peer_id),
                     Pushed::Refused => {
-                        // The page comes back over its in-flight marker; if it cannot, its
-                        // data is nowhere else.
+                        // The page comes back over its in-flight marker. This buffer is its
+                        // only copy: a failing install is tried for longer than a fault
+                        // would (the pusher may wait), and only then is the page poisoned.
                         let page = &pages[i * PAGE_SIZE..(i + 1) * PAGE_SIZE];
-                        let what = format_args!("of a failed push to node {peer_id}");
-                        home::install_or_poison(p, &v, *a, marker, page, what)
+                        let mut r = v.install(*a, marker, page, false);
+                        for _ in 0..RESTORE_ROUNDS {
+                            if !matches!(r, Err(e) if e == ENOMEM) {
+                                break;
+                            }
+                            time::sleep_ms(RESTORE_RETRY_MS);
+                            r = v.install(*a, marker, page, false);
+                        }
+                        match r {
+                            Ok(()) => Ok(()),
+                            Err(_) => {
+                                let what = format_args!("of a failed push to node {peer_id}");
+                                home::install_or_poison(p, &v, *a, marker, page, what)
+                            }
+                        }
                     }
                     // Neither copy can be trusted to be the newest (ownership::push_gave_up).
                     Pushed::Unknown => v.poison(*a, marker),

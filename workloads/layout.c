@@ -4,7 +4,9 @@
  * peer, and checks on the peer and at home that it sees what a process that never left home
  * sees:
  *   munmap   pushed pages, then map the same place again: zeroes;
- *   madvise  DONTNEED over pushed pages: zeroes;
+ *   madvise  DONTNEED over pushed pages: zeroes (also over a range with a hole);
+ *   rofresh  read-only pages read on the peer, then made writable and written at home: the
+ *            peer sees the new data;
  *   brk      shrunk over pushed pages and grown again: zeroes;
  *   mremap   pushed pages moved elsewhere: the data moved with them;
  *   mprotect read-only, then a write on the peer: the SIGSEGV handler runs (at home);
@@ -145,6 +147,28 @@ int main(int argc, char **argv)
 	elastic_jump(0, home);
 	here = nonzero(m, REGION);
 	check("madvhole", there, here);
+	munmap(m, REGION);
+
+	/*
+	 * read-only anonymous pages read first on the peer (built there as zeroes), then made
+	 * writable and written at home: the peer reads the new data, never a zero page it kept
+	 */
+	m = mmap(NULL, REGION, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return 3;
+	elastic_jump(0, peer);
+	there = nonzero(m, REGION);
+	elastic_jump(0, home);
+	here = nonzero(m, REGION);
+	if (mprotect(m, REGION, PROT_READ | PROT_WRITE))
+		return 6;
+	for (size_t p = 0; p < PAGES; p++)
+		m[p * 512] = 4000 + p;
+	elastic_jump(0, peer);
+	there += wrong(m, REGION, 4000);
+	elastic_jump(0, home);
+	here += wrong(m, REGION, 4000);
+	check("rofresh", there, here);
 	munmap(m, REGION);
 
 	/* brk shrunk and grown again */

@@ -422,6 +422,22 @@ pub(crate) enum Taken {
     Build,
 }
 
+/// Drains the per-CPU LRU batches (`all`: every CPU's; sleeps, so no mmap lock may be held).
+/// A page just added to a batch is referenced by it, and looks held by a GUP user to
+/// mm/elastic.c (`elastic_only_mapped`), which then refuses to move it (EBUSY).
+pub(crate) fn drain_lru(all: bool) {
+    // SAFETY: both only move pages from per-CPU batches to the LRU lists; the caller is in
+    // process context (kthread or task), and for `all` holds no lock that the drain work
+    // could need.
+    unsafe {
+        if all {
+            bindings::lru_add_drain_all()
+        } else {
+            bindings::lru_add_drain()
+        }
+    }
+}
+
 /// Marks `mm` as a shell's: an empty PTE there is asked of the home node once its task runs.
 pub(crate) fn mark_shell(mm: &MmRef) {
     // SAFETY: the mm is live (`MmRef`); setting flag bits is atomic.

@@ -88,10 +88,15 @@ pub(super) fn dynamic_program(a: &mut Vm, b: &mut Vm) -> Result<String> {
         bail!("node2's shells mapped none of the home's libraries:\n{stats}");
     }
     check_clean(&[a, b])?;
+    let checks = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("layout: "))
+        .filter(|l| l.ends_with(" ok"))
+        .count();
     Ok(format!(
-        "lsearch-dyn {fp} MiB with {budget} MiB local: right, {} jumps out; layout-dyn: all 7 \
-         checks right; node2's shells mapped {mapped} library mappings ({missing} left out); \
-         {} faults retried at home",
+        "lsearch-dyn {fp} MiB with {budget} MiB local: right, {} jumps out; layout-dyn: all \
+         {checks} checks right; node2's shells mapped {mapped} library mappings ({missing} left \
+         out); {} faults retried at home",
         j1 - j0,
         log.matches("reason=fault ").count()
     ))

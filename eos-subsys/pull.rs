@@ -235,6 +235,9 @@ fn transfer_tries(
                 }
                 if done > 0 {
                     took(owner, p.pid as u32, true, addr, done as u32);
+                    // Out of this CPU's LRU batch: a page still there looks held to the
+                    // pusher's evict.
+                    mm::drain_lru(false);
                 }
                 match failed {
                     Some(e) if done == 0 => {
@@ -518,6 +521,8 @@ fn fetch_once(
                 Ok(_) => {
                     shell.lent.lock().forget(addr);
                     took(home, shell.home_pid, false, addr, 1);
+                    // See `transfer_tries`: a pull of it from here must not find it held.
+                    mm::drain_lru(false);
                     Fetched::Done(FaultReply::NoPage)
                 }
                 // The home keeps it lent: the next try gets it again.
@@ -532,7 +537,13 @@ fn fetch_once(
 /// here). Each page that leaves stays lent until the home confirms it; a page asked for
 /// again after it left is sent from that copy. 0: the first page has no data here (never
 /// written while the process ran here): the home builds it itself.
-fn take_pages(peer: &Peer, pid: u32, addr: u64, count: u32, buf: &mut [u8]) -> Result<usize> {
+fn take_pages(
+    peer: &Peer,
+    pid: u32,
+    addr: u64,
+    count: u32,
+    buf: &mut [u8],
+) -> Result<(usize, bool)> {
     let (shell, m) = shell::shells().ok_or(ENODEV)?.with_mm(peer.id, pid)?;
     let users = m.users().ok_or(ESRCH)?;
     let lock = users.read();
@@ -544,6 +555,7 @@ fn take_pages(peer: &Peer, pid: u32, addr: u64, count: u32, buf: &mut [u8]) -> R
         let here = match vma.take(a, page, 0) {
             Ok(Taken::Data) => Here::Mapped,
             Ok(Taken::Build) => Here::Empty,
+            Err(e) if e == EBUSY => return Ok((n, true)),
             Err(e) if i == 0 => return Err(e),
             Err(_) => break,
         };
@@ -558,11 +570,11 @@ fn take_pages(peer: &Peer, pid: u32, addr: u64, count: u32, buf: &mut [u8]) -> R
                 n += 1;
             }
             Give::Again => n += 1,
-            Give::Build | Give::Elsewhere if i == 0 => return Ok(0),
+            Give::Build | Give::Elsewhere if i == 0 => return Ok((0, false)),
             Give::Build | Give::Elsewhere => break,
         }
     }
-    Ok(n)
+    Ok((n, false))
 }
 
 /// Member: a `Pull` from the home; answers `Pages`.
@@ -578,17 +590,19 @@ pub(crate) fn serve_pull(
     let mut buf = KVVec::from_elem(0u8, count as usize * PAGE_SIZE, GFP_KERNEL)?;
     mm::drain_lru(false);
     let taken = match take_pages(peer, pid, addr, count, &mut buf) {
-        // Held by someone: a GUP user writing it, or only a per-CPU LRU batch. Drain those
-        // (no mmap lock held here) and try once more; the home asks again if still held.
-        Err(e) if e == EBUSY => {
+        // A page held by someone: a GUP user writing it, or only a per-CPU LRU batch. Drain
+        // those (no mmap lock held here) and take once more (the pages taken already come
+        // from their lent copies); the home asks again if the first is still held.
+        Ok((_, true)) => {
             mm::drain_lru(true);
             take_pages(peer, pid, addr, count, &mut buf)
         }
         r => r,
     };
     let (status, n) = match taken {
-        Ok(0) => (PAGES_BUILD, 0),
-        Ok(n) => (0, n),
+        Ok((0, true)) => (EBUSY.to_errno(), 0),
+        Ok((0, false)) => (PAGES_BUILD, 0),
+        Ok((n, _)) => (0, n),
         Err(e) => {
             peer_warn!(
                 node,

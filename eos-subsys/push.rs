@@ -326,6 +326,9 @@ fn install_batch(peer: &Peer, p: &Push<'_>) -> Result {
             return Err(e);
         }
     }
+    drop(lock);
+    // Out of this CPU's LRU batch at once: a page still there looks held to a take.
+    mm::drain_lru(false);
     let mut lent = shell.lent.lock();
     for i in 0..p.count() {
         lent.forget(p.addr(i));

@@ -22,4 +22,5 @@ pub mod peer;
 pub mod policy;
 pub mod proto;
 pub mod ratelimit;
+pub mod record;
 pub mod stats;

@@ -3,7 +3,7 @@
 //! ```text
 //! eosctl up --id N --listen IP:PORT (--secret HEX | --secret-file PATH) [--peer ID=IP:PORT]...
 //! eosctl peer add ID IP:PORT | eosctl peer del ID
-//! eosctl peers | stats | info
+//! eosctl peers | stats | info [--json]
 //! eosctl wait ID [--state connected|down|connecting|!connected] [--timeout SECS]
 //! eosctl genkey
 //! eosctl stretch PID NODE          extend PID's address space to NODE (elastic_stretch)
@@ -11,13 +11,15 @@
 //! eosctl run [--elastic] [--budget MIB] -- PROG ARGS...
 //!                                  run PROG without address randomisation; --elastic lets
 //!                                  it stretch itself when memory runs short (or past MIB)
-//! eosctl status [PID]              per-process ElasticOS statistics (/proc/PID/elastic)
+//! eosctl status [PID] [--json]     per-process ElasticOS statistics (/proc/PID/elastic)
 //! eosctl jump PID NODE             move PID's execution to NODE (its peer or its home)
 //! eosctl sticky PID on|off         pin PID at home (the jump policy leaves it there)
 //! eosctl jumppolicy [KEY=VALUE...] show or set the jump policy (enabled, threshold, ...)
 //! eosctl jumplog                   the node's recent jumps
 //! ```
 //! Everything goes through /sys/kernel/elastic (override with `EOS_SYSFS` for tests).
+
+mod json;
 
 use eos_core::peer::{parse_addr, parse_node_id, ConfigError, Secret};
 use std::io::Read;
@@ -117,9 +119,10 @@ fn run(args: &[String]) -> Result<(), Error> {
     Err(Error::Sys("exec", e))
 }
 
-fn status(fs: &Sysfs, pid: Option<&String>) -> Result<(), Error> {
+fn status(fs: &Sysfs, pid: Option<&String>, as_json: bool) -> Result<(), Error> {
     let procs = fs.read("procs")?;
     match pid {
+        None if as_json => println!("{}", json::key_value_lines(&procs)),
         None => print!("{procs}"),
         Some(p) => {
             let pid: i32 = num(Some(p))?;
@@ -136,6 +139,10 @@ fn status(fs: &Sysfs, pid: Option<&String>) -> Result<(), Error> {
                         .map(str::to_string)
                 })
                 .ok_or(Error::NoProcess(pid))?;
+            if as_json {
+                println!("{}", json::key_value_line(&line));
+                return Ok(());
+            }
             for field in line.split_whitespace() {
                 println!("{}", field.replacen('=', ": ", 1));
             }
@@ -145,9 +152,9 @@ fn status(fs: &Sysfs, pid: Option<&String>) -> Result<(), Error> {
 }
 
 const USAGE: &str = "eosctl up --id N --listen IP:PORT (--secret HEX | --secret-file PATH) \
-[--peer ID=IP:PORT]... | peer add ID IP:PORT | peer del ID | peers | stats | info | \
+[--peer ID=IP:PORT]... | peer add ID IP:PORT | peer del ID | peers|stats|info [--json] | \
 wait ID [--state S] [--timeout SECS] | genkey | stretch PID NODE | budget PID MIB | \
-run [--elastic] [--budget MIB] -- PROG ARGS... | status [PID] | jump PID NODE | \
+run [--elastic] [--budget MIB] -- PROG ARGS... | status [PID] [--json] | jump PID NODE | \
 sticky PID on|off | jumppolicy [KEY=VALUE...] | jumplog";
 
 struct Sysfs(PathBuf);
@@ -286,6 +293,16 @@ fn genkey() -> Result<String, Error> {
 
 fn main_with(args: &[String]) -> Result<(), Error> {
     let fs = Sysfs::from_env();
+    // `--json` (peers, stats, info, status): the same data for scripts.
+    let as_json = args.len() > 1 && args.last().is_some_and(|a| a == "--json");
+    let args = if as_json {
+        &args[..args.len() - 1]
+    } else {
+        args
+    };
+    if as_json && !matches!(args[0].as_str(), "peers" | "stats" | "info" | "status") {
+        return Err(Error::Usage(USAGE));
+    }
     match args.first().map(String::as_str) {
         Some("up") => apply_up(&fs, &parse_up(&args[1..])?),
         Some("peer") => match (args.get(1).map(String::as_str), args.len()) {
@@ -293,8 +310,13 @@ fn main_with(args: &[String]) -> Result<(), Error> {
             (Some("del"), 3) => fs.write("peers", &format!("del {}", args[2])),
             _ => Err(Error::Usage(USAGE)),
         },
-        Some(f @ ("peers" | "stats" | "info")) => {
-            print!("{}", fs.read(f)?);
+        Some(f @ ("peers" | "stats" | "info")) if args.len() == 1 => {
+            let text = fs.read(f)?;
+            match (as_json, f) {
+                (false, _) => print!("{text}"),
+                (true, "peers") => println!("{}", json::peers(&text)),
+                (true, _) => println!("{}", json::name_value(&text)),
+            }
             Ok(())
         }
         Some("wait") => wait(&fs, &args[1..]),
@@ -320,7 +342,7 @@ fn main_with(args: &[String]) -> Result<(), Error> {
             print!("{}", fs.read("jumplog")?);
             Ok(())
         }
-        Some("status") => status(&fs, args.get(1)),
+        Some("status") if args.len() <= 2 => status(&fs, args.get(1), as_json),
         Some("genkey") => {
             println!("{}", genkey()?);
             Ok(())

@@ -16,10 +16,12 @@
 //! eosctl sticky PID on|off         pin PID at home (the jump policy leaves it there)
 //! eosctl jumppolicy [KEY=VALUE...] show or set the jump policy (enabled, threshold, ...)
 //! eosctl jumplog                   the node's recent jumps
+//! eosctl top [--interval S] [--count N]  live view of processes and shells here
 //! ```
 //! Everything goes through /sys/kernel/elastic (override with `EOS_SYSFS` for tests).
 
 mod json;
+mod top;
 
 use eos_core::peer::{parse_addr, parse_node_id, ConfigError, Secret};
 use std::io::Read;
@@ -155,7 +157,91 @@ const USAGE: &str = "eosctl up --id N --listen IP:PORT (--secret HEX | --secret-
 [--peer ID=IP:PORT]... | peer add ID IP:PORT | peer del ID | peers|stats|info [--json] | \
 wait ID [--state S] [--timeout SECS] | genkey | stretch PID NODE | budget PID MIB | \
 run [--elastic] [--budget MIB] -- PROG ARGS... | status [PID] [--json] | jump PID NODE | \
-sticky PID on|off | jumppolicy [KEY=VALUE...] | jumplog";
+sticky PID on|off | jumppolicy [KEY=VALUE...] | jumplog | top [--interval SECS] [--count N]";
+
+/// Each subcommand's synopsis and what it does (`eosctl CMD --help`, `eosctl help`).
+const HELP: &[(&str, &str, &str)] = &[
+    (
+        "up",
+        "up --id N --listen IP:PORT (--secret HEX | --secret-file PATH) [--peer ID=IP:PORT]...",
+        "bring this node up: its id, the cluster key, its peers, then the listen address",
+    ),
+    (
+        "peer",
+        "peer add ID IP:PORT | peer del ID",
+        "add or remove a peer",
+    ),
+    (
+        "peers",
+        "peers [--json]",
+        "the links: state, round-trip time, frames, last error",
+    ),
+    ("stats", "stats [--json]", "the node's counters"),
+    ("info", "info [--json]", "the node's configuration"),
+    (
+        "wait",
+        "wait ID [--state connected|down|connecting|!connected] [--timeout SECS]",
+        "wait until the link to node ID is in that state (default connected, 30 s)",
+    ),
+    (
+        "genkey",
+        "genkey",
+        "print a new random cluster key (64 hex digits)",
+    ),
+    (
+        "stretch",
+        "stretch PID NODE",
+        "extend PID's address space to NODE (elastic_stretch)",
+    ),
+    (
+        "budget",
+        "budget PID MIB",
+        "local memory budget of a stretched or marked process",
+    ),
+    (
+        "run",
+        "run [--elastic] [--budget MIB] -- PROG ARGS...",
+        "run PROG without address randomisation; --elastic lets it stretch itself when memory \
+      runs short (or past MIB)",
+    ),
+    (
+        "status",
+        "status [PID] [--json]",
+        "per-process statistics (/proc/PID/elastic)",
+    ),
+    (
+        "jump",
+        "jump PID NODE",
+        "move PID's execution to NODE (its peer or its home)",
+    ),
+    (
+        "sticky",
+        "sticky PID on|off",
+        "pin PID at home (the jump policy leaves it there)",
+    ),
+    (
+        "jumppolicy",
+        "jumppolicy [KEY=VALUE...]",
+        "show or set the jump policy",
+    ),
+    ("jumplog", "jumplog", "the node's recent jumps"),
+    (
+        "top",
+        "top [--interval SECS] [--count N]",
+        "live view of the stretched processes and the shells here, refreshed in place (every \
+      SECS, default 1; N refreshes, default until interrupted)",
+    ),
+];
+
+/// The help of `cmd`, or of every command.
+fn help(cmd: Option<&str>) -> Option<String> {
+    let line =
+        |(_, synopsis, what): &(&str, &str, &str)| format!("eosctl {synopsis}\n    {what}\n");
+    match cmd {
+        None => Some(HELP.iter().map(line).collect()),
+        Some(c) => HELP.iter().find(|h| h.0 == c).map(line),
+    }
+}
 
 struct Sysfs(PathBuf);
 
@@ -282,6 +368,36 @@ fn wait(fs: &Sysfs, args: &[String]) -> Result<(), Error> {
     }
 }
 
+/// `eosctl top`: refreshes in place until interrupted, or `--count` times.
+fn top(fs: &Sysfs, args: &[String]) -> Result<(), Error> {
+    let (mut interval, mut count) = (1.0f64, u64::MAX);
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let v = it.next().ok_or(Error::Usage(USAGE))?;
+        match flag.as_str() {
+            "--interval" => interval = v.parse().map_err(|_| Error::Usage(USAGE))?,
+            "--count" => count = v.parse().map_err(|_| Error::Usage(USAGE))?,
+            _ => return Err(Error::Usage(USAGE)),
+        }
+    }
+    if !(0.1..=3600.0).contains(&interval) {
+        return Err(Error::Usage(USAGE));
+    }
+    let mut before = std::collections::HashMap::new();
+    let mut last = Instant::now();
+    for i in 0..count {
+        if i > 0 {
+            std::thread::sleep(Duration::from_secs_f64(interval));
+        }
+        let procs = fs.read("procs")?;
+        let secs = last.elapsed().as_secs_f64();
+        last = Instant::now();
+        // Home the cursor and clear the screen, as top(1) does.
+        print!("\x1b[H\x1b[2J{}", top::render(&procs, &mut before, secs));
+    }
+    Ok(())
+}
+
 fn genkey() -> Result<String, Error> {
     let mut b = [0u8; 32];
     let path = PathBuf::from("/dev/urandom");
@@ -293,6 +409,19 @@ fn genkey() -> Result<String, Error> {
 
 fn main_with(args: &[String]) -> Result<(), Error> {
     let fs = Sysfs::from_env();
+    // `eosctl help`, `eosctl --help`, `eosctl CMD --help` (or -h).
+    let wants_help = |a: &String| a == "--help" || a == "-h";
+    if args.is_empty() || args[0] == "help" || wants_help(&args[0]) {
+        print!(
+            "{}",
+            help(args.get(1).map(String::as_str)).ok_or(Error::Usage(USAGE))?
+        );
+        return Ok(());
+    }
+    if args.iter().take_while(|a| *a != "--").any(wants_help) {
+        print!("{}", help(Some(&args[0])).ok_or(Error::Usage(USAGE))?);
+        return Ok(());
+    }
     // `--json` (peers, stats, info, status): the same data for scripts.
     let as_json = args.len() > 1 && args.last().is_some_and(|a| a == "--json");
     let args = if as_json {
@@ -343,6 +472,7 @@ fn main_with(args: &[String]) -> Result<(), Error> {
             Ok(())
         }
         Some("status") if args.len() <= 2 => status(&fs, args.get(1), as_json),
+        Some("top") => top(&fs, &args[1..]),
         Some("genkey") => {
             println!("{}", genkey()?);
             Ok(())
@@ -401,6 +531,35 @@ mod tests {
             apply_up(&fs, &Up::default()),
             Err(Error::Usage(_))
         ));
+    }
+
+    #[test]
+    fn every_subcommand_has_help() {
+        for cmd in [
+            "up",
+            "peer",
+            "peers",
+            "stats",
+            "info",
+            "wait",
+            "genkey",
+            "stretch",
+            "budget",
+            "run",
+            "status",
+            "jump",
+            "sticky",
+            "jumppolicy",
+            "jumplog",
+        ] {
+            let h = help(Some(cmd)).unwrap_or_else(|| panic!("no help for {cmd}"));
+            assert!(h.starts_with(&format!("eosctl {cmd}")), "{h}");
+            assert!(USAGE.contains(cmd), "{cmd} missing from the usage line");
+        }
+        assert!(help(Some("nonsense")).is_none());
+        assert_eq!(help(None).unwrap().lines().count(), 2 * HELP.len());
+        // `--help` after `--` belongs to the program `run` starts.
+        assert!(main_with(&strings(&["stats", "--help"])).is_ok());
     }
 
     #[test]

@@ -32,8 +32,9 @@ use kernel::{
     time::msecs_to_jiffies,
 };
 
-/// How long a layout change waits for a push batch under way (twice a push's timeout).
-const LAYOUT_WAIT_MS: u64 = 20_000;
+/// How long a layout change (or a jump) waits for a push batch under way: longer than all
+/// its tries (3 of 10 s) and its restore.
+const LAYOUT_WAIT_MS: u64 = 40_000;
 
 /// A stretched process, at home.
 ///
@@ -106,13 +107,14 @@ pub(crate) struct Proc {
     pub(crate) push_batch: AtomicU64,
 }
 
-/// A pull under way: the pages `[addr, addr + count pages)`; `superseded` once another
-/// transfer (a jump bringing the page home) installed one of them: its answer is dropped.
+/// A pull under way: the pages `[addr, addr + count pages)`. Bit `i` of `superseded` is set
+/// once another transfer (a jump bringing it home) installed page `i`: the pull's answer for
+/// that page is dropped. `count` 0: ended (left behind only when removing it had no memory).
 #[derive(Clone, Copy)]
 pub(crate) struct Pulling {
     pub(crate) addr: u64,
     pub(crate) count: u32,
-    pub(crate) superseded: bool,
+    pub(crate) superseded: u32,
 }
 
 impl Pulling {
@@ -243,7 +245,7 @@ impl Proc {
     pub(crate) fn supersede_pulls(&self, addr: u64) {
         for e in self.pulling.lock().iter_mut() {
             if e.overlaps(addr, 1) {
-                e.superseded = true;
+                e.superseded |= 1 << ((addr - e.addr) / PAGE_SIZE as u64);
             }
         }
     }

@@ -72,17 +72,48 @@ impl Lent {
         Ok(())
     }
 
-    /// Copies the page lent from `addr` to node `to` (either way) into `buf`.
-    pub(crate) fn copy(&self, addr: u64, to: u16, buf: &mut [u8]) -> bool {
-        let Some(i) = self.find(addr) else {
-            return false;
-        };
-        let p = &self.pages[i];
+    /// Keeps the record that the page at `addr` was answered "build it" to `to`, so that the
+    /// answer can be given again if it is lost (the PTE here names `to` from then on).
+    pub(crate) fn lend_build(&mut self, addr: u64, to: LentTo) -> Result {
+        if let Some(i) = self.find(addr) {
+            let p = &mut self.pages[i];
+            p.to = to;
+            p.data = KVVec::new();
+            return Ok(());
+        }
+        if self.pages.len() >= MAX_LENT {
+            self.retain(|i, _| i != 0);
+            self.dropped += 1;
+        }
+        self.pages.push(
+            LentPage {
+                addr,
+                to,
+                data: KVVec::new(),
+            },
+            GFP_KERNEL,
+        )?;
+        Ok(())
+    }
+
+    /// Copies the page lent from `addr` to node `to` (either way) into `buf`: `Some(true)`,
+    /// or `Some(false)` if it was answered "build it" (`buf` untouched); `None`: none lent.
+    pub(crate) fn get(&self, addr: u64, to: u16, buf: &mut [u8]) -> Option<bool> {
+        let p = &self.pages[self.find(addr)?];
         if !matches!(p.to, LentTo::Answer(n) | LentTo::Jump(n) if n == to) {
-            return false;
+            return None;
+        }
+        if p.data.is_empty() {
+            return Some(false);
         }
         buf[..PAGE_SIZE].copy_from_slice(&p.data);
-        true
+        Some(true)
+    }
+
+    /// Copies the page lent from `addr` to node `to` into `buf`; false if there is no such
+    /// copy with data.
+    pub(crate) fn copy(&self, addr: u64, to: u16, buf: &mut [u8]) -> bool {
+        self.get(addr, to, buf) == Some(true)
     }
 
     /// Whether a page from `addr` is lent out (to anyone).

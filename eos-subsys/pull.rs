@@ -93,7 +93,7 @@ fn begin_pull(p: &Proc, addr: u64, count: u32) -> Result<u32, PullErr> {
             Pulling {
                 addr,
                 count: n,
-                superseded: false,
+                superseded: 0,
             },
             GFP_KERNEL,
         )
@@ -101,18 +101,18 @@ fn begin_pull(p: &Proc, addr: u64, count: u32) -> Result<u32, PullErr> {
     Ok(n)
 }
 
-/// Ends the pull begun at `addr`; returns whether another transfer superseded it.
-fn end_pull(p: &Proc, addr: u64) -> bool {
-    let mut superseded = false;
+/// Ends the pull begun at `addr`.
+fn end_pull(p: &Proc, addr: u64) {
     {
         let mut pulling = p.pulling.lock();
-        if let Some(e) = pulling.iter().find(|e| e.addr == addr) {
-            superseded = e.superseded;
+        if crate::kvec::retain(&mut pulling, |e| e.addr != addr).is_err() {
+            // No memory to rebuild the table: end the entry in place instead.
+            for e in pulling.iter_mut().filter(|e| e.addr == addr) {
+                e.count = 0;
+            }
         }
-        let _ = crate::kvec::retain(&mut pulling, |e| e.addr != addr);
     }
     p.notify_settled();
-    superseded
 }
 
 /// Moves up to `count` pages from `addr` that `owner` owns into `p`'s address space. The
@@ -127,22 +127,18 @@ fn transfer(
 ) -> Result<Pulled, PullErr> {
     let count = begin_pull(p, addr, count)?;
     let r = transfer_tries(p, vma, addr, owner, count);
-    if end_pull(p, addr) {
-        // A jump brought the page home meanwhile, and its copy may have been written since:
-        // this answer was dropped (see `transfer_tries`); the fault runs again.
-        return r.map(|_| Pulled {
-            pages: 0,
-            data: false,
-        });
-    }
+    end_pull(p, addr);
     r
 }
 
-fn superseded(p: &Proc, addr: u64) -> bool {
+/// Pages of the pull begun at `addr` that a jump brought home meanwhile (a bit each): their
+/// copies there may have been written since, so this pull's answer for them is dropped.
+fn superseded(p: &Proc, addr: u64) -> u32 {
     p.pulling
         .lock()
         .iter()
-        .any(|e| e.addr == addr && e.superseded)
+        .find(|e| e.addr == addr && e.count > 0)
+        .map_or(0, |e| e.superseded)
 }
 
 fn transfer_tries(
@@ -183,22 +179,15 @@ fn transfer_tries(
             }
             Err(c) => return Err(PullErr::Call(c)),
         };
-        if superseded(p, addr) {
-            if let Answer::Pages { data, .. } = &answer {
-                took(
-                    owner,
-                    p.pid as u32,
-                    true,
-                    addr,
-                    (data.len() / PAGE_SIZE) as u32,
-                );
-            }
-            return Ok(Pulled {
-                pages: 0,
-                data: false,
-            });
-        }
+        let dropped = superseded(p, addr);
         match answer {
+            Answer::Build if dropped & 1 != 0 => {
+                // A jump brought it home meanwhile: that copy stands.
+                return Ok(Pulled {
+                    pages: 0,
+                    data: false,
+                });
+            }
             Answer::Build => {
                 // The owner never had data there: the page is built here the ordinary way.
                 // (A marker gone meanwhile: something else settled the page.)
@@ -220,6 +209,12 @@ fn transfer_tries(
                 for i in 0..n {
                     let a = addr + (i * PAGE_SIZE) as u64;
                     let page = &data[i * PAGE_SIZE..(i + 1) * PAGE_SIZE];
+                    if dropped & (1 << i) != 0 {
+                        // Brought home by a jump meanwhile: that copy stands, and this one's
+                        // lent original may go.
+                        done += 1;
+                        continue;
+                    }
                     match arrive(home::install_retrying(vma, a, marker, page)) {
                         Ok(true) => {
                             p.remote.fetch_sub(1, Relaxed);
@@ -515,7 +510,13 @@ fn fetch_once(
     shell.counters.fetches.fetch_add(1, Relaxed);
     shell.counters.fetch_lat.record_ns(time::now_ns() - t0);
     match answer {
-        Answer::Build => Fetched::Done(FaultReply::Ok),
+        Answer::Build => {
+            // Its own from now on, built here: an older lent copy of it is stale, and the
+            // home's record of this answer may go.
+            shell.lent.lock().forget(addr);
+            took(home, shell.home_pid, false, addr, 1);
+            Fetched::Done(FaultReply::Ok)
+        }
         Answer::Pages { addr: at, data } if at == addr && data.len() == PAGE_SIZE => {
             match arrive(home::install_retrying(vma, addr, 0, &data)) {
                 Ok(_) => {
@@ -560,7 +561,10 @@ fn take_pages(
             Err(_) => break,
         };
         let mut lent = shell.lent.lock();
-        match ownership::give(here, lent.copy(a, peer.id, page)) {
+        // A lent copy is looked up (and copied over `page`) only when nothing is mapped: a
+        // mapped page is the newest.
+        let again = here != Here::Mapped && lent.copy(a, peer.id, page);
+        match ownership::give(here, again) {
             Give::Lend => {
                 if lent.lend(a, LentTo::Answer(peer.id), page).is_err() {
                     // No memory for the copy: it goes unguarded, as a lost answer would
@@ -655,11 +659,13 @@ fn take_for_fetch(
         // Marked as the fetcher's already: the answer that took it there was lost or is
         // late; send the lent copy again. Without one, the page is on its way back here
         // (a pull): the shell asks again.
-        return match ownership::give(
-            Here::Marker { to_requester: true },
-            p.lent.lock().copy(addr, peer.id, buf),
+        let kept = p.lent.lock().get(addr, peer.id, buf);
+        return match (
+            ownership::give(Here::Marker { to_requester: true }, kept.is_some()),
+            kept,
         ) {
-            Give::Again => Ok(Taken::Data),
+            (Give::Again, Some(true)) => Ok(Taken::Data),
+            (Give::Again, _) => Ok(Taken::Build),
             _ => Err(EAGAIN),
         };
     }
@@ -678,10 +684,18 @@ fn take_for_fetch(
         }
         r => r?,
     };
-    if t == Taken::Data {
-        // Lent until the shell confirms it (`Took`).
-        let _ = p.lent.lock().lend(addr, LentTo::Answer(peer.id), buf);
+    // Lent until the shell confirms it (`Took`), a "build it" answer too: if the answer is
+    // lost, a fetch asked again is answered the same.
+    let mut lent = p.lent.lock();
+    let kept = match t {
+        Taken::Data => lent.lend(addr, LentTo::Answer(peer.id), buf),
+        Taken::Build => lent.lend_build(addr, LentTo::Answer(peer.id)),
+    };
+    if kept.is_err() {
+        // Nothing to answer again with: counted, as a lost answer would lose the page.
+        lent.dropped += 1;
     }
+    drop(lent);
     p.remote.fetch_add(1, Relaxed);
     p.counters.fetched.fetch_add(1, Relaxed);
     Ok(t)

@@ -133,6 +133,9 @@ fn push_batch(
     // One number for every try of this batch: a member installs a batch once.
     let batch = p.push_batch.fetch_add(1, Relaxed) + 1;
     let mut tries = 0;
+    // Once a try went unanswered the member may have the batch: a later try that cannot
+    // even be sent proves nothing.
+    let mut unanswered = false;
     let outcome = loop {
         tries += 1;
         let r = rpc::call(&*target, 0, PUSH_TIMEOUT_MS, |req| {
@@ -149,10 +152,19 @@ fn push_batch(
         });
         match r {
             Ok(_) => break Pushed::Taken,
-            // The member took nothing (it takes back what it installed before refusing).
-            Err(CallError::NotSent(_) | CallError::Refused(_)) => break Pushed::Refused,
-            Err(CallError::NoAnswer(_)) if retry(tries) && !p.dead.load(Relaxed) => continue,
-            Err(CallError::NoAnswer(_)) => break Pushed::Unknown,
+            // The member took nothing (it takes back what it installed before refusing). A
+            // refusal of a repeat means it did not take this try; an earlier one it may have
+            // taken would have been acknowledged instead (a repeat is never installed twice).
+            Err(CallError::Refused(_)) => break Pushed::Refused,
+            Err(CallError::NotSent(_)) if !unanswered => break Pushed::Refused,
+            Err(CallError::NotSent(_) | CallError::NoAnswer(_))
+                if retry(tries) && !p.dead.load(Relaxed) =>
+            {
+                unanswered = true;
+                time::sleep_ms(10);
+                continue;
+            }
+            Err(_) => break Pushed::Unknown,
         }
     };
     let mut settled = 0;

@@ -49,8 +49,14 @@ fn inject(v: &mut Vm, percent: u32) -> Result<u64> {
     Ok(BUDGET.saturating_sub(left.max(0) as u64))
 }
 
+/// How many times any of `what` appears in `v`'s console so far.
+fn lines(v: &Vm, what: &[&str]) -> usize {
+    let c = v.console();
+    what.iter().map(|s| c.matches(s).count()).sum()
+}
+
 fn lost_lines(v: &Vm) -> usize {
-    v.console().matches(LOST).count()
+    lines(v, &[LOST])
 }
 
 /// What the kernel logs when it stops a process because a transfer failed for good: a page
@@ -64,16 +70,14 @@ const STOPPED: [&str; 5] = [
 ];
 
 fn stop_lines(v: &Vm) -> usize {
-    let c = v.console();
-    STOPPED.iter().map(|s| c.matches(s).count()).sum()
+    lines(v, &STOPPED)
 }
 
 /// What jump.rs logs when a jump is not confirmed (from home, from a shell).
 const JUMP_LOST: [&str; 2] = ["not confirmed", "did not take its execution back"];
 
 fn jump_lost_lines(v: &Vm) -> usize {
-    let c = v.console();
-    JUMP_LOST.iter().map(|s| c.matches(s).count()).sum()
+    lines(v, &JUMP_LOST)
 }
 
 /// The frame fault points, each with how often it fires (every `interval`-th page or jump
@@ -114,13 +118,7 @@ pub(super) fn frame_faults(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<String> 
             let jump_lost_before = jump_lost_lines(a) + jump_lost_lines(b);
             arm(a, name, interval, times)?;
             arm(b, name, interval, times)?;
-            let (rc, out) = a.run(
-                &format!(
-                    "eosctl run --elastic --budget 4 -- stress {}",
-                    STRESS.join(" ")
-                ),
-                Duration::from_secs(600),
-            )?;
+            let (rc, out) = run_stress(a)?;
             let left = arm(a, name, interval, 0)? + arm(b, name, interval, 0)?;
             t.injected += (2 * times as u64).saturating_sub(left);
             let logged = stop_lines(a) + stop_lines(b) > before;
@@ -154,6 +152,17 @@ pub(super) fn frame_faults(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<String> 
     ))
 }
 
+/// One stretched stress run on `a` (4 MiB budget): its exit status and output.
+fn run_stress(a: &mut Vm) -> Result<(i32, String)> {
+    a.run(
+        &format!(
+            "eosctl run --elastic --budget 4 -- stress {}",
+            STRESS.join(" ")
+        ),
+        Duration::from_secs(600),
+    )
+}
+
 /// Outcomes of the runs.
 #[derive(Default)]
 struct Tally {
@@ -172,13 +181,7 @@ pub(super) fn install_failures(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<Stri
         let before = lost_lines(a) + lost_lines(b);
         inject(a, percent)?;
         inject(b, percent)?;
-        let (rc, out) = a.run(
-            &format!(
-                "eosctl run --elastic --budget 4 -- stress {}",
-                STRESS.join(" ")
-            ),
-            Duration::from_secs(600),
-        )?;
+        let (rc, out) = run_stress(a)?;
         t.injected += inject(a, 0)? + inject(b, 0)?;
         let logged = lost_lines(a) + lost_lines(b) > before;
         // 135: SIGBUS (a poisoned page touched at home); 137: SIGKILL (a page lost in the

@@ -27,7 +27,7 @@ use crate::sys::{
     time,
 };
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use kernel::{prelude::*, sync::Arc};
+use kernel::{bindings, prelude::*, sync::Arc};
 
 /// How long a fault waits for its pages (a pull, a fetch or a relay).
 const PULL_TIMEOUT_MS: u32 = 10_000;
@@ -325,6 +325,23 @@ fn pull_pages(
 
 /// Home: a fault on a page owned by another node (or on its way there).
 pub(crate) fn home_fault(vma: Vma<'_>, f: MarkerFault) -> FaultReply {
+    let (addr, owner) = (f.addr, f.owner);
+    let reply = fault_at_home(vma, f);
+    if matches!(reply, FaultReply::SigBus) && task::current_dumping() {
+        // The core dump would write zeros for this page (a hole) and go on as if it were
+        // whole: it ends here instead, cut short where the lost page is, and says so.
+        pr_err!(
+            "pid {}: core dump cut short at {:#x}: that page was on node {} and cannot be brought home\n",
+            TaskRef::current().pid(),
+            addr,
+            owner
+        );
+        TaskRef::current().signal(bindings::SIGKILL);
+    }
+    reply
+}
+
+fn fault_at_home(vma: Vma<'_>, f: MarkerFault) -> FaultReply {
     let (Some(node), Some(procs)) = (crate::node::get(), home::procs()) else {
         return FaultReply::SigBus;
     };

@@ -77,6 +77,7 @@ pub(crate) fn stretch(task: &TaskRef, peer: Arc<Peer>, budget: u64) -> Result {
             return Err(e(bindings::EALREADY));
         }
     }
+    refuse_unsupported(task, &mm)?;
     let mut pathbuf = KVec::from_elem(0u8, 512, GFP_KERNEL)?;
     let path = task.exe_path(&mut pathbuf)?;
     let mut cpath = KVec::with_capacity(path.len() + 1, GFP_KERNEL)?;
@@ -129,6 +130,11 @@ pub(crate) fn stretch(task: &TaskRef, peer: Arc<Peer>, budget: u64) -> Result {
         // exit hook may have missed it.
         home::exit(&proc);
         return Err(ESRCH);
+    }
+    // Asked again now that the mark refuses new ones: one may have come in meanwhile.
+    if let Err(err) = refuse_unsupported(task, &proc.mm) {
+        home::exit(&proc);
+        return Err(err);
     }
     pr_info!(
         "pid {} ({}) stretched to node {} (shell pid {})\n",
@@ -264,6 +270,22 @@ impl Marks {
     }
 }
 
+/// A process whose memory something else also manages (a userfaultfd) or shares (io_uring's
+/// workers) is not stretched: EOPNOTSUPP, and a log line naming why.
+fn refuse_unsupported(task: &TaskRef, mm: &mm::MmRef) -> Result {
+    match mm.unsupported(task)? {
+        None => Ok(()),
+        Some(why) => {
+            pr_warn!(
+                "pid {}: not stretched: {}, which ElasticOS does not support (EOPNOTSUPP)\n",
+                task.pid(),
+                why
+            );
+            Err(e(bindings::EOPNOTSUPP))
+        }
+    }
+}
+
 /// The exec hook (the current task has its new mm; `privileged`: the program raises
 /// privilege, or is not dumpable). A marked process keeps its mark into an ordinary program,
 /// whose mm is then elastic too; a privileged program drops it, as it drops ptrace access:
@@ -320,6 +342,8 @@ pub(crate) fn auto_stretch(node: &'static Node, avail_low: bool) {
             // Stretched: by us, or by someone else meanwhile.
             Ok(()) => marks.forget(task),
             Err(err) if err == e(bindings::EALREADY) => marks.forget(task),
+            // It never can be (logged by the stretch).
+            Err(err) if err == e(bindings::EOPNOTSUPP) => marks.forget(task),
             // Another stretch of it is under way: try again next time.
             Err(err) if err == EBUSY => {}
             Err(err) => peer_warn!(

@@ -11,7 +11,10 @@
  *   mremap   pushed pages moved elsewhere: the data moved with them;
  *   mprotect read-only, then a write on the peer: the SIGSEGV handler runs (at home);
  *   file     mapped after the stretch and read on the peer: its bytes;
- *   sigill   an invalid instruction on the peer: the SIGILL handler runs (at home).
+ *   sigill   an invalid instruction on the peer: the SIGILL handler runs (at home);
+ *   thp      transparent huge pages made before the stretch (one written and made read-only,
+ *            one written, one only read: the huge zero page), read on the peer and at home:
+ *            their data (ElasticOS splits them where their pages move).
  * Prints a line per check and "RESULT layout bad=N", the same as a run without ElasticOS.
  */
 #define _GNU_SOURCE
@@ -92,10 +95,27 @@ static void caught(int sig)
 	siglongjmp(env, sig);
 }
 
+#define HUGE (2UL << 20)
+
+/* AnonHugePages of this process, in kB (0 where THP is off or unavailable). */
+static long anon_huge_kb(void)
+{
+	char line[256];
+	long kb = 0;
+	FILE *f = fopen("/proc/self/smaps_rollup", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "AnonHugePages: %ld kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
 int main(int argc, char **argv)
 {
-	uint64_t *m, *n;
-	long there, here;
+	uint64_t *m, *n, *thp;
+	long there, here, huge_kb, sum = 0;
 
 	if (argc < 3) {
 		fprintf(stderr, "usage: layout HOME PEER\n");
@@ -103,6 +123,20 @@ int main(int argc, char **argv)
 	}
 	home = atoi(argv[1]);
 	peer = atoi(argv[2]);
+
+	/* Huge pages, before the stretch (which turns THP off for the process from then on). */
+	thp = mmap(NULL, 4 * HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (thp == MAP_FAILED)
+		return 3;
+	thp = (uint64_t *)(((uintptr_t)thp + HUGE - 1) & ~(HUGE - 1));
+	madvise(thp, 3 * HUGE, MADV_HUGEPAGE);
+	for (size_t p = 0; p < 2 * HUGE / 4096; p++)
+		thp[p * 512] = 6000 + p;
+	for (size_t p = 2 * HUGE / 4096; p < 3 * HUGE / 4096; p++)
+		sum += ((volatile uint64_t *)thp)[p * 512];
+	mprotect(thp, HUGE, PROT_READ);
+	huge_kb = anon_huge_kb();
+
 	stretched = elastic_stretch(0, peer) == 0 && elastic_set_budget(0, 256) == 0;
 	printf("layout: stretched=%d\n", stretched);
 
@@ -263,6 +297,17 @@ int main(int argc, char **argv)
 		signal(SIGILL, SIG_DFL);
 		elastic_jump(0, home);
 		check("sigill", sig != SIGILL, 0);
+	}
+
+	/* the huge pages made before the stretch */
+	elastic_jump(0, peer);
+	there = wrong(thp, 2 * HUGE, 6000) + nonzero(thp + 2 * HUGE / 8, HUGE);
+	elastic_jump(0, home);
+	here = wrong(thp, 2 * HUGE, 6000) + nonzero(thp + 2 * HUGE / 8, HUGE) + (sum != 0);
+	check("thp", there, here);
+	if (stretched && huge_kb == 0) {
+		printf("layout: thp: no huge page was made (AnonHugePages 0 kB): nothing tested\n");
+		bad++;
 	}
 
 	printf("RESULT layout bad=%ld\n", bad);

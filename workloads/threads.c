@@ -10,18 +10,27 @@
  * - a clone(CLONE_VM | CLONE_VFORK) child sums the whole buffer, pulling the remote pages
  *   through its own faults while the parent waits (as popen, system and posix_spawn use it),
  *   and its sum must be the parent's;
- * - popen() and system() work.
+ * - popen() and system() work;
+ * - a userfaultfd registration and an io_uring fail with EOPNOTSUPP (their markers and workers
+ *   would break the same invariant), and so does the stretch of a process that set up either
+ *   before (a child of the program, before it stretches).
  *
  * Prints "RESULT threads sum=S", the same as a run without ElasticOS, and
- * "threads: stretched=S thread=ran|refused errno=E vfork_sum_ok=V popen_ok=P system_ok=Y".
+ * "threads: stretched=S thread=ran|refused errno=E vfork_sum_ok=V popen_ok=P system_ok=Y
+ * uffd_errno=U uring_errno=R pre_uffd=A pre_uring=B" (errno 0: it worked).
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <linux/io_uring.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "common.h"
@@ -59,6 +68,60 @@ static int child_main(void *arg)
 	_exit(0);
 }
 
+/* Registers a userfaultfd over [p, p + len): 0, or the errno of the step that failed. */
+static int uffd_register(void *p, size_t len)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)p, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	int fd = (int)syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK), err = 0;
+
+	if (fd < 0)
+		return errno;
+	if (ioctl(fd, UFFDIO_API, &api) || ioctl(fd, UFFDIO_REGISTER, &reg))
+		err = errno;
+	/* Kept open on success: the registration lives as long as the descriptor. */
+	if (err)
+		close(fd);
+	return err;
+}
+
+/* Sets up an io_uring: 0, or errno. */
+static int uring_setup(void)
+{
+	struct io_uring_params params;
+	int fd;
+
+	memset(&params, 0, sizeof(params));
+	fd = (int)syscall(__NR_io_uring_setup, 4, &params);
+	if (fd < 0)
+		return errno;
+	return 0;
+}
+
+/*
+ * A child sets up `what` (1 userfaultfd, 2 io_uring), then stretches itself to `peer`:
+ * returns the stretch's errno (0: it stretched), or -1 if the set-up itself failed.
+ */
+static int stretch_after(int what, int peer)
+{
+	int status;
+	pid_t c = fork();
+
+	if (c == 0) {
+		char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if ((what == 1 ? uffd_register(p, PAGE) : uring_setup()) != 0)
+			_exit(255);
+		_exit(elastic_stretch(0, peer) == 0 ? 0 : errno);
+	}
+	if (c < 0 || waitpid(c, &status, 0) != c || !WIFEXITED(status))
+		return -2;
+	return WEXITSTATUS(status) == 255 ? -1 : WEXITSTATUS(status);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
@@ -76,6 +139,9 @@ int main(int argc, char **argv)
 		return 2;
 	for (size_t i = 0; i < words; i++)
 		buf[i] = rng_next(&rng);
+
+	/* Set up before a stretch: the stretch is refused. */
+	int pre_uffd = stretch_after(1, peer), pre_uring = stretch_after(2, peer);
 
 	int stretched = elastic_stretch(0, peer) == 0;
 	if (stretched) {
@@ -116,13 +182,20 @@ int main(int argc, char **argv)
 	int rc = system("exit 3");
 	int system_ok = WIFEXITED(rc) && WEXITSTATUS(rc) == 3;
 
+	/* Set up while stretched: refused. */
+	int uffd_err = uffd_register(buf, 16 * PAGE), uring_err = uring_setup();
+	if (stretched)
+		bad += (uffd_err != EOPNOTSUPP) + (uring_err != EOPNOTSUPP) +
+		       (pre_uffd != EOPNOTSUPP) + (pre_uring != EOPNOTSUPP);
+
 	bad += !vfork_ok + !popen_ok + !system_ok;
 	if (sum_all() != sum)
 		bad++;
 	printf("threads: stretched=%d remote_before=%ld thread=%s errno=%d vfork_sum_ok=%d "
-	       "popen_ok=%d system_ok=%d bad=%ld\n",
+	       "popen_ok=%d system_ok=%d uffd_errno=%d uring_errno=%d pre_uffd=%d pre_uring=%d "
+	       "bad=%ld\n",
 	       stretched, remote, err == 0 ? "ran" : "refused", err, vfork_ok, popen_ok,
-	       system_ok, bad);
+	       system_ok, uffd_err, uring_err, pre_uffd, pre_uring, bad);
 	printf("RESULT threads sum=%llu\n", (unsigned long long)sum);
 	return bad ? 1 : 0;
 }

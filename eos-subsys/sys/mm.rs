@@ -63,6 +63,20 @@ impl MmRef {
         unsafe { bindings::mmget_not_zero(self.0.as_ptr()) }.then_some(MmUsers(self))
     }
 
+    /// Why this address space (of `task`) cannot be elastic, if it cannot: a userfaultfd is
+    /// registered on it, or the task uses io_uring (mm/elastic.c). Asked after the mark, which
+    /// refuses new ones, and before.
+    pub(crate) fn unsupported(&self, task: &super::task::TaskRef) -> Result<Option<&'static str>> {
+        // SAFETY: both are referenced; the helper takes the mmap lock for read.
+        let r = unsafe { bindings::elastic_mm_unsupported(task.raw(), self.as_ptr()) };
+        to_result(r.min(0))?;
+        Ok(match r {
+            0 => None,
+            1 => Some("a userfaultfd is registered on its memory"),
+            _ => Some("it uses io_uring"),
+        })
+    }
+
     /// Marks the mm as elastic (the fault-path hooks look at this bit) and disables THP for
     /// it, since ownership moves in 4 KiB pages.
     pub(crate) fn mark_elastic(&self) {

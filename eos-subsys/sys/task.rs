@@ -34,7 +34,7 @@ impl TaskRef {
         Self(unsafe { NonNull::new_unchecked(t) })
     }
 
-    fn raw(&self) -> *mut bindings::task_struct {
+    pub(super) fn raw(&self) -> *mut bindings::task_struct {
         self.0.as_ptr()
     }
 
@@ -297,6 +297,12 @@ pub(crate) fn current_cputime() -> (u64, u64, u64) {
     // SAFETY: `current` is valid; the helper reads its own times.
     unsafe { bindings::elastic_cputime(&mut rt, &mut ut, &mut st) };
     (rt, ut, st)
+}
+
+/// Whether the current task is writing its process's core dump (`do_coredump`).
+pub(crate) fn current_dumping() -> bool {
+    // SAFETY: `current` is always valid; it reads its own flags.
+    unsafe { (*bindings::get_current()).flags & bindings::PF_DUMPCORE != 0 }
 }
 
 /// The current task's mm (NULL for a kthread), for lookups by identity.

@@ -70,6 +70,8 @@ const TROUBLE: &[&str] = &[
     "rcu_sched self-detected stall",
     "RCU Stall",
     "general protection fault",
+    // qemu/init: the console shell died (the harness's commands would go nowhere).
+    "EOS-SHELL-RESTART status",
 ];
 
 /// How the VMs run: KVM where it works, else QEMU's software emulation (TCG).

@@ -11,9 +11,21 @@ use std::time::Duration;
 /// host.
 pub(super) fn layout_changes(a: &mut Vm, b: &mut Vm) -> Result<String> {
     let want = host_result("layout", &["1", "2"])?;
+    let mark = b.console().len();
     let (rc, out) = a.run("layout 1 2", Duration::from_secs(600))?;
     if rc != 0 || !out.lines().any(|l| l == want) || !out.contains("stretched=1") {
         bail!("layout: exit {rc}, host says `{want}`, VM printed:\n{out}");
+    }
+    // Every page the shell asked for came (a huge page at home once made the fetch fail, and
+    // the read went home instead: right, but not where it should run).
+    let peer_log = b.console();
+    if let Some(l) = peer_log
+        .get(mark..)
+        .unwrap_or("")
+        .lines()
+        .find(|l| l.contains("fetch of") && l.contains("failed"))
+    {
+        bail!("layout: node2 could not fetch a page: {l}");
     }
     let log = b.sh("eosctl jumplog")?;
     let faults = log.matches("reason=fault ").count();

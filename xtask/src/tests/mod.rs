@@ -237,7 +237,7 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
             || mlock_remote(&mut a, b),
         );
         report.step(
-            "elastic: a thread of a stretched process is refused cleanly; vfork children, popen and system work",
+            "elastic: a thread, userfaultfd or io_uring of a stretched process is refused cleanly; vfork children, popen and system work",
             300,
             || threads_refused(&mut a, b),
         );

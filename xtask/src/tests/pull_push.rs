@@ -65,7 +65,8 @@ pub(super) fn threads_refused(a: &mut Vm, b: &mut Vm) -> Result<String> {
         &["16", "2"],
         &[
             "stretched=1",
-            "thread=refused errno=95 vfork_sum_ok=1 popen_ok=1 system_ok=1 bad=0",
+            "thread=refused errno=95 vfork_sum_ok=1 popen_ok=1 system_ok=1",
+            "uffd_errno=95 uring_errno=95 pre_uffd=95 pre_uring=95 bad=0",
         ],
     )?;
     let log = a
@@ -77,10 +78,20 @@ pub(super) fn threads_refused(a: &mut Vm, b: &mut Vm) -> Result<String> {
     if log.trim().parse::<u32>().unwrap_or(0) == 0 {
         bail!("threads: no kernel log line names the refused thread");
     }
+    let log = a
+        .run(
+            "dmesg | grep -c 'not stretched: .*(EOPNOTSUPP)'",
+            Duration::from_secs(20),
+        )?
+        .1;
+    if log.trim().parse::<u32>().unwrap_or(0) < 2 {
+        bail!("threads: no kernel log lines name the refused stretches (userfaultfd, io_uring)");
+    }
     let remote: u64 = field(&info, "remote_before").unwrap_or(0);
     check_clean(&[a, b])?;
     Ok(format!(
-        "16 MiB, {remote} pages on the peer: pthread_create refused with EOPNOTSUPP and logged; \
-         a vfork child summed every page right; popen and system work"
+        "16 MiB, {remote} pages on the peer: pthread_create, a userfaultfd registration and \
+         io_uring_setup refused with EOPNOTSUPP, and the stretch of a process that had either \
+         refused and logged; a vfork child summed every page right; popen and system work"
     ))
 }

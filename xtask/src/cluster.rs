@@ -18,7 +18,13 @@ pub const SECRET: &str = "5eb1c0a7e1a57c0500000000000000000000000000000000000000
 /// A cluster of `bzimage` and `initrd` whose console logs go to out/logs; node 1 (and
 /// `Cluster::boot`) gets `mem_mib`.
 pub fn new(bzimage: PathBuf, initrd: PathBuf, mem_mib: u32) -> Result<Cluster> {
-    Cluster::new(bzimage, initrd, out_dir().join("logs"), mem_mib)
+    // The kernel is built in the shared cache; a copy in this clone's out/ keeps a long loop
+    // (which reboots nodes) on the kernel it started with while another build runs.
+    let boot = out_dir().join("boot");
+    std::fs::create_dir_all(&boot)?;
+    let own = boot.join("bzImage");
+    std::fs::copy(&bzimage, &own)?;
+    Cluster::new(own, initrd, out_dir().join("logs"), mem_mib)
 }
 
 /// Builds the kernel and the guest image, then a cluster of them: what `run`, `vm` and

@@ -36,6 +36,9 @@ mod proto;
 #[path = "core/src/ratelimit.rs"]
 #[allow(unreachable_pub)]
 mod ratelimit;
+#[path = "core/src/record.rs"]
+#[allow(unreachable_pub)]
+mod record;
 #[path = "core/src/stats.rs"]
 #[allow(unreachable_pub)]
 mod stats;

@@ -11,18 +11,23 @@
 //! retries with backoff. Every blocking socket call is bounded by a timeout, so threads notice
 //! a removed peer or a closed connection within [`RX_TIMEOUT_MS`].
 //!
-//! Nothing a peer sends is trusted: frames are validated by `proto` before use, a bad frame
-//! closes the connection and is counted and logged (rate-limited), and a silent peer is
-//! dropped after `peer::DEAD_AFTER_NS`.
+//! Nothing a peer sends is trusted: after the handshake every frame must open under the
+//! connection's key (record.rs: replayed, reordered, altered or injected frames do not), frames
+//! are validated by `proto` before use, a bad or forged frame closes the connection and is
+//! counted and logged (rate-limited), and a silent peer is dropped after
+//! `peer::DEAD_AFTER_NS`.
 
 use crate::handshake::{Established, HandshakeError, Initiator, Responder};
 use crate::link::{Conn, RX_TIMEOUT_MS, TX_TIMEOUT_MS};
 use crate::node::{peer_warn, Node, Peer};
 use crate::peer::{Backoff, LinkState, Liveness, Tick, HANDSHAKE_TIMEOUT_NS};
-use crate::proto::{caps, FrameReader, Header, Message, MsgType, ProtoError, Reason, MAX_PAYLOAD};
+use crate::proto::{
+    caps, FrameReader, Header, Message, MsgType, ProtoError, Reason, MAX_PAYLOAD, TAG_LEN,
+};
+use crate::record::{Opener, Sealer, KEY_LEN};
 use crate::stats::Stats;
 use crate::sys::{
-    crypto,
+    crypto::{self, AesGcm},
     errno::e,
     global::Global,
     inject::{self, FrameFault},
@@ -74,6 +79,8 @@ enum LinkErr {
     Closed,
     Removed,
     NoMemory,
+    /// A frame on a sealed link did not open (record.rs).
+    Forged,
 }
 
 impl LinkErr {
@@ -93,6 +100,7 @@ impl LinkErr {
             Self::Closed => "replaced-or-closed",
             Self::Removed => "removed",
             Self::NoMemory => "no-memory",
+            Self::Forged => "forged-frame",
         }
     }
 }
@@ -103,18 +111,31 @@ impl From<Error> for LinkErr {
     }
 }
 
-/// Receive side of a connection: reassembles frames from the stream.
+/// Receive side of a connection: reassembles frames from the stream and, after the
+/// handshake, opens each (record layer).
 struct Rx {
     reader: FrameReader,
     buf: VVec<u8>,
+    opener: Option<Opener<AesGcm>>,
 }
 
 impl Rx {
     fn new() -> Result<Self, LinkErr> {
         Ok(Self {
             reader: FrameReader::new(),
-            buf: VVec::from_elem(0u8, MAX_PAYLOAD, GFP_KERNEL).map_err(|_| LinkErr::NoMemory)?,
+            buf: VVec::from_elem(0u8, MAX_PAYLOAD + TAG_LEN, GFP_KERNEL)
+                .map_err(|_| LinkErr::NoMemory)?,
+            opener: None,
         })
+    }
+
+    /// From the next frame on, every frame must open under `key`. Called at a frame
+    /// boundary: right after the handshake's last frame.
+    fn seal(&mut self, key: &[u8; KEY_LEN]) -> Result<(), LinkErr> {
+        let aead = AesGcm::new(key).map_err(|_| LinkErr::NoMemory)?;
+        self.opener = Some(Opener::new(aead));
+        self.reader.seal();
+        Ok(())
     }
 
     /// One bounded wait: the header of a complete, validated frame (its payload is in the
@@ -131,10 +152,21 @@ impl Rx {
             Err(e) => return Err(LinkErr::Io(e)),
         };
         Stats::add(&node.stats.rx_bytes, n as u64);
-        self.reader.advance(n).map_err(|e| {
+        let h = self.reader.advance(n).map_err(|e| {
             Stats::inc(&node.stats.rx_bad_frames);
             LinkErr::Bad(e)
-        })
+        })?;
+        if let (Some(h), Some(o)) = (h, self.opener.as_mut()) {
+            // Nothing of a frame that does not open is used, and the link closes.
+            let header = *self.reader.header_bytes();
+            if o.open_frame(&header, &mut self.buf, h.len as usize)
+                .is_err()
+            {
+                Stats::inc(&node.stats.rx_forged);
+                return Err(LinkErr::Forged);
+            }
+        }
+        Ok(h)
     }
 
     /// Decodes the frame `poll` returned.
@@ -187,6 +219,15 @@ fn report(node: &Node, conn: &Conn, who: Option<SocketAddrV4>, role: &str, e: Li
                 p
             );
             Some(Reason::Malformed)
+        }
+        LinkErr::Forged => {
+            peer_warn!(
+                node,
+                "frame from {:?} ({}) failed authentication (replayed, altered, injected or under another key); closing\n",
+                who,
+                role
+            );
+            None
         }
         LinkErr::Unexpected(t) => {
             Stats::inc(&node.stats.rx_unexpected);
@@ -299,7 +340,24 @@ fn respond(node: &Node, conn: &Conn, rx: &mut Rx) -> Result<(Arc<Peer>, Establis
         .find_peer(est.peer)
         .ok_or(LinkErr::Handshake(HandshakeError::UnknownNode(est.peer)))?;
     conn.send(&Message::Welcome)?;
+    // From here on both ways are sealed: the initiator seals after it reads the Welcome.
+    let keys = hs.keys().ok_or(LinkErr::NoMemory)?;
+    let (tx, rxk) = keys.for_side(false);
+    seal(conn, rx, tx, rxk)?;
     Ok((peer, est))
+}
+
+/// Starts the record layer of a connection whose handshake just ended.
+fn seal(
+    conn: &Conn,
+    rx: &mut Rx,
+    tx_key: &[u8; KEY_LEN],
+    rx_key: &[u8; KEY_LEN],
+) -> Result<(), LinkErr> {
+    let aead = AesGcm::new(tx_key).map_err(|_| LinkErr::NoMemory)?;
+    conn.seal(Sealer::new(aead))
+        .map_err(|_| LinkErr::NoMemory)?;
+    rx.seal(rx_key)
 }
 
 /// Starts the dialer of `peer` unless one runs already.
@@ -360,7 +418,11 @@ fn initiate(node: &Node, peer: &Peer, conn: &Conn, rx: &mut Rx) -> Result<Establ
     let auth = hs.on_challenge(&ch, &mac).map_err(LinkErr::Handshake)?;
     conn.send(&auth)?;
     let welcome = rx.next(node, conn, deadline)?;
-    hs.on_welcome(&welcome).map_err(LinkErr::Handshake)
+    let est = hs.on_welcome(&welcome).map_err(LinkErr::Handshake)?;
+    let keys = hs.keys().ok_or(LinkErr::NoMemory)?;
+    let (tx, rxk) = keys.for_side(true);
+    seal(conn, rx, tx, rxk)?;
+    Ok(est)
 }
 
 /// Runs an established connection until it ends: answers pings, pings when idle, drops a

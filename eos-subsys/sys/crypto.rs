@@ -82,3 +82,102 @@ pub(crate) fn sha256(data: &[u8]) -> Result<[u8; 32]> {
     let h = HmacSha256 { tfm };
     h.digest(data)
 }
+
+extern "C" {
+    fn elastic_aead_new(key: *const u8, len: core::ffi::c_uint) -> *mut core::ffi::c_void;
+    fn elastic_aead_free(tfm: *mut core::ffi::c_void);
+    fn elastic_aead_crypt(
+        tfm: *mut core::ffi::c_void,
+        seal: bool,
+        iv: *const u8,
+        aad: *const u8,
+        aad_len: core::ffi::c_uint,
+        data: *mut u8,
+        len: core::ffi::c_uint,
+        tag: *mut u8,
+    ) -> core::ffi::c_int;
+}
+
+/// AES-256-GCM (`gcm(aes)`, eos-subsys/record.c) under one key: one direction of a link.
+///
+/// # Invariants
+///
+/// `tfm` is a keyed AEAD transform from `elastic_aead_new`, freed only by `drop`.
+pub(crate) struct AesGcm {
+    tfm: NonNull<core::ffi::c_void>,
+}
+
+// SAFETY: after keying the transform is only read; each operation has its own request.
+unsafe impl Send for AesGcm {}
+// SAFETY: see `Send`.
+unsafe impl Sync for AesGcm {}
+
+impl AesGcm {
+    /// A transform keyed with `key`. May sleep.
+    pub(crate) fn new(key: &[u8; crate::record::KEY_LEN]) -> Result<Self> {
+        // SAFETY: `key` is valid for its length; the helper copies it into the transform.
+        let tfm = from_err_ptr(unsafe { elastic_aead_new(key.as_ptr(), key.len() as _) })?;
+        Ok(Self {
+            tfm: NonNull::new(tfm).ok_or(ENOMEM)?,
+        })
+    }
+
+    fn crypt(
+        &self,
+        seal: bool,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        data: &mut [u8],
+        tag: *mut u8,
+    ) -> bool {
+        let (Ok(aad_len), Ok(len)) = (u32::try_from(aad.len()), u32::try_from(data.len())) else {
+            return false;
+        };
+        // SAFETY: by the type invariant `tfm` is live and keyed; every buffer is valid for the
+        // length given, `tag` for 16 bytes; the helper only reads `aad` and `nonce`.
+        let r = unsafe {
+            elastic_aead_crypt(
+                self.tfm.as_ptr(),
+                seal,
+                nonce.as_ptr(),
+                aad.as_ptr(),
+                aad_len,
+                data.as_mut_ptr(),
+                len,
+                tag,
+            )
+        };
+        r == 0
+    }
+}
+
+impl Drop for AesGcm {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant, freed exactly once, here.
+        unsafe { elastic_aead_free(self.tfm.as_ptr()) };
+    }
+}
+
+impl crate::record::Aead for AesGcm {
+    fn seal(
+        &self,
+        nonce: &[u8; crate::record::NONCE_LEN],
+        aad: &[u8],
+        data: &mut [u8],
+        tag: &mut [u8; crate::record::TAG_LEN],
+    ) -> bool {
+        self.crypt(true, nonce, aad, data, tag.as_mut_ptr())
+    }
+
+    fn open(
+        &self,
+        nonce: &[u8; crate::record::NONCE_LEN],
+        aad: &[u8],
+        data: &mut [u8],
+        tag: &[u8; crate::record::TAG_LEN],
+    ) -> bool {
+        // The helper only reads the tag when opening.
+        let mut t = *tag;
+        self.crypt(false, nonce, aad, data, t.as_mut_ptr())
+    }
+}

@@ -17,12 +17,13 @@ use crate::proto::{
     Challenge, Hello, Message, MsgType, NodeId, Reason, CHALLENGE_LEN, HELLO_LEN, MAC_LEN,
     NONCE_LEN,
 };
+use crate::record::{derive_keys, Keys};
 use core::fmt;
 
 /// Protocol versions this build speaks.
-pub const MIN_VERSION: u16 = 3;
+pub const MIN_VERSION: u16 = 4;
 /// See [`MIN_VERSION`].
-pub const MAX_VERSION: u16 = 3;
+pub const MAX_VERSION: u16 = 4;
 
 const LABEL_RESP: &[u8; 9] = b"EOS1-RESP";
 const LABEL_INIT: &[u8; 9] = b"EOS1-INIT";
@@ -142,6 +143,7 @@ pub struct Initiator {
     peer: NodeId,
     hello: Hello,
     done: Option<Established>,
+    keys: Option<Keys>,
 }
 
 impl Initiator {
@@ -157,7 +159,13 @@ impl Initiator {
                 nonce,
             },
             done: None,
+            keys: None,
         }
+    }
+
+    /// The record layer's keys, once the responder's proof verified.
+    pub fn keys(&self) -> Option<&Keys> {
+        self.keys.as_ref()
     }
 
     /// The first message to send.
@@ -195,6 +203,7 @@ impl Initiator {
         let ours = mac
             .mac(&transcript(LABEL_INIT, &self.hello, ch))
             .ok_or(HandshakeError::NoKey)?;
+        self.keys = Some(derive_keys(mac, &self.hello, ch).ok_or(HandshakeError::NoKey)?);
         self.done = Some(Established {
             peer: ch.node,
             version: ch.version,
@@ -220,6 +229,7 @@ pub struct Responder {
     caps: u32,
     nonce: [u8; NONCE_LEN],
     state: Option<(Hello, Challenge)>,
+    keys: Option<Keys>,
 }
 
 impl Responder {
@@ -230,7 +240,13 @@ impl Responder {
             caps,
             nonce,
             state: None,
+            keys: None,
         }
+    }
+
+    /// The record layer's keys, once the initiator's proof verified.
+    pub fn keys(&self) -> Option<&Keys> {
+        self.keys.as_ref()
     }
 
     /// Answers a `Hello` from a node that `is_member` accepts with our `Challenge`.
@@ -284,6 +300,7 @@ impl Responder {
         if !ct_eq(&want, tag) {
             return Err(HandshakeError::BadMac);
         }
+        self.keys = Some(derive_keys(mac, &h, &ch).ok_or(HandshakeError::NoKey)?);
         Ok(Established {
             peer: h.node,
             version: ch.version,

@@ -41,6 +41,9 @@ counters! {
     busy_refusals,
     /// Frames received that failed validation (bad magic, version, type, length, field).
     rx_bad_frames,
+    /// Frames that failed authentication on a sealed link (replayed, reordered, altered,
+    /// injected, or under another key): each closes the link.
+    rx_forged,
     /// Well-formed messages that were not valid in the connection's state.
     rx_unexpected,
     /// Valid frames received.
@@ -88,7 +91,7 @@ mod tests {
         s.write_to(&mut out).unwrap();
         assert!(out.contains("rx_bad_frames 1\n"));
         assert!(out.contains("rx_bytes 10\n"));
-        assert_eq!(out.lines().count(), 17);
+        assert_eq!(out.lines().count(), 18);
     }
 }
 

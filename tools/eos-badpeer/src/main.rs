@@ -5,12 +5,16 @@
 //! With `--secret`, a last case authenticates as node `--as` and then sends garbage (the
 //! node must drop that link; the real node re-establishes its own).
 
+use aes_gcm::aead::{AeadInPlace, KeyInit as _};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use eos_core::handshake::{Initiator, Mac};
 use eos_core::peer::Secret;
+use eos_core::proto::TAG_LEN;
 use eos_core::proto::{
     FrameReader, Header, Hello, Message, MsgType, HEADER_LEN, MAC_LEN, MAGIC, MAX_PAYLOAD,
     NONCE_LEN, VERSION,
 };
+use eos_core::record::{Aead, Opener, Sealer};
 use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
 use std::io::{Read, Write};
@@ -27,9 +31,66 @@ struct SoftMac(Vec<u8>);
 
 impl Mac for SoftMac {
     fn mac(&self, msg: &[u8]) -> Option<[u8; MAC_LEN]> {
-        let mut m = Hmac::<Sha256>::new_from_slice(&self.0).ok()?;
+        let mut m = <Hmac<Sha256> as hmac::Mac>::new_from_slice(&self.0).ok()?;
         m.update(msg);
         Some(m.finalize().into_bytes().into())
+    }
+}
+
+/// AES-256-GCM in software: the record layer's cipher, as the kernel's `gcm(aes)`.
+struct Gcm(Aes256Gcm);
+
+impl Gcm {
+    fn new(key: &[u8; 32]) -> Self {
+        Self(Aes256Gcm::new(key.into()))
+    }
+}
+
+impl Aead for Gcm {
+    fn seal(&self, nonce: &[u8; 12], aad: &[u8], data: &mut [u8], tag: &mut [u8; TAG_LEN]) -> bool {
+        match self
+            .0
+            .encrypt_in_place_detached(Nonce::from_slice(nonce), aad, data)
+        {
+            Ok(t) => {
+                tag.copy_from_slice(&t);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn open(&self, nonce: &[u8; 12], aad: &[u8], data: &mut [u8], tag: &[u8; TAG_LEN]) -> bool {
+        self.0
+            .decrypt_in_place_detached(Nonce::from_slice(nonce), aad, data, Tag::from_slice(tag))
+            .is_ok()
+    }
+}
+
+/// An authenticated connection with its record layer: what we send is sealed, what the node
+/// sends is opened.
+struct Link {
+    s: TcpStream,
+    tx: Sealer<Gcm>,
+    rx: Opener<Gcm>,
+    /// The node's sending key (for the reflection attack).
+    rx_key: [u8; 32],
+}
+
+impl Link {
+    /// The wire bytes of a clear frame (as [`frame`] encodes it), sealed as the next frame.
+    fn sealed(&mut self, clear: &[u8]) -> Vec<u8> {
+        let mut f = clear.to_vec();
+        let (h, p) = f.split_at_mut(HEADER_LEN);
+        let mut tag = [0; TAG_LEN];
+        self.tx.seal(h, p, &mut tag).expect("seals");
+        f.extend_from_slice(&tag);
+        f
+    }
+
+    fn send(&mut self, clear: &[u8]) -> Result<(), String> {
+        let f = self.sealed(clear);
+        self.s.write_all(&f).map_err(|e| e.to_string())
     }
 }
 
@@ -69,12 +130,20 @@ fn garbage(n: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Reads frames until the kernel closes the connection; returns what it said.
-fn read_until_close(s: &mut TcpStream, limit: Duration) -> Result<(Duration, Vec<String>), String> {
+/// Reads frames until the kernel closes the connection; returns what it said. On an
+/// authenticated connection (`opener`) every frame must open.
+fn read_until_close(
+    s: &mut TcpStream,
+    limit: Duration,
+    mut opener: Option<&mut Opener<Gcm>>,
+) -> Result<(Duration, Vec<String>), String> {
     let start = Instant::now();
     s.set_read_timeout(Some(Duration::from_millis(500))).ok();
     let mut reader = FrameReader::new();
-    let mut payload = vec![0u8; MAX_PAYLOAD];
+    if opener.is_some() {
+        reader.seal();
+    }
+    let mut payload = vec![0u8; MAX_PAYLOAD + TAG_LEN];
     let mut said = Vec::new();
     loop {
         if start.elapsed() > limit {
@@ -85,6 +154,12 @@ fn read_until_close(s: &mut TcpStream, limit: Duration) -> Result<(Duration, Vec
             Ok(0) => return Ok((start.elapsed(), said)),
             Ok(n) => match reader.advance(n) {
                 Ok(Some(h)) => {
+                    if let Some(o) = opener.as_deref_mut() {
+                        let hdr = *reader.header_bytes();
+                        if o.open_frame(&hdr, &mut payload, h.len as usize).is_err() {
+                            return Err("the node sent a frame that does not open".into());
+                        }
+                    }
                     if let Ok(m) = Message::decode(&h, &payload[..h.len as usize]) {
                         let what = match m {
                             Message::Error(r) => format!("error({})", r.name()),
@@ -118,7 +193,7 @@ fn send_expect_close(target: SocketAddr, bytes: &[u8], half_close: bool) -> Resu
     if half_close {
         let _ = s.shutdown(Shutdown::Write);
     }
-    let (t, said) = read_until_close(&mut s, CLOSE_LIMIT)?;
+    let (t, said) = read_until_close(&mut s, CLOSE_LIMIT, None)?;
     Ok(format!(
         "closed after {} ms, kernel said {:?}",
         t.as_millis(),
@@ -153,7 +228,7 @@ fn wrong_key(target: SocketAddr, as_id: u16) -> Result<String, String> {
     }
     s.write_all(&frame(&Message::Auth([0x5a; MAC_LEN])))
         .map_err(|e| e.to_string())?;
-    let (t, said) = read_until_close(&mut s, CLOSE_LIMIT)?;
+    let (t, said) = read_until_close(&mut s, CLOSE_LIMIT, None)?;
     Ok(format!(
         "closed after {} ms, kernel said {:?}",
         t.as_millis(),
@@ -161,13 +236,13 @@ fn wrong_key(target: SocketAddr, as_id: u16) -> Result<String, String> {
     ))
 }
 
-/// An authenticated connection, welcomed by the node.
+/// An authenticated connection, welcomed by the node, with its record layer on.
 fn authenticated(
     target: SocketAddr,
     as_id: u16,
     secret: &Secret,
     responder: u16,
-) -> Result<TcpStream, String> {
+) -> Result<Link, String> {
     let mac = SoftMac(secret.as_bytes().to_vec());
     let mut hs = Initiator::new(as_id, responder, eos_core::proto::caps::ALL, [9; NONCE_LEN]);
     let (mut s, buf) = open_handshake(target, &hs)?;
@@ -181,7 +256,14 @@ fn authenticated(
     if Header::decode(&w).map(|h| h.ty) != Ok(MsgType::Welcome) {
         return Err("not welcomed with the right key".into());
     }
-    Ok(s)
+    let keys = hs.keys().ok_or("no keys after the handshake")?;
+    let (tx, rx) = keys.for_side(true);
+    Ok(Link {
+        s,
+        tx: Sealer::new(Gcm::new(tx)),
+        rx: Opener::new(Gcm::new(rx)),
+        rx_key: *rx,
+    })
 }
 
 fn auth_then_garbage(
@@ -190,9 +272,9 @@ fn auth_then_garbage(
     secret: &Secret,
     responder: u16,
 ) -> Result<String, String> {
-    let mut s = authenticated(target, as_id, secret, responder)?;
-    let _ = s.write_all(&garbage(512));
-    let (t, said) = read_until_close(&mut s, CLOSE_LIMIT)?;
+    let mut l = authenticated(target, as_id, secret, responder)?;
+    let _ = l.s.write_all(&garbage(512));
+    let (t, said) = read_until_close(&mut l.s, CLOSE_LIMIT, Some(&mut l.rx))?;
     Ok(format!(
         "authenticated, then closed {} ms after garbage, kernel said {:?}",
         t.as_millis(),
@@ -200,22 +282,25 @@ fn auth_then_garbage(
     ))
 }
 
-/// Reads one frame (5 s at most); `what` names the awaited message in the error.
-fn read_frame(s: &mut TcpStream, what: &str) -> Result<(Header, Vec<u8>), String> {
-    s.set_read_timeout(Some(Duration::from_secs(5)))
+/// Reads and opens one frame (5 s at most); `what` names the awaited message in the error.
+fn read_frame(l: &mut Link, what: &str) -> Result<(Header, Vec<u8>), String> {
+    l.s.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| e.to_string())?;
-    let mut h = [0u8; HEADER_LEN];
-    s.read_exact(&mut h)
+    let mut hb = [0u8; HEADER_LEN];
+    l.s.read_exact(&mut hb)
         .map_err(|e| format!("no {what}: {e}"))?;
-    let h = Header::decode(&h).map_err(|e| e.to_string())?;
-    let mut p = vec![0u8; h.len as usize];
-    s.read_exact(&mut p).map_err(|e| e.to_string())?;
+    let h = Header::decode(&hb).map_err(|e| e.to_string())?;
+    let mut p = vec![0u8; h.len as usize + TAG_LEN];
+    l.s.read_exact(&mut p).map_err(|e| e.to_string())?;
+    l.rx.open_frame(&hb, &mut p, h.len as usize)
+        .map_err(|e| format!("the node's {what} does not open: {e:?}"))?;
+    p.truncate(h.len as usize);
     Ok((h, p))
 }
 
 /// Reads frames until one of type `want` arrives (heartbeats are skipped); returns its
 /// status field (bytes 4..8 of the payload).
-fn reply_status(s: &mut TcpStream, want: MsgType) -> Result<i32, String> {
+fn reply_status(s: &mut Link, want: MsgType) -> Result<i32, String> {
     loop {
         let (h, p) = read_frame(s, &format!("{want:?}"))?;
         if h.ty == want {
@@ -228,7 +313,7 @@ fn reply_status(s: &mut TcpStream, want: MsgType) -> Result<i32, String> {
 }
 
 /// Waits for the Pong that echoes `t` (the node's own pings are skipped).
-fn expect_pong(s: &mut TcpStream, t: u64) -> Result<(), String> {
+fn expect_pong(s: &mut Link, t: u64) -> Result<(), String> {
     loop {
         let (h, p) = read_frame(s, "pong (link closed?)")?;
         match h.ty {
@@ -271,8 +356,7 @@ fn auth_then_bogus_jump(
     };
     let mut said = Vec::new();
     for to_home in [false, true] {
-        s.write_all(&jump(to_home, &[]))
-            .map_err(|e| e.to_string())?;
+        s.send(&jump(to_home, &[]))?;
         let st = reply_status(&mut s, MsgType::JumpAck)?;
         if st >= 0 {
             return Err(format!(
@@ -281,34 +365,29 @@ fn auth_then_bogus_jump(
         }
         said.push(st);
     }
-    s.write_all(&frame(&Message::Fetch {
+    s.send(&frame(&Message::Fetch {
         req: 78,
         pid: 424_242,
         addr: 0x10000,
-    }))
-    .map_err(|e| e.to_string())?;
+    }))?;
     let st = reply_status(&mut s, MsgType::Pages)?;
     if st >= 0 {
         return Err(format!("fetch for nothing answered {st}"));
     }
     said.push(st);
-    s.write_all(&frame(&Message::Recall { pid: 424_242 }))
-        .map_err(|e| e.to_string())?;
-    s.write_all(&frame(&Message::Gone {
+    s.send(&frame(&Message::Recall { pid: 424_242 }))?;
+    s.send(&frame(&Message::Gone {
         pid: 424_242,
         signal: 11,
-    }))
-    .map_err(|e| e.to_string())?;
-    s.write_all(&frame(&Message::Discard {
+    }))?;
+    s.send(&frame(&Message::Discard {
         pid: 424_242,
         start: 0x10000,
         end: 0x7fff_0000_0000,
         unmap: true,
-    }))
-    .map_err(|e| e.to_string())?;
+    }))?;
     // Still up: a ping is answered after the ignored messages.
-    s.write_all(&frame(&Message::Ping(99)))
-        .map_err(|e| e.to_string())?;
+    s.send(&frame(&Message::Ping(99)))?;
     expect_pong(&mut s, 99)?;
     let mut bad = [0u8; JUMP_RANGE_LEN];
     eos_core::proto::put_jump_range(&mut bad, 0x20000, 0x10000, 3);
@@ -317,10 +396,63 @@ fn auth_then_bogus_jump(
     f[HEADER_LEN + eos_core::proto::JUMP_FIXED
         ..HEADER_LEN + eos_core::proto::JUMP_FIXED + JUMP_RANGE_LEN]
         .copy_from_slice(&bad);
-    s.write_all(&f).map_err(|e| e.to_string())?;
-    let (t, closed_with) = read_until_close(&mut s, CLOSE_LIMIT)?;
+    s.send(&f)?;
+    let (t, closed_with) = read_until_close(&mut s.s, CLOSE_LIMIT, Some(&mut s.rx))?;
     Ok(format!(
         "jump/fetch to nothing refused with {said:?}, recall/gone/discard ignored (pong after them), bad range closed the link in {} ms ({closed_with:?})",
+        t.as_millis()
+    ))
+}
+
+/// The record layer's attacks, each on a fresh authenticated connection: a frame in clear, a
+/// sealed frame sent again (replay), a sealed frame with one payload bit changed, two sealed
+/// frames in the wrong order, and one sealed under the other direction's key (reflection).
+/// Each must close the link, with nothing more from the node.
+fn auth_then_forged(
+    target: SocketAddr,
+    as_id: u16,
+    secret: &Secret,
+    responder: u16,
+    how: &str,
+) -> Result<String, String> {
+    let mut l = authenticated(target, as_id, secret, responder)?;
+    let ping = |t| frame(&Message::Ping(t));
+    match how {
+        "clear" => {
+            // Twice: the second's header stands where the first one's tag should be.
+            l.s.write_all(&[ping(1), ping(2)].concat())
+                .map_err(|e| e.to_string())?;
+        }
+        "replay" => {
+            let f = l.sealed(&ping(5));
+            l.s.write_all(&f).map_err(|e| e.to_string())?;
+            expect_pong(&mut l, 5)?;
+            l.s.write_all(&f).map_err(|e| e.to_string())?;
+        }
+        "altered" => {
+            let mut f = l.sealed(&ping(6));
+            f[HEADER_LEN] ^= 1;
+            l.s.write_all(&f).map_err(|e| e.to_string())?;
+        }
+        "reordered" => {
+            let (a, b) = (l.sealed(&ping(7)), l.sealed(&ping(8)));
+            l.s.write_all(&[b, a].concat()).map_err(|e| e.to_string())?;
+        }
+        _ => {
+            // Reflected: sealed under the node's own sending key, as its frames to us are.
+            let mut tag = [0; TAG_LEN];
+            let mut f = ping(9);
+            let (h, p) = f.split_at_mut(HEADER_LEN);
+            Sealer::new(Gcm::new(&l.rx_key))
+                .seal(h, p, &mut tag)
+                .map_err(|e| format!("{e:?}"))?;
+            f.extend_from_slice(&tag);
+            l.s.write_all(&f).map_err(|e| e.to_string())?;
+        }
+    }
+    let (t, said) = read_until_close(&mut l.s, CLOSE_LIMIT, Some(&mut l.rx))?;
+    Ok(format!(
+        "{how} frame: closed after {} ms, kernel said {said:?}",
         t.as_millis()
     ))
 }
@@ -334,7 +466,7 @@ fn flood(target: SocketAddr, n: usize) -> Result<String, String> {
     let start = Instant::now();
     let handles: Vec<_> = conns
         .into_iter()
-        .map(|mut s| std::thread::spawn(move || read_until_close(&mut s, CLOSE_LIMIT)))
+        .map(|mut s| std::thread::spawn(move || read_until_close(&mut s, CLOSE_LIMIT, None)))
         .collect();
     let mut closed = 0;
     for h in handles {
@@ -452,6 +584,18 @@ fn main() {
             "auth-then-garbage",
             Box::new(move || auth_then_garbage(target, as_id, &s, responder)),
         ));
+        for how in ["clear", "replay", "altered", "reordered", "reflected"] {
+            cases.push((
+                match how {
+                    "clear" => "auth-then-clear-frame",
+                    "replay" => "auth-then-replayed-frame",
+                    "altered" => "auth-then-altered-frame",
+                    "reordered" => "auth-then-reordered-frames",
+                    _ => "auth-then-reflected-frame",
+                },
+                Box::new(move || auth_then_forged(target, as_id, &s, responder, how)),
+            ));
+        }
         cases.push((
             "auth-then-bogus-jump",
             Box::new(move || auth_then_bogus_jump(target, as_id, &s, responder)),

@@ -106,3 +106,71 @@ pub(super) fn elastic_peer_death(a: &mut Vm, b: Vm) -> Result<String> {
          SIGBUS handler died of SIGBUS without running it; node1 runs on"
     ))
 }
+
+/// What a process's pages hold, in every page, for the capture below.
+const WIRE_MARKER: &str = "EOS-WIRE-MARKER-c0ffee-4242";
+
+/// The link is sealed: a capture of node2's network (QEMU's filter-dump) while node1 pushes
+/// pages that each hold a marker string there and pulls them back shows that the pages went
+/// over the wire (the capture is at least their size), never the marker.
+pub(super) fn wire_sealed(cluster: &Cluster, a: &mut Vm, b: Vm) -> Result<(Vm, String)> {
+    let t = b.kill();
+    if !t.is_empty() {
+        bail!("node2 printed kernel trouble: {t:?}");
+    }
+    a.sh("eosctl wait 2 --state !connected --timeout 30")?;
+    let pcap = crate::util::out_dir().join("logs/wire-node2.pcap");
+    let _ = std::fs::remove_file(&pcap);
+    let dump = format!("filter-dump,id=cap0,netdev=n0,file={}", pcap.display());
+    let mut b = cluster.boot_with(2, "wire", PEER_MEM_MIB, &["-object", &dump])?;
+    up(&mut b, 2, &[1], SECRET)?;
+    a.sh("eosctl wait 2 --timeout 60")?;
+    a.sh(&format!(
+        "eosctl run --elastic --budget 2 -- hold 8 120 {WIRE_MARKER} > /tmp/wire.out 2>&1 & \
+         echo $! > /tmp/wire.pid"
+    ))?;
+    let mut remote = 0;
+    for _ in 0..120 {
+        remote = remote_pages(&a.sh("cat /sys/kernel/elastic/procs")?);
+        if remote >= 1200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    if remote < 1200 {
+        bail!("only {remote} pages of hold went to node2");
+    }
+    a.sh("kill -USR1 $(cat /tmp/wire.pid)")?;
+    let (_, out) = a.run(
+        "wait $(cat /tmp/wire.pid); echo status=$?; cat /tmp/wire.out",
+        Duration::from_secs(180),
+    )?;
+    if !out.lines().any(|l| l.trim() == "status=0") || !out.contains("hold: 0 bad pages") {
+        bail!("hold did not read back its pages:\n{out}");
+    }
+    let cap = std::fs::read(&pcap)?;
+    let pages = remote as usize * 4096;
+    if cap.len() < pages {
+        bail!(
+            "the capture holds {} bytes, less than the {pages} of pages that went over it",
+            cap.len()
+        );
+    }
+    let m = WIRE_MARKER.as_bytes();
+    let seen = cap.windows(m.len()).filter(|w| *w == m).count();
+    if seen > 0 {
+        bail!(
+            "the marker is on the wire in clear, {seen} times ({})",
+            pcap.display()
+        );
+    }
+    check_clean(&[a, &b])?;
+    Ok((
+        b,
+        format!(
+            "{remote} pages holding a marker pushed to node2 and pulled back: {} bytes captured \
+             on node2's network, the marker 0 times",
+            cap.len()
+        ),
+    ))
+}

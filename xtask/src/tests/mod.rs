@@ -26,7 +26,7 @@ use jump::{
     many_mappings,
 };
 use kunit::kunit;
-use link::{elastic_peer_death, handshake, reconnect};
+use link::{elastic_peer_death, handshake, reconnect, wire_sealed};
 use mapsync::{dynamic_program, file_pages, layout_changes};
 use pull_push::{elastic_stress, mlock_remote, threads_refused};
 use security::{bad_input, elastic_permissions, syscall_fuzz, wrong_key, SYSFUZZ_SHORT_CALLS};
@@ -175,6 +175,20 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
         last = Some(b);
         Ok(note)
     });
+    if let Some(b) = last.take() {
+        let mut next = None;
+        let mut held = Some(b);
+        report.step(
+            "two-vm: the link is sealed: pages with a marker cross it, the marker never shows",
+            300,
+            || {
+                let (b, note) = wire_sealed(cluster, &mut a, held.take().expect("node2"))?;
+                next = Some(b);
+                Ok(note)
+            },
+        );
+        last = next.or(held);
+    }
     if let Some(b) = last.as_mut() {
         report.step(
             "workloads: same result as on the host; OOM at 1.5x memory",

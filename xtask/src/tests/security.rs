@@ -21,12 +21,14 @@ pub(super) fn bad_input(a: &mut Vm, b: &mut Vm) -> Result<String> {
         .lines()
         .filter(|l| l.starts_with("badpeer case"))
         .collect();
-    if rc != 0 || cases.len() < 16 || cases.iter().any(|l| !l.contains(": PASS")) {
+    if rc != 0 || cases.len() < 22 || cases.iter().any(|l| !l.contains(": PASS")) {
         bail!("eos-badpeer exited {rc}:\n{out}");
     }
     let stats = b.sh("cat /sys/kernel/elastic/stats")?;
     let want = [
         ("rx_bad_frames", 6),
+        // One per record-layer attack: clear, replayed, altered, reordered, reflected.
+        ("rx_forged", 5),
         ("handshakes_failed", 4),
         ("handshake_timeouts", 2),
         ("busy_refusals", 1),
@@ -44,9 +46,10 @@ pub(super) fn bad_input(a: &mut Vm, b: &mut Vm) -> Result<String> {
     b.sh("eosctl wait 1 --timeout 60")?;
     check_clean(&[a, b])?;
     Ok(format!(
-        "{} attack cases refused; rx_bad_frames={} handshakes_failed={} timeouts={} busy={}; link up",
+        "{} attack cases refused; rx_bad_frames={} rx_forged={} handshakes_failed={} timeouts={} busy={}; link up",
         cases.len(),
         stat(&stats, "rx_bad_frames"),
+        stat(&stats, "rx_forged"),
         stat(&stats, "handshakes_failed"),
         stat(&stats, "handshake_timeouts"),
         stat(&stats, "busy_refusals")

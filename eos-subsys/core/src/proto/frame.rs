@@ -61,13 +61,21 @@ impl Header {
 /// Reassembles frames from a byte stream that arrives in arbitrary pieces (a TCP socket read
 /// with a timeout may return any amount). Sans-I/O: the caller reads into [`Self::want`] and
 /// reports the count with [`Self::advance`].
+///
+/// Once the handshake is done the reader is [`Self::sealed`]: every frame then carries a
+/// [`TAG_LEN`]-byte tag after its payload (the record layer, `record.rs`), read into the
+/// payload buffer right after the payload, also for an empty payload.
 #[derive(Debug, Default)]
 pub struct FrameReader {
     hdr: [u8; HEADER_LEN],
     hdr_fill: usize,
     cur: Option<Header>,
     fill: usize,
+    sealed: bool,
 }
+
+/// Size of the tag that follows each payload on a sealed connection (AES-GCM).
+pub const TAG_LEN: usize = 16;
 
 impl FrameReader {
     /// A reader at a frame boundary.
@@ -77,15 +85,37 @@ impl FrameReader {
             hdr_fill: 0,
             cur: None,
             fill: 0,
+            sealed: false,
         }
     }
 
+    /// From the next frame on, each payload is followed by its tag. Called at a frame
+    /// boundary (right after the handshake's last frame).
+    pub fn seal(&mut self) {
+        self.sealed = true;
+    }
+
+    /// The header bytes of the frame [`Self::advance`] returned last, as received (what the
+    /// record layer authenticates).
+    pub fn header_bytes(&self) -> &[u8; HEADER_LEN] {
+        &self.hdr
+    }
+
+    /// Bytes a frame with `len` bytes of payload takes in the payload buffer.
+    fn body(&self, len: u32) -> usize {
+        len as usize + if self.sealed { TAG_LEN } else { 0 }
+    }
+
     /// The slice the next stream bytes must be read into: the rest of the header, or the rest
-    /// of the payload inside `payload` (which must be at least [`MAX_PAYLOAD`] long).
+    /// of the payload (and tag) inside `payload` (which must be at least [`MAX_PAYLOAD`] +
+    /// [`TAG_LEN`] long).
     pub fn want<'b>(&'b mut self, payload: &'b mut [u8]) -> &'b mut [u8] {
         match self.cur {
             None => &mut self.hdr[self.hdr_fill..],
-            Some(h) => &mut payload[self.fill..h.len as usize],
+            Some(h) => {
+                let end = self.body(h.len);
+                &mut payload[self.fill..end]
+            }
         }
     }
 
@@ -101,7 +131,7 @@ impl FrameReader {
                 }
                 self.hdr_fill = 0;
                 let h = Header::decode(&self.hdr)?;
-                if h.len == 0 {
+                if self.body(h.len) == 0 {
                     return Ok(Some(h));
                 }
                 self.cur = Some(h);
@@ -109,8 +139,9 @@ impl FrameReader {
                 Ok(None)
             }
             Some(h) => {
-                self.fill = (self.fill + n).min(h.len as usize);
-                if self.fill < h.len as usize {
+                let end = self.body(h.len);
+                self.fill = (self.fill + n).min(end);
+                if self.fill < end {
                     return Ok(None);
                 }
                 self.cur = None;

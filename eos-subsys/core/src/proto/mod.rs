@@ -31,7 +31,7 @@ use cursor::{Reader, Writer};
 // The kernel crate includes this module privately and uses only some of these names; an unused
 // re-export must not warn there.
 #[allow(unused_imports)]
-pub use frame::{FrameReader, Header};
+pub use frame::{FrameReader, Header, TAG_LEN};
 #[allow(unused_imports)]
 pub use jump::{
     files_in, put_file_entry, put_files_header, put_jump_range, ranges_in, CpuUsed, FileMap, Jump,
@@ -48,7 +48,7 @@ pub use stretch::{Stretch, MAX_STRETCH_STRINGS, STRETCH_FIXED};
 /// First two bytes of every frame.
 pub const MAGIC: u16 = 0xE05E;
 /// Framing and message-set version carried in every header.
-pub const VERSION: u8 = 3;
+pub const VERSION: u8 = 4;
 /// Size of the fixed frame header.
 pub const HEADER_LEN: usize = 16;
 /// Size of the random nonces exchanged in the handshake.

@@ -233,6 +233,30 @@ fn prefetch_store(s: &str) -> Result {
     })
 }
 
+fn confidentiality_show(w: &mut FmtBuf<'_>) {
+    show_with(w, |_, w| {
+        writeln!(
+            w,
+            "{}",
+            u8::from(crate::transport::CONFIDENTIAL.load(Relaxed))
+        )
+    });
+}
+
+/// 1 (the default): page contents are encrypted on the links; 0: this node lets them cross in
+/// clear, authenticated, where its peer lets them too (new connections; for measurements).
+fn confidentiality_store(s: &str) -> Result {
+    let on = match s.trim() {
+        "1" => true,
+        "0" => false,
+        _ => return Err(EINVAL),
+    };
+    with_node(|_| {
+        crate::transport::CONFIDENTIAL.store(on, Relaxed);
+        Ok(())
+    })
+}
+
 fn jump_show(w: &mut FmtBuf<'_>) {
     show_with(w, |_, w| {
         jump::jumps().map_or(Ok(()), |j| j.write_tunables(w))
@@ -247,7 +271,7 @@ fn jumplog_show(w: &mut FmtBuf<'_>) {
     show_with(w, |_, w| jump::jumps().map_or(Ok(()), |j| j.write_log(w)));
 }
 
-static ATTRS: [sysfs::Attr; 10] = [
+static ATTRS: [sysfs::Attr; 11] = [
     sysfs::Attr {
         name: c"jump",
         mode: 0o644,
@@ -273,6 +297,12 @@ static ATTRS: [sysfs::Attr; 10] = [
         mode: 0o644,
         show: Some(prefetch_show),
         store: Some(prefetch_store),
+    },
+    sysfs::Attr {
+        name: c"confidentiality",
+        mode: 0o644,
+        show: Some(confidentiality_show),
+        store: Some(confidentiality_store),
     },
     sysfs::Attr {
         name: c"node_id",

@@ -20,8 +20,8 @@
 struct crypto_aead *elastic_aead_new(const u8 *key, unsigned int len);
 void elastic_aead_free(struct crypto_aead *tfm);
 int elastic_aead_crypt(struct crypto_aead *tfm, bool seal, const u8 *iv,
-		       const u8 *aad, unsigned int aad_len, u8 *data,
-		       unsigned int len, u8 *tag);
+		       const u8 *aad, unsigned int aad_len, const u8 *aad2,
+		       unsigned int aad2_len, u8 *data, unsigned int len, u8 *tag);
 
 /* A transform keyed with @key (32 bytes: AES-256), 16-byte tags. May sleep. */
 struct crypto_aead *elastic_aead_new(const u8 *key, unsigned int len)
@@ -67,15 +67,18 @@ static int elastic_sg_add(struct scatterlist *sg, int max, int *n,
 
 /*
  * Seals (@seal) or opens @data (@len bytes) in place under @tfm with the
- * 12-byte nonce @iv, @aad authenticated in clear; the 16-byte tag is written
- * to @tag (seal) or checked against it (open: -EBADMSG if it does not match,
- * and @data is then garbage). May sleep.
+ * 12-byte nonce @iv; @aad then @aad2 are authenticated in clear (as one: the
+ * header, and a payload that goes in clear); the 16-byte tag is written to
+ * @tag (seal) or checked against it (open: -EBADMSG if it does not match, and
+ * @data is then garbage). May sleep.
  */
 int elastic_aead_crypt(struct crypto_aead *tfm, bool seal, const u8 *iv,
-		       const u8 *aad, unsigned int aad_len, u8 *data,
-		       unsigned int len, u8 *tag)
+		       const u8 *aad, unsigned int aad_len, const u8 *aad2,
+		       unsigned int aad2_len, u8 *data, unsigned int len, u8 *tag)
 {
-	int max = DIV_ROUND_UP(aad_len, PAGE_SIZE) + DIV_ROUND_UP(len, PAGE_SIZE) + 6;
+	int max = DIV_ROUND_UP(aad_len, PAGE_SIZE) +
+		  DIV_ROUND_UP(aad2_len, PAGE_SIZE) +
+		  DIV_ROUND_UP(len, PAGE_SIZE) + 8;
 	u8 nonce[ELASTIC_AEAD_IV];
 	struct aead_request *req;
 	struct scatterlist *sg;
@@ -89,6 +92,7 @@ int elastic_aead_crypt(struct crypto_aead *tfm, bool seal, const u8 *iv,
 		goto out;
 	sg_init_table(sg, max);
 	ret = elastic_sg_add(sg, max, &n, aad, aad_len) ?:
+	      elastic_sg_add(sg, max, &n, aad2, aad2_len) ?:
 	      elastic_sg_add(sg, max, &n, data, len) ?:
 	      elastic_sg_add(sg, max, &n, tag, ELASTIC_AEAD_TAG);
 	if (ret)
@@ -98,7 +102,7 @@ int elastic_aead_crypt(struct crypto_aead *tfm, bool seal, const u8 *iv,
 	aead_request_set_callback(req, CRYPTO_TFM_REQ_MAY_SLEEP |
 				  CRYPTO_TFM_REQ_MAY_BACKLOG,
 				  crypto_req_done, &wait);
-	aead_request_set_ad(req, aad_len);
+	aead_request_set_ad(req, aad_len + aad2_len);
 	aead_request_set_crypt(req, sg, sg, seal ? len : len + ELASTIC_AEAD_TAG,
 			       nonce);
 	ret = crypto_wait_req(seal ? crypto_aead_encrypt(req) :

@@ -36,7 +36,7 @@ use crate::sys::{
     time,
 };
 use core::net::SocketAddrV4;
-use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use kernel::{bindings, error::code::EAGAIN, fmt, prelude::*, sync::Arc};
 
 /// Why a handler could not take a message.
@@ -60,6 +60,21 @@ static HANDLERS: Global<Handlers> = Global::new();
 /// Registers what the links hand their messages to (before any link comes up).
 pub(crate) fn set_handlers(h: &'static Handlers) {
     HANDLERS.set(h);
+}
+
+/// Whether this node keeps page contents confidential on its links (the default). Off, it
+/// offers [`caps::CLEAR`]: a link on which both sides offer it carries payloads in clear,
+/// still authenticated (`/sys/kernel/elastic/confidentiality`, for measurements).
+pub(crate) static CONFIDENTIAL: AtomicBool = AtomicBool::new(true);
+
+/// The capabilities this node offers in a handshake.
+fn local_caps() -> u32 {
+    caps::ALL
+        | if CONFIDENTIAL.load(Relaxed) {
+            0
+        } else {
+            caps::CLEAR
+        }
 }
 
 /// Accepted connections allowed in their handshake at once; more are closed at once.
@@ -131,9 +146,13 @@ impl Rx {
 
     /// From the next frame on, every frame must open under `key`. Called at a frame
     /// boundary: right after the handshake's last frame.
-    fn seal(&mut self, key: &[u8; KEY_LEN]) -> Result<(), LinkErr> {
+    fn seal(&mut self, key: &[u8; KEY_LEN], clear: bool) -> Result<(), LinkErr> {
         let aead = AesGcm::new(key).map_err(|_| LinkErr::NoMemory)?;
-        self.opener = Some(Opener::new(aead));
+        self.opener = Some(if clear {
+            Opener::new_clear(aead)
+        } else {
+            Opener::new(aead)
+        });
         self.reader.seal();
         Ok(())
     }
@@ -326,7 +345,7 @@ fn serve((node, sock): (&'static Node, Socket)) {
 
 fn respond(node: &Node, conn: &Conn, rx: &mut Rx) -> Result<(Arc<Peer>, Established), LinkErr> {
     let deadline = time::now_ns() + HANDSHAKE_TIMEOUT_NS;
-    let mut hs = Responder::new(node.id(), caps::ALL, crypto::random_bytes());
+    let mut hs = Responder::new(node.id(), local_caps(), crypto::random_bytes());
     let hello = rx.next(node, conn, deadline)?;
     let mac = node.mac()?;
     let ch = hs
@@ -343,21 +362,27 @@ fn respond(node: &Node, conn: &Conn, rx: &mut Rx) -> Result<(Arc<Peer>, Establis
     // From here on both ways are sealed: the initiator seals after it reads the Welcome.
     let keys = hs.keys().ok_or(LinkErr::NoMemory)?;
     let (tx, rxk) = keys.for_side(false);
-    seal(conn, rx, tx, rxk)?;
+    seal(conn, rx, tx, rxk, est.caps & caps::CLEAR != 0)?;
     Ok((peer, est))
 }
 
-/// Starts the record layer of a connection whose handshake just ended.
+/// Starts the record layer of a connection whose handshake just ended; `clear`: payloads
+/// are authenticated only (both sides offered it).
 fn seal(
     conn: &Conn,
     rx: &mut Rx,
     tx_key: &[u8; KEY_LEN],
     rx_key: &[u8; KEY_LEN],
+    clear: bool,
 ) -> Result<(), LinkErr> {
     let aead = AesGcm::new(tx_key).map_err(|_| LinkErr::NoMemory)?;
-    conn.seal(Sealer::new(aead))
-        .map_err(|_| LinkErr::NoMemory)?;
-    rx.seal(rx_key)
+    let sealer = if clear {
+        Sealer::new_clear(aead)
+    } else {
+        Sealer::new(aead)
+    };
+    conn.seal(sealer).map_err(|_| LinkErr::NoMemory)?;
+    rx.seal(rx_key, clear)
 }
 
 /// Starts the dialer of `peer` unless one runs already.
@@ -412,7 +437,7 @@ fn dial_once(node: &'static Node, peer: &Arc<Peer>, addr: SocketAddrV4) -> Resul
 fn initiate(node: &Node, peer: &Peer, conn: &Conn, rx: &mut Rx) -> Result<Established, LinkErr> {
     let deadline = time::now_ns() + HANDSHAKE_TIMEOUT_NS;
     let mac = node.mac()?;
-    let mut hs = Initiator::new(node.id(), peer.id, caps::ALL, crypto::random_bytes());
+    let mut hs = Initiator::new(node.id(), peer.id, local_caps(), crypto::random_bytes());
     conn.send(&hs.hello())?;
     let ch = rx.next(node, conn, deadline)?;
     let auth = hs.on_challenge(&ch, &mac).map_err(LinkErr::Handshake)?;
@@ -421,7 +446,7 @@ fn initiate(node: &Node, peer: &Peer, conn: &Conn, rx: &mut Rx) -> Result<Establ
     let est = hs.on_welcome(&welcome).map_err(LinkErr::Handshake)?;
     let keys = hs.keys().ok_or(LinkErr::NoMemory)?;
     let (tx, rxk) = keys.for_side(true);
-    seal(conn, rx, tx, rxk)?;
+    seal(conn, rx, tx, rxk, est.caps & caps::CLEAR != 0)?;
     Ok(est)
 }
 

@@ -92,6 +92,8 @@ extern "C" {
         iv: *const u8,
         aad: *const u8,
         aad_len: core::ffi::c_uint,
+        aad2: *const u8,
+        aad2_len: core::ffi::c_uint,
         data: *mut u8,
         len: core::ffi::c_uint,
         tag: *mut u8,
@@ -126,11 +128,15 @@ impl AesGcm {
         &self,
         seal: bool,
         nonce: &[u8; 12],
-        aad: &[u8],
+        aad: [&[u8]; 2],
         data: &mut [u8],
         tag: *mut u8,
     ) -> bool {
-        let (Ok(aad_len), Ok(len)) = (u32::try_from(aad.len()), u32::try_from(data.len())) else {
+        let (Ok(aad_len), Ok(aad2_len), Ok(len)) = (
+            u32::try_from(aad[0].len()),
+            u32::try_from(aad[1].len()),
+            u32::try_from(data.len()),
+        ) else {
             return false;
         };
         // SAFETY: by the type invariant `tfm` is live and keyed; every buffer is valid for the
@@ -140,8 +146,10 @@ impl AesGcm {
                 self.tfm.as_ptr(),
                 seal,
                 nonce.as_ptr(),
-                aad.as_ptr(),
+                aad[0].as_ptr(),
                 aad_len,
+                aad[1].as_ptr(),
+                aad2_len,
                 data.as_mut_ptr(),
                 len,
                 tag,
@@ -162,7 +170,7 @@ impl crate::record::Aead for AesGcm {
     fn seal(
         &self,
         nonce: &[u8; crate::record::NONCE_LEN],
-        aad: &[u8],
+        aad: [&[u8]; 2],
         data: &mut [u8],
         tag: &mut [u8; crate::record::TAG_LEN],
     ) -> bool {
@@ -172,7 +180,7 @@ impl crate::record::Aead for AesGcm {
     fn open(
         &self,
         nonce: &[u8; crate::record::NONCE_LEN],
-        aad: &[u8],
+        aad: [&[u8]; 2],
         data: &mut [u8],
         tag: &[u8; crate::record::TAG_LEN],
     ) -> bool {

@@ -27,14 +27,15 @@ pub use crate::proto::TAG_LEN;
 const LABEL_I2R: &[u8; 12] = b"EOS3-KEY-I2R";
 const LABEL_R2I: &[u8; 12] = b"EOS3-KEY-R2I";
 
-/// An AEAD cipher under one key.
+/// An AEAD cipher under one key. The associated data comes in two parts, authenticated as
+/// one (their concatenation): the frame header, and the payload when it goes in clear.
 pub trait Aead {
     /// Encrypts `data` in place and writes its tag; `aad` is authenticated, not encrypted.
     /// False: the cipher failed (allocation, ...); nothing may be sent.
     fn seal(
         &self,
         nonce: &[u8; NONCE_LEN],
-        aad: &[u8],
+        aad: [&[u8]; 2],
         data: &mut [u8],
         tag: &mut [u8; TAG_LEN],
     ) -> bool;
@@ -43,7 +44,7 @@ pub trait Aead {
     fn open(
         &self,
         nonce: &[u8; NONCE_LEN],
-        aad: &[u8],
+        aad: [&[u8]; 2],
         data: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> bool;
@@ -125,12 +126,26 @@ fn nonce(seq: u64) -> [u8; NONCE_LEN] {
 pub struct Sealer<A: Aead> {
     aead: A,
     seq: u64,
+    clear: bool,
 }
 
 impl<A: Aead> Sealer<A> {
     /// The sending half under `aead` (keyed with this side's sending key).
     pub fn new(aead: A) -> Self {
-        Self { aead, seq: 0 }
+        Self {
+            aead,
+            seq: 0,
+            clear: false,
+        }
+    }
+
+    /// The same, leaving payloads in clear (authenticated only): a link on which both sides
+    /// offered [`crate::proto::caps::CLEAR`].
+    pub fn new_clear(aead: A) -> Self {
+        Self {
+            clear: true,
+            ..Self::new(aead)
+        }
     }
 
     /// Seals the next frame: `header` (the frame header, authenticated in clear) and
@@ -144,7 +159,14 @@ impl<A: Aead> Sealer<A> {
         if self.seq == u64::MAX {
             return Err(RecordError::Exhausted);
         }
-        if !self.aead.seal(&nonce(self.seq), header, payload, tag) {
+        let ok = if self.clear {
+            self.aead
+                .seal(&nonce(self.seq), [header, payload], &mut [], tag)
+        } else {
+            self.aead
+                .seal(&nonce(self.seq), [header, &[]], payload, tag)
+        };
+        if !ok {
             return Err(RecordError::Cipher);
         }
         self.seq += 1;
@@ -157,6 +179,7 @@ pub struct Opener<A: Aead> {
     aead: A,
     seq: u64,
     closed: bool,
+    clear: bool,
 }
 
 impl<A: Aead> Opener<A> {
@@ -166,6 +189,15 @@ impl<A: Aead> Opener<A> {
             aead,
             seq: 0,
             closed: false,
+            clear: false,
+        }
+    }
+
+    /// The same, for payloads in clear (see [`Sealer::new_clear`]).
+    pub fn new_clear(aead: A) -> Self {
+        Self {
+            clear: true,
+            ..Self::new(aead)
         }
     }
 
@@ -203,7 +235,14 @@ impl<A: Aead> Opener<A> {
             self.closed = true;
             return Err(RecordError::Exhausted);
         }
-        if !self.aead.open(&nonce(self.seq), header, payload, tag) {
+        let ok = if self.clear {
+            self.aead
+                .open(&nonce(self.seq), [header, payload], &mut [], tag)
+        } else {
+            self.aead
+                .open(&nonce(self.seq), [header, &[]], payload, tag)
+        };
+        if !ok {
             self.closed = true;
             return Err(RecordError::Forged);
         }
@@ -242,12 +281,13 @@ mod tests {
             }
         }
 
-        fn tag(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], data: &[u8]) -> [u8; TAG_LEN] {
+        fn tag(&self, nonce: &[u8; NONCE_LEN], aad: [&[u8]; 2], data: &[u8]) -> [u8; TAG_LEN] {
             let mut m = H::new_from_slice(&self.0).unwrap();
             m.update(b"tag");
             m.update(nonce);
-            m.update(&(aad.len() as u64).to_le_bytes());
-            m.update(aad);
+            m.update(&((aad[0].len() + aad[1].len()) as u64).to_le_bytes());
+            m.update(aad[0]);
+            m.update(aad[1]);
             m.update(data);
             m.finalize().into_bytes()[..TAG_LEN].try_into().unwrap()
         }
@@ -257,7 +297,7 @@ mod tests {
         fn seal(
             &self,
             nonce: &[u8; NONCE_LEN],
-            aad: &[u8],
+            aad: [&[u8]; 2],
             data: &mut [u8],
             tag: &mut [u8; TAG_LEN],
         ) -> bool {
@@ -269,7 +309,7 @@ mod tests {
         fn open(
             &self,
             nonce: &[u8; NONCE_LEN],
-            aad: &[u8],
+            aad: [&[u8]; 2],
             data: &mut [u8],
             tag: &[u8; TAG_LEN],
         ) -> bool {
@@ -460,6 +500,39 @@ mod tests {
         }
         let want: Vec<String> = msgs.iter().map(|m| format!("{m:?}")).collect();
         assert_eq!(got, want);
+    }
+
+    /// Integrity only: the payload crosses in clear, yet a changed byte of it (or of the
+    /// header), a replay or a frame sealed for confidentiality does not open.
+    #[test]
+    fn clear_payloads_are_still_authenticated() {
+        let (h, c) = handshake(1, 2);
+        let k = derive_keys(&Secret(b"cluster"), &h, &c).unwrap();
+        // The initiator's sending key is the responder's receiving key.
+        let ((t, _), (_, r)) = (k.for_side(true), k.for_side(false));
+        let mut tx = Sealer::new_clear(TestAead(*t));
+        let mut rx = Opener::new_clear(TestAead(*r));
+        let w = seal(&mut tx, b"hdr", b"visible");
+        assert_eq!(w.1, b"visible");
+        assert_eq!(open(&mut rx, &w).unwrap(), b"visible");
+        assert_eq!(open(&mut rx, &w), Err(RecordError::Forged));
+        for what in 0..2 {
+            let mut tx = Sealer::new_clear(TestAead(*t));
+            let mut rx = Opener::new_clear(TestAead(*r));
+            let mut w = seal(&mut tx, b"hdr", b"visible");
+            if what == 0 {
+                w.1[0] ^= 1;
+            } else {
+                w.0[0] ^= 1;
+            }
+            assert_eq!(open(&mut rx, &w), Err(RecordError::Forged));
+        }
+        let mut enc = Sealer::new(TestAead(*t));
+        let mut rx = Opener::new_clear(TestAead(*r));
+        assert_eq!(
+            open(&mut rx, &seal(&mut enc, b"hdr", b"x")),
+            Err(RecordError::Forged)
+        );
     }
 
     #[test]

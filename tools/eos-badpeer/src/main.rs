@@ -47,10 +47,16 @@ impl Gcm {
 }
 
 impl Aead for Gcm {
-    fn seal(&self, nonce: &[u8; 12], aad: &[u8], data: &mut [u8], tag: &mut [u8; TAG_LEN]) -> bool {
+    fn seal(
+        &self,
+        nonce: &[u8; 12],
+        aad: [&[u8]; 2],
+        data: &mut [u8],
+        tag: &mut [u8; TAG_LEN],
+    ) -> bool {
         match self
             .0
-            .encrypt_in_place_detached(Nonce::from_slice(nonce), aad, data)
+            .encrypt_in_place_detached(Nonce::from_slice(nonce), &aad.concat(), data)
         {
             Ok(t) => {
                 tag.copy_from_slice(&t);
@@ -60,9 +66,16 @@ impl Aead for Gcm {
         }
     }
 
-    fn open(&self, nonce: &[u8; 12], aad: &[u8], data: &mut [u8], tag: &[u8; TAG_LEN]) -> bool {
+    fn open(
+        &self,
+        nonce: &[u8; 12],
+        aad: [&[u8]; 2],
+        data: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> bool {
+        let aad = aad.concat();
         self.0
-            .decrypt_in_place_detached(Nonce::from_slice(nonce), aad, data, Tag::from_slice(tag))
+            .decrypt_in_place_detached(Nonce::from_slice(nonce), &aad, data, Tag::from_slice(tag))
             .is_ok()
     }
 }

@@ -270,7 +270,11 @@ impl MsgType {
 pub mod caps {
     /// Ping/pong liveness.
     pub const HEARTBEAT: u32 = 1 << 0;
-    /// Everything this build supports.
+    /// This side lets frames carry their payload in clear (authenticated, not encrypted). A
+    /// link does so only if both sides offer it (capabilities are intersected); off by
+    /// default (`/sys/kernel/elastic/confidentiality`).
+    pub const CLEAR: u32 = 1 << 1;
+    /// Everything this build supports, confidentiality kept.
     pub const ALL: u32 = HEARTBEAT;
 }
 

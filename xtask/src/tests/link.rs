@@ -165,12 +165,15 @@ pub(super) fn wire_sealed(cluster: &Cluster, a: &mut Vm, b: Vm) -> Result<(Vm, S
         );
     }
     check_clean(&[a, &b])?;
+    // Which implementation the crypto layer picked for the links.
+    let drv = a.sh("grep -A1 '^name *: gcm(aes)$' /proc/crypto | grep -m1 driver")?;
     Ok((
         b,
         format!(
             "{remote} pages holding a marker pushed to node2 and pulled back: {} bytes captured \
-             on node2's network, the marker 0 times",
-            cap.len()
+             on node2's network, the marker 0 times ({})",
+            cap.len(),
+            drv.trim()
         ),
     ))
 }

@@ -86,8 +86,9 @@ fn listen_store(s: &str) -> Result {
             if cfg.listen.is_some() {
                 return Err(EBUSY);
             }
-            if cfg.id == 0 || cfg.secret.is_none() {
-                pr_info!("set node_id and secret before listen\n");
+            let keyed = n.peers.lock().iter().any(|p| p.link.lock().key.is_some());
+            if cfg.id == 0 || (cfg.secret.is_none() && !keyed) {
+                pr_info!("set node_id and a secret (or a peer's key) before listen\n");
                 return Err(EINVAL);
             }
             transport::listen(n, addr)?;
@@ -117,7 +118,7 @@ fn peers_show(w: &mut FmtBuf<'_>) {
             let l = p.link.lock();
             writeln!(
                 w,
-                "{} {} {} since_ms={} rtt_us={} srtt_us={} ups={} losses={} rx_frames={} tx_frames={} last_error={}",
+                "{} {} {} since_ms={} rtt_us={} srtt_us={} ups={} losses={} rx_frames={} tx_frames={} last_error={} key={}",
                 p.id,
                 l.addr,
                 l.state.name(),
@@ -129,6 +130,7 @@ fn peers_show(w: &mut FmtBuf<'_>) {
                 p.rx_frames.load(Relaxed),
                 p.tx_frames.load(Relaxed),
                 if l.last_error.is_empty() { "-" } else { l.last_error },
+                if l.key.is_some() { "pair" } else { "cluster" },
             )?;
         }
         Ok(())
@@ -154,6 +156,21 @@ fn peers_store(s: &str) -> Result {
                 drop(peers);
                 if local != 0 && n.cfg.lock().listen.is_some() && dials(local, id) {
                     transport::start_dialer(n, p);
+                }
+                Ok(())
+            }
+            PeerCmd::Key(id, key) => {
+                // Fail now, not at the first handshake, if the kernel lacks hmac(sha256).
+                if let Some(k) = &key {
+                    HmacSha256::new(k.as_bytes())?;
+                }
+                let p = peers.iter().find(|p| p.id == id).cloned().ok_or(ENOENT)?;
+                drop(peers);
+                let mut l = p.link.lock();
+                l.key = key;
+                // A rotated key applies now: the next handshake of this pair uses it.
+                if let Some(c) = l.conn.take() {
+                    c.close();
                 }
                 Ok(())
             }

@@ -42,6 +42,9 @@ pub(crate) struct Link {
     pub(crate) losses: u64,
     pub(crate) since_ns: u64,
     pub(crate) last_error: &'static str,
+    /// The key this node shares with this peer alone (`key` in `peers`): its handshakes use
+    /// it, never the cluster secret.
+    pub(crate) key: Option<Secret>,
 }
 
 /// A cluster member.
@@ -81,6 +84,7 @@ impl Peer {
                     losses: 0,
                     since_ns: time::now_ns(),
                     last_error: "",
+                    key: None,
                 }),
                 removed: AtomicBool::new(false),
                 dialing: AtomicBool::new(false),
@@ -165,15 +169,19 @@ impl Node {
         self.peers.lock().iter().find(|p| p.id == id).cloned()
     }
 
-    /// A MAC keyed with the current cluster secret (a fresh transform per handshake, so a
-    /// secret change applies to the next handshake without locking).
-    pub(crate) fn mac(&self) -> Result<HmacSha256> {
-        let secret = self
-            .cfg
-            .lock()
-            .secret
-            .ok_or(Error::from_errno(-(kernel::bindings::ENOKEY as i32)))?;
-        HmacSha256::new(secret.as_bytes())
+    /// The MAC a handshake with node `id` uses: keyed with the key of that pair if it has
+    /// one (so only that node can pass for it), else with the cluster secret. With neither
+    /// (or an unknown node) a random key, which no peer holds: the handshake then fails the
+    /// way it fails for any wrong key.
+    pub(crate) fn mac_for(&self, id: NodeId) -> Result<HmacSha256> {
+        let pair = self.find_peer(id).and_then(|p| p.link.lock().key);
+        if let Some(k) = pair {
+            return HmacSha256::new(k.as_bytes());
+        }
+        match self.cfg.lock().secret {
+            Some(s) => HmacSha256::new(s.as_bytes()),
+            None => HmacSha256::new(&crate::sys::crypto::random_bytes::<32>()),
+        }
     }
 
     /// Whether a log line caused by a peer may be printed now; also reports how many were

@@ -347,7 +347,12 @@ fn respond(node: &Node, conn: &Conn, rx: &mut Rx) -> Result<(Arc<Peer>, Establis
     let deadline = time::now_ns() + HANDSHAKE_TIMEOUT_NS;
     let mut hs = Responder::new(node.id(), local_caps(), crypto::random_bytes());
     let hello = rx.next(node, conn, deadline)?;
-    let mac = node.mac()?;
+    // The key of the node the Hello names (its pair's own, or the cluster secret).
+    let claimed = match &hello {
+        Message::Hello(h) => h.node,
+        _ => 0,
+    };
+    let mac = node.mac_for(claimed)?;
     let ch = hs
         .on_hello(&hello, |id| node.find_peer(id).is_some(), &mac)
         .map_err(LinkErr::Handshake)?;
@@ -436,7 +441,7 @@ fn dial_once(node: &'static Node, peer: &Arc<Peer>, addr: SocketAddrV4) -> Resul
 
 fn initiate(node: &Node, peer: &Peer, conn: &Conn, rx: &mut Rx) -> Result<Established, LinkErr> {
     let deadline = time::now_ns() + HANDSHAKE_TIMEOUT_NS;
-    let mac = node.mac()?;
+    let mac = node.mac_for(peer.id)?;
     let mut hs = Initiator::new(node.id(), peer.id, local_caps(), crypto::random_bytes());
     conn.send(&hs.hello())?;
     let ch = rx.next(node, conn, deadline)?;

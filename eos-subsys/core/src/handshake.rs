@@ -137,6 +137,15 @@ fn refusal(m: &Message<'_>) -> HandshakeError {
     }
 }
 
+/// The MAC an initiator's `Auth` carries for `hello` and `ch` under `mac`'s key, computed
+/// without checking the challenge first: what a hostile initiator that lacks the right key
+/// sends anyway (eos-badpeer), so tests see the responder refuse it.
+// Used by eos-badpeer, not by the kernel.
+#[allow(dead_code)]
+pub fn initiator_mac(mac: &impl Mac, hello: &Hello, ch: &Challenge) -> Option<[u8; MAC_LEN]> {
+    mac.mac(&transcript(LABEL_INIT, hello, ch))
+}
+
 /// The dialling side.
 #[derive(Debug)]
 pub struct Initiator {

@@ -107,6 +107,15 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Equal keys (for configuration checks and tests; handshakes compare MACs in constant time).
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Secret {}
+
 /// A write to the `peers` control file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerCmd {
@@ -114,10 +123,14 @@ pub enum PeerCmd {
     Add(NodeId, SocketAddrV4),
     /// Remove a cluster member and close its connection.
     Del(NodeId),
+    /// Set (or rotate) the key this node shares with that member alone: its handshakes use it
+    /// instead of the cluster secret, so no other member can pass for it. `None` (`none`):
+    /// back to the cluster secret.
+    Key(NodeId, Option<Secret>),
 }
 
 impl PeerCmd {
-    /// Parses `add <id> <ipv4:port>` or `del <id>`.
+    /// Parses `add <id> <ipv4:port>`, `del <id>` or `key <id> <hex>|none`.
     pub fn parse(s: &str) -> Result<Self, ConfigError> {
         let mut w = s.split_ascii_whitespace();
         let cmd = match (w.next(), w.next()) {
@@ -127,7 +140,14 @@ impl PeerCmd {
                 Self::Add(id, addr)
             }
             (Some("del"), Some(id)) => Self::Del(parse_node_id(id)?),
-            (Some("add" | "del"), None) => return Err(ConfigError::BadNodeId),
+            (Some("key"), Some(id)) => {
+                let id = parse_node_id(id)?;
+                match w.next().ok_or(ConfigError::BadSecret)? {
+                    "none" => Self::Key(id, None),
+                    hex => Self::Key(id, Some(Secret::parse_hex(hex)?)),
+                }
+            }
+            (Some("add" | "del" | "key"), None) => return Err(ConfigError::BadNodeId),
             _ => return Err(ConfigError::UnknownCommand),
         };
         if w.next().is_some() {
@@ -263,6 +283,7 @@ impl Backoff {
 mod tests {
     use super::*;
     use core::net::Ipv4Addr;
+    use std::format;
 
     #[test]
     fn peer_commands() {
@@ -295,6 +316,18 @@ mod tests {
         assert_eq!(PeerCmd::parse("del 2 x"), Err(ConfigError::TrailingInput));
         assert_eq!(PeerCmd::parse(""), Err(ConfigError::UnknownCommand));
         assert_eq!(PeerCmd::parse("rm 2"), Err(ConfigError::UnknownCommand));
+        let k = "00112233445566778899aabbccddeeff";
+        assert_eq!(
+            PeerCmd::parse(&format!("key 3 {k}")),
+            Ok(PeerCmd::Key(3, Some(Secret::parse_hex(k).unwrap())))
+        );
+        assert_eq!(PeerCmd::parse("key 3 none"), Ok(PeerCmd::Key(3, None)));
+        assert_eq!(PeerCmd::parse("key 3"), Err(ConfigError::BadSecret));
+        assert_eq!(PeerCmd::parse("key 3 abc"), Err(ConfigError::BadSecret));
+        assert_eq!(
+            PeerCmd::parse(&format!("key 3 {k} x")),
+            Err(ConfigError::TrailingInput)
+        );
     }
 
     #[test]

@@ -470,6 +470,56 @@ fn auth_then_forged(
     ))
 }
 
+/// `--auth-only`: a handshake as node `as_id` with `secret`, its Auth sent whatever the
+/// node's challenge proves (a member holding a key of its own, claiming another id, does just
+/// that). Accepted: welcomed, and a sealed ping is answered. Refused: what the node said.
+fn auth_only(
+    target: SocketAddr,
+    as_id: u16,
+    secret: &Secret,
+    responder: u16,
+) -> Result<String, String> {
+    let mac = SoftMac(secret.as_bytes().to_vec());
+    let mut hs = Initiator::new(
+        as_id,
+        responder,
+        eos_core::proto::caps::ALL,
+        [11; NONCE_LEN],
+    );
+    let (mut s, buf) = open_handshake(target, &hs)?;
+    let Message::Challenge(ch) = challenge(&buf)? else {
+        return Err("no challenge".into());
+    };
+    let Message::Hello(hello) = hs.hello() else {
+        unreachable!("hello() is a Hello")
+    };
+    let tag = eos_core::handshake::initiator_mac(&mac, &hello, &ch).ok_or("no MAC")?;
+    s.write_all(&frame(&Message::Auth(tag)))
+        .map_err(|e| e.to_string())?;
+    // Our own check of the node's proof, as a real initiator makes it.
+    if hs.on_challenge(&Message::Challenge(ch), &mac).is_err() {
+        let (_, said) = read_until_close(&mut s, CLOSE_LIMIT, None)?;
+        return Err(format!("refused, the node said {said:?}"));
+    }
+    let mut w = [0u8; HEADER_LEN];
+    s.read_exact(&mut w)
+        .map_err(|e| format!("refused, no welcome: {e}"))?;
+    if Header::decode(&w).map(|h| h.ty) != Ok(MsgType::Welcome) {
+        return Err("refused: not welcomed".into());
+    }
+    let keys = hs.keys().ok_or("no keys")?;
+    let (tx, rx) = keys.for_side(true);
+    let mut l = Link {
+        s,
+        tx: Sealer::new(Gcm::new(tx)),
+        rx: Opener::new(Gcm::new(rx)),
+        rx_key: *rx,
+    };
+    l.send(&frame(&Message::Ping(31)))?;
+    expect_pong(&mut l, 31)?;
+    Ok("accepted: welcomed, a sealed ping answered".into())
+}
+
 fn flood(target: SocketAddr, n: usize) -> Result<String, String> {
     // Many silent connections at once: the node refuses the excess and times out the rest.
     let mut conns = Vec::new();
@@ -511,6 +561,22 @@ fn main() {
     let responder: u16 = opt("--responder").and_then(|v| v.parse().ok()).unwrap_or(2);
     let secret = opt("--secret").and_then(|s| Secret::parse_hex(s).ok());
 
+    if args.iter().any(|a| a == "--auth-only") {
+        let Some(s) = secret else {
+            eprintln!("--auth-only needs --secret");
+            std::process::exit(2);
+        };
+        match auth_only(target, as_id, &s, responder) {
+            Ok(what) => {
+                println!("badpeer auth as {as_id}: {what}");
+                std::process::exit(0);
+            }
+            Err(why) => {
+                println!("badpeer auth as {as_id}: {why}");
+                std::process::exit(3);
+            }
+        }
+    }
     let valid = hello(as_id, 1, 1);
     let mut cases: Vec<(&str, Case)> = vec![
         (

@@ -153,9 +153,10 @@ fn status(fs: &Sysfs, pid: Option<&String>, as_json: bool) -> Result<(), Error> 
     Ok(())
 }
 
-const USAGE: &str = "eosctl up --id N --listen IP:PORT (--secret HEX | --secret-file PATH) \
-[--peer ID=IP:PORT]... | peer add ID IP:PORT | peer del ID | peers|stats|info [--json] | \
-wait ID [--state S] [--timeout SECS] | genkey | stretch PID NODE | budget PID MIB | \
+const USAGE: &str = "eosctl up --id N --listen IP:PORT [--secret HEX | --secret-file PATH] \
+[--keys FILE] [--peer ID=IP:PORT]... | peer add ID IP:PORT | peer del ID | \
+peers|stats|info [--json] | wait ID [--state S] [--timeout SECS] | \
+genkey [--nodes ID,ID,... [--out DIR]] | stretch PID NODE | budget PID MIB | \
 run [--elastic] [--budget MIB] -- PROG ARGS... | status [PID] [--json] | jump PID NODE | \
 sticky PID on|off | jumppolicy [KEY=VALUE...] | jumplog | top [--interval SECS] [--count N]";
 
@@ -163,8 +164,8 @@ sticky PID on|off | jumppolicy [KEY=VALUE...] | jumplog | top [--interval SECS] 
 const HELP: &[(&str, &str, &str)] = &[
     (
         "up",
-        "up --id N --listen IP:PORT (--secret HEX | --secret-file PATH) [--peer ID=IP:PORT]...",
-        "bring this node up: its id, the cluster key, its peers, then the listen address",
+        "up --id N --listen IP:PORT [--secret HEX | --secret-file PATH] [--keys FILE] [--peer ID=IP:PORT]...",
+        "bring this node up: its id, its keys (one per peer from --keys, else the cluster secret), its peers, then the listen address",
     ),
     (
         "peer",
@@ -185,8 +186,8 @@ const HELP: &[(&str, &str, &str)] = &[
     ),
     (
         "genkey",
-        "genkey",
-        "print a new random cluster key (64 hex digits)",
+        "genkey [--nodes ID,ID,... [--out DIR]]",
+        "print a new random cluster key (64 hex digits); with --nodes, write a key file per node (DIR/nodeN.keys) with a key of its own for every pair",
     ),
     (
         "stretch",
@@ -271,6 +272,26 @@ struct Up {
     listen: Option<String>,
     secret: Option<String>,
     peers: Vec<(u16, String)>,
+    /// Pairwise keys (`--keys FILE`): this node's key with each peer.
+    keys: Vec<(u16, String)>,
+}
+
+/// Parses a key file (`eosctl genkey --nodes`): `PEER_ID HEX` per line, `#` comments.
+fn parse_keys(text: &str) -> Result<Vec<(u16, String)>, Error> {
+    let mut keys = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (id, hex) = line
+            .split_once(char::is_whitespace)
+            .ok_or(Error::Usage(USAGE))?;
+        let id = parse_node_id(id).map_err(|e| Error::Config(line.to_string(), e))?;
+        let hex = hex.trim();
+        Secret::parse_hex(hex).map_err(|e| Error::Config(format!("key of node {id}"), e))?;
+        keys.push((id, hex.to_string()));
+    }
+    Ok(keys)
 }
 
 fn read_file(path: &Path) -> Result<String, Error> {
@@ -297,6 +318,7 @@ fn parse_up(args: &[String]) -> Result<Up, Error> {
             }
             "--secret" => up.secret = Some(val.clone()),
             "--secret-file" => up.secret = Some(read_file(Path::new(val))?.trim().to_string()),
+            "--keys" => up.keys = parse_keys(&read_file(Path::new(val))?)?,
             "--peer" => {
                 let (id, addr) = val.split_once('=').ok_or(Error::Usage(USAGE))?;
                 let id = parse_node_id(id).map_err(|e| Error::Config(val.clone(), e))?;
@@ -315,15 +337,73 @@ fn parse_up(args: &[String]) -> Result<Up, Error> {
 /// Applies `up` in the order the kernel needs: identity and key, peers, then listen (which
 /// brings the node up and starts dialling).
 fn apply_up(fs: &Sysfs, up: &Up) -> Result<(), Error> {
-    let (Some(id), Some(listen), Some(secret)) = (up.id, &up.listen, &up.secret) else {
+    let (Some(id), Some(listen)) = (up.id, &up.listen) else {
         return Err(Error::Usage(USAGE));
     };
+    // Every peer needs a key: its own (pairwise), or the cluster secret.
+    let key_of = |p: u16| up.keys.iter().find(|(k, _)| *k == p).map(|(_, h)| h);
+    if up.secret.is_none() && up.peers.iter().any(|(p, _)| key_of(*p).is_none()) {
+        return Err(Error::Usage(USAGE));
+    }
     fs.write("node_id", &id.to_string())?;
-    fs.write("secret", secret)?;
+    if let Some(secret) = &up.secret {
+        fs.write("secret", secret)?;
+    }
     for (pid, addr) in &up.peers {
         fs.write("peers", &format!("add {pid} {addr}"))?;
+        if let Some(k) = key_of(*pid) {
+            fs.write("peers", &format!("key {pid} {k}"))?;
+        }
     }
     fs.write("listen", listen)
+}
+
+/// `genkey --nodes 1,2,3 [--out DIR]`: a fresh key for every pair of those nodes, written as
+/// one key file per node (`DIR/nodeN.keys`, mode 0600) holding its keys to every other.
+fn genkey_files(args: &[String]) -> Result<(), Error> {
+    let opt = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+    };
+    let nodes: Vec<u16> = opt("--nodes")
+        .ok_or(Error::Usage(USAGE))?
+        .split(',')
+        .map(|n| parse_node_id(n.trim()).map_err(|e| Error::Config(n.to_string(), e)))
+        .collect::<Result<_, _>>()?;
+    let dir = PathBuf::from(opt("--out").map_or(".", |s| s.as_str()));
+    let mut files: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("# ElasticOS keys of node {n}: PEER_ID KEY (eosctl up --keys)\n"))
+        .collect();
+    for (i, a) in nodes.iter().enumerate() {
+        for (j, b) in nodes.iter().enumerate().skip(i + 1) {
+            if a == b {
+                return Err(Error::Usage(USAGE));
+            }
+            let k = genkey()?;
+            files[i].push_str(&format!("{b} {k}\n"));
+            files[j].push_str(&format!("{a} {k}\n"));
+        }
+    }
+    for (n, text) in nodes.iter().zip(files) {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let path = dir.join(format!("node{n}.keys"));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+        println!("{}", path.display());
+    }
+    Ok(())
 }
 
 /// The state of peer `id` in the `peers` file.
@@ -473,6 +553,7 @@ fn main_with(args: &[String]) -> Result<(), Error> {
         }
         Some("status") if args.len() <= 2 => status(&fs, args.get(1), as_json),
         Some("top") => top(&fs, &args[1..]),
+        Some("genkey") if args.len() > 1 => genkey_files(&args[1..]),
         Some("genkey") => {
             println!("{}", genkey()?);
             Ok(())

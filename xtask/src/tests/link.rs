@@ -173,7 +173,10 @@ pub(super) fn wire_sealed(cluster: &Cluster, a: &mut Vm, b: Vm) -> Result<(Vm, S
             "{remote} pages holding a marker pushed to node2 and pulled back: {} bytes captured \
              on node2's network, the marker 0 times ({})",
             cap.len(),
-            drv.trim()
+            drv.lines()
+                .find(|l| l.contains("driver"))
+                .unwrap_or("driver unknown")
+                .trim()
         ),
     ))
 }

@@ -29,7 +29,9 @@ use kunit::kunit;
 use link::{elastic_peer_death, handshake, reconnect, wire_sealed};
 use mapsync::{dynamic_program, file_pages, layout_changes};
 use pull_push::{elastic_stress, mlock_remote, threads_refused};
-use security::{bad_input, elastic_permissions, syscall_fuzz, wrong_key, SYSFUZZ_SHORT_CALLS};
+use security::{
+    bad_input, elastic_permissions, pairwise_keys, syscall_fuzz, wrong_key, SYSFUZZ_SHORT_CALLS,
+};
 use std::time::{Duration, Instant};
 use stretch::{elastic_beyond_memory, elastic_workloads, foreign_program};
 use three_nodes::three_nodes;
@@ -161,6 +163,11 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
     report.step("two-vm: bad input from user space", 600, || {
         bad_input(&mut a, b.as_mut().unwrap())
     });
+    report.step(
+        "two-vm: pairwise keys: a member cannot pass for another node",
+        300,
+        || pairwise_keys(&mut a, b.as_mut().unwrap()),
+    );
     let mut next = None;
     report.step("two-vm: wrong-key peer refused and logged", 300, || {
         next = Some(wrong_key(cluster, &mut a, b.take().unwrap())?);

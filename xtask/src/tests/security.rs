@@ -340,3 +340,80 @@ pub fn long_sysfuzz(calls: u64, seed: u64) -> Result<()> {
     println!("SYSFUZZ: {note}");
     Ok(())
 }
+
+/// Pairwise keys (`eosctl genkey --nodes`, `key` in `peers`): node2 knows node1 and a third
+/// member, node 3, each by a key of that pair alone. From node1, which holds valid
+/// credentials of its own (its keys with 2 and 3, and the cluster secret), a handshake with
+/// node2 claiming to be node 3 is refused under each of them, and so is the cluster secret for
+/// node 1 itself; node 3's own key is accepted (so the refusals are about identity). The pair's
+/// real link runs on its key meanwhile; afterwards both go back to the cluster secret.
+pub(super) fn pairwise_keys(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    a.sh("eosctl genkey --nodes 1,2,3 --out /tmp > /dev/null")?;
+    let file1 = a.sh("cat /tmp/node1.keys")?;
+    let file2 = a.sh("cat /tmp/node2.keys")?;
+    let key = |file: &str, peer: &str| -> Result<String> {
+        file.lines()
+            .find_map(|l| l.strip_prefix(&format!("{peer} ")))
+            .map(|k| k.trim().to_string())
+            .with_context(|| format!("no key for {peer} in:\n{file}"))
+    };
+    let (k12, k13, k23) = (key(&file1, "2")?, key(&file1, "3")?, key(&file2, "3")?);
+    let peers = "/sys/kernel/elastic/peers";
+    b.sh(&format!(
+        "echo 'key 1 {k12}' > {peers}; echo 'add 3 {}:{}' > {peers}; echo 'key 3 {k23}' > {peers}",
+        vm::ip(3),
+        vm::PORT
+    ))?;
+    a.sh(&format!("echo 'key 2 {k12}' > {peers}"))?;
+    a.sh("eosctl wait 2 --timeout 60")?;
+    b.sh("eosctl wait 1 --timeout 60")?;
+    if !b.sh(&format!("cat {peers}"))?.contains(" key=pair") {
+        bail!("node2 does not show its pairwise keys");
+    }
+    let before = stat(&b.sh("cat /sys/kernel/elastic/stats")?, "handshakes_failed");
+    let attempt = |a: &mut Vm, as_id: u32, k: &str| -> Result<(i32, String)> {
+        a.run(
+            &format!(
+                "eos-badpeer {}:{} --as {as_id} --responder 2 --secret {k} --auth-only",
+                vm::ip(2),
+                vm::PORT
+            ),
+            Duration::from_secs(60),
+        )
+    };
+    let mut said = Vec::new();
+    for (as_id, k, what) in [
+        (3, k12.as_str(), "node1's key with node2"),
+        (3, k13.as_str(), "node1's key with node3"),
+        (3, SECRET, "the cluster secret"),
+        (1, SECRET, "the cluster secret, as node1"),
+    ] {
+        let (rc, out) = attempt(a, as_id, k)?;
+        if rc == 0 || !out.contains("bad-auth") {
+            bail!("claiming node {as_id} with {what} was not refused (exit {rc}):\n{out}");
+        }
+        said.push(what);
+    }
+    let (rc, out) = attempt(a, 3, &k23)?;
+    if rc != 0 {
+        bail!("node 3's own key was refused (exit {rc}):\n{out}");
+    }
+    let after = stat(&b.sh("cat /sys/kernel/elastic/stats")?, "handshakes_failed");
+    if after < before + 4 {
+        bail!("node2 counted {} failed handshakes, not 4", after - before);
+    }
+    // Back to the cluster secret for the steps after this one.
+    b.sh(&format!(
+        "echo 'key 1 none' > {peers}; echo 'del 3' > {peers}"
+    ))?;
+    a.sh(&format!("echo 'key 2 none' > {peers}"))?;
+    a.sh("eosctl wait 2 --timeout 60")?;
+    b.sh("eosctl wait 1 --timeout 60")?;
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "the pair linked on its own key; node2 refused node 3's id claimed with {} (bad-auth \
+         each, {} failed handshakes counted) and accepted node 3's own key",
+        said.join(", "),
+        after - before
+    ))
+}

@@ -67,6 +67,13 @@ fn parsers(s: &str) {
                     assert_eq!((words[0], words.len()), ("del", 2));
                     format!("del {id}")
                 }
+                PeerCmd::Key(id, k) => {
+                    assert_eq!((words[0], words.len()), ("key", 3));
+                    let hex: String = k.map_or("none".into(), |k| {
+                        k.as_bytes().iter().map(|b| format!("{b:02x}")).collect()
+                    });
+                    format!("key {id} {hex}")
+                }
             };
             assert_eq!(PeerCmd::parse(&canonical), Ok(c), "{s:?}");
         }

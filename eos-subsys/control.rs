@@ -191,7 +191,7 @@ fn peers_store(s: &str) -> Result {
 fn stats_show(w: &mut FmtBuf<'_>) {
     show_with(w, |n, w| {
         n.stats.write_to(w)?;
-        writeln!(w, "handshaking {}", n.handshaking.load(Relaxed))
+        writeln!(w, "handshaking {}", n.handshaking.lock().in_use())
     });
 }
 

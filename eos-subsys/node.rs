@@ -6,7 +6,7 @@
 //! Lock order: `cfg`, then `peers`, then a peer's `link`. No lock is held across network I/O.
 
 use crate::link::Conn;
-use crate::peer::{LinkState, Secret};
+use crate::peer::{LinkState, Secret, Slots};
 use crate::proto::{Message, NodeId};
 use crate::ratelimit::RateLimit;
 use crate::rpc::{Channel, Pending};
@@ -137,8 +137,9 @@ pub(crate) struct Node {
     #[pin]
     log: SpinLock<RateLimit>,
     pub(crate) stats: Stats,
-    /// Accepted connections still in their handshake.
-    pub(crate) handshaking: AtomicU32,
+    /// Accepted connections still in their handshake, by source.
+    #[pin]
+    pub(crate) handshaking: Mutex<Slots>,
 }
 
 static NODE: Global<Node> = Global::new();
@@ -221,6 +222,6 @@ pub(crate) fn init() -> Result<&'static Node> {
         peers <- new_mutex!(KVec::new()),
         log <- new_spinlock!(RateLimit::new(LOG_INTERVAL_NS, LOG_BURST)),
         stats: Stats::new(),
-        handshaking: AtomicU32::new(0),
+        handshaking <- new_mutex!(Slots::new()),
     }))
 }

@@ -20,7 +20,7 @@
 use crate::handshake::{Established, HandshakeError, Initiator, Responder};
 use crate::link::{Conn, RX_TIMEOUT_MS, TX_TIMEOUT_MS};
 use crate::node::{peer_warn, Node, Peer};
-use crate::peer::{Backoff, LinkState, Liveness, Tick, HANDSHAKE_TIMEOUT_NS};
+use crate::peer::{Backoff, LinkState, Liveness, SlotRefusal, Tick, HANDSHAKE_TIMEOUT_NS};
 use crate::proto::{
     caps, FrameReader, Header, Message, MsgType, ProtoError, Reason, MAX_PAYLOAD, TAG_LEN,
 };
@@ -76,9 +76,6 @@ fn local_caps() -> u32 {
             caps::CLEAR
         }
 }
-
-/// Accepted connections allowed in their handshake at once; more are closed at once.
-const MAX_HANDSHAKING: u32 = 8;
 
 /// Why a connection ended.
 #[derive(Clone, Copy)]
@@ -294,34 +291,40 @@ fn accept_loop((node, listener): (&'static Node, Socket)) {
             }
         };
         Stats::inc(&node.stats.accepted);
-        if node.handshaking.fetch_add(1, Relaxed) >= MAX_HANDSHAKING {
-            node.handshaking.fetch_sub(1, Relaxed);
+        let who = sock.peer_addr();
+        let src = who.map_or(0, |a| u32::from(*a.ip()));
+        if let Err(why) = node.handshaking.lock().take(src) {
             Stats::inc(&node.stats.busy_refusals);
             peer_warn!(
                 node,
-                "too many handshakes in progress; refusing {:?}\n",
-                sock.peer_addr()
+                "{}; refusing {:?}\n",
+                match why {
+                    SlotRefusal::Full => "too many handshakes in progress",
+                    SlotRefusal::SourceBusy => "that source has its handshakes in progress already",
+                },
+                who
             );
             continue;
         }
-        if kthread::spawn(fmt!("eos-conn"), (node, sock), serve).is_err() {
-            node.handshaking.fetch_sub(1, Relaxed);
-        }
+        let slot = HandshakeSlot(node, src);
+        // On failure the closure's arguments drop here: the slot goes back, the socket closes.
+        let _ = kthread::spawn(fmt!("eos-conn"), (slot, sock), serve);
     }
 }
 
-/// Keeps `Node::handshaking` right on every exit path of a responder handshake.
-struct HandshakeSlot(&'static Node);
+/// A handshake slot of `Node::handshaking`, given back on every exit path of a responder
+/// handshake.
+struct HandshakeSlot(&'static Node, u32);
 
 impl Drop for HandshakeSlot {
     fn drop(&mut self) {
-        self.0.handshaking.fetch_sub(1, Relaxed);
+        self.0.handshaking.lock().give_back(self.1);
     }
 }
 
 /// Responder side of an accepted connection.
-fn serve((node, sock): (&'static Node, Socket)) {
-    let slot = HandshakeSlot(node);
+fn serve((slot, sock): (HandshakeSlot, Socket)) {
+    let node = slot.0;
     let who = sock.peer_addr();
     let Ok(conn) = Conn::new(sock, &node.stats) else {
         return;

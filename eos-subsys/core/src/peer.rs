@@ -157,6 +157,71 @@ impl PeerCmd {
     }
 }
 
+/// Accepted connections allowed in their handshake at once; more are closed at once.
+pub const MAX_HANDSHAKING: usize = 8;
+/// Of those, how many one source address may hold: a flood from one source cannot take every
+/// slot and keep a real peer from reconnecting.
+pub const MAX_HANDSHAKING_PER_SOURCE: u8 = 2;
+
+/// Why an accepted connection got no handshake slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotRefusal {
+    /// Every slot is taken.
+    Full,
+    /// Its source holds its share already.
+    SourceBusy,
+}
+
+/// The handshake slots of the listener, by source address.
+#[derive(Debug, Default, Clone)]
+pub struct Slots {
+    /// (source, connections in their handshake); a count of 0 is a free entry.
+    held: [(u32, u8); MAX_HANDSHAKING],
+}
+
+impl Slots {
+    /// No slot taken.
+    pub const fn new() -> Self {
+        Self {
+            held: [(0, 0); MAX_HANDSHAKING],
+        }
+    }
+
+    /// Takes a slot for a connection from `src` (an IPv4 address).
+    pub fn take(&mut self, src: u32) -> Result<(), SlotRefusal> {
+        if self.in_use() >= MAX_HANDSHAKING {
+            return Err(SlotRefusal::Full);
+        }
+        if let Some(e) = self.held.iter_mut().find(|e| e.1 > 0 && e.0 == src) {
+            if e.1 >= MAX_HANDSHAKING_PER_SOURCE {
+                return Err(SlotRefusal::SourceBusy);
+            }
+            e.1 += 1;
+            return Ok(());
+        }
+        // Fewer than MAX_HANDSHAKING in use, each entry holding at least one: one is free.
+        let e = self
+            .held
+            .iter_mut()
+            .find(|e| e.1 == 0)
+            .ok_or(SlotRefusal::Full)?;
+        *e = (src, 1);
+        Ok(())
+    }
+
+    /// Gives back a slot `take` gave for `src`.
+    pub fn give_back(&mut self, src: u32) {
+        if let Some(e) = self.held.iter_mut().find(|e| e.1 > 0 && e.0 == src) {
+            e.1 -= 1;
+        }
+    }
+
+    /// Connections in their handshake.
+    pub fn in_use(&self) -> usize {
+        self.held.iter().map(|e| e.1 as usize).sum()
+    }
+}
+
 /// Which side opens the TCP connection between two nodes: the lower id dials, the higher id
 /// accepts. One rule on both sides means exactly one connection per pair, with no races.
 pub fn dials(local: NodeId, peer: NodeId) -> bool {
@@ -284,6 +349,33 @@ mod tests {
     use super::*;
     use core::net::Ipv4Addr;
     use std::format;
+
+    #[test]
+    fn one_source_holds_its_share_of_the_handshake_slots_only() {
+        let mut s = Slots::new();
+        let (flood, peer) = (0x0a00_0263, 0x0a00_020b);
+        assert_eq!(s.take(flood), Ok(()));
+        assert_eq!(s.take(flood), Ok(()));
+        for _ in 0..10 {
+            assert_eq!(s.take(flood), Err(SlotRefusal::SourceBusy));
+        }
+        assert_eq!(s.take(peer), Ok(()), "a real peer still gets a slot");
+        // Other sources fill the rest; then everything is full.
+        for src in 1..=5 {
+            assert_eq!(s.take(src), Ok(()));
+        }
+        assert_eq!(s.in_use(), MAX_HANDSHAKING);
+        assert_eq!(s.take(99), Err(SlotRefusal::Full));
+        s.give_back(flood);
+        assert_eq!(s.take(99), Ok(()));
+        // Giving back what was never taken changes nothing.
+        s.give_back(12345);
+        assert_eq!(s.in_use(), MAX_HANDSHAKING);
+        for src in [flood, peer, 1, 2, 3, 4, 5, 99] {
+            s.give_back(src);
+        }
+        assert_eq!(s.in_use(), 0);
+    }
 
     #[test]
     fn peer_commands() {

@@ -520,6 +520,47 @@ fn auth_only(
     Ok("accepted: welcomed, a sealed ping answered".into())
 }
 
+/// `--flood-from IP --seconds N`: keeps 20 silent connections to the node open from source
+/// address `from` for `secs` seconds, opening a new one whenever the node closes one (a
+/// half-open handshake flood from one source).
+fn flood_from(target: SocketAddr, from: std::net::IpAddr, secs: u64) -> Result<String, String> {
+    use socket2::{Domain, Socket, Type};
+    let open = || -> Result<TcpStream, String> {
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).map_err(|e| e.to_string())?;
+        s.bind(&SocketAddr::new(from, 0).into())
+            .map_err(|e| format!("bind {from}: {e}"))?;
+        s.connect_timeout(&target.into(), Duration::from_secs(5))
+            .map_err(|e| format!("connect: {e}"))?;
+        let s: TcpStream = s.into();
+        s.set_nonblocking(true).map_err(|e| e.to_string())?;
+        Ok(s)
+    };
+    let end = Instant::now() + Duration::from_secs(secs);
+    let mut conns: Vec<TcpStream> = Vec::new();
+    let (mut opened, mut closed) = (0u64, 0u64);
+    while Instant::now() < end {
+        // Drop the ones the node closed (read gives 0 or an error other than "nothing yet").
+        let before = conns.len();
+        conns.retain_mut(|c| {
+            let mut b = [0u8; 64];
+            match c.read(&mut b) {
+                Ok(0) => false,
+                Ok(_) => true,
+                Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+            }
+        });
+        closed += (before - conns.len()) as u64;
+        while conns.len() < 20 {
+            conns.push(open()?);
+            opened += 1;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(format!(
+        "{opened} connections opened from {from} in {secs} s, {closed} closed by the node"
+    ))
+}
+
 fn flood(target: SocketAddr, n: usize) -> Result<String, String> {
     // Many silent connections at once: the node refuses the excess and times out the rest.
     let mut conns = Vec::new();
@@ -561,6 +602,17 @@ fn main() {
     let responder: u16 = opt("--responder").and_then(|v| v.parse().ok()).unwrap_or(2);
     let secret = opt("--secret").and_then(|s| Secret::parse_hex(s).ok());
 
+    if let Some(from) = opt("--flood-from").and_then(|a| a.parse().ok()) {
+        let secs = opt("--seconds").and_then(|v| v.parse().ok()).unwrap_or(20);
+        match flood_from(target, from, secs) {
+            Ok(what) => println!("badpeer flood: {what}"),
+            Err(why) => {
+                println!("badpeer flood: FAIL ({why})");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     if args.iter().any(|a| a == "--auth-only") {
         let Some(s) = secret else {
             eprintln!("--auth-only needs --secret");

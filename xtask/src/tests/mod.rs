@@ -30,7 +30,8 @@ use link::{elastic_peer_death, handshake, reconnect, wire_sealed};
 use mapsync::{dynamic_program, file_pages, layout_changes};
 use pull_push::{elastic_stress, mlock_remote, threads_refused};
 use security::{
-    bad_input, elastic_permissions, pairwise_keys, syscall_fuzz, wrong_key, SYSFUZZ_SHORT_CALLS,
+    bad_input, elastic_permissions, handshake_flood, pairwise_keys, syscall_fuzz, wrong_key,
+    SYSFUZZ_SHORT_CALLS,
 };
 use std::time::{Duration, Instant};
 use stretch::{elastic_beyond_memory, elastic_workloads, foreign_program};
@@ -167,6 +168,11 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
         "two-vm: pairwise keys: a member cannot pass for another node",
         300,
         || pairwise_keys(&mut a, b.as_mut().unwrap()),
+    );
+    report.step(
+        "two-vm: a half-open handshake flood from one source does not delay a real peer's reconnect",
+        300,
+        || handshake_flood(&mut a, b.as_mut().unwrap()),
     );
     let mut next = None;
     report.step("two-vm: wrong-key peer refused and logged", 300, || {

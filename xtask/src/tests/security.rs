@@ -417,3 +417,52 @@ pub(super) fn pairwise_keys(a: &mut Vm, b: &mut Vm) -> Result<String> {
         after - before
     ))
 }
+
+/// A flood of half-open handshakes from one source (node1's second address, 20 silent
+/// connections kept open, each reopened as soon as node2 closes it) does not keep node1's real
+/// link from coming back at once: that source holds only its share of node2's handshake
+/// slots.
+pub(super) fn handshake_flood(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let peers = "/sys/kernel/elastic/peers";
+    let busy0 = stat(&b.sh("cat /sys/kernel/elastic/stats")?, "busy_refusals");
+    a.sh("ip addr add 10.0.2.99/24 dev eth0")?;
+    a.sh(&format!(
+        "eos-badpeer {}:{} --flood-from 10.0.2.99 --seconds 25 > /tmp/flood.out 2>&1 & \
+         echo $! > /tmp/flood.pid",
+        vm::ip(2),
+        vm::PORT
+    ))?;
+    std::thread::sleep(Duration::from_secs(3));
+    // The real link, made anew while the flood runs (node1 dials node2).
+    let start = std::time::Instant::now();
+    a.sh(&format!(
+        "echo 'del 2' > {peers}; echo 'add 2 {}:{}' > {peers}",
+        vm::ip(2),
+        vm::PORT
+    ))?;
+    a.sh("eosctl wait 2 --timeout 60")?;
+    let secs = start.elapsed().as_secs_f64();
+    let (_, out) = a.run(
+        "wait $(cat /tmp/flood.pid); cat /tmp/flood.out; ip addr del 10.0.2.99/24 dev eth0",
+        Duration::from_secs(60),
+    )?;
+    let busy = stat(&b.sh("cat /sys/kernel/elastic/stats")?, "busy_refusals") - busy0;
+    if !out.contains("badpeer flood:") || out.contains("FAIL") {
+        bail!("the flood did not run:\n{out}");
+    }
+    if busy == 0 {
+        bail!("node2 refused none of the flood's connections:\n{out}");
+    }
+    if secs > 3.0 {
+        bail!("node1's link took {secs:.1} s to come back during the flood:\n{out}");
+    }
+    b.sh("eosctl wait 1 --timeout 60")?;
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "link back in {secs:.1} s during a flood from one source ({}); node2 refused {busy} of \
+         the flood's connections at once",
+        out.lines()
+            .find_map(|l| l.strip_prefix("badpeer flood: "))
+            .unwrap_or("")
+    ))
+}

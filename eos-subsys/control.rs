@@ -250,6 +250,27 @@ fn prefetch_store(s: &str) -> Result {
     })
 }
 
+fn shell_ids_show(w: &mut FmtBuf<'_>) {
+    show_with(w, |_, w| {
+        let caller = stretch::SHELL_IDS_CALLER.load(Relaxed);
+        writeln!(w, "{}", if caller { "caller" } else { "nobody" })
+    });
+}
+
+/// `nobody` (the default): every shell here runs as nobody/nogroup; `caller`: as the ids its
+/// Stretch names (never root), for nodes that share their users.
+fn shell_ids_store(s: &str) -> Result {
+    let caller = match s.trim() {
+        "nobody" => false,
+        "caller" => true,
+        _ => return Err(EINVAL),
+    };
+    with_node(|_| {
+        stretch::SHELL_IDS_CALLER.store(caller, Relaxed);
+        Ok(())
+    })
+}
+
 fn confidentiality_show(w: &mut FmtBuf<'_>) {
     show_with(w, |_, w| {
         writeln!(
@@ -288,7 +309,7 @@ fn jumplog_show(w: &mut FmtBuf<'_>) {
     show_with(w, |_, w| jump::jumps().map_or(Ok(()), |j| j.write_log(w)));
 }
 
-static ATTRS: [sysfs::Attr; 11] = [
+static ATTRS: [sysfs::Attr; 12] = [
     sysfs::Attr {
         name: c"jump",
         mode: 0o644,
@@ -314,6 +335,12 @@ static ATTRS: [sysfs::Attr; 11] = [
         mode: 0o644,
         show: Some(prefetch_show),
         store: Some(prefetch_store),
+    },
+    sysfs::Attr {
+        name: c"shell_ids",
+        mode: 0o644,
+        show: Some(shell_ids_show),
+        store: Some(shell_ids_store),
     },
     sysfs::Attr {
         name: c"confidentiality",

@@ -356,6 +356,11 @@ pub(crate) fn auto_stretch(node: &'static Node, avail_low: bool) {
     }
 }
 
+/// Whether shells here take the uid/gid a Stretch names (root excepted) instead of `nobody`
+/// (`/sys/kernel/elastic/shell_ids`: `nobody`, the default, or `caller`).
+pub(crate) static SHELL_IDS_CALLER: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
+
 /// Stretch requests of one peer served at once; more are refused with EBUSY (each reads and
 /// hashes an executable and starts a process).
 const MAX_STRETCHES_IN_FLIGHT: u32 = 4;
@@ -494,7 +499,12 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
     }
     drop(exe);
     let seed = umh::Seed::new(crate::jump::shell_arrival)?;
-    seed.state.lock().ids = crate::policy::shell_ids(s.uid, s.gid);
+    let policy = if SHELL_IDS_CALLER.load(Relaxed) {
+        crate::policy::ShellIds::Caller
+    } else {
+        crate::policy::ShellIds::Nobody
+    };
+    seed.state.lock().ids = crate::policy::shell_ids(policy, s.uid, s.gid);
     umh::spawn(s.path, s.argv, s.env, &seed)?;
     // Wait for the shell to park (it does so on its first way to user mode).
     let deadline = time::now_ns() + PARK_TIMEOUT_NS;

@@ -185,20 +185,37 @@ impl JumpPolicy {
     }
 }
 
+/// Whose identity a shell on this node takes: the receiving node's administrator chooses
+/// (`/sys/kernel/elastic/shell_ids`), never the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShellIds {
+    /// Every shell runs as `nobody`/`nogroup` (the default): a peer cannot reach any user's
+    /// files here through what its shells map.
+    Nobody,
+    /// The ids the Stretch names, as a hint (root excepted), so a shell can map the program's
+    /// files with its user's permissions: for a cluster whose nodes share their users.
+    Caller,
+}
+
+/// The kernel's overflow uid/gid (`nobody`/`nogroup` on Debian).
+pub const NOBODY: u32 = 65534;
+
 /// The user and group id a shell on this node runs as, given those the Stretch asked for.
 ///
 /// A Stretch comes from a peer, and nothing a peer sends may raise privilege here: a shell
-/// never needs any (every syscall of its process runs at home), so root (uid or gid 0) becomes
-/// `nobody`/`nogroup`, and every shell also loses all capabilities, its bounding set, and the
-/// right to gain privilege at exec (no_new_privs: see `elastic_cred_set_ids`). Other ids are
-/// kept, so that the shell can open the program's libraries with the user's permissions.
-pub fn shell_ids(uid: u32, gid: u32) -> (u32, u32) {
-    /// The kernel's overflow uid/gid (`nobody`/`nogroup` on Debian).
-    const NOBODY: u32 = 65534;
-    (
-        if uid == 0 { NOBODY } else { uid },
-        if gid == 0 { NOBODY } else { gid },
-    )
+/// never needs any (every syscall of its process runs at home), so it runs as `nobody` unless
+/// this node's administrator lets Stretch ids through ([`ShellIds::Caller`]), and even then root
+/// (uid or gid 0) becomes `nobody`/`nogroup`. Every shell also loses all capabilities, its
+/// bounding set, and the right to gain privilege at exec (no_new_privs: see
+/// `elastic_cred_set_ids`).
+pub fn shell_ids(policy: ShellIds, uid: u32, gid: u32) -> (u32, u32) {
+    match policy {
+        ShellIds::Nobody => (NOBODY, NOBODY),
+        ShellIds::Caller => (
+            if uid == 0 { NOBODY } else { uid },
+            if gid == 0 { NOBODY } else { gid },
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -206,11 +223,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn root_never_runs_a_shell() {
-        assert_eq!(shell_ids(0, 0), (65534, 65534));
-        assert_eq!(shell_ids(0, 1000), (65534, 1000));
-        assert_eq!(shell_ids(1000, 0), (1000, 65534));
-        assert_eq!(shell_ids(1000, 1000), (1000, 1000));
+    fn root_never_runs_a_shell_and_ids_are_the_receivers_choice() {
+        for (u, g) in [(0, 0), (0, 1000), (1000, 0), (1000, 1000)] {
+            assert_eq!(shell_ids(ShellIds::Nobody, u, g), (65534, 65534));
+        }
+        assert_eq!(shell_ids(ShellIds::Caller, 0, 0), (65534, 65534));
+        assert_eq!(shell_ids(ShellIds::Caller, 0, 1000), (65534, 1000));
+        assert_eq!(shell_ids(ShellIds::Caller, 1000, 0), (1000, 65534));
+        assert_eq!(shell_ids(ShellIds::Caller, 1000, 1000), (1000, 1000));
     }
 
     #[test]

@@ -160,7 +160,8 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     if !a.console().contains("ends its elastic mark") {
         bail!("no log line for the mark a setuid exec ended");
     }
-    // Its shell on node2 runs as alice, and can gain nothing at exec.
+    // Its shell on node2 runs as nobody (node2's choice, not the peer's), and can gain
+    // nothing at exec.
     let no_privilege = [
         "CapEff:\t0000000000000000",
         "CapPrm:\t0000000000000000",
@@ -169,10 +170,10 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     ];
     let victim = pid_in(a, "/tmp/victim")?;
     let status = shell_status(b, &victim)?;
-    if !status.contains("Uid:\t1000\t1000\t1000\t1000")
+    if !status.contains("Uid:\t65534\t65534\t65534\t65534")
         || !no_privilege.iter().all(|w| status.contains(w))
     {
-        bail!("the shell of alice's process does not run as alice without privilege:\n{status}");
+        bail!("the shell of alice's process does not run as nobody without privilege:\n{status}");
     }
     // Let its exit line reach the console before the command marker does.
     a.sh("kill $(cat /tmp/victim); sleep 1")?;
@@ -188,7 +189,20 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     {
         bail!("the shell of a root process runs with privilege:\n{status}");
     }
-    Ok("another uid refused with EPERM, and a setuid program its own user started; statistics private to the owner; a mark survives exec, not a setuid exec; root allowed; alice's shell runs as uid 1000, root's as 65534, both with no capabilities, an empty bounding set and no_new_privs".into())
+    // Where node2's administrator lets Stretch ids through (nodes sharing their users), alice's
+    // shell runs as alice, still without privilege; root's never as root.
+    b.sh("echo caller > /sys/kernel/elastic/shell_ids")?;
+    a.sh("(setsid su alice -c 'exec sleep 60' < /dev/null > /dev/null 2>&1 & echo $! > /tmp/victim2); sleep 1")?;
+    a.sh("eosctl stretch $(cat /tmp/victim2) 2")?;
+    let status = shell_status(b, &pid_in(a, "/tmp/victim2")?)?;
+    a.sh("kill $(cat /tmp/victim2); sleep 1")?;
+    b.sh("echo nobody > /sys/kernel/elastic/shell_ids")?;
+    if !status.contains("Uid:\t1000\t1000\t1000\t1000")
+        || !no_privilege.iter().all(|w| status.contains(w))
+    {
+        bail!("with shell_ids=caller alice's shell does not run as alice without privilege:\n{status}");
+    }
+    Ok("another uid refused with EPERM, and a setuid program its own user started; statistics private to the owner; a mark survives exec, not a setuid exec; root allowed; shells run as nobody (65534) whoever the Stretch names, alice or root, and as alice only where node2 allows Stretch ids (shell_ids=caller), always with no capabilities, an empty bounding set and no_new_privs".into())
 }
 
 /// Kernel log lines on `v` that name why ElasticOS ended a process.

@@ -154,6 +154,11 @@ impl Cluster {
         self.accel
     }
 
+    /// UDP port of the VMs' shared network (a multicast hub on 230.0.0.1 over loopback).
+    pub fn net_port(&self) -> u16 {
+        self.net_port
+    }
+
     /// Boots node `id` (1-based) and waits for its console shell. `kunit` runs the built-in
     /// KUnit suites during boot; `tag` names the log file.
     pub fn boot(&self, id: usize, tag: &str, kunit: bool) -> Result<Vm> {

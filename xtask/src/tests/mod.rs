@@ -11,6 +11,7 @@ mod jump;
 mod kunit;
 mod link;
 mod mapsync;
+mod onpath;
 mod peer_kill;
 mod pull_push;
 mod security;
@@ -201,6 +202,13 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
             },
         );
         last = next.or(held);
+    }
+    if let Some(b) = last.as_mut() {
+        report.step(
+            "two-vm: forged and replayed frames injected into the live TCP stream close the link",
+            300,
+            || onpath::on_path(cluster, &mut a, b),
+        );
     }
     if let Some(b) = last.as_mut() {
         report.step(

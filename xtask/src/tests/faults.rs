@@ -35,18 +35,30 @@ const BUDGET: u64 = 1_000_000;
 /// Makes each page install on `v` fail with `percent` probability (0: none); returns how many
 /// failures were injected since the last call.
 fn inject(v: &mut Vm, percent: u32) -> Result<u64> {
+    let left = set_fault(v, "fail_elastic_install", percent, 1, BUDGET)?;
+    Ok(BUDGET.saturating_sub(left.unwrap_or(BUDGET as i64).max(0) as u64))
+}
+
+/// Sets the fault attribute `name` (debugfs, mounted if need be) to fail `percent` of every
+/// `interval`-th call, `times` times at most. Returns what was left of its last setting's
+/// `times` (`None` if it could not be read).
+fn set_fault(
+    v: &mut Vm,
+    name: &str,
+    percent: u32,
+    interval: u32,
+    times: u64,
+) -> Result<Option<i64>> {
     let out = v.sh(&format!(
-        "[ -d /sys/kernel/debug/fail_elastic_install ] || mount -t debugfs none /sys/kernel/debug; \
-         d=/sys/kernel/debug/fail_elastic_install; echo left=$(cat $d/times); \
-         echo 0 > $d/verbose && echo {BUDGET} > $d/times && echo 1 > $d/interval && \
+        "[ -d /sys/kernel/debug/{name} ] || mount -t debugfs none /sys/kernel/debug; \
+         d=/sys/kernel/debug/{name}; echo left=$(cat $d/times); \
+         echo 0 > $d/verbose && echo {interval} > $d/interval && echo {times} > $d/times && \
          echo {percent} > $d/probability"
     ))?;
-    let left: i64 = out
+    Ok(out
         .lines()
         .find_map(|l| l.trim().strip_prefix("left="))
-        .and_then(|x| x.parse().ok())
-        .unwrap_or(BUDGET as i64);
-    Ok(BUDGET.saturating_sub(left.max(0) as u64))
+        .and_then(|x| x.parse().ok()))
 }
 
 /// How many times any of `what` appears in `v`'s console so far.
@@ -91,19 +103,9 @@ const FRAME_POINTS: [(&str, u32, u32); 3] = [
 /// Arms (`times` > 0) or disarms the point `name` on `v`; returns how many faults it
 /// injected since it was armed.
 fn arm(v: &mut Vm, name: &str, interval: u32, times: u32) -> Result<u64> {
-    let out = v.sh(&format!(
-        "[ -d /sys/kernel/debug/{name} ] || mount -t debugfs none /sys/kernel/debug; \
-         d=/sys/kernel/debug/{name}; echo left=$(cat $d/times); \
-         echo 0 > $d/verbose && echo {interval} > $d/interval && \
-         echo {} > $d/probability && echo {times} > $d/times",
-        if times > 0 { 100 } else { 0 }
-    ))?;
-    let left: i64 = out
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("left="))
-        .and_then(|x| x.parse().ok())
-        .unwrap_or(0);
-    Ok(left.max(0) as u64)
+    let percent = if times > 0 { 100 } else { 0 };
+    let left = set_fault(v, name, percent, interval, u64::from(times))?;
+    Ok(left.unwrap_or(0).max(0) as u64)
 }
 
 /// `runs` stretched stress runs per frame fault point, the point armed on both nodes; then

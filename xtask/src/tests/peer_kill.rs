@@ -55,9 +55,12 @@ pub(super) fn peer_kills(cluster: &Cluster, a: &mut Vm, b: Vm, runs: u32) -> Res
     a.sh("echo /tmp/core.%p > /proc/sys/kernel/core_pattern")?;
     for run in 0..=runs {
         let mark = a.console().len();
+        // A grandchild of the console shell, which writes its own status: the shell gets no
+        // SIGCHLD at its end (busybox ash has taken one at its prompt for an end of input and
+        // forgotten the job, so `wait` said 127).
         a.sh(&format!(
-            "sh -c 'ulimit -c unlimited; exec eosctl run --elastic --budget 4 -- stress {}' \
-             > /tmp/pk.out 2>&1 & echo $! > /tmp/pk.pid",
+            "rm -f /tmp/pk.status; (sh -c 'ulimit -c unlimited; eosctl run --elastic --budget 4 \
+             -- stress {}; echo status=$? > /tmp/pk.status' > /tmp/pk.out 2>&1 &)",
             STRESS.join(" ")
         ))?;
         // The last run is not killed: the node must still work.
@@ -66,7 +69,17 @@ pub(super) fn peer_kills(cluster: &Cluster, a: &mut Vm, b: Vm, runs: u32) -> Res
             seed = seed
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            let delay = 500 + (seed >> 33) % 6000;
+            // From its stretch on (it fills its memory locally first), so that the kill
+            // lands while its pages are on node2.
+            for _ in 0..100 {
+                let procs =
+                    a.sh("cat /sys/kernel/elastic/procs; cat /tmp/pk.status 2>/dev/null")?;
+                if procs.contains(" comm=stress ") || procs.contains("status=") {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let delay = 200 + (seed >> 33) % 3000;
             t.delays_ms.push(delay);
             std::thread::sleep(Duration::from_millis(delay));
             let trouble = b.take().expect("node2 is up").kill();
@@ -75,7 +88,7 @@ pub(super) fn peer_kills(cluster: &Cluster, a: &mut Vm, b: Vm, runs: u32) -> Res
             }
         }
         let (_, out) = a.run(
-            "wait $(cat /tmp/pk.pid); echo status=$?; cat /tmp/pk.out",
+            "while [ ! -s /tmp/pk.status ]; do sleep 0.2; done; cat /tmp/pk.status /tmp/pk.out",
             Duration::from_secs(900),
         )?;
         let status: i32 = out
@@ -116,7 +129,7 @@ pub(super) fn peer_kills(cluster: &Cluster, a: &mut Vm, b: Vm, runs: u32) -> Res
     Ok((
         b,
         format!(
-            "{runs} runs with node2 killed after {:?} ms: {} right, {} stopped by a signal \
+            "{runs} runs with node2 killed {:?} ms after the process stretched: {} right, {} stopped by a signal \
              with the loss logged ({} core dumps cut short at a lost page), 0 wrong; a run after \
              them is right",
             t.delays_ms,

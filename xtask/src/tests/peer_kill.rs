@@ -73,7 +73,7 @@ pub(super) fn peer_kills(cluster: &Cluster, a: &mut Vm, b: Vm, runs: u32) -> Res
             // lands while its pages are on node2.
             for _ in 0..100 {
                 let procs =
-                    a.sh("cat /sys/kernel/elastic/procs; cat /tmp/pk.status 2>/dev/null")?;
+                    a.sh("cat /sys/kernel/elastic/procs; cat /tmp/pk.status 2>/dev/null; true")?;
                 if procs.contains(" comm=stress ") || procs.contains("status=") {
                     break;
                 }

@@ -564,6 +564,8 @@ static size_t template(const char *name, char *buf, size_t max, struct want *w)
 			want_add(w, EINVAL); /* itself */
 		}
 	} else {
+		/* No template (confidentiality, shell_ids...): garbage, which every store refuses. */
+		want_add(w, EINVAL);
 		return garbage(buf, max);
 	}
 	return (size_t)n < max ? (size_t)n : max - 1;

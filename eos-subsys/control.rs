@@ -260,13 +260,18 @@ fn shell_ids_show(w: &mut FmtBuf<'_>) {
 /// `nobody` (the default): every shell here runs as nobody/nogroup; `caller`: as the ids its
 /// Stretch names (never root), for nodes that share their users.
 fn shell_ids_store(s: &str) -> Result {
-    let caller = match s.trim() {
-        "nobody" => false,
-        "caller" => true,
+    store_switch(s, ["nobody", "caller"], &stretch::SHELL_IDS_CALLER)
+}
+
+/// A two-word setting: `words[0]` clears `flag`, `words[1]` sets it, anything else is EINVAL.
+fn store_switch(s: &str, words: [&str; 2], flag: &core::sync::atomic::AtomicBool) -> Result {
+    let on = match s.trim() {
+        w if w == words[0] => false,
+        w if w == words[1] => true,
         _ => return Err(EINVAL),
     };
     with_node(|_| {
-        stretch::SHELL_IDS_CALLER.store(caller, Relaxed);
+        flag.store(on, Relaxed);
         Ok(())
     })
 }
@@ -284,15 +289,7 @@ fn confidentiality_show(w: &mut FmtBuf<'_>) {
 /// 1 (the default): page contents are encrypted on the links; 0: this node lets them cross in
 /// clear, authenticated, where its peer lets them too (new connections; for measurements).
 fn confidentiality_store(s: &str) -> Result {
-    let on = match s.trim() {
-        "1" => true,
-        "0" => false,
-        _ => return Err(EINVAL),
-    };
-    with_node(|_| {
-        crate::transport::CONFIDENTIAL.store(on, Relaxed);
-        Ok(())
-    })
+    store_switch(s, ["0", "1"], &crate::transport::CONFIDENTIAL)
 }
 
 fn jump_show(w: &mut FmtBuf<'_>) {

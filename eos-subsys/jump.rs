@@ -582,6 +582,20 @@ fn shell_arrive(shell: &Shell) -> bool {
         ack(node, a.from, a.req, err.to_errno());
         return false;
     }
+    // Execution starts only in code this shell may run (`policy::shell_prot`): anything else
+    // would fault at its first instruction and go home, so it stays home now.
+    let ip = arch::instruction_pointer(&a.state).unwrap_or(0);
+    if !shell_may_execute(shell, ip) {
+        peer_warn!(
+            node,
+            "shell of pid {}: node {} asked it to run at {:#x}, outside the code it may run; refused\n",
+            shell.home_pid,
+            a.from,
+            ip
+        );
+        ack(node, a.from, a.req, EFAULT.to_errno());
+        return false;
+    }
     if let Some((addr, page)) = &a.stack {
         shell.lent.lock().forget(*addr);
         // A page mapped there already (EEXIST) is the same or newer: it stays.
@@ -622,6 +636,22 @@ fn shell_arrive(shell: &Shell) -> bool {
     ack(node, a.from, a.req, 0);
     let _ = a.reason;
     true
+}
+
+/// True if `ip` lies in an executable mapping of the shell (after `mapsync::reconcile`: one
+/// of its own files, never anonymous or writable memory), or is a vsyscall entry above user
+/// space (the state loader admits those alone there; they run at home).
+fn shell_may_execute(shell: &Shell, ip: u64) -> bool {
+    const VSYSCALL_PAGE: u64 = 0xffff_ffff_ff60_0000;
+    if ip >= VSYSCALL_PAGE {
+        return true;
+    }
+    shell.mm.users().is_some_and(|users| {
+        users
+            .read()
+            .vma(ip)
+            .is_some_and(|v| v.prot() & mm::PROT_EXEC != 0)
+    })
 }
 
 /// In the shell's task, its user state in its registers: send execution home and wait there

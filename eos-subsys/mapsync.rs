@@ -16,6 +16,7 @@
 use crate::home::{self, Proc};
 use crate::layout;
 use crate::node::{Node, Peer};
+use crate::policy::shell_prot;
 use crate::proto::{
     files_in, put_file_entry, put_files_header, put_jump_range, ranges_in, FileMap, Message,
     JUMP_FILE_FIXED, JUMP_RANGE_LEN, MAX_FILE_PATH, MAX_JUMP_FILES, MAX_JUMP_RANGES, PAGE_SIZE,
@@ -366,7 +367,7 @@ pub(crate) fn reconcile(node: &Node, shell: &Shell, ranges: &[u8], files: &[u8])
                 f.mtime_ns,
                 h.start,
                 h.end - h.start,
-                h.prot,
+                shell_prot(false, h.prot),
                 f.pgoff,
             )
         });
@@ -383,11 +384,11 @@ pub(crate) fn reconcile(node: &Node, shell: &Shell, ranges: &[u8], files: &[u8])
     for h in home.iter().filter(|h| h.anon) {
         cover(&users, h.start, h.end, h.prot)?;
     }
-    // What stays takes the home's protection.
+    // What stays takes the home's protection, as far as a shell may have it.
     for s in shell_maps(&users)?.iter() {
         pieces(s, &home, |a, b, h| match h {
-            Some(h) if h.prot != s.prot => {
-                let r = users.with_mm(|| mm::protect(a, b - a, h.prot));
+            Some(h) if shell_prot(s.anon, h.prot) != s.prot => {
+                let r = users.with_mm(|| mm::protect(a, b - a, shell_prot(s.anon, h.prot)));
                 // Special mappings (the vDSO) may refuse; private memory must not.
                 if s.anon {
                     r
@@ -402,8 +403,10 @@ pub(crate) fn reconcile(node: &Node, shell: &Shell, ranges: &[u8], files: &[u8])
 }
 
 /// Makes sure `[start, end)` is covered by VMAs in the shell, mapping anonymous memory into
-/// the gaps (the home process grew its heap or mapped more since the stretch).
+/// the gaps (the home process grew its heap or mapped more since the stretch), never
+/// executable (`policy::shell_prot`).
 pub(crate) fn cover(users: &mm::MmUsers<'_>, start: u64, end: u64, prot: u32) -> Result {
+    let prot = shell_prot(true, prot);
     let mut gaps = [(0u64, 0u64); 8];
     let mut n = 0;
     {

@@ -33,6 +33,12 @@ pub(crate) fn stack_pointer(image: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(image.get(56..64)?.try_into().ok()?))
 }
 
+/// The user instruction pointer in a state image (`struct elastic_cpu`: after the sixteen
+/// registers).
+pub(crate) fn instruction_pointer(image: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(image.get(128..136)?.try_into().ok()?))
+}
+
 /// Takes a pending fault signal (SEGV, BUS, ILL, FPE) of the current task; 0 if none.
 pub(crate) fn take_fault_signal() -> u32 {
     // SAFETY: works on `current` under its signal lock.

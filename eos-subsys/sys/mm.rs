@@ -8,6 +8,9 @@ use core::marker::PhantomData;
 use core::ptr::NonNull;
 use kernel::{bindings, error::to_result, prelude::*};
 
+/// `PROT_EXEC` in [`Vma::prot`].
+pub(crate) const PROT_EXEC: u32 = 4;
+
 /// Identity of an address space, for lookups: compared, never dereferenced (so no raw
 /// `mm_struct` pointer travels through safe code).
 #[derive(Clone, Copy, PartialEq, Eq)]

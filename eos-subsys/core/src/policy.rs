@@ -218,9 +218,45 @@ pub fn shell_ids(policy: ShellIds, uid: u32, gid: u32) -> (u32, u32) {
     }
 }
 
+/// The protection a shell gives a range whose home protection is `prot` (`PROT_*` bits).
+///
+/// A shell runs only code it mapped itself, from files it opened under its own identity
+/// (the program and its libraries), and never code that is writable: anonymous memory and
+/// any writable range lose `PROT_EXEC`. A peer then cannot make a node execute code it
+/// sent, whatever a Jump says about its ranges. The home loses nothing: an instruction
+/// fetched from such a range faults in the shell, and the home runs it (as it runs any
+/// instruction a shell cannot).
+pub fn shell_prot(anon: bool, prot: u32) -> u32 {
+    const WRITE: u32 = 2;
+    const EXEC: u32 = 4;
+    if anon || prot & WRITE != 0 {
+        prot & !EXEC
+    } else {
+        prot
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shells_never_execute_anonymous_or_writable_memory() {
+        // r, rw, rx, rwx
+        for (anon, prot, want) in [
+            (true, 1, 1),
+            (true, 3, 3),
+            (true, 5, 1),
+            (true, 7, 3),
+            (false, 1, 1),
+            (false, 3, 3),
+            (false, 5, 5),
+            (false, 7, 3),
+            (false, 6, 2),
+        ] {
+            assert_eq!(shell_prot(anon, prot), want, "anon {anon} prot {prot}");
+        }
+    }
 
     #[test]
     fn root_never_runs_a_shell_and_ids_are_the_receivers_choice() {

@@ -2,8 +2,13 @@
 //! every kind of bad input and checks that the kernel closes each connection. One line per
 //! case; exit status 0 only if every case was refused.
 //!
+//! `--root-shell [--hold S]` (with `--secret`): asks for a uid-0 shell and tries to run code
+//! of its choosing in it (see `rootshell`).
+//!
 //! With `--secret`, a last case authenticates as node `--as` and then sends garbage (the
 //! node must drop that link; the real node re-establishes its own).
+
+mod rootshell;
 
 use aes_gcm::aead::{AeadInPlace, KeyInit as _};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
@@ -610,6 +615,18 @@ fn main() {
                 println!("badpeer flood: FAIL ({why})");
                 std::process::exit(1);
             }
+        }
+        return;
+    }
+    if args.iter().any(|a| a == "--root-shell") {
+        let Some(s) = secret else {
+            eprintln!("--root-shell needs --secret");
+            std::process::exit(2);
+        };
+        let hold = opt("--hold").and_then(|v| v.parse().ok()).unwrap_or(10);
+        if let Err(why) = rootshell::run(target, as_id, &s, responder, hold) {
+            println!("badpeer rootshell: FAIL ({why})");
+            std::process::exit(1);
         }
         return;
     }

@@ -166,6 +166,11 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
         bad_input(&mut a, b.as_mut().unwrap())
     });
     report.step(
+        "two-vm: a peer with a key asks for a root shell and runs its own registers: the shell is nobody, its syscall goes home",
+        300,
+        || security::root_shell(&mut a, b.as_mut().unwrap()),
+    );
+    report.step(
         "two-vm: pairwise keys: a member cannot pass for another node",
         300,
         || pairwise_keys(&mut a, b.as_mut().unwrap()),

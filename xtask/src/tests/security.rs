@@ -480,3 +480,102 @@ pub(super) fn handshake_flood(a: &mut Vm, b: &mut Vm) -> Result<String> {
             .unwrap_or("")
     ))
 }
+
+/// A peer holding a valid key asks for a uid-0 shell and tries to run code of its choosing
+/// in it (`eos-badpeer --root-shell`): the shell exists only unprivileged (nobody, no
+/// capabilities, no bounding set, no_new_privs), a jump into an RWX anonymous range is
+/// refused, and the `exit_group` it is made to issue comes home to the attacker instead of
+/// running on the node.
+pub(super) fn root_shell(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    a.sh(&format!(
+        "eos-badpeer {}:{} --as 1 --responder 2 --secret {SECRET} --root-shell --hold 20 \
+         > /tmp/rootshell.out 2>&1 & true",
+        vm::ip(2),
+        vm::PORT
+    ))?;
+    let mut out = String::new();
+    for _ in 0..60 {
+        out = a.sh("cat /tmp/rootshell.out; true")?;
+        if out.contains("rootshell: PASS") || out.contains("rootshell: FAIL") {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    if !out.contains("rootshell: PASS") {
+        bail!("eos-badpeer --root-shell:\n{out}");
+    }
+    let pid: u32 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("badpeer rootshell: shell pid "))
+        .and_then(|v| v.trim().parse().ok())
+        .context("no shell pid")?;
+    // Every shell the node made for that process (the log names each).
+    let log = b.sh("dmesg | grep 'holds process 31337 of node 1'; true")?;
+    let mut pids: Vec<u32> = log
+        .lines()
+        .filter_map(|l| {
+            l.split("shell pid ")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    if !pids.contains(&pid) {
+        pids.push(pid);
+    }
+    let mut seen = Vec::new();
+    for p in &pids {
+        let st = b.sh(&format!(
+            "grep -E '^(Uid|Gid|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/{p}/status; true"
+        ))?;
+        if st.trim().is_empty() {
+            if *p == pid {
+                bail!("shell {p} is gone while the attacker holds the link: it ran the exit_group here?\n{log}");
+            }
+            continue;
+        }
+        let field = |k: &str| {
+            st.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
+        let ids_ok = ["Uid:", "Gid:"]
+            .iter()
+            .all(|k| field(k).len() == 4 && field(k).iter().all(|v| v == "65534"));
+        let caps_ok = ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"]
+            .iter()
+            .all(|k| {
+                field(k)
+                    .first()
+                    .is_some_and(|v| v.trim_start_matches('0').is_empty())
+            });
+        let nnp = field("NoNewPrivs:").first().map(String::as_str) == Some("1");
+        if !(ids_ok && caps_ok && nnp) {
+            bail!("shell {p} of a uid-0 stretch is not unprivileged:\n{st}");
+        }
+        seen.push(*p);
+    }
+    // The attacker lets go; the real node 1 links again.
+    for _ in 0..40 {
+        if a.sh("cat /tmp/rootshell.out; true")?
+            .contains("rootshell: done")
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    a.sh("eosctl wait 2 --timeout 60")?;
+    b.sh("eosctl wait 1 --timeout 60")?;
+    check_clean(&[a, b])?;
+    let what = out
+        .lines()
+        .find_map(|l| l.strip_prefix("badpeer rootshell: PASS "))
+        .unwrap_or("")
+        .to_string();
+    Ok(format!(
+        "{what}; shell(s) {seen:?}: uid/gid 65534, no capabilities, empty bounding set, no_new_privs"
+    ))
+}

@@ -80,10 +80,8 @@ pub(crate) fn stretch(task: &TaskRef, peer: Arc<Peer>, budget: u64) -> Result {
     refuse_unsupported(task, &mm)?;
     let mut pathbuf = KVec::from_elem(0u8, 512, GFP_KERNEL)?;
     let path = task.exe_path(&mut pathbuf)?;
-    let mut cpath = KVec::with_capacity(path.len() + 1, GFP_KERNEL)?;
-    cpath.extend_from_slice(path, GFP_KERNEL)?;
-    cpath.push(0, GFP_KERNEL)?;
-    let exe = FileData::read(core::ffi::CStr::from_bytes_with_nul(&cpath).map_err(|_| EINVAL)?)?;
+    // The file it runs (its path may name another by now).
+    let exe = FileData::read_exe(&mm)?;
     let exe_hash = crypto::sha256(exe.bytes())?;
     drop(exe);
     let (args, env) = task.arg_env_ranges().ok_or(EINVAL)?;
@@ -482,22 +480,6 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
     if shells.find(peer.id, s.pid).is_some() {
         return Err(EEXIST);
     }
-    // Same executable, byte for byte, or no shell: the layouts could not match otherwise.
-    let mut path = KVec::with_capacity(s.path.len() + 1, GFP_KERNEL)?;
-    path.extend_from_slice(s.path, GFP_KERNEL)?;
-    path.push(0, GFP_KERNEL)?;
-    let cpath = core::ffi::CStr::from_bytes_with_nul(&path).map_err(|_| EINVAL)?;
-    let exe = FileData::read(cpath)?;
-    if crypto::sha256(exe.bytes())? != s.exe_hash {
-        peer_warn!(
-            node,
-            "stretch from node {} refused: {:?} differs from its executable\n",
-            peer.id,
-            cpath
-        );
-        return Err(ENOEXEC);
-    }
-    drop(exe);
     let seed = umh::Seed::new(crate::jump::shell_arrival)?;
     let policy = if SHELL_IDS_CALLER.load(Relaxed) {
         crate::policy::ShellIds::Caller
@@ -529,6 +511,24 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
         .as_ref()
         .and_then(|m| m.grab_again())
         .ok_or(ECHILD)?;
+    // Same executable, byte for byte, or no shell: the layouts could not match otherwise.
+    // The file hashed is the one the shell runs, opened by its exec under the shell's own
+    // identity: a peer learns nothing of files that identity cannot execute (hashing a path
+    // as the kernel would tell a peer whether it guessed a root-only file's contents).
+    let same = FileData::read_exe(&shell_mm)
+        .and_then(|exe| crypto::sha256(exe.bytes()))
+        .map(|h| h == s.exe_hash);
+    if same != Ok(true) {
+        seed.release();
+        peer_warn!(
+            node,
+            "stretch of pid {} from node {} refused: its executable differs here ({:?})\n",
+            s.pid,
+            peer.id,
+            same.err()
+        );
+        return Err(ENOEXEC);
+    }
     // From now on an empty PTE there is the home's page (when the shell runs the process).
     // Exec wrote some pages of the shell (its initial stack, the tail of its data): they are
     // not the process's, whose pages all live at home until moved. Drop them, so that an

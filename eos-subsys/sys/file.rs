@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Reading a whole file by path (to hash executables).
+//! Reading a whole file, by path or as the executable of an address space (to hash
+//! executables).
 
+use super::mm::MmRef;
 use kernel::{bindings, prelude::*};
 
 /// Largest file we read (executables are compared by hash).
@@ -14,15 +16,22 @@ pub(crate) struct FileData {
 }
 
 impl FileData {
-    /// Reads the file at `path` (NUL-terminated).
-    pub(crate) fn read(path: &core::ffi::CStr) -> Result<Self> {
+    /// Reads the file `mm`'s exec mapped (its `exe_file`): what a process actually runs,
+    /// whoever may read it by path.
+    pub(crate) fn read_exe(mm: &MmRef) -> Result<Self> {
+        // SAFETY: `mm` is kept by our reference; `get_mm_exe_file` takes a reference to its
+        // file under RCU, or gives NULL once the mm has exited.
+        let file = unsafe { bindings::get_mm_exe_file(mm.as_ptr()) };
+        if file.is_null() {
+            return Err(ENOENT);
+        }
         let mut buf: *mut core::ffi::c_void = core::ptr::null_mut();
         let mut size: usize = 0;
-        // SAFETY: `path` is NUL-terminated; `buf` starts NULL so the kernel allocates it with
-        // vmalloc; `size` receives the file size.
+        // SAFETY: `file` is a counted reference, opened for reading by exec; `buf` starts
+        // NULL so the kernel allocates it with vmalloc.
         let n = unsafe {
-            bindings::kernel_read_file_from_path(
-                path.as_ptr().cast(),
+            bindings::kernel_read_file(
+                file,
                 0,
                 &mut buf,
                 MAX_FILE,
@@ -30,6 +39,8 @@ impl FileData {
                 bindings::kernel_read_file_id_READING_UNKNOWN,
             )
         };
+        // SAFETY: the reference `get_mm_exe_file` gave us.
+        unsafe { bindings::fput(file) };
         if n < 0 {
             return Err(Error::from_errno(n as i32));
         }

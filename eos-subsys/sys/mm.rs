@@ -51,7 +51,7 @@ impl MmRef {
         unsafe { Self::grab(self.0.as_ptr()) }
     }
 
-    fn as_ptr(&self) -> *mut bindings::mm_struct {
+    pub(super) fn as_ptr(&self) -> *mut bindings::mm_struct {
         self.0.as_ptr()
     }
 

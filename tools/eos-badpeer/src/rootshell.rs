@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 /// The process id we claim at home.
 const PID: u32 = 31_337;
+/// A file only root may read on the node, and its contents (the test writes it there).
+pub(crate) const PROBE: (&[u8], &[u8]) = (b"/root/eos-probe", b"eos-probe-secret\n");
 /// Where the RWX anonymous range goes (empty in a static busybox).
 const RWX: u64 = 0x1000_0000;
 /// `struct elastic_cpu`: 16 registers, ip, flags, fsbase, gsbase, xstate_size u32, reserved.
@@ -131,6 +133,32 @@ pub(crate) fn run(
     let exe = std::fs::read("/bin/busybox").map_err(|e| format!("/bin/busybox: {e}"))?;
     let site = syscall_site(&exe)?;
     let mut l = authenticated(target, as_id, secret, responder)?;
+    // A root-only file on the node ([`PROBE`], put there by the test): a stretch naming it
+    // must be refused the same way whether or not we guessed its contents.
+    let mut said = Vec::new();
+    for (req, hash) in [(10, Sha256::digest(PROBE.1).into()), (11, [0u8; 32])] {
+        l.send(&frame(&Message::Stretch(Stretch {
+            req,
+            pid: PID + req,
+            exe_hash: hash,
+            uid: 0,
+            gid: 0,
+            path: PROBE.0,
+            argv: b"x\0",
+            env: b"",
+        })))?;
+        let (_, p) = await_frame(&mut l, MsgType::StretchOk, Duration::from_secs(30))?;
+        said.push(status(&p));
+    }
+    if said[0] >= 0 || said[0] != said[1] {
+        return Err(format!(
+            "a stretch naming the root-only {:?} answered {} with its true hash and {} with a wrong one: an oracle on its contents",
+            String::from_utf8_lossy(PROBE.0),
+            said[0],
+            said[1]
+        ));
+    }
+    println!("badpeer rootshell: probe of a root-only file refused alike ({said:?})");
     let hash: [u8; 32] = Sha256::digest(&exe).into();
     l.send(&frame(&Message::Stretch(Stretch {
         req: 1,

@@ -408,7 +408,7 @@ pub fn all(host_only: bool) -> Result<()> {
                             cap_s: 240,
                             write_docs: false,
                         })?;
-                        Ok("every configuration ran every workload with the right checksum".into())
+                        Ok("limit ran every workload, every other configuration one of them in turn, each with the right checksum".into())
                     });
                 }
                 Err(e) => report.skip("vm tests", &format!("{e:#}")),

@@ -487,6 +487,8 @@ pub(super) fn handshake_flood(a: &mut Vm, b: &mut Vm) -> Result<String> {
 /// refused, and the `exit_group` it is made to issue comes home to the attacker instead of
 /// running on the node.
 pub(super) fn root_shell(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    // A root-only file the attacker knows the contents of (eos-badpeer's PROBE).
+    b.sh("mkdir -p /root && echo eos-probe-secret > /root/eos-probe && chmod 600 /root/eos-probe")?;
     a.sh(&format!(
         "eos-badpeer {}:{} --as 1 --responder 2 --secret {SECRET} --root-shell --hold 20 \
          > /tmp/rootshell.out 2>&1 & true",
@@ -572,9 +574,12 @@ pub(super) fn root_shell(a: &mut Vm, b: &mut Vm) -> Result<String> {
     check_clean(&[a, b])?;
     let what = out
         .lines()
-        .find_map(|l| l.strip_prefix("badpeer rootshell: PASS "))
-        .unwrap_or("")
-        .to_string();
+        .filter_map(|l| {
+            l.strip_prefix("badpeer rootshell: PASS ")
+                .or_else(|| l.strip_prefix("badpeer rootshell: probe "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
     Ok(format!(
         "{what}; shell(s) {seen:?}: uid/gid 65534, no capabilities, empty bounding set, no_new_privs"
     ))

@@ -113,7 +113,7 @@ fn arm(v: &mut Vm, name: &str, interval: u32, times: u32) -> Result<u64> {
 pub(super) fn frame_faults(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<String> {
     let want = host_result("stress", &STRESS)?;
     let mut notes = Vec::new();
-    for (name, interval, times) in FRAME_POINTS {
+    for (name, interval, times) in FRAME_POINTS.into_iter().filter(|p| wanted(p.0)) {
         let mut t = Tally::default();
         for run in 0..runs {
             let before = stop_lines(a) + stop_lines(b);
@@ -211,6 +211,12 @@ pub(super) fn install_failures(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<Stri
 }
 
 /// `cargo xtask faults --runs N`: the long form, on its own pair of nodes.
+/// `EOS_FAULT_POINTS` (a comma-separated list of point names, `install` for the page-install
+/// failures) limits a long run to those points; unset, all of them run.
+fn wanted(point: &str) -> bool {
+    std::env::var("EOS_FAULT_POINTS").map_or(true, |v| v.split(',').any(|p| p.trim() == point))
+}
+
 pub fn long(runs: u32) -> Result<()> {
     let (_tree, c) = cluster::build(super::MEM_MIB)?;
     let mut vms = cluster::boot_mesh(
@@ -223,7 +229,12 @@ pub fn long(runs: u32) -> Result<()> {
     let mut b = vms.pop().expect("two nodes");
     let mut a = vms.pop().expect("two nodes");
     cluster::wait_links(&mut a, &[2])?;
-    let r = install_failures(&mut a, &mut b, runs).and_then(|installs| {
+    let installs = if wanted("install") {
+        install_failures(&mut a, &mut b, runs)
+    } else {
+        Ok("install: not asked for (EOS_FAULT_POINTS)".to_string())
+    };
+    let r = installs.and_then(|installs| {
         Ok(format!(
             "{installs}\nFRAMES: {}",
             frame_faults(&mut a, &mut b, runs)?

@@ -53,6 +53,10 @@ pub struct Options {
     /// Also write docs/BENCHMARKS.md and docs/bench/*.svg
     #[arg(long)]
     pub write_docs: bool,
+    /// Only the micro-benchmarks (link, remote fault, jump, push) on one ElasticOS pair,
+    /// encrypted and then integrity-only, printed
+    #[arg(long)]
+    pub micro: bool,
 }
 
 /// How a configuration runs a workload.
@@ -212,25 +216,13 @@ fn boot_configs(
         ("eos-pull", 6, 7, "enabled=0"),
         ("eos-jump", 8, 9, "enabled=1"),
     ] {
-        let (peer_tag, home_tag) = (format!("bench-{name}-peer"), format!("bench-{name}-home"));
-        let mut pair = boot_mesh(
+        configs.push(eos_pair(
             cluster,
-            &[
-                (peer_id, &peer_tag, swap_mib + 192),
-                (home_id, &home_tag, mem),
-            ],
-        )?;
-        let mut home = pair.pop().context("no home VM")?;
-        let mut peer = pair.pop().context("no peer VM")?;
-        wait_links(&mut home, &[peer_id])?;
-        home.sh(&format!("eosctl jumppolicy {policy}"))?;
-        peer.sh(&format!("eosctl jumppolicy {policy}"))?;
-        configs.push(Config {
             name,
-            kind: Kind::Elastic,
-            vm: home,
-            _server: Some(peer),
-        });
+            (home_id, mem),
+            (peer_id, swap_mib + 192),
+            policy,
+        )?);
     }
 
     for c in configs.iter_mut() {
@@ -242,6 +234,61 @@ fn boot_configs(
         );
     }
     Ok(configs)
+}
+
+/// An ElasticOS pair as a configuration: `home` (id, MiB) runs the workloads, `peer` has
+/// room for the rest; `policy` for `eosctl jumppolicy` on both.
+fn eos_pair(
+    cluster: &Cluster,
+    name: &'static str,
+    home: (usize, u32),
+    peer: (usize, u32),
+    policy: &str,
+) -> Result<Config> {
+    let (peer_tag, home_tag) = (format!("bench-{name}-peer"), format!("bench-{name}-home"));
+    let mut pair = boot_mesh(
+        cluster,
+        &[(peer.0, &peer_tag, peer.1), (home.0, &home_tag, home.1)],
+    )?;
+    let mut home_vm = pair.pop().context("no home VM")?;
+    let mut peer_vm = pair.pop().context("no peer VM")?;
+    wait_links(&mut home_vm, &[peer.0])?;
+    home_vm.sh(&format!("eosctl jumppolicy {policy}"))?;
+    peer_vm.sh(&format!("eosctl jumppolicy {policy}"))?;
+    Ok(Config {
+        name,
+        kind: Kind::Elastic,
+        vm: home_vm,
+        _server: Some(peer_vm),
+    })
+}
+
+/// `--micro`: only the micro-benchmarks, full size, on one ElasticOS pair: encrypted, then
+/// integrity only, in the same run. Prints them with the configuration.
+fn micro_only(mem: u32) -> Result<()> {
+    let (t, cluster) = cluster::build(mem)?;
+    let start = Instant::now();
+    let mut c = eos_pair(
+        &cluster,
+        "eos-jump",
+        (8, mem),
+        (9, 2 * mem + 256),
+        "enabled=1",
+    )?;
+    let r = micro_both(&mut c, 9, false);
+    let trouble = cluster::poweroff_all(std::iter::once(c.vm).chain(c._server));
+    let md = r?;
+    if !trouble.is_empty() {
+        bail!("kernel trouble during the micro-benchmarks: {trouble:?}");
+    }
+    println!(
+        "Micro-benchmarks (`cargo xtask bench --micro`): Linux {} with ElasticOS, VMs under {:?},          1 vCPU each, home {mem} MiB, peer {} MiB, QEMU socket multicast hub; {:.0} min\n\n{md}",
+        t.version,
+        cluster.accel(),
+        2 * mem + 256,
+        start.elapsed().as_secs_f64() / 60.0
+    );
+    Ok(())
 }
 
 /// Total jumps in a node's jump log.
@@ -766,7 +813,11 @@ pub fn bench(opts: &Options) -> Result<()> {
         local,
         cap_s,
         write_docs,
+        micro,
     } = *opts;
+    if micro {
+        return micro_only(mem);
+    }
     // `--local 0` has always meant the VM's memory.
     let local = local.filter(|l| *l != 0);
     RUN_CAP_S.store(cap_s, std::sync::atomic::Ordering::Relaxed);

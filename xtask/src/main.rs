@@ -290,8 +290,16 @@ mod unit {
             local: None,
             cap_s: 240,
             write_docs: false,
+            micro: false,
         };
         assert_eq!(parse(&["bench"]), Cmd::Bench(defaults));
+        assert_eq!(
+            parse(&["bench", "--micro"]),
+            Cmd::Bench(bench::Options {
+                micro: true,
+                ..defaults
+            })
+        );
         assert_eq!(
             parse(&["bench", "--quick"]),
             Cmd::Bench(bench::Options {

@@ -407,6 +407,7 @@ pub fn all(host_only: bool) -> Result<()> {
                             local: None,
                             cap_s: 240,
                             write_docs: false,
+                            micro: false,
                         })?;
                         Ok("limit ran every workload, every other configuration one of them in turn, each with the right checksum".into())
                     });

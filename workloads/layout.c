@@ -12,6 +12,8 @@
  *   mprotect read-only, then a write on the peer: the SIGSEGV handler runs (at home);
  *   file     mapped after the stretch and read on the peer: its bytes;
  *   sigill   an invalid instruction on the peer: the SIGILL handler runs (at home);
+ *   jit      code written at run time (RWX, and written then made RX) called on the peer:
+ *            its result (a shell never executes anonymous memory: the call runs at home);
  *   thp      transparent huge pages made before the stretch (one written and made read-only,
  *            one written, one only read: the huge zero page), read on the peer and at home:
  *            their data (ElasticOS splits them where their pages move).
@@ -297,6 +299,35 @@ int main(int argc, char **argv)
 		signal(SIGILL, SIG_DFL);
 		elastic_jump(0, home);
 		check("sigill", sig != SIGILL, 0);
+	}
+
+	/* code made at run time, called on the peer: in RWX memory, and written then made RX */
+	{
+		static const unsigned char code[] = { 0xb8, 42, 0, 0, 0, 0xc3 }; /* mov $42,%eax; ret */
+		unsigned char *rwx = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+					  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		unsigned char *rx = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+					 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		int (*volatile f)(void);
+		int r1, r2;
+
+		if (rwx == MAP_FAILED || rx == MAP_FAILED)
+			return 10;
+		memcpy(rwx, code, sizeof(code));
+		memcpy(rx, code, sizeof(code));
+		rx[1] = 43;
+		if (mprotect(rx, 4096, PROT_READ | PROT_EXEC))
+			return 11;
+		elastic_jump(0, peer);
+		f = (int (*)(void))rwx;
+		r1 = f();
+		elastic_jump(0, peer);
+		f = (int (*)(void))rx;
+		r2 = f();
+		elastic_jump(0, home);
+		check("jit", (r1 != 42) + (r2 != 43), 0);
+		munmap(rwx, 4096);
+		munmap(rx, 4096);
 	}
 
 	/* the huge pages made before the stretch */

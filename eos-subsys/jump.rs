@@ -30,7 +30,7 @@ use crate::sys::{
     global::Global,
     mm::{self, Taken},
     task::{self, TaskRef},
-    time, umh,
+    time, trace, umh,
 };
 use crate::transit::Arrival;
 use core::fmt::Write;
@@ -167,6 +167,7 @@ pub(crate) fn init() -> Result {
 }
 
 fn record(pid: u32, from: u16, to: u16, reason: JumpReason, lat_ns: u64) {
+    trace::jump(pid, from, to, reason as u8, lat_ns);
     if let Some(j) = jumps() {
         j.record(pid, from, to, reason, lat_ns);
     }

@@ -24,7 +24,7 @@ use crate::sys::{
     hooks::{FaultReply, MarkerFault},
     mm::{self, Taken, Vma},
     task::{self, TaskRef},
-    time,
+    time, trace,
 };
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use kernel::{bindings, prelude::*, sync::Arc};
@@ -380,8 +380,10 @@ fn fault_at_home(vma: Vma<'_>, f: MarkerFault) -> FaultReply {
     }
     let count = pull_count(PREFETCH.load(Relaxed) as u32, run);
     match pull_pages(&proc, &vma, addr, &owner, count) {
-        Ok(_) => {
-            proc.counters.fault_lat.record_ns(time::now_ns() - t0);
+        Ok(pages) => {
+            let lat = time::now_ns() - t0;
+            proc.counters.fault_lat.record_ns(lat);
+            trace::pull(proc.pid as u32, owner.id, addr, pages, lat);
             FaultReply::Ok
         }
         Err(f) => f,
@@ -525,7 +527,15 @@ fn fetch_once(
         }
     };
     shell.counters.fetches.fetch_add(1, Relaxed);
-    shell.counters.fetch_lat.record_ns(time::now_ns() - t0);
+    let lat = time::now_ns() - t0;
+    shell.counters.fetch_lat.record_ns(lat);
+    trace::fetch(
+        shell.home_pid,
+        shell.home,
+        addr,
+        matches!(answer, Answer::Build),
+        lat,
+    );
     match answer {
         Answer::Build => {
             // Its own from now on, built here: an older lent copy of it is stale, and the

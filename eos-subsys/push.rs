@@ -18,7 +18,7 @@ use crate::policy::{pages_to_push, Watermarks};
 use crate::proto::{Message, Push, MAX_BATCH, PAGE_SIZE};
 use crate::rpc::{self, CallError};
 use crate::shell;
-use crate::sys::{kthread, mm, task, time};
+use crate::sys::{kthread, mm, task, time, trace};
 use core::sync::atomic::Ordering::{Relaxed, SeqCst};
 use kernel::{fmt, prelude::*};
 
@@ -203,6 +203,16 @@ fn push_batch(
             }
         }
     }
+    trace::push(
+        p.pid as u32,
+        peer_id,
+        n as u32,
+        match outcome {
+            Pushed::Taken => trace::PushOutcome::Taken,
+            Pushed::Refused => trace::PushOutcome::Refused,
+            Pushed::Unknown => trace::PushOutcome::Unknown,
+        },
+    );
     match outcome {
         Pushed::Taken => {}
         Pushed::Refused => {

@@ -33,7 +33,7 @@ use crate::sys::{
     inject::{self, FrameFault},
     kthread,
     net::Socket,
-    time,
+    time, trace,
 };
 use core::net::SocketAddrV4;
 use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -530,6 +530,7 @@ fn run_link(
         est.version,
         est.caps
     );
+    trace::link(est.peer, true, est.caps as u32);
 
     let mut live = Liveness::new(time::now_ns());
     let end = loop {
@@ -611,6 +612,7 @@ fn run_link(
         l.last_error = end.name();
         drop(l);
         Stats::inc(&node.stats.links_lost);
+        trace::link(peer.id, false, 0);
         if let Some(h) = HANDLERS.get() {
             (h.link_down)(node, peer.id);
         }

@@ -20,4 +20,5 @@ pub(crate) mod net;
 pub(crate) mod sysfs;
 pub(crate) mod task;
 pub(crate) mod time;
+pub(crate) mod trace;
 pub(crate) mod umh;

@@ -245,7 +245,9 @@ fn sync_subsystem(t: &Tree) -> Result<()> {
             let p = e?.path();
             let rel = p.strip_prefix(&from)?.to_path_buf();
             let name = rel.to_string_lossy();
+            // The kernel takes core/src; the host's build and fuzz trees stay out.
             if name.starts_with("core/target")
+                || name.starts_with("core/fuzz")
                 || name == "core/Cargo.toml"
                 || name.ends_with(".lock")
             {

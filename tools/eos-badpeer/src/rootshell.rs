@@ -22,7 +22,7 @@ pub(crate) const PROBE: (&[u8], &[u8]) = (b"/root/eos-probe", b"eos-probe-secret
 /// Where the RWX anonymous range goes (empty in a static busybox).
 const RWX: u64 = 0x1000_0000;
 /// `struct elastic_cpu`: 16 registers, ip, flags, fsbase, gsbase, xstate_size u32, reserved.
-const CPU_LEN: usize = 160;
+const CPU_LEN: usize = 168;
 
 /// A state image as the kernel's loader takes it: the registers, then an XSAVE image in the
 /// standard format with every component in its initial state (header all zero).
@@ -35,7 +35,7 @@ fn state(gpr: [u64; 16], ip: u64) -> Vec<u8> {
     }
     b[128..136].copy_from_slice(&ip.to_le_bytes());
     b[136..144].copy_from_slice(&0x202u64.to_le_bytes());
-    b[160 - 8..160 - 4].copy_from_slice(&(xs as u32).to_le_bytes());
+    b[160..164].copy_from_slice(&(xs as u32).to_le_bytes());
     // MXCSR at its reset value (its mask is checked even when SSE is in its initial state).
     b[CPU_LEN + 24..CPU_LEN + 28].copy_from_slice(&0x1f80u32.to_le_bytes());
     b

@@ -369,3 +369,67 @@ pub(super) fn jump_lsearch(a: &mut Vm, b: &mut Vm) -> Result<String> {
         times[0].0, times[1].0, times[1].1
     ))
 }
+
+/// The `elastic:*` tracepoints: the tracefs events directory lists the five events, and a
+/// stretched lsearch with the jump policy on records pulls, pushes and jumps at home, and
+/// fetches and jumps home on the peer, through them.
+pub(super) fn tracepoints(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let on = "grep -q tracefs /proc/mounts || mount -t tracefs nodev /sys/kernel/tracing; \
+              echo > /sys/kernel/tracing/trace; echo 1 > /sys/kernel/tracing/events/elastic/enable";
+    let mut listed = String::new();
+    for v in [&mut *a, &mut *b] {
+        v.sh(on)?;
+        listed = v.sh("ls /sys/kernel/tracing/events/elastic")?;
+    }
+    for e in [
+        "elastic_pull",
+        "elastic_push",
+        "elastic_fetch",
+        "elastic_jump",
+        "elastic_link",
+    ] {
+        if !listed.split_whitespace().any(|w| w == e) {
+            bail!("tracefs lacks {e}:\n{listed}");
+        }
+    }
+    let want = host_result("lsearch", &["16"])?;
+    jump_policy(a, b, "enabled=1")?;
+    let (rc, out) = a.run(
+        "eosctl run --elastic --budget 4 -- lsearch 16",
+        Duration::from_secs(600),
+    )?;
+    let off = "echo 0 > /sys/kernel/tracing/events/elastic/enable";
+    a.sh(off)?;
+    b.sh(off)?;
+    if rc != 0 || !out.lines().any(|l| l == want) {
+        bail!("lsearch: exit {rc}, host says `{want}`, VM printed:\n{out}");
+    }
+    let count = |v: &mut Vm, e: &str| -> Result<usize> {
+        Ok(
+            v.sh(&format!("grep -c ' {e}: ' /sys/kernel/tracing/trace; true"))?
+                .trim()
+                .parse()
+                .unwrap_or(0),
+        )
+    };
+    let (pulls, pushes, jumps_out) = (
+        count(a, "elastic_pull")?,
+        count(a, "elastic_push")?,
+        count(a, "elastic_jump")?,
+    );
+    let (fetches, jumps_home) = (count(b, "elastic_fetch")?, count(b, "elastic_jump")?);
+    let sample = a.sh("grep -m1 ' elastic_jump: ' /sys/kernel/tracing/trace; true")?;
+    if pulls == 0 || pushes == 0 || jumps_out == 0 || jumps_home == 0 {
+        bail!(
+            "events missing: node1 {pulls} pulls, {pushes} pushes, {jumps_out} jumps; node2 \
+             {fetches} fetches, {jumps_home} jumps\n{sample}"
+        );
+    }
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "tracefs lists the five elastic events; lsearch 16 MiB, 4 MiB local: node1 traced \
+         {pulls} pulls, {pushes} pushes, {jumps_out} jumps out, node2 {fetches} fetches and \
+         {jumps_home} jumps home (e.g. `{}`)",
+        sample.trim()
+    ))
+}

@@ -24,7 +24,7 @@ use crate::{bench, cluster, image, kernel};
 use anyhow::{bail, Result};
 use jump::{
     jump_home_semantics, jump_lsearch, jump_other_entries, jump_ping_pong, jump_signals,
-    many_mappings,
+    many_mappings, tracepoints,
 };
 use kunit::kunit;
 use link::{elastic_peer_death, handshake, reconnect, wire_sealed};
@@ -299,6 +299,11 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
         report.step("jump: lsearch policy jumps to the data", 600, || {
             jump_lsearch(&mut a, b)
         });
+        report.step(
+            "trace: elastic:* tracepoints record pulls, pushes, fetches and jumps",
+            600,
+            || tracepoints(&mut a, b),
+        );
         report.step(
             "jump: three nodes, pages on all, execution visits each",
             600,

@@ -451,7 +451,25 @@ fn progress(
 pub fn deb() -> Result<()> {
     let t = build()?;
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
-    run(&mut make(&t, &[&format!("-j{jobs}"), "bindeb-pkg"]))?;
+    // Package metadata: the maintainer (mkdebian reads DEBFULLNAME/DEBEMAIL; it would
+    // otherwise make up `root <root@host>`), and a Debian revision that says what it is.
+    let maintainer = std::env::var("EOS_DEB_MAINTAINER")
+        .unwrap_or_else(|_| "ElasticOS developers <elasticos@localhost>".to_string());
+    let (name, email) = maintainer
+        .rsplit_once('<')
+        .map(|(n, e)| (n.trim().to_string(), e.trim_end_matches('>').to_string()))
+        .unwrap_or((maintainer.clone(), String::new()));
+    let mut cmd = make(
+        &t,
+        &[
+            &format!("-j{jobs}"),
+            &format!("KDEB_PKGVERSION={}-1elasticos", t.version),
+            "KDEB_SOURCENAME=linux-elasticos",
+            "bindeb-pkg",
+        ],
+    );
+    cmd.env("DEBFULLNAME", name).env("DEBEMAIL", email);
+    run(&mut cmd)?;
     let out = project_root().join("out");
     fs::create_dir_all(&out)?;
     let parent = t.build.parent().unwrap();

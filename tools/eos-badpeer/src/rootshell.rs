@@ -8,8 +8,8 @@
 use crate::{authenticated, frame, read_frame, Link};
 use eos_core::peer::Secret;
 use eos_core::proto::{
-    put_jump_range, Header, Jump, JumpReason, Message, MsgType, Stretch, HEADER_LEN,
-    JUMP_RANGE_LEN, RANGE_ANON, USER_END,
+    put_jump_range, Header, Jump, JumpReason, Message, MsgType, Pages, Stretch, HEADER_LEN,
+    JUMP_RANGE_LEN, PAGES_BUILD, RANGE_ANON, USER_END,
 };
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
@@ -107,7 +107,23 @@ fn await_frame(l: &mut Link, want: MsgType, limit: Duration) -> Result<(Header, 
                 let t = u64::from_le_bytes(p[..8].try_into().unwrap());
                 l.send(&frame(&Message::Pong(t)))?;
             }
-            MsgType::Pong => {}
+            // Pongs, and the shell's word that it made a page itself.
+            MsgType::Pong | MsgType::Took => {}
+            MsgType::Fetch => {
+                // A page of "the process" (its code, here): we have no copy of our own, so
+                // the shell builds it from its file, as with an honest home.
+                let (req, addr) = match Message::decode(&h, &p) {
+                    Ok(Message::Fetch { req, addr, .. }) => (req, addr),
+                    other => return Err(format!("undecodable fetch: {other:?}")),
+                };
+                println!("badpeer rootshell: the shell fetched {addr:#x}; told to build it");
+                l.send(&frame(&Message::Pages(Pages {
+                    req,
+                    status: PAGES_BUILD,
+                    addr,
+                    pages: &[],
+                })))?;
+            }
             other => return Err(format!("unexpected {other:?} while waiting for {want:?}")),
         }
     }
@@ -203,7 +219,8 @@ pub(crate) fn run(
     let mut gpr = [0x4242_4242_4242_4242u64; 16];
     gpr[0] = 231;
     gpr[5] = 77;
-    gpr[7] = RWX + 0x800;
+    // A stack pointer in no mapping: the way home carries no stack page (none to fetch).
+    gpr[7] = 0x800;
     l.send(&jump(3, &state(gpr, site), &ranges))?;
     let (_, p) = await_frame(&mut l, MsgType::JumpAck, Duration::from_secs(30))?;
     if status(&p) != 0 {

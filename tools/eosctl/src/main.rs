@@ -34,6 +34,8 @@ enum Error {
     Usage(&'static str),
     #[error("{0}: {1}")]
     Config(String, ConfigError),
+    #[error("config line `{0}`: {1}")]
+    ConfigLine(String, &'static str),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -164,7 +166,7 @@ sticky PID on|off | jumppolicy [KEY=VALUE...] | jumplog | top [--interval SECS] 
 const HELP: &[(&str, &str, &str)] = &[
     (
         "up",
-        "up --id N --listen IP:PORT [--secret HEX | --secret-file PATH] [--keys FILE] [--peer ID=IP:PORT]...",
+        "up [--config FILE] --id N --listen IP:PORT [--secret HEX | --secret-file PATH] [--keys FILE] [--peer ID=IP:PORT]...",
         "bring this node up: its id, its keys (one per peer from --keys, else the cluster secret), its peers, then the listen address",
     ),
     (
@@ -305,9 +307,46 @@ fn read_file(path: &Path) -> Result<String, Error> {
     Ok(s)
 }
 
+/// The flags of a node config file (`--config FILE`, e.g. /etc/elasticos/node.conf): one
+/// `NAME VALUE` per line, NAME an `up` flag without its dashes (`id 1`, `listen IP:PORT`,
+/// `keys PATH`, `secret-file PATH`, `peer ID=IP:PORT`); `#` starts a comment.
+fn config_flags(text: &str) -> Result<Vec<String>, Error> {
+    let mut out = Vec::new();
+    for line in text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+    {
+        if line.is_empty() {
+            continue;
+        }
+        let (k, v) = line
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| Error::ConfigLine(line.to_string(), "expected NAME VALUE"))?;
+        if k == "config" {
+            return Err(Error::ConfigLine(
+                line.to_string(),
+                "a config file cannot name another",
+            ));
+        }
+        out.push(format!("--{k}"));
+        out.push(v.trim().to_string());
+    }
+    Ok(out)
+}
+
 fn parse_up(args: &[String]) -> Result<Up, Error> {
     let mut up = Up::default();
+    let mut expanded = Vec::new();
     let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--config" {
+            let path = it.next().ok_or(Error::Usage(USAGE))?;
+            expanded.extend(config_flags(&read_file(Path::new(path))?)?);
+        } else {
+            expanded.push(a.clone());
+        }
+    }
+    let mut it = expanded.iter();
     while let Some(flag) = it.next() {
         let val = it.next().ok_or(Error::Usage(USAGE))?;
         match flag.as_str() {
@@ -598,6 +637,33 @@ mod tests {
         assert_eq!(fs.read("node_id").unwrap(), "1");
         assert_eq!(fs.read("peers").unwrap(), "add 2 10.0.2.12:7077");
         assert_eq!(fs.read("listen").unwrap(), "10.0.2.11:7077");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_config_file_is_the_same_flags() {
+        let dir = std::env::temp_dir().join(format!("eosctl-conf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("node.conf");
+        let keys = dir.join("node1.keys");
+        std::fs::write(&keys, format!("2 {}\n", "cd".repeat(32))).unwrap();
+        std::fs::write(
+            &conf,
+            format!(
+                "# node 1\nid 1\nlisten 10.0.2.11:7077\nkeys {}\npeer 2=10.0.2.12:7077 # its peer\n",
+                keys.display()
+            ),
+        )
+        .unwrap();
+        let up = parse_up(&strings(&["--config", conf.to_str().unwrap()])).unwrap();
+        assert_eq!(up.id, Some(1));
+        assert_eq!(up.listen.as_deref(), Some("10.0.2.11:7077"));
+        assert_eq!(up.peers, vec![(2, "10.0.2.12:7077".to_string())]);
+        assert_eq!(up.keys, vec![(2, "cd".repeat(32))]);
+        std::fs::write(&conf, "id\n").unwrap();
+        assert!(parse_up(&strings(&["--config", conf.to_str().unwrap()])).is_err());
+        std::fs::write(&conf, format!("config {}\n", conf.display())).unwrap();
+        assert!(parse_up(&strings(&["--config", conf.to_str().unwrap()])).is_err());
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -524,9 +524,9 @@ pub(super) fn root_shell(a: &mut Vm, b: &mut Vm) -> Result<String> {
                 .ok()
         })
         .collect();
-    if !pids.contains(&pid) {
-        pids.push(pid);
-    }
+    pids.push(pid);
+    pids.sort_unstable();
+    pids.dedup();
     let mut seen = Vec::new();
     for p in &pids {
         let st = b.sh(&format!(

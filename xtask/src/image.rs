@@ -11,7 +11,7 @@ use std::process::Command;
 const TOOLS: &[&str] = &["eosctl", "eos-badpeer"];
 
 /// Builds the guest tools with static glibc (no musl target needed).
-fn build_tools() -> Result<PathBuf> {
+pub(crate) fn build_tools() -> Result<PathBuf> {
     let target_dir = project_root().join("target/guest");
     let mut cmd = Command::new(env!("CARGO"));
     cmd.args(["build", "--release", "--target", "x86_64-unknown-linux-gnu"])

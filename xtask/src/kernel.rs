@@ -453,8 +453,7 @@ pub fn deb() -> Result<()> {
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
     // Package metadata: the maintainer (mkdebian reads DEBFULLNAME/DEBEMAIL; it would
     // otherwise make up `root <root@host>`), and a Debian revision that says what it is.
-    let maintainer = std::env::var("EOS_DEB_MAINTAINER")
-        .unwrap_or_else(|_| "ElasticOS developers <elasticos@localhost>".to_string());
+    let maintainer = crate::package::maintainer();
     let (name, email) = maintainer
         .rsplit_once('<')
         .map(|(n, e)| (n.trim().to_string(), e.trim_end_matches('>').to_string()))
@@ -470,6 +469,7 @@ pub fn deb() -> Result<()> {
     );
     cmd.env("DEBFULLNAME", name).env("DEBEMAIL", email);
     run(&mut cmd)?;
+    println!("{}", crate::package::tools_deb(&maintainer)?.display());
     let out = project_root().join("out");
     fs::create_dir_all(&out)?;
     let parent = t.build.parent().unwrap();

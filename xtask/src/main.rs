@@ -29,6 +29,7 @@ mod cluster;
 mod fuzz;
 mod image;
 mod kernel;
+mod package;
 mod run;
 mod tests;
 mod util;
@@ -39,7 +40,7 @@ use clap::{Parser, Subcommand};
 
 const SETUP_PACKAGES: &str = "linux-source-6.12 qemu-system-x86 busybox-static flex bison bc \
     libelf-dev libssl-dev clang llvm lld libclang-dev cpio debhelper rsync kmod dpkg-dev \
-    nbd-server nbd-client gcc libc6-dev";
+    nbd-server nbd-client gcc libc6-dev pkg-config";
 
 /// What a command that builds the kernel or boots VMs needs, and how to tell it is there.
 const NEEDED: &[(&str, &str)] = &[

@@ -380,6 +380,14 @@ pub fn all(host_only: bool) -> Result<()> {
         host::c_programs,
     );
     report.step(
+        "package: elasticos-tools holds eosctl, libelastic (.so, header, pkg-config), man pages and the node service; a program links against it",
+        600,
+        || {
+            let deb = crate::package::tools_deb(&crate::package::maintainer())?;
+            crate::package::check(&deb)
+        },
+    );
+    report.step(
         &format!(
             "fuzz: host fuzzers smoke ({} executions per target)",
             crate::fuzz::SMOKE_RUNS

@@ -447,8 +447,9 @@ fn progress(
     }
 }
 
-/// `make bindeb-pkg`: the installable kernel packages, copied to out/.
-pub fn deb() -> Result<()> {
+/// `make bindeb-pkg` with `profiles` (Debian build profiles, e.g. to leave the headers out):
+/// the kernel packages, moved to out/; their paths.
+fn bindeb(profiles: &str) -> Result<Vec<PathBuf>> {
     let t = build()?;
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
     // Package metadata: the maintainer (mkdebian reads DEBFULLNAME/DEBEMAIL; it would
@@ -467,19 +468,48 @@ pub fn deb() -> Result<()> {
             "bindeb-pkg",
         ],
     );
-    cmd.env("DEBFULLNAME", name).env("DEBEMAIL", email);
+    cmd.env("DEBFULLNAME", name)
+        .env("DEBEMAIL", email)
+        .env("DEB_BUILD_PROFILES", profiles);
     run(&mut cmd)?;
-    println!("{}", crate::package::tools_deb(&maintainer)?.display());
     let out = project_root().join("out");
     fs::create_dir_all(&out)?;
     let parent = t.build.parent().unwrap();
+    let mut debs = Vec::new();
     for e in fs::read_dir(parent)? {
         let p = e?.path();
         if p.extension().is_some_and(|x| x == "deb") {
             let dst = out.join(p.file_name().unwrap());
             fs::rename(&p, &dst)?;
-            println!("{}", dst.display());
+            debs.push(dst);
         }
     }
+    Ok(debs)
+}
+
+/// `cargo xtask deb`: the kernel packages (image, headers, libc-dev) and elasticos-tools,
+/// in out/.
+pub fn deb() -> Result<()> {
+    for d in bindeb("")? {
+        println!("{}", d.display());
+    }
+    println!("{}", crate::package::tools_deb(&crate::package::maintainer())?.display());
     Ok(())
+}
+
+/// The kernel image package alone (no headers, no debug symbols: a guest needs neither),
+/// for the Debian guest test.
+pub fn guest_debs() -> Result<Vec<PathBuf>> {
+    let debs = bindeb("pkg.linux-elasticos.nokernelheaders pkg.linux-elasticos.nokerneldbg")?;
+    let image: Vec<PathBuf> = debs
+        .into_iter()
+        .filter(|d| {
+            d.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("linux-image-"))
+        })
+        .collect();
+    if image.is_empty() {
+        bail!("bindeb-pkg made no linux-image package");
+    }
+    Ok(image)
 }

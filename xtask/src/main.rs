@@ -26,6 +26,7 @@
 
 mod bench;
 mod cluster;
+mod debian;
 mod fuzz;
 mod image;
 mod kernel;
@@ -40,7 +41,7 @@ use clap::{Parser, Subcommand};
 
 const SETUP_PACKAGES: &str = "linux-source-6.12 qemu-system-x86 busybox-static flex bison bc \
     libelf-dev libssl-dev clang llvm lld libclang-dev cpio debhelper rsync kmod dpkg-dev \
-    nbd-server nbd-client gcc libc6-dev pkg-config";
+    nbd-server nbd-client gcc libc6-dev pkg-config debootstrap";
 
 /// What a command that builds the kernel or boots VMs needs, and how to tell it is there.
 const NEEDED: &[(&str, &str)] = &[
@@ -183,8 +184,17 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-    /// Build the installable .deb kernel packages into out/
+    /// Build the installable .deb packages into out/: the kernel's and elasticos-tools
     Deb,
+    /// A real Debian 12 guest: our packages installed with dpkg into a debootstrap root, two
+    /// VMs booted through them, nodes up by systemd, unmodified Debian programs stretched
+    /// (python3, sort, gzip, sqlite3) and checked against one node (the test command runs
+    /// --small)
+    Debian {
+        /// One program (python3) and the manual pages
+        #[arg(long)]
+        small: bool,
+    },
     /// The workloads under every configuration (limit, swap, zram, NBD, ElasticOS), plus
     /// micro-benchmarks
     Bench(bench::Options),
@@ -220,6 +230,10 @@ fn main() -> Result<()> {
         Cmd::Sysfuzz { calls, seed } => tests::sysfuzz(calls, seed),
         Cmd::Peerkill { runs } => tests::peerkill(runs),
         Cmd::Deb => kernel::deb(),
+        Cmd::Debian { small } => {
+            println!("DEBIAN: {}", debian::run_all(small)?);
+            Ok(())
+        }
         Cmd::Bench(opts) => bench::bench(&opts),
         Cmd::Fuzz(opts) => fuzz::fuzz(&opts),
     }

@@ -115,6 +115,16 @@ impl Accel {
     }
 }
 
+/// How a node boots: kernel, initrd, command line, and the console line that says it is up.
+#[derive(Clone, Copy)]
+pub struct Boot<'a> {
+    pub kernel: &'a Path,
+    pub initrd: &'a Path,
+    pub append: &'a str,
+    pub ready: &'a str,
+    pub timeout_s: u64,
+}
+
 /// What the VMs of one run share: kernel, image, network and log folder.
 pub struct Cluster {
     kernel: PathBuf,
@@ -172,7 +182,6 @@ impl Cluster {
 
     fn start(&self, id: usize, tag: &str, kunit: bool, mem_mib: u32, extra: &[&str]) -> Result<Vm> {
         let name = format!("node{id}");
-        let log_path = self.logdir.join(format!("{tag}-{name}.log"));
         let mut append = format!(
             // no_timer_check: under emulation on a loaded host the early IO-APIC timer check
             // can fail and panic the boot ("IO-APIC + timer doesn't work"), as seen in a loop.
@@ -182,6 +191,36 @@ impl Cluster {
         if !kunit {
             append.push_str(" kunit.enable=0");
         }
+        let boot = Boot {
+            kernel: &self.kernel,
+            initrd: &self.initrd,
+            append: &append,
+            ready: "EOS-READY",
+            timeout_s: if kunit { 300 } else { 120 },
+        };
+        self.boot_guest(id, tag, mem_mib, extra, &boot)
+    }
+
+    /// Boots node `id` of any system (`boot`: its kernel, initrd, command line and the line
+    /// that says it is ready), with `extra` QEMU arguments (its root disk). The network, the
+    /// console protocol (`Vm::run`) and the logs are those of our own image's nodes.
+    pub fn boot_guest(
+        &self,
+        id: usize,
+        tag: &str,
+        mem_mib: u32,
+        extra: &[&str],
+        boot: &Boot<'_>,
+    ) -> Result<Vm> {
+        let Boot {
+            kernel,
+            initrd,
+            append,
+            ready,
+            timeout_s,
+        } = *boot;
+        let name = format!("node{id}");
+        let log_path = self.logdir.join(format!("{tag}-{name}.log"));
         let mut cmd = Command::new("qemu-system-x86_64");
         cmd.args(self.accel.args())
             .args(["-m", &mem_mib.to_string(), "-smp", "1"])
@@ -195,10 +234,10 @@ impl Cluster {
                 "stdio",
             ])
             .arg("-kernel")
-            .arg(&self.kernel)
+            .arg(kernel)
             .arg("-initrd")
-            .arg(&self.initrd)
-            .args(["-append", &append])
+            .arg(initrd)
+            .args(["-append", append])
             .args([
                 "-netdev",
                 &format!(
@@ -260,8 +299,7 @@ impl Cluster {
             consoles: self.consoles.clone(),
             lost: None,
         };
-        let timeout = if kunit { 300 } else { 120 };
-        vm.wait_for("EOS-READY", Duration::from_secs(timeout))?;
+        vm.wait_for(ready, Duration::from_secs(timeout_s))?;
         Ok(vm)
     }
 }

@@ -44,9 +44,16 @@ fn base_tarball() -> Result<PathBuf> {
     let dir = cache().join("bootstrap");
     let _ = sh(&format!("rm -rf {}", dir.display()));
     fs::create_dir_all(&dir)?;
-    eprintln!("debian: debootstrap bookworm (once; cached in {})", cache().display());
+    eprintln!(
+        "debian: debootstrap bookworm (once; cached in {})",
+        cache().display()
+    );
     run(Command::new("debootstrap")
-        .args(["--variant=minbase", &format!("--include={INCLUDE}"), "bookworm"])
+        .args([
+            "--variant=minbase",
+            &format!("--include={INCLUDE}"),
+            "bookworm",
+        ])
         .arg(&dir)
         .arg(MIRROR))?;
     let tmp = tar.with_extension("tmp");
@@ -107,9 +114,11 @@ fn image(debs: &[PathBuf]) -> Result<(PathBuf, PathBuf, PathBuf)> {
     // Keys and a config per node, as an administrator writes them.
     let keys = dir.join("keys");
     let _ = fs::remove_dir_all(&keys);
-    run(Command::new(project_root().join("target/guest/x86_64-unknown-linux-gnu/release/eosctl"))
-        .args(["genkey", "--nodes", "1,2", "--out"])
-        .arg(&keys))?;
+    run(
+        Command::new(project_root().join("target/guest/x86_64-unknown-linux-gnu/release/eosctl"))
+            .args(["genkey", "--nodes", "1,2", "--out"])
+            .arg(&keys),
+    )?;
     for (me, other) in [(1, 2), (2, 1)] {
         let k = fs::read_to_string(keys.join(format!("node{me}.keys")))?;
         put(&root, &format!("etc/elasticos/node{me}.keys"), &k, 0o600)?;
@@ -175,7 +184,9 @@ fn image(debs: &[PathBuf]) -> Result<(PathBuf, PathBuf, PathBuf)> {
                 p.file_name()
                     .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
             })
-            .with_context(|| format!("no /boot/{prefix}* in the guest: did the kernel package install?"))
+            .with_context(|| {
+                format!("no /boot/{prefix}* in the guest: did the kernel package install?")
+            })
     };
     let (kernel, initrd) = (find("vmlinuz-")?, find("initrd.img-")?);
     let (k, i) = (dir.join("vmlinuz"), dir.join("initrd.img"));
@@ -251,7 +262,10 @@ fn exit_lines(v: &Vm, comm: &str) -> Vec<String> {
 
 fn run_program(a: &mut Vm, p: &Program) -> Result<String> {
     a.sh(p.prepare)?;
-    let (rc, _) = a.run(&format!("{} > /tmp/local.out", p.cmd), Duration::from_secs(900))?;
+    let (rc, _) = a.run(
+        &format!("{} > /tmp/local.out", p.cmd),
+        Duration::from_secs(900),
+    )?;
     if rc != 0 {
         bail!("{} on one node exited {rc}", p.name);
     }
@@ -273,7 +287,10 @@ fn run_program(a: &mut Vm, p: &Program) -> Result<String> {
     std::thread::sleep(Duration::from_millis(300));
     let lines = exit_lines(a, p.name);
     if got != want {
-        bail!("{}: stretched output differs from one node's (md5 {got} vs {want})", p.name);
+        bail!(
+            "{}: stretched output differs from one node's (md5 {got} vs {want})",
+            p.name
+        );
     }
     if lines.len() <= before {
         bail!("{} never stretched under a {} MiB budget", p.name, p.budget);

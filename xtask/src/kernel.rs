@@ -493,7 +493,10 @@ pub fn deb() -> Result<()> {
     for d in bindeb("")? {
         println!("{}", d.display());
     }
-    println!("{}", crate::package::tools_deb(&crate::package::maintainer())?.display());
+    println!(
+        "{}",
+        crate::package::tools_deb(&crate::package::maintainer())?.display()
+    );
     Ok(())
 }
 

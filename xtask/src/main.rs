@@ -138,6 +138,13 @@ enum Cmd {
         /// Memory of node1, MiB
         #[arg(long, default_value_t = 256, value_name = "MiB")]
         mem: u32,
+        /// Run this program of yours instead of a workload (its folder is shared into the
+        /// nodes); the arguments after it are its own. Its output must match the host's.
+        #[arg(long, value_name = "PATH", num_args = 1.., allow_hyphen_values = true)]
+        program: Option<Vec<String>>,
+        /// With --program: its local memory budget on node1, MiB
+        #[arg(long, value_name = "MiB")]
+        budget: Option<u32>,
     },
     /// Boot N configured nodes; your stdin goes to node1's shell (each command bounded by
     /// $ELASTICOS_CMD_TIMEOUT seconds, default 3600)
@@ -151,6 +158,9 @@ enum Cmd {
         /// Memory of every other node, MiB
         #[arg(long, default_value_t = 512, value_name = "MiB")]
         peer_mem: u32,
+        /// A host folder every node mounts at /mnt/host (your own programs and data)
+        #[arg(long, value_name = "DIR")]
+        share: Option<std::path::PathBuf>,
     },
     /// Every test: host, KUnit, two-VM; ends with a summary line ($EOS_ONLY=word,... runs only
     /// the steps whose names contain a word, for development)
@@ -216,15 +226,23 @@ fn main() -> Result<()> {
         Cmd::Kernel => kernel::build().map(|_| ()),
         Cmd::Image => image::build().map(|p| println!("{}", p.display())),
         Cmd::Run {
+            mem,
+            program: Some(p),
+            budget,
+            ..
+        } => run::user_program(mem, budget, std::path::Path::new(&p[0]), &p[1..]),
+        Cmd::Run {
             workload,
             footprint,
             mem,
+            ..
         } => run::main_job(mem, &workload, footprint),
         Cmd::Vm {
             nodes,
             mem,
             peer_mem,
-        } => run::interactive(nodes, mem, peer_mem),
+            share,
+        } => run::interactive(nodes, mem, peer_mem, share),
         Cmd::Test { host_only } => tests::all(host_only),
         Cmd::Faults { runs } => tests::faults(runs),
         Cmd::Sysfuzz { calls, seed } => tests::sysfuzz(calls, seed),
@@ -265,6 +283,8 @@ mod unit {
             workload: workload.into(),
             footprint,
             mem,
+            program: None,
+            budget: None,
         };
         assert_eq!(parse(&["run"]), run("lsearch", 384, 256));
         assert_eq!(
@@ -287,6 +307,7 @@ mod unit {
             nodes,
             mem,
             peer_mem,
+            share: None,
         };
         assert_eq!(parse(&["vm"]), vm(2, 256, 512));
         assert_eq!(
@@ -294,6 +315,25 @@ mod unit {
             vm(2, 256, 512)
         );
         assert_eq!(parse(&["vm", "--nodes", "3"]), vm(3, 256, 512));
+        assert_eq!(
+            parse(&["vm", "--share", "/tmp/x"]),
+            Cmd::Vm {
+                nodes: 2,
+                mem: 256,
+                peer_mem: 512,
+                share: Some("/tmp/x".into()),
+            }
+        );
+        assert_eq!(
+            parse(&["run", "--budget", "8", "--program", "/tmp/p", "-n", "3"]),
+            Cmd::Run {
+                workload: "lsearch".into(),
+                footprint: 384,
+                mem: 256,
+                program: Some(vec!["/tmp/p".into(), "-n".into(), "3".into()]),
+                budget: Some(8),
+            }
+        );
     }
 
     #[test]

@@ -136,6 +136,8 @@ pub struct Cluster {
     pub mem_mib: u32,
     /// Consoles of the VMs booted so far, so that a timeout can show all of them.
     consoles: Consoles,
+    /// A host folder every node of ours mounts at /mnt/host (virtio-9p), if set.
+    share: Option<PathBuf>,
 }
 
 type Shared = Arc<(Mutex<Console>, Condvar)>;
@@ -156,7 +158,14 @@ impl Cluster {
             accel,
             mem_mib,
             consoles: Consoles::default(),
+            share: None,
         })
+    }
+
+    /// Every node booted from now on mounts host folder `dir` at /mnt/host (read-write,
+    /// virtio-9p), so that a user's own programs and data can run there.
+    pub fn set_share(&mut self, dir: PathBuf) {
+        self.share = Some(dir);
     }
 
     /// The accelerator in use.
@@ -191,6 +200,16 @@ impl Cluster {
         if !kunit {
             append.push_str(" kunit.enable=0");
         }
+        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if let Some(dir) = &self.share {
+            append.push_str(" eos.share=eoshost");
+            extra.push("-virtfs".into());
+            extra.push(format!(
+                "local,path={},mount_tag=eoshost,security_model=none,id=eoshost",
+                dir.display()
+            ));
+        }
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
         let boot = Boot {
             kernel: &self.kernel,
             initrd: &self.initrd,
@@ -198,7 +217,7 @@ impl Cluster {
             ready: "EOS-READY",
             timeout_s: if kunit { 300 } else { 120 },
         };
-        self.boot_guest(id, tag, mem_mib, extra, &boot)
+        self.boot_guest(id, tag, mem_mib, &extra, &boot)
     }
 
     /// Boots node `id` of any system (`boot`: its kernel, initrd, command line and the line

@@ -222,6 +222,11 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
             || workloads(&mut a, b),
         );
         report.step(
+            "share: a program of the user's in the host folder (/mnt/host) runs stretched, its output the host's",
+            300,
+            || workloads::user_program(&mut a, b),
+        );
+        report.step(
             "elastic: five workloads stretched over two nodes, results match",
             900,
             || elastic_workloads(&mut a, b),
@@ -409,7 +414,11 @@ pub fn all(host_only: bool) -> Result<()> {
         });
         if built && imaged {
             match cluster::new(kernel_image.unwrap(), initrd.unwrap(), MEM_MIB) {
-                Ok(c) => {
+                Ok(mut c) => {
+                    // As `cargo xtask vm --share`: a host folder in every node.
+                    let share = crate::util::out_dir().join("share");
+                    let _ = std::fs::create_dir_all(&share);
+                    c.set_share(share);
                     eprintln!("VMs: {MEM_MIB} MiB each, accelerator {:?}", c.accel());
                     vm_tests(&mut report, &c);
                     report.step("bench --quick: harness and checksums", 1800, || {

@@ -44,3 +44,55 @@ pub(super) fn workloads(a: &mut Vm, b: &mut Vm) -> Result<String> {
         fates.join(", ")
     ))
 }
+
+/// A program that is not in the image, as a user brings one: compiled on the host into the
+/// shared folder (`cargo xtask vm --share`), run from /mnt/host marked elastic with a budget
+/// it outgrows; its output must be the host's.
+pub(super) fn user_program(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let dir = crate::util::out_dir().join("share");
+    std::fs::create_dir_all(&dir)?;
+    let src = dir.join("usersum.c");
+    std::fs::write(
+        &src,
+        "#include <stdio.h>\n#include <stdlib.h>\n#include <stdint.h>\n\
+         int main(int c, char **v) {\n\
+         \tsize_t n = (size_t)atoi(c > 1 ? v[1] : \"24\") << 17; uint64_t *a = malloc(n * 8), s = 1, h = 0;\n\
+         \tif (!a) return 1;\n\
+         \tfor (size_t i = 0; i < n; i++) a[i] = s = s * 6364136223846793005ULL + 1442695040888963407ULL;\n\
+         \tfor (size_t k = 0; k < 3; k++) for (size_t i = 0; i < n; i++) h = (h ^ a[(i * 7919) % n]) * 1099511628211ULL;\n\
+         \tprintf(\"usersum %zu words %016llx\\n\", n, (unsigned long long)h);\n\
+         \treturn 0;\n}\n",
+    )?;
+    let bin = dir.join("usersum");
+    crate::util::run(
+        std::process::Command::new("gcc")
+            .args(["-O2", "-static", "-o"])
+            .arg(&bin)
+            .arg(&src),
+    )?;
+    let host = std::process::Command::new(&bin).arg("24").output()?;
+    let want = String::from_utf8_lossy(&host.stdout).trim().to_string();
+    let (rc, out) = a.run(
+        "eosctl run --elastic --budget 8 -- /mnt/host/usersum 24",
+        Duration::from_secs(240),
+    )?;
+    if rc != 0 || !out.lines().any(|l| l.trim() == want) {
+        bail!("usersum from /mnt/host: exit {rc}, host says `{want}`, VM printed:\n{out}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let exit = a
+        .console()
+        .lines()
+        .rev()
+        .find(|l| l.contains("(usersum) exited:"))
+        .map(|l| l.split("exited: ").nth(1).unwrap_or("").to_string())
+        .ok_or_else(|| anyhow::anyhow!("usersum never stretched (no exit line)"))?;
+    let seen = b.sh("ls /mnt/host/usersum")?;
+    if !seen.contains("usersum") {
+        bail!("node2 does not see the shared folder");
+    }
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "usersum (24 MiB, static, built on the host into the shared folder) with 8 MiB local: `{want}` as on the host; {exit}"
+    ))
+}

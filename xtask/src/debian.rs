@@ -141,7 +141,8 @@ fn image(debs: &[PathBuf]) -> Result<(PathBuf, PathBuf, PathBuf)> {
         "usr/local/sbin/eos-guest",
         "#!/bin/sh\nset -e\nfor w in $(cat /proc/cmdline); do\n  case $w in\n    \
          eos.ip=*) ip=${w#eos.ip=} ;;\n    eos.node=*) node=${w#eos.node=} ;;\n  esac\ndone\n\
-         nic=$(ls /sys/class/net | grep -v '^lo$' | head -1)\nip link set lo up\n\
+         for i in $(seq 60); do\n  nic=$(ls /sys/class/net | grep -v '^lo$' | head -1)\n  [ -n \"$nic\" ] && break\n  sleep 0.5\ndone\n\
+         ip link set lo up\n\
          ip addr add \"$ip\" dev \"$nic\"\nip link set \"$nic\" up\n\
          cp /etc/elasticos/node$node.conf /etc/elasticos/node.conf\n\
          cp /etc/elasticos/node$node.keys /etc/elasticos/node.keys\n",
@@ -151,7 +152,7 @@ fn image(debs: &[PathBuf]) -> Result<(PathBuf, PathBuf, PathBuf)> {
         &root,
         "etc/systemd/system/eos-guest.service",
         "[Unit]\nDescription=Test provisioning: address and node config from the command line\n\
-         DefaultDependencies=no\nAfter=systemd-udev-settle.service sys-subsystem-net-devices.device\n\
+         After=systemd-udev-trigger.service systemd-udevd.service\n\
          Before=network-online.target elasticos-node.service\n\
          [Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/usr/local/sbin/eos-guest\n\
          [Install]\nWantedBy=multi-user.target\n",

@@ -154,6 +154,64 @@ pub(super) fn frame_faults(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<String> 
     ))
 }
 
+/// `runs` stretched stress runs while slab allocations of the subsystem's kernel threads
+/// fail (failslab, task-filtered: the links' receive threads, the pusher, the dialers and the
+/// listener of both nodes, every `INTERVAL`-th allocation, sleeping ones included, at most
+/// `TIMES` per node and run). Every run must be right, or stopped with the cause logged (an
+/// allocation that a link needs fails: the link closes, which is the loss of that node);
+/// then, the links back, a run without must be right.
+pub(super) fn alloc_failures(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<String> {
+    const INTERVAL: u32 = 40;
+    const TIMES: u64 = 8;
+    let want = host_result("stress", &STRESS)?;
+    let mut t = Tally::default();
+    let arm = |v: &mut Vm, times: u64| -> Result<u64> {
+        let out = v.sh(&format!(
+            "[ -d /sys/kernel/debug/failslab ] || mount -t debugfs none /sys/kernel/debug; \
+             d=/sys/kernel/debug/failslab; echo left=$(cat $d/times); \
+             echo 0 > $d/verbose; echo Y > $d/task-filter; echo N > $d/ignore-gfp-wait; \
+             echo {INTERVAL} > $d/interval; echo {times} > $d/times; echo 100 > $d/probability; \
+             for p in $(ps -o pid,comm | awk '$2 ~ /^eos-/ {{print $1}}'); do \
+               echo 1 > /proc/$p/make-it-fail; done"
+        ))?;
+        Ok(out
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("left="))
+            .and_then(|x| x.parse::<i64>().ok())
+            .unwrap_or(0)
+            .max(0) as u64)
+    };
+    for run in 0..runs {
+        let before = stop_lines(a) + stop_lines(b);
+        arm(a, TIMES)?;
+        arm(b, TIMES)?;
+        let (rc, out) = run_stress(a)?;
+        let left = arm(a, 0)? + arm(b, 0)?;
+        t.injected += (2 * TIMES).saturating_sub(left);
+        let logged = stop_lines(a) + stop_lines(b) > before;
+        match rc {
+            0 if out.lines().any(|l| l == want) => t.right += 1,
+            135 | 137 if logged => t.stopped += 1,
+            _ => bail!(
+                "failslab run {run}: exit {rc}, host says `{want}`, cause logged: {logged}; VM printed:\n{out}"
+            ),
+        }
+        check_clean(&[a, b])?;
+        a.sh("eosctl wait 2 --timeout 60")?;
+        b.sh("eosctl wait 1 --timeout 60")?;
+    }
+    if t.injected == 0 {
+        bail!("failslab: nothing was injected: the test proved nothing");
+    }
+    run_stretched(a, "stress", &STRESS, 4)?;
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "failslab: {runs} runs, {} slab allocations of the subsystem's threads failed, {} right, \
+         {} stopped with the cause logged; 0 wrong; a run after them is right",
+        t.injected, t.right, t.stopped
+    ))
+}
+
 /// One stretched stress run on `a` (4 MiB budget): its exit status and output.
 fn run_stress(a: &mut Vm) -> Result<(i32, String)> {
     a.run(
@@ -235,8 +293,13 @@ pub fn long(runs: u32) -> Result<()> {
         Ok("install: not asked for (EOS_FAULT_POINTS)".to_string())
     };
     let r = installs.and_then(|installs| {
+        let allocs = if wanted("failslab") {
+            alloc_failures(&mut a, &mut b, runs)?
+        } else {
+            "failslab: not asked for (EOS_FAULT_POINTS)".to_string()
+        };
         Ok(format!(
-            "{installs}\nFRAMES: {}",
+            "{installs}\nFRAMES: {}\nALLOCS: {allocs}",
             frame_faults(&mut a, &mut b, runs)?
         ))
     });

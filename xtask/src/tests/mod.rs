@@ -247,6 +247,11 @@ fn vm_tests(report: &mut Report, cluster: &Cluster) {
             || faults::frame_faults(&mut a, b, faults::FRAME_SHORT_RUNS),
         );
         report.step(
+            "faults: slab allocations of the subsystem's threads fail (failslab): every page right, or a signal and the cause logged",
+            600,
+            || faults::alloc_failures(&mut a, b, faults::FRAME_SHORT_RUNS),
+        );
+        report.step(
             "jump: ping-pong with registers, FPU/AVX and stack checked",
             900,
             || jump_ping_pong(&mut a, b, PING_PONG_ROUNDS),

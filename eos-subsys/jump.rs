@@ -599,14 +599,14 @@ fn shell_arrive(shell: &Shell) -> bool {
     }
     if let Some((addr, page)) = &a.stack {
         shell.lent.lock().forget(*addr);
-        // A page mapped there already (EEXIST) is the same or newer: it stays.
-        let r = install_stack(&shell.mm, *addr, page, 0).or_else(|e| {
-            if e == EEXIST {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        });
+        // A page mapped there already (EEXIST) is the same or newer: it stays. It is data:
+        // never into code (`policy::shell_prot`).
+        let r = if shell_may_execute(shell, *addr) {
+            Err(EACCES)
+        } else {
+            install_stack(&shell.mm, *addr, page, 0)
+        };
+        let r = r.or_else(|e| if e == EEXIST { Ok(()) } else { Err(e) });
         if let Err(err) = r {
             peer_warn!(
                 node,

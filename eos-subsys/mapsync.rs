@@ -23,6 +23,7 @@ use crate::proto::{
     RANGE_ANON,
 };
 use crate::shell::{self, Shell};
+use crate::sys::mm::PROT_EXEC;
 use crate::sys::{arch::SyscallRegs, mm, task};
 use core::sync::atomic::Ordering::Relaxed;
 use kernel::prelude::*;
@@ -384,11 +385,13 @@ pub(crate) fn reconcile(node: &Node, shell: &Shell, ranges: &[u8], files: &[u8])
     for h in home.iter().filter(|h| h.anon) {
         cover(&users, h.start, h.end, h.prot)?;
     }
-    // What stays takes the home's protection, as far as a shell may have it.
+    // What stays takes the home's protection, as far as a shell may have it, and never
+    // gains PROT_EXEC: a mapping that was writable may hold pages a peer sent.
     for s in shell_maps(&users)?.iter() {
+        let want = |h: &Map| shell_prot(s.anon, h.prot) & (s.prot | !PROT_EXEC);
         pieces(s, &home, |a, b, h| match h {
-            Some(h) if shell_prot(s.anon, h.prot) != s.prot => {
-                let r = users.with_mm(|| mm::protect(a, b - a, shell_prot(s.anon, h.prot)));
+            Some(h) if want(h) != s.prot => {
+                let r = users.with_mm(|| mm::protect(a, b - a, want(h)));
                 // Special mappings (the vDSO) may refuse; private memory must not.
                 if s.anon {
                     r

@@ -544,6 +544,18 @@ fn fetch_once(
             took(home, shell.home_pid, false, addr, 1);
             Fetched::Done(FaultReply::Ok)
         }
+        Answer::Pages { addr: at, .. } if vma.executable() => {
+            // Code from a peer is never run here: the home runs it (an honest home never
+            // sends it: see `take_for_fetch`).
+            peer_warn!(
+                node,
+                "shell of pid {}: node {} sent data for the code page {:#x}; refused, it runs there\n",
+                shell.home_pid,
+                shell.home,
+                at
+            );
+            Fetched::Done(FaultReply::SigBus)
+        }
         Answer::Pages { addr: at, data } if at == addr && data.len() == PAGE_SIZE => {
             match arrive(home::install_retrying(vma, addr, 0, &data)) {
                 Ok(_) => {
@@ -682,6 +694,12 @@ fn take_for_fetch(
     let users = p.mm.users().ok_or(ESRCH)?;
     let lock = users.read();
     let vma = lock.vma(addr).ok_or(EFAULT)?;
+    // A shell runs no code it was sent (`policy::shell_prot`): code that is no longer the
+    // file's (a debugger's breakpoint, a text relocation) runs here. The shell builds the
+    // rest of its code from its own file.
+    if vma.executable() && vma.has_anon_pages() {
+        return Err(EFAULT);
+    }
     if vma.remote_run(addr, peer.id, 1) == 1 {
         // Marked as the fetcher's already: the answer that took it there was lost or is
         // late; send the lent copy again. Without one, the page is on its way back here

@@ -332,8 +332,10 @@ fn install_batch(peer: &Peer, p: &Push<'_>) -> Result {
     let lock = users.read();
     for i in 0..p.count() {
         let addr = p.addr(i);
+        // Pages are data: never into code (`policy::shell_prot`).
         let r = lock
             .vma(addr)
+            .filter(|vma| !vma.executable())
             .ok_or(EFAULT)
             .and_then(|vma| vma.install(addr, 0, p.page(i), true));
         if let Err(e) = r {

@@ -367,6 +367,18 @@ impl<'a> Vma<'a> {
     }
 
     /// Private anonymous memory (what a shell must have mapped to run the process).
+    /// Some page of the VMA was copied on write (it has an `anon_vma`): in a file mapping,
+    /// bytes that are no longer the file's.
+    pub(crate) fn has_anon_pages(&self) -> bool {
+        // SAFETY: as above.
+        !unsafe { (*self.raw()).anon_vma }.is_null()
+    }
+
+    /// Executable (`VM_EXEC`).
+    pub(crate) fn executable(&self) -> bool {
+        self.prot() & PROT_EXEC != 0
+    }
+
     pub(crate) fn anon_private(&self) -> bool {
         // SAFETY: as above.
         let (ops, f) = unsafe {

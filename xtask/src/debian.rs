@@ -77,15 +77,26 @@ fn put(root: &Path, rel: &str, body: &str, mode: u32) -> Result<()> {
     Ok(())
 }
 
+/// Unmounts whatever `in_chroot` mounted under `root`.
+fn unmount(root: &Path) {
+    let r = root.display();
+    let _ = sh(&format!(
+        "for m in dev sys proc; do mountpoint -q {r}/$m && umount -l {r}/$m; done; true"
+    ));
+}
+
 /// Runs `cmd` in the root file system with /proc, /sys and /dev mounted, as dpkg expects.
 fn in_chroot(root: &Path, cmd: &str) -> Result<()> {
     let r = root.display();
     let mounts = format!(
         "mount -t proc proc {r}/proc && mount -t sysfs sys {r}/sys && mount --bind /dev {r}/dev"
     );
-    sh(&mounts)?;
+    if let Err(e) = sh(&mounts) {
+        unmount(root);
+        return Err(e);
+    }
     let res = sh(&format!("chroot {r} /bin/sh -c '{cmd}'"));
-    let _ = sh(&format!("umount {r}/dev; umount {r}/sys; umount {r}/proc"));
+    unmount(root);
     res
 }
 
@@ -94,10 +105,9 @@ fn in_chroot(root: &Path, cmd: &str) -> Result<()> {
 fn image(debs: &[PathBuf]) -> Result<(PathBuf, PathBuf, PathBuf)> {
     let dir = out_dir().join("debian");
     let root = dir.join("root");
-    let _ = sh(&format!(
-        "umount {r}/dev {r}/sys {r}/proc 2>/dev/null; rm -rf {r}",
-        r = root.display()
-    ));
+    unmount(&root);
+    // --one-file-system: never into a bind mount left behind (the host's /dev).
+    let _ = sh(&format!("rm -rf --one-file-system {}", root.display()));
     fs::create_dir_all(&root)?;
     run(Command::new("tar")
         .args(["--numeric-owner", "-C"])
@@ -322,7 +332,10 @@ pub fn run_all(small: bool) -> Result<String> {
             .arg(&img)
             .arg(&disk))?;
         let append = format!(
-            "root=/dev/vda rw console=ttyS0 panic=-1 no_timer_check eos.ip={}/24 eos.node={id}",
+            // net.ifnames=0: the NIC stays eth0 (udev renames it otherwise, perhaps while the
+            // provisioning unit configures it); kunit.enable=0 as on our own image.
+            "root=/dev/vda rw console=ttyS0 panic=-1 no_timer_check net.ifnames=0 kunit.enable=0 \
+             eos.ip={}/24 eos.node={id}",
             vm::ip(id)
         );
         let drive = format!("file={},format=raw,if=virtio", disk.display());
@@ -348,7 +361,13 @@ pub fn run_all(small: bool) -> Result<String> {
             .with_context(|| format!("uname -r does not say elasticos:\n{uname}"))?
             .to_string();
         for v in [&mut a, &mut b] {
-            v.sh("systemctl is-active elasticos-node.service")?;
+            // The console may come up before boot ends (serial-getty is Type=idle).
+            let (_, state) = v.run(
+                "systemctl is-system-running --wait",
+                Duration::from_secs(300),
+            )?;
+            v.sh("systemctl is-active elasticos-node.service")
+                .with_context(|| format!("system {}", state.trim()))?;
         }
         a.sh("eosctl wait 2 --timeout 120")?;
         b.sh("eosctl wait 1 --timeout 120")?;

@@ -238,7 +238,10 @@ pub fn tools_deb(maintainer: &str) -> Result<PathBuf> {
         "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n\
          \tmkdir -p /etc/elasticos && chmod 0700 /etc/elasticos\n\
          \tif command -v deb-systemd-helper >/dev/null 2>&1; then\n\
-         \t\tdeb-systemd-helper enable elasticos-node.service >/dev/null || true\n\tfi\n\
+         \t\tu=elasticos-node.service\n\
+         \t\tif deb-systemd-helper debian-installed $u && ! deb-systemd-helper --quiet was-enabled $u; then\n\
+         \t\t\tdeb-systemd-helper update-state $u >/dev/null || true\n\
+         \t\telse\n\t\t\tdeb-systemd-helper enable $u >/dev/null || true\n\t\tfi\n\tfi\n\
          \tif [ -d /run/systemd/system ]; then\n\t\tsystemctl --system daemon-reload >/dev/null || true\n\tfi\nfi\n",
         0o755,
     )?;

@@ -206,7 +206,8 @@ impl Cluster {
             extra.push("-virtfs".into());
             extra.push(format!(
                 "local,path={},mount_tag=eoshost,security_model=none,id=eoshost",
-                dir.display()
+                // QEMU's option syntax: a comma in a value is written twice.
+                dir.display().to_string().replace(',', ",,")
             ));
         }
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();

@@ -9,7 +9,7 @@ use crate::{authenticated, frame, read_frame, Link};
 use eos_core::peer::Secret;
 use eos_core::proto::{
     put_jump_range, Header, Jump, JumpReason, Message, MsgType, Pages, Stretch, HEADER_LEN,
-    JUMP_RANGE_LEN, PAGES_BUILD, RANGE_ANON, USER_END,
+    JUMP_RANGE_LEN, PAGES_BUILD, PAGE_SIZE, RANGE_ANON, USER_END,
 };
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
@@ -92,6 +92,17 @@ fn jump(req: u32, st: &[u8], ranges: &[u8]) -> Vec<u8> {
 
 /// Reads frames until one of type `want` (answering the node's pings); its header and payload.
 fn await_frame(l: &mut Link, want: MsgType, limit: Duration) -> Result<(Header, Vec<u8>), String> {
+    await_frame_sending(l, want, limit, false)
+}
+
+/// [`await_frame`]; `code`: answer the shell's fetches with a page of our own code (`jmp .`,
+/// which would spin there for ever) instead of "build it".
+fn await_frame_sending(
+    l: &mut Link,
+    want: MsgType,
+    limit: Duration,
+    code: bool,
+) -> Result<(Header, Vec<u8>), String> {
     let end = Instant::now() + limit;
     while Instant::now() < end {
         let (h, p) = match read_frame(l, &format!("{want:?}")) {
@@ -116,13 +127,28 @@ fn await_frame(l: &mut Link, want: MsgType, limit: Duration) -> Result<(Header, 
                     Ok(Message::Fetch { req, addr, .. }) => (req, addr),
                     other => return Err(format!("undecodable fetch: {other:?}")),
                 };
-                println!("badpeer rootshell: the shell fetched {addr:#x}; told to build it");
-                l.send(&frame(&Message::Pages(Pages {
-                    req,
-                    status: PAGES_BUILD,
-                    addr,
-                    pages: &[],
-                })))?;
+                if code {
+                    println!("badpeer rootshell: the shell fetched {addr:#x}; sent our code");
+                    let page = [0xeb_u8, 0xfe].repeat(PAGE_SIZE / 2);
+                    let m = Message::Pages(Pages {
+                        req,
+                        status: 0,
+                        addr,
+                        pages: &page,
+                    });
+                    let mut b = vec![0u8; HEADER_LEN + 2 * PAGE_SIZE];
+                    let n = m.encode(0, &mut b).map_err(|e| format!("{e:?}"))?;
+                    b.truncate(n);
+                    l.send(&b)?;
+                } else {
+                    println!("badpeer rootshell: the shell fetched {addr:#x}; told to build it");
+                    l.send(&frame(&Message::Pages(Pages {
+                        req,
+                        status: PAGES_BUILD,
+                        addr,
+                        pages: &[],
+                    })))?;
+                }
             }
             other => return Err(format!("unexpected {other:?} while waiting for {want:?}")),
         }
@@ -215,12 +241,38 @@ pub(crate) fn run(
             "a jump into an RWX anonymous range was accepted ({refused})"
         ));
     }
-    // 2: busybox's own code, registers of our choosing: exit_group(77).
+    // Busybox's own code, registers of our choosing: exit_group(77).
     let mut gpr = [0x4242_4242_4242_4242u64; 16];
     gpr[0] = 231;
     gpr[5] = 77;
     // A stack pointer in no mapping: the way home carries no stack page (none to fetch).
     gpr[7] = 0x800;
+    // 2: the shell fetches the code page there from us (its home): we send our own code
+    // (`jmp .`). It must not run it (it would spin there): the fault comes home instead.
+    l.send(&jump(4, &state(gpr, site), &ranges))?;
+    let (_, p) = await_frame(&mut l, MsgType::JumpAck, Duration::from_secs(30))?;
+    if status(&p) != 0 {
+        return Err(format!(
+            "a jump into busybox's code was refused ({})",
+            status(&p)
+        ));
+    }
+    let (h, p) = await_frame_sending(&mut l, MsgType::Jump, Duration::from_secs(20), true)
+        .map_err(|e| {
+            format!("the shell did not come home after we sent it code (it runs it?): {e}")
+        })?;
+    let (req, reason) = match Message::decode(&h, &p) {
+        Ok(Message::Jump(j)) if j.to_home => (j.req, j.reason),
+        other => return Err(format!("not a jump home: {other:?}")),
+    };
+    if reason != JumpReason::FaultSignal {
+        return Err(format!(
+            "after our code page the shell came home for {reason:?}, not its fault"
+        ));
+    }
+    l.send(&frame(&Message::JumpAck { req, status: 0 }))?;
+    println!("badpeer rootshell: our code page was refused; the fault came home");
+    // 3: the same with its own code page (we say "build it").
     l.send(&jump(3, &state(gpr, site), &ranges))?;
     let (_, p) = await_frame(&mut l, MsgType::JumpAck, Duration::from_secs(30))?;
     if status(&p) != 0 {
@@ -243,7 +295,7 @@ pub(crate) fn run(
     }
     l.send(&frame(&Message::JumpAck { req, status: 0 }))?;
     println!(
-        "badpeer rootshell: PASS (shell {shell_pid} asked as uid 0; jump into RWX refused with {refused}; exit_group at {site:#x} came home as a syscall); holding {hold} s"
+        "badpeer rootshell: PASS (shell {shell_pid} asked as uid 0; jump into RWX refused with {refused}; our code sent for its text page refused, the fault came home; exit_group at {site:#x} came home as a syscall); holding {hold} s"
     );
     let end = Instant::now() + Duration::from_secs(hold);
     while Instant::now() < end {

@@ -272,7 +272,7 @@ fn man_page() -> String {
         ".SH FILES\n.TP\n.I /etc/elasticos/node.conf\n\
          The node's configuration for\n.BR \"eosctl up \\-\\-config\" :\n\
          one\n.I NAME VALUE\nper line, NAME an option of\n.B up\nwithout its dashes\n\
-         .RI ( \"id 1\", \" \"listen 10.0.0.1:7077\", \" \"keys /etc/elasticos/node1.keys\", \" \"peer 2=10.0.0.2:7077\" );\n\
+         .RI ( \"id 1\" \", \" \"listen 10.0.0.1:7077\" \", \" \"keys /etc/elasticos/node1.keys\" \", \" \"peer 2=10.0.0.2:7077\" );\n\
          .B elasticos\\-node.service\nbrings the node up from it at boot.\n\
          .TP\n.I /sys/kernel/elastic/\nThe kernel's interface.\n\
          .SH SEE ALSO\n.BR elastic_stretch (2),\n.BR elastic_jump (2),\n.BR elastic_ctl (2)\n",

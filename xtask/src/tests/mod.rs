@@ -438,6 +438,11 @@ pub fn all(host_only: bool) -> Result<()> {
                         })?;
                         Ok("limit ran every workload, every other configuration one of them in turn, each with the right checksum".into())
                     });
+                    report.step(
+                        "debian: a Debian 12 guest from our .debs, nodes up by systemd, an unmodified python3 stretched, man pages (cargo xtask debian --small)",
+                        1800,
+                        || crate::debian::run_all(true),
+                    );
                 }
                 Err(e) => report.skip("vm tests", &format!("{e:#}")),
             }

@@ -59,7 +59,7 @@ pub(super) fn user_program(a: &mut Vm, b: &mut Vm) -> Result<String> {
          \tsize_t n = (size_t)atoi(c > 1 ? v[1] : \"24\") << 17; uint64_t *a = malloc(n * 8), s = 1, h = 0;\n\
          \tif (!a) return 1;\n\
          \tfor (size_t i = 0; i < n; i++) a[i] = s = s * 6364136223846793005ULL + 1442695040888963407ULL;\n\
-         \tfor (size_t k = 0; k < 3; k++) for (size_t i = 0; i < n; i++) h = (h ^ a[(i * 7919) % n]) * 1099511628211ULL;\n\
+         \tfor (size_t k = 0; k < 2; k++) for (size_t i = 0; i < n; i++) h = (h ^ a[k ? n - 1 - i : i]) * 1099511628211ULL;\n\
          \tprintf(\"usersum %zu words %016llx\\n\", n, (unsigned long long)h);\n\
          \treturn 0;\n}\n",
     )?;
@@ -70,10 +70,10 @@ pub(super) fn user_program(a: &mut Vm, b: &mut Vm) -> Result<String> {
             .arg(&bin)
             .arg(&src),
     )?;
-    let host = std::process::Command::new(&bin).arg("24").output()?;
+    let host = std::process::Command::new(&bin).arg("16").output()?;
     let want = String::from_utf8_lossy(&host.stdout).trim().to_string();
     let (rc, out) = a.run(
-        "eosctl run --elastic --budget 8 -- /mnt/host/usersum 24",
+        "eosctl run --elastic --budget 4 -- /mnt/host/usersum 16",
         Duration::from_secs(240),
     )?;
     if rc != 0 || !out.lines().any(|l| l.trim() == want) {
@@ -93,6 +93,6 @@ pub(super) fn user_program(a: &mut Vm, b: &mut Vm) -> Result<String> {
     }
     check_clean(&[a, b])?;
     Ok(format!(
-        "usersum (24 MiB, static, built on the host into the shared folder) with 8 MiB local: `{want}` as on the host; {exit}"
+        "usersum (16 MiB, static, built on the host into the shared folder) with 4 MiB local: `{want}` as on the host; {exit}"
     ))
 }

@@ -459,6 +459,18 @@ fn genkey_files(args: &[String]) -> Result<(), Error> {
             files[j].push_str(&format!("{a} {k}\n"));
         }
     }
+    // The folder is made if it is missing, for its owner only (it holds keys).
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|source| Error::Io {
+                path: dir.clone(),
+                source,
+            })?;
+    }
     for (n, text) in nodes.iter().zip(files) {
         use std::io::Write as _;
         use std::os::unix::fs::OpenOptionsExt as _;

@@ -70,10 +70,10 @@ pub(super) fn user_program(a: &mut Vm, b: &mut Vm) -> Result<String> {
             .arg(&bin)
             .arg(&src),
     )?;
-    let host = std::process::Command::new(&bin).arg("16").output()?;
+    let host = std::process::Command::new(&bin).arg("32").output()?;
     let want = String::from_utf8_lossy(&host.stdout).trim().to_string();
     let (rc, out) = a.run(
-        "eosctl run --elastic --budget 4 -- /mnt/host/usersum 16",
+        "eosctl run --elastic --budget 4 -- /mnt/host/usersum 32",
         Duration::from_secs(240),
     )?;
     if rc != 0 || !out.lines().any(|l| l.trim() == want) {
@@ -87,12 +87,21 @@ pub(super) fn user_program(a: &mut Vm, b: &mut Vm) -> Result<String> {
         .find(|l| l.contains("(usersum) exited:"))
         .map(|l| l.split("exited: ").nth(1).unwrap_or("").to_string())
         .ok_or_else(|| anyhow::anyhow!("usersum never stretched (no exit line)"))?;
+    // Its pages really went to node2 and came back.
+    let pushes: u64 = exit
+        .split(", ")
+        .find_map(|f| f.strip_suffix(" pages)").and_then(|f| f.split(" pushes (").nth(1)))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if pushes == 0 {
+        bail!("usersum stretched but no page left node1: {exit}");
+    }
     let seen = b.sh("ls /mnt/host/usersum")?;
     if !seen.contains("usersum") {
         bail!("node2 does not see the shared folder");
     }
     check_clean(&[a, b])?;
     Ok(format!(
-        "usersum (16 MiB, static, built on the host into the shared folder) with 4 MiB local: `{want}` as on the host; {exit}"
+        "usersum (32 MiB, static, built on the host into the shared folder) with 4 MiB local: `{want}` as on the host; {exit}"
     ))
 }

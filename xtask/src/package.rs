@@ -28,6 +28,7 @@ const CONTENTS: &[&str] = &[
     "./usr/share/man/man2/elastic_stretch.2.gz",
     "./usr/share/man/man2/elastic_jump.2.gz",
     "./usr/share/man/man2/elastic_ctl.2.gz",
+    "./usr/share/man/man2/elastic_set_budget.2.gz",
     "./usr/share/man/man8/eosctl.8.gz",
     "./lib/systemd/system/elasticos-node.service",
     "./usr/share/doc/elasticos-tools/copyright",
@@ -160,6 +161,14 @@ pub fn tools_deb(maintainer: &str) -> Result<PathBuf> {
         write(
             &stage.join("usr/share/man/man2").join(format!("{page}.gz")),
             gzip(&src)?,
+            0o644,
+        )?;
+    }
+    // The library functions elastic_ctl(2) documents, each findable by its own name.
+    for f in ["elastic_set_budget", "elastic_mark", "elastic_set_sticky"] {
+        write(
+            &stage.join("usr/share/man/man2").join(format!("{f}.2.gz")),
+            gzip(b".so man2/elastic_ctl.2\n")?,
             0o644,
         )?;
     }

@@ -198,7 +198,7 @@ enum Cmd {
     Deb,
     /// A real Debian 12 guest: our packages installed with dpkg into a debootstrap root, two
     /// VMs booted through them, nodes up by systemd, unmodified Debian programs stretched
-    /// (python3, sort, gzip, sqlite3) and checked against one node (the test command runs
+    /// (python3, sort, perl, sqlite3) and checked against one node (the test command runs
     /// --small)
     Debian {
         /// One program (python3) and the manual pages

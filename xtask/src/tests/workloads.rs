@@ -90,7 +90,10 @@ pub(super) fn user_program(a: &mut Vm, b: &mut Vm) -> Result<String> {
     // Its pages really went to node2 and came back.
     let pushes: u64 = exit
         .split(", ")
-        .find_map(|f| f.strip_suffix(" pages)").and_then(|f| f.split(" pushes (").nth(1)))
+        .find_map(|f| {
+            f.strip_suffix(" pages)")
+                .and_then(|f| f.split(" pushes (").nth(1))
+        })
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     if pushes == 0 {

@@ -472,6 +472,18 @@ fn run_stretch(job: StretchJob) {
     job.peer.stretches.fetch_sub(1, Relaxed);
 }
 
+/// A shell started for a Stretch and not registered yet: dropped on an error path, it is
+/// killed.
+struct Unregistered(Option<Arc<umh::Seed>>);
+
+impl Drop for Unregistered {
+    fn drop(&mut self) {
+        if let Some(seed) = &self.0 {
+            seed.release();
+        }
+    }
+}
+
 /// Member: makes the shell a `Stretch` from `peer` asks for; returns its pid.
 fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
     let shells = shell::shells().ok_or(ENODEV)?;
@@ -488,6 +500,8 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
     };
     seed.state.lock().ids = crate::policy::shell_ids(policy, s.uid, s.gid);
     umh::spawn(s.path, s.argv, s.env, &seed)?;
+    // From here on every error path kills the shell: none is left parked, nobody's.
+    let mut unregistered = Unregistered(Some(seed.clone()));
     // Wait for the shell to park (it does so on its first way to user mode).
     let deadline = time::now_ns() + PARK_TIMEOUT_NS;
     let pid = {
@@ -519,7 +533,6 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
         .and_then(|exe| crypto::sha256(exe.bytes()))
         .map(|h| h == s.exe_hash);
     if same != Ok(true) {
-        seed.release();
         peer_warn!(
             node,
             "stretch of pid {} from node {} refused: its executable differs here ({:?})\n",
@@ -561,6 +574,7 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
         GFP_KERNEL,
     )?;
     shells.add(shell)?;
+    unregistered.0 = None;
     pr_info!(
         "shell pid {} holds process {} of node {}\n",
         pid,

@@ -37,6 +37,11 @@ pub(super) fn workloads(a: &mut Vm, b: &mut Vm) -> Result<String> {
             if killed { "OOM-killed" } else { "refused" }
         ));
     }
+    // An OOM kill starves the node for a moment: its link may have timed out meanwhile
+    // (seen: a heartbeat timeout during bsort's OOM). The next steps need it: wait until
+    // it is back.
+    a.sh("eosctl wait 2 --timeout 120")?;
+    b.sh("eosctl wait 1 --timeout 120")?;
     check_clean(&[a, b])?;
     Ok(format!(
         "{} workloads match the host; at {fp} MiB in a {MEM_MIB} MiB VM without ElasticOS: {}",
@@ -49,6 +54,7 @@ pub(super) fn workloads(a: &mut Vm, b: &mut Vm) -> Result<String> {
 /// shared folder (`cargo xtask vm --share`), run from /mnt/host marked elastic with a budget
 /// it outgrows; its output must be the host's.
 pub(super) fn user_program(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    a.sh("eosctl wait 2 --timeout 120")?;
     let dir = crate::util::out_dir().join("share");
     std::fs::create_dir_all(&dir)?;
     let src = dir.join("usersum.c");

@@ -181,14 +181,20 @@ pub(super) fn alloc_failures(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<String
             .unwrap_or(0)
             .max(0) as u64)
     };
+    // A link that loses an allocation it needs closes: the loss of that node, whose
+    // processes are stopped with that cause (home.rs: "node N lost: killing pid ...").
+    let stopped = |v: &Vm| stop_lines(v) + lines(v, &[" lost: killing pid "]);
     for run in 0..runs {
-        let before = stop_lines(a) + stop_lines(b);
+        let before = stopped(a) + stopped(b);
         arm(a, TIMES)?;
         arm(b, TIMES)?;
         let (rc, out) = run_stress(a)?;
         let left = arm(a, 0)? + arm(b, 0)?;
         t.injected += (2 * TIMES).saturating_sub(left);
-        let logged = stop_lines(a) + stop_lines(b) > before;
+        // The links come back before anything else is judged (the next steps need them).
+        a.sh("eosctl wait 2 --timeout 120")?;
+        b.sh("eosctl wait 1 --timeout 120")?;
+        let logged = stopped(a) + stopped(b) > before;
         match rc {
             0 if out.lines().any(|l| l == want) => t.right += 1,
             135 | 137 if logged => t.stopped += 1,
@@ -197,8 +203,6 @@ pub(super) fn alloc_failures(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<String
             ),
         }
         check_clean(&[a, b])?;
-        a.sh("eosctl wait 2 --timeout 60")?;
-        b.sh("eosctl wait 1 --timeout 60")?;
     }
     if t.injected == 0 {
         bail!("failslab: nothing was injected: the test proved nothing");

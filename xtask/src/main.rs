@@ -54,6 +54,8 @@ const NEEDED: &[(&str, &str)] = &[
     ("busybox", "command -v busybox"),
     ("nbd-server", "command -v nbd-server"),
     ("clang", "command -v clang"),
+    ("debootstrap", "command -v debootstrap"),
+    ("pkg-config", "command -v pkg-config"),
     (
         "rust-src",
         "rustup component list --installed 2>/dev/null | grep -q rust-src",

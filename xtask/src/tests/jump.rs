@@ -393,17 +393,22 @@ pub(super) fn tracepoints(a: &mut Vm, b: &mut Vm) -> Result<String> {
         }
     }
     let want = host_result("lsearch", &["16"])?;
+    // Once with the jump policy off (the faults pull at home), once on (it jumps, and the
+    // shell fetches): with it on alone, a run may jump before its first pull.
+    for policy in ["enabled=0", "enabled=1"] {
+        jump_policy(a, b, policy)?;
+        let (rc, out) = a.run(
+            "eosctl run --elastic --budget 4 -- lsearch 16",
+            Duration::from_secs(600),
+        )?;
+        if rc != 0 || !out.lines().any(|l| l == want) {
+            bail!("lsearch ({policy}): exit {rc}, host says `{want}`, VM printed:\n{out}");
+        }
+    }
     jump_policy(a, b, "enabled=1")?;
-    let (rc, out) = a.run(
-        "eosctl run --elastic --budget 4 -- lsearch 16",
-        Duration::from_secs(600),
-    )?;
     let off = "echo 0 > /sys/kernel/tracing/events/elastic/enable";
     a.sh(off)?;
     b.sh(off)?;
-    if rc != 0 || !out.lines().any(|l| l == want) {
-        bail!("lsearch: exit {rc}, host says `{want}`, VM printed:\n{out}");
-    }
     let count = |v: &mut Vm, e: &str| -> Result<usize> {
         Ok(
             v.sh(&format!("grep -c ' {e}: ' /sys/kernel/tracing/trace; true"))?
@@ -427,8 +432,8 @@ pub(super) fn tracepoints(a: &mut Vm, b: &mut Vm) -> Result<String> {
     }
     check_clean(&[a, b])?;
     Ok(format!(
-        "tracefs lists the five elastic events; lsearch 16 MiB, 4 MiB local: node1 traced \
-         {pulls} pulls, {pushes} pushes, {jumps_out} jumps out, node2 {fetches} fetches and \
+        "tracefs lists the five elastic events; lsearch 16 MiB, 4 MiB local, jump policy off \
+         then on: node1 traced {pulls} pulls, {pushes} pushes, {jumps_out} jumps out, node2 {fetches} fetches and \
          {jumps_home} jumps home (e.g. `{}`)",
         sample.trim()
     ))

@@ -11,6 +11,7 @@ use crate::{image, kernel};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// Cluster secret of the test VMs (a test key, not a real one).
 pub const SECRET: &str = "5eb1c0a7e1a57c05000000000000000000000000000000000000000000000042";
@@ -138,6 +139,165 @@ pub fn stat(stats: &str, key: &str) -> u64 {
 /// `remote_pages=` of a procs line; 0 if absent.
 pub fn remote_pages(line: &str) -> i64 {
     field(line, "remote_pages").unwrap_or(0)
+}
+
+/// Calls `check` every `every` until it returns `Some` (its value is returned) or `timeout`
+/// has passed (an error naming `what`, with the last error `check` returned, if any). The one
+/// wait-until loop of the test steps.
+pub fn poll<T>(
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+    mut check: impl FnMut() -> Result<Option<T>>,
+) -> Result<T> {
+    let end = Instant::now() + timeout;
+    loop {
+        let last = match check() {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => None,
+            Err(e) => Some(e),
+        };
+        if Instant::now() >= end {
+            return Err(match last {
+                Some(e) => e.context(format!("{what}: not within {} s", timeout.as_secs())),
+                None => anyhow::anyhow!("{what}: not within {} s", timeout.as_secs()),
+            });
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// What a line of `/sys/kernel/elastic/procs` describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcKind {
+    /// A stretched process at its home (`pid=... comm=... remote_pages=... away=...`).
+    Home,
+    /// A shell holding another node's process (`shell home_node=... home_pid=...`).
+    Shell,
+    /// A process marked elastic, not stretched yet (`pid=N marked budget_pages=...`).
+    Marked,
+}
+
+/// One line of `/sys/kernel/elastic/procs`, typed: its kind and its `key=value` words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcEntry {
+    pub kind: ProcKind,
+    fields: Vec<(String, String)>,
+}
+
+impl ProcEntry {
+    /// Parses one line; `None` for a line that is none of the three kinds.
+    pub fn parse(line: &str) -> Option<Self> {
+        let mut words = line.split_whitespace().peekable();
+        let kind = if words.peek() == Some(&"shell") {
+            words.next();
+            ProcKind::Shell
+        } else if line.split_whitespace().nth(1) == Some("marked") {
+            ProcKind::Marked
+        } else {
+            ProcKind::Home
+        };
+        let fields: Vec<_> = words
+            .filter_map(|w| w.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        fields
+            .iter()
+            .any(|(k, _)| k == "pid")
+            .then_some(Self { kind, fields })
+    }
+
+    /// The value of `key`, parsed; `None` if absent or of another type.
+    pub fn get<T: std::str::FromStr>(&self, key: &str) -> Option<T> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.parse().ok())
+    }
+
+    /// `pid=` (the local pid: the process at home, the shell's own pid for a shell).
+    pub fn pid(&self) -> u32 {
+        self.get("pid").unwrap_or(0)
+    }
+
+    /// `comm=` of a process at home ("" for others).
+    pub fn comm(&self) -> String {
+        self.get("comm").unwrap_or_default()
+    }
+
+    /// `remote_pages=` (0 if absent).
+    pub fn remote_pages(&self) -> i64 {
+        self.get("remote_pages").unwrap_or(0)
+    }
+
+    /// A process at home that runs on another node right now.
+    pub fn away(&self) -> bool {
+        self.get::<u8>("away") == Some(1)
+    }
+
+    /// A shell that runs its process right now.
+    pub fn running(&self) -> bool {
+        self.get::<u8>("running") == Some(1)
+    }
+}
+
+/// All of a node's `/sys/kernel/elastic/procs`, typed.
+#[derive(Debug, Clone, Default)]
+pub struct Procs(pub Vec<ProcEntry>);
+
+impl Procs {
+    /// Parses a whole listing; lines of no known kind are skipped.
+    pub fn parse(text: &str) -> Self {
+        Self(text.lines().filter_map(ProcEntry::parse).collect())
+    }
+
+    /// Reads `v`'s listing.
+    pub fn read(v: &mut Vm) -> Result<Self> {
+        Ok(Self::parse(&v.sh("cat /sys/kernel/elastic/procs")?))
+    }
+
+    /// The stretched process named `comm` at home (the first one).
+    pub fn home(&self, comm: &str) -> Option<&ProcEntry> {
+        self.0
+            .iter()
+            .find(|e| e.kind == ProcKind::Home && e.comm() == comm)
+    }
+
+    /// The stretched process with local pid `pid` at home.
+    pub fn home_pid(&self, pid: u32) -> Option<&ProcEntry> {
+        self.0
+            .iter()
+            .find(|e| e.kind == ProcKind::Home && e.pid() == pid)
+    }
+
+    /// The shells here, of any home.
+    pub fn shells(&self) -> impl Iterator<Item = &ProcEntry> {
+        self.0.iter().filter(|e| e.kind == ProcKind::Shell)
+    }
+
+    /// The shell here of process `home_pid` of node `home_node`.
+    pub fn shell_of(&self, home_node: usize, home_pid: u32) -> Option<&ProcEntry> {
+        self.shells().find(|e| {
+            e.get::<usize>("home_node") == Some(home_node)
+                && e.get::<u32>("home_pid") == Some(home_pid)
+        })
+    }
+
+    /// Whether pid `pid` is marked elastic (and not stretched yet).
+    pub fn marked(&self, pid: u32) -> bool {
+        self.0
+            .iter()
+            .any(|e| e.kind == ProcKind::Marked && e.pid() == pid)
+    }
+
+    /// The sum of `remote_pages=` over the processes at home.
+    pub fn remote_pages(&self) -> i64 {
+        self.0
+            .iter()
+            .filter(|e| e.kind == ProcKind::Home)
+            .map(ProcEntry::remote_pages)
+            .sum()
+    }
 }
 
 /// The first `RESULT ...` line a workload printed.
@@ -278,6 +438,41 @@ mod unit {
         assert_eq!((m.pulls, m.pulled, m.pushes, m.pushed), (11, 41, 4, 91));
         assert_eq!(m.pages(), 132);
         assert_eq!(exit_stats(console, "dfs"), None);
+    }
+
+    #[test]
+    fn procs_lines_typed_and_polled() {
+        let text =
+            "pid=7 comm=hold node=2 shell_pid=40 local_pages=5 remote_pages=1200 away=1 sticky=0\n\
+                    shell home_node=1 home_pid=7 pid=40 running=0 arrivals=2\n\
+                    pid=9 marked budget_pages=2048\n\
+                    garbage line\n";
+        let p = Procs::parse(text);
+        assert_eq!(p.0.len(), 3);
+        let h = p.home("hold").unwrap();
+        assert_eq!((h.pid(), h.remote_pages(), h.away()), (7, 1200, true));
+        assert_eq!(p.home_pid(7).unwrap().comm(), "hold");
+        assert!(p.home("spin").is_none());
+        let s = p.shell_of(1, 7).unwrap();
+        assert_eq!((s.pid(), s.running(), s.kind), (40, false, ProcKind::Shell));
+        assert!(p.shell_of(2, 7).is_none());
+        assert!(p.marked(9) && !p.marked(7));
+        assert_eq!(p.remote_pages(), 1200);
+        let mut n = 0;
+        let v = poll("three", Duration::from_secs(5), Duration::ZERO, || {
+            n += 1;
+            Ok((n == 3).then_some(n))
+        })
+        .unwrap();
+        assert_eq!(v, 3);
+        let e = poll(
+            "never",
+            Duration::ZERO,
+            Duration::ZERO,
+            || -> Result<Option<()>> { bail!("still down") },
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("never: not within 0 s: still down"));
     }
 
     #[test]

@@ -164,12 +164,20 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         share: Option<std::path::PathBuf>,
     },
-    /// Every test: host, KUnit, two-VM; ends with a summary line ($EOS_ONLY=word,... runs only
-    /// the steps whose names contain a word, for development)
+    /// Every test of the test tier: host, KUnit, two-VM, bench --quick, the Debian guest; ends
+    /// with the time table and a summary line ($EOS_ONLY=id,... runs only those steps and the
+    /// steps they need, for development; `--list` shows the ids)
     Test {
         /// Only the host steps: no kernel build, no VM
         #[arg(long)]
         host_only: bool,
+        /// Also the long forms (fault loops, peer kills, sysfuzz, ping-pong, the whole Debian
+        /// test): hours, not minutes
+        #[arg(long)]
+        full: bool,
+        /// Print the steps (id, tier, limit, title) and run nothing
+        #[arg(long)]
+        list: bool,
     },
     /// The fault-injection loop on its own pair of nodes: the stress program stretched under
     /// injected page-install failures (the test command runs 3 runs)
@@ -219,7 +227,13 @@ fn main() -> Result<()> {
     let cmd = Cli::parse().cmd;
     if !matches!(
         cmd,
-        Cmd::Setup | Cmd::Fuzz(_) | Cmd::Test { host_only: true }
+        Cmd::Setup
+            | Cmd::Fuzz(_)
+            | Cmd::Test {
+                host_only: true,
+                ..
+            }
+            | Cmd::Test { list: true, .. }
     ) {
         ensure_setup()?;
     }
@@ -245,7 +259,19 @@ fn main() -> Result<()> {
             peer_mem,
             share,
         } => run::interactive(nodes, mem, peer_mem, share),
-        Cmd::Test { host_only } => tests::all(host_only),
+        Cmd::Test { list: true, .. } => {
+            tests::list();
+            Ok(())
+        }
+        Cmd::Test {
+            host_only, full, ..
+        } => tests::all(&tests::Selection {
+            full,
+            host_only,
+            only: std::env::var("EOS_ONLY")
+                .ok()
+                .map(|v| v.split(',').map(|w| w.trim().to_string()).collect()),
+        }),
         Cmd::Faults { runs } => tests::faults(runs),
         Cmd::Sysfuzz { calls, seed } => tests::sysfuzz(calls, seed),
         Cmd::Peerkill { runs } => tests::peerkill(runs),
@@ -276,11 +302,15 @@ mod unit {
         assert_eq!(parse(&["kernel"]), Cmd::Kernel);
         assert_eq!(parse(&["image"]), Cmd::Image);
         assert_eq!(parse(&["deb"]), Cmd::Deb);
-        assert_eq!(parse(&["test"]), Cmd::Test { host_only: false });
-        assert_eq!(
-            parse(&["test", "--host-only"]),
-            Cmd::Test { host_only: true }
-        );
+        let test = |host_only, full, list| Cmd::Test {
+            host_only,
+            full,
+            list,
+        };
+        assert_eq!(parse(&["test"]), test(false, false, false));
+        assert_eq!(parse(&["test", "--host-only"]), test(true, false, false));
+        assert_eq!(parse(&["test", "--full"]), test(false, true, false));
+        assert_eq!(parse(&["test", "--list"]), test(false, false, true));
         let run = |workload: &str, footprint, mem| Cmd::Run {
             workload: workload.into(),
             footprint,

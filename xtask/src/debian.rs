@@ -263,15 +263,16 @@ fn md5(v: &mut Vm, file: &str) -> Result<String> {
         .to_string())
 }
 
-/// The kernel's exit lines of stretched processes named `comm` so far (one per stretched
+/// The needle of the kernel's exit line of a stretched process named `comm`.
+fn exit_needle(comm: &str) -> String {
+    format!("({comm}) exited:")
+}
+
+/// How many exit lines of stretched processes named `comm` `console` holds (one per stretched
 /// run: a process that never stretched has none).
-fn exit_lines(v: &Vm, comm: &str) -> Vec<String> {
-    let needle = format!("({comm}) exited:");
-    v.console()
-        .lines()
-        .filter(|l| l.contains(&needle))
-        .map(str::to_string)
-        .collect()
+fn exits(console: &str, comm: &str) -> usize {
+    let needle = exit_needle(comm);
+    console.lines().filter(|l| l.contains(&needle)).count()
 }
 
 fn run_program(a: &mut Vm, p: &Program) -> Result<String> {
@@ -284,7 +285,7 @@ fn run_program(a: &mut Vm, p: &Program) -> Result<String> {
         bail!("{} on one node exited {rc}", p.name);
     }
     let want = md5(a, "/tmp/local.out")?;
-    let before = exit_lines(a, p.name).len();
+    let before = exits(&a.console(), p.name);
     let start = Instant::now();
     let (rc, out) = a.run(
         &format!(
@@ -299,24 +300,24 @@ fn run_program(a: &mut Vm, p: &Program) -> Result<String> {
     }
     let got = md5(a, "/tmp/elastic.out")?;
     std::thread::sleep(Duration::from_millis(300));
-    let lines = exit_lines(a, p.name);
+    let console = a.console();
     if got != want {
         bail!(
             "{}: stretched output differs from one node's (md5 {got} vs {want})",
             p.name
         );
     }
-    if lines.len() <= before {
+    if exits(&console, p.name) <= before {
         bail!("{} never stretched under a {} MiB budget", p.name, p.budget);
     }
-    let exit = lines
-        .last()
+    let exit = cluster::last_line(&console, &exit_needle(p.name))
         .and_then(|l| l.split("exited: ").nth(1))
         .unwrap_or("")
         .to_string();
     // Stretched is not enough: its pages must have moved (a stretch just before its exit
     // proves nothing).
-    if exit.starts_with("0 pulls (0 pages), 0 pushes") {
+    let none_moved = |m: cluster::Moved| m.pulls == 0 && m.pulled == 0 && m.pushes == 0;
+    if cluster::exit_stats(&console, p.name).is_some_and(none_moved) {
         bail!("{} stretched, but no page moved: {exit}", p.name);
     }
     Ok(format!(

@@ -165,21 +165,17 @@ pub(super) fn alloc_failures(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<String
     const TIMES: u64 = 8;
     let want = host_result("stress", &STRESS)?;
     let mut t = Tally::default();
+    // failslab's own switches and the threads it fails first (before `set_fault` arms it: no
+    // moment armed without the task filter), then the attribute's common settings.
     let arm = |v: &mut Vm, times: u64| -> Result<u64> {
-        let out = v.sh(&format!(
+        v.sh(
             "[ -d /sys/kernel/debug/failslab ] || mount -t debugfs none /sys/kernel/debug; \
-             d=/sys/kernel/debug/failslab; echo left=$(cat $d/times); \
-             echo 0 > $d/verbose; echo Y > $d/task-filter; echo N > $d/ignore-gfp-wait; \
-             echo {INTERVAL} > $d/interval; echo {times} > $d/times; echo 100 > $d/probability; \
-             for p in $(ps -o pid,comm | awk '$2 ~ /^eos-/ {{print $1}}'); do \
-               echo 1 > /proc/$p/make-it-fail; done"
-        ))?;
-        Ok(out
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("left="))
-            .and_then(|x| x.parse::<i64>().ok())
-            .unwrap_or(0)
-            .max(0) as u64)
+             d=/sys/kernel/debug/failslab; echo Y > $d/task-filter; echo N > $d/ignore-gfp-wait; \
+             for p in $(ps -o pid,comm | awk '$2 ~ /^eos-/ {print $1}'); do \
+               echo 1 > /proc/$p/make-it-fail; done",
+        )?;
+        let left = set_fault(v, "failslab", 100, INTERVAL, times)?;
+        Ok(left.unwrap_or(0).max(0) as u64)
     };
     // A link that loses an allocation it needs closes: the loss of that node, whose
     // processes are stopped with that cause (home.rs: "node N lost: killing pid ...").

@@ -1,7 +1,7 @@
 //! Execution jumping between nodes: register and stack state, system calls and signals away
 //! from home, mappings a jump carries, and the jump policy.
 
-use crate::cluster::{check_clean, field, host_result, jumplog, stat};
+use crate::cluster::{self, check_clean, field, host_result, jumplog, stat, Procs};
 use crate::image;
 use crate::util::{project_root, run};
 use crate::vm::{self, Vm};
@@ -210,32 +210,25 @@ pub(super) fn jump_signals(a: &mut Vm, b: &mut Vm) -> Result<String> {
         a.sh(&format!(
             "spin {args} > /tmp/spin.out 2>&1 & echo $! > /tmp/spin.pid"
         ))?;
-        let mut away = false;
-        for _ in 0..100 {
-            let p = a.sh("cat /sys/kernel/elastic/procs")?;
-            if p.lines()
-                .any(|l| l.contains("comm=spin") && l.contains(" away=1 "))
-            {
-                away = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        if !away {
-            bail!(
-                "spin never ran on node2:\n{}",
-                a.sh("cat /sys/kernel/elastic/procs; cat /tmp/spin.out")?
-            );
+        let ran_away = cluster::poll(
+            "spin away on node2",
+            Duration::from_secs(20),
+            Duration::from_millis(200),
+            || {
+                let away = Procs::read(a)?.home("spin").is_some_and(|p| p.away());
+                Ok(away.then_some(()))
+            },
+        );
+        if let Err(e) = ran_away {
+            let seen = a.sh("cat /sys/kernel/elastic/procs; cat /tmp/spin.out")?;
+            return Err(e.context(format!("spin never ran on node2:\n{seen}")));
         }
         let own = a.sh("cat /proc/$(cat /tmp/spin.pid)/elastic")?;
         if !own.contains(" away=1 ") || !own.contains(" jumps=1 ") {
             bail!("/proc/<pid>/elastic does not show it away after one jump:\n{own}");
         }
         let shells = b.sh("cat /sys/kernel/elastic/procs")?;
-        if !shells
-            .lines()
-            .any(|l| l.starts_with("shell ") && l.contains(" running=1 "))
-        {
+        if !Procs::parse(&shells).shells().any(|s| s.running()) {
             bail!("node2's shell does not show the process running:\n{shells}");
         }
         // The shell's children's CPU ticks (/proc/PID/stat cutime + cstime, USER_HZ 100)
@@ -271,7 +264,7 @@ pub(super) fn jump_signals(a: &mut Vm, b: &mut Vm) -> Result<String> {
     }
     std::thread::sleep(Duration::from_millis(500));
     let shells = b.sh("cat /sys/kernel/elastic/procs")?;
-    if shells.lines().any(|l| l.starts_with("shell ")) {
+    if Procs::parse(&shells).shells().next().is_some() {
         bail!("shells left on node2:\n{shells}");
     }
     check_clean(&[a, b])?;

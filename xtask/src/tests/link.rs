@@ -2,16 +2,16 @@
 //! loss of a peer that holds pages of a process.
 
 use super::PEER_MEM_MIB;
-use crate::cluster::{check_clean, peer_field, remote_pages, up, SECRET};
+use crate::cluster::{self, check_clean, peer_field, up, Procs, SECRET};
 use crate::vm::{Cluster, Vm};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::time::{Duration, Instant};
 
 pub(super) fn handshake(a: &mut Vm, b: &mut Vm) -> Result<String> {
     up(a, 1, &[2], SECRET)?;
     up(b, 2, &[1], SECRET)?;
-    a.sh("eosctl wait 2 --timeout 60")?;
-    b.sh("eosctl wait 1 --timeout 60")?;
+    cluster::wait_links(a, &[2])?;
+    cluster::wait_links(b, &[1])?;
     // A few heartbeats, so round-trip times are measured.
     std::thread::sleep(Duration::from_secs(3));
     let pa = a.sh("cat /sys/kernel/elastic/peers")?;
@@ -33,8 +33,8 @@ pub(super) fn reconnect(cluster: &Cluster, a: &mut Vm, b: Vm) -> Result<(Vm, Str
     // Node 2 comes back bigger: later tests need a node with room for another's pages.
     let mut b = cluster.boot_with(2, "reboot", PEER_MEM_MIB, &[])?;
     up(&mut b, 2, &[1], SECRET)?;
-    a.sh("eosctl wait 2 --timeout 60")?;
-    b.sh("eosctl wait 1 --timeout 60")?;
+    cluster::wait_links(a, &[2])?;
+    cluster::wait_links(&mut b, &[1])?;
     let secs = start.elapsed().as_secs_f64();
     let pa = a.sh("cat /sys/kernel/elastic/peers")?;
     let ups = peer_field(&pa, 2, "ups").unwrap_or(0);
@@ -52,34 +52,30 @@ pub(super) fn reconnect(cluster: &Cluster, a: &mut Vm, b: Vm) -> Result<(Vm, Str
 /// Kills node2 while it holds pages of a process of node1.
 pub(super) fn elastic_peer_death(a: &mut Vm, b: Vm) -> Result<String> {
     a.sh("eosctl run --elastic --budget 4 -- stress 16 1 100000000 > /tmp/stress.out 2>&1 & echo $! > /tmp/stress.pid")?;
-    let mut remote = 0;
-    for _ in 0..120 {
-        remote = remote_pages(&a.sh("cat /sys/kernel/elastic/procs")?);
-        if remote > 100 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    if remote <= 100 {
-        bail!("the process never had pages on node2");
-    }
+    let remote = cluster::poll(
+        "stress's pages on node2",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || {
+            // What node1's processes have on node2: stress's pages (nothing else runs stretched).
+            let remote = Procs::read(a)?.remote_pages();
+            Ok((remote > 100).then_some(remote))
+        },
+    )
+    .context("the process never had pages on node2")?;
     // And one that runs on node2 and catches SIGBUS: it dies of SIGBUS, its handler never
     // runs (at home it would run on the registers the process left with).
     a.sh("spin 2 bushandler > /tmp/spinbus.out 2>&1 & echo $! > /tmp/spinbus.pid")?;
-    let mut away = false;
-    for _ in 0..100 {
-        if a.sh("cat /sys/kernel/elastic/procs")?
-            .lines()
-            .any(|l| l.contains("comm=spin") && l.contains(" away=1 "))
-        {
-            away = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    if !away {
-        bail!("spin never ran on node2");
-    }
+    cluster::poll(
+        "spin away on node2",
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        || {
+            let away = Procs::read(a)?.home("spin").is_some_and(|p| p.away());
+            Ok(away.then_some(()))
+        },
+    )
+    .context("spin never ran on node2")?;
     let t = b.kill();
     if !t.is_empty() {
         bail!("node2 printed kernel trouble before it died: {t:?}");
@@ -124,22 +120,22 @@ pub(super) fn wire_sealed(cluster: &Cluster, a: &mut Vm, b: Vm) -> Result<(Vm, S
     let dump = format!("filter-dump,id=cap0,netdev=n0,file={}", pcap.display());
     let mut b = cluster.boot_with(2, "wire", PEER_MEM_MIB, &["-object", &dump])?;
     up(&mut b, 2, &[1], SECRET)?;
-    a.sh("eosctl wait 2 --timeout 60")?;
+    cluster::wait_links(a, &[2])?;
     a.sh(&format!(
         "eosctl run --elastic --budget 2 -- hold 8 120 {WIRE_MARKER} > /tmp/wire.out 2>&1 & \
          echo $! > /tmp/wire.pid"
     ))?;
     let mut remote = 0;
-    for _ in 0..120 {
-        remote = remote_pages(&a.sh("cat /sys/kernel/elastic/procs")?);
-        if remote >= 1200 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    if remote < 1200 {
-        bail!("only {remote} pages of hold went to node2");
-    }
+    cluster::poll(
+        "hold's pages on node2",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || {
+            remote = Procs::read(a)?.home("hold").map_or(0, |p| p.remote_pages());
+            Ok((remote >= 1200).then_some(()))
+        },
+    )
+    .with_context(|| format!("only {remote} pages of hold went to node2"))?;
     a.sh("kill -USR1 $(cat /tmp/wire.pid)")?;
     let (_, out) = a.run(
         "wait $(cat /tmp/wire.pid); echo status=$?; cat /tmp/wire.out",

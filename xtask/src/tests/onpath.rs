@@ -5,7 +5,7 @@
 //! sequence numbers (and the stream's own TCP options) that carry a forged frame, then a frame
 //! captured from the link earlier: the record layer must refuse both.
 
-use crate::cluster::{check_clean, remote_pages, stat};
+use crate::cluster::{self, check_clean, stat, Procs};
 use crate::vm::{self, Vm};
 use anyhow::{bail, Context, Result};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -192,23 +192,19 @@ pub(super) fn on_path(cluster: &crate::vm::Cluster, a: &mut Vm, b: &mut Vm) -> R
          echo status=$? > /tmp/op.status) & true",
     )?;
     let mut remote = 0;
-    let mut pid = 0u32;
-    for _ in 0..120 {
-        let procs = a.sh("cat /sys/kernel/elastic/procs")?;
-        remote = remote_pages(&procs);
-        pid = procs
-            .lines()
-            .find(|l| l.contains(" comm=hold "))
-            .and_then(|l| crate::cluster::field(l, "pid"))
-            .unwrap_or(0);
-        if remote >= 1200 && pid != 0 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    if remote < 1200 || pid == 0 {
-        bail!("only {remote} pages of hold went to node2");
-    }
+    let pid = cluster::poll(
+        "hold's pages on node2",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || {
+            let procs = Procs::read(a)?;
+            let hold = procs.home("hold");
+            remote = hold.map_or(0, |h| h.remote_pages());
+            let pid = hold.map_or(0, |h| h.pid());
+            Ok((remote >= 1200 && pid != 0).then_some(pid))
+        },
+    )
+    .with_context(|| format!("only {remote} pages of hold went to node2"))?;
     let forged = |b: &mut Vm| -> Result<u64> {
         Ok(stat(&b.sh("cat /sys/kernel/elastic/stats")?, "rx_forged"))
     };
@@ -242,7 +238,7 @@ pub(super) fn on_path(cluster: &crate::vm::Cluster, a: &mut Vm, b: &mut Vm) -> R
         if !done {
             bail!("node2 never refused the {what} frame (it may have lost the race with the real stream 5 times)");
         }
-        a.sh("eosctl wait 2 --timeout 60")?;
+        cluster::wait_links(a, &[2])?;
     }
     if !b.console().contains("failed authentication") {
         bail!("node2 did not log the forged frames");

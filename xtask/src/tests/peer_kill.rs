@@ -7,7 +7,7 @@
 //! The test command runs `SHORT_RUNS`; `cargo xtask peerkill --runs N` the long form.
 
 use super::PEER_MEM_MIB;
-use crate::cluster::{self, check_clean, host_result, up, SECRET};
+use crate::cluster::{self, check_clean, host_result, up, Procs, SECRET};
 use crate::vm::{Cluster, Vm};
 use anyhow::{bail, Result};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -70,15 +70,21 @@ pub(super) fn peer_kills(cluster: &Cluster, a: &mut Vm, b: Vm, runs: u32) -> Res
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             // From its stretch on (it fills its memory locally first), so that the kill
-            // lands while its pages are on node2.
-            for _ in 0..100 {
-                let procs =
-                    a.sh("cat /sys/kernel/elastic/procs; cat /tmp/pk.status 2>/dev/null; true")?;
-                if procs.contains(" comm=stress ") || procs.contains("status=") {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            // lands while its pages are on node2. Past the wait it is killed all the same.
+            let _ = cluster::poll(
+                "stress stretched or ended",
+                Duration::from_secs(10),
+                Duration::from_millis(100),
+                || {
+                    // The listing and the status file in one command; the status line is
+                    // no procs line, so the parser skips it.
+                    let out = a.sh(
+                        "cat /sys/kernel/elastic/procs; cat /tmp/pk.status 2>/dev/null; true",
+                    )?;
+                    let stretched = Procs::parse(&out).home("stress").is_some();
+                    Ok((stretched || out.contains("status=")).then_some(()))
+                },
+            );
             let delay = 200 + (seed >> 33) % 3000;
             t.delays_ms.push(delay);
             std::thread::sleep(Duration::from_millis(delay));
@@ -121,7 +127,7 @@ pub(super) fn peer_kills(cluster: &Cluster, a: &mut Vm, b: Vm, runs: u32) -> Res
             let mut v = cluster.boot_with(2, "peerkill", PEER_MEM_MIB, &[])?;
             up(&mut v, 2, &[1], SECRET)?;
             b = Some(v);
-            a.sh("eosctl wait 2 --timeout 60")?;
+            cluster::wait_links(a, &[2])?;
         }
     }
     let b = b.expect("node2 is up after the last run");

@@ -1,7 +1,7 @@
 //! What a node refuses: a hostile peer's frames, a peer with the wrong secret, and a stretch
 //! by someone who does not own the process (and what a shell on the peer may do).
 
-use crate::cluster::{self, check_clean, field, stat, up, SECRET};
+use crate::cluster::{self, check_clean, field, stat, up, Procs, SECRET};
 use crate::vm::{self, Cluster, Vm};
 use anyhow::{bail, Context, Result};
 use std::time::Duration;
@@ -42,8 +42,8 @@ pub(super) fn bad_input(a: &mut Vm, b: &mut Vm) -> Result<String> {
         }
     }
     // The real link survives the attacks or comes back.
-    a.sh("eosctl wait 2 --timeout 60")?;
-    b.sh("eosctl wait 1 --timeout 60")?;
+    cluster::wait_links(a, &[2])?;
+    cluster::wait_links(b, &[1])?;
     check_clean(&[a, b])?;
     Ok(format!(
         "{} attack cases refused; rx_bad_frames={} rx_forged={} handshakes_failed={} timeouts={} busy={}; link up",
@@ -145,16 +145,12 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     let plain = pid_in(a, "/tmp/plainp")?;
     let marked = pid_in(a, "/tmp/markp")?;
     let procs = a.sh("cat /sys/kernel/elastic/procs")?;
-    let has_mark = |pid: &str| {
-        procs
-            .lines()
-            .any(|l| l.starts_with(&format!("pid={pid} marked")))
-    };
+    let listed = Procs::parse(&procs);
     a.sh("kill $(cat /tmp/plainp) $(cat /tmp/markp); sleep 1")?;
-    if !has_mark(&plain) {
+    if !listed.marked(plain) {
         bail!("a mark did not survive an ordinary exec (pid {plain}):\n{procs}");
     }
-    if has_mark(&marked) {
+    if listed.marked(marked) {
         bail!("a mark survived the exec of a setuid program (pid {marked}):\n{procs}");
     }
     if !a.console().contains("ends its elastic mark") {
@@ -169,7 +165,7 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
         "NoNewPrivs:\t1",
     ];
     let victim = pid_in(a, "/tmp/victim")?;
-    let status = shell_status(b, &victim)?;
+    let status = shell_status(b, victim)?;
     if !status.contains("Uid:\t65534\t65534\t65534\t65534")
         || !no_privilege.iter().all(|w| status.contains(w))
     {
@@ -181,7 +177,7 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     a.sh("sleep 60 & echo $! > /tmp/rootp")?;
     a.sh("eosctl stretch $(cat /tmp/rootp) 2")?;
     let rootp = pid_in(a, "/tmp/rootp")?;
-    let status = shell_status(b, &rootp)?;
+    let status = shell_status(b, rootp)?;
     a.sh("kill $(cat /tmp/rootp); sleep 1")?;
     if !status.contains("Uid:\t65534\t65534\t65534\t65534")
         || !status.contains("Gid:\t65534\t65534\t65534\t65534")
@@ -194,7 +190,7 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     b.sh("echo caller > /sys/kernel/elastic/shell_ids")?;
     a.sh("(setsid su alice -c 'exec sleep 60' < /dev/null > /dev/null 2>&1 & echo $! > /tmp/victim2); sleep 1")?;
     a.sh("eosctl stretch $(cat /tmp/victim2) 2")?;
-    let status = shell_status(b, &pid_in(a, "/tmp/victim2")?)?;
+    let status = shell_status(b, pid_in(a, "/tmp/victim2")?)?;
     a.sh("kill $(cat /tmp/victim2); sleep 1")?;
     b.sh("echo nobody > /sys/kernel/elastic/shell_ids")?;
     if !status.contains("Uid:\t1000\t1000\t1000\t1000")
@@ -230,26 +226,21 @@ fn refused_eperm(v: &mut Vm, cmd: &str, what: &str) -> Result<()> {
 }
 
 /// The pid written in `file` of `v` (the console may carry kernel lines around it).
-fn pid_in(v: &mut Vm, file: &str) -> Result<String> {
+fn pid_in(v: &mut Vm, file: &str) -> Result<u32> {
     let out = v.sh(&format!("cat {file}"))?;
     out.lines()
         .map(str::trim)
-        .find(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_digit()))
-        .map(str::to_string)
+        .filter(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_digit()))
+        .find_map(|l| l.parse().ok())
         .with_context(|| format!("no pid in {file}: {out}"))
 }
 
 /// Credentials (/proc status lines) of the shell on `b` of process `home_pid` of node 1.
-fn shell_status(b: &mut Vm, home_pid: &str) -> Result<String> {
+fn shell_status(b: &mut Vm, home_pid: u32) -> Result<String> {
     let procs = b.sh("cat /sys/kernel/elastic/procs")?;
-    let pid = procs
-        .lines()
-        .filter(|l| l.starts_with("shell home_node=1 "))
-        .find(|l| {
-            l.split_whitespace()
-                .any(|w| w == format!("home_pid={home_pid}"))
-        })
-        .and_then(|l| field::<String>(l, "pid"))
+    let pid = Procs::parse(&procs)
+        .shell_of(1, home_pid)
+        .map(|s| s.pid())
         .with_context(|| format!("no shell of pid {home_pid} on node2:\n{procs}"))?;
     b.sh(&format!(
         "grep -E '^(Uid|Gid|Cap|NoNewPrivs)' /proc/{pid}/status"
@@ -276,6 +267,7 @@ pub(super) fn syscall_fuzz(a: &mut Vm, b: &mut Vm, calls: u64, seed: u64) -> Res
         pid_in(a, "/tmp/fz-bob")?,
         pid_in(a, "/tmp/fz-suid")?,
     ]
+    .map(|p| p.to_string())
     .join(",");
     let limit = Duration::from_secs(60 + calls / 20);
     let kills_before = kill_lines(a);
@@ -317,7 +309,7 @@ pub(super) fn syscall_fuzz(a: &mut Vm, b: &mut Vm, calls: u64, seed: u64) -> Res
         bail!("{killed} victims were ended but only {logged} kill causes were logged:\n{alice}\n{root}");
     }
     // The cluster is as it was: the link up, no peer the fuzzer added left behind.
-    a.sh("eosctl wait 2 --timeout 60")?;
+    cluster::wait_links(a, &[2])?;
     let peers = a.sh("cat /sys/kernel/elastic/peers")?;
     // Its peers have ids 100..199; the real ones are 1 and 2.
     if peers
@@ -379,8 +371,8 @@ pub(super) fn pairwise_keys(a: &mut Vm, b: &mut Vm) -> Result<String> {
         vm::PORT
     ))?;
     a.sh(&format!("echo 'key 2 {k12}' > {peers}"))?;
-    a.sh("eosctl wait 2 --timeout 60")?;
-    b.sh("eosctl wait 1 --timeout 60")?;
+    cluster::wait_links(a, &[2])?;
+    cluster::wait_links(b, &[1])?;
     if !b.sh(&format!("cat {peers}"))?.contains(" key=pair") {
         bail!("node2 does not show its pairwise keys");
     }
@@ -421,8 +413,8 @@ pub(super) fn pairwise_keys(a: &mut Vm, b: &mut Vm) -> Result<String> {
         "echo 'key 1 none' > {peers}; echo 'del 3' > {peers}"
     ))?;
     a.sh(&format!("echo 'key 2 none' > {peers}"))?;
-    a.sh("eosctl wait 2 --timeout 60")?;
-    b.sh("eosctl wait 1 --timeout 60")?;
+    cluster::wait_links(a, &[2])?;
+    cluster::wait_links(b, &[1])?;
     check_clean(&[a, b])?;
     Ok(format!(
         "the pair linked on its own key; node2 refused node 3's id claimed with {} (bad-auth \
@@ -454,7 +446,7 @@ pub(super) fn handshake_flood(a: &mut Vm, b: &mut Vm) -> Result<String> {
         vm::ip(2),
         vm::PORT
     ))?;
-    a.sh("eosctl wait 2 --timeout 60")?;
+    cluster::wait_links(a, &[2])?;
     let secs = start.elapsed().as_secs_f64();
     let (_, out) = a.run(
         "wait $(cat /tmp/flood.pid); cat /tmp/flood.out; ip addr del 10.0.2.99/24 dev eth0",
@@ -470,7 +462,7 @@ pub(super) fn handshake_flood(a: &mut Vm, b: &mut Vm) -> Result<String> {
     if secs > 3.0 {
         bail!("node1's link took {secs:.1} s to come back during the flood:\n{out}");
     }
-    b.sh("eosctl wait 1 --timeout 60")?;
+    cluster::wait_links(b, &[1])?;
     check_clean(&[a, b])?;
     Ok(format!(
         "link back in {secs:.1} s during a flood from one source ({}); node2 refused {busy} of \
@@ -495,14 +487,18 @@ pub(super) fn root_shell(a: &mut Vm, b: &mut Vm) -> Result<String> {
         vm::ip(2),
         vm::PORT
     ))?;
-    let mut out = String::new();
-    for _ in 0..60 {
-        out = a.sh("cat /tmp/rootshell.out; true")?;
-        if out.contains("rootshell: PASS") || out.contains("rootshell: FAIL") {
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    let mut last = String::new();
+    let out = cluster::poll(
+        "eos-badpeer --root-shell's verdict",
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+        || {
+            last = a.sh("cat /tmp/rootshell.out; true")?;
+            let done = last.contains("rootshell: PASS") || last.contains("rootshell: FAIL");
+            Ok(done.then(|| last.clone()))
+        },
+    )
+    .with_context(|| format!("eos-badpeer --root-shell:\n{last}"))?;
     if !out.contains("rootshell: PASS") {
         bail!("eos-badpeer --root-shell:\n{out}");
     }
@@ -560,17 +556,19 @@ pub(super) fn root_shell(a: &mut Vm, b: &mut Vm) -> Result<String> {
         }
         seen.push(*p);
     }
-    // The attacker lets go; the real node 1 links again.
-    for _ in 0..40 {
-        if a.sh("cat /tmp/rootshell.out; true")?
-            .contains("rootshell: done")
-        {
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    a.sh("eosctl wait 2 --timeout 60")?;
-    b.sh("eosctl wait 1 --timeout 60")?;
+    // The attacker lets go; the real node 1 links again. Not judged here: if it holds on,
+    // the link waits below fail.
+    let _ = cluster::poll(
+        "eos-badpeer letting go",
+        Duration::from_secs(40),
+        Duration::from_secs(1),
+        || {
+            let out = a.sh("cat /tmp/rootshell.out; true")?;
+            Ok(out.contains("rootshell: done").then_some(()))
+        },
+    );
+    cluster::wait_links(a, &[2])?;
+    cluster::wait_links(b, &[1])?;
     check_clean(&[a, b])?;
     let what = out
         .lines()

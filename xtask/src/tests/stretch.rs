@@ -3,7 +3,7 @@
 
 use super::jump::jump_policy;
 use super::MEM_MIB;
-use crate::cluster::{check_clean, exit_stats, host_result, jumplog, Moved};
+use crate::cluster::{self, check_clean, exit_stats, host_result, jumplog, Moved, Procs};
 use crate::vm::{self, Vm};
 use anyhow::{bail, Context, Result};
 use std::time::{Duration, Instant};
@@ -27,15 +27,13 @@ pub(super) fn run_stretched(
     if rc != 0 || !out.lines().any(|l| l == want) {
         bail!("{prog} {args:?} stretched: exit {rc}, host says `{want}`, VM printed:\n{out}");
     }
-    let mut stats = None;
-    for _ in 0..20 {
-        stats = exit_stats(&a.console(), prog);
-        if stats.is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let Moved { pulls, pushes, .. } = stats.context("no exit statistics line in the kernel log")?;
+    let Moved { pulls, pushes, .. } = cluster::poll(
+        &format!("{prog}'s exit line"),
+        Duration::from_secs(2),
+        Duration::from_millis(100),
+        || Ok(exit_stats(&a.console(), prog)),
+    )
+    .context("no exit statistics line in the kernel log")?;
     if pulls == 0 || pushes == 0 {
         bail!("{prog}: no pages moved (pulls {pulls}, pushes {pushes})");
     }
@@ -76,7 +74,7 @@ pub(super) fn elastic_workloads(a: &mut Vm, b: &mut Vm) -> Result<String> {
     restored?;
     std::thread::sleep(Duration::from_millis(500));
     let shells = b.sh("cat /sys/kernel/elastic/procs")?;
-    if shells.lines().any(|l| l.starts_with("shell home_node=")) {
+    if Procs::parse(&shells).shells().next().is_some() {
         bail!("shells left behind on node2 after the processes exited:\n{shells}");
     }
     check_clean(&[a, b])?;

@@ -2,9 +2,9 @@
 //! pages.
 
 use super::PEER_MEM_MIB;
-use crate::cluster::{check_clean, host_result, jumplog, remote_pages, up, SECRET};
+use crate::cluster::{self, check_clean, host_result, jumplog, remote_pages, up, Procs, SECRET};
 use crate::vm::{self, Cluster, Vm};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::time::Duration;
 
 /// Three nodes: a process stretched to node2 and node3, its pages pushed to both, jumps to
@@ -13,7 +13,7 @@ pub(super) fn three_nodes(cluster: &Cluster, a: &mut Vm, b: &mut Vm) -> Result<S
     let mut c = cluster.boot_with(3, "trio", PEER_MEM_MIB, &[])?;
     up(&mut c, 3, &[1], SECRET)?;
     a.sh(&format!("eosctl peer add 3 {}:{}", vm::ip(3), vm::PORT))?;
-    a.sh("eosctl wait 3 --timeout 60")?;
+    cluster::wait_links(a, &[3])?;
     let want = host_result("tour", &["24", "1", "2", "3"])?;
     let (j0, _, _) = jumplog(a)?;
     let (rc, out) = a.run("tour 24 1 2 3", Duration::from_secs(900))?;
@@ -45,20 +45,23 @@ pub(super) fn three_nodes(cluster: &Cluster, a: &mut Vm, b: &mut Vm) -> Result<S
     )?;
     // Until the pusher is done (the count holds still): a batch still under way when node3
     // joins may go there, and then the process rightly dies with node3.
-    let mut line = String::new();
+    let mut listing = String::new();
     let mut last = -1;
-    for _ in 0..100 {
-        line = a.sh("grep comm=hold /sys/kernel/elastic/procs")?;
-        let now = remote_pages(&line);
-        if now > 1000 && now == last {
-            break;
-        }
-        last = now;
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    if remote_pages(&line) <= 1000 || remote_pages(&line) != last {
-        bail!("hold's pages did not settle on node2: {line}");
-    }
+    let settled = cluster::poll(
+        "hold's pages settling on node2",
+        Duration::from_secs(50),
+        Duration::from_millis(500),
+        || {
+            listing = a.sh("cat /sys/kernel/elastic/procs")?;
+            let now = Procs::parse(&listing)
+                .home("hold")
+                .map_or(0, |h| h.remote_pages());
+            let done = now > 1000 && now == last;
+            last = now;
+            Ok(done.then_some(now))
+        },
+    )
+    .with_context(|| format!("hold's pages did not settle on node2 ({last}):\n{listing}"))?;
     a.sh("eosctl stretch $(cat /tmp/hold.pid) 3")?;
     // And one that holds its pages on node3 and is stretched to node2 as well: it dies with
     // node3, and node2 drops its shell (the home tells it; nothing is left behind). It runs in
@@ -69,33 +72,29 @@ pub(super) fn three_nodes(cluster: &Cluster, a: &mut Vm, b: &mut Vm) -> Result<S
          for i in $(seq 100); do grep -q ready /tmp/hold3.out && break; sleep 0.1; done; \
          eosctl stretch $(cat /tmp/hold3.pid) 3 && eosctl budget $(cat /tmp/hold3.pid) 2",
     )?;
-    let mut on3 = 0;
-    for _ in 0..100 {
-        on3 = remote_pages(&a.sh("grep \"pid=$(cat /tmp/hold3.pid) \" /sys/kernel/elastic/procs")?);
-        if on3 > 500 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    if on3 <= 500 {
-        bail!("the second hold's pages did not go to node3 ({on3})");
-    }
-    a.sh("eosctl stretch $(cat /tmp/hold3.pid) 2")?;
     let hold3 = a.sh("cat /tmp/hold3.pid")?;
-    let hold3 = hold3
+    let hold3: u32 = hold3
         .lines()
         .map(str::trim)
-        .find(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_digit()))
-        .unwrap_or("")
-        .to_string();
-    let shell_of_hold3 = |b: &mut Vm| -> Result<bool> {
-        let procs = b.sh("cat /sys/kernel/elastic/procs")?;
-        Ok(procs.lines().any(|l| {
-            l.starts_with("shell home_node=1 ")
-                && l.split_whitespace()
-                    .any(|w| w == format!("home_pid={hold3}"))
-        }))
-    };
+        .filter(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_digit()))
+        .find_map(|l| l.parse().ok())
+        .with_context(|| format!("no pid in /tmp/hold3.pid: {hold3}"))?;
+    let mut on3 = 0;
+    cluster::poll(
+        "the second hold's pages on node3",
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        || {
+            on3 = Procs::read(a)?
+                .home_pid(hold3)
+                .map_or(0, |h| h.remote_pages());
+            Ok((on3 > 500).then_some(()))
+        },
+    )
+    .with_context(|| format!("the second hold's pages did not go to node3 ({on3})"))?;
+    a.sh("eosctl stretch $(cat /tmp/hold3.pid) 2")?;
+    let shell_of_hold3 =
+        |b: &mut Vm| -> Result<bool> { Ok(Procs::read(b)?.shell_of(1, hold3).is_some()) };
     if !shell_of_hold3(b)? {
         bail!("no shell of pid {hold3} on node2");
     }
@@ -103,14 +102,18 @@ pub(super) fn three_nodes(cluster: &Cluster, a: &mut Vm, b: &mut Vm) -> Result<S
     if !t.is_empty() {
         bail!("node3 printed kernel trouble: {t:?}");
     }
-    let mut survived = false;
-    for _ in 0..150 {
-        if a.console().contains("node 3 lost: pid") {
-            survived = a.console().contains("runs on with its other nodes");
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    // Not judged until the process's own end is known, below: a timeout counts as not survived.
+    let survived = cluster::poll(
+        "node1 logging the loss of node3",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || {
+            Ok(a.console()
+                .contains("node 3 lost: pid")
+                .then(|| a.console().contains("runs on with its other nodes")))
+        },
+    )
+    .unwrap_or(false);
     let (_, out) = a.run(
         "kill -USR1 $(cat /tmp/hold.pid); wait $(cat /tmp/hold.pid); echo status=$?; cat /tmp/hold.out",
         Duration::from_secs(120),
@@ -131,17 +134,13 @@ pub(super) fn three_nodes(cluster: &Cluster, a: &mut Vm, b: &mut Vm) -> Result<S
     {
         bail!("a process with its pages on node3 did not die of SIGBUS with it:\n{out3}");
     }
-    let mut left = true;
-    for _ in 0..50 {
-        left = shell_of_hold3(b)?;
-        if !left {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    if left {
-        bail!("node2 kept the shell of pid {hold3}, which died with node3");
-    }
+    cluster::poll(
+        "node2 dropping the shell of the second hold",
+        Duration::from_secs(10),
+        Duration::from_millis(200),
+        || Ok((!shell_of_hold3(b)?).then_some(())),
+    )
+    .with_context(|| format!("node2 kept the shell of pid {hold3}, which died with node3"))?;
     a.sh("eosctl peer del 3")?;
     check_clean(&[a, b])?;
     Ok(format!(
@@ -150,6 +149,6 @@ pub(super) fn three_nodes(cluster: &Cluster, a: &mut Vm, b: &mut Vm) -> Result<S
          one with {on3} pages there died of SIGBUS and node2 dropped its shell",
         spread.trim_start_matches("tour: stretched: "),
         j1 - j0,
-        remote_pages(&line)
+        settled
     ))
 }

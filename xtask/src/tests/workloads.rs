@@ -2,7 +2,7 @@
 //! VM at 1.5x its memory (the baseline the stretch steps improve on).
 
 use super::MEM_MIB;
-use crate::cluster::{check_clean, host_result};
+use crate::cluster::{check_clean, exit_stats, host_result, last_line};
 use crate::image;
 use crate::vm::Vm;
 use anyhow::{bail, Result};
@@ -86,23 +86,13 @@ pub(super) fn user_program(a: &mut Vm, b: &mut Vm) -> Result<String> {
         bail!("usersum from /mnt/host: exit {rc}, host says `{want}`, VM printed:\n{out}");
     }
     std::thread::sleep(Duration::from_millis(300));
-    let exit = a
-        .console()
-        .lines()
-        .rev()
-        .find(|l| l.contains("(usersum) exited:"))
+    let console = a.console();
+    let exit = last_line(&console, "(usersum) exited:")
         .map(|l| l.split("exited: ").nth(1).unwrap_or("").to_string())
         .ok_or_else(|| anyhow::anyhow!("usersum never stretched (no exit line)"))?;
     // Its pages really went to node2 and came back.
-    let pushes: u64 = exit
-        .split(", ")
-        .find_map(|f| {
-            f.strip_suffix(" pages)")
-                .and_then(|f| f.split(" pushes (").nth(1))
-        })
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    if pushes == 0 {
+    let pushed = exit_stats(&console, "usersum").map_or(0, |m| m.pushed);
+    if pushed == 0 {
         bail!("usersum stretched but no page left node1: {exit}");
     }
     let seen = b.sh("ls /mnt/host/usersum")?;

@@ -126,6 +126,7 @@ pub struct Boot<'a> {
 }
 
 /// What the VMs of one run share: kernel, image, network and log folder.
+#[derive(Clone)]
 pub struct Cluster {
     kernel: PathBuf,
     initrd: PathBuf,
@@ -171,6 +172,14 @@ impl Cluster {
     /// The accelerator in use.
     pub fn accel(&self) -> Accel {
         self.accel
+    }
+
+    /// The same cluster on a network hub of its own (`k` > 0: one per configuration of a
+    /// benchmark, so one pair's traffic does not reach the others' VMs); consoles stay shared.
+    pub fn on_hub(&self, k: u16) -> Cluster {
+        let mut c = self.clone();
+        c.net_port = self.net_port.wrapping_add(20_000 + k);
+        c
     }
 
     /// UDP port of the VMs' shared network (a multicast hub on 230.0.0.1 over loopback).

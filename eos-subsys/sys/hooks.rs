@@ -4,6 +4,10 @@
 //! and the syscalls (syscalls.c). Each turns its raw arguments into safe types and calls the
 //! logic through the [`Hooks`] table that `control::init` registers, so this layer never
 //! names the code above it. Before registration every hook does nothing (or says ENODEV).
+//!
+//! An entry point that takes a pointer is an `unsafe extern "C" fn`: its `# Safety` section
+//! states what its C caller (linux/patches/*.patch, syscalls.c, the declarations in
+//! include/linux/elastic.h) guarantees about that pointer.
 
 use crate::fmtbuf::FmtBuf;
 use crate::sys::{
@@ -100,15 +104,21 @@ fn user(flags: core::ffi::c_uint) -> bool {
 }
 
 /// `handle_pte_marker()` found an ElasticOS marker.
+///
+/// # Safety
+///
+/// `vma` is null or the VMA of the fault being handled by the current task, valid and locked
+/// (mmap lock or per-VMA lock) until this returns.
 #[no_mangle]
-pub(crate) extern "C" fn elastic_fault(
+pub(crate) unsafe extern "C" fn elastic_fault(
     vma: *mut bindings::vm_area_struct,
     address: core::ffi::c_ulong,
     flags: core::ffi::c_uint,
     node: core::ffi::c_uint,
     in_flight: bool,
 ) -> bindings::vm_fault_t {
-    // SAFETY: the fault handler passes the VMA of the running fault, locked for its duration.
+    // SAFETY: the caller passes the VMA of the running fault, locked for its duration (see
+    // `# Safety`), which is how long the `Vma` lives.
     let (Some(h), Some(vma)) = (HOOKS.get(), unsafe { Vma::from_fault(vma) }) else {
         return FaultReply::SigBus.code();
     };
@@ -123,13 +133,19 @@ pub(crate) extern "C" fn elastic_fault(
 
 /// A shell's task, running a process away from home, touched an empty PTE. 0: build the
 /// page the ordinary way.
+///
+/// # Safety
+///
+/// As [`elastic_fault`]: `vma` is null or the current fault's VMA, valid and locked until this
+/// returns.
 #[no_mangle]
-pub(crate) extern "C" fn elastic_missing(
+pub(crate) unsafe extern "C" fn elastic_missing(
     vma: *mut bindings::vm_area_struct,
     address: core::ffi::c_ulong,
     flags: core::ffi::c_uint,
 ) -> bindings::vm_fault_t {
-    // SAFETY: the fault handler passes the VMA of the running fault, locked for its duration.
+    // SAFETY: the caller passes the VMA of the running fault, locked for its duration (see
+    // `# Safety`), which is how long the `Vma` lives.
     let (Some(h), Some(vma)) = (HOOKS.get(), unsafe { Vma::from_fault(vma) }) else {
         return FaultReply::SigBus.code();
     };
@@ -138,14 +154,19 @@ pub(crate) extern "C" fn elastic_missing(
 
 /// A syscall of a shell's task, or a layout syscall of a stretched process at home. True: it
 /// was handled (run at home, or run here with the members following).
+///
+/// # Safety
+///
+/// `regs` is null or the current task's user registers saved at syscall entry
+/// (`do_syscall_64`), which nothing but this task touches until it returns to user mode.
 #[no_mangle]
-pub(crate) extern "C" fn elastic_syscall(
+pub(crate) unsafe extern "C" fn elastic_syscall(
     regs: *mut bindings::pt_regs,
     nr: core::ffi::c_int,
 ) -> bool {
     let Some(h) = HOOKS.get() else { return false };
-    // SAFETY: the entry code passes the current task's user registers saved at syscall entry;
-    // only this task uses them until it returns to user mode.
+    // SAFETY: the caller passes the current task's user registers saved at syscall entry
+    // (see `# Safety`); only this task uses them until it returns to user mode, after this.
     let Some(mut regs) = (unsafe { SyscallRegs::from_entry(regs) }) else {
         return false;
     };
@@ -154,14 +175,23 @@ pub(crate) extern "C" fn elastic_syscall(
 
 /// A shell's task has a signal pending on its way to user mode. True: it was a fault while
 /// running the process, and execution went home (and came back) instead.
+///
+/// # Safety
+///
+/// `_regs` is the current task's saved user registers (`arch_do_signal_or_restart`); it is
+/// not read here (the logic reaches the registers through the current task).
 #[no_mangle]
-pub(crate) extern "C" fn elastic_guest_fault(_regs: *mut bindings::pt_regs) -> bool {
+pub(crate) unsafe extern "C" fn elastic_guest_fault(_regs: *mut bindings::pt_regs) -> bool {
     HOOKS.get().is_some_and(|h| (h.signal)())
 }
 
 /// An elastic process is about to allocate an anonymous page.
+///
+/// # Safety
+///
+/// `_mm` is the faulting task's mm (`do_anonymous_page`); it is not read here.
 #[no_mangle]
-pub(crate) extern "C" fn elastic_throttle(_mm: *mut bindings::mm_struct) {
+pub(crate) unsafe extern "C" fn elastic_throttle(_mm: *mut bindings::mm_struct) {
     if let Some(h) = HOOKS.get() {
         (h.throttle)();
     }
@@ -178,14 +208,21 @@ pub(crate) extern "C" fn elastic_exec(privileged: bool) {
 /// A 32-bit syscall of a shell's task (`int80`: through `int $0x80`, else sysenter or the
 /// 32-bit `syscall`), or a 32-bit layout syscall of a stretched process at home. True: it
 /// was handled (run at home, or refused).
+///
+/// # Safety
+///
+/// As [`elastic_syscall`]: `regs` is null or the current task's user registers saved at
+/// syscall entry (`do_syscall_32_irqs_on`), only this task's until it
+/// returns to user mode.
 #[no_mangle]
-pub(crate) extern "C" fn elastic_syscall32(
+pub(crate) unsafe extern "C" fn elastic_syscall32(
     regs: *mut bindings::pt_regs,
     nr: core::ffi::c_int,
     int80: bool,
 ) -> bool {
     let Some(h) = HOOKS.get() else { return false };
-    // SAFETY: as in `elastic_syscall`.
+    // SAFETY: the caller passes the current task's user registers saved at syscall entry
+    // (see `# Safety`); only this task uses them until it returns to user mode, after this.
     let Some(mut regs) = (unsafe { SyscallRegs::from_entry(regs) }) else {
         return false;
     };
@@ -194,14 +231,25 @@ pub(crate) extern "C" fn elastic_syscall32(
 
 /// A legacy vsyscall of a shell's task (`emulate_vsyscall()`, registers untouched). True:
 /// handled (execution went home, or the task dies).
+///
+/// # Safety
+///
+/// `_regs` is the current task's saved user registers (`emulate_vsyscall`); it is not read
+/// here (the logic reaches the registers through the current task).
 #[no_mangle]
-pub(crate) extern "C" fn elastic_vsyscall(_regs: *mut bindings::pt_regs) -> bool {
+pub(crate) unsafe extern "C" fn elastic_vsyscall(_regs: *mut bindings::pt_regs) -> bool {
     HOOKS.get().is_some_and(|h| (h.vsyscall)())
 }
 
 /// An elastic process's mm is being torn down.
+///
+/// # Safety
+///
+/// `mm` is the address space `__mmput` is tearing down (its last user is gone; the structure
+/// itself is still allocated). Only its address is used here: [`MmId`] is an identity that
+/// is compared, never dereferenced.
 #[no_mangle]
-pub(crate) extern "C" fn elastic_mm_exit(mm: *mut bindings::mm_struct) {
+pub(crate) unsafe extern "C" fn elastic_mm_exit(mm: *mut bindings::mm_struct) {
     if let Some(h) = HOOKS.get() {
         (h.mm_exit)(MmId::of(mm));
     }
@@ -209,8 +257,13 @@ pub(crate) extern "C" fn elastic_mm_exit(mm: *mut bindings::mm_struct) {
 
 /// `copy_process()` asks whether a task may be created that shares `mm` (CLONE_VM without
 /// CLONE_VFORK) while `mm` is elastic.
+///
+/// # Safety
+///
+/// `mm` is the current task's mm (`copy_process`). Only its address is used here: [`MmId`] is
+/// an identity that is compared, never dereferenced.
 #[no_mangle]
-pub(crate) extern "C" fn elastic_may_share_mm(mm: *mut bindings::mm_struct) -> bool {
+pub(crate) unsafe extern "C" fn elastic_may_share_mm(mm: *mut bindings::mm_struct) -> bool {
     HOOKS.get().is_none_or(|h| (h.may_share_mm)(MmId::of(mm)))
 }
 
@@ -249,8 +302,13 @@ pub(crate) extern "C" fn elastic_sys_jump(pid: i32, node: i32) -> core::ffi::c_l
 
 /// `/proc/<pid>/elastic`: formats what ElasticOS knows of process `pid` into `buf`; returns
 /// the length (0: nothing).
+///
+/// # Safety
+///
+/// `buf` is null or valid for writes of `len` bytes, and nothing else reads or writes it
+/// until this returns (procfs passes its page-sized buffer).
 #[no_mangle]
-pub(crate) extern "C" fn elastic_proc_show(
+pub(crate) unsafe extern "C" fn elastic_proc_show(
     pid: i32,
     buf: *mut u8,
     len: usize,
@@ -259,7 +317,8 @@ pub(crate) extern "C" fn elastic_proc_show(
     if buf.is_null() {
         return 0;
     }
-    // SAFETY: procfs passes a buffer of `len` writable bytes that nothing else uses meanwhile.
+    // SAFETY: `buf` is not null, so it is valid for writes of `len` bytes and ours alone
+    // until this returns (see `# Safety`), which is how long `out` lives.
     let out = unsafe { core::slice::from_raw_parts_mut(buf, len) };
     let mut w = FmtBuf::new(out);
     (h.proc_show)(pid, &mut w);

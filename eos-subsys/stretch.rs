@@ -507,10 +507,10 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
     let pid = {
         let mut st = seed.state.lock();
         loop {
-            if st.parked {
+            if st.parked() {
                 break st.task.as_ref().map_or(0, |t| t.pid());
             }
-            if st.failed || time::now_ns() >= deadline {
+            if st.failed() || time::now_ns() >= deadline {
                 return Err(ECHILD);
             }
             let _ = seed

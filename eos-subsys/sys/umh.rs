@@ -22,23 +22,63 @@ use kernel::{
     types::Opaque,
 };
 
-/// What the shell publishes once parked.
-#[derive(Default)]
-pub(crate) struct SeedState {
-    /// The shell task.
-    pub(crate) task: Option<TaskRef>,
-    /// Its address space.
-    pub(crate) mm: Option<MmRef>,
-    /// It reached the park loop.
-    pub(crate) parked: bool,
+/// Where a shell is in its life. The legal moves (each made by one method of [`Seed`] or the
+/// task work, under `state`):
+///
+/// ```text
+/// Starting --park--> Parked --arrive--> Arrived --wait_arrival takes it--> Parked
+///    |                  |                  |
+///    +--exiting--> Failed                  |
+///    +------------------+------release-----+--> Released (final)
+/// ```
+///
+/// `Failed` and `Released` are final: a released shell that parks later (its Stretch gave up
+/// waiting) stays `Released` and kills itself at once.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Started; not in the park loop yet.
+    Starting,
+    /// In the park loop, waiting for execution.
+    Parked,
+    /// Execution of the process arrived and the parked task has not taken it yet (the
+    /// arrival itself waits in the layer above).
+    Arrived,
     /// It died before parking.
-    pub(crate) failed: bool,
-    /// Leave the park loop and die.
-    pub(crate) release: bool,
-    /// Execution of the process arrived (the arrival itself waits in the layer above).
-    pub(crate) arrived: bool,
+    Failed,
+    /// Told to leave the park loop and die.
+    Released,
+}
+
+/// What the shell publishes once parked, and where it is in its life.
+pub(crate) struct SeedState {
+    /// The shell task (set when it parks, whatever its phase then).
+    pub(crate) task: Option<TaskRef>,
+    /// Its address space (set when it parks).
+    pub(crate) mm: Option<MmRef>,
     /// User and group id the shell runs as: the process's.
     pub(crate) ids: (u32, u32),
+    phase: Phase,
+}
+
+impl SeedState {
+    fn new() -> Self {
+        Self {
+            task: None,
+            mm: None,
+            ids: (0, 0),
+            phase: Phase::Starting,
+        }
+    }
+
+    /// It reached the park loop (it may have been released since): its task is published.
+    pub(crate) fn parked(&self) -> bool {
+        self.task.is_some()
+    }
+
+    /// It died before parking.
+    pub(crate) fn failed(&self) -> bool {
+        self.phase == Phase::Failed
+    }
 }
 
 /// Rendezvous between the code that creates a shell and the shell task itself.
@@ -70,8 +110,8 @@ impl Seed {
         Arc::pin_init(
             pin_init!(Self {
                 work: Opaque::uninit(),
-                state <- new_mutex!(SeedState::default()),
-                cv <- new_condvar!(),
+                state <- new_mutex!(SeedState::new(), "Seed::state"),
+                cv <- new_condvar!("Seed::cv"),
                 on_arrival,
             }),
             GFP_KERNEL,
@@ -80,7 +120,13 @@ impl Seed {
 
     /// Tells the parked task that execution arrived.
     pub(crate) fn arrive(&self) {
-        self.state.lock().arrived = true;
+        let mut st = self.state.lock();
+        // Only a parked shell is registered, so reachable by a jump: an arrival finds it
+        // `Parked`, or `Arrived` already, or `Released` (it dies; the arrival is dropped).
+        if st.phase == Phase::Parked {
+            st.phase = Phase::Arrived;
+        }
+        drop(st);
         self.cv.notify_all();
     }
 
@@ -88,10 +134,11 @@ impl Seed {
     pub(crate) fn wait_arrival(&self) -> bool {
         loop {
             let mut st = self.state.lock();
-            if st.release || crate::sys::task::fatal_signal_pending() {
+            if st.phase == Phase::Released || crate::sys::task::fatal_signal_pending() {
                 return false;
             }
-            if core::mem::take(&mut st.arrived) {
+            if st.phase == Phase::Arrived {
+                st.phase = Phase::Parked;
                 return true;
             }
             if let kernel::sync::CondVarTimeoutResult::Signal { .. } = self
@@ -108,7 +155,7 @@ impl Seed {
     /// Tells a parked shell to die (it kills itself with SIGKILL).
     pub(crate) fn release(&self) {
         let mut st = self.state.lock();
-        st.release = true;
+        st.phase = Phase::Released;
         if let Some(t) = &st.task {
             t.signal(bindings::SIGKILL);
         }
@@ -145,14 +192,20 @@ unsafe extern "C" fn park(head: *mut bindings::callback_head) {
     // SAFETY: `current` is valid.
     let exiting = unsafe { (*bindings::get_current()).flags } & bindings::PF_EXITING != 0;
     if exiting {
-        seed.state.lock().failed = true;
+        let mut st = seed.state.lock();
+        if st.phase == Phase::Starting {
+            st.phase = Phase::Failed;
+        }
+        drop(st);
         seed.cv.notify_all();
         return;
     }
     {
         let mut st = seed.state.lock();
-        if !st.parked {
-            st.parked = true;
+        if st.task.is_none() {
+            if st.phase == Phase::Starting {
+                st.phase = Phase::Parked;
+            }
             st.task = Some(TaskRef::current());
             // SAFETY: `current->mm` is the shell's new address space after exec.
             st.mm = unsafe { MmRef::grab((*bindings::get_current()).mm) };

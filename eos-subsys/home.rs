@@ -86,16 +86,10 @@ pub(crate) struct Proc {
     pub(crate) policy: Mutex<JumpPolicy>,
     /// What it did, for /proc and sysfs.
     pub(crate) counters: ProcCounters,
-    /// Push batches begun and finished: a layout change waits for the ones under way.
-    pub(crate) push_started: AtomicU64,
-    pub(crate) push_done: AtomicU64,
-    /// A layout syscall (munmap, mremap, ...) runs: the pusher leaves the process alone.
-    pub(crate) layout_busy: AtomicBool,
-    /// Bumped (and `settled` signalled) when in-flight pages are settled.
+    /// The pusher's batches against layout changes and jumps, and the "something settled"
+    /// event that faults wait on.
     #[pin]
-    pub(crate) settle_gen: Mutex<u64>,
-    #[pin]
-    pub(crate) settled: CondVar,
+    pub(crate) push_gate: PushGate,
     /// Pages that left for a member (a fetch's answer, a jump's stack page), kept until it
     /// confirms (lent.rs).
     #[pin]
@@ -157,6 +151,103 @@ impl ProcCounters {
             fetched: AtomicU64::new(0),
             layout_ops: AtomicU64::new(0),
             lost: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The push/settle protocol of one process. The pusher brackets each batch with
+/// [`PushGate::begin_batch`] and [`PushGate::finish_batch`]; a layout change or a jump brackets
+/// itself with [`PushGate::layout_begin`] and [`PushGate::layout_done`], and no batch runs in
+/// between (`core::ownership`, rule 6). Whatever settles pages (a batch, a pull, a `Took`, a
+/// jump's acknowledgement) calls [`PushGate::notify_settled`]; a fault waiting for one of them
+/// sleeps in [`PushGate::wait_settled`].
+///
+/// A layout change either sees the batch begun before it (and waits for it), or that batch
+/// sees the change (and stays out of its way): both sides write their flag or counter before
+/// reading the other's, all `SeqCst`.
+#[pin_data]
+pub(crate) struct PushGate {
+    /// Batches begun and finished: a layout change waits for the ones under way.
+    started: AtomicU64,
+    done: AtomicU64,
+    /// A layout syscall (munmap, mremap, ...) or a jump runs: the pusher leaves the process
+    /// alone.
+    layout_busy: AtomicBool,
+    /// Bumped (and `settled` signalled) when pages are settled.
+    #[pin]
+    settle_gen: Mutex<u64>,
+    #[pin]
+    settled: CondVar,
+}
+
+impl PushGate {
+    fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            started: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            layout_busy: AtomicBool::new(false),
+            settle_gen <- new_mutex!(0, "PushGate::settle_gen"),
+            settled <- new_condvar!("PushGate::settled"),
+        })
+    }
+
+    /// Pusher: a batch begins. False: a layout change runs, so the batch must push nothing.
+    /// Either way [`PushGate::finish_batch`] ends it.
+    pub(crate) fn begin_batch(&self) -> bool {
+        // Counted before `layout_busy` is read: see the type's doc.
+        self.started.fetch_add(1, SeqCst);
+        !self.layout_busy.load(SeqCst)
+    }
+
+    /// Pusher: the batch begun last is over (its pages are settled); a layout change waiting
+    /// for it wakes.
+    pub(crate) fn finish_batch(&self) {
+        self.done.fetch_add(1, SeqCst);
+        self.notify_settled();
+    }
+
+    /// Stops the pusher and waits for the batch under way, for at most `LAYOUT_WAIT_MS`, or
+    /// until `give_up` says so (the process died). Undone by [`PushGate::layout_done`].
+    pub(crate) fn layout_begin(&self, give_up: impl Fn() -> bool) {
+        self.layout_busy.store(true, SeqCst);
+        let target = self.started.load(SeqCst);
+        let deadline = time::now_ns() + LAYOUT_WAIT_MS * 1_000_000;
+        while self.done.load(SeqCst) < target && time::now_ns() < deadline && !give_up() {
+            self.wait_settled(20);
+        }
+    }
+
+    /// See [`PushGate::layout_begin`].
+    pub(crate) fn layout_done(&self) {
+        self.layout_busy.store(false, SeqCst);
+    }
+
+    /// Pages were settled (or a transfer ended): every waiter in
+    /// [`PushGate::wait_settled`] wakes.
+    pub(crate) fn notify_settled(&self) {
+        *self.settle_gen.lock() += 1;
+        self.settled.notify_all();
+    }
+
+    /// Sleeps until the next [`PushGate::notify_settled`], `ms` at most, or a fatal signal.
+    // TODO(issue 25): this wakes on *any* settle of the process (another page's pull ending,
+    // a `Took`, a push batch), so a caller's documented wait (a fault on an in-flight or lent
+    // page: 10 s) can end after ~20 ms, when the pusher's next batch finishes; the callers
+    // then fault again or judge the page. Waiting for the page's own settle needs a
+    // per-address condition.
+    pub(crate) fn wait_settled(&self, ms: u32) {
+        let mut g = self.settle_gen.lock();
+        let start = *g;
+        let deadline = time::now_ns() + ms as u64 * 1_000_000;
+        while *g == start && time::now_ns() < deadline && !task::fatal_signal_pending() {
+            if let kernel::sync::CondVarTimeoutResult::Signal { .. } = self
+                .settled
+                .wait_interruptible_timeout(&mut g, msecs_to_jiffies(20))
+            {
+                drop(g);
+                time::sleep_ms_uninterruptible(1);
+                g = self.settle_gen.lock();
+            }
         }
     }
 }
@@ -250,44 +341,16 @@ impl Proc {
         }
     }
 
-    pub(crate) fn notify_settled(&self) {
-        *self.settle_gen.lock() += 1;
-        self.settled.notify_all();
-    }
-
-    pub(crate) fn wait_settled(&self, ms: u32) {
-        let mut g = self.settle_gen.lock();
-        let start = *g;
-        let deadline = time::now_ns() + ms as u64 * 1_000_000;
-        while *g == start && time::now_ns() < deadline && !task::fatal_signal_pending() {
-            if let kernel::sync::CondVarTimeoutResult::Signal { .. } = self
-                .settled
-                .wait_interruptible_timeout(&mut g, msecs_to_jiffies(20))
-            {
-                drop(g);
-                time::sleep_ms_uninterruptible(1);
-                g = self.settle_gen.lock();
-            }
-        }
-    }
-
-    /// Stops the pusher for a layout change, and waits for the batch under way (its pages
-    /// are settled afterwards: markers, or back here). Undone by [`Proc::layout_done`].
+    /// Stops the pusher for a layout change (or a jump), and waits for the batch under way
+    /// (its pages are settled afterwards: markers, or back here), unless the process dies
+    /// meanwhile. Undone by [`Proc::layout_done`].
     pub(crate) fn layout_begin(&self) {
-        self.layout_busy.store(true, SeqCst);
-        let target = self.push_started.load(SeqCst);
-        let deadline = time::now_ns() + LAYOUT_WAIT_MS * 1_000_000;
-        while self.push_done.load(SeqCst) < target
-            && time::now_ns() < deadline
-            && !self.dead.load(Relaxed)
-        {
-            self.wait_settled(20);
-        }
+        self.push_gate.layout_begin(|| self.dead.load(Relaxed));
     }
 
     /// See [`Proc::layout_begin`].
     pub(crate) fn layout_done(&self) {
-        self.layout_busy.store(false, SeqCst);
+        self.push_gate.layout_done();
     }
 
     /// The policy may try a jump: it has fewer VMAs than when its mappings last did not fit.
@@ -369,11 +432,7 @@ impl Proc {
                 inbox <- new_mutex!(None),
                 inbox_cv <- new_condvar!(),
                 policy <- new_mutex!(JumpPolicy::new(tunables, time::now_ns())),
-                push_started: AtomicU64::new(0),
-                push_done: AtomicU64::new(0),
-                layout_busy: AtomicBool::new(false),
-                settle_gen <- new_mutex!(0),
-                settled <- new_condvar!(),
+                push_gate <- PushGate::new(),
                 lent <- new_mutex!(Lent::new()),
                 pulling <- new_mutex!(KVec::new()),
                 push_batch: AtomicU64::new(0),
@@ -447,7 +506,7 @@ impl Procs {
     pub(crate) fn retire(&self, proc: &Arc<Proc>) {
         proc.dead.store(true, Relaxed);
         let _ = crate::kvec::retain(&mut self.list.lock(), |p| !Arc::ptr_eq(p, proc));
-        proc.notify_settled();
+        proc.push_gate.notify_settled();
     }
 
     /// Wakes the pusher now.

@@ -341,7 +341,7 @@ fn home_leave(p: Arc<Proc>) {
     p.layout_done();
     if stack_addr != 0 {
         p.lent.lock().jump_done(target.id);
-        p.notify_settled();
+        p.push_gate.notify_settled();
     }
     match sent {
         Ok(()) => {}

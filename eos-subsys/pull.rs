@@ -112,7 +112,7 @@ fn end_pull(p: &Proc, addr: u64) {
             }
         }
     }
-    p.notify_settled();
+    p.push_gate.notify_settled();
 }
 
 /// Moves up to `count` pages from `addr` that `owner` owns into `p`'s address space. The
@@ -295,7 +295,7 @@ fn pull_pages(
         Err(PullErr::Busy) => {
             // Moving already: wait for that transfer to settle, then fault again. A page
             // lent from here whose confirmation does not come in time ends the process.
-            p.wait_settled(SETTLE_TIMEOUT_MS);
+            p.push_gate.wait_settled(SETTLE_TIMEOUT_MS);
             if p.lent.lock().has(addr) && p.pulling.lock().iter().all(|e| !e.overlaps(addr, 1)) {
                 pr_err!(
                     "pid {} ({}): page {:#x} sent to node {} never came back confirmed; killing it with SIGBUS\n",
@@ -356,7 +356,7 @@ fn fault_at_home(vma: Vma<'_>, f: MarkerFault) -> FaultReply {
     };
     if f.in_flight {
         // The pusher is moving this page; it settles within one round trip or a timeout.
-        proc.wait_settled(SETTLE_TIMEOUT_MS);
+        proc.push_gate.wait_settled(SETTLE_TIMEOUT_MS);
         return FaultReply::Ok;
     }
     let Some(owner) = proc.member(f.owner) else {
@@ -845,6 +845,6 @@ pub(crate) fn serve_took(peer: &Peer, pid: u32, from_home: bool, addr: u64, coun
         .filter(|p| p.member(peer.id).is_some())
     {
         p.lent.lock().took(peer.id, addr, count);
-        p.notify_settled();
+        p.push_gate.notify_settled();
     }
 }

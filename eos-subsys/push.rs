@@ -19,7 +19,7 @@ use crate::proto::{Message, Push, MAX_BATCH, PAGE_SIZE};
 use crate::rpc::{self, CallError};
 use crate::shell;
 use crate::sys::{kthread, mm, task, time, trace};
-use core::sync::atomic::Ordering::{Relaxed, SeqCst};
+use core::sync::atomic::Ordering::Relaxed;
 use kernel::{fmt, prelude::*};
 
 /// How long a push waits for its acknowledgement.
@@ -57,12 +57,9 @@ fn push_some(node: &Node, p: &Proc, want: u64, pages: &mut [u8]) -> u64 {
     let Some(users) = p.mm.users() else { return 0 };
     let mut pushed = 0;
     while pushed < want && !p.dead.load(Relaxed) {
-        // Begun before looking at `layout_busy`: a layout change either sees this batch and
-        // waits for it, or this batch sees the change and stays out of its way.
-        p.push_started.fetch_add(1, SeqCst);
-        let n = if p.layout_busy.load(SeqCst) {
-            None
-        } else {
+        // A layout change either sees this batch and waits for it, or this batch sees the
+        // change and stays out of its way (`PushGate`).
+        let n = if p.push_gate.begin_batch() {
             push_batch(
                 node,
                 p,
@@ -70,9 +67,10 @@ fn push_some(node: &Node, p: &Proc, want: u64, pages: &mut [u8]) -> u64 {
                 (want - pushed).min(MAX_BATCH as u64) as usize,
                 pages,
             )
+        } else {
+            None
         };
-        p.push_done.fetch_add(1, SeqCst);
-        p.notify_settled();
+        p.push_gate.finish_batch();
         match n {
             Some(n) => pushed += n,
             None => break,

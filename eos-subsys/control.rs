@@ -7,9 +7,11 @@
 use crate::fmtbuf::FmtBuf;
 use crate::home;
 use crate::jump;
+use crate::mapsync;
 use crate::node::{self, peer_warn, Node, Peer};
 use crate::peer::{dials, parse_addr, parse_node_id, ConfigError, LinkState, PeerCmd, Secret};
 use crate::proto::{caps, NodeId};
+use crate::pull;
 use crate::shell;
 use crate::stretch;
 use crate::sys::{
@@ -486,7 +488,7 @@ fn proc_show(pid: i32, w: &mut FmtBuf<'_>) {
 /// members follow a layout change).
 fn syscall(regs: &mut SyscallRegs<'_>, nr: i32) -> bool {
     let Some(shell) = shell::shells().and_then(|s| s.by_current()) else {
-        return crate::mapsync::home_syscall(regs, nr, crate::pull::recall);
+        return home_syscall(regs, nr);
     };
     if !shell.running() {
         parked_entry(&shell, "syscall", nr);
@@ -496,6 +498,33 @@ fn syscall(regs: &mut SyscallRegs<'_>, nr: i32) -> bool {
     // Back to the `syscall` instruction: the process issues the same syscall again, at home.
     regs.rewind();
     jump::shell_syscall(&shell)
+}
+
+/// A syscall of a stretched process at home: if it changes the layout, it runs here with the
+/// pusher held off and the members follow (mapsync.rs). True if it ran here (its result is in
+/// `regs`); false to let the entry code run it as usual. An mremap first brings its range's
+/// pages home, so that the move is local: here, not in mapsync.rs, since a pull may turn into
+/// a jump, which carries the layout mapsync.rs builds.
+fn home_syscall(regs: &mut SyscallRegs<'_>, nr: i32) -> bool {
+    let Some(change) = mapsync::home_syscall_begin(regs, nr) else {
+        return false;
+    };
+    if let Some(range) = change.recall() {
+        let p = &change.p;
+        if let Err(err) = pull::recall(p, range.start, range.end) {
+            p.layout_done();
+            pr_err!(
+                "pid {}: cannot bring {:#x}..{:#x} home to remap it ({:?})\n",
+                p.pid,
+                range.start,
+                range.end,
+                err
+            );
+            regs.set_return(ENOMEM.to_errno() as i64);
+            return true;
+        }
+    }
+    mapsync::home_syscall_run(change, regs, nr)
 }
 
 /// A shell's task that is parked runs no user code (shell.rs): an entry from it means that

@@ -4,7 +4,8 @@
 //!
 //! - Home: a syscall that unmaps, replaces or empties memory (`layout::classify`) runs with
 //!   the pusher held off, and each member is then told to discard that range; mremap first
-//!   brings the range's pages home, so that the move is local.
+//!   brings the range's pages home, so that the move is local (control.rs has pull.rs do it
+//!   between `home_syscall_begin` and `home_syscall_run`).
 //! - Member: `Discard` drops the shell's pages of the range, and its mapping if the home
 //!   unmapped it.
 //! - Shell, before it runs the process (`reconcile`): the jump carries the home's mappings.
@@ -27,37 +28,40 @@ use crate::sys::mm::PROT_EXEC;
 use crate::sys::{arch::SyscallRegs, mm, task};
 use core::sync::atomic::Ordering::Relaxed;
 use kernel::prelude::*;
+use kernel::sync::Arc;
 
-/// Home: syscall `nr` of a process whose mm is elastic. True if it ran here (its result is
-/// in `regs`); false to let the entry code run it as usual. `recall` brings a range's pages
-/// home (pull.rs's; passed in, since a pull may turn into a jump, which carries the layout
-/// this file builds).
-pub(crate) fn home_syscall(
-    regs: &mut SyscallRegs<'_>,
-    nr: i32,
-    recall: fn(&Proc, u64, u64) -> Result,
-) -> bool {
-    let Some(p) = home::procs().and_then(|procs| procs.by_mm(task::current_mm())) else {
-        return false;
-    };
-    let Some(l) = layout::classify(nr as u32, regs.args(), p.mm.brk()) else {
-        return false;
-    };
-    p.layout_begin();
-    if let Some(range) = l.recall {
-        if let Err(err) = recall(&p, range.start, range.end) {
-            p.layout_done();
-            pr_err!(
-                "pid {}: cannot bring {:#x}..{:#x} home to remap it ({:?})\n",
-                p.pid,
-                range.start,
-                range.end,
-                err
-            );
-            regs.set_return(ENOMEM.to_errno() as i64);
-            return true;
-        }
+/// Home: a layout change of a process whose mm is elastic, classified and begun
+/// ([`home_syscall_begin`]): the pusher is held off (`layout_begin`) until
+/// [`home_syscall_run`] ends it, or the caller does with `p.layout_done()` if it gives up.
+#[must_use]
+pub(crate) struct HomeChange {
+    /// The process.
+    pub(crate) p: Arc<Proc>,
+    l: layout::Layout,
+}
+
+impl HomeChange {
+    /// The range to bring home before the syscall runs (mremap's, so that the move is local).
+    pub(crate) fn recall(&self) -> Option<layout::Range> {
+        self.l.recall
     }
+}
+
+/// Home: syscall `nr` of the current task. `Some` if its process's mm is elastic and the
+/// syscall changes its layout: the change has begun. The caller brings [`HomeChange::recall`]
+/// home (pull.rs, which this file does not call: a pull may turn into a jump, which carries
+/// the layout this file builds), then runs it with [`home_syscall_run`].
+pub(crate) fn home_syscall_begin(regs: &SyscallRegs<'_>, nr: i32) -> Option<HomeChange> {
+    let p = home::procs().and_then(|procs| procs.by_mm(task::current_mm()))?;
+    let l = layout::classify(nr as u32, regs.args(), p.mm.brk())?;
+    p.layout_begin();
+    Some(HomeChange { p, l })
+}
+
+/// Home: runs the syscall of a begun layout change (its result is in `regs`), tells the
+/// members to discard what it emptied, and ends the change. True: it ran here.
+pub(crate) fn home_syscall_run(c: HomeChange, regs: &mut SyscallRegs<'_>, nr: i32) -> bool {
+    let HomeChange { p, l } = c;
     let remote = remote_in(&p.mm, &l);
     // What the entry code would run.
     let ret = regs.run(nr as u32);

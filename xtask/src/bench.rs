@@ -320,6 +320,7 @@ fn run_one(c: &mut Config, workload: &str, fp: u32, rep: u32, local: Option<u32>
     } else {
         0
     };
+    let mark = c.vm.console().len();
     let start = Instant::now();
     let cap = format!("timeout {}", run_cap());
     let cmd = match (c.kind, local, c.name) {
@@ -339,7 +340,7 @@ fn run_one(c: &mut Config, workload: &str, fp: u32, rep: u32, local: Option<u32>
     let (mut pulls, mut pushes, mut jumps, mut moved_pages) = (0, 0, 0, 0);
     if c.kind == Kind::Elastic {
         std::thread::sleep(Duration::from_millis(300));
-        if let Some(m) = exit_stats(&c.vm.console(), workload) {
+        if let Some(m) = exit_stats(cluster::since(&c.vm.console(), mark), workload) {
             (pulls, pushes, moved_pages) = (m.pulls, m.pushes, m.pages());
         }
         jumps = jumps_total(&mut c.vm)?.saturating_sub(j0);

@@ -342,7 +342,15 @@ impl Moved {
     }
 }
 
-/// What the kernel's exit line of the last process named `comm` says it moved.
+/// A console's text from byte `mark` on (`mark`: its length before a run): what that run,
+/// and nothing earlier, logged.
+pub fn since(console: &str, mark: usize) -> &str {
+    console.get(mark..).unwrap_or("")
+}
+
+/// What the kernel's exit line of the last process named `comm` says it moved. Give it the
+/// console `since` the run began: an earlier run's line must not stand in for a run that
+/// printed none (a process that never stretched prints none).
 pub fn exit_stats(console: &str, comm: &str) -> Option<Moved> {
     let line = last_line(console, &format!("({comm}) exited:"))?;
     let tail = &line[line.find("exited:")?..];

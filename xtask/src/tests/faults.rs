@@ -9,6 +9,7 @@
 //!
 //! The test command runs a short form (`SHORT_RUNS`); `cargo xtask faults --runs N` the long.
 
+use super::judge::{at_least_half_right, judge, Outcome};
 use super::stretch::run_stretched;
 use crate::cluster::{self, check_clean, host_result};
 use crate::vm::Vm;
@@ -61,16 +62,6 @@ fn set_fault(
         .and_then(|x| x.parse().ok()))
 }
 
-/// How many times any of `what` appears in `v`'s console so far.
-fn lines(v: &Vm, what: &[&str]) -> usize {
-    let c = v.console();
-    what.iter().map(|s| c.matches(s).count()).sum()
-}
-
-fn lost_lines(v: &Vm) -> usize {
-    lines(v, &[LOST])
-}
-
 /// What the kernel logs when it stops a process because a transfer failed for good: a page
 /// lost, a transfer not confirmed, a jump not confirmed (pull.rs, push.rs, jump.rs).
 const STOPPED: [&str; 5] = [
@@ -81,16 +72,8 @@ const STOPPED: [&str; 5] = [
     "not confirmed",
 ];
 
-fn stop_lines(v: &Vm) -> usize {
-    lines(v, &STOPPED)
-}
-
 /// What jump.rs logs when a jump is not confirmed (from home, from a shell).
 const JUMP_LOST: [&str; 2] = ["not confirmed", "did not take its execution back"];
-
-fn jump_lost_lines(v: &Vm) -> usize {
-    lines(v, &JUMP_LOST)
-}
 
 /// The frame fault points, each with how often it fires (every `interval`-th page or jump
 /// frame received) and how many times at most per run.
@@ -116,28 +99,29 @@ pub(super) fn frame_faults(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<String> 
     for (name, interval, times) in FRAME_POINTS.into_iter().filter(|p| wanted(p.0)) {
         let mut t = Tally::default();
         for run in 0..runs {
-            let before = stop_lines(a) + stop_lines(b);
-            let jump_lost_before = jump_lost_lines(a) + jump_lost_lines(b);
+            let marks = (a.console().len(), b.console().len());
             arm(a, name, interval, times)?;
             arm(b, name, interval, times)?;
             let (rc, out) = run_stress(a)?;
             let left = arm(a, name, interval, 0)? + arm(b, name, interval, 0)?;
             t.injected += (2 * times as u64).saturating_sub(left);
-            let logged = stop_lines(a) + stop_lines(b) > before;
             // A duplicate or a delay costs nothing but time, and a dropped page frame one more
             // try: only a dropped jump frame may stop the process (the jump is not
-            // confirmed, so it may run on either side).
-            let jump_lost = jump_lost_lines(a) + jump_lost_lines(b) > jump_lost_before;
-            match rc {
-                0 if out.lines().any(|l| l == want) => t.right += 1,
-                135 | 137 if logged && jump_lost => t.stopped += 1,
-                _ => bail!(
-                    "{name} run {run}: exit {rc}, host says `{want}`, cause logged: {logged}, \
-                     a jump frame lost: {jump_lost}; VM printed:\n{out}"
-                ),
-            }
+            // confirmed, so it may run on either side), and the line saying so must name it.
+            let (ca, cb) = (a.console(), b.console());
+            let logs = [since(&ca, marks.0), since(&cb, marks.1)];
+            t.count(judge(
+                &format!("{name} run {run}"),
+                rc,
+                &out,
+                &want,
+                &logs,
+                &JUMP_LOST,
+                true,
+            )?);
             check_clean(&[a, b])?;
         }
+        at_least_half_right(name, t.right, runs)?;
         if t.injected == 0 {
             bail!("{name}: nothing was injected: the test proved nothing");
         }
@@ -177,11 +161,8 @@ pub(super) fn alloc_failures(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<String
         let left = set_fault(v, "failslab", 100, INTERVAL, times)?;
         Ok(left.unwrap_or(0).max(0) as u64)
     };
-    // A link that loses an allocation it needs closes: the loss of that node, whose
-    // processes are stopped with that cause (home.rs: "node N lost: killing pid ...").
-    let stopped = |v: &Vm| stop_lines(v) + lines(v, &[" lost: killing pid "]);
     for run in 0..runs {
-        let before = stopped(a) + stopped(b);
+        let marks = (a.console().len(), b.console().len());
         arm(a, TIMES)?;
         arm(b, TIMES)?;
         let (rc, out) = run_stress(a)?;
@@ -190,14 +171,19 @@ pub(super) fn alloc_failures(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<String
         // The links come back before anything else is judged (the next steps need them).
         a.sh("eosctl wait 2 --timeout 120")?;
         b.sh("eosctl wait 1 --timeout 120")?;
-        let logged = stopped(a) + stopped(b) > before;
-        match rc {
-            0 if out.lines().any(|l| l == want) => t.right += 1,
-            135 | 137 if logged => t.stopped += 1,
-            _ => bail!(
-                "failslab run {run}: exit {rc}, host says `{want}`, cause logged: {logged}; VM printed:\n{out}"
-            ),
-        }
+        // A link that loses an allocation it needs closes: the loss of that node, whose
+        // processes are stopped with that cause, named (home.rs: "node N lost: killing pid").
+        let (ca, cb) = (a.console(), b.console());
+        let logs = [since(&ca, marks.0), since(&cb, marks.1)];
+        t.count(judge(
+            &format!("failslab run {run}"),
+            rc,
+            &out,
+            &want,
+            &logs,
+            &FAILSLAB_STOPS,
+            true,
+        )?);
         check_clean(&[a, b])?;
     }
     if t.injected == 0 {
@@ -212,16 +198,33 @@ pub(super) fn alloc_failures(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<String
     ))
 }
 
-/// One stretched stress run on `a` (4 MiB budget): its exit status and output.
+/// One stretched stress run on `a` (4 MiB budget): its exit status and output, which starts
+/// with its pid (`EOSPID N`: eosctl execs the program in the same process).
 fn run_stress(a: &mut Vm) -> Result<(i32, String)> {
     a.run(
         &format!(
-            "eosctl run --elastic --budget 4 -- stress {}",
+            "sh -c 'echo EOSPID $$; exec eosctl run --elastic --budget 4 -- stress {}'",
             STRESS.join(" ")
         ),
         Duration::from_secs(600),
     )
 }
+
+/// A console's text from byte `mark` on.
+fn since(console: &str, mark: usize) -> &str {
+    console.get(mark..).unwrap_or("")
+}
+
+/// What stops a run under failslab: any transfer failure (`STOPPED`), or the loss of the
+/// node whose link lost an allocation it needed (home.rs: "node N lost: killing pid P").
+const FAILSLAB_STOPS: [&str; 6] = [
+    STOPPED[0],
+    STOPPED[1],
+    STOPPED[2],
+    STOPPED[3],
+    STOPPED[4],
+    " lost: killing pid ",
+];
 
 /// Outcomes of the runs.
 #[derive(Default)]
@@ -231,6 +234,15 @@ struct Tally {
     injected: u64,
 }
 
+impl Tally {
+    fn count(&mut self, o: Outcome) {
+        match o {
+            Outcome::Right => self.right += 1,
+            Outcome::Stopped => self.stopped += 1,
+        }
+    }
+}
+
 /// `runs` stretched stress runs under injected install failures; then one without, which
 /// must be right (the node keeps working).
 pub(super) fn install_failures(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<String> {
@@ -238,24 +250,28 @@ pub(super) fn install_failures(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<Stri
     let mut t = Tally::default();
     for run in 0..runs {
         let percent = PERCENT[run as usize % PERCENT.len()];
-        let before = lost_lines(a) + lost_lines(b);
+        let marks = (a.console().len(), b.console().len());
         inject(a, percent)?;
         inject(b, percent)?;
         let (rc, out) = run_stress(a)?;
         t.injected += inject(a, 0)? + inject(b, 0)?;
-        let logged = lost_lines(a) + lost_lines(b) > before;
         // 135: SIGBUS (a poisoned page touched at home); 137: SIGKILL (a page lost in the
-        // shell ends the process there, and the home ends it the same way).
-        match rc {
-            0 if out.lines().any(|l| l == want) => t.right += 1,
-            135 | 137 if logged => t.stopped += 1,
-            _ => bail!(
-                "run {run} at {percent}%: exit {rc}, host says `{want}`, lost-page log line: {logged}; \
-                 VM printed:\n{out}"
-            ),
-        }
+        // shell ends the process there, and the home ends it the same way); either with the
+        // lost page logged for this process.
+        let (ca, cb) = (a.console(), b.console());
+        let logs = [since(&ca, marks.0), since(&cb, marks.1)];
+        t.count(judge(
+            &format!("run {run} at {percent}%"),
+            rc,
+            &out,
+            &want,
+            &logs,
+            &[LOST],
+            true,
+        )?);
         check_clean(&[a, b])?;
     }
+    at_least_half_right("fail_elastic_install", t.right, runs)?;
     if t.injected == 0 {
         bail!("no install failure was injected: the test proved nothing");
     }

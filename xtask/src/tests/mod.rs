@@ -10,6 +10,7 @@
 
 mod faults;
 mod host;
+mod judge;
 mod jump;
 mod kunit;
 mod link;

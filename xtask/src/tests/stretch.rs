@@ -17,6 +17,7 @@ pub(super) fn run_stretched(
     budget_mib: u32,
 ) -> Result<(u64, u64)> {
     let want = host_result(prog, args)?;
+    let mark = a.console().len();
     let (rc, out) = a.run(
         &format!(
             "eosctl run --elastic --budget {budget_mib} -- {prog} {}",
@@ -31,7 +32,7 @@ pub(super) fn run_stretched(
         &format!("{prog}'s exit line"),
         Duration::from_secs(2),
         Duration::from_millis(100),
-        || Ok(exit_stats(&a.console(), prog)),
+        || Ok(exit_stats(cluster::since(&a.console(), mark), prog)),
     )
     .context("no exit statistics line in the kernel log")?;
     if pulls == 0 || pushes == 0 {
@@ -100,6 +101,7 @@ pub(super) fn foreign_program(a: &mut Vm, b: &mut Vm) -> Result<String> {
             b.sh(&format!("eosctl jumppolicy enabled={pb}"))?;
             let (j0, _, _) = jumplog(a)?;
             let start = Instant::now();
+            let mark = a.console().len();
             let (rc, out) = a.run(
                 &format!(
                     "eosctl run --elastic --budget {budget} -- busybox sort -n /tmp/in.txt > /tmp/out.txt; \
@@ -120,7 +122,8 @@ pub(super) fn foreign_program(a: &mut Vm, b: &mut Vm) -> Result<String> {
                 bail!("busybox sort never ran on node2 (no jump out) at {budget} MiB");
             }
             std::thread::sleep(Duration::from_millis(300));
-            let m = exit_stats(&a.console(), "busybox").context("no exit statistics line")?;
+            let m = exit_stats(cluster::since(&a.console(), mark), "busybox")
+                .context("no exit statistics line")?;
             notes.push(format!(
                 "{budget} MiB, policy {}: right in {:.0} s, {} jumps out, {} pages moved",
                 match (pa, pb) {
@@ -177,6 +180,7 @@ pub(super) fn elastic_beyond_memory(a: &mut Vm, b: &mut Vm) -> Result<String> {
 /// Like `run_stretched`, with no budget: the process stretches itself under memory pressure.
 fn run_stretched_auto(a: &mut Vm, prog: &str, fp: u32) -> Result<(u64, u64)> {
     let want = host_result(prog, &[&fp.to_string()])?;
+    let mark = a.console().len();
     let (rc, out) = a.run(
         &format!("eosctl run --elastic -- {prog} {fp}"),
         Duration::from_secs(1800),
@@ -186,7 +190,7 @@ fn run_stretched_auto(a: &mut Vm, prog: &str, fp: u32) -> Result<(u64, u64)> {
     }
     std::thread::sleep(Duration::from_millis(500));
     let Moved { pulls, pushes, .. } =
-        exit_stats(&a.console(), prog).context("no exit statistics line")?;
+        exit_stats(cluster::since(&a.console(), mark), prog).context("no exit statistics line")?;
     if pulls == 0 || pushes == 0 {
         bail!("{prog}: no pages moved (pulls {pulls}, pushes {pushes})");
     }

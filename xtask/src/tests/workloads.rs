@@ -78,6 +78,7 @@ pub(super) fn user_program(a: &mut Vm, b: &mut Vm) -> Result<String> {
     )?;
     let host = std::process::Command::new(&bin).arg("32").output()?;
     let want = String::from_utf8_lossy(&host.stdout).trim().to_string();
+    let mark = a.console().len();
     let (rc, out) = a.run(
         "eosctl run --elastic --budget 4 -- /mnt/host/usersum 32",
         Duration::from_secs(240),
@@ -86,12 +87,13 @@ pub(super) fn user_program(a: &mut Vm, b: &mut Vm) -> Result<String> {
         bail!("usersum from /mnt/host: exit {rc}, host says `{want}`, VM printed:\n{out}");
     }
     std::thread::sleep(Duration::from_millis(300));
-    let console = a.console();
-    let exit = last_line(&console, "(usersum) exited:")
+    let all = a.console();
+    let console = crate::cluster::since(&all, mark);
+    let exit = last_line(console, "(usersum) exited:")
         .map(|l| l.split("exited: ").nth(1).unwrap_or("").to_string())
         .ok_or_else(|| anyhow::anyhow!("usersum never stretched (no exit line)"))?;
     // Its pages really went to node2 and came back.
-    let pushed = exit_stats(&console, "usersum").map_or(0, |m| m.pushed);
+    let pushed = exit_stats(console, "usersum").map_or(0, |m| m.pushed);
     if pushed == 0 {
         bail!("usersum stretched but no page left node1: {exit}");
     }

@@ -178,7 +178,7 @@ fn peers_store(s: &str) -> Result {
             }
             PeerCmd::Del(id) => {
                 let p = peers.iter().find(|p| p.id == id).cloned().ok_or(ENOENT)?;
-                crate::kvec::retain(&mut peers, |q| q.id != id)?;
+                crate::kvec::retain(&mut peers, |_, q| q.id != id);
                 drop(peers);
                 p.removed.store(true, Relaxed);
                 if let Some(c) = p.link.lock().conn.take() {

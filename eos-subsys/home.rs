@@ -28,6 +28,7 @@ use core::sync::atomic::{
 use kernel::{
     bindings, new_condvar, new_mutex, new_spinlock,
     prelude::*,
+    rbtree::{RBTree, RBTreeNodeReservation},
     sync::{Arc, CondVar, Mutex, SpinLock},
     time::msecs_to_jiffies,
 };
@@ -103,7 +104,7 @@ pub(crate) struct Proc {
 
 /// A pull under way: the pages `[addr, addr + count pages)`. Bit `i` of `superseded` is set
 /// once another transfer (a jump bringing it home) installed page `i`: the pull's answer for
-/// that page is dropped. `count` 0: ended (left behind only when removing it had no memory).
+/// that page is dropped. `count` is at least 1.
 #[derive(Clone, Copy)]
 pub(crate) struct Pulling {
     pub(crate) addr: u64,
@@ -297,13 +298,19 @@ impl Proc {
         self.nodes.lock().iter().find(|p| p.id == id).cloned()
     }
 
-    /// Every member node.
-    pub(crate) fn members(&self) -> KVec<Arc<Peer>> {
-        let mut v = KVec::new();
-        for p in self.nodes.lock().iter() {
-            let _ = v.push(p.clone(), GFP_KERNEL);
+    /// Every member node, in id order, each looked up under `nodes` and used without it: no
+    /// allocation, so no member is ever left out for want of memory. A member added or
+    /// dropped meanwhile may or may not be seen; every other one is seen once.
+    pub(crate) fn members(&self) -> Members<'_> {
+        Members {
+            nodes: &self.nodes,
+            after: None,
         }
-        v
+    }
+
+    /// Whether any member node is left.
+    pub(crate) fn has_members(&self) -> bool {
+        !self.nodes.lock().is_empty()
     }
 
     /// The node the next push batch goes to (round robin over the members).
@@ -317,7 +324,7 @@ impl Proc {
 
     /// Forgets member `id` (lost while it held none of the process's pages).
     pub(crate) fn drop_member(&self, id: u16) {
-        let _ = crate::kvec::retain(&mut self.nodes.lock(), |p| p.id != id);
+        crate::kvec::retain(&mut self.nodes.lock(), |_, p| p.id != id);
     }
 
     /// Pages of the process that node `id` owns, counted in its page table.
@@ -448,6 +455,29 @@ impl Proc {
     }
 }
 
+/// The member nodes of a process, in id order ([`Proc::members`]).
+pub(crate) struct Members<'a> {
+    nodes: &'a Mutex<KVec<Arc<Peer>>>,
+    /// The id of the member returned last.
+    after: Option<u16>,
+}
+
+impl Iterator for Members<'_> {
+    type Item = Arc<Peer>;
+
+    fn next(&mut self) -> Option<Arc<Peer>> {
+        let next = self
+            .nodes
+            .lock()
+            .iter()
+            .filter(|p| self.after.is_none_or(|a| p.id > a))
+            .min_by_key(|p| p.id)
+            .cloned()?;
+        self.after = Some(next.id);
+        Some(next)
+    }
+}
+
 /// The further member nodes, as `,3,4` after the first.
 struct Nodes<'a>(&'a KVec<Arc<Peer>>);
 
@@ -460,11 +490,20 @@ impl core::fmt::Display for Nodes<'_> {
     }
 }
 
+/// The key of a process in [`Procs`]: its pid, then the number of its registration (an entry
+/// of an exited process may linger under a pid that is reused meanwhile; the older one comes
+/// first).
+type ProcKey = (i32, u64);
+
 /// The registry of this node's stretched processes.
 #[pin_data]
 pub(crate) struct Procs {
+    /// By pid (then age). Removal cannot fail; an insertion's node is allocated before the
+    /// lock is taken.
     #[pin]
-    list: Mutex<KVec<Arc<Proc>>>,
+    list: Mutex<RBTree<ProcKey, Arc<Proc>>>,
+    /// Registrations so far: the second half of the next key.
+    added: AtomicU64,
     /// Wakes the pusher early (memory is short).
     #[pin]
     kick: Mutex<bool>,
@@ -475,7 +514,8 @@ pub(crate) struct Procs {
 impl Procs {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            list <- new_mutex!(KVec::new()),
+            list <- new_mutex!(RBTree::new()),
+            added: AtomicU64::new(0),
             kick <- new_mutex!(false),
             kick_cv <- new_condvar!(),
         })
@@ -483,29 +523,50 @@ impl Procs {
 
     /// The process whose address space is `mm`.
     pub(crate) fn by_mm(&self, mm: MmId) -> Option<Arc<Proc>> {
-        self.list.lock().iter().find(|p| p.mm.id() == mm).cloned()
+        self.list.lock().values().find(|p| p.mm.id() == mm).cloned()
     }
 
-    /// The process with this (global) pid.
+    /// The process with this (global) pid (the oldest entry, if one lingers).
     pub(crate) fn by_pid(&self, pid: i32) -> Option<Arc<Proc>> {
-        self.list.lock().iter().find(|p| p.pid == pid).cloned()
+        let mut list = self.list.lock();
+        let c = list.cursor_lower_bound(&(pid, 0))?;
+        let (k, p) = c.current();
+        (k.0 == pid).then(|| p.clone())
     }
 
-    /// Every process, for walking without the registry's lock.
-    pub(crate) fn snapshot(&self) -> Result<KVec<Arc<Proc>>> {
-        let list = self.list.lock();
-        let mut v = KVec::with_capacity(list.len(), GFP_KERNEL)?;
-        for p in list.iter() {
-            v.push(p.clone(), GFP_KERNEL)?;
+    /// The first process whose key is `from` or later, and the key after its own.
+    fn next_from(&self, from: ProcKey) -> Option<(Arc<Proc>, ProcKey)> {
+        let mut list = self.list.lock();
+        let c = list.cursor_lower_bound(&from)?;
+        let (k, p) = c.current();
+        Some((p.clone(), (k.0, k.1 + 1)))
+    }
+
+    /// Every process, in pid order, each used without the registry's lock (so `f` may take
+    /// any lock, or send). No allocation: none is ever skipped for want of memory. A process
+    /// added or retired meanwhile may or may not be seen.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&Arc<Proc>)) {
+        let mut from = (i32::MIN, 0);
+        while let Some((p, next)) = self.next_from(from) {
+            f(&p);
+            from = next;
         }
-        Ok(v)
     }
 
     /// The process is no longer stretched (it exited, or lost its nodes): off the list, and
-    /// whoever waits on its pushes wakes up to see it dead.
+    /// whoever waits on its pushes wakes up to see it dead. Cannot fail.
     pub(crate) fn retire(&self, proc: &Arc<Proc>) {
         proc.dead.store(true, Relaxed);
-        let _ = crate::kvec::retain(&mut self.list.lock(), |p| !Arc::ptr_eq(p, proc));
+        {
+            let mut list = self.list.lock();
+            let key = list
+                .iter()
+                .find(|(_, p)| Arc::ptr_eq(p, proc))
+                .map(|(k, _)| *k);
+            if let Some(k) = key {
+                list.remove(&k);
+            }
+        }
         proc.push_gate.notify_settled();
     }
 
@@ -519,6 +580,8 @@ impl Procs {
     pub(crate) fn wait_kick(&self, ms: u32) {
         let mut k = self.kick.lock();
         if !*k {
+            // Woken, timed out or signalled (a kthread is not): the pusher runs its round
+            // either way.
             let _ = self
                 .kick_cv
                 .wait_interruptible_timeout(&mut k, msecs_to_jiffies(ms));
@@ -528,16 +591,23 @@ impl Procs {
 
     /// Adds a newly stretched process.
     pub(crate) fn add(&self, p: Arc<Proc>) -> Result {
-        self.list.lock().push(p, GFP_KERNEL)?;
+        // Allocated before the lock; the key is new, so nothing is replaced.
+        let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let key = (p.pid, self.added.fetch_add(1, Relaxed));
+        self.list.lock().insert(node.into_node(key, p));
         Ok(())
     }
 
-    /// Lines for `/sys/kernel/elastic/procs`.
+    /// Lines for `/sys/kernel/elastic/procs`, each written without the registry's lock (a
+    /// line takes the process's own locks).
     pub(crate) fn write_to(&self, w: &mut impl Write) -> core::fmt::Result {
-        for p in self.list.lock().iter() {
-            p.write_to(w)?;
-        }
-        Ok(())
+        let mut r = Ok(());
+        self.for_each(|p| {
+            if r.is_ok() {
+                r = p.write_to(w);
+            }
+        });
+        r
     }
 }
 
@@ -545,9 +615,7 @@ impl Procs {
 pub(crate) fn exit(p: &Arc<Proc>) {
     if let Some(procs) = procs() {
         procs.retire(p);
-        for m in p.members().iter() {
-            let _ = m.send(&Message::Release { pid: p.pid as u32 });
-        }
+        release_shells(p);
         pr_info!(
             "pid {} ({}) exited: {} pulls ({} pages), {} pushes ({} pages), fault p50 {} us p99 {} us\n",
             p.pid,
@@ -566,8 +634,10 @@ pub(crate) fn exit(p: &Arc<Proc>) {
 /// (that memory is lost); one with none there forgets that node and runs on.
 pub(crate) fn peer_lost(peer: u16) {
     let Some(procs) = procs() else { return };
-    let Ok(all) = procs.snapshot() else { return };
-    for p in all.iter().filter(|p| p.member(peer).is_some()) {
+    procs.for_each(|p| {
+        if p.member(peer).is_none() {
+            return;
+        }
         let ran_there = p.away_at() == Some(peer);
         // Its page table is only walked when that decides.
         let held = if ran_there { 0 } else { p.pages_on(peer) };
@@ -580,9 +650,7 @@ pub(crate) fn peer_lost(peer: u16) {
             // Retired, its exit will not be seen here: its other members drop its shells
             // and pages now.
             p.drop_member(peer);
-            for m in p.members().iter() {
-                let _ = m.send(&Message::Release { pid: p.pid as u32 });
-            }
+            release_shells(p);
             if ran_there {
                 pr_err!(
                     "node {} lost: killing pid {} ({}) with SIGBUS, it was running there\n",
@@ -604,10 +672,10 @@ pub(crate) fn peer_lost(peer: u16) {
             } else if let Some(t) = TaskRef::by_pid(p.pid) {
                 t.signal(bindings::SIGBUS);
             }
-            continue;
+            return;
         }
         p.drop_member(peer);
-        if p.members().is_empty() {
+        if !p.has_members() {
             procs.retire(p);
             pr_warn!(
                 "node {} lost: pid {} ({}) had no pages there and runs on\n",
@@ -623,6 +691,15 @@ pub(crate) fn peer_lost(peer: u16) {
                 p.comm()
             );
         }
+    });
+}
+
+/// Tells every member of retired process `p` to drop its shell (`Release`).
+fn release_shells(p: &Proc) {
+    for m in p.members() {
+        // Not sent: there is no connection, or the failed send closed it; either way that
+        // member loses its link to us and kills our shells itself (`shell::home_lost`).
+        let _ = m.send(&Message::Release { pid: p.pid as u32 });
     }
 }
 

@@ -141,22 +141,9 @@ impl Lent {
         self.retain(|_, p| p.addr != addr);
     }
 
-    /// Keeps the pages for which `keep(index, page)` holds (the 6.12 `KVVec` cannot remove
-    /// in place: the table is rebuilt; without memory for that nothing is removed).
+    /// Keeps the pages for which `keep(index, page)` holds (allocates nothing: a removal
+    /// never fails).
     fn retain(&mut self, keep: impl Fn(usize, &LentPage) -> bool) {
-        if self.pages.iter().enumerate().all(|(i, p)| keep(i, p)) {
-            return;
-        }
-        let Ok(mut out) = KVVec::with_capacity(self.pages.len(), GFP_KERNEL) else {
-            return;
-        };
-        let old = core::mem::replace(&mut self.pages, KVVec::new());
-        for (i, p) in old.into_iter().enumerate() {
-            if keep(i, &p) {
-                // Room was reserved above: this does not allocate.
-                let _ = out.push(p, GFP_KERNEL);
-            }
-        }
-        self.pages = out;
+        crate::kvec::retain(&mut self.pages, keep);
     }
 }

@@ -75,7 +75,7 @@ pub(crate) fn home_syscall_run(c: HomeChange, regs: &mut SyscallRegs<'_>, nr: i3
             end: d.range.end,
             unmap: d.unmap,
         };
-        for peer in p.members().iter() {
+        for peer in p.members() {
             // A member that cannot hear this is lost anyway, and the process with it.
             let _ = peer.send(&m);
         }
@@ -137,7 +137,7 @@ fn discard_emptied(p: &Proc, start: u64, end: u64) -> bool {
             end: e,
             unmap: false,
         };
-        for peer in p.members().iter() {
+        for peer in p.members() {
             let _ = peer.send(&m);
         }
     }

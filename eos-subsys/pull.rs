@@ -103,15 +103,7 @@ fn begin_pull(p: &Proc, addr: u64, count: u32) -> Result<u32, PullErr> {
 
 /// Ends the pull begun at `addr`.
 fn end_pull(p: &Proc, addr: u64) {
-    {
-        let mut pulling = p.pulling.lock();
-        if crate::kvec::retain(&mut pulling, |e| e.addr != addr).is_err() {
-            // No memory to rebuild the table: end the entry in place instead.
-            for e in pulling.iter_mut().filter(|e| e.addr == addr) {
-                e.count = 0;
-            }
-        }
-    }
+    crate::kvec::retain(&mut p.pulling.lock(), |_, e| e.addr != addr);
     p.push_gate.notify_settled();
 }
 
@@ -268,6 +260,8 @@ fn arrive(r: Result) -> Result<bool> {
 
 /// Confirms `count` pages from `addr` of process `pid` to `to`, which kept them lent.
 fn took(to: &Peer, pid: u32, from_home: bool, addr: u64, count: u32) {
+    // Not sent: there is no connection, or the failed send closed it. That node is lost to
+    // us then, and the lent copies it would have let go with it.
     let _ = to.send(&Message::Took {
         pid,
         from_home,
@@ -392,7 +386,6 @@ fn fault_at_home(vma: Vma<'_>, f: MarkerFault) -> FaultReply {
 
 /// Home: brings every page of `[start, end)` that a member owns back.
 pub(crate) fn recall(p: &Proc, start: u64, end: u64) -> Result {
-    let members = p.members();
     let users = p.mm.users().ok_or(ESRCH)?;
     let lock = users.read();
     for v in lock.vmas_in(start, end) {
@@ -401,7 +394,8 @@ pub(crate) fn recall(p: &Proc, start: u64, end: u64) -> Result {
             continue;
         }
         while a < stop {
-            let owner = members.iter().find_map(|m| {
+            // A page has one owner: the order the members are asked in does not matter.
+            let owner = p.members().find_map(|m| {
                 let run = v.remote_run(a, m.id, MAX_BATCH as u32);
                 (run > 0).then_some((m, run))
             });
@@ -409,7 +403,7 @@ pub(crate) fn recall(p: &Proc, start: u64, end: u64) -> Result {
                 a += PAGE_SIZE as u64;
                 continue;
             };
-            let n = pull_pages(p, &v, a, m, run).map_err(|_| EIO)?;
+            let n = pull_pages(p, &v, a, &m, run).map_err(|_| EIO)?;
             a += n as u64 * PAGE_SIZE as u64;
         }
     }
@@ -719,7 +713,6 @@ fn take_for_fetch(
             // Owned by a third node: bring it here first, then hand it on.
             let Some(owner) = p
                 .members()
-                .into_iter()
                 .find(|m| m.id != peer.id && vma.remote_run(addr, m.id, 1) == 1)
             else {
                 return Err(EAGAIN);
@@ -828,6 +821,8 @@ struct Relay {
 
 fn relay(mut job: Relay) {
     let r = take_for_fetch(job.node, &job.peer, job.pid, job.addr, &mut job.buf, true);
+    // Not sent: the fetcher's connection is gone (or the failed send closed it), and with it
+    // the fetch, which fails there; a page taken for it stays lent here.
     let _ = send_fetched(|m| job.peer.send(m), job.req, job.addr, r, &job.buf);
     job.peer.relays.fetch_sub(1, Relaxed);
 }

@@ -271,11 +271,10 @@ fn pusher(node: &'static Node) {
         let (total, avail) = mm::memory_pages();
         let wm = Watermarks::for_total(total);
         crate::stretch::auto_stretch(node, avail < wm.low);
-        let Ok(all) = procs.snapshot() else { continue };
         let mut any = false;
-        for p in all.iter() {
+        procs.for_each(|p| {
             if p.dead.load(Relaxed) {
-                continue;
+                return;
             }
             let avail = mm::memory_pages().1;
             let want = pages_to_push(
@@ -289,7 +288,7 @@ fn pusher(node: &'static Node) {
                 any = true;
                 push_some(node, p, want.min(PUSH_ROUND), &mut pages);
             }
-        }
+        });
         let avail = mm::memory_pages().1;
         episode = any && avail < wm.high;
     }

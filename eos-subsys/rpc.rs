@@ -12,6 +12,7 @@ use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use kernel::{
     bindings, new_condvar, new_mutex,
     prelude::*,
+    rbtree::{RBTree, RBTreeNodeReservation},
     sync::{Arc, CondVar, Mutex},
     time::msecs_to_jiffies,
 };
@@ -149,8 +150,9 @@ impl Waiter {
 /// The outstanding requests of one peer.
 #[pin_data]
 pub(crate) struct Pending {
+    /// By request id. Removal cannot fail; an insertion's node is allocated before the lock.
     #[pin]
-    list: Mutex<KVec<Arc<Waiter>>>,
+    list: Mutex<RBTree<u32, Arc<Waiter>>>,
     next: AtomicU32,
 }
 
@@ -158,14 +160,21 @@ impl Pending {
     /// An empty table.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            list <- new_mutex!(KVec::new()),
+            list <- new_mutex!(RBTree::new()),
             next: AtomicU32::new(1),
         })
     }
 
     /// Registers a waiter whose reply may carry up to `pages` pages.
     fn register(&self, pages: usize) -> Result<Arc<Waiter>> {
-        let req = self.next.fetch_add(1, Relaxed);
+        let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let list = self.list.lock();
+        // A fresh id; one still waiting after the counter wrapped around is skipped.
+        let mut req = self.next.fetch_add(1, Relaxed);
+        while list.get(&req).is_some() {
+            req = self.next.fetch_add(1, Relaxed);
+        }
+        drop(list);
         let buf = KVVec::with_capacity(pages * PAGE_SIZE, GFP_KERNEL)?;
         let w = Arc::pin_init(
             pin_init!(Waiter {
@@ -179,14 +188,13 @@ impl Pending {
             }),
             GFP_KERNEL,
         )?;
-        self.list.lock().push(w.clone(), GFP_KERNEL)?;
+        self.list.lock().insert(node.into_node(req, w.clone()));
         Ok(w)
     }
 
-    /// Forgets a waiter (after its reply or its timeout).
+    /// Forgets a waiter (after its reply or its timeout). Cannot fail.
     fn remove(&self, w: &Arc<Waiter>) {
-        // Without memory the finished waiter just stays listed, which is harmless.
-        let _ = crate::kvec::retain(&mut self.list.lock(), |x| !Arc::ptr_eq(x, w));
+        self.list.lock().remove(&w.req);
     }
 
     /// Hands a reply to the waiter of `req`; false if nobody waits for it (late or bogus).
@@ -195,7 +203,7 @@ impl Pending {
         req: u32,
         fill: impl FnOnce(&mut KVVec<u8>) -> core::result::Result<Answer, i32>,
     ) -> bool {
-        let w = self.list.lock().iter().find(|w| w.req == req).cloned();
+        let w = self.list.lock().get(&req).cloned();
         let Some(w) = w else { return false };
         let mut s = w.slot.lock();
         if s.done() {
@@ -211,7 +219,7 @@ impl Pending {
     /// Fails every outstanding request with `errno` (the link is gone).
     pub(crate) fn fail_all(&self, errno: Error) {
         let list = self.list.lock();
-        for w in list.iter() {
+        for w in list.values() {
             let mut s = w.slot.lock();
             if !s.done() {
                 s.failed = Some(errno);

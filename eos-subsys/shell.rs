@@ -21,6 +21,7 @@ use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use kernel::{
     new_mutex,
     prelude::*,
+    rbtree::{RBTree, RBTreeNodeReservation},
     sync::{Arc, Mutex, SpinLock},
 };
 
@@ -131,58 +132,64 @@ impl Shell {
 /// The shells of this node.
 #[pin_data]
 pub(crate) struct Shells {
+    /// By (home node, home pid): one shell per process (`stretch::make_shell` checks). Removal
+    /// cannot fail; an insertion's node is allocated before the lock is taken.
     #[pin]
-    list: Mutex<KVec<Arc<Shell>>>,
+    list: Mutex<RBTree<(u16, u32), Arc<Shell>>>,
 }
 
 impl Shells {
     pub(crate) fn new() -> impl PinInit<Self> {
-        pin_init!(Self { list <- new_mutex!(KVec::new()) })
+        pin_init!(Self { list <- new_mutex!(RBTree::new()) })
     }
 
     pub(crate) fn find(&self, home: u16, pid: u32) -> Option<Arc<Shell>> {
-        self.list
-            .lock()
-            .iter()
-            .find(|s| s.home == home && s.home_pid == pid)
-            .cloned()
+        self.list.lock().get(&(home, pid)).cloned()
     }
 
     pub(crate) fn by_seed(&self, seed: &umh::Seed) -> Option<Arc<Shell>> {
         self.list
             .lock()
-            .iter()
+            .values()
             .find(|s| core::ptr::eq(&*s.seed, seed))
             .cloned()
     }
 
     pub(crate) fn by_mm(&self, mm: MmId) -> Option<Arc<Shell>> {
-        self.list.lock().iter().find(|s| s.mm.id() == mm).cloned()
+        self.list.lock().values().find(|s| s.mm.id() == mm).cloned()
     }
 
     /// The shell whose task is the current one.
     pub(crate) fn by_current(&self) -> Option<Arc<Shell>> {
         let pid = TaskRef::current().pid();
-        self.list.lock().iter().find(|s| s.pid == pid).cloned()
+        self.list.lock().values().find(|s| s.pid == pid).cloned()
     }
 
-    pub(crate) fn remove_where(&self, f: impl Fn(&Shell) -> bool) -> KVec<Arc<Shell>> {
-        let mut gone = KVec::new();
+    /// Takes the shell of process `pid` of node `home` off the registry.
+    pub(crate) fn remove(&self, home: u16, pid: u32) -> Option<Arc<Shell>> {
+        self.list.lock().remove(&(home, pid))
+    }
+
+    /// Takes some shell of node `home` off the registry.
+    fn remove_any_of(&self, home: u16) -> Option<Arc<Shell>> {
         let mut list = self.list.lock();
-        for s in list.iter().filter(|s| f(s)) {
-            if gone.push(s.clone(), GFP_KERNEL).is_err() {
-                return KVec::new();
-            }
+        let key = *list.cursor_lower_bound(&(home, 0))?.current().0;
+        if key.0 != home {
+            return None;
         }
-        if crate::kvec::retain(&mut list, |s| !f(s)).is_err() {
-            return KVec::new();
-        }
-        gone
+        list.remove(&key)
     }
 
-    /// Adds a new shell.
+    /// Adds a new shell; `EEXIST` if its process has one (never replaced).
     pub(crate) fn add(&self, s: Arc<Shell>) -> Result {
-        self.list.lock().push(s, GFP_KERNEL)?;
+        // Allocated before the lock.
+        let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let key = (s.home, s.home_pid);
+        let mut list = self.list.lock();
+        if list.get(&key).is_some() {
+            return Err(EEXIST);
+        }
+        list.insert(node.into_node(key, s));
         Ok(())
     }
 
@@ -198,7 +205,7 @@ impl Shells {
 
     /// Number of shells, for `info`.
     pub(crate) fn count(&self) -> usize {
-        self.list.lock().len()
+        self.list.lock().iter().count()
     }
 
     /// Writes one line per shell.
@@ -216,7 +223,7 @@ impl Shells {
         w: &mut impl core::fmt::Write,
         f: impl Fn(&Shell) -> bool,
     ) -> core::fmt::Result {
-        for s in self.list.lock().iter().filter(|s| f(s)) {
+        for s in self.list.lock().values().filter(|s| f(s)) {
             writeln!(
                 w,
                 "shell home_node={} home_pid={} pid={} running={} arrivals={} jumps_home={} \
@@ -245,8 +252,9 @@ impl Shells {
 /// Kills every shell of a home node that is gone.
 pub(crate) fn home_lost(home: u16) {
     let Some(shells) = shells() else { return };
-    let gone = shells.remove_where(|s| s.home == home);
-    for s in gone.iter() {
+    // One at a time, each released without the registry's lock: nothing to allocate, so
+    // none is left behind.
+    while let Some(s) = shells.remove_any_of(home) {
         pr_warn!(
             "node {} lost: killing shell pid {} of its process {}\n",
             home,

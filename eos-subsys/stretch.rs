@@ -22,7 +22,7 @@ use crate::sys::{
     file::FileData,
     global::Global,
     mm::{self, MmId},
-    task::TaskRef,
+    task::{TaskId, TaskRef},
     time, umh,
 };
 use core::fmt::Write;
@@ -30,6 +30,7 @@ use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use kernel::{
     bindings, new_mutex,
     prelude::*,
+    rbtree::{RBTree, RBTreeNodeReservation},
     sync::{Arc, Mutex},
     time::msecs_to_jiffies,
 };
@@ -163,41 +164,44 @@ struct Mark {
 /// an exec that raises privilege (setuid, setgid, file capabilities), as ptrace access is.
 #[pin_data]
 pub(crate) struct Marks {
+    /// By task. Removal cannot fail; an insertion's node is allocated before the lock.
     #[pin]
-    list: Mutex<KVec<Mark>>,
+    list: Mutex<RBTree<TaskId, Mark>>,
     /// Number of marks, so the exec hook costs nothing when there are none.
     count: AtomicU64,
     /// Home: address spaces being stretched now (a second stretch of one is EBUSY: both
     /// would make a shell and register the process).
     #[pin]
-    stretching: Mutex<KVec<MmId>>,
+    stretching: Mutex<RBTree<MmId, ()>>,
     /// Member: shells being made now, by home node and pid.
     #[pin]
-    making: Mutex<KVec<(u16, u32)>>,
+    making: Mutex<RBTree<(u16, u32), ()>>,
 }
 
-/// A key in one of the in-flight lists of `Marks`, taken out again when dropped.
-struct InFlight<'a, T: PartialEq + Copy> {
-    list: &'a Mutex<KVec<T>>,
+/// A key in one of the in-flight sets of `Marks`, taken out again when dropped. Taking it out
+/// cannot fail: a key left behind would make every later stretch of it EBUSY.
+struct InFlight<'a, T: Ord + Copy> {
+    set: &'a Mutex<RBTree<T, ()>>,
     key: T,
 }
 
-impl<'a, T: PartialEq + Copy> InFlight<'a, T> {
-    /// Puts `key` on `list`; EBUSY if it is there already.
-    fn claim(list: &'a Mutex<KVec<T>>, key: T) -> Result<Self> {
-        let mut l = list.lock();
-        if l.iter().any(|k| *k == key) {
+impl<'a, T: Ord + Copy> InFlight<'a, T> {
+    /// Puts `key` in `set`; EBUSY if it is there already.
+    fn claim(set: &'a Mutex<RBTree<T, ()>>, key: T) -> Result<Self> {
+        // Allocated before the lock.
+        let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let mut s = set.lock();
+        if s.get(&key).is_some() {
             return Err(EBUSY);
         }
-        l.push(key, GFP_KERNEL)?;
-        Ok(Self { list, key })
+        s.insert(node.into_node(key, ()));
+        Ok(Self { set, key })
     }
 }
 
-impl<T: PartialEq + Copy> Drop for InFlight<'_, T> {
+impl<T: Ord + Copy> Drop for InFlight<'_, T> {
     fn drop(&mut self) {
-        let key = self.key;
-        let _ = crate::kvec::retain(&mut self.list.lock(), |k| *k != key);
+        self.set.lock().remove(&self.key);
     }
 }
 
@@ -211,10 +215,10 @@ pub(crate) fn marks() -> Option<&'static Marks> {
 /// Creates the (empty) list of marks.
 pub(crate) fn init() -> Result {
     let m = pin_init!(Marks {
-        list <- new_mutex!(KVec::new()),
+        list <- new_mutex!(RBTree::new()),
         count: AtomicU64::new(0),
-        stretching <- new_mutex!(KVec::new()),
-        making <- new_mutex!(KVec::new()),
+        stretching <- new_mutex!(RBTree::new()),
+        making <- new_mutex!(RBTree::new()),
     });
     MARKS.init(m).map(|_| ())
 }
@@ -222,18 +226,18 @@ pub(crate) fn init() -> Result {
 impl Marks {
     /// Marks `task` (or updates its budget).
     pub(crate) fn mark(&self, task: &TaskRef, budget: u64) -> Result {
+        // Allocated before the lock (and dropped unused if `task` is marked already).
+        let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
         let mut marks = self.list.lock();
-        match marks.iter_mut().find(|m| m.task.is(task)) {
+        match marks.get_mut(&task.id()) {
             Some(m) => m.budget = budget,
             None => {
-                marks.push(
-                    Mark {
-                        task: task.clone(),
-                        budget,
-                    },
-                    GFP_KERNEL,
-                )?;
-                self.count.store(marks.len() as u64, Relaxed);
+                let mark = Mark {
+                    task: task.clone(),
+                    budget,
+                };
+                marks.insert(node.into_node(task.id(), mark));
+                self.count.fetch_add(1, Relaxed);
             }
         }
         Ok(())
@@ -242,7 +246,7 @@ impl Marks {
     /// Sets the budget of marked `task`; `ESRCH` if it is not marked.
     pub(crate) fn set_budget(&self, task: &TaskRef, budget: u64) -> Result {
         let mut marks = self.list.lock();
-        let m = marks.iter_mut().find(|m| m.task.is(task)).ok_or(ESRCH)?;
+        let m = marks.get_mut(&task.id()).ok_or(ESRCH)?;
         m.budget = budget;
         Ok(())
     }
@@ -250,18 +254,42 @@ impl Marks {
     /// Drops the mark of `task`, and those of tasks that exited.
     fn forget(&self, task: &TaskRef) {
         let mut marks = self.list.lock();
-        let _ = crate::kvec::retain(&mut marks, |m| !m.task.is(task) && !m.task.exited());
-        self.count.store(marks.len() as u64, Relaxed);
+        let mut gone = marks.remove(&task.id()).is_some() as u64;
+        // The exited ones, walked with a cursor that removes as it goes.
+        let mut cur = marks.cursor_front();
+        while let Some(c) = cur {
+            cur = if c.current().1.task.exited() {
+                gone += 1;
+                c.remove_current().0
+            } else {
+                c.move_next()
+            };
+        }
+        self.count.fetch_sub(gone, Relaxed);
     }
 
     /// Whether `task` is marked.
     fn has(&self, task: &TaskRef) -> bool {
-        self.count.load(Relaxed) != 0 && self.list.lock().iter().any(|m| m.task.is(task))
+        self.count.load(Relaxed) != 0 && self.list.lock().get(&task.id()).is_some()
+    }
+
+    /// The first mark whose key comes after `after` (the first of all: `None`), and its key.
+    fn next_after(&self, after: Option<TaskId>) -> Option<(TaskId, Mark)> {
+        let mut marks = self.list.lock();
+        let mut c = match after {
+            Some(k) => marks.cursor_lower_bound(&k)?,
+            None => marks.cursor_front()?,
+        };
+        if Some(*c.current().0) == after {
+            c = c.move_next()?;
+        }
+        let (k, m) = c.current();
+        Some((*k, m.clone()))
     }
 
     /// Lines for `/sys/kernel/elastic/procs`.
     pub(crate) fn write_to(&self, w: &mut impl Write) -> core::fmt::Result {
-        for m in self.list.lock().iter().filter(|m| !m.task.exited()) {
+        for m in self.list.lock().values().filter(|m| !m.task.exited()) {
             writeln!(w, "pid={} marked budget_pages={}", m.task.pid(), m.budget)?;
         }
         Ok(())
@@ -314,15 +342,12 @@ pub(crate) fn on_exec(privileged: bool) {
 /// short; otherwise only those over their budget).
 pub(crate) fn auto_stretch(node: &'static Node, avail_low: bool) {
     let Some(marks) = marks() else { return };
-    let list: KVec<Mark> = {
-        let m = marks.list.lock();
-        let mut v = KVec::new();
-        for x in m.iter() {
-            let _ = v.push(x.clone(), GFP_KERNEL);
-        }
-        v
-    };
-    for m in list.iter() {
+    // One mark at a time, each used without the lock (a stretch takes many): nothing to
+    // allocate, so none is skipped for want of memory. A mark made or dropped meanwhile may
+    // or may not be seen.
+    let mut after = None;
+    while let Some((key, m)) = marks.next_after(after) {
+        after = Some(key);
         let task = &m.task;
         let Some(mm) = task.mm().filter(|_| !task.exited()) else {
             marks.forget(task);
@@ -513,6 +538,7 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
             if st.failed() || time::now_ns() >= deadline {
                 return Err(ECHILD);
             }
+            // Woken, timed out or interrupted: the loop looks again either way.
             let _ = seed
                 .cv
                 .wait_interruptible_timeout(&mut st, msecs_to_jiffies(100));
@@ -589,10 +615,7 @@ pub(crate) fn serve_release(peer: &Peer, pid: u32) {
     let Some(shells) = shell::shells() else {
         return;
     };
-    for s in shells
-        .remove_where(|s| s.home == peer.id && s.home_pid == pid)
-        .iter()
-    {
+    if let Some(s) = shells.remove(peer.id, pid) {
         s.seed.release();
     }
 }

@@ -12,8 +12,8 @@ use kernel::{bindings, error::to_result, prelude::*};
 pub(crate) const PROT_EXEC: u32 = 4;
 
 /// Identity of an address space, for lookups: compared, never dereferenced (so no raw
-/// `mm_struct` pointer travels through safe code).
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// `mm_struct` pointer travels through safe code). Ordered, to key tables by.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct MmId(usize);
 
 impl MmId {

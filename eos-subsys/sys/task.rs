@@ -12,6 +12,11 @@ use kernel::{bindings, prelude::*};
 /// A counted reference to a task.
 pub(crate) struct TaskRef(NonNull<bindings::task_struct>);
 
+/// Identity of a task, to key tables by: compared, never dereferenced (as `MmId`). It names
+/// one task for as long as a [`TaskRef`] to that task is held.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct TaskId(usize);
+
 // SAFETY: task references are atomic counts; we only call thread-safe functions on it.
 unsafe impl Send for TaskRef {}
 // SAFETY: see `Send`.
@@ -58,10 +63,10 @@ impl TaskRef {
         unsafe { bindings::ptrace_may_access(self.raw(), bindings::PTRACE_MODE_ATTACH_REALCREDS) }
     }
 
-    /// Whether `self` and `other` are the same task (not merely the same pid: a pid can be
-    /// reused once its task is gone, a referenced task cannot).
-    pub(crate) fn is(&self, other: &TaskRef) -> bool {
-        self.0 == other.0
+    /// Its identity (see [`TaskId`]): equal for the same task only, not merely the same pid
+    /// (a pid can be reused once its task is gone, a referenced task cannot).
+    pub(crate) fn id(&self) -> TaskId {
+        TaskId(self.0.as_ptr() as usize)
     }
 
     /// Whether the task has exited (it is a zombie or gone, and will never run again).

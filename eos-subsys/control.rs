@@ -220,8 +220,7 @@ fn info_show(w: &mut FmtBuf<'_>) {
 }
 
 fn procs_show(w: &mut FmtBuf<'_>) {
-    show_with(w, |n, w| {
-        let _ = n;
+    show_with(w, |_, w| {
         if let Some(p) = home::procs() {
             p.write_to(w)?;
         }

@@ -193,6 +193,9 @@ fn send_jump(peer: &Peer, j: Jump<'_>) -> core::result::Result<(), JumpErr> {
 
 fn ack(node: &Node, to: u16, req: u32, status: i32) {
     if let Some(peer) = node.find_peer(to) {
+        // Not sent: there is no connection, or the failed send closed it; the jump's sender
+        // fails its wait with the link (`rpc::Pending::fail_all`) and handles that as a lost
+        // jump.
         let _ = peer.send(&Message::JumpAck { req, status });
     }
 }
@@ -240,7 +243,8 @@ fn take_stack(mm: &mm::MmRef, image: &[u8], marker: u64, page: &mut [u8]) -> u64
         Ok(Taken::Data) => addr,
         Ok(Taken::Build) => {
             if marker != 0 {
-                // Nothing to carry: leave it to be built where it is touched first.
+                // Nothing to carry: leave it to be built where it is touched first. A marker
+                // gone meanwhile means something else settled the page: nothing to clear.
                 let _ = vma.clear_marker(addr, marker);
             }
             0
@@ -318,10 +322,12 @@ fn home_leave(p: Arc<Proc>) {
     let stack_addr = take_stack(&p.mm, &state[..n], marker, &mut page);
     if stack_addr != 0 {
         // Lent to the jump until its acknowledgement: a fault here on it meanwhile waits.
-        let _ = p
-            .lent
-            .lock()
-            .lend(stack_addr, LentTo::Jump(target.id), &page);
+        let mut lent = p.lent.lock();
+        if lent.lend(stack_addr, LentTo::Jump(target.id), &page).is_err() {
+            // No memory for the copy: it goes unguarded, as a lost answer would lose it.
+            // Counted (as in `pull::take_pages`).
+            lent.dropped += 1;
+        }
     }
     // Before sending: once there, the process may fetch pages from us at once.
     p.set_place(Where::Away { at: target.id });
@@ -409,6 +415,8 @@ fn home_leave(p: Arc<Proc>) {
         if !recalled && task::signal_pending() {
             drop(inbox);
             recalled = true;
+            // Not sent: there is no connection, or the failed send closed it; the link's loss
+            // then wakes this wait (`home::peer_lost`) and the process ends there.
             let _ = target.send(&Message::Recall { pid: p.pid as u32 });
             continue;
         }
@@ -635,7 +643,6 @@ fn shell_arrive(shell: &Shell) -> bool {
     shell.policy.lock().on_arrival(time::now_ns());
     shell.counters.arrivals.fetch_add(1, Relaxed);
     ack(node, a.from, a.req, 0);
-    let _ = a.reason;
     true
 }
 
@@ -690,10 +697,12 @@ pub(crate) fn shell_leave(shell: &Arc<Shell>, reason: JumpReason) -> bool {
     if stack_addr != 0 {
         // Lent to the jump until the home acknowledges it: a pull of that page meanwhile
         // (a /proc reader at home) gets this copy, never "build it".
-        let _ = shell
-            .lent
-            .lock()
-            .lend(stack_addr, LentTo::Jump(shell.home), &page);
+        let mut lent = shell.lent.lock();
+        if lent.lend(stack_addr, LentTo::Jump(shell.home), &page).is_err() {
+            // No memory for the copy: it goes unguarded, as a lost answer would lose it.
+            // Counted (as in `pull::take_pages`).
+            lent.dropped += 1;
+        }
     }
     let (rt0, ut0, st0) = *shell.cpu_at_arrival.lock();
     let (rt, ut, st) = task::current_cputime();
@@ -817,6 +826,8 @@ pub(crate) fn shell_exit(node: &Node, shell: &Shell) {
         signal
     );
     if let Some(home) = node.find_peer(shell.home) {
+        // Not sent: there is no connection, or the failed send closed it; the home loses
+        // its link to us then and ends the process as it ends one that ran on a lost node.
         let _ = home.send(&Message::Gone {
             pid: shell.home_pid,
             signal,

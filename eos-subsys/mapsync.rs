@@ -138,6 +138,8 @@ fn discard_emptied(p: &Proc, start: u64, end: u64) -> bool {
             unmap: false,
         };
         for peer in p.members() {
+            // As in `home_syscall_run`: a member that cannot hear this is lost anyway (a
+            // failed send closes its connection), and the process with it.
             let _ = peer.send(&m);
         }
     }

@@ -3,14 +3,14 @@
 //! Execution between nodes: what a `Jump` carries, copied out of the receive buffer, on its
 //! way from the receive thread to the task that will run it (the home task, or a shell's).
 
-use crate::proto::{CpuUsed, Jump, JumpReason};
+use crate::proto::{CpuUsed, Jump};
 use kernel::prelude::*;
 
-/// Execution arriving: what the receive thread hands to the task that will run it.
+/// Execution arriving: what the receive thread hands to the task that will run it. (The
+/// jump's reason is for the sender's log; the receiver has no use for it.)
 pub(crate) struct Arrival {
     pub(crate) req: u32,
     pub(crate) from: u16,
-    pub(crate) reason: JumpReason,
     pub(crate) state: KVVec<u8>,
     pub(crate) ranges: KVVec<u8>,
     pub(crate) files: KVVec<u8>,
@@ -37,7 +37,6 @@ impl Arrival {
             stack,
             req: j.req,
             from,
-            reason: j.reason,
             state: copy(j.state)?,
             ranges: copy(j.ranges)?,
             files: copy(j.files)?,

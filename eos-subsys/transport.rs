@@ -258,6 +258,7 @@ fn report(node: &Node, conn: &Conn, who: Option<SocketAddrV4>, role: &str, e: Li
         _ => None,
     };
     if let Some(r) = reason {
+        // A courtesy before the connection closes; a failed send closes it too.
         let _ = conn.send(&Message::Error(r));
     }
 }
@@ -337,6 +338,8 @@ fn serve((slot, sock): (HandshakeSlot, Socket)) {
     drop(slot);
     match accepted {
         Ok((peer, est)) => {
+            // How the link ended is logged and counted by `run_link`; the responder's thread
+            // ends either way (only a dialer backs off on it).
             let _ = run_link(node, &peer, conn, rx, est);
         }
         Err(e) => {
@@ -535,6 +538,7 @@ fn run_link(
     let mut live = Liveness::new(time::now_ns());
     let end = loop {
         if peer.removed.load(Relaxed) {
+            // A courtesy: the peer's link ends either way, when this connection closes.
             let _ = conn.send(&Message::Bye(Reason::Shutdown));
             break LinkErr::Removed;
         }

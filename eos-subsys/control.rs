@@ -636,7 +636,7 @@ fn may_share_mm(mm: MmId) -> bool {
 
 static HOOKS: Hooks = Hooks {
     marker_fault: crate::pull::home_fault,
-    empty_fault: crate::pull::shell_fault,
+    empty_fault: crate::fetch::shell_fault,
     syscall,
     syscall32,
     vsyscall,

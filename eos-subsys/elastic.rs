@@ -63,6 +63,7 @@ mod shell;
 mod transit;
 
 // The primitives, one file each, and the layout they keep in step.
+mod fetch;
 mod jump;
 mod mapsync;
 mod pull;

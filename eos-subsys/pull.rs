@@ -6,8 +6,7 @@
 //!   asks it for a run of pages (`Pull`, answered by `Pages`), installs them and runs on, or
 //!   jumps to the data instead if the jump policy says so. [`recall`] pulls a whole range (a
 //!   layout change needs its pages home).
-//! - Shell, empty-PTE fault ([`shell_fault`]): while the shell runs the process an empty PTE
-//!   is a page the home owns; the shell fetches it (`Fetch`), or jumps home.
+//! - Shell, empty-PTE fault: fetch.rs (it uses [`arrive`] and [`took`] from here).
 //! - Member, serving: [`serve_pull`] hands the home the pages it asks back; the home serves a
 //!   fetch ([`serve_fetch`]), relaying a page a third node owns through itself.
 
@@ -17,7 +16,7 @@ use crate::link::Conn;
 use crate::node::{peer_warn, Node, Peer};
 use crate::ownership::{self, retry, Arrived, Give, Here, Slot};
 use crate::policy::pull_count;
-use crate::proto::{JumpReason, Message, Pages, MAX_BATCH, PAGES_BUILD, PAGE_SIZE};
+use crate::proto::{Message, Pages, MAX_BATCH, PAGES_BUILD, PAGE_SIZE};
 use crate::rpc::{self, Answer, CallError};
 use crate::shell;
 use crate::sys::{
@@ -30,7 +29,7 @@ use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use kernel::{bindings, prelude::*, sync::Arc};
 
 /// How long a fault waits for its pages (a pull, a fetch or a relay).
-const PULL_TIMEOUT_MS: u32 = 10_000;
+pub(crate) const PULL_TIMEOUT_MS: u32 = 10_000;
 /// How long a fault on a page being pushed waits for the push to settle.
 const SETTLE_TIMEOUT_MS: u32 = 10_000;
 
@@ -249,7 +248,7 @@ fn transfer_tries(
 /// What an install of a page that came means (`ownership::arrived`): `Ok(true)` installed,
 /// `Ok(false)` not wanted (a page already mapped there is at least as new, or the range
 /// changed meanwhile): either way its lent copy may go; `Err`: not installed, ask again.
-fn arrive(r: Result) -> Result<bool> {
+pub(crate) fn arrive(r: Result) -> Result<bool> {
     let slot = match r {
         Ok(()) => Slot::Waiting,
         Err(e) if e == EEXIST => Slot::Mapped,
@@ -259,7 +258,7 @@ fn arrive(r: Result) -> Result<bool> {
 }
 
 /// Confirms `count` pages from `addr` of process `pid` to `to`, which kept them lent.
-fn took(to: &Peer, pid: u32, from_home: bool, addr: u64, count: u32) {
+pub(crate) fn took(to: &Peer, pid: u32, from_home: bool, addr: u64, count: u32) {
     // Not sent: there is no connection, or the failed send closed it. That node is lost to
     // us then, and the lent copies it would have let go with it.
     let _ = to.send(&Message::Took {
@@ -408,163 +407,6 @@ pub(crate) fn recall(p: &Proc, start: u64, end: u64) -> Result {
         }
     }
     Ok(())
-}
-
-/// Shell: a fault on an empty PTE while it runs the process. The page belongs to the home
-/// node, so fetch it (or jump home if that is cheaper). `Ok`: build the page the ordinary
-/// way (it is ours now).
-pub(crate) fn shell_fault(vma: Vma<'_>, addr: u64, user: bool) -> FaultReply {
-    let (Some(node), Some(shells)) = (crate::node::get(), shell::shells()) else {
-        return FaultReply::SigBus;
-    };
-    let Some(shell) = shells.by_mm(vma.mm_id()) else {
-        return FaultReply::Ok;
-    };
-    if TaskRef::current().pid() != shell.pid || !shell.running() {
-        // Somebody else (a /proc reader) touching the shell's memory: those pages are not
-        // here, and must not be built here either.
-        return FaultReply::SigBus;
-    }
-    let now = time::now_ns();
-    if user
-        && shell
-            .policy
-            .lock()
-            .on_remote_fault(&crate::jump::tunables(), now)
-    {
-        crate::jump::request_shell_leave(&shell, JumpReason::RemoteFaults, false);
-        if matches!(shell.run(), shell::Run::Leaving { .. }) {
-            return FaultReply::NoPage;
-        }
-    }
-    let Some(home) = node.find_peer(shell.home) else {
-        return FaultReply::SigBus;
-    };
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        match fetch_once(node, &shell, &vma, &home, addr, now) {
-            Fetched::Done(reply) => return reply,
-            Fetched::Again(err) if retry(tries) && !task::fatal_signal_pending() => {
-                peer_warn!(
-                    node,
-                    "shell of pid {}: fetch of {:#x} from node {} failed ({:?}); asking again\n",
-                    shell.home_pid,
-                    addr,
-                    shell.home,
-                    err
-                );
-            }
-            Fetched::Again(err) => {
-                // The home still has the page (lent, or never sent): nothing is lost, but
-                // the process cannot go on here.
-                pr_err!(
-                    "shell of pid {}: page {:#x} from node {} did not come ({:?}); ending the process\n",
-                    shell.home_pid,
-                    addr,
-                    shell.home,
-                    err
-                );
-                return FaultReply::SigBus;
-            }
-        }
-    }
-}
-
-/// How one fetch went.
-enum Fetched {
-    /// The fault ends so.
-    Done(FaultReply),
-    /// No answer, or the page could not be installed: ask again.
-    Again(Error),
-}
-
-fn fetch_once(
-    node: &Node,
-    shell: &Arc<shell::Shell>,
-    vma: &Vma<'_>,
-    home: &Peer,
-    addr: u64,
-    t0: u64,
-) -> Fetched {
-    let r = rpc::call(home, 1, PULL_TIMEOUT_MS, |req| Message::Fetch {
-        req,
-        pid: shell.home_pid,
-        addr,
-    });
-    let answer = match r {
-        Ok(a) => a,
-        Err(CallError::NotSent(e)) if e == ENOMEM => return Fetched::Done(FaultReply::Oom),
-        Err(CallError::NoAnswer(e)) => return Fetched::Again(e),
-        Err(c) => {
-            let err = c.errno();
-            if err == EAGAIN || err == EBUSY {
-                // On its way here (a push), or back to the home (a pull), or held at home
-                // for a moment (a GUP user there): wait for it.
-                time::sleep_ms_uninterruptible(1);
-                return Fetched::Done(FaultReply::NoPage);
-            }
-            if err == EINVAL || err == EFAULT {
-                // Not a page the home hands over (the vDSO, whose clock must be the home's;
-                // an address the home does not map): the fault goes home and runs there.
-                return Fetched::Done(FaultReply::SigBus);
-            }
-            peer_warn!(
-                node,
-                "shell of pid {}: fetch of {:#x} from node {} failed ({:?})\n",
-                shell.home_pid,
-                addr,
-                shell.home,
-                err
-            );
-            return Fetched::Done(FaultReply::SigBus);
-        }
-    };
-    shell.counters.fetches.fetch_add(1, Relaxed);
-    let lat = time::now_ns() - t0;
-    shell.counters.fetch_lat.record_ns(lat);
-    trace::fetch(
-        shell.home_pid,
-        shell.home,
-        addr,
-        matches!(answer, Answer::Build),
-        lat,
-    );
-    match answer {
-        Answer::Build => {
-            // Its own from now on, built here: an older lent copy of it is stale, and the
-            // home's record of this answer may go.
-            shell.lent.lock().forget(addr);
-            took(home, shell.home_pid, false, addr, 1);
-            Fetched::Done(FaultReply::Ok)
-        }
-        Answer::Pages { addr: at, .. } if vma.executable() => {
-            // Code from a peer is never run here: the home runs it (an honest home never
-            // sends it: see `take_for_fetch`).
-            peer_warn!(
-                node,
-                "shell of pid {}: node {} sent data for the code page {:#x}; refused, it runs there\n",
-                shell.home_pid,
-                shell.home,
-                at
-            );
-            Fetched::Done(FaultReply::SigBus)
-        }
-        Answer::Pages { addr: at, data } if at == addr && data.len() == PAGE_SIZE => {
-            match arrive(home::install_retrying(vma, addr, 0, &data)) {
-                Ok(_) => {
-                    shell.lent.lock().forget(addr);
-                    took(home, shell.home_pid, false, addr, 1);
-                    // See `transfer_tries`: a pull of it from here must not find it held.
-                    mm::drain_lru(false);
-                    Fetched::Done(FaultReply::NoPage)
-                }
-                // The home keeps it lent: the next try gets it again.
-                Err(err) => Fetched::Again(err),
-            }
-        }
-        _ => Fetched::Done(FaultReply::SigBus),
-    }
 }
 
 /// Member: takes up to `count` pages from `addr`; returns how many (the prefix that was

@@ -3,8 +3,8 @@
 //! The registry of shells this node holds for other nodes' processes. A shell is a parked
 //! copy of a process (sys/umh.rs) that holds the pages pushed here and runs the process when
 //! its execution jumps here. It is keyed by (home node, home pid); a home node can only touch
-//! its own shells. The primitives that act on shells are in stretch.rs, pull.rs, push.rs,
-//! jump.rs and mapsync.rs.
+//! its own shells. The primitives that act on shells are in stretch.rs, pull.rs, fetch.rs,
+//! push.rs, jump.rs and mapsync.rs.
 
 use crate::lent::Lent;
 use crate::policy::JumpPolicy;

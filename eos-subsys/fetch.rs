@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Fetch: the shell's side of a pull. While a shell runs the process away from home, an empty
+//! PTE in it is a page the home owns ([`shell_fault`]): the shell asks the home for it
+//! (`Fetch`, answered by `Pages` or "build it"), installs it and confirms it (`Took`), or
+//! jumps home instead if the jump policy says so. The home's side, which answers the fetch
+//! (relaying a page a third node owns), is in pull.rs (`serve_fetch`), as are the helpers
+//! both sides share: what an arrival means (`arrive`) and the confirmation (`took`).
+
+use crate::home;
+use crate::node::{peer_warn, Node, Peer};
+use crate::ownership::retry;
+use crate::proto::{JumpReason, Message, PAGE_SIZE};
+use crate::pull::{arrive, took, PULL_TIMEOUT_MS};
+use crate::rpc::{self, Answer, CallError};
+use crate::shell;
+use crate::sys::{
+    hooks::FaultReply,
+    mm::{self, Vma},
+    task::{self, TaskRef},
+    time, trace,
+};
+use core::sync::atomic::Ordering::Relaxed;
+use kernel::{prelude::*, sync::Arc};
+
+/// Shell: a fault on an empty PTE while it runs the process. The page belongs to the home
+/// node, so fetch it (or jump home if that is cheaper). `Ok`: build the page the ordinary
+/// way (it is ours now).
+pub(crate) fn shell_fault(vma: Vma<'_>, addr: u64, user: bool) -> FaultReply {
+    let (Some(node), Some(shells)) = (crate::node::get(), shell::shells()) else {
+        return FaultReply::SigBus;
+    };
+    let Some(shell) = shells.by_mm(vma.mm_id()) else {
+        return FaultReply::Ok;
+    };
+    if TaskRef::current().pid() != shell.pid || !shell.running() {
+        // Somebody else (a /proc reader) touching the shell's memory: those pages are not
+        // here, and must not be built here either.
+        return FaultReply::SigBus;
+    }
+    let now = time::now_ns();
+    if user
+        && shell
+            .policy
+            .lock()
+            .on_remote_fault(&crate::jump::tunables(), now)
+    {
+        crate::jump::request_shell_leave(&shell, JumpReason::RemoteFaults, false);
+        if matches!(shell.run(), shell::Run::Leaving { .. }) {
+            return FaultReply::NoPage;
+        }
+    }
+    let Some(home) = node.find_peer(shell.home) else {
+        return FaultReply::SigBus;
+    };
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match fetch_once(node, &shell, &vma, &home, addr, now) {
+            Fetched::Done(reply) => return reply,
+            Fetched::Again(err) if retry(tries) && !task::fatal_signal_pending() => {
+                peer_warn!(
+                    node,
+                    "shell of pid {}: fetch of {:#x} from node {} failed ({:?}); asking again\n",
+                    shell.home_pid,
+                    addr,
+                    shell.home,
+                    err
+                );
+            }
+            Fetched::Again(err) => {
+                // The home still has the page (lent, or never sent): nothing is lost, but
+                // the process cannot go on here.
+                pr_err!(
+                    "shell of pid {}: page {:#x} from node {} did not come ({:?}); ending the process\n",
+                    shell.home_pid,
+                    addr,
+                    shell.home,
+                    err
+                );
+                return FaultReply::SigBus;
+            }
+        }
+    }
+}
+
+/// How one fetch went.
+enum Fetched {
+    /// The fault ends so.
+    Done(FaultReply),
+    /// No answer, or the page could not be installed: ask again.
+    Again(Error),
+}
+
+fn fetch_once(
+    node: &Node,
+    shell: &Arc<shell::Shell>,
+    vma: &Vma<'_>,
+    home: &Peer,
+    addr: u64,
+    t0: u64,
+) -> Fetched {
+    let r = rpc::call(home, 1, PULL_TIMEOUT_MS, |req| Message::Fetch {
+        req,
+        pid: shell.home_pid,
+        addr,
+    });
+    let answer = match r {
+        Ok(a) => a,
+        Err(CallError::NotSent(e)) if e == ENOMEM => return Fetched::Done(FaultReply::Oom),
+        Err(CallError::NoAnswer(e)) => return Fetched::Again(e),
+        Err(c) => {
+            let err = c.errno();
+            if err == EAGAIN || err == EBUSY {
+                // On its way here (a push), or back to the home (a pull), or held at home
+                // for a moment (a GUP user there): wait for it.
+                time::sleep_ms_uninterruptible(1);
+                return Fetched::Done(FaultReply::NoPage);
+            }
+            if err == EINVAL || err == EFAULT {
+                // Not a page the home hands over (the vDSO, whose clock must be the home's;
+                // an address the home does not map): the fault goes home and runs there.
+                return Fetched::Done(FaultReply::SigBus);
+            }
+            peer_warn!(
+                node,
+                "shell of pid {}: fetch of {:#x} from node {} failed ({:?})\n",
+                shell.home_pid,
+                addr,
+                shell.home,
+                err
+            );
+            return Fetched::Done(FaultReply::SigBus);
+        }
+    };
+    shell.counters.fetches.fetch_add(1, Relaxed);
+    let lat = time::now_ns() - t0;
+    shell.counters.fetch_lat.record_ns(lat);
+    trace::fetch(
+        shell.home_pid,
+        shell.home,
+        addr,
+        matches!(answer, Answer::Build),
+        lat,
+    );
+    match answer {
+        Answer::Build => {
+            // Its own from now on, built here: an older lent copy of it is stale, and the
+            // home's record of this answer may go.
+            shell.lent.lock().forget(addr);
+            took(home, shell.home_pid, false, addr, 1);
+            Fetched::Done(FaultReply::Ok)
+        }
+        Answer::Pages { addr: at, .. } if vma.executable() => {
+            // Code from a peer is never run here: the home runs it (an honest home never
+            // sends it: see `pull::take_for_fetch`).
+            peer_warn!(
+                node,
+                "shell of pid {}: node {} sent data for the code page {:#x}; refused, it runs there\n",
+                shell.home_pid,
+                shell.home,
+                at
+            );
+            Fetched::Done(FaultReply::SigBus)
+        }
+        Answer::Pages { addr: at, data } if at == addr && data.len() == PAGE_SIZE => {
+            match arrive(home::install_retrying(vma, addr, 0, &data)) {
+                Ok(_) => {
+                    shell.lent.lock().forget(addr);
+                    took(home, shell.home_pid, false, addr, 1);
+                    // See `pull::transfer_tries`: a pull of it from here must not find it held.
+                    mm::drain_lru(false);
+                    Fetched::Done(FaultReply::NoPage)
+                }
+                // The home keeps it lent: the next try gets it again.
+                Err(err) => Fetched::Again(err),
+            }
+        }
+        _ => Fetched::Done(FaultReply::SigBus),
+    }
+}

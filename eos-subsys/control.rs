@@ -425,7 +425,7 @@ fn sys_ctl(op: i32, pid: i32, arg: u64) -> Result<i64> {
     match op {
         bindings::ELASTIC_CTL_BUDGET => {
             if let Some(p) = stretched {
-                p.budget.store(arg, Relaxed);
+                p.set_budget(arg);
                 procs.kick();
                 return Ok(0);
             }
@@ -451,7 +451,7 @@ fn sys_ctl(op: i32, pid: i32, arg: u64) -> Result<i64> {
             if arg > 1 {
                 return Err(EINVAL);
             }
-            p.sticky.store(arg == 1, Relaxed);
+            p.set_sticky(arg == 1);
             Ok(0)
         }
         _ => Err(EINVAL),
@@ -514,7 +514,7 @@ fn home_syscall(regs: &mut SyscallRegs<'_>, nr: i32) -> bool {
             p.layout_done();
             pr_err!(
                 "pid {}: cannot bring {:#x}..{:#x} home to remap it ({:?})\n",
-                p.pid,
+                p.pid(),
                 range.start,
                 range.end,
                 err
@@ -552,7 +552,7 @@ fn syscall32(regs: &mut SyscallRegs<'_>, nr: i32, int80: bool) -> bool {
             peer_warn!(
                 node,
                 "pid {}: 32-bit layout syscall {} of a stretched process refused (ENOSYS)\n",
-                p.pid,
+                p.pid(),
                 nr
             );
         }

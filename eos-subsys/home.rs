@@ -29,7 +29,10 @@ use kernel::{
     bindings, new_condvar, new_mutex, new_spinlock,
     prelude::*,
     rbtree::{RBTree, RBTreeNodeReservation},
-    sync::{Arc, CondVar, Mutex, SpinLock},
+    sync::{
+        lock::{mutex::MutexBackend, Guard},
+        Arc, CondVar, Mutex, SpinLock,
+    },
     time::msecs_to_jiffies,
 };
 
@@ -51,55 +54,62 @@ const LAYOUT_WAIT_MS: u64 = 40_000;
 /// - `dead` never goes back to false; a dead process is off the registry.
 #[pin_data]
 pub(crate) struct Proc {
-    pub(crate) pid: i32,
-    pub(crate) comm: [u8; 16],
-    pub(crate) mm: MmRef,
+    pid: i32,
+    comm: [u8; 16],
+    mm: MmRef,
     /// Its shell's pid on the node it was stretched to first.
-    pub(crate) shell_pid: u32,
+    shell_pid: u32,
     /// The nodes it was stretched to (each holds a shell), first one first.
     #[pin]
-    pub(crate) nodes: Mutex<KVec<Arc<Peer>>>,
+    nodes: Mutex<KVec<Arc<Peer>>>,
     /// Round robin of push targets.
-    pub(crate) push_rr: AtomicU64,
+    push_rr: AtomicU64,
     /// Local memory budget in pages (0: push only under node memory pressure).
-    pub(crate) budget: AtomicU64,
-    pub(crate) dead: AtomicBool,
+    budget: AtomicU64,
+    dead: AtomicBool,
     /// The signal it dies with if it died away from home (its shell died, or that node is
     /// gone); 0: none. Its task, waiting at home, ends with it and never runs again here.
-    pub(crate) died_away: AtomicU32,
-    pub(crate) cursor: AtomicU64,
+    died_away: AtomicU32,
+    /// The pusher's CLOCK hand: where its next sweep starts.
+    cursor: AtomicU64,
     /// Pages the peer owns.
-    pub(crate) remote: AtomicI64,
+    remote: AtomicI64,
     /// Where its execution is.
     #[pin]
     place: SpinLock<Where>,
     /// Pinned here: the policy never moves it.
-    pub(crate) sticky: AtomicBool,
+    sticky: AtomicBool,
     /// Its VMA count when its mappings did not fit in a jump (0: they fit): the policy does
     /// not try again, each try failing the same way, until it has fewer VMAs.
-    pub(crate) too_many_maps: AtomicU64,
+    too_many_maps: AtomicU64,
     /// Execution coming back, handed over by the receive thread.
     #[pin]
-    pub(crate) inbox: Mutex<Option<Arrival>>,
+    inbox: Mutex<Option<Arrival>>,
     #[pin]
-    pub(crate) inbox_cv: CondVar,
+    inbox_cv: CondVar,
     #[pin]
-    pub(crate) policy: Mutex<JumpPolicy>,
+    policy: Mutex<JumpPolicy>,
     /// What it did, for /proc and sysfs.
-    pub(crate) counters: ProcCounters,
+    counters: ProcCounters,
     /// The pusher's batches against layout changes and jumps, and the "something settled"
     /// event that faults wait on.
     #[pin]
-    pub(crate) push_gate: PushGate,
+    push_gate: PushGate,
+    /// Its pages on their way between nodes: lent and pulled.
+    #[pin]
+    transfers: Mutex<Transfers>,
+    /// The last push batch's number (`Push.batch`).
+    push_batch: AtomicU64,
+}
+
+/// A process's pages on their way between nodes, under one lock (`Proc::transfers`): a
+/// fault's pull looks at both at once (is the page lent out? is it being pulled?).
+pub(crate) struct Transfers {
     /// Pages that left for a member (a fetch's answer, a jump's stack page), kept until it
     /// confirms (lent.rs).
-    #[pin]
-    pub(crate) lent: Mutex<Lent>,
+    pub(crate) lent: Lent,
     /// Pulls under way, one per page at a time (`pull::transfer`).
-    #[pin]
-    pub(crate) pulling: Mutex<KVec<Pulling>>,
-    /// The last push batch's number (`Push.batch`).
-    pub(crate) push_batch: AtomicU64,
+    pub(crate) pulling: KVec<Pulling>,
 }
 
 /// A pull under way: the pages `[addr, addr + count pages)`. Bit `i` of `superseded` is set
@@ -265,6 +275,124 @@ pub(crate) enum Where {
 }
 
 impl Proc {
+    /// Its pid (global).
+    pub(crate) fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Its address space.
+    pub(crate) fn mm(&self) -> &MmRef {
+        &self.mm
+    }
+
+    /// What it did, for /proc and sysfs.
+    pub(crate) fn counters(&self) -> &ProcCounters {
+        &self.counters
+    }
+
+    /// Its push/settle protocol.
+    pub(crate) fn push_gate(&self) -> &PushGate {
+        &self.push_gate
+    }
+
+    /// Its pages on their way: lent, and pulled.
+    pub(crate) fn transfers(&self) -> Guard<'_, Transfers, MutexBackend> {
+        self.transfers.lock()
+    }
+
+    /// Its jump policy.
+    pub(crate) fn policy(&self) -> Guard<'_, JumpPolicy, MutexBackend> {
+        self.policy.lock()
+    }
+
+    /// Its local memory budget in pages (0: none).
+    pub(crate) fn budget(&self) -> u64 {
+        self.budget.load(Relaxed)
+    }
+
+    pub(crate) fn set_budget(&self, pages: u64) {
+        self.budget.store(pages, Relaxed);
+    }
+
+    /// Pinned at home: the policy never moves it.
+    pub(crate) fn sticky(&self) -> bool {
+        self.sticky.load(Relaxed)
+    }
+
+    pub(crate) fn set_sticky(&self, on: bool) {
+        self.sticky.store(on, Relaxed);
+    }
+
+    /// Retired (exited, or lost with a node); never goes back.
+    pub(crate) fn is_dead(&self) -> bool {
+        self.dead.load(Relaxed)
+    }
+
+    /// It died away from home with signal `sig` (its shell died there): its task, waiting at
+    /// home, wakes and ends with `sig`.
+    pub(crate) fn died_away_with(&self, sig: u32) {
+        self.died_away.store(sig, Relaxed);
+        self.dead.store(true, Relaxed);
+        self.inbox_cv.notify_all();
+    }
+
+    /// The signal it died with away from home (0: none).
+    pub(crate) fn died_away(&self) -> u32 {
+        self.died_away.load(Relaxed)
+    }
+
+    /// `n` more pages are owned by members (fewer, for a negative `n`).
+    pub(crate) fn add_remote(&self, n: i64) {
+        self.remote.fetch_add(n, Relaxed);
+    }
+
+    /// `n` fewer pages are owned by members.
+    pub(crate) fn sub_remote(&self, n: i64) {
+        self.remote.fetch_sub(n, Relaxed);
+    }
+
+    /// Where the pusher's CLOCK sweep goes on.
+    pub(crate) fn clock_hand(&self) -> u64 {
+        self.cursor.load(Relaxed)
+    }
+
+    pub(crate) fn set_clock_hand(&self, addr: u64) {
+        self.cursor.store(addr, Relaxed);
+    }
+
+    /// The number of a new push batch (`Push.batch`): every try of the batch carries it.
+    pub(crate) fn next_push_batch(&self) -> u64 {
+        self.push_batch.fetch_add(1, Relaxed) + 1
+    }
+
+    /// Its mappings did not fit in a jump with `maps` VMAs: the policy waits until it has
+    /// fewer ([`Proc::maps_may_fit`]).
+    pub(crate) fn set_too_many_maps(&self, maps: u64) {
+        self.too_many_maps.store(maps, Relaxed);
+    }
+
+    /// Hands it the execution that came back (receive thread); its task wakes.
+    pub(crate) fn deliver(&self, a: Arrival) {
+        *self.inbox.lock() = Some(a);
+        self.inbox_cv.notify_all();
+    }
+
+    /// The execution that came back, for its task to take (or `None`).
+    pub(crate) fn inbox(&self) -> Guard<'_, Option<Arrival>, MutexBackend> {
+        self.inbox.lock()
+    }
+
+    /// Its task sleeps on `inbox` (from [`Proc::inbox`]) until execution comes back, it is
+    /// woken, a signal comes or `ms` pass.
+    pub(crate) fn wait_inbox(
+        &self,
+        inbox: &mut Guard<'_, Option<Arrival>, MutexBackend>,
+        ms: u32,
+    ) -> kernel::sync::CondVarTimeoutResult {
+        self.inbox_cv
+            .wait_interruptible_timeout(inbox, msecs_to_jiffies(ms))
+    }
+
     /// Where its execution is now.
     pub(crate) fn place(&self) -> Where {
         *self.place.lock()
@@ -341,7 +469,7 @@ impl Proc {
     /// A transfer other than a pull (a jump bringing it home) installed the page at `addr`:
     /// a pull of it still under way must drop its answer (`pull::transfer`).
     pub(crate) fn supersede_pulls(&self, addr: u64) {
-        for e in self.pulling.lock().iter_mut() {
+        for e in self.transfers.lock().pulling.iter_mut() {
             if e.overlaps(addr, 1) {
                 e.superseded |= 1 << ((addr - e.addr) / PAGE_SIZE as u64);
             }
@@ -425,23 +553,28 @@ impl Proc {
                 comm: task.comm(),
                 mm,
                 shell_pid,
-                nodes <- new_mutex!(nodes),
+                nodes <- new_mutex!(nodes, "Proc::nodes"),
                 push_rr: AtomicU64::new(0),
                 budget: AtomicU64::new(budget),
                 dead: AtomicBool::new(false),
                 died_away: AtomicU32::new(0),
                 cursor: AtomicU64::new(0),
                 remote: AtomicI64::new(0),
-                place <- new_spinlock!(Where::Home),
+                place <- new_spinlock!(Where::Home, "Proc::place"),
                 counters: ProcCounters::new(),
                 sticky: AtomicBool::new(false),
                 too_many_maps: AtomicU64::new(0),
-                inbox <- new_mutex!(None),
-                inbox_cv <- new_condvar!(),
-                policy <- new_mutex!(JumpPolicy::new(tunables, time::now_ns())),
+                inbox <- new_mutex!(None, "Proc::inbox"),
+                inbox_cv <- new_condvar!("Proc::inbox_cv"),
+                policy <- new_mutex!(JumpPolicy::new(tunables, time::now_ns()), "Proc::policy"),
                 push_gate <- PushGate::new(),
-                lent <- new_mutex!(Lent::new()),
-                pulling <- new_mutex!(KVec::new()),
+                transfers <- new_mutex!(
+                    Transfers {
+                        lent: Lent::new(),
+                        pulling: KVec::new(),
+                    },
+                    "Proc::transfers"
+                ),
                 push_batch: AtomicU64::new(0),
             }),
             GFP_KERNEL,
@@ -514,10 +647,10 @@ pub(crate) struct Procs {
 impl Procs {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            list <- new_mutex!(RBTree::new()),
+            list <- new_mutex!(RBTree::new(), "Procs::list"),
             added: AtomicU64::new(0),
-            kick <- new_mutex!(false),
-            kick_cv <- new_condvar!(),
+            kick <- new_mutex!(false, "Procs::kick"),
+            kick_cv <- new_condvar!("Procs::kick_cv"),
         })
     }
 

@@ -39,7 +39,6 @@ use kernel::{
     bindings, new_mutex,
     prelude::*,
     sync::{Arc, Mutex},
-    time::msecs_to_jiffies,
 };
 
 /// How long a jump waits for the target to confirm it runs the process.
@@ -74,11 +73,11 @@ pub(crate) struct Jumps {
 impl Jumps {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            tunables <- new_mutex!(JumpTunables::default()),
+            tunables <- new_mutex!(JumpTunables::default(), "Jumps::tunables"),
             log <- new_mutex!(Log {
                 recs: [Rec::default(); LOG_LEN],
                 total: 0,
-            }),
+            }, "Jumps::log"),
         })
     }
 
@@ -215,7 +214,7 @@ pub(crate) fn request_home_leave(
     kick: bool,
     to: u16,
 ) -> Result {
-    if p.dead.load(Relaxed) {
+    if p.is_dead() {
         return Ok(());
     }
     // Away: it runs elsewhere; Leaving: a jump is queued already.
@@ -271,7 +270,7 @@ fn home_leave(p: Arc<Proc>) {
     let Some(node) = crate::node::get() else {
         return;
     };
-    if p.dead.load(Relaxed) || task::signal_pending() {
+    if p.is_dead() || task::signal_pending() {
         // A signal first (it would recall the process at once).
         return;
     }
@@ -285,27 +284,27 @@ fn home_leave(p: Arc<Proc>) {
         Err(err) => {
             pr_warn!(
                 "pid {}: cannot save its CPU state ({:?}); it stays here\n",
-                p.pid,
+                p.pid(),
                 err
             );
             return;
         }
     };
     let tun = tunables();
-    let maps = match crate::mapsync::home_ranges(&p.mm) {
+    let maps = match crate::mapsync::home_ranges(p.mm()) {
         Ok(r) => r,
         Err(err) => {
             // Every try would fail the same way until the layout changes: the policy stops
             // trying (the faults that asked for this jump pull their pages instead).
             if err == E2BIG {
-                p.too_many_maps.store(p.mm.map_count(), Relaxed);
+                p.set_too_many_maps(p.mm().map_count());
                 Stats::inc(&node.stats.jumps_too_many_maps);
             }
-            p.policy.lock().on_departure(&tun, time::now_ns());
+            p.policy().on_departure(&tun, time::now_ns());
             peer_warn!(
                 node,
                 "pid {}: its mappings do not fit in a jump ({:?}); it stays here\n",
-                p.pid,
+                p.pid(),
                 err
             );
             return;
@@ -319,11 +318,15 @@ fn home_leave(p: Arc<Proc>) {
     // under way settles first, and the pusher leaves the process alone until the jump is
     // confirmed or refused.
     p.layout_begin();
-    let stack_addr = take_stack(&p.mm, &state[..n], marker, &mut page);
+    let stack_addr = take_stack(p.mm(), &state[..n], marker, &mut page);
     if stack_addr != 0 {
         // Lent to the jump until its acknowledgement: a fault here on it meanwhile waits.
-        let mut lent = p.lent.lock();
-        if lent.lend(stack_addr, LentTo::Jump(target.id), &page).is_err() {
+        let mut t = p.transfers();
+        let lent = &mut t.lent;
+        if lent
+            .lend(stack_addr, LentTo::Jump(target.id), &page)
+            .is_err()
+        {
             // No memory for the copy: it goes unguarded, as a lost answer would lose it.
             // Counted (as in `pull::take_pages`).
             lent.dropped += 1;
@@ -333,7 +336,7 @@ fn home_leave(p: Arc<Proc>) {
     p.set_place(Where::Away { at: target.id });
     let j = Jump {
         req: 0,
-        pid: p.pid as u32,
+        pid: p.pid() as u32,
         to_home: false,
         reason,
         state: &state[..n],
@@ -346,26 +349,26 @@ fn home_leave(p: Arc<Proc>) {
     let sent = send_jump(&target, j);
     p.layout_done();
     if stack_addr != 0 {
-        p.lent.lock().jump_done(target.id);
-        p.push_gate.notify_settled();
+        p.transfers().lent.jump_done(target.id);
+        p.push_gate().notify_settled();
     }
     match sent {
         Ok(()) => {}
         Err(JumpErr::Refused(err)) => {
             p.set_place(Where::Home);
             // Back off: each refusal doubles this node's threshold.
-            p.policy.lock().on_departure(&tun, time::now_ns());
-            if stack_addr != 0 && install_stack(&p.mm, stack_addr, &page, marker).is_err() {
+            p.policy().on_departure(&tun, time::now_ns());
+            if stack_addr != 0 && install_stack(p.mm(), stack_addr, &page, marker).is_err() {
                 pr_err!(
                     "pid {}: cannot put its stack page back; its data is lost: killing it\n",
-                    p.pid
+                    p.pid()
                 );
                 kill_current();
             }
             peer_warn!(
                 node,
                 "pid {}: jump to node {} refused ({:?}); it runs on here\n",
-                p.pid,
+                p.pid(),
                 target.id,
                 err
             );
@@ -374,7 +377,7 @@ fn home_leave(p: Arc<Proc>) {
         Err(JumpErr::Lost(err)) => {
             pr_err!(
                 "pid {}: jump to node {} not confirmed ({:?}); killing it, it may run there\n",
-                p.pid,
+                p.pid(),
                 target.id,
                 err
             );
@@ -383,32 +386,34 @@ fn home_leave(p: Arc<Proc>) {
         }
     }
     if stack_addr != 0 {
-        p.remote.fetch_add(1, Relaxed);
+        p.add_remote(1);
     }
     let left = time::now_ns();
     let lat = left - t0;
-    p.counters.jumps.fetch_add(1, Relaxed);
-    p.counters.jump_lat.record_ns(lat);
-    record(p.pid as u32, node.id(), target.id, reason, lat);
-    p.policy.lock().on_departure(&tun, left);
+    p.counters().jumps.fetch_add(1, Relaxed);
+    p.counters().jump_lat.record_ns(lat);
+    record(p.pid() as u32, node.id(), target.id, reason, lat);
+    p.policy().on_departure(&tun, left);
 
     let mut recalled = false;
     loop {
-        let mut inbox = p.inbox.lock();
+        let mut inbox = p.inbox();
         if let Some(a) = inbox.take() {
             drop(inbox);
-            p.counters.away_ns.fetch_add(time::now_ns() - left, Relaxed);
+            p.counters()
+                .away_ns
+                .fetch_add(time::now_ns() - left, Relaxed);
             home_arrive(node, &p, a);
             return;
         }
-        if task::fatal_signal_pending() || p.dead.load(Relaxed) {
+        if task::fatal_signal_pending() || p.is_dead() {
             // The process dies here; its exit releases the shell that runs it.
             drop(inbox);
-            if !p.dead.load(Relaxed) {
+            if !p.is_dead() {
                 take_back_to_die(node, &p, &target, recalled, left);
             } else {
                 // It died where it ran, or that node is gone: its state there is lost.
-                task::force_exit(p.died_away.load(Relaxed));
+                task::force_exit(p.died_away());
             }
             return;
         }
@@ -417,13 +422,12 @@ fn home_leave(p: Arc<Proc>) {
             recalled = true;
             // Not sent: there is no connection, or the failed send closed it; the link's loss
             // then wakes this wait (`home::peer_lost`) and the process ends there.
-            let _ = target.send(&Message::Recall { pid: p.pid as u32 });
+            let _ = target.send(&Message::Recall {
+                pid: p.pid() as u32,
+            });
             continue;
         }
-        if let kernel::sync::CondVarTimeoutResult::Signal { .. } = p
-            .inbox_cv
-            .wait_interruptible_timeout(&mut inbox, msecs_to_jiffies(100))
-        {
+        if let kernel::sync::CondVarTimeoutResult::Signal { .. } = p.wait_inbox(&mut inbox, 100) {
             // A signal that cannot be delivered before execution is back: poll.
             drop(inbox);
             time::sleep_ms_uninterruptible(1);
@@ -438,17 +442,25 @@ const DYING_WAIT_MS: u32 = 500;
 /// node may be gone), so that the time it used there is counted here before it exits (its
 /// rusage, `time`, the parent's counts, cgroup usage).
 fn take_back_to_die(node: &Node, p: &Proc, target: &Peer, recalled: bool, left: u64) {
-    if !recalled && target.send(&Message::Recall { pid: p.pid as u32 }).is_err() {
+    if !recalled
+        && target
+            .send(&Message::Recall {
+                pid: p.pid() as u32,
+            })
+            .is_err()
+    {
         return;
     }
     // A fatal signal is pending: only an uninterruptible sleep waits.
     for _ in 0..DYING_WAIT_MS {
-        if let Some(a) = p.inbox.lock().take() {
-            p.counters.away_ns.fetch_add(time::now_ns() - left, Relaxed);
+        if let Some(a) = p.inbox().take() {
+            p.counters()
+                .away_ns
+                .fetch_add(time::now_ns() - left, Relaxed);
             home_arrive(node, p, a);
             return;
         }
-        if p.dead.load(Relaxed) {
+        if p.is_dead() {
             return;
         }
         time::sleep_ms_uninterruptible(1);
@@ -461,10 +473,10 @@ fn home_arrive(node: &Node, p: &Proc, a: Arrival) {
         // that page to it, superseded). Something else there (a pull brought the page
         // meanwhile, from this same copy, and it may have been written since) wins.
         let mut owned = true;
-        let installed = match install_stack(&p.mm, *addr, page, mm::marker(a.from, false)) {
+        let installed = match install_stack(p.mm(), *addr, page, mm::marker(a.from, false)) {
             Err(e) if e == EEXIST => {
                 owned = false;
-                install_stack(&p.mm, *addr, page, mm::marker(a.from, true))
+                install_stack(p.mm(), *addr, page, mm::marker(a.from, true))
             }
             r => r,
         };
@@ -472,7 +484,7 @@ fn home_arrive(node: &Node, p: &Proc, a: Arrival) {
             Ok(()) => {
                 p.supersede_pulls(*addr);
                 if owned {
-                    p.remote.fetch_sub(1, Relaxed);
+                    p.sub_remote(1);
                 }
             }
             Err(e) if e == EEXIST => {}
@@ -480,7 +492,7 @@ fn home_arrive(node: &Node, p: &Proc, a: Arrival) {
                 ack(node, a.from, a.req, err.to_errno());
                 pr_err!(
                 "pid {}: its stack page from node {} could not be installed ({:?}); killing it\n",
-                p.pid,
+                p.pid(),
                 a.from,
                 err
             );
@@ -495,13 +507,13 @@ fn home_arrive(node: &Node, p: &Proc, a: Arrival) {
             // The time it ran there is its own: times(), getrusage(), RLIMIT_CPU, timers.
             TaskRef::current().account_remote_cpu(a.cpu.user_ns, a.cpu.sys_ns);
             p.set_place(Where::Home);
-            p.policy.lock().on_arrival(time::now_ns());
+            p.policy().on_arrival(time::now_ns());
         }
         Err(err) => {
             ack(node, a.from, a.req, err.to_errno());
             pr_err!(
                 "pid {}: CPU state from node {} refused ({:?}); killing it\n",
-                p.pid,
+                p.pid(),
                 a.from,
                 err
             );
@@ -515,8 +527,7 @@ pub(crate) fn home_receive(node: &Node, peer: &Peer, j: &Jump<'_>) {
     let status = match home::procs().and_then(|procs| procs.by_pid(j.pid as i32)) {
         Some(p) if p.away_at() == Some(peer.id) => match Arrival::from_msg(peer.id, j) {
             Ok(a) => {
-                *p.inbox.lock() = Some(a);
-                p.inbox_cv.notify_all();
+                p.deliver(a);
                 return;
             }
             Err(err) => err.to_errno(),
@@ -556,9 +567,7 @@ pub(crate) fn home_gone(peer: &Peer, pid: u32, signal: u32) {
     );
     // Its task waits at home for its execution: it wakes and ends with that signal, never
     // to run on with the registers it left with.
-    p.died_away.store(sig, Relaxed);
-    p.dead.store(true, Relaxed);
-    p.inbox_cv.notify_all();
+    p.died_away_with(sig);
 }
 
 // ---- shell side ------------------------------------------------------------------------
@@ -698,7 +707,10 @@ pub(crate) fn shell_leave(shell: &Arc<Shell>, reason: JumpReason) -> bool {
         // Lent to the jump until the home acknowledges it: a pull of that page meanwhile
         // (a /proc reader at home) gets this copy, never "build it".
         let mut lent = shell.lent.lock();
-        if lent.lend(stack_addr, LentTo::Jump(shell.home), &page).is_err() {
+        if lent
+            .lend(stack_addr, LentTo::Jump(shell.home), &page)
+            .is_err()
+        {
             // No memory for the copy: it goes unguarded, as a lost answer would lose it.
             // Counted (as in `pull::take_pages`).
             lent.dropped += 1;
@@ -870,7 +882,9 @@ pub(crate) fn jump_to(node: &Node, task: &TaskRef, to: u16) -> Result {
     if to == node.id() {
         if let Some(at) = p.away_at() {
             if let Some(at) = p.member(at) {
-                at.send(&Message::Recall { pid: p.pid as u32 })?;
+                at.send(&Message::Recall {
+                    pid: p.pid() as u32,
+                })?;
             }
         }
         return Ok(());
@@ -896,17 +910,17 @@ pub(crate) fn serve_recall(peer: &Peer, pid: u32) {
 /// The home fault path asks: jump to the page's owner instead of pulling? Queues the jump
 /// if so.
 pub(crate) fn home_fault_jumps(p: &Arc<Proc>, user: bool, owner: u16) -> bool {
-    if !user || p.sticky.load(Relaxed) || !p.maps_may_fit() {
+    if !user || p.sticky() || !p.maps_may_fit() {
         return false;
     }
     let current = TaskRef::current();
-    if current.pid() != p.pid {
+    if current.pid() != p.pid() {
         // A vfork child borrowing the address space (popen, system, posix_spawn): its faults
         // pull, but only the process itself is ever moved.
         return false;
     }
     let t = tunables();
-    if !p.policy.lock().on_remote_fault(&t, time::now_ns()) {
+    if !p.policy().on_remote_fault(&t, time::now_ns()) {
         return false;
     }
     request_home_leave(p, &current, JumpReason::RemoteFaults, false, owner).is_ok()

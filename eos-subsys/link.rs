@@ -48,7 +48,7 @@ impl Conn {
         Arc::pin_init(
             pin_init!(Self {
                 sock,
-                tx <- new_mutex!(Tx { seq: 0, seal: None }),
+                tx <- new_mutex!(Tx { seq: 0, seal: None }, "Conn::tx"),
                 closing: AtomicBool::new(false),
                 stats,
             }),

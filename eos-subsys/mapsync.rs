@@ -53,7 +53,7 @@ impl HomeChange {
 /// the layout this file builds), then runs it with [`home_syscall_run`].
 pub(crate) fn home_syscall_begin(regs: &SyscallRegs<'_>, nr: i32) -> Option<HomeChange> {
     let p = home::procs().and_then(|procs| procs.by_mm(task::current_mm()))?;
-    let l = layout::classify(nr as u32, regs.args(), p.mm.brk())?;
+    let l = layout::classify(nr as u32, regs.args(), p.mm().brk())?;
     p.layout_begin();
     Some(HomeChange { p, l })
 }
@@ -62,7 +62,7 @@ pub(crate) fn home_syscall_begin(regs: &SyscallRegs<'_>, nr: i32) -> Option<Home
 /// members to discard what it emptied, and ends the change. True: it ran here.
 pub(crate) fn home_syscall_run(c: HomeChange, regs: &mut SyscallRegs<'_>, nr: i32) -> bool {
     let HomeChange { p, l } = c;
-    let remote = remote_in(&p.mm, &l);
+    let remote = remote_in(p.mm(), &l);
     // What the entry code would run.
     let ret = regs.run(nr as u32);
     regs.set_return(ret);
@@ -70,7 +70,7 @@ pub(crate) fn home_syscall_run(c: HomeChange, regs: &mut SyscallRegs<'_>, nr: i3
     for d in l.after(ret) {
         changed = true;
         let m = Message::Discard {
-            pid: p.pid as u32,
+            pid: p.pid() as u32,
             start: d.range.start,
             end: d.range.end,
             unmap: d.unmap,
@@ -81,15 +81,14 @@ pub(crate) fn home_syscall_run(c: HomeChange, regs: &mut SyscallRegs<'_>, nr: i3
         }
     }
     if changed {
-        p.remote.fetch_sub(remote as i64, Relaxed);
+        p.sub_remote(remote as i64);
     } else if let Some(range) = l.emptied_on_error(ret) {
         changed = discard_emptied(&p, range.start, range.end);
-        let left = remote_in(&p.mm, &l);
-        p.remote
-            .fetch_sub(remote.saturating_sub(left) as i64, Relaxed);
+        let left = remote_in(p.mm(), &l);
+        p.sub_remote(remote.saturating_sub(left) as i64);
     }
     if changed || l.recall.is_some() {
-        p.counters.layout_ops.fetch_add(1, Relaxed);
+        p.counters().layout_ops.fetch_add(1, Relaxed);
     }
     p.layout_done();
     true
@@ -105,7 +104,7 @@ const MAX_EMPTIED_RUNS: usize = 4096;
 fn discard_emptied(p: &Proc, start: u64, end: u64) -> bool {
     let mut runs: KVec<(u64, u64)> = KVec::new();
     let mut complete = true;
-    if let Some(users) = p.mm.users() {
+    if let Some(users) = p.mm().users() {
         let lock = users.read();
         'vmas: for v in lock.vmas_in(start, end) {
             let (s, e) = (v.start().max(start), v.end().min(end));
@@ -132,7 +131,7 @@ fn discard_emptied(p: &Proc, start: u64, end: u64) -> bool {
     // Sent with no lock held.
     for &(s, e) in runs.iter() {
         let m = Message::Discard {
-            pid: p.pid as u32,
+            pid: p.pid() as u32,
             start: s,
             end: e,
             unmap: false,
@@ -147,7 +146,7 @@ fn discard_emptied(p: &Proc, start: u64, end: u64) -> bool {
         pr_err!(
             "pid {}: a failed madvise left more than {} runs of pages to drop on its other nodes; \
              their copies could be read in place of its own: killing it\n",
-            p.pid,
+            p.pid(),
             MAX_EMPTIED_RUNS
         );
         crate::sys::task::TaskRef::current().signal(kernel::bindings::SIGKILL);

@@ -85,7 +85,7 @@ impl Peer {
                     since_ns: time::now_ns(),
                     last_error: "",
                     key: None,
-                }),
+                }, "Peer::link"),
                 removed: AtomicBool::new(false),
                 dialing: AtomicBool::new(false),
                 rx_frames: AtomicU64::new(0),
@@ -218,10 +218,10 @@ pub(crate) use peer_warn;
 /// Creates the node. It is idle until user space configures it.
 pub(crate) fn init() -> Result<&'static Node> {
     NODE.init(pin_init!(Node {
-        cfg <- new_mutex!(Config { id: 0, listen: None, secret: None }),
-        peers <- new_mutex!(KVec::new()),
-        log <- new_spinlock!(RateLimit::new(LOG_INTERVAL_NS, LOG_BURST)),
+        cfg <- new_mutex!(Config { id: 0, listen: None, secret: None }, "Node::cfg"),
+        peers <- new_mutex!(KVec::new(), "Node::peers"),
+        log <- new_spinlock!(RateLimit::new(LOG_INTERVAL_NS, LOG_BURST), "Node::log"),
         stats: Stats::new(),
-        handshaking <- new_mutex!(Slots::new()),
+        handshaking <- new_mutex!(Slots::new(), "Node::handshaking"),
     }))
 }

@@ -69,18 +69,16 @@ struct Pulled {
     data: bool,
 }
 
-/// Registers a pull of up to `count` pages from `addr` in `p.pulling`: at most one pull per
+/// Registers a pull of up to `count` pages from `addr` in `p`'s `pulling`: at most one pull per
 /// page at a time, and none of a page lent out from here and not confirmed yet. Returns
 /// how many pages it covers (a prefix of the run).
 fn begin_pull(p: &Proc, addr: u64, count: u32) -> Result<u32, PullErr> {
     let mut n = 0;
-    {
-        let lent = p.lent.lock();
-        while n < count && !lent.has(addr + n as u64 * PAGE_SIZE as u64) {
-            n += 1;
-        }
+    let mut t = p.transfers();
+    while n < count && !t.lent.has(addr + n as u64 * PAGE_SIZE as u64) {
+        n += 1;
     }
-    let mut pulling = p.pulling.lock();
+    let pulling = &mut t.pulling;
     if n == 0 || pulling.iter().any(|e| e.overlaps(addr, 1)) {
         return Err(PullErr::Busy);
     }
@@ -102,8 +100,8 @@ fn begin_pull(p: &Proc, addr: u64, count: u32) -> Result<u32, PullErr> {
 
 /// Ends the pull begun at `addr`.
 fn end_pull(p: &Proc, addr: u64) {
-    crate::kvec::retain(&mut p.pulling.lock(), |_, e| e.addr != addr);
-    p.push_gate.notify_settled();
+    crate::kvec::retain(&mut p.transfers().pulling, |_, e| e.addr != addr);
+    p.push_gate().notify_settled();
 }
 
 /// Moves up to `count` pages from `addr` that `owner` owns into `p`'s address space. The
@@ -125,8 +123,8 @@ fn transfer(
 /// Pages of the pull begun at `addr` that a jump brought home meanwhile (a bit each): their
 /// copies there may have been written since, so this pull's answer for them is dropped.
 fn superseded(p: &Proc, addr: u64) -> u32 {
-    p.pulling
-        .lock()
+    p.transfers()
+        .pulling
         .iter()
         .find(|e| e.addr == addr && e.count > 0)
         .map_or(0, |e| e.superseded)
@@ -146,7 +144,7 @@ fn transfer_tries(
         let answer = match rpc::call(owner, count as usize, PULL_TIMEOUT_MS, |req| {
             Message::Pull {
                 req,
-                pid: p.pid as u32,
+                pid: p.pid() as u32,
                 addr,
                 count,
             }
@@ -161,7 +159,7 @@ fn transfer_tries(
                 peer_warn!(
                     crate::node::get().ok_or(PullErr::Reply)?,
                     "pid {}: pull of {:#x} from node {} got no answer ({:?}); asking again\n",
-                    p.pid,
+                    p.pid(),
                     addr,
                     owner.id,
                     e
@@ -183,7 +181,7 @@ fn transfer_tries(
                 // The owner never had data there: the page is built here the ordinary way.
                 // (A marker gone meanwhile: something else settled the page.)
                 if vma.clear_marker(addr, marker).is_ok() {
-                    p.remote.fetch_sub(1, Relaxed);
+                    p.sub_remote(1);
                 }
                 return Ok(Pulled {
                     pages: 1,
@@ -208,7 +206,7 @@ fn transfer_tries(
                     }
                     match arrive(home::install_retrying(vma, a, marker, page)) {
                         Ok(true) => {
-                            p.remote.fetch_sub(1, Relaxed);
+                            p.sub_remote(1);
                         }
                         Ok(false) => {}
                         Err(e) => {
@@ -220,7 +218,7 @@ fn transfer_tries(
                     done += 1;
                 }
                 if done > 0 {
-                    took(owner, p.pid as u32, true, addr, done as u32);
+                    took(owner, p.pid() as u32, true, addr, done as u32);
                     // Out of this CPU's LRU batch: a page still there looks held to the
                     // pusher's evict.
                     mm::drain_lru(false);
@@ -279,20 +277,23 @@ fn pull_pages(
 ) -> Result<u32, FaultReply> {
     match transfer(p, vma, addr, owner, count) {
         Ok(got) => {
-            p.counters.pulls.fetch_add(1, Relaxed);
+            p.counters().pulls.fetch_add(1, Relaxed);
             if got.data {
-                p.counters.pulled.fetch_add(got.pages as u64, Relaxed);
+                p.counters().pulled.fetch_add(got.pages as u64, Relaxed);
             }
             Ok(got.pages)
         }
         Err(PullErr::Busy) => {
             // Moving already: wait for that transfer to settle, then fault again. A page
             // lent from here whose confirmation does not come in time ends the process.
-            p.push_gate.wait_settled(SETTLE_TIMEOUT_MS);
-            if p.lent.lock().has(addr) && p.pulling.lock().iter().all(|e| !e.overlaps(addr, 1)) {
+            p.push_gate().wait_settled(SETTLE_TIMEOUT_MS);
+            let t = p.transfers();
+            let stuck = t.lent.has(addr) && t.pulling.iter().all(|e| !e.overlaps(addr, 1));
+            drop(t);
+            if stuck {
                 pr_err!(
                     "pid {} ({}): page {:#x} sent to node {} never came back confirmed; killing it with SIGBUS\n",
-                    p.pid,
+                    p.pid(),
                     p.comm(),
                     addr,
                     owner.id
@@ -305,7 +306,7 @@ fn pull_pages(
         Err(e) => {
             pr_err!(
                 "pid {} ({}): pull of {:#x} from node {} failed ({:?}); killing it with SIGBUS (the page stays there)\n",
-                p.pid,
+                p.pid(),
                 p.comm(),
                 addr,
                 owner.id,
@@ -349,14 +350,14 @@ fn fault_at_home(vma: Vma<'_>, f: MarkerFault) -> FaultReply {
     };
     if f.in_flight {
         // The pusher is moving this page; it settles within one round trip or a timeout.
-        proc.push_gate.wait_settled(SETTLE_TIMEOUT_MS);
+        proc.push_gate().wait_settled(SETTLE_TIMEOUT_MS);
         return FaultReply::Ok;
     }
     let Some(owner) = proc.member(f.owner) else {
         peer_warn!(
             node,
             "pid {}: page {:#x} owned by unexpected node {}\n",
-            proc.pid,
+            proc.pid(),
             addr,
             f.owner
         );
@@ -375,8 +376,8 @@ fn fault_at_home(vma: Vma<'_>, f: MarkerFault) -> FaultReply {
     match pull_pages(&proc, &vma, addr, &owner, count) {
         Ok(pages) => {
             let lat = time::now_ns() - t0;
-            proc.counters.fault_lat.record_ns(lat);
-            trace::pull(proc.pid as u32, owner.id, addr, pages, lat);
+            proc.counters().fault_lat.record_ns(lat);
+            trace::pull(proc.pid() as u32, owner.id, addr, pages, lat);
             FaultReply::Ok
         }
         Err(f) => f,
@@ -385,7 +386,7 @@ fn fault_at_home(vma: Vma<'_>, f: MarkerFault) -> FaultReply {
 
 /// Home: brings every page of `[start, end)` that a member owns back.
 pub(crate) fn recall(p: &Proc, start: u64, end: u64) -> Result {
-    let users = p.mm.users().ok_or(ESRCH)?;
+    let users = p.mm().users().ok_or(ESRCH)?;
     let lock = users.read();
     for v in lock.vmas_in(start, end) {
         let (mut a, stop) = (start.max(v.start()), v.end().min(end));
@@ -527,7 +528,7 @@ fn take_for_fetch(
         );
         return Err(EPERM);
     }
-    let users = p.mm.users().ok_or(ESRCH)?;
+    let users = p.mm().users().ok_or(ESRCH)?;
     let lock = users.read();
     let vma = lock.vma(addr).ok_or(EFAULT)?;
     // A shell runs no code it was sent (`policy::shell_prot`): code that is no longer the
@@ -540,7 +541,7 @@ fn take_for_fetch(
         // Marked as the fetcher's already: the answer that took it there was lost or is
         // late; send the lent copy again. Without one, the page is on its way back here
         // (a pull): the shell asks again.
-        let kept = p.lent.lock().get(addr, peer.id, buf);
+        let kept = p.transfers().lent.get(addr, peer.id, buf);
         return match (
             ownership::give(Here::Marker { to_requester: true }, kept.is_some()),
             kept,
@@ -566,7 +567,8 @@ fn take_for_fetch(
     };
     // Lent until the shell confirms it (`Took`), a "build it" answer too: if the answer is
     // lost, a fetch asked again is answered the same.
-    let mut lent = p.lent.lock();
+    let mut transfers = p.transfers();
+    let lent = &mut transfers.lent;
     let kept = match t {
         Taken::Data => lent.lend(addr, LentTo::Answer(peer.id), buf),
         Taken::Build => lent.lend_build(addr, LentTo::Answer(peer.id)),
@@ -575,9 +577,9 @@ fn take_for_fetch(
         // Nothing to answer again with: counted, as a lost answer would lose the page.
         lent.dropped += 1;
     }
-    drop(lent);
-    p.remote.fetch_add(1, Relaxed);
-    p.counters.fetched.fetch_add(1, Relaxed);
+    drop(transfers);
+    p.add_remote(1);
+    p.counters().fetched.fetch_add(1, Relaxed);
     Ok(t)
 }
 
@@ -681,7 +683,7 @@ pub(crate) fn serve_took(peer: &Peer, pid: u32, from_home: bool, addr: u64, coun
         .and_then(|procs| procs.by_pid(pid as i32))
         .filter(|p| p.member(peer.id).is_some())
     {
-        p.lent.lock().took(peer.id, addr, count);
-        p.push_gate.notify_settled();
+        p.transfers().lent.took(peer.id, addr, count);
+        p.push_gate().notify_settled();
     }
 }

@@ -54,12 +54,14 @@ pub(crate) fn throttle() {
 
 /// Pushes up to `want` cold pages of `p` to its peer. Returns how many went.
 fn push_some(node: &Node, p: &Proc, want: u64, pages: &mut [u8]) -> u64 {
-    let Some(users) = p.mm.users() else { return 0 };
+    let Some(users) = p.mm().users() else {
+        return 0;
+    };
     let mut pushed = 0;
-    while pushed < want && !p.dead.load(Relaxed) {
+    while pushed < want && !p.is_dead() {
         // A layout change either sees this batch and waits for it, or this batch sees the
         // change and stays out of its way (`PushGate`).
-        let n = if p.push_gate.begin_batch() {
+        let n = if p.push_gate().begin_batch() {
             push_batch(
                 node,
                 p,
@@ -70,7 +72,7 @@ fn push_some(node: &Node, p: &Proc, want: u64, pages: &mut [u8]) -> u64 {
         } else {
             None
         };
-        p.push_gate.finish_batch();
+        p.push_gate().finish_batch();
         match n {
             Some(n) => pushed += n,
             None => break,
@@ -93,7 +95,7 @@ fn push_batch(
     let peer_id = target.id;
     let found = {
         let lock = users.read();
-        let mut cur = p.cursor.load(Relaxed);
+        let mut cur = p.clock_hand();
         let mut wrapped = false;
         let mut scanned = 0u64;
         loop {
@@ -115,7 +117,7 @@ fn push_batch(
             let (n, next) = v.evict(from, v.end(), peer_id, &mut addrs[..batch], pages);
             scanned += (next.saturating_sub(from)) / PAGE_SIZE as u64;
             cur = if n == 0 { v.end() } else { next };
-            p.cursor.store(cur, Relaxed);
+            p.set_clock_hand(cur);
             if n > 0 {
                 break Some((n, v.start(), v.end(), v.prot()));
             }
@@ -129,7 +131,7 @@ fn push_batch(
         wire[i * 8..i * 8 + 8].copy_from_slice(&a.to_le_bytes());
     }
     // One number for every try of this batch: a member installs a batch once.
-    let batch = p.push_batch.fetch_add(1, Relaxed) + 1;
+    let batch = p.next_push_batch();
     let mut tries = 0;
     // Once a try went unanswered the member may have the batch: a later try that cannot
     // even be sent proves nothing.
@@ -139,7 +141,7 @@ fn push_batch(
         let r = rpc::call(&*target, 0, PUSH_TIMEOUT_MS, |req| {
             Message::Push(Push {
                 req,
-                pid: p.pid as u32,
+                pid: p.pid() as u32,
                 batch,
                 vma_start: vs,
                 vma_end: ve,
@@ -155,9 +157,7 @@ fn push_batch(
             // taken would have been acknowledged instead (a repeat is never installed twice).
             Err(CallError::Refused(_)) => break Pushed::Refused,
             Err(CallError::NotSent(_)) if !unanswered => break Pushed::Refused,
-            Err(CallError::NotSent(_) | CallError::NoAnswer(_))
-                if retry(tries) && !p.dead.load(Relaxed) =>
-            {
+            Err(CallError::NotSent(_) | CallError::NoAnswer(_)) if retry(tries) && !p.is_dead() => {
                 unanswered = true;
                 time::sleep_ms(10);
                 continue;
@@ -202,7 +202,7 @@ fn push_batch(
         }
     }
     trace::push(
-        p.pid as u32,
+        p.pid() as u32,
         peer_id,
         n as u32,
         match outcome {
@@ -218,31 +218,31 @@ fn push_batch(
                 node,
                 "push of {} pages of pid {} to node {} failed; kept them\n",
                 n,
-                p.pid,
+                p.pid(),
                 peer_id
             );
             return None;
         }
         Pushed::Unknown => {
             let PushGaveUp::Kill = ownership::push_gave_up();
-            p.counters.lost.fetch_add(n as u64, Relaxed);
+            p.counters().lost.fetch_add(n as u64, Relaxed);
             pr_err!(
                 "pid {} ({}): push of {} pages to node {} not acknowledged after {} tries; killing it with SIGBUS\n",
-                p.pid,
+                p.pid(),
                 p.comm(),
                 n,
                 peer_id,
                 tries
             );
-            if let Some(t) = task::TaskRef::by_pid(p.pid) {
+            if let Some(t) = task::TaskRef::by_pid(p.pid()) {
                 t.signal(kernel::bindings::SIGBUS);
             }
             return None;
         }
     }
-    p.remote.fetch_add(settled, Relaxed);
-    p.counters.pushes.fetch_add(1, Relaxed);
-    p.counters.pushed.fetch_add(n as u64, Relaxed);
+    p.add_remote(settled);
+    p.counters().pushes.fetch_add(1, Relaxed);
+    p.counters().pushed.fetch_add(n as u64, Relaxed);
     Some(n as u64)
 }
 
@@ -273,17 +273,11 @@ fn pusher(node: &'static Node) {
         crate::stretch::auto_stretch(node, avail < wm.low);
         let mut any = false;
         procs.for_each(|p| {
-            if p.dead.load(Relaxed) {
+            if p.is_dead() {
                 return;
             }
             let avail = mm::memory_pages().1;
-            let want = pages_to_push(
-                p.budget.load(Relaxed),
-                p.mm.anon_pages(),
-                avail,
-                &wm,
-                episode,
-            );
+            let want = pages_to_push(p.budget(), p.mm().anon_pages(), avail, &wm, episode);
             if want > 0 {
                 any = true;
                 push_some(node, p, want.min(PUSH_ROUND), &mut pages);

@@ -160,7 +160,7 @@ impl Pending {
     /// An empty table.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            list <- new_mutex!(RBTree::new()),
+            list <- new_mutex!(RBTree::new(), "Pending::list"),
             next: AtomicU32::new(1),
         })
     }
@@ -183,8 +183,8 @@ impl Pending {
                     state: None,
                     failed: None,
                     buf,
-                }),
-                cv <- new_condvar!(),
+                }, "Waiter::slot"),
+                cv <- new_condvar!("Waiter::cv"),
             }),
             GFP_KERNEL,
         )?;

@@ -140,7 +140,7 @@ pub(crate) struct Shells {
 
 impl Shells {
     pub(crate) fn new() -> impl PinInit<Self> {
-        pin_init!(Self { list <- new_mutex!(RBTree::new()) })
+        pin_init!(Self { list <- new_mutex!(RBTree::new(), "Shells::list") })
     }
 
     pub(crate) fn find(&self, home: u16, pid: u32) -> Option<Arc<Shell>> {
@@ -218,12 +218,33 @@ impl Shells {
         self.write_where(w, |s| s.pid == pid)
     }
 
+    /// The first shell whose key comes after `after` (the first of all: `None`), and its key.
+    fn next_after(&self, after: Option<(u16, u32)>) -> Option<((u16, u32), Arc<Shell>)> {
+        let mut list = self.list.lock();
+        let mut c = match after {
+            Some(k) => list.cursor_lower_bound(&k)?,
+            None => list.cursor_front()?,
+        };
+        if Some(*c.current().0) == after {
+            c = c.move_next()?;
+        }
+        let (k, s) = c.current();
+        Some((*k, s.clone()))
+    }
+
+    /// Writes the line of each shell `f` accepts, each without the registry's lock (a line
+    /// takes the shell's own `run` lock).
     fn write_where(
         &self,
         w: &mut impl core::fmt::Write,
         f: impl Fn(&Shell) -> bool,
     ) -> core::fmt::Result {
-        for s in self.list.lock().values().filter(|s| f(s)) {
+        let mut after = None;
+        while let Some((key, s)) = self.next_after(after) {
+            after = Some(key);
+            if !f(&s) {
+                continue;
+            }
             writeln!(
                 w,
                 "shell home_node={} home_pid={} pid={} running={} arrivals={} jumps_home={} \

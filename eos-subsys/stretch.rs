@@ -122,16 +122,16 @@ pub(crate) fn stretch(task: &TaskRef, peer: Arc<Peer>, budget: u64) -> Result {
     }
     let tunables = crate::jump::tunables();
     let proc = Proc::new(task, mm, peer.clone(), shell_pid, budget, &tunables)?;
-    proc.mm.mark_elastic();
+    proc.mm().mark_elastic();
     procs.add(proc.clone())?;
-    if proc.mm.users().is_none() {
+    if proc.mm().users().is_none() {
         // It exited while its shell was being made, maybe before it was on the list: its
         // exit hook may have missed it.
         home::exit(&proc);
         return Err(ESRCH);
     }
     // Asked again now that the mark refuses new ones: one may have come in meanwhile.
-    if let Err(err) = refuse_unsupported(task, &proc.mm) {
+    if let Err(err) = refuse_unsupported(task, proc.mm()) {
         home::exit(&proc);
         return Err(err);
     }
@@ -215,10 +215,10 @@ pub(crate) fn marks() -> Option<&'static Marks> {
 /// Creates the (empty) list of marks.
 pub(crate) fn init() -> Result {
     let m = pin_init!(Marks {
-        list <- new_mutex!(RBTree::new()),
+        list <- new_mutex!(RBTree::new(), "Marks::list"),
         count: AtomicU64::new(0),
-        stretching <- new_mutex!(RBTree::new()),
-        making <- new_mutex!(RBTree::new()),
+        stretching <- new_mutex!(RBTree::new(), "Marks::stretching"),
+        making <- new_mutex!(RBTree::new(), "Marks::making"),
     });
     MARKS.init(m).map(|_| ())
 }
@@ -589,12 +589,12 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
             pid,
             seed,
             mm: shell_mm,
-            run <- kernel::new_spinlock!(shell::Run::Parked),
-            policy <- new_mutex!(crate::policy::JumpPolicy::new(&tunables, time::now_ns())),
-            inbox <- new_mutex!(None),
-            cpu_at_arrival <- kernel::new_spinlock!((0, 0, 0)),
+            run <- kernel::new_spinlock!(shell::Run::Parked, "Shell::run"),
+            policy <- new_mutex!(crate::policy::JumpPolicy::new(&tunables, time::now_ns()), "Shell::policy"),
+            inbox <- new_mutex!(None, "Shell::inbox"),
+            cpu_at_arrival <- kernel::new_spinlock!((0, 0, 0), "Shell::cpu_at_arrival"),
             counters: shell::ShellCounters::new(),
-            lent <- new_mutex!(crate::lent::Lent::new()),
+            lent <- new_mutex!(crate::lent::Lent::new(), "Shell::lent"),
             push_batch: core::sync::atomic::AtomicU64::new(0),
         }),
         GFP_KERNEL,

@@ -276,8 +276,38 @@ fn home_leave(p: Arc<Proc>) {
     }
     let Some(target) = p.member(to) else { return };
     let t0 = time::now_ns();
-    let Ok(mut state) = KVVec::from_elem(0u8, arch::state_size(), GFP_KERNEL) else {
+    let Some(mut d) = prepare_departure(node, &p) else {
         return;
+    };
+    if !depart(node, &p, &target, reason, &mut d) {
+        return;
+    }
+    let left = time::now_ns();
+    let lat = left - t0;
+    p.counters().jumps.fetch_add(1, Relaxed);
+    p.counters().jump_lat.record_ns(lat);
+    record(p.pid() as u32, node.id(), target.id, reason, lat);
+    p.policy().on_departure(&d.tun, left);
+    wait_away(node, &p, &target, left);
+}
+
+/// What a jump from home carries, gathered before anything changes.
+struct Departure {
+    /// The saved CPU state: `state[..n]`.
+    state: KVVec<u8>,
+    n: usize,
+    /// The jump policy's settings at departure.
+    tun: JumpTunables,
+    maps: crate::mapsync::HomeMaps,
+    /// Room for the page under the stack pointer.
+    page: KVVec<u8>,
+}
+
+/// Step 1 of a jump from home: saves the CPU state and gathers the mappings. `None`: it
+/// stays here (logged; mappings that do not fit make the policy stop trying).
+fn prepare_departure(node: &Node, p: &Proc) -> Option<Departure> {
+    let Ok(mut state) = KVVec::from_elem(0u8, arch::state_size(), GFP_KERNEL) else {
+        return None;
     };
     let n = match arch::save(&mut state) {
         Ok(n) => n,
@@ -287,7 +317,7 @@ fn home_leave(p: Arc<Proc>) {
                 p.pid(),
                 err
             );
-            return;
+            return None;
         }
     };
     let tun = tunables();
@@ -307,24 +337,37 @@ fn home_leave(p: Arc<Proc>) {
                 p.pid(),
                 err
             );
-            return;
+            return None;
         }
     };
-    let Ok(mut page) = KVVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL) else {
-        return;
+    let Ok(page) = KVVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL) else {
+        return None;
     };
+    Some(Departure {
+        state,
+        n,
+        tun,
+        maps,
+        page,
+    })
+}
+
+/// Step 2: with the pusher held off, takes the stack page (lent until the jump is
+/// confirmed), marks the process away and sends the jump. True: `target` runs it now; false:
+/// it runs on here (refused: the stack page is put back), or it was killed (not confirmed).
+fn depart(node: &Node, p: &Proc, target: &Peer, reason: JumpReason, d: &mut Departure) -> bool {
     let marker = mm::marker(target.id, false);
     // No push batch is in flight while the process leaves (core::ownership, rule 6): one
     // under way settles first, and the pusher leaves the process alone until the jump is
     // confirmed or refused.
     p.layout_begin();
-    let stack_addr = take_stack(p.mm(), &state[..n], marker, &mut page);
+    let stack_addr = take_stack(p.mm(), &d.state[..d.n], marker, &mut d.page);
     if stack_addr != 0 {
         // Lent to the jump until its acknowledgement: a fault here on it meanwhile waits.
         let mut t = p.transfers();
         let lent = &mut t.lent;
         if lent
-            .lend(stack_addr, LentTo::Jump(target.id), &page)
+            .lend(stack_addr, LentTo::Jump(target.id), &d.page)
             .is_err()
         {
             // No memory for the copy: it goes unguarded, as a lost answer would lose it.
@@ -339,14 +382,14 @@ fn home_leave(p: Arc<Proc>) {
         pid: p.pid() as u32,
         to_home: false,
         reason,
-        state: &state[..n],
-        ranges: &maps.ranges,
-        files: &maps.files,
-        stack: if stack_addr != 0 { &page } else { &[] },
+        state: &d.state[..d.n],
+        ranges: &d.maps.ranges,
+        files: &d.maps.files,
+        stack: if stack_addr != 0 { &d.page } else { &[] },
         stack_addr,
         cpu: CpuUsed::default(),
     };
-    let sent = send_jump(&target, j);
+    let sent = send_jump(target, j);
     p.layout_done();
     if stack_addr != 0 {
         p.transfers().lent.jump_done(target.id);
@@ -357,8 +400,8 @@ fn home_leave(p: Arc<Proc>) {
         Err(JumpErr::Refused(err)) => {
             p.set_place(Where::Home);
             // Back off: each refusal doubles this node's threshold.
-            p.policy().on_departure(&tun, time::now_ns());
-            if stack_addr != 0 && install_stack(p.mm(), stack_addr, &page, marker).is_err() {
+            p.policy().on_departure(&d.tun, time::now_ns());
+            if stack_addr != 0 && install_stack(p.mm(), stack_addr, &d.page, marker).is_err() {
                 pr_err!(
                     "pid {}: cannot put its stack page back; its data is lost: killing it\n",
                     p.pid()
@@ -372,7 +415,7 @@ fn home_leave(p: Arc<Proc>) {
                 target.id,
                 err
             );
-            return;
+            return false;
         }
         Err(JumpErr::Lost(err)) => {
             pr_err!(
@@ -382,19 +425,19 @@ fn home_leave(p: Arc<Proc>) {
                 err
             );
             kill_current();
-            return;
+            return false;
         }
     }
     if stack_addr != 0 {
         p.add_remote(1);
     }
-    let left = time::now_ns();
-    let lat = left - t0;
-    p.counters().jumps.fetch_add(1, Relaxed);
-    p.counters().jump_lat.record_ns(lat);
-    record(p.pid() as u32, node.id(), target.id, reason, lat);
-    p.policy().on_departure(&tun, left);
+    true
+}
 
+/// Step 3: the home task sleeps until execution comes back (and runs on from there), the
+/// process dies (a fatal signal: its execution is recalled first, or it died away), or a
+/// signal comes (the process is recalled once, and the wait goes on). `left`: when it left.
+fn wait_away(node: &Node, p: &Proc, target: &Peer, left: u64) {
     let mut recalled = false;
     loop {
         let mut inbox = p.inbox();
@@ -403,14 +446,14 @@ fn home_leave(p: Arc<Proc>) {
             p.counters()
                 .away_ns
                 .fetch_add(time::now_ns() - left, Relaxed);
-            home_arrive(node, &p, a);
+            home_arrive(node, p, a);
             return;
         }
         if task::fatal_signal_pending() || p.is_dead() {
             // The process dies here; its exit releases the shell that runs it.
             drop(inbox);
             if !p.is_dead() {
-                take_back_to_die(node, &p, &target, recalled, left);
+                take_back_to_die(node, p, target, recalled, left);
             } else {
                 // It died where it ran, or that node is gone: its state there is lost.
                 task::force_exit(p.died_away());

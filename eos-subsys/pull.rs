@@ -138,36 +138,44 @@ fn transfer_tries(
     count: u32,
 ) -> Result<Pulled, PullErr> {
     let marker = mm::marker(owner.id, false);
+    let node = crate::node::get().ok_or(PullErr::Reply)?;
+    // Shared by the tries of the request and those after a page that could not be installed.
     let mut tries = 0;
     loop {
-        tries += 1;
-        let answer = match rpc::call(owner, count as usize, PULL_TIMEOUT_MS, |req| {
-            Message::Pull {
-                req,
-                pid: p.pid() as u32,
-                addr,
-                count,
-            }
-        }) {
-            Ok(a) => a,
-            Err(CallError::Refused(e)) if e == EBUSY && retry(tries) => {
+        let pull = |req| Message::Pull {
+            req,
+            pid: p.pid() as u32,
+            addr,
+            count,
+        };
+        let again = |tries, e| match e {
+            CallError::Refused(e) if e == EBUSY && retry(tries) => {
                 // Held there for a moment (a GUP user): ask again.
                 time::sleep_ms_uninterruptible(1);
-                continue;
+                true
             }
-            Err(CallError::NoAnswer(e)) if retry(tries) && !task::fatal_signal_pending() => {
+            CallError::NoAnswer(e) if retry(tries) && !task::fatal_signal_pending() => {
                 peer_warn!(
-                    crate::node::get().ok_or(PullErr::Reply)?,
+                    node,
                     "pid {}: pull of {:#x} from node {} got no answer ({:?}); asking again\n",
                     p.pid(),
                     addr,
                     owner.id,
                     e
                 );
-                continue;
+                true
             }
-            Err(c) => return Err(PullErr::Call(c)),
+            _ => false,
         };
+        let answer = rpc::call_retrying(
+            owner,
+            count as usize,
+            PULL_TIMEOUT_MS,
+            &mut tries,
+            pull,
+            again,
+        )
+        .map_err(PullErr::Call)?;
         let dropped = superseded(p, addr);
         match answer {
             Answer::Build if dropped & 1 != 0 => {

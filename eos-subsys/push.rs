@@ -90,127 +90,190 @@ fn push_batch(
     pages: &mut [u8],
 ) -> Option<u64> {
     let mut addrs = [0u64; MAX_BATCH];
-    let mut wire = [0u8; MAX_BATCH * 8];
     let target = p.push_target()?;
-    let peer_id = target.id;
-    let found = {
-        let lock = users.read();
-        let mut cur = p.clock_hand();
-        let mut wrapped = false;
-        let mut scanned = 0u64;
-        loop {
-            let Some(v) = lock.vma_from(cur) else {
-                if wrapped {
-                    break None;
-                }
-                wrapped = true;
-                cur = 0;
-                continue;
-            };
-            if !v.anon_private() {
-                // Only anonymous memory moves: a shell mirrors it exactly, while a file
-                // mapping (a library's data) may not exist there at all.
-                cur = v.end();
-                continue;
-            }
-            let from = cur.max(v.start());
-            let (n, next) = v.evict(from, v.end(), peer_id, &mut addrs[..batch], pages);
-            scanned += (next.saturating_sub(from)) / PAGE_SIZE as u64;
-            cur = if n == 0 { v.end() } else { next };
-            p.set_clock_hand(cur);
-            if n > 0 {
-                break Some((n, v.start(), v.end(), v.prot()));
-            }
-            if scanned > 1 << 18 {
-                break None;
-            }
-        }
-    };
-    let (n, vs, ve, prot) = found?;
-    for (i, a) in addrs[..n].iter().enumerate() {
-        wire[i * 8..i * 8 + 8].copy_from_slice(&a.to_le_bytes());
-    }
-    // One number for every try of this batch: a member installs a batch once.
-    let batch = p.next_push_batch();
-    let mut tries = 0;
-    // Once a try went unanswered the member may have the batch: a later try that cannot
-    // even be sent proves nothing.
-    let mut unanswered = false;
-    let outcome = loop {
-        tries += 1;
-        let r = rpc::call(&*target, 0, PUSH_TIMEOUT_MS, |req| {
-            Message::Push(Push {
-                req,
-                pid: p.pid() as u32,
-                batch,
-                vma_start: vs,
-                vma_end: ve,
-                prot,
-                addrs: &wire[..n * 8],
-                pages: &pages[..n * PAGE_SIZE],
-            })
-        });
-        match r {
-            Ok(_) => break Pushed::Taken,
-            // The member took nothing (it takes back what it installed before refusing). A
-            // refusal of a repeat means it did not take this try; an earlier one it may have
-            // taken would have been acknowledged instead (a repeat is never installed twice).
-            Err(CallError::Refused(_)) => break Pushed::Refused,
-            Err(CallError::NotSent(_)) if !unanswered => break Pushed::Refused,
-            Err(CallError::NotSent(_) | CallError::NoAnswer(_)) if retry(tries) && !p.is_dead() => {
-                unanswered = true;
-                time::sleep_ms(10);
-                continue;
-            }
-            Err(_) => break Pushed::Unknown,
-        }
-    };
-    let mut settled = 0;
-    {
-        let lock = users.read();
-        for (i, a) in addrs[..n].iter().enumerate() {
-            if let Some(v) = lock.vma(*a) {
-                let marker = mm::marker(peer_id, true);
-                let r = match outcome {
-                    Pushed::Taken => v.settle(*a, peer_id),
-                    Pushed::Refused => {
-                        // The page comes back over its in-flight marker. This buffer is its
-                        // only copy: a failing install is tried for longer than a fault
-                        // would (the pusher may wait), and only then is the page poisoned.
-                        let page = &pages[i * PAGE_SIZE..(i + 1) * PAGE_SIZE];
-                        let mut r = v.install(*a, marker, page, false);
-                        for _ in 0..RESTORE_ROUNDS {
-                            if !matches!(r, Err(e) if e == ENOMEM) {
-                                break;
-                            }
-                            time::sleep_ms(RESTORE_RETRY_MS);
-                            r = v.install(*a, marker, page, false);
-                        }
-                        match r {
-                            Ok(()) => Ok(()),
-                            Err(_) => {
-                                let what = format_args!("of a failed push to node {peer_id}");
-                                home::install_or_poison(p, &v, *a, marker, page, what)
-                            }
-                        }
-                    }
-                    // Neither copy can be trusted to be the newest (ownership::push_gave_up).
-                    Pushed::Unknown => v.poison(*a, marker),
-                };
-                settled += r.is_ok() as i64;
-            }
-        }
-    }
+    let b = evict_batch(p, users, target.id, &mut addrs[..batch], pages)?;
+    let (outcome, tries) = send_batch(p, &target, &b, &addrs[..b.n], pages);
+    let settled = settle_batch(p, users, target.id, outcome, &addrs[..b.n], pages);
     trace::push(
         p.pid() as u32,
-        peer_id,
-        n as u32,
+        target.id,
+        b.n as u32,
         match outcome {
             Pushed::Taken => trace::PushOutcome::Taken,
             Pushed::Refused => trace::PushOutcome::Refused,
             Pushed::Unknown => trace::PushOutcome::Unknown,
         },
     );
+    batch_ended(node, p, target.id, b.n, outcome, tries, settled)
+}
+
+/// A batch taken out of the page table: `n` pages of the VMA `[start, end)` with protection
+/// `prot`, their addresses and data in the caller's buffers, each left in flight.
+struct Batch {
+    n: usize,
+    start: u64,
+    end: u64,
+    prot: u32,
+}
+
+/// Step 1 of a batch: the CLOCK sweep from the process's clock hand over its private
+/// anonymous VMAs, evicting up to `addrs.len()` cold pages of one VMA for `peer_id` (each
+/// left as an in-flight marker, its data in `pages`). `None`: nothing cold in a full turn
+/// (or in 1 GiB scanned).
+fn evict_batch(
+    p: &Proc,
+    users: &mm::MmUsers<'_>,
+    peer_id: u16,
+    addrs: &mut [u64],
+    pages: &mut [u8],
+) -> Option<Batch> {
+    let lock = users.read();
+    let mut cur = p.clock_hand();
+    let mut wrapped = false;
+    let mut scanned = 0u64;
+    loop {
+        let Some(v) = lock.vma_from(cur) else {
+            if wrapped {
+                return None;
+            }
+            wrapped = true;
+            cur = 0;
+            continue;
+        };
+        if !v.anon_private() {
+            // Only anonymous memory moves: a shell mirrors it exactly, while a file
+            // mapping (a library's data) may not exist there at all.
+            cur = v.end();
+            continue;
+        }
+        let from = cur.max(v.start());
+        let (n, next) = v.evict(from, v.end(), peer_id, addrs, pages);
+        scanned += (next.saturating_sub(from)) / PAGE_SIZE as u64;
+        cur = if n == 0 { v.end() } else { next };
+        p.set_clock_hand(cur);
+        if n > 0 {
+            return Some(Batch {
+                n,
+                start: v.start(),
+                end: v.end(),
+                prot: v.prot(),
+            });
+        }
+        if scanned > 1 << 18 {
+            return None;
+        }
+    }
+}
+
+/// Step 2: sends the batch (`Push`, one number for all its tries) until the member answers
+/// or the tries run out. Returns how it ended and after how many tries.
+fn send_batch(p: &Proc, target: &Peer, b: &Batch, addrs: &[u64], pages: &[u8]) -> (Pushed, u32) {
+    let mut wire = [0u8; MAX_BATCH * 8];
+    for (i, a) in addrs.iter().enumerate() {
+        wire[i * 8..i * 8 + 8].copy_from_slice(&a.to_le_bytes());
+    }
+    let n = addrs.len();
+    // One number for every try of this batch: a member installs a batch once.
+    let batch = p.next_push_batch();
+    let push = |req| {
+        Message::Push(Push {
+            req,
+            pid: p.pid() as u32,
+            batch,
+            vma_start: b.start,
+            vma_end: b.end,
+            prot: b.prot,
+            addrs: &wire[..n * 8],
+            pages: &pages[..n * PAGE_SIZE],
+        })
+    };
+    // Once a try went unanswered the member may have the batch: a later try that cannot
+    // even be sent proves nothing.
+    let mut unanswered = false;
+    let again = |tries, e| match e {
+        // The member took nothing (it takes back what it installed before refusing). A
+        // refusal of a repeat means it did not take this try; an earlier one it may have
+        // taken would have been acknowledged instead (a repeat is never installed twice).
+        CallError::Refused(_) => false,
+        CallError::NotSent(_) if !unanswered => false,
+        CallError::NotSent(_) | CallError::NoAnswer(_) if retry(tries) && !p.is_dead() => {
+            unanswered = true;
+            time::sleep_ms(10);
+            true
+        }
+        _ => false,
+    };
+    let mut tries = 0;
+    let r = rpc::call_retrying(target, 0, PUSH_TIMEOUT_MS, &mut tries, push, again);
+    let outcome = match r {
+        Ok(_) => Pushed::Taken,
+        Err(CallError::Refused(_)) => Pushed::Refused,
+        Err(CallError::NotSent(_)) if !unanswered => Pushed::Refused,
+        Err(_) => Pushed::Unknown,
+    };
+    (outcome, tries)
+}
+
+/// Step 3: settles each page of the batch by how it ended: its owner marker (taken), the
+/// page back over its in-flight marker (refused), or poison (unknown). Returns how many
+/// pages were settled so (a page whose VMA changed meanwhile is not).
+fn settle_batch(
+    p: &Proc,
+    users: &mm::MmUsers<'_>,
+    peer_id: u16,
+    outcome: Pushed,
+    addrs: &[u64],
+    pages: &[u8],
+) -> i64 {
+    let mut settled = 0;
+    let lock = users.read();
+    for (i, a) in addrs.iter().enumerate() {
+        if let Some(v) = lock.vma(*a) {
+            let marker = mm::marker(peer_id, true);
+            let r = match outcome {
+                Pushed::Taken => v.settle(*a, peer_id),
+                Pushed::Refused => {
+                    // The page comes back over its in-flight marker. This buffer is its
+                    // only copy: a failing install is tried for longer than a fault
+                    // would (the pusher may wait), and only then is the page poisoned.
+                    let page = &pages[i * PAGE_SIZE..(i + 1) * PAGE_SIZE];
+                    let mut r = v.install(*a, marker, page, false);
+                    for _ in 0..RESTORE_ROUNDS {
+                        if !matches!(r, Err(e) if e == ENOMEM) {
+                            break;
+                        }
+                        time::sleep_ms(RESTORE_RETRY_MS);
+                        r = v.install(*a, marker, page, false);
+                    }
+                    match r {
+                        Ok(()) => Ok(()),
+                        Err(_) => {
+                            let what = format_args!("of a failed push to node {peer_id}");
+                            home::install_or_poison(p, &v, *a, marker, page, what)
+                        }
+                    }
+                }
+                // Neither copy can be trusted to be the newest (ownership::push_gave_up).
+                Pushed::Unknown => v.poison(*a, marker),
+            };
+            settled += r.is_ok() as i64;
+        }
+    }
+    settled
+}
+
+/// Step 4: what the batch's end means for the process: counted (taken), logged (refused),
+/// or the process stopped with SIGBUS (unknown: its data may be lost). The number of pages
+/// pushed, or `None`.
+fn batch_ended(
+    node: &Node,
+    p: &Proc,
+    peer_id: u16,
+    n: usize,
+    outcome: Pushed,
+    tries: u32,
+    settled: i64,
+) -> Option<u64> {
     match outcome {
         Pushed::Taken => {}
         Pushed::Refused => {

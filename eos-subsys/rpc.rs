@@ -92,6 +92,28 @@ pub(crate) fn call<'a>(
     }
 }
 
+/// [`call`], tried again while `again(tries, error)` says so (it may log or pause first; a
+/// try that fails for good is its error). `tries` counts every try, this call's and those
+/// before it (a caller that also retries for a reason of its own shares the count); it is
+/// one more on each try, before the request goes. `msg` builds each try's request.
+pub(crate) fn call_retrying<'a>(
+    ch: &impl Channel,
+    pages: usize,
+    timeout_ms: u32,
+    tries: &mut u32,
+    mut msg: impl FnMut(u32) -> Message<'a>,
+    mut again: impl FnMut(u32, CallError) -> bool,
+) -> Result<Answer, CallError> {
+    loop {
+        *tries += 1;
+        match call(ch, pages, timeout_ms, &mut msg) {
+            Ok(a) => return Ok(a),
+            Err(e) if again(*tries, e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// One outstanding request's slot.
 struct Slot {
     /// `None` while waiting; the peer's answer or its (negative) error number.

@@ -126,6 +126,56 @@ fn random_nonces_differ() -> Outcome {
     check(a != b, "two nonces are equal")
 }
 
+/// `kvec::retain` keeps what it should, in order, and drops each removed element once.
+fn kvec_retain_in_place() -> Outcome {
+    use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
+    static DROPS: AtomicU32 = AtomicU32::new(0);
+    struct Counted(u32);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            DROPS.fetch_add(1, Relaxed);
+        }
+    }
+    let fill = |n: u32| -> Result<KVVec<Counted>, &'static str> {
+        let mut v = KVVec::new();
+        for i in 0..n {
+            v.push(Counted(i), GFP_KERNEL).map_err(|_| "no memory")?;
+        }
+        Ok(v)
+    };
+    let values = |v: &KVVec<Counted>| v.iter().map(|c| c.0).fold(0u64, |a, x| a * 16 + x as u64);
+
+    let mut v = fill(10)?;
+    DROPS.store(0, Relaxed);
+    crate::kvec::retain(&mut v, |_, c| c.0 % 3 != 0);
+    check(v.len() == 6, "wrong count kept")?;
+    check(values(&v) == 0x124578, "kept out of order")?;
+    check(
+        DROPS.load(Relaxed) == 4,
+        "removed elements not dropped once each",
+    )?;
+
+    crate::kvec::retain(&mut v, |i, _| i != 0);
+    check(values(&v) == 0x24578, "index-based removal")?;
+    crate::kvec::retain(&mut v, |_, _| true);
+    check(
+        values(&v) == 0x24578 && DROPS.load(Relaxed) == 5,
+        "kept all",
+    )?;
+    crate::kvec::retain(&mut v, |_, _| false);
+    check(v.is_empty() && DROPS.load(Relaxed) == 10, "removed all")?;
+    v.push(Counted(7), GFP_KERNEL).map_err(|_| "no memory")?;
+    check(values(&v) == 7, "unusable after removing all")?;
+    drop(v);
+
+    let mut k: KVec<u32> = KVec::new();
+    for i in 0..5 {
+        k.push(i, GFP_KERNEL).map_err(|_| "no memory")?;
+    }
+    crate::kvec::retain(&mut k, |_, x| *x != 4 && *x != 0);
+    check(k.as_slice() == [1, 2, 3], "KVec")
+}
+
 crate::sys::kunit::kunit_suite!(
     "elasticos",
     [
@@ -135,5 +185,6 @@ crate::sys::kunit::kunit_suite!(
         ratelimit_with_kernel_clock,
         peer_commands_in_kernel,
         random_nonces_differ,
+        kvec_retain_in_place,
     ]
 );

@@ -10,6 +10,7 @@
 use crate::home;
 use crate::node::{peer_warn, Node, Peer};
 use crate::ownership::retry;
+use crate::policy::FaultCosts;
 use crate::proto::{JumpReason, Message, PAGE_SIZE};
 use crate::pull::{arrive, took, PULL_TIMEOUT_MS};
 use crate::rpc::{self, Answer, CallError};
@@ -39,11 +40,21 @@ pub(crate) fn shell_fault(vma: Vma<'_>, addr: u64, user: bool) -> FaultReply {
         return FaultReply::SigBus;
     }
     let now = time::now_ns();
+    // The shell has no budget: it takes pages unless its node is short of memory. The
+    // home's share is unknown here; the fault streak alone bounds the saving.
+    let costs = || FaultCosts {
+        addr,
+        room_here: crate::jump::node_has_room(),
+        owner_pages: u64::MAX,
+        pages_per_pull: 1,
+        fault_ns: shell.counters.fetch_lat.percentile_us(50) * 1000,
+        jump_ns: shell.counters.jump_lat.percentile_us(50) * 1000,
+    };
     if user
         && shell
             .policy
             .lock()
-            .on_remote_fault(&crate::jump::tunables(), now)
+            .on_remote_fault_costed(&crate::jump::tunables(), now, costs)
     {
         crate::jump::request_shell_leave(&shell, JumpReason::RemoteFaults, false);
         if matches!(shell.run(), shell::Run::Leaving { .. }) {

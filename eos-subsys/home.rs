@@ -351,6 +351,11 @@ impl Proc {
         self.remote.fetch_sub(n, Relaxed);
     }
 
+    /// Pages owned by members (a count kept as they move; may lag a transfer under way).
+    pub(crate) fn remote(&self) -> i64 {
+        self.remote.load(Relaxed)
+    }
+
     /// Where the pusher's CLOCK sweep goes on.
     pub(crate) fn clock_hand(&self) -> u64 {
         self.cursor.load(Relaxed)

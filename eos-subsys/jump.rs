@@ -19,7 +19,7 @@
 use crate::home::{self, Proc, Where};
 use crate::lent::LentTo;
 use crate::node::{peer_warn, Node, Peer};
-use crate::policy::JumpTunables;
+use crate::policy::{FaultCosts, JumpTunables, Watermarks};
 use crate::proto::{CpuUsed, Jump, JumpReason, Message, MAX_JUMP_CPU_NS, PAGE_SIZE};
 use crate::rpc::{self, CallError};
 use crate::shell::{self, Run, Shell};
@@ -126,7 +126,11 @@ impl Jumps {
         writeln!(w, "max_threshold={}", t.max_threshold)?;
         writeln!(w, "min_rate_us={}", t.min_rate_ns / 1000)?;
         writeln!(w, "slack_us={}", t.slack_ns / 1000)?;
-        writeln!(w, "min_stay_us={}", t.min_stay_ns / 1000)
+        writeln!(w, "min_stay_us={}", t.min_stay_ns / 1000)?;
+        writeln!(w, "fault_cost_us={}", t.fault_cost_ns / 1000)?;
+        writeln!(w, "jump_cost_us={}", t.jump_cost_ns / 1000)?;
+        writeln!(w, "bounce_us={}", t.bounce_ns / 1000)?;
+        writeln!(w, "bounce_hold_us={}", t.bounce_hold_ns / 1000)
     }
 
     /// Applies `key=value` settings separated by blanks or newlines; all or nothing.
@@ -550,7 +554,7 @@ fn home_arrive(node: &Node, p: &Proc, a: Arrival) {
             // The time it ran there is its own: times(), getrusage(), RLIMIT_CPU, timers.
             TaskRef::current().account_remote_cpu(a.cpu.user_ns, a.cpu.sys_ns);
             p.set_place(Where::Home);
-            p.policy().on_arrival(time::now_ns());
+            p.policy().on_arrival_after(&tunables(), time::now_ns());
         }
         Err(err) => {
             ack(node, a.from, a.req, err.to_errno());
@@ -692,7 +696,10 @@ fn shell_arrive(shell: &Shell) -> bool {
     }
     *shell.cpu_at_arrival.lock() = task::current_cputime();
     shell.move_run(|_| true, Run::Running);
-    shell.policy.lock().on_arrival(time::now_ns());
+    shell
+        .policy
+        .lock()
+        .on_arrival_after(&tunables(), time::now_ns());
     shell.counters.arrivals.fetch_add(1, Relaxed);
     ack(node, a.from, a.req, 0);
     true
@@ -950,9 +957,31 @@ pub(crate) fn serve_recall(peer: &Peer, pid: u32) {
     }
 }
 
-/// The home fault path asks: jump to the page's owner instead of pulling? Queues the jump
-/// if so.
-pub(crate) fn home_fault_jumps(p: &Arc<Proc>, user: bool, owner: u16) -> bool {
+/// Whether this node can simply take a process's pages instead of going to them: under its
+/// budget by more than a pull, or with no budget and no memory pressure.
+fn home_has_room(p: &Proc, prefetch: u32) -> bool {
+    let budget = p.budget();
+    if budget > 0 {
+        return p.mm().anon_pages() + u64::from(prefetch) < budget;
+    }
+    node_has_room()
+}
+
+/// This node is above its high watermark: pulled pages need no push to make room.
+pub(crate) fn node_has_room() -> bool {
+    let (total, avail) = mm::memory_pages();
+    avail > Watermarks::for_total(total).high
+}
+
+/// The home fault path asks: jump to the page's owner instead of pulling (a fault at `addr`,
+/// `prefetch` pages a pull)? Queues the jump if so.
+pub(crate) fn home_fault_jumps(
+    p: &Arc<Proc>,
+    user: bool,
+    owner: u16,
+    addr: u64,
+    prefetch: u32,
+) -> bool {
     if !user || p.sticky() || !p.maps_may_fit() {
         return false;
     }
@@ -963,7 +992,16 @@ pub(crate) fn home_fault_jumps(p: &Arc<Proc>, user: bool, owner: u16) -> bool {
         return false;
     }
     let t = tunables();
-    if !p.policy().on_remote_fault(&t, time::now_ns()) {
+    let costs = || FaultCosts {
+        addr,
+        room_here: home_has_room(p, prefetch),
+        // Every page of the process on another node; with one member, the owner's.
+        owner_pages: p.remote().max(0) as u64,
+        pages_per_pull: prefetch,
+        fault_ns: p.counters().fault_lat.percentile_us(50) * 1000,
+        jump_ns: p.counters().jump_lat.percentile_us(50) * 1000,
+    };
+    if !p.policy().on_remote_fault_costed(&t, time::now_ns(), costs) {
         return false;
     }
     request_home_leave(p, &current, JumpReason::RemoteFaults, false, owner).is_ok()

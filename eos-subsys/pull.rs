@@ -371,7 +371,8 @@ fn fault_at_home(vma: Vma<'_>, f: MarkerFault) -> FaultReply {
         );
         return FaultReply::SigBus;
     };
-    if crate::jump::home_fault_jumps(&proc, f.user, f.owner) {
+    let prefetch = PREFETCH.load(Relaxed) as u32;
+    if crate::jump::home_fault_jumps(&proc, f.user, f.owner, addr, prefetch) {
         // Execution goes to the page instead; the instruction runs again over there.
         return FaultReply::Ok;
     }
@@ -380,7 +381,7 @@ fn fault_at_home(vma: Vma<'_>, f: MarkerFault) -> FaultReply {
     if run == 0 {
         return FaultReply::Ok;
     }
-    let count = pull_count(PREFETCH.load(Relaxed) as u32, run);
+    let count = pull_count(prefetch, run);
     match pull_pages(&proc, &vma, addr, &owner, count) {
         Ok(pages) => {
             let lat = time::now_ns() - t0;

@@ -72,6 +72,13 @@ pub struct JumpTunables {
     pub slack_ns: u64,
     /// After arriving, no policy jump for this long (hysteresis against ping-pong).
     pub min_stay_ns: u64,
+    /// Cost of a remote fault and of a jump before either was measured, ns.
+    pub fault_cost_ns: u64,
+    pub jump_cost_ns: u64,
+    /// Execution back on this node within this long of leaving it bounced: the address
+    /// range whose faults sent it away does not trigger a jump for `bounce_hold_ns`.
+    pub bounce_ns: u64,
+    pub bounce_hold_ns: u64,
 }
 
 impl Default for JumpTunables {
@@ -83,6 +90,10 @@ impl Default for JumpTunables {
             min_rate_ns: 10_000_000,
             slack_ns: 50_000,
             min_stay_ns: 5_000_000,
+            fault_cost_ns: 3_000_000,
+            jump_cost_ns: 2_500_000,
+            bounce_ns: 50_000_000,
+            bounce_hold_ns: 2_000_000_000,
         }
     }
 }
@@ -97,11 +108,40 @@ impl JumpTunables {
             "min_rate_us" if value <= 10_000_000 => self.min_rate_ns = value * 1000,
             "slack_us" if value <= 10_000_000 => self.slack_ns = value * 1000,
             "min_stay_us" if value <= 60_000_000 => self.min_stay_ns = value * 1000,
+            "fault_cost_us" if (1..=10_000_000).contains(&value) => {
+                self.fault_cost_ns = value * 1000
+            }
+            "jump_cost_us" if (1..=10_000_000).contains(&value) => self.jump_cost_ns = value * 1000,
+            "bounce_us" if value <= 60_000_000 => self.bounce_ns = value * 1000,
+            "bounce_hold_us" if value <= 600_000_000 => self.bounce_hold_ns = value * 1000,
             _ => return false,
         }
         true
     }
 }
+
+/// What a remote fault's path knows besides the time, for the jump policy's cost check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultCosts {
+    /// The faulting address (ranges that bounced are remembered).
+    pub addr: u64,
+    /// This node can simply take the pages: under its budget (or none) and under no memory
+    /// pressure. Pulling then costs one fault per pull and nothing later; no jump.
+    pub room_here: bool,
+    /// Pages of the process the faulting page's owner holds: the most the run ahead can
+    /// fault on there.
+    pub owner_pages: u64,
+    /// Pages one pull brings (the prefetch).
+    pub pages_per_pull: u32,
+    /// Measured medians of a remote fault and of a jump from this node, ns (0: none yet).
+    pub fault_ns: u64,
+    pub jump_ns: u64,
+}
+
+/// Ranges of `1 << BOUNCE_SHIFT` bytes (2 MiB) are what bouncing is remembered for.
+const BOUNCE_SHIFT: u32 = 21;
+/// Ranges remembered per node of a process.
+const BOUNCE_SLOTS: usize = 8;
 
 /// The jump decision for one process on one node (each node of a process keeps its own).
 ///
@@ -118,6 +158,12 @@ pub struct JumpPolicy {
     last_iat_ns: u64,
     min_rate_ns: u64,
     arrived_ns: u64,
+    /// The range of the fault that decided a policy jump not yet under way.
+    trigger: Option<u64>,
+    /// The range that sent execution away by a policy jump, and when it left.
+    left: Option<(u64, u64)>,
+    /// Ranges that bounced, each with the time its hold ends.
+    bounced: [Option<(u64, u64)>; BOUNCE_SLOTS],
 }
 
 impl JumpPolicy {
@@ -130,7 +176,59 @@ impl JumpPolicy {
             last_iat_ns: u64::MAX,
             min_rate_ns: t.min_rate_ns,
             arrived_ns: now,
+            trigger: None,
+            left: None,
+            bounced: [None; BOUNCE_SLOTS],
         }
+    }
+
+    /// A remote fault at `now` with what it costs: true if execution should move to the
+    /// page's owner. The fault counter must say the faults come fast (as
+    /// [`JumpPolicy::on_remote_fault`]), and then a jump must pay: not when this node has room
+    /// for the pages, not for a range that bounced, and only when the faults it saves (the
+    /// streak so far, at most as many pulls as the owner's pages make) cost more than a jump
+    /// there and one back.
+    /// `costs` is asked only when the counter says jump (rarely), so it may take a look
+    /// around.
+    pub fn on_remote_fault_costed(
+        &mut self,
+        t: &JumpTunables,
+        now: u64,
+        costs: impl FnOnce() -> FaultCosts,
+    ) -> bool {
+        if !self.on_remote_fault(t, now) {
+            return false;
+        }
+        let c = costs();
+        let range = c.addr >> BOUNCE_SHIFT;
+        if c.room_here || self.bounced_range(range, now) {
+            return false;
+        }
+        let fault = if c.fault_ns > 0 {
+            c.fault_ns
+        } else {
+            t.fault_cost_ns
+        };
+        let jump = if c.jump_ns > 0 {
+            c.jump_ns
+        } else {
+            t.jump_cost_ns
+        };
+        let pulls_there = c.owner_pages.div_ceil(c.pages_per_pull.max(1) as u64);
+        let saved = (self.count as u64).min(pulls_there).saturating_mul(fault);
+        if saved <= jump.saturating_mul(2) {
+            return false;
+        }
+        self.trigger = Some(range);
+        true
+    }
+
+    /// Whether faults in `range` may not trigger a jump (it bounced lately).
+    fn bounced_range(&self, range: u64, now: u64) -> bool {
+        self.bounced
+            .iter()
+            .flatten()
+            .any(|&(r, until)| r == range && now < until)
     }
 
     /// The current threshold.
@@ -162,6 +260,7 @@ impl JumpPolicy {
     /// Execution leaves this node at `now` (for any reason): adapt the threshold to how long it
     /// stayed, and start counting afresh for its next visit.
     pub fn on_departure(&mut self, t: &JumpTunables, now: u64) {
+        self.left = self.trigger.take().map(|r| (r, now));
         let stay = now.saturating_sub(self.arrived_ns);
         if stay < t.min_stay_ns.saturating_mul(4) {
             self.threshold = self
@@ -176,8 +275,30 @@ impl JumpPolicy {
         self.last_iat_ns = u64::MAX;
     }
 
+    /// Execution arrives here at `now`. Back within `bounce_ns` of a policy jump away: that
+    /// jump's range bounced, and triggers none for `bounce_hold_ns`.
+    pub fn on_arrival_after(&mut self, t: &JumpTunables, now: u64) {
+        if let Some((range, at)) = self.left.take() {
+            if now.saturating_sub(at) < t.bounce_ns {
+                // A free, expired or same-range slot; else the one whose hold ends first.
+                let slot = self
+                    .bounced
+                    .iter()
+                    .position(|b| b.is_none_or(|(r, until)| until <= now || r == range))
+                    .unwrap_or_else(|| {
+                        (0..BOUNCE_SLOTS)
+                            .min_by_key(|&i| self.bounced[i].map_or(0, |(_, u)| u))
+                            .unwrap_or(0)
+                    });
+                self.bounced[slot] = Some((range, now.saturating_add(t.bounce_hold_ns)));
+            }
+        }
+        self.on_arrival(now);
+    }
+
     /// Execution arrives here at `now`.
     pub fn on_arrival(&mut self, now: u64) {
+        self.trigger = None;
         self.arrived_ns = now;
         self.count = 0;
         self.last_fault_ns = 0;
@@ -366,12 +487,110 @@ mod tests {
         assert_eq!(p.threshold(), t.threshold);
     }
 
+    /// Fast faults at 1.5 ms until the policy answers; the fault index it jumped at.
+    fn burst(p: &mut JumpPolicy, t: &JumpTunables, now: &mut u64, c: &FaultCosts) -> Option<u32> {
+        (0..40).find(|_| {
+            *now += 1_500_000;
+            p.on_remote_fault_costed(t, *now, || *c)
+        })
+    }
+
+    const COSTS: FaultCosts = FaultCosts {
+        addr: 0x4000_0000,
+        room_here: false,
+        owner_pages: 4096,
+        pages_per_pull: 8,
+        fault_ns: 3_000_000,
+        jump_ns: 2_500_000,
+    };
+
+    #[test]
+    fn a_jump_must_pay_for_itself() {
+        let t = JumpTunables::default();
+        let mut now = 100_000_000;
+        // Much data there, faults dearer than jumps: as the counter alone.
+        let mut p = JumpPolicy::new(&t, 0);
+        assert_eq!(burst(&mut p, &t, &mut now, &COSTS), Some(6));
+        // Room here: the pages are pulled and stay, never a jump.
+        let mut p = JumpPolicy::new(&t, 0);
+        let room = FaultCosts {
+            room_here: true,
+            ..COSTS
+        };
+        assert_eq!(burst(&mut p, &t, &mut now, &room), None);
+        // The owner holds one pull's worth: one fault saved cannot pay two jumps.
+        let mut p = JumpPolicy::new(&t, 0);
+        let little = FaultCosts {
+            owner_pages: 8,
+            ..COSTS
+        };
+        assert_eq!(burst(&mut p, &t, &mut now, &little), None);
+        // Jumps dear (measured 20 ms): only a long streak pays (count > 2 * 20 / 3).
+        let mut p = JumpPolicy::new(&t, 0);
+        let dear = FaultCosts {
+            jump_ns: 20_000_000,
+            ..COSTS
+        };
+        assert_eq!(burst(&mut p, &t, &mut now, &dear), Some(14));
+        // Not measured yet: the tunables' defaults stand in.
+        let mut p = JumpPolicy::new(&t, 0);
+        let unmeasured = FaultCosts {
+            fault_ns: 0,
+            jump_ns: 0,
+            ..COSTS
+        };
+        assert_eq!(burst(&mut p, &t, &mut now, &unmeasured), Some(6));
+    }
+
+    #[test]
+    fn a_range_that_bounced_stops_jumping_for_a_while() {
+        let t = JumpTunables::default();
+        let mut now = 100_000_000;
+        let mut p = JumpPolicy::new(&t, 0);
+        assert!(burst(&mut p, &t, &mut now, &COSTS).is_some());
+        p.on_departure(&t, now);
+        // Back 10 ms later: it bounced.
+        now += 10_000_000;
+        p.on_arrival_after(&t, now);
+        now += t.min_stay_ns;
+        assert_eq!(
+            burst(&mut p, &t, &mut now, &COSTS),
+            None,
+            "same range jumps again"
+        );
+        // Another range still may.
+        let other = FaultCosts {
+            addr: 0x8000_0000,
+            ..COSTS
+        };
+        let mut q = p;
+        assert!(burst(&mut q, &t, &mut now, &other).is_some());
+        // The hold ends.
+        now += t.bounce_hold_ns;
+        assert!(burst(&mut p, &t, &mut now, &COSTS).is_some());
+        // A long stay away is no bounce.
+        p.on_departure(&t, now);
+        now += t.bounce_ns;
+        p.on_arrival_after(&t, now);
+        now += t.min_stay_ns;
+        assert!(burst(&mut p, &t, &mut now, &COSTS).is_some());
+        // Nor is a departure that was not a policy jump (a syscall going home).
+        let mut r = JumpPolicy::new(&t, 0);
+        r.on_departure(&t, now);
+        r.on_arrival_after(&t, now + 1);
+        now += t.min_stay_ns;
+        assert!(burst(&mut r, &t, &mut now, &COSTS).is_some());
+    }
+
     #[test]
     fn tunables_parse_and_refuse() {
         let mut t = JumpTunables::default();
         assert!(t.set("threshold", 9) && t.threshold == 9);
         assert!(t.set("enabled", 0) && !t.enabled);
         assert!(t.set("min_stay_us", 200) && t.min_stay_ns == 200_000);
+        assert!(t.set("fault_cost_us", 900) && t.fault_cost_ns == 900_000);
+        assert!(t.set("bounce_hold_us", 5) && t.bounce_hold_ns == 5_000);
+        assert!(!t.set("jump_cost_us", 0));
         assert!(!t.set("threshold", 0));
         assert!(!t.set("enabled", 2));
         assert!(!t.set("bogus", 1));

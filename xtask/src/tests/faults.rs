@@ -20,6 +20,9 @@ use std::time::Duration;
 pub(super) const SHORT_RUNS: u32 = 3;
 /// Runs per frame fault point in the test command.
 pub(super) const FRAME_SHORT_RUNS: u32 = 2;
+/// Runs per frame fault point in the test command (each point's run is about 45 s under
+/// emulation; `--full` runs 20 of each).
+pub(super) const FRAME_POINT_SHORT_RUNS: u32 = 1;
 
 /// Probability (percent) of each install failing, by run (cycled): each failure is retried,
 /// so only a few runs lose a page at the lower ones, and most at the highest.

@@ -642,6 +642,7 @@ static HOOKS: Hooks = Hooks {
     vsyscall,
     signal,
     throttle: crate::push::throttle,
+    file_cow: crate::mapsync::home_file_cow,
     exec: stretch::on_exec,
     mm_exit,
     may_share_mm,

@@ -8,6 +8,10 @@
 //!   between `home_syscall_begin` and `home_syscall_run`).
 //! - Member: `Discard` drops the shell's pages of the range, and its mapping if the home
 //!   unmapped it.
+//! - Home: a private file page copied on write (`home_file_cow`) is discarded on every
+//!   member, which may have built the file's bytes there; a shell drops the file pages of a
+//!   range that becomes writable (`reconcile`). So every page a shell maps is either one the
+//!   home's marker names, or the file's bytes that the home's copy still has.
 //! - Shell, before it runs the process (`reconcile`): the jump carries the home's mappings.
 //!   The shell maps the private anonymous ones it lacks, gives what it keeps the home's
 //!   protection, and unmaps what the home does not have in that form. A mapping the shell
@@ -24,7 +28,7 @@ use crate::proto::{
     RANGE_ANON,
 };
 use crate::shell::{self, Shell};
-use crate::sys::mm::PROT_EXEC;
+use crate::sys::mm::{PROT_EXEC, PROT_WRITE};
 use crate::sys::{arch::SyscallRegs, mm, task};
 use core::sync::atomic::Ordering::Relaxed;
 use kernel::prelude::*;
@@ -92,6 +96,30 @@ pub(crate) fn home_syscall_run(c: HomeChange, regs: &mut SyscallRegs<'_>, nr: i3
     }
     p.layout_done();
     true
+}
+
+/// Home: a page of a private file mapping of process `vma`'s was just copied on write at
+/// `addr` (`wp_page_copy`, `do_cow_fault`): a write, or a FOLL_FORCE write (/proc/PID/mem,
+/// ptrace) into a read-only mapping. A member may map the file's bytes there, built from its
+/// own page cache with no marker here (a read-only file page is answered "build it"), and
+/// would read them in place of this copy: each member drops its page there. No member owns
+/// the page (the home's entry was empty or the file's page, not a marker naming one), so
+/// nothing is lost; the Discard goes on the connection ahead of any later Jump.
+pub(crate) fn home_file_cow(vma: mm::Vma<'_>, addr: u64) {
+    let Some(p) = home::procs().and_then(|procs| procs.by_mm(vma.mm_id())) else {
+        return;
+    };
+    let m = Message::Discard {
+        pid: p.pid() as u32,
+        start: addr,
+        end: addr + PAGE_SIZE as u64,
+        unmap: false,
+    };
+    for peer in p.members() {
+        // As in `home_syscall_run`: a member that cannot hear this is lost anyway (a failed
+        // send closes its connection), and the process with it.
+        let _ = peer.send(&m);
+    }
 }
 
 /// Runs of pages a failed madvise is checked for at most; past them the process is ended.
@@ -173,11 +201,21 @@ pub(crate) fn discard(peer: &Peer, pid: u32, start: u64, end: u64, unmap: bool) 
     let shell = shell::shells()
         .and_then(|s| s.find(peer.id, pid))
         .ok_or(ESRCH)?;
-    if shell.running() {
-        // The process runs here, so its home cannot be in a syscall.
-        return Err(EBUSY);
-    }
     let users = shell.mm.users().ok_or(ESRCH)?;
+    if shell.running() {
+        if unmap {
+            // The process runs here, so its home cannot be in a syscall.
+            return Err(EBUSY);
+        }
+        // A page copied on write at home by someone else (a /proc/PID/mem writer) while
+        // the process runs here: only the file's bytes built here go, never data the home
+        // gave (which its markers name).
+        let lock = users.read();
+        for v in lock.vmas_in(start, end) {
+            v.drop_file_pages(start, end);
+        }
+        return Ok(());
+    }
     let unmapped = if unmap {
         users.with_mm(|| mm::unmap(start, end - start))
     } else {
@@ -396,6 +434,16 @@ pub(crate) fn reconcile(node: &Node, shell: &Shell, ranges: &[u8], files: &[u8])
         let want = |h: &Map| shell_prot(s.anon, h.prot) & (s.prot | !PROT_EXEC);
         pieces(s, &home, |a, b, h| match h {
             Some(h) if want(h) != s.prot => {
+                if !s.anon && s.prot & PROT_WRITE == 0 && want(h) & PROT_WRITE != 0 {
+                    // A private file range becoming writable: the file's pages built here
+                    // while it was read-only (no marker at home) go first, or a write here
+                    // would copy one with nobody at home knowing (the write lost at the
+                    // next jump). Faults then ask the home, which marks what it gives.
+                    let lock = users.read();
+                    for v in lock.vmas_in(a, b) {
+                        v.drop_file_pages(a, b);
+                    }
+                }
                 let r = users.with_mm(|| mm::protect(a, b - a, want(h)));
                 // Special mappings (the vDSO) may refuse; private memory must not.
                 if s.anon {

@@ -71,6 +71,9 @@ pub(crate) struct Hooks {
     pub(crate) signal: fn() -> bool,
     /// An elastic process is about to allocate an anonymous page.
     pub(crate) throttle: fn(),
+    /// A page of a private file mapping at `addr` of an elastic address space (not a shell's)
+    /// was just replaced by its anonymous copy.
+    pub(crate) file_cow: fn(Vma<'_>, u64),
     /// The current task execs (it has its new mm); `privileged`: the program raises
     /// privilege or is not dumpable.
     pub(crate) exec: fn(bool),
@@ -194,6 +197,26 @@ pub(crate) unsafe extern "C" fn elastic_guest_fault(_regs: *mut bindings::pt_reg
 pub(crate) unsafe extern "C" fn elastic_throttle(_mm: *mut bindings::mm_struct) {
     if let Some(h) = HOOKS.get() {
         (h.throttle)();
+    }
+}
+
+/// A page of a private file mapping of an elastic address space (not a shell's) was just
+/// copied on write (`wp_page_copy`, `do_cow_fault`): the home's copy is no longer the file's.
+///
+/// # Safety
+///
+/// As [`elastic_fault`]: `vma` is null or the VMA of the fault being handled (by the current
+/// task, or for a GUP user such as a /proc/PID/mem writer), valid and locked until this
+/// returns.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn elastic_file_cow(
+    vma: *mut bindings::vm_area_struct,
+    address: core::ffi::c_ulong,
+) {
+    // SAFETY: the caller passes the VMA of the running fault, locked for its duration (see
+    // `# Safety`), which is how long the `Vma` lives.
+    if let (Some(h), Some(vma)) = (HOOKS.get(), unsafe { Vma::from_fault(vma) }) {
+        (h.file_cow)(vma, page(address));
     }
 }
 

@@ -8,6 +8,8 @@ use core::marker::PhantomData;
 use core::ptr::NonNull;
 use kernel::{bindings, error::to_result, prelude::*};
 
+/// `PROT_WRITE` in [`Vma::prot`].
+pub(crate) const PROT_WRITE: u32 = 2;
 /// `PROT_EXEC` in [`Vma::prot`].
 pub(crate) const PROT_EXEC: u32 = 4;
 
@@ -328,6 +330,15 @@ impl<'a> Vma<'a> {
         unsafe {
             bindings::zap_page_range_single(self.raw(), s as _, (e - s) as _, core::ptr::null_mut())
         };
+    }
+
+    /// Drops the page-cache pages of `[start, end)` (clipped to the VMA) if it is a private
+    /// file mapping; its anonymous pages stay. A shell built those from its own file, and the
+    /// home keeps no marker for them.
+    pub(crate) fn drop_file_pages(&self, start: u64, end: u64) {
+        // SAFETY: the VMA is locked (mmap lock held for read, as zapping requires);
+        // `elastic_drop_file_pages` clips the range to it.
+        unsafe { bindings::elastic_drop_file_pages(self.raw(), start as _, end as _) };
     }
 
     /// Settled remote markers in `[start, end)` (clipped to the VMA).

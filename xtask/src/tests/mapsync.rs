@@ -71,6 +71,45 @@ pub(super) fn file_pages(a: &mut Vm, b: &mut Vm) -> Result<String> {
     Ok("256 .data pages and the ifunc slots right on the peer and back at home".into())
 }
 
+/// A read-only private file page the shell built from its own page cache (the home keeps no
+/// marker for it) is never read there after the home changed its copy: mprotect and a write,
+/// mprotect back, a write through /proc/PID/mem (FOLL_FORCE: the mapping stays read-only),
+/// each with the page untouched or read at home first; and a write the peer makes after the
+/// home made the page writable reaches home (`stale`).
+pub(super) fn stale_file_page(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let want = host_result("stale", &["1", "2"])?;
+    let (j0, _, _) = jumplog(a)?;
+    let faults0 = b.sh("eosctl jumplog")?.matches("reason=fault ").count();
+    let (rc, out) = a.run("stale 1 2", Duration::from_secs(120))?;
+    if rc != 0 || !out.lines().any(|l| l == want) || !out.contains("stretched=1 jumped=1") {
+        bail!("stale: exit {rc}, host says `{want}`, VM printed:\n{out}");
+    }
+    let (j1, _, _) = jumplog(a)?;
+    if j1 < j0 + 2 {
+        bail!(
+            "stale did not run on node2 twice ({} jumps out in node1's jump log)",
+            j1 - j0
+        );
+    }
+    // The pages were read on the peer, from the shell's own mapping of the executable: a
+    // fault sent home would have read them there, and proven nothing.
+    let log = b.sh("eosctl jumplog")?;
+    let faults = log.matches("reason=fault ").count();
+    if faults != faults0 {
+        bail!(
+            "stale: {} faults on node2 went home (the shell lacks the mapping?):\n{log}",
+            faults - faults0
+        );
+    }
+    check_clean(&[a, b])?;
+    let cases: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("stale: "))
+        .filter_map(|l| l.strip_suffix(" ok"))
+        .collect();
+    Ok(format!("new bytes read on the peer: {}", cases.join(", ")))
+}
+
 /// A dynamically linked program (shared libc): its shell is started with the executable and
 /// ld.so only, and maps the libraries the home has mapped (same files on both nodes) before
 /// it runs the process. Pages and results are right.

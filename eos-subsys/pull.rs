@@ -311,6 +311,10 @@ fn pull_pages(
             Ok(0)
         }
         Err(PullErr::Call(CallError::NotSent(e))) if e == ENOMEM => Err(FaultReply::Oom),
+        // A fatal signal cut the wait short: the fault ends without a page and the process
+        // dies of that signal on its way out (a shell sees 128+N), not of SIGBUS. The owner
+        // keeps the page (lent, if it answered), released with the rest at exit.
+        Err(PullErr::Call(_)) if task::fatal_signal_pending() => Ok(0),
         Err(e) => {
             pr_err!(
                 "pid {} ({}): pull of {:#x} from node {} failed ({:?}); killing it with SIGBUS (the page stays there)\n",

@@ -856,7 +856,14 @@ fn relink(c: &mut Config, peer_id: usize, clear: bool) -> Result<()> {
 fn micro_both(c: &mut Config, peer_id: usize, quick: bool) -> Result<String> {
     let sealed = micro(c, peer_id, quick)?;
     relink(c, peer_id, true)?;
-    let clear = micro(c, peer_id, quick);
+    // `--quick` checks the harness: the integrity-only link must carry a stretched run's
+    // pages; the second set of measurements is the full run's.
+    let clear = if quick {
+        c.vm.sh("eosctl run --elastic --budget 4 -- lsearch 16 > /dev/null")
+            .map(|_| "- (quick: an lsearch of 16 MiB with 4 MiB local ran over it)\n".to_string())
+    } else {
+        micro(c, peer_id, quick)
+    };
     relink(c, peer_id, false)?;
     Ok(format!(
         "Links encrypted and authenticated (AES-256-GCM, `gcm(aes)`; the default):\n\n{sealed}\n\

@@ -25,7 +25,7 @@ use std::time::Instant;
 pub const TARGETS: [&str; 4] = ["frame", "handshake", "layout", "peer"];
 
 /// Executions per target of the test suite's smoke step.
-pub const SMOKE_RUNS: u64 = 100_000;
+pub const SMOKE_RUNS: u64 = 25_000;
 
 /// The cargo-fuzz release that `fuzz` installs when there is none.
 const CARGO_FUZZ: &str = "cargo-fuzz@0.13.2";
@@ -52,7 +52,7 @@ pub struct Options {
     #[arg(long)]
     pub bundled_libfuzzer: bool,
     /// What the test suite runs: fmt, clippy and tests of the fuzz crate, then every target
-    /// for SMOKE_RUNS (100000) executions
+    /// for SMOKE_RUNS (25000) executions
     #[arg(long, conflicts_with_all = ["target", "runs", "time_s", "bundled_libfuzzer"])]
     pub smoke: bool,
 }

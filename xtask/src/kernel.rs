@@ -480,7 +480,7 @@ fn bindeb(profiles: &str) -> Result<Vec<PathBuf>> {
         let p = e?.path();
         if p.extension().is_some_and(|x| x == "deb") {
             let dst = out.join(p.file_name().unwrap());
-            fs::rename(&p, &dst)?;
+            crate::util::move_file(&p, &dst)?;
             debs.push(dst);
         }
     }

@@ -47,3 +47,15 @@ pub fn run(cmd: &mut Command) -> Result<()> {
 pub fn sh(script: &str) -> Result<()> {
     run(Command::new("sh").arg("-c").arg(script))
 }
+
+/// Moves file `from` to `to`: a rename, or a copy and a removal when they are on different
+/// filesystems (the kernel cache may live on another disk: `ELASTICOS_CACHE`).
+pub fn move_file(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::rename(from, to) {
+        Err(e) if e.raw_os_error() == Some(18) => {
+            std::fs::copy(from, to)?;
+            std::fs::remove_file(from)
+        }
+        r => r,
+    }
+}

@@ -214,6 +214,8 @@ const STEPS: &[Step] = &[
         run: |c| { let (a, b) = c.pair()?; mapsync::file_pages(a, b) } },
     Step { id: "stale-file-page", title: "elastic: a read-only file page the shell built is dropped when the home changes it (mprotect+write, /proc/PID/mem)", tier: Tier::Test, limit_s: 300, needs: ROOMY,
         run: |c| { let (a, b) = c.pair()?; mapsync::stale_file_page(a, b) } },
+    Step { id: "pull-signal", title: "elastic: a fatal signal while a fault waits for a pull ends the process with that signal, never SIGBUS", tier: Tier::Test, limit_s: 300, needs: ROOMY,
+        run: |c| { let (a, b) = c.pair()?; pull_push::signal_during_pulls(a, b) } },
     Step { id: "mlock", title: "elastic: mlock over remote pages brings them home, data intact", tier: Tier::Test, limit_s: 300, needs: ROOMY,
         run: |c| { let (a, b) = c.pair()?; pull_push::mlock_remote(a, b) } },
     Step { id: "threads", title: "elastic: a thread, userfaultfd or io_uring of a stretched process is refused cleanly; vfork children, popen and system work", tier: Tier::Test, limit_s: 300, needs: ROOMY,

@@ -2,8 +2,8 @@
 //! while they move, and mlock bringing them home.
 
 use super::stretch::run_stretched;
-use crate::cluster::{check_clean, field, host_result};
-use crate::vm::Vm;
+use crate::cluster::{self, check_clean, field, host_result, Procs};
+use crate::vm::{self, Vm};
 use anyhow::{bail, Result};
 use std::time::Duration;
 
@@ -93,5 +93,87 @@ pub(super) fn threads_refused(a: &mut Vm, b: &mut Vm) -> Result<String> {
         "16 MiB, {remote} pages on the peer: pthread_create, a userfaultfd registration and \
          io_uring_setup refused with EOPNOTSUPP, and the stretch of a process that had either \
          refused and logged; a vfork child summed every page right; popen and system work"
+    ))
+}
+
+/// A signal that arrives while a fault waits for a pull ends the process with that signal (a
+/// shell's status 128+N), never with SIGBUS: Ctrl-C on a stretched program once logged "pull
+/// ... failed (EINTR); killing it with SIGBUS". The stress program runs with 2 MiB local and the
+/// jump policy off on both nodes, so it spends its time at home waiting for pulls; SIGTERM and
+/// SIGUSR1 (both fatal by default; a background job of a non-interactive shell ignores SIGINT,
+/// so Ctrl-C's own signal cannot be sent to one) are each sent `ROUNDS` times at a random
+/// moment after it stretched.
+pub(super) fn signal_during_pulls(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    const ROUNDS: u32 = 3;
+    a.sh("eosctl jumppolicy enabled=0")?;
+    b.sh("eosctl jumppolicy enabled=0")?;
+    let r = (|| -> Result<Vec<String>> {
+        let mut notes = Vec::new();
+        let mut seed = 0x5eed_u64;
+        for (sig, num) in [("TERM", 15), ("USR1", 10)] {
+            for round in 0..ROUNDS {
+                let mark = a.console().len();
+                a.sh(
+                    "rm -f /tmp/sg.status; (sh -c 'eosctl run --elastic --budget 2 -- stress 24 50 \
+                     200000 & echo $! > /tmp/sg.pid; wait $!; echo status=$? > /tmp/sg.status' \
+                     > /tmp/sg.out 2>&1 &)",
+                )?;
+                let pid: u32 = cluster::poll(
+                    "stress stretched, pulling",
+                    Duration::from_secs(60),
+                    Duration::from_millis(100),
+                    || {
+                        let pid: u32 = a
+                            .sh("cat /tmp/sg.pid 2>/dev/null; true")?
+                            .trim()
+                            .parse()
+                            .unwrap_or(0);
+                        let pulling = Procs::read(a)?
+                            .home_pid(pid)
+                            .is_some_and(|e| e.get::<u64>("pulls").unwrap_or(0) > 50);
+                        Ok((pid > 0 && pulling).then_some(pid))
+                    },
+                )?;
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                std::thread::sleep(Duration::from_millis(50 + (seed >> 33) % 500));
+                a.sh(&format!("kill -{sig} {pid}"))?;
+                let out =
+                    a.sh("while [ ! -s /tmp/sg.status ]; do sleep 0.2; done; cat /tmp/sg.status")?;
+                let status: i32 = out
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix("status="))
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(-1);
+                let log = a.console().get(mark..).unwrap_or("").to_string();
+                let sigbus_line = log
+                    .lines()
+                    .find(|l| l.contains(&format!("pid {pid} (stress): pull of")))
+                    .map(str::to_string);
+                if status != 128 + num || sigbus_line.is_some() {
+                    bail!(
+                        "SIG{sig} during pulls (round {round}): exit {status}, want {}; a pull \
+                         failure blamed for it: {sigbus_line:?}; output:\n{}",
+                        128 + num,
+                        a.sh("cat /tmp/sg.out")?
+                    );
+                }
+                notes.push(format!("SIG{sig}: {status}"));
+            }
+        }
+        Ok(notes)
+    })();
+    let restored = vm::unlimited(|| {
+        a.sh("eosctl jumppolicy enabled=1")?;
+        b.sh("eosctl jumppolicy enabled=1")
+    });
+    let notes = r?;
+    restored?;
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "stress pulling at home (2 MiB local, policy off), killed {} times mid-run: every exit was its signal's ({})",
+        notes.len(),
+        notes.join(", ")
     ))
 }

@@ -433,7 +433,7 @@ pub(super) fn handshake_flood(a: &mut Vm, b: &mut Vm) -> Result<String> {
     let busy0 = stat(&b.sh("cat /sys/kernel/elastic/stats")?, "busy_refusals");
     a.sh("ip addr add 10.0.2.99/24 dev eth0")?;
     a.sh(&format!(
-        "eos-badpeer {}:{} --flood-from 10.0.2.99 --seconds 25 > /tmp/flood.out 2>&1 & \
+        "eos-badpeer {}:{} --flood-from 10.0.2.99 --seconds 10 > /tmp/flood.out 2>&1 & \
          echo $! > /tmp/flood.pid",
         vm::ip(2),
         vm::PORT

@@ -209,7 +209,9 @@ pub(crate) fn discard(peer: &Peer, pid: u32, start: u64, end: u64, unmap: bool) 
         }
         // A page copied on write at home by someone else (a /proc/PID/mem writer) while
         // the process runs here: only the file's bytes built here go, never data the home
-        // gave (which its markers name).
+        // gave (which its markers name). A fetch of it answered "build it" just before may
+        // map them after this, so they go again before the process runs here next.
+        shell.add_file_drop(start, end);
         let lock = users.read();
         for v in lock.vmas_in(start, end) {
             v.drop_file_pages(start, end);
@@ -383,6 +385,13 @@ fn pieces(s: &Map, home: &[Map], mut f: impl FnMut(u64, u64, Option<&Map>) -> Re
 pub(crate) fn reconcile(node: &Node, shell: &Shell, ranges: &[u8], files: &[u8]) -> Result {
     let home = parse(ranges)?;
     let users = shell.mm.users().ok_or(ESRCH)?;
+    // File pages the home copied on write while the process last ran here (`discard`).
+    if let Some((start, end)) = shell.take_file_drops() {
+        let lock = users.read();
+        for v in lock.vmas_in(start, end) {
+            v.drop_file_pages(start, end);
+        }
+    }
     // What the home does not have in the same form goes.
     let mine = shell_maps(&users)?;
     for s in mine.iter() {

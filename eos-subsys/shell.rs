@@ -62,6 +62,11 @@ pub(crate) struct Shell {
     pub(crate) lent: Mutex<Lent>,
     /// The newest push batch installed: an older or repeated one is acknowledged only.
     pub(crate) push_batch: AtomicU64,
+    /// Where file pages go before the process runs here again (the union of the ranges):
+    /// pages the home copied on write while the process ran here, whose Discard may have
+    /// been handled before a fetch of theirs mapped the file's bytes (`mapsync::discard`).
+    #[pin]
+    pub(crate) file_drops: SpinLock<Option<(u64, u64)>>,
 }
 
 /// What a shell did, for /proc and sysfs. Counters only: no decision reads them.
@@ -126,6 +131,20 @@ impl Shell {
     /// Whether its task runs the process now (a jump home may be queued).
     pub(crate) fn running(&self) -> bool {
         self.run() != Run::Parked
+    }
+
+    /// Adds `[start, end)` to the file pages to drop before the process runs here again.
+    pub(crate) fn add_file_drop(&self, start: u64, end: u64) {
+        let mut d = self.file_drops.lock();
+        *d = Some(match *d {
+            Some((s, e)) => (s.min(start), e.max(end)),
+            None => (start, end),
+        });
+    }
+
+    /// Takes the range of file pages to drop ([`Shell::add_file_drop`]).
+    pub(crate) fn take_file_drops(&self) -> Option<(u64, u64)> {
+        self.file_drops.lock().take()
     }
 }
 

@@ -596,6 +596,7 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
             counters: shell::ShellCounters::new(),
             lent <- new_mutex!(crate::lent::Lent::new(), "Shell::lent"),
             push_batch: core::sync::atomic::AtomicU64::new(0),
+            file_drops <- kernel::new_spinlock!(None, "Shell::file_drops"),
         }),
         GFP_KERNEL,
     )?;

@@ -19,6 +19,13 @@
  * On the peer the program makes no system call between its jumps (one would go home).
  * Prints "RESULT stale bad=N", the same as a run without ElasticOS, and whether it ran on
  * the peer ("stale: stretched=1 jumped=1").
+ *
+ * stale HOME PEER away: another process writes the page through /proc/PID/mem while this one
+ * runs on the peer. It prints "away ADDR WANT" (decimal address, octal byte) at home, jumps,
+ * reads the page there (the shell builds it) and then spins reading it, with no system call,
+ * for up to about 20 G cycles, until it changes; back home it prints "away: first=F seen=S"
+ * (F: the first read was the file's byte; S: the new byte was read on the peer), then reads it
+ * on the peer once more: the new byte, else "stale away".
  */
 #define _GNU_SOURCE
 #include "common.h"
@@ -39,6 +46,47 @@ __attribute__((used)) static const unsigned char pad[(CASES + 4) * PAGE] = { 1 }
 static const char *const names[CASES] = { "mprotect", "mprotect-back", "procmem", "procmem-read",
 					  "peer-write" };
 
+#define AWAY_PAGE (CASES + 1)
+
+/* Another process writes the byte while this one runs on the peer (see the top). */
+static int away(int home, int peer, int fd, volatile unsigned char *b, int stretched)
+{
+	volatile unsigned char *at = b + AWAY_PAGE * PAGE + OFF;
+	unsigned char old, want, first, last = 0;
+	unsigned long long t0;
+	int seen = 0, jumped = 0;
+
+	if (pread(fd, &old, 1, (off_t)AWAY_PAGE * PAGE + OFF) != 1)
+		return 6;
+	want = old ^ 0x5a;
+	printf("away %llu %o\n", (unsigned long long)(uintptr_t)at, want);
+	fflush(stdout);
+	if (stretched && elastic_jump(0, peer) == 0)
+		jumped = 1;
+	first = *at;
+	t0 = __builtin_ia32_rdtsc();
+	while (__builtin_ia32_rdtsc() - t0 < 20000000000ULL)
+		if (*at == want) {
+			seen = 1;
+			break;
+		}
+	if (stretched)
+		elastic_jump(0, home);
+	if (stretched && elastic_jump(0, peer) != 0)
+		jumped = 0;
+	last = *at;
+	if (stretched)
+		elastic_jump(0, home);
+	printf("away: first=%s seen=%d jumped=%d\n", first == old ? "file" : "new", seen, jumped);
+	if (last != want) {
+		printf("stale away: read %#x, another process wrote %#x (the file has %#x)\n", last,
+		       want, old);
+		return 1;
+	}
+	printf("RESULT stale away\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	unsigned char old[CASES], want[CASES];
@@ -57,16 +105,18 @@ int main(int argc, char **argv)
 	int stretched = elastic_stretch(0, peer) == 0;
 
 	fd = open("/proc/self/exe", O_RDONLY);
-	if (fd < 0 || fstat(fd, &st) || st.st_size < (CASES + 2) * PAGE) {
+	if (fd < 0 || fstat(fd, &st) || st.st_size < (AWAY_PAGE + 1) * PAGE) {
 		perror("stale: /proc/self/exe");
 		return 3;
 	}
 	/* Page i + 1 is case i (page 0, the ELF header, is left alone). */
-	b = mmap(NULL, (CASES + 1) * PAGE, PROT_READ, MAP_PRIVATE, fd, 0);
+	b = mmap(NULL, (AWAY_PAGE + 1) * PAGE, PROT_READ, MAP_PRIVATE, fd, 0);
 	if (b == MAP_FAILED) {
 		perror("stale: mmap");
 		return 4;
 	}
+	if (argc > 3 && !strcmp(argv[3], "away"))
+		return away(home, peer, fd, b, stretched);
 	mem = open("/proc/self/mem", O_RDWR);
 	if (mem < 0) {
 		perror("stale: /proc/self/mem");

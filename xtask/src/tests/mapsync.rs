@@ -101,13 +101,37 @@ pub(super) fn stale_file_page(a: &mut Vm, b: &mut Vm) -> Result<String> {
             faults - faults0
         );
     }
+    // Another process writes the page through /proc/PID/mem while the program runs on the
+    // peer, after the shell built it there: the program must see the new byte there.
+    let (_, away) = a.run(
+        "stale 1 2 away > /tmp/stale-away 2>&1 & P=$!; i=0; \
+         while ! grep -q '^away ' /tmp/stale-away && [ $i -lt 30 ]; do sleep 1; i=$((i+1)); done; \
+         sleep 2; set -- $(grep '^away ' /tmp/stale-away); \
+         printf \"\\\\$3\" | dd of=/proc/$P/mem bs=1 seek=$2 conv=notrunc 2>/dev/null; \
+         wait $P; echo \"away rc=$?\"; cat /tmp/stale-away",
+        Duration::from_secs(120),
+    )?;
+    if !away.contains("away rc=0")
+        || !away.contains("RESULT stale away")
+        || !away.contains("away: first=file seen=1 jumped=1")
+    {
+        bail!(
+            "stale away: the byte another process wrote at home was not read on the peer \
+             (first=file: the shell built the page first; seen=1: the new byte was read \
+             there):\n{away}"
+        );
+    }
     check_clean(&[a, b])?;
     let cases: Vec<&str> = out
         .lines()
         .filter_map(|l| l.strip_prefix("stale: "))
         .filter_map(|l| l.strip_suffix(" ok"))
         .collect();
-    Ok(format!("new bytes read on the peer: {}", cases.join(", ")))
+    Ok(format!(
+        "new bytes read on the peer: {}; and one another process wrote through /proc/PID/mem \
+         while the program ran there",
+        cases.join(", ")
+    ))
 }
 
 /// A dynamically linked program (shared libc): its shell is started with the executable and

@@ -36,6 +36,14 @@ use kernel::{
     time::msecs_to_jiffies,
 };
 
+/// Pages a process may be over its budget before its faults wait for the pusher: one push
+/// batch, so that the pusher works in whole batches.
+const BUDGET_SLACK: u64 = crate::proto::MAX_BATCH as u64;
+/// A fault waiting for its budget goes on after this long without a page pushed, and the
+/// process's faults do not wait again for `BUDGET_BACKOFF_MS`.
+const BUDGET_STALL_MS: u64 = 50;
+const BUDGET_BACKOFF_MS: u64 = 1_000;
+
 /// How long a layout change (or a jump) waits for a push batch under way: longer than all
 /// its tries (3 of 10 s) and its restore.
 const LAYOUT_WAIT_MS: u64 = 40_000;
@@ -66,6 +74,8 @@ pub(crate) struct Proc {
     push_rr: AtomicU64,
     /// Local memory budget in pages (0: push only under node memory pressure).
     budget: AtomicU64,
+    /// Until when (ns) its faults do not wait for its budget (the pusher stalled).
+    budget_backoff_until: AtomicU64,
     dead: AtomicBool,
     /// The signal it dies with if it died away from home (its shell died, or that node is
     /// gone); 0: none. Its task, waiting at home, ends with it and never runs again here.
@@ -561,6 +571,7 @@ impl Proc {
                 nodes <- new_mutex!(nodes, "Proc::nodes"),
                 push_rr: AtomicU64::new(0),
                 budget: AtomicU64::new(budget),
+                budget_backoff_until: AtomicU64::new(0),
                 dead: AtomicBool::new(false),
                 died_away: AtomicU32::new(0),
                 cursor: AtomicU64::new(0),
@@ -706,6 +717,44 @@ impl Procs {
             }
         }
         proc.push_gate.notify_settled();
+    }
+
+    /// Holds process `p`'s budget at allocation time (issue 26: the pusher alone let a
+    /// process run over its budget between its rounds, so "N MiB local" was more): before a
+    /// fault adds a page (a new anonymous page, a pull) to a process at or over its budget by a
+    /// push batch, the pusher is woken and the fault waits while it makes room. A pusher that
+    /// makes no progress (link down, layout change, nothing cold) lets the fault go after
+    /// `BUDGET_STALL_MS`, so the wait is bounded and never a deadlock.
+    pub(crate) fn wait_for_budget(&self, p: &Proc) {
+        let budget = p.budget();
+        if budget == 0 || p.mm.anon_pages() < budget + BUDGET_SLACK || p.is_dead() {
+            return;
+        }
+        // The pusher could not make room lately (locked memory, a link down): no wait for a
+        // while, so a process that cannot be held costs at most a stall per back-off period.
+        if time::now_ns() < p.budget_backoff_until.load(Relaxed) {
+            self.kick();
+            return;
+        }
+        let mut last = p.mm.anon_pages();
+        let mut stalled_since = time::now_ns();
+        self.kick();
+        while !task::fatal_signal_pending() && !p.is_dead() {
+            time::sleep_ms_uninterruptible(1);
+            let now_pages = p.mm.anon_pages();
+            if now_pages < budget + BUDGET_SLACK / 2 {
+                return;
+            }
+            let now = time::now_ns();
+            if now_pages < last {
+                (last, stalled_since) = (now_pages, now);
+            } else if now - stalled_since > BUDGET_STALL_MS * 1_000_000 {
+                p.budget_backoff_until
+                    .store(now + BUDGET_BACKOFF_MS * 1_000_000, Relaxed);
+                return;
+            }
+            self.kick();
+        }
     }
 
     /// Wakes the pusher now.

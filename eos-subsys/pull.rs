@@ -380,6 +380,8 @@ fn fault_at_home(vma: Vma<'_>, f: MarkerFault) -> FaultReply {
         // Execution goes to the page instead; the instruction runs again over there.
         return FaultReply::Ok;
     }
+    // The pages come in only once the budget has room for them (the pusher makes it).
+    procs.wait_for_budget(&proc);
     let t0 = time::now_ns();
     let run = vma.remote_run(addr, f.owner, MAX_BATCH as u32);
     if run == 0 {

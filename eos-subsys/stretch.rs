@@ -243,6 +243,11 @@ impl Marks {
         Ok(())
     }
 
+    /// The budget of `task` if it is marked (not stretched yet), in pages.
+    pub(crate) fn budget_of(&self, task: &TaskRef) -> Option<u64> {
+        self.list.lock().get(&task.id()).map(|m| m.budget)
+    }
+
     /// Sets the budget of marked `task`; `ESRCH` if it is not marked.
     pub(crate) fn set_budget(&self, task: &TaskRef, budget: u64) -> Result {
         let mut marks = self.list.lock();

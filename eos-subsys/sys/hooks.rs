@@ -69,8 +69,8 @@ pub(crate) struct Hooks {
     pub(crate) vsyscall: fn() -> bool,
     /// A shell's task has a signal pending on its way to user mode. True: handled.
     pub(crate) signal: fn() -> bool,
-    /// An elastic process is about to allocate an anonymous page.
-    pub(crate) throttle: fn(),
+    /// An elastic process (address space) is about to allocate an anonymous page.
+    pub(crate) throttle: fn(MmId),
     /// A page of a private file mapping at `addr` of an elastic address space (not a shell's)
     /// was just replaced by its anonymous copy.
     pub(crate) file_cow: fn(Vma<'_>, u64),
@@ -192,11 +192,12 @@ pub(crate) unsafe extern "C" fn elastic_guest_fault(_regs: *mut bindings::pt_reg
 ///
 /// # Safety
 ///
-/// `_mm` is the faulting task's mm (`do_anonymous_page`); it is not read here.
+/// `mm` is the faulting task's mm (`do_anonymous_page`). Only its address is used here:
+/// [`MmId`] is an identity that is never dereferenced.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn elastic_throttle(_mm: *mut bindings::mm_struct) {
+pub(crate) unsafe extern "C" fn elastic_throttle(mm: *mut bindings::mm_struct) {
     if let Some(h) = HOOKS.get() {
-        (h.throttle)();
+        (h.throttle)(MmId::of(mm));
     }
 }
 

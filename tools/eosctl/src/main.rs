@@ -652,6 +652,10 @@ fn main_with(args: &[String]) -> Result<(), Error> {
 }
 
 fn main() {
+    // A reader that stops early (`eosctl status PID | grep -q shell_pid`) ends eosctl as it
+    // ends any Unix tool, by SIGPIPE: Rust ignores SIGPIPE, and print! panics on EPIPE.
+    // SAFETY: setting a signal's disposition to its default before any thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Err(e) = main_with(&args) {
         eprintln!("eosctl: {e}");

@@ -24,6 +24,16 @@ pub(super) fn handshake(a: &mut Vm, b: &mut Vm) -> Result<String> {
     Ok(format!("both connected, heartbeat srtt {rtt} us"))
 }
 
+/// A fresh node 2 (with room for node 1's pages), linked to node 1.
+pub(super) fn boot_node2(cluster: &Cluster, a: &mut Vm, tag: &str) -> Result<Vm> {
+    a.sh("eosctl wait 2 --state !connected --timeout 30")?;
+    let mut b = cluster.boot_with(2, tag, PEER_MEM_MIB, &[])?;
+    up(&mut b, 2, &[1], SECRET)?;
+    cluster::wait_links(a, &[2])?;
+    cluster::wait_links(&mut b, &[1])?;
+    Ok(b)
+}
+
 pub(super) fn reconnect(cluster: &Cluster, a: &mut Vm, b: Vm) -> Result<(Vm, String)> {
     let t = b.kill();
     if !t.is_empty() {

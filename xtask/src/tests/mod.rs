@@ -214,6 +214,8 @@ const STEPS: &[Step] = &[
         run: |c| { let (a, b) = c.pair()?; mapsync::file_pages(a, b) } },
     Step { id: "stale-file-page", title: "elastic: a read-only file page the shell built is dropped when the home changes it (mprotect+write, /proc/PID/mem)", tier: Tier::Test, limit_s: 300, needs: ROOMY,
         run: |c| { let (a, b) = c.pair()?; mapsync::stale_file_page(a, b) } },
+    Step { id: "budget", title: "elastic: a budget holds at allocation time: local pages, sampled while it runs stretched, within the budget and one push batch", tier: Tier::Test, limit_s: 400, needs: ROOMY,
+        run: |c| { let (a, b) = c.pair()?; pull_push::budget_holds(a, b) } },
     Step { id: "pull-signal", title: "elastic: a fatal signal while a fault waits for a pull ends the process with that signal, never SIGBUS", tier: Tier::Test, limit_s: 300, needs: ROOMY,
         run: |c| { let (a, b) = c.pair()?; pull_push::signal_during_pulls(a, b) } },
     Step { id: "mlock", title: "elastic: mlock over remote pages brings them home, data intact", tier: Tier::Test, limit_s: 300, needs: ROOMY,
@@ -238,36 +240,15 @@ const STEPS: &[Step] = &[
         run: |c| { let (a, b) = c.pair()?; security::syscall_fuzz(a, b, security::SYSFUZZ_SHORT_CALLS, 1) } },
     Step { id: "beyond-memory", title: "elastic: 1.5x node memory runs to the right result (lsearch)", tier: Tier::Test, limit_s: 600, needs: ROOMY,
         run: |c| { let (a, b) = c.pair()?; stretch::elastic_beyond_memory(a, b, &["lsearch"]) } },
-    Step { id: "beyond-memory-long", title: "elastic: 1.5x node memory runs to the right result (lsearch and bsort)", tier: Tier::Full, limit_s: 1800, needs: ROOMY,
-        run: |c| { let (a, b) = c.pair()?; stretch::elastic_beyond_memory(a, b, &["lsearch", "bsort"]) } },
-    Step { id: "ping-pong-long", title: "jump: ping-pong with registers, FPU/AVX and stack checked (long form)", tier: Tier::Full, limit_s: 1800, needs: ROOMY,
-        run: |c| { let (a, b) = c.pair()?; jump::jump_ping_pong(a, b, PING_PONG_LONG_ROUNDS) } },
-    Step { id: "faults-install-long", title: "faults: injected page-install failures (long form)", tier: Tier::Full, limit_s: 3600, needs: ROOMY,
-        run: |c| { let (a, b) = c.pair()?; faults::install_failures(a, b, LONG_RUNS) } },
-    Step { id: "faults-frames-long", title: "faults: page and jump frames dropped, duplicated, delayed (long form)", tier: Tier::Full, limit_s: 5400, needs: ROOMY,
-        run: |c| { let (a, b) = c.pair()?; faults::frame_faults(a, b, LONG_RUNS) } },
-    Step { id: "failslab-long", title: "faults: failslab (long form)", tier: Tier::Full, limit_s: 3600, needs: ROOMY,
-        run: |c| { let (a, b) = c.pair()?; faults::alloc_failures(a, b, LONG_RUNS) } },
-    Step { id: "sysfuzz-long", title: "fuzz: elastic syscalls, sysfs and /proc (long form)", tier: Tier::Full, limit_s: 5400, needs: ROOMY,
-        run: |c| { let (a, b) = c.pair()?; security::syscall_fuzz(a, b, SYSFUZZ_LONG_CALLS, 2) } },
     Step { id: "peer-kill", title: "elastic: node2 killed at random moments of a stretched run: right or a logged signal (short form)", tier: Tier::Test, limit_s: 900, needs: ROOMY,
         run: |c| c.replace_b(|cl, a, b| peer_kill::peer_kills(cl, a, b, peer_kill::SHORT_RUNS)) },
-    Step { id: "peer-kill-long", title: "elastic: node2 killed at random moments of a stretched run (long form)", tier: Tier::Full, limit_s: 5400, needs: ROOMY,
-        run: |c| c.replace_b(|cl, a, b| peer_kill::peer_kills(cl, a, b, LONG_RUNS)) },
     Step { id: "peer-death", title: "elastic: peer dies holding pages: SIGBUS, node survives", tier: Tier::Test, limit_s: 300, needs: ROOMY,
         run: |c| {
-            let b = c.b.take().context("node2 is not up")?;
-            let a = c.a.as_mut().context("node1 is not up")?;
-            link::elastic_peer_death(a, b)
-        } },
-    Step { id: "shutdown", title: "two-vm: clean shutdown, no kernel trouble", tier: Tier::Test, limit_s: 120, needs: PAIR,
-        run: |c| {
-            let mut t = c.a.take().map(Vm::poweroff).unwrap_or_default();
-            t.extend(c.b.take().map(Vm::poweroff).unwrap_or_default());
-            if !t.is_empty() {
-                bail!("kernel trouble: {t:?}");
-            }
-            Ok(String::new())
+            // Node 2 dies here; a fresh one takes its place for the steps after.
+            c.replace_b(|cl, a, b| {
+                let note = link::elastic_peer_death(a, b)?;
+                Ok((link::boot_node2(cl, a, "afterdeath")?, note))
+            })
         } },
     Step { id: "bench-quick", title: "bench --quick: harness and checksums", tier: Tier::Test, limit_s: 1800, needs: BUILT,
         run: |_| {
@@ -284,8 +265,31 @@ const STEPS: &[Step] = &[
         } },
     Step { id: "debian-small", title: "debian: a Debian 12 guest from our .debs, nodes up by systemd, an unmodified python3 stretched, man pages (cargo xtask debian --small)", tier: Tier::Test, limit_s: 1800, needs: BUILT,
         run: |_| crate::debian::run_all(true) },
+    Step { id: "beyond-memory-long", title: "elastic: 1.5x node memory runs to the right result (lsearch and bsort)", tier: Tier::Full, limit_s: 1800, needs: ROOMY,
+        run: |c| { let (a, b) = c.pair()?; stretch::elastic_beyond_memory(a, b, &["lsearch", "bsort"]) } },
+    Step { id: "ping-pong-long", title: "jump: ping-pong with registers, FPU/AVX and stack checked (long form)", tier: Tier::Full, limit_s: 1800, needs: ROOMY,
+        run: |c| { let (a, b) = c.pair()?; jump::jump_ping_pong(a, b, PING_PONG_LONG_ROUNDS) } },
+    Step { id: "faults-install-long", title: "faults: injected page-install failures (long form)", tier: Tier::Full, limit_s: 3600, needs: ROOMY,
+        run: |c| { let (a, b) = c.pair()?; faults::install_failures(a, b, LONG_RUNS) } },
+    Step { id: "faults-frames-long", title: "faults: page and jump frames dropped, duplicated, delayed (long form)", tier: Tier::Full, limit_s: 5400, needs: ROOMY,
+        run: |c| { let (a, b) = c.pair()?; faults::frame_faults(a, b, LONG_RUNS) } },
+    Step { id: "failslab-long", title: "faults: failslab (long form)", tier: Tier::Full, limit_s: 3600, needs: ROOMY,
+        run: |c| { let (a, b) = c.pair()?; faults::alloc_failures(a, b, LONG_RUNS) } },
+    Step { id: "sysfuzz-long", title: "fuzz: elastic syscalls, sysfs and /proc (long form)", tier: Tier::Full, limit_s: 5400, needs: ROOMY,
+        run: |c| { let (a, b) = c.pair()?; security::syscall_fuzz(a, b, SYSFUZZ_LONG_CALLS, 2) } },
+    Step { id: "peer-kill-long", title: "elastic: node2 killed at random moments of a stretched run (long form)", tier: Tier::Full, limit_s: 5400, needs: ROOMY,
+        run: |c| c.replace_b(|cl, a, b| peer_kill::peer_kills(cl, a, b, LONG_RUNS)) },
     Step { id: "debian", title: "debian: the Debian 12 guest with python3, sort, perl and sqlite3 stretched (cargo xtask debian)", tier: Tier::Full, limit_s: 3600, needs: BUILT,
         run: |_| crate::debian::run_all(false) },
+    Step { id: "shutdown", title: "two-vm: clean shutdown, no kernel trouble", tier: Tier::Test, limit_s: 120, needs: PAIR,
+        run: |c| {
+            let mut t = c.a.take().map(Vm::poweroff).unwrap_or_default();
+            t.extend(c.b.take().map(Vm::poweroff).unwrap_or_default());
+            if !t.is_empty() {
+                bail!("kernel trouble: {t:?}");
+            }
+            Ok(String::new())
+        } },
 ];
 
 /// What to run: a tier, and `EOS_ONLY`'s ids (for development; never set in CI).

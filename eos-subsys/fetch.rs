@@ -47,8 +47,16 @@ pub(crate) fn shell_fault(vma: Vma<'_>, addr: u64, user: bool) -> FaultReply {
         room_here: crate::jump::node_has_room(),
         owner_pages: u64::MAX,
         pages_per_pull: 1,
-        fault_ns: shell.counters.fetch_lat.percentile_us(50) * 1000,
-        jump_ns: shell.counters.jump_lat.percentile_us(50) * 1000,
+        fault_ns: shell
+            .counters
+            .fetch_lat
+            .percentile_us(50)
+            .saturating_mul(1000),
+        jump_ns: shell
+            .counters
+            .jump_lat
+            .percentile_us(50)
+            .saturating_mul(1000),
     };
     if user
         && shell

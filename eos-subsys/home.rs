@@ -43,6 +43,8 @@ const BUDGET_SLACK: u64 = crate::proto::MAX_BATCH as u64;
 /// process's faults do not wait again for `BUDGET_BACKOFF_MS`.
 const BUDGET_STALL_MS: u64 = 50;
 const BUDGET_BACKOFF_MS: u64 = 1_000;
+/// The longest one fault waits for its budget, progress or not.
+const BUDGET_WAIT_MAX_MS: u64 = 200;
 
 /// How long a layout change (or a jump) waits for a push batch under way: longer than all
 /// its tries (3 of 10 s) and its restore.
@@ -726,31 +728,42 @@ impl Procs {
     /// makes no progress (link down, layout change, nothing cold) lets the fault go after
     /// `BUDGET_STALL_MS`, so the wait is bounded and never a deadlock.
     pub(crate) fn wait_for_budget(&self, p: &Proc) {
+        // Any budget a user may set, up to u64::MAX pages (the syscall fuzzer's), is fine.
         let budget = p.budget();
-        if budget == 0 || p.mm.anon_pages() < budget + BUDGET_SLACK || p.is_dead() {
+        let (over, under) = (
+            budget.saturating_add(BUDGET_SLACK),
+            budget.saturating_add(BUDGET_SLACK / 2),
+        );
+        if budget == 0 || p.mm.anon_pages() < over || p.is_dead() {
             return;
         }
         // The pusher could not make room lately (locked memory, a link down): no wait for a
         // while, so a process that cannot be held costs at most a stall per back-off period.
-        if time::now_ns() < p.budget_backoff_until.load(Relaxed) {
+        let start = time::now_ns();
+        if start < p.budget_backoff_until.load(Relaxed) {
             self.kick();
             return;
         }
         let mut last = p.mm.anon_pages();
-        let mut stalled_since = time::now_ns();
+        let mut stalled_since = start;
         self.kick();
         while !task::fatal_signal_pending() && !p.is_dead() {
             time::sleep_ms_uninterruptible(1);
             let now_pages = p.mm.anon_pages();
-            if now_pages < budget + BUDGET_SLACK / 2 {
+            if now_pages < under {
                 return;
             }
             let now = time::now_ns();
             if now_pages < last {
                 (last, stalled_since) = (now_pages, now);
-            } else if now - stalled_since > BUDGET_STALL_MS * 1_000_000 {
+            }
+            // No progress for a while, or a long wait even with some (a budget far below
+            // what the process touches): go on, and do not wait again for a while.
+            if now.saturating_sub(stalled_since) > BUDGET_STALL_MS * 1_000_000
+                || now.saturating_sub(start) > BUDGET_WAIT_MAX_MS * 1_000_000
+            {
                 p.budget_backoff_until
-                    .store(now + BUDGET_BACKOFF_MS * 1_000_000, Relaxed);
+                    .store(now.saturating_add(BUDGET_BACKOFF_MS * 1_000_000), Relaxed);
                 return;
             }
             self.kick();

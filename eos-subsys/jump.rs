@@ -962,7 +962,7 @@ pub(crate) fn serve_recall(peer: &Peer, pid: u32) {
 fn home_has_room(p: &Proc, prefetch: u32) -> bool {
     let budget = p.budget();
     if budget > 0 {
-        return p.mm().anon_pages() + u64::from(prefetch) < budget;
+        return p.mm().anon_pages().saturating_add(u64::from(prefetch)) < budget;
     }
     node_has_room()
 }
@@ -998,8 +998,12 @@ pub(crate) fn home_fault_jumps(
         // Every page of the process on another node; with one member, the owner's.
         owner_pages: p.remote().max(0) as u64,
         pages_per_pull: prefetch,
-        fault_ns: p.counters().fault_lat.percentile_us(50) * 1000,
-        jump_ns: p.counters().jump_lat.percentile_us(50) * 1000,
+        fault_ns: p
+            .counters()
+            .fault_lat
+            .percentile_us(50)
+            .saturating_mul(1000),
+        jump_ns: p.counters().jump_lat.percentile_us(50).saturating_mul(1000),
     };
     if !p.policy().on_remote_fault_costed(&t, time::now_ns(), costs) {
         return false;

@@ -58,12 +58,8 @@ pub(crate) fn shell_fault(vma: Vma<'_>, addr: u64, user: bool) -> FaultReply {
             .percentile_us(50)
             .saturating_mul(1000),
     };
-    if user
-        && shell
-            .policy
-            .lock()
-            .on_remote_fault_costed(&crate::jump::tunables(), now, costs)
-    {
+    let t = crate::jump::tunables();
+    if user && shell.policy.lock().on_remote_fault_costed(&t, now, costs) {
         crate::jump::request_shell_leave(&shell, JumpReason::RemoteFaults, false);
         if matches!(shell.run(), shell::Run::Leaving { .. }) {
             return FaultReply::NoPage;

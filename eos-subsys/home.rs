@@ -214,6 +214,11 @@ impl PushGate {
         })
     }
 
+    /// No layout change stops the pusher now (a hint: one may begin right after).
+    pub(crate) fn may_push(&self) -> bool {
+        !self.layout_busy.load(SeqCst)
+    }
+
     /// Pusher: a batch begins. False: a layout change runs, so the batch must push nothing.
     /// Either way [`PushGate::finish_batch`] ends it.
     pub(crate) fn begin_batch(&self) -> bool {
@@ -739,9 +744,9 @@ impl Procs {
         }
         // The pusher could not make room lately (locked memory, a link down): no wait for a
         // while, so a process that cannot be held costs at most a stall per back-off period.
+        // Nor while a layout change stops the pusher for this process (it could not help).
         let start = time::now_ns();
-        if start < p.budget_backoff_until.load(Relaxed) {
-            self.kick();
+        if start < p.budget_backoff_until.load(Relaxed) || !p.push_gate.may_push() {
             return;
         }
         let mut last = p.mm.anon_pages();

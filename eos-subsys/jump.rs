@@ -554,7 +554,9 @@ fn home_arrive(node: &Node, p: &Proc, a: Arrival) {
             // The time it ran there is its own: times(), getrusage(), RLIMIT_CPU, timers.
             TaskRef::current().account_remote_cpu(a.cpu.user_ns, a.cpu.sys_ns);
             p.set_place(Where::Home);
-            p.policy().on_arrival_after(&tunables(), time::now_ns());
+            // Tunables first: the policy lock is a leaf.
+            let t = tunables();
+            p.policy().on_arrival_after(&t, time::now_ns());
         }
         Err(err) => {
             ack(node, a.from, a.req, err.to_errno());
@@ -696,10 +698,8 @@ fn shell_arrive(shell: &Shell) -> bool {
     }
     *shell.cpu_at_arrival.lock() = task::current_cputime();
     shell.move_run(|_| true, Run::Running);
-    shell
-        .policy
-        .lock()
-        .on_arrival_after(&tunables(), time::now_ns());
+    let t = tunables();
+    shell.policy.lock().on_arrival_after(&t, time::now_ns());
     shell.counters.arrivals.fetch_add(1, Relaxed);
     ack(node, a.from, a.req, 0);
     true
@@ -803,7 +803,8 @@ pub(crate) fn shell_leave(shell: &Arc<Shell>, reason: JumpReason) -> bool {
     shell.counters.jumps.fetch_add(1, Relaxed);
     shell.counters.jump_lat.record_ns(now - t0);
     record(shell.home_pid, node.id(), shell.home, reason, now - t0);
-    shell.policy.lock().on_departure(&tunables(), now);
+    let t = tunables();
+    shell.policy.lock().on_departure(&t, now);
     while shell.seed.wait_arrival() {
         if shell_arrive(shell) {
             return true;

@@ -275,13 +275,16 @@ pub(crate) fn took(to: &Peer, pid: u32, from_home: bool, addr: u64, count: u32) 
     });
 }
 
-/// The fault path's pull: counts it, and says how the fault ends if it failed.
+/// The fault path's pull: counts it, and says how the fault ends if it failed. `user`: a
+/// fault of user code (not a kernel access to user memory such as copy_from_user, nor a
+/// recall).
 fn pull_pages(
     p: &Proc,
     vma: &Vma<'_>,
     addr: u64,
     owner: &Peer,
     count: u32,
+    user: bool,
 ) -> Result<u32, FaultReply> {
     match transfer(p, vma, addr, owner, count) {
         Ok(got) => {
@@ -290,6 +293,19 @@ fn pull_pages(
                 p.counters().pulled.fetch_add(got.pages as u64, Relaxed);
             }
             Ok(got.pages)
+        }
+        // A fatal signal cut the wait short (or comes during a busy page's wait, which it
+        // also cuts short). User code: the fault ends without a page and the process dies of
+        // that signal on its way out (a shell sees 128+N), not of SIGBUS. A kernel access
+        // (copy_from_user, a recall) must fail instead: retried, it would fault again at
+        // once, for ever, since no wait sleeps any more. The owner keeps the page (lent, if it
+        // answered), released with the rest at exit.
+        Err(_) if task::fatal_signal_pending() => {
+            if user {
+                Ok(0)
+            } else {
+                Err(FaultReply::SigBus)
+            }
         }
         Err(PullErr::Busy) => {
             // Moving already: wait for that transfer to settle, then fault again. A page
@@ -311,10 +327,7 @@ fn pull_pages(
             Ok(0)
         }
         Err(PullErr::Call(CallError::NotSent(e))) if e == ENOMEM => Err(FaultReply::Oom),
-        // A fatal signal cut the wait short: the fault ends without a page and the process
-        // dies of that signal on its way out (a shell sees 128+N), not of SIGBUS. The owner
-        // keeps the page (lent, if it answered), released with the rest at exit.
-        Err(PullErr::Call(_)) if task::fatal_signal_pending() => Ok(0),
+
         Err(e) => {
             pr_err!(
                 "pid {} ({}): pull of {:#x} from node {} failed ({:?}); killing it with SIGBUS (the page stays there)\n",
@@ -388,7 +401,7 @@ fn fault_at_home(vma: Vma<'_>, f: MarkerFault) -> FaultReply {
         return FaultReply::Ok;
     }
     let count = pull_count(prefetch, run);
-    match pull_pages(&proc, &vma, addr, &owner, count) {
+    match pull_pages(&proc, &vma, addr, &owner, count, f.user) {
         Ok(pages) => {
             let lat = time::now_ns() - t0;
             proc.counters().fault_lat.record_ns(lat);
@@ -409,6 +422,10 @@ pub(crate) fn recall(p: &Proc, start: u64, end: u64) -> Result {
             continue;
         }
         while a < stop {
+            // A dying process recalls nothing (its pages go with it); a pull would not wait.
+            if task::fatal_signal_pending() {
+                return Err(EINTR);
+            }
             // A page has one owner: the order the members are asked in does not matter.
             let owner = p.members().find_map(|m| {
                 let run = v.remote_run(a, m.id, MAX_BATCH as u32);
@@ -418,7 +435,7 @@ pub(crate) fn recall(p: &Proc, start: u64, end: u64) -> Result {
                 a += PAGE_SIZE as u64;
                 continue;
             };
-            let n = pull_pages(p, &v, a, &m, run).map_err(|_| EIO)?;
+            let n = pull_pages(p, &v, a, &m, run, false).map_err(|_| EIO)?;
             a += n as u64 * PAGE_SIZE as u64;
         }
     }

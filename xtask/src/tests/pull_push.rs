@@ -114,8 +114,8 @@ pub(super) fn signal_during_pulls(a: &mut Vm, b: &mut Vm) -> Result<String> {
             for round in 0..ROUNDS {
                 let mark = a.console().len();
                 a.sh(
-                    "rm -f /tmp/sg.status; (sh -c 'eosctl run --elastic --budget 2 -- stress 24 50 \
-                     200000 & echo $! > /tmp/sg.pid; wait $!; echo status=$? > /tmp/sg.status' \
+                    "rm -f /tmp/sg.status /tmp/sg.pid; (sh -c 'eosctl run --elastic --budget 2 -- stress 24 50 \
+                     10000000 & echo $! > /tmp/sg.pid; wait $!; echo status=$? > /tmp/sg.status' \
                      > /tmp/sg.out 2>&1 &)",
                 )?;
                 let pid: u32 = cluster::poll(
@@ -168,11 +168,53 @@ pub(super) fn signal_during_pulls(a: &mut Vm, b: &mut Vm) -> Result<String> {
         a.sh("eosctl jumppolicy enabled=1")?;
         b.sh("eosctl jumppolicy enabled=1")
     });
-    let notes = r?;
+    let mut notes = r?;
     restored?;
+    // The kernel's own accesses fault too: dd's read() from /dev/zero fills a 16 MiB buffer
+    // whose pages are on node2 (copy_to_user faults in kernel mode). SIGKILL must end it at
+    // once: such a fault that returned "no page" for a dying task faulted again for ever.
+    for round in 0..2 {
+        a.sh(
+            "rm -f /tmp/dd.status /tmp/dd.pid; (sh -c 'eosctl run --elastic --budget 2 -- dd if=/dev/zero \
+             of=/dev/null bs=16M count=100000 & echo $! > /tmp/dd.pid; wait $!; \
+             echo status=$? > /tmp/dd.status' > /tmp/dd.out 2>&1 &)",
+        )?;
+        let pid: u32 = cluster::poll(
+            "dd stretched, pulling",
+            Duration::from_secs(60),
+            Duration::from_millis(100),
+            || {
+                let pid: u32 = a
+                    .sh("cat /tmp/dd.pid 2>/dev/null; true")?
+                    .trim()
+                    .parse()
+                    .unwrap_or(0);
+                let pulling = Procs::read(a)?
+                    .home_pid(pid)
+                    .is_some_and(|e| e.get::<u64>("pulls").unwrap_or(0) > 20);
+                Ok((pid > 0 && pulling).then_some(pid))
+            },
+        )?;
+        a.sh(&format!("kill -KILL {pid}"))?;
+        let status = cluster::poll(
+            "dd killed while its kernel accesses pull",
+            Duration::from_secs(20),
+            Duration::from_millis(200),
+            || {
+                Ok(a.sh("cat /tmp/dd.status 2>/dev/null; true")?
+                    .trim()
+                    .strip_prefix("status=")
+                    .map(str::to_string))
+            },
+        )?;
+        if status != "137" {
+            bail!("dd killed during kernel-mode pulls (round {round}): exit {status}, want 137");
+        }
+        notes.push("SIGKILL in read(): 137".to_string());
+    }
     check_clean(&[a, b])?;
     Ok(format!(
-        "stress pulling at home (2 MiB local, policy off), killed {} times mid-run: every exit was its signal's ({})",
+        "stress pulling at home (2 MiB local, policy off), and dd whose read() pulls in kernel mode, killed {} times mid-run: every exit was its signal's ({})",
         notes.len(),
         notes.join(", ")
     ))

@@ -96,6 +96,27 @@ pub(super) fn threads_refused(a: &mut Vm, b: &mut Vm) -> Result<String> {
     ))
 }
 
+/// The pid in `pidfile` once that process is stretched at home and has made more than
+/// `pulls` pulls (60 s at most).
+fn pulling_pid(a: &mut Vm, pidfile: &str, pulls: u64) -> Result<u32> {
+    cluster::poll(
+        &format!("the process of {pidfile} stretched, pulling"),
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || {
+            let pid: u32 = a
+                .sh(&format!("cat {pidfile} 2>/dev/null; true"))?
+                .trim()
+                .parse()
+                .unwrap_or(0);
+            let pulling = Procs::read(a)?
+                .home_pid(pid)
+                .is_some_and(|e| e.get::<u64>("pulls").unwrap_or(0) > pulls);
+            Ok((pid > 0 && pulling).then_some(pid))
+        },
+    )
+}
+
 /// A signal that arrives while a fault waits for a pull ends the process with that signal (a
 /// shell's status 128+N), never with SIGBUS: Ctrl-C on a stretched program once logged "pull
 /// ... failed (EINTR); killing it with SIGBUS". The stress program runs with 2 MiB local and the
@@ -118,22 +139,7 @@ pub(super) fn signal_during_pulls(a: &mut Vm, b: &mut Vm) -> Result<String> {
                      10000000 & echo $! > /tmp/sg.pid; wait $!; echo status=$? > /tmp/sg.status' \
                      > /tmp/sg.out 2>&1 &)",
                 )?;
-                let pid: u32 = cluster::poll(
-                    "stress stretched, pulling",
-                    Duration::from_secs(60),
-                    Duration::from_millis(100),
-                    || {
-                        let pid: u32 = a
-                            .sh("cat /tmp/sg.pid 2>/dev/null; true")?
-                            .trim()
-                            .parse()
-                            .unwrap_or(0);
-                        let pulling = Procs::read(a)?
-                            .home_pid(pid)
-                            .is_some_and(|e| e.get::<u64>("pulls").unwrap_or(0) > 50);
-                        Ok((pid > 0 && pulling).then_some(pid))
-                    },
-                )?;
+                let pid = pulling_pid(a, "/tmp/sg.pid", 50)?;
                 seed = seed
                     .wrapping_mul(6364136223846793005)
                     .wrapping_add(1442695040888963407);
@@ -179,22 +185,7 @@ pub(super) fn signal_during_pulls(a: &mut Vm, b: &mut Vm) -> Result<String> {
              of=/dev/null bs=16M count=100000 & echo $! > /tmp/dd.pid; wait $!; \
              echo status=$? > /tmp/dd.status' > /tmp/dd.out 2>&1 &)",
         )?;
-        let pid: u32 = cluster::poll(
-            "dd stretched, pulling",
-            Duration::from_secs(60),
-            Duration::from_millis(100),
-            || {
-                let pid: u32 = a
-                    .sh("cat /tmp/dd.pid 2>/dev/null; true")?
-                    .trim()
-                    .parse()
-                    .unwrap_or(0);
-                let pulling = Procs::read(a)?
-                    .home_pid(pid)
-                    .is_some_and(|e| e.get::<u64>("pulls").unwrap_or(0) > 20);
-                Ok((pid > 0 && pulling).then_some(pid))
-            },
-        )?;
+        let pid = pulling_pid(a, "/tmp/dd.pid", 20)?;
         a.sh(&format!("kill -KILL {pid}"))?;
         let status = cluster::poll(
             "dd killed while its kernel accesses pull",

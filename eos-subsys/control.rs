@@ -215,7 +215,8 @@ fn info_show(w: &mut FmtBuf<'_>) {
             .filter(|p| p.link.lock().state == LinkState::Up)
             .count();
         writeln!(w, "peers_connected {up}")?;
-        writeln!(w, "shells {}", shell::shells().map_or(0, |s| s.count()))
+        writeln!(w, "shells {}", shell::shells().map_or(0, |s| s.count()))?;
+        writeln!(w, "clean_copies {}", crate::lent::clean_pages())
     });
 }
 
@@ -655,6 +656,7 @@ static HOOKS: Hooks = Hooks {
 /// Brings the subsystem up: the node and the registries, then the pusher, then the C hooks
 /// and the links' handlers, and last the sysfs directory through which user space starts it.
 pub(crate) fn init() -> Result {
+    crate::lent::init_key();
     let node = node::init()?;
     home::init()?;
     shell::init()?;

@@ -39,6 +39,7 @@ fn message(
             Ok(())
         }
         Message::Push(p) => crate::push::serve_push(node, peer, conn, p),
+        Message::PushRefs(p) => crate::push::serve_push_refs(node, peer, conn, p),
         Message::Pull {
             req,
             pid,
@@ -77,8 +78,9 @@ fn message(
             from_home,
             addr,
             count,
+            keep,
         } => {
-            crate::pull::serve_took(peer, *pid, *from_home, *addr, *count);
+            crate::pull::serve_took(peer, *pid, *from_home, *addr, *count, *keep);
             Ok(())
         }
         _ => return Err(Unhandled::Unexpected),

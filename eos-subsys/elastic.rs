@@ -24,6 +24,9 @@ mod layout;
 #[path = "core/src/ownership.rs"]
 #[allow(unreachable_pub)]
 mod ownership;
+#[path = "core/src/pagehash.rs"]
+#[allow(unreachable_pub)]
+mod pagehash;
 #[path = "core/src/peer.rs"]
 #[allow(unreachable_pub)]
 mod peer;

@@ -163,7 +163,7 @@ fn fetch_once(
             // Its own from now on, built here: an older lent copy of it is stale, and the
             // home's record of this answer may go.
             shell.lent.lock().forget(addr);
-            took(home, shell.home_pid, false, addr, 1);
+            took(home, shell.home_pid, false, addr, 1, 0);
             Fetched::Done(FaultReply::Ok)
         }
         Answer::Pages { addr: at, .. } if vma.executable() => {
@@ -182,7 +182,7 @@ fn fetch_once(
             match arrive(home::install_retrying(vma, addr, 0, &data)) {
                 Ok(_) => {
                     shell.lent.lock().forget(addr);
-                    took(home, shell.home_pid, false, addr, 1);
+                    took(home, shell.home_pid, false, addr, 1, 0);
                     // See `pull::transfer_tries`: a pull of it from here must not find it held.
                     mm::drain_lru(false);
                     Fetched::Done(FaultReply::NoPage)

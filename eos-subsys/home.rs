@@ -8,7 +8,7 @@
 //! memory, and only this node changes the ownership of its pages: a pull is started by the
 //! process's own fault, a push by our pusher, and the PTE lock orders the two.
 
-use crate::lent::Lent;
+use crate::lent::{Kept, Lent};
 use crate::node::Peer;
 use crate::policy::{JumpPolicy, JumpTunables};
 use crate::proto::{JumpReason, Message, PAGE_SIZE};
@@ -122,6 +122,8 @@ pub(crate) struct Transfers {
     pub(crate) lent: Lent,
     /// Pulls under way, one per page at a time (`pull::transfer`).
     pub(crate) pulling: KVec<Pulling>,
+    /// Pages here whose clean copy a member keeps (lent.rs).
+    pub(crate) kept: Kept,
 }
 
 /// A pull under way: the pages `[addr, addr + count pages)`. Bit `i` of `superseded` is set
@@ -147,6 +149,8 @@ pub(crate) struct ProcCounters {
     pub(crate) pulled: AtomicU64,
     pub(crate) pushes: AtomicU64,
     pub(crate) pushed: AtomicU64,
+    /// Of `pushed`, pages sent by reference to a member's clean copy (no data).
+    pub(crate) pushed_clean: AtomicU64,
     /// Remote-fault latency at home.
     pub(crate) fault_lat: LatencyHist,
     pub(crate) jumps: AtomicU64,
@@ -167,6 +171,7 @@ impl ProcCounters {
             pulled: AtomicU64::new(0),
             pushes: AtomicU64::new(0),
             pushed: AtomicU64::new(0),
+            pushed_clean: AtomicU64::new(0),
             fault_lat: LatencyHist::new(),
             jumps: AtomicU64::new(0),
             jump_lat: LatencyHist::new(),
@@ -528,7 +533,8 @@ impl Proc {
             "pid={} comm={} node={} shell_pid={} local_pages={} remote_pages={} budget_pages={} \
              pulls={} pulled_pages={} pushes={} pushed_pages={} bytes_in={} bytes_out={} \
              fault_p50_us={} fault_p99_us={} away={} sticky={} jumps={} jump_p50_us={} \
-             jump_p99_us={} away_ms={} fetched_pages={} layout_syscalls={} lost_pages={}",
+             jump_p99_us={} away_ms={} fetched_pages={} layout_syscalls={} lost_pages={} \
+             pushed_clean_pages={}",
             self.pid,
             self.comm(),
             Nodes(&self.nodes.lock()),
@@ -541,7 +547,8 @@ impl Proc {
             self.counters.pushes.load(Relaxed),
             self.counters.pushed.load(Relaxed),
             self.counters.pulled.load(Relaxed) * PAGE_SIZE as u64,
-            self.counters.pushed.load(Relaxed) * PAGE_SIZE as u64,
+            (self.counters.pushed.load(Relaxed) - self.counters.pushed_clean.load(Relaxed))
+                * PAGE_SIZE as u64,
             self.counters.fault_lat.percentile_us(50),
             self.counters.fault_lat.percentile_us(99),
             self.away_at().is_some() as u8,
@@ -553,6 +560,7 @@ impl Proc {
             self.counters.fetched.load(Relaxed),
             self.counters.layout_ops.load(Relaxed),
             self.counters.lost.load(Relaxed),
+            self.counters.pushed_clean.load(Relaxed),
         )
     }
 }
@@ -595,6 +603,7 @@ impl Proc {
                     Transfers {
                         lent: Lent::new(),
                         pulling: KVec::new(),
+                        kept: Kept::new(),
                     },
                     "Proc::transfers"
                 ),
@@ -822,7 +831,7 @@ pub(crate) fn exit(p: &Arc<Proc>) {
         procs.retire(p);
         release_shells(p);
         pr_info!(
-            "pid {} ({}) exited: {} pulls ({} pages), {} pushes ({} pages), fault p50 {} us p99 {} us\n",
+            "pid {} ({}) exited: {} pulls ({} pages), {} pushes ({} pages), fault p50 {} us p99 {} us, {} pages pushed by reference\n",
             p.pid,
             p.comm(),
             p.counters.pulls.load(Relaxed),
@@ -830,7 +839,8 @@ pub(crate) fn exit(p: &Arc<Proc>) {
             p.counters.pushes.load(Relaxed),
             p.counters.pushed.load(Relaxed),
             p.counters.fault_lat.percentile_us(50),
-            p.counters.fault_lat.percentile_us(99)
+            p.counters.fault_lat.percentile_us(99),
+            p.counters.pushed_clean.load(Relaxed)
         );
     }
 }

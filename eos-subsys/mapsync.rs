@@ -201,6 +201,8 @@ pub(crate) fn discard(peer: &Peer, pid: u32, start: u64, end: u64, unmap: bool) 
     let shell = shell::shells()
         .and_then(|s| s.find(peer.id, pid))
         .ok_or(ESRCH)?;
+    // Whatever the home has there now, clean copies of what it had are no use.
+    shell.lent.lock().drop_clean(start, end);
     let users = shell.mm.users().ok_or(ESRCH)?;
     if shell.running() {
         if unmap {

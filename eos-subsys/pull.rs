@@ -11,11 +11,11 @@
 //!   fetch ([`serve_fetch`]), relaying a page a third node owns through itself.
 
 use crate::home::{self, Proc, Pulling};
-use crate::lent::LentTo;
+use crate::lent::{self, KeptRef, LentTo};
 use crate::link::Conn;
 use crate::node::{peer_warn, Node, Peer};
 use crate::ownership::{self, retry, Arrived, Give, Here, Slot};
-use crate::policy::pull_count;
+use crate::policy::{pull_count, Watermarks};
 use crate::proto::{Message, Pages, MAX_BATCH, PAGES_BUILD, PAGE_SIZE};
 use crate::rpc::{self, Answer, CallError};
 use crate::shell;
@@ -26,7 +26,7 @@ use crate::sys::{
     time, trace,
 };
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use kernel::{bindings, prelude::*, sync::Arc};
+use kernel::{bindings, prelude::*, rbtree::RBTreeNodeReservation, sync::Arc};
 
 /// How long a fault waits for its pages (a pull, a fetch or a relay).
 pub(crate) const PULL_TIMEOUT_MS: u32 = 10_000;
@@ -203,6 +203,8 @@ fn transfer_tries(
                 }
                 let mut done = 0;
                 let mut failed = None;
+                // Installed pages (a bit each): the owner may keep their copies clean.
+                let mut installed = 0u32;
                 for i in 0..n {
                     let a = addr + (i * PAGE_SIZE) as u64;
                     let page = &data[i * PAGE_SIZE..(i + 1) * PAGE_SIZE];
@@ -215,6 +217,7 @@ fn transfer_tries(
                     match arrive(home::install_retrying(vma, a, marker, page)) {
                         Ok(true) => {
                             p.sub_remote(1);
+                            installed |= 1 << i;
                         }
                         Ok(false) => {}
                         Err(e) => {
@@ -226,7 +229,8 @@ fn transfer_tries(
                     done += 1;
                 }
                 if done > 0 {
-                    took(owner, p.pid() as u32, true, addr, done as u32);
+                    let keep = keep_clean(p, owner.id, addr, &data[..done * PAGE_SIZE], installed);
+                    took(owner, p.pid() as u32, true, addr, done as u32, keep);
                     // Out of this CPU's LRU batch: a page still there looks held to the
                     // pusher's evict.
                     mm::drain_lru(false);
@@ -263,8 +267,9 @@ pub(crate) fn arrive(r: Result) -> Result<bool> {
     Ok(ownership::arrived(slot) == Arrived::Install)
 }
 
-/// Confirms `count` pages from `addr` of process `pid` to `to`, which kept them lent.
-pub(crate) fn took(to: &Peer, pid: u32, from_home: bool, addr: u64, count: u32) {
+/// Confirms `count` pages from `addr` of process `pid` to `to`, which kept them lent (and
+/// keeps them as clean copies tagged `keep`, if not 0).
+pub(crate) fn took(to: &Peer, pid: u32, from_home: bool, addr: u64, count: u32, keep: u32) {
     // Not sent: there is no connection, or the failed send closed it. That node is lost to
     // us then, and the lent copies it would have let go with it.
     let _ = to.send(&Message::Took {
@@ -272,7 +277,55 @@ pub(crate) fn took(to: &Peer, pid: u32, from_home: bool, addr: u64, count: u32) 
         from_home,
         addr,
         count,
+        keep,
     });
+}
+
+/// Home: the pages `data` from `addr` came from `owner`'s answer and those whose bit is set
+/// in `installed` were installed: records that `owner` keeps a clean copy of each under a new
+/// tag, with the hash of the bytes installed, and returns the tag for the `Took` (0: keep
+/// none). The other pages of the answer lose their records (their copies there will carry
+/// the new tag, which no record names).
+fn keep_clean(p: &Proc, owner: u16, addr: u64, data: &[u8], installed: u32) -> u32 {
+    let n = data.len() / PAGE_SIZE;
+    // Hashed and the entries allocated before the lock: it is a fault's.
+    let mut hashes = [0u64; MAX_BATCH];
+    let mut nodes: [Option<RBTreeNodeReservation<u64, KeptRef>>; MAX_BATCH] =
+        core::array::from_fn(|_| None);
+    for i in 0..n {
+        if installed & (1 << i) != 0 {
+            hashes[i] = lent::page_hash(&data[i * PAGE_SIZE..(i + 1) * PAGE_SIZE]);
+            nodes[i] = RBTreeNodeReservation::new(GFP_KERNEL).ok();
+        }
+    }
+    let mut t = p.transfers();
+    let kept = &mut t.kept;
+    let tag = kept.new_tag();
+    let mut any = false;
+    for (i, node) in nodes.iter_mut().enumerate().take(n) {
+        let a = addr + (i * PAGE_SIZE) as u64;
+        match node.take() {
+            Some(node) if kept.has_room() || kept.get(a).is_some() => {
+                let hash = hashes[i];
+                kept.record(
+                    a,
+                    KeptRef {
+                        node: owner,
+                        tag,
+                        hash,
+                    },
+                    node,
+                );
+                any = true;
+            }
+            _ => kept.forget(a),
+        }
+    }
+    if any {
+        tag
+    } else {
+        0
+    }
 }
 
 /// The fault path's pull: counts it, and says how the fault ends if it failed. `user`: a
@@ -706,16 +759,26 @@ fn relay(mut job: Relay) {
 /// Either side: `peer` confirms pages it installed; the copies kept lent here go. From the
 /// home: pages our shell of its process `pid` gave it; from a member: pages our process
 /// `pid` lent to it (a fetch answer), for which faults here may be waiting.
-pub(crate) fn serve_took(peer: &Peer, pid: u32, from_home: bool, addr: u64, count: u32) {
+/// With `keep` (from the home), the copies of data it answered stay as clean copies while
+/// this node has room for them.
+pub(crate) fn serve_took(peer: &Peer, pid: u32, from_home: bool, addr: u64, count: u32, keep: u32) {
     if from_home {
         if let Some(s) = shell::shells().and_then(|s| s.find(peer.id, pid)) {
-            s.lent.lock().took(peer.id, addr, count);
+            let room = keep != 0 && clean_room();
+            s.lent.lock().took(peer.id, addr, count, keep, room);
         }
     } else if let Some(p) = home::procs()
         .and_then(|procs| procs.by_pid(pid as i32))
         .filter(|p| p.member(peer.id).is_some())
     {
-        p.transfers().lent.took(peer.id, addr, count);
+        p.transfers().lent.took(peer.id, addr, count, 0, false);
         p.push_gate().notify_settled();
     }
+}
+
+/// Member: whether this node keeps more clean copies: under their cap, and while memory is
+/// not short (the pusher drops them all when it is).
+fn clean_room() -> bool {
+    let (total, avail) = mm::memory_pages();
+    lent::clean_pages() < lent::MAX_CLEAN && avail >= Watermarks::for_total(total).high
 }

@@ -11,16 +11,17 @@
 //! - Member: [`serve_push`] installs a batch into the shell's address space.
 
 use crate::home::{self, Proc};
+use crate::lent;
 use crate::link::Conn;
 use crate::node::{peer_warn, Node, Peer};
 use crate::ownership::{self, retry, PushGaveUp};
 use crate::policy::{pages_to_push, Watermarks};
-use crate::proto::{Message, Push, MAX_BATCH, PAGE_SIZE};
+use crate::proto::{Message, Push, PushRefs, MAX_BATCH, PAGE_SIZE, REF_LEN};
 use crate::rpc::{self, CallError};
 use crate::shell;
 use crate::sys::{kthread, mm, task, time, trace};
 use core::sync::atomic::Ordering::Relaxed;
-use kernel::{fmt, prelude::*};
+use kernel::{fmt, prelude::*, rbtree::RBTreeNode};
 
 /// How long a push waits for its acknowledgement.
 const PUSH_TIMEOUT_MS: u32 = 10_000;
@@ -115,8 +116,25 @@ fn push_batch(
     let mut addrs = [0u64; MAX_BATCH];
     let target = p.push_target()?;
     let b = evict_batch(p, users, target.id, &mut addrs[..batch], pages)?;
-    let (outcome, tries) = send_batch(p, &target, &b, &addrs[..b.n], pages);
-    let settled = settle_batch(p, users, target.id, outcome, &addrs[..b.n], pages);
+    let addrs = &addrs[..b.n];
+    // One number for every try of this batch, by reference or with data: a member installs
+    // a batch once.
+    let number = p.next_push_batch();
+    let mut sent = None;
+    let mut refs = [0u8; MAX_BATCH * REF_LEN];
+    if clean_refs(p, target.id, addrs, pages, &mut refs) {
+        let r = send_batch(p, &target, &b, number, Body::Refs(&refs[..b.n * REF_LEN]));
+        // Refused: a copy is gone there (or it refused for another reason, which the data
+        // push then meets too); the data goes instead.
+        if !matches!(r.0, Pushed::Refused) {
+            sent = Some((r, true));
+        }
+    }
+    let ((outcome, tries), by_ref) = sent.unwrap_or_else(|| {
+        let r = send_batch(p, &target, &b, number, Body::Data(addrs, pages));
+        (r, false)
+    });
+    let settled = settle_batch(p, users, target.id, outcome, addrs, pages);
     trace::push(
         p.pid() as u32,
         target.id,
@@ -127,7 +145,41 @@ fn push_batch(
             Pushed::Unknown => trace::PushOutcome::Unknown,
         },
     );
+    if matches!(outcome, Pushed::Taken) {
+        let mut t = p.transfers();
+        for a in addrs {
+            t.kept.forget(*a);
+        }
+        if by_ref {
+            p.counters().pushed_clean.fetch_add(b.n as u64, Relaxed);
+        }
+    }
     batch_ended(node, p, target.id, b.n, outcome, tries, settled)
+}
+
+/// Whether every page of the batch can go by reference: `target` keeps a clean copy of it
+/// (a record in `Kept`) and the page here still hashes to what was installed from that copy.
+/// Fills `refs` with the `PushRefs` entries if so.
+fn clean_refs(p: &Proc, target: u16, addrs: &[u64], pages: &[u8], refs: &mut [u8]) -> bool {
+    let mut kept = [None; MAX_BATCH];
+    {
+        let t = p.transfers();
+        for (i, a) in addrs.iter().enumerate() {
+            match t.kept.get(*a) {
+                Some(r) if r.node == target => kept[i] = Some(r),
+                _ => return false,
+            }
+        }
+    }
+    // Hashed without the lock: the pages are this batch's, in flight.
+    for (i, a) in addrs.iter().enumerate() {
+        let Some(r) = kept[i] else { return false };
+        if lent::page_hash(&pages[i * PAGE_SIZE..(i + 1) * PAGE_SIZE]) != r.hash {
+            return false;
+        }
+        PushRefs::put(refs, i, *a, r.tag);
+    }
+    true
 }
 
 /// A batch taken out of the page table: `n` pages of the VMA `[start, end)` with protection
@@ -188,27 +240,43 @@ fn evict_batch(
     }
 }
 
-/// Step 2: sends the batch (`Push`, one number for all its tries) until the member answers
-/// or the tries run out. Returns how it ended and after how many tries.
-fn send_batch(p: &Proc, target: &Peer, b: &Batch, addrs: &[u64], pages: &[u8]) -> (Pushed, u32) {
+/// What a batch carries: its pages' data, or references to clean copies at the member.
+#[derive(Clone, Copy)]
+enum Body<'a> {
+    Data(&'a [u64], &'a [u8]),
+    Refs(&'a [u8]),
+}
+
+/// Step 2: sends the batch (`Push` or `PushRefs`, number `number` in every try) until the
+/// member answers or the tries run out. Returns how it ended and after how many tries.
+fn send_batch(p: &Proc, target: &Peer, b: &Batch, number: u64, body: Body<'_>) -> (Pushed, u32) {
     let mut wire = [0u8; MAX_BATCH * 8];
-    for (i, a) in addrs.iter().enumerate() {
-        wire[i * 8..i * 8 + 8].copy_from_slice(&a.to_le_bytes());
+    let n = b.n;
+    if let Body::Data(addrs, _) = body {
+        for (i, a) in addrs.iter().enumerate() {
+            wire[i * 8..i * 8 + 8].copy_from_slice(&a.to_le_bytes());
+        }
     }
-    let n = addrs.len();
-    // One number for every try of this batch: a member installs a batch once.
-    let batch = p.next_push_batch();
-    let push = |req| {
-        Message::Push(Push {
+    let push = |req| match body {
+        Body::Data(_, pages) => Message::Push(Push {
             req,
             pid: p.pid() as u32,
-            batch,
+            batch: number,
             vma_start: b.start,
             vma_end: b.end,
             prot: b.prot,
             addrs: &wire[..n * 8],
             pages: &pages[..n * PAGE_SIZE],
-        })
+        }),
+        Body::Refs(refs) => Message::PushRefs(PushRefs {
+            req,
+            pid: p.pid() as u32,
+            batch: number,
+            vma_start: b.start,
+            vma_end: b.end,
+            prot: b.prot,
+            refs,
+        }),
     };
     // Once a try went unanswered the member may have the batch: a later try that cannot
     // even be sent proves nothing.
@@ -356,6 +424,12 @@ fn pusher(node: &'static Node) {
         procs.wait_kick(PUSH_INTERVAL_MS);
         let (total, avail) = mm::memory_pages();
         let wm = Watermarks::for_total(total);
+        if avail < wm.low && crate::lent::clean_pages() > 0 {
+            // Clean copies are a cache for our peers' processes: the first memory to give.
+            if let Some(s) = shell::shells() {
+                s.clear_clean();
+            }
+        }
         crate::stretch::auto_stretch(node, avail < wm.low);
         let mut any = false;
         procs.for_each(|p| {
@@ -400,26 +474,50 @@ pub(crate) fn serve_push(node: &Node, peer: &Peer, conn: &Conn, p: &Push<'_>) ->
 }
 
 fn install_batch(peer: &Peer, p: &Push<'_>) -> Result {
-    let (shell, m) = shell::shells().ok_or(ENODEV)?.with_mm(peer.id, p.pid)?;
-    if !ownership::push_is_new(shell.push_batch.load(Relaxed), p.batch) {
+    let b = Incoming {
+        pid: p.pid,
+        batch: p.batch,
+        vma_start: p.vma_start,
+        vma_end: p.vma_end,
+        prot: p.prot,
+        count: p.count(),
+    };
+    install_pages(peer, &b, |i| (p.addr(i), p.page(i)))
+}
+
+/// A batch as it arrived (`Push` or `PushRefs`), without its pages.
+struct Incoming {
+    pid: u32,
+    batch: u64,
+    vma_start: u64,
+    vma_end: u64,
+    prot: u32,
+    count: usize,
+}
+
+/// Installs the `b.count` pages that `page(i)` gives (address, data) into the shell's address
+/// space, all or none.
+fn install_pages<'a>(peer: &Peer, b: &Incoming, page: impl Fn(usize) -> (u64, &'a [u8])) -> Result {
+    let (shell, m) = shell::shells().ok_or(ENODEV)?.with_mm(peer.id, b.pid)?;
+    if !ownership::push_is_new(shell.push_batch.load(Relaxed), b.batch) {
         return Ok(());
     }
     let users = m.users().ok_or(ESRCH)?;
-    crate::mapsync::cover(&users, p.vma_start, p.vma_end, p.prot)?;
+    crate::mapsync::cover(&users, b.vma_start, b.vma_end, b.prot)?;
     let lock = users.read();
-    for i in 0..p.count() {
-        let addr = p.addr(i);
+    for i in 0..b.count {
+        let (addr, data) = page(i);
         // Pages are data: never into code (`policy::shell_prot`).
         let r = lock
             .vma(addr)
             .filter(|vma| !vma.executable())
             .ok_or(EFAULT)
-            .and_then(|vma| vma.install(addr, 0, p.page(i), true));
+            .and_then(|vma| vma.install(addr, 0, data, true));
         if let Err(e) = r {
             // The home keeps the batch (its push failed): take back what this batch installed,
             // so that no page is on both nodes (a stale copy a later jump would run on).
             for j in 0..i {
-                let a = p.addr(j);
+                let a = page(j).0;
                 if let Some(vma) = lock.vma(a) {
                     vma.zap(a, a + PAGE_SIZE as u64);
                 }
@@ -431,9 +529,73 @@ fn install_batch(peer: &Peer, p: &Push<'_>) -> Result {
     // Out of this CPU's LRU batch at once: a page still there looks held to a take.
     mm::drain_lru(false);
     let mut lent = shell.lent.lock();
-    for i in 0..p.count() {
-        lent.forget(p.addr(i));
+    for i in 0..b.count {
+        lent.forget(page(i).0);
     }
-    shell.push_batch.fetch_max(p.batch, Relaxed);
+    shell.push_batch.fetch_max(b.batch, Relaxed);
     Ok(())
+}
+
+/// Member: a `PushRefs` from the home: installs the clean copies it names (all, or none and
+/// `-ENOENT` if one is gone); answers `PushAck`.
+pub(crate) fn serve_push_refs(node: &Node, peer: &Peer, conn: &Conn, p: &PushRefs<'_>) -> Result {
+    let status = match install_refs(peer, p) {
+        Ok(()) => 0,
+        // A copy dropped (memory, its cap) or replaced: the home sends the data.
+        Err(e) if e == ENOENT => e.to_errno(),
+        Err(e) => {
+            peer_warn!(
+                node,
+                "push by reference for pid {} from node {} failed: {:?}\n",
+                p.pid,
+                peer.id,
+                e
+            );
+            e.to_errno()
+        }
+    };
+    conn.send(&Message::PushAck { req: p.req, status })
+}
+
+fn install_refs(peer: &Peer, p: &PushRefs<'_>) -> Result {
+    let shell = shell::shells()
+        .and_then(|s| s.find(peer.id, p.pid))
+        .ok_or(ESRCH)?;
+    if !ownership::push_is_new(shell.push_batch.load(Relaxed), p.batch) {
+        // A repeat whose acknowledgement was late: its copies were installed already.
+        return Ok(());
+    }
+    // Every named copy comes out, or none does (a copy is taken once: a repeated address
+    // finds none the second time).
+    let mut copies: [Option<RBTreeNode<u64, lent::CleanCopy>>; MAX_BATCH] =
+        core::array::from_fn(|_| None);
+    {
+        let mut l = shell.lent.lock();
+        for (i, c) in copies.iter_mut().enumerate().take(p.count()) {
+            let (addr, tag) = p.entry(i);
+            *c = l.take_clean(addr, tag);
+            if c.is_none() {
+                for c in copies.iter_mut().filter_map(Option::take) {
+                    l.put_back_clean(c);
+                }
+                return Err(ENOENT);
+            }
+        }
+    }
+    // All there: out of their tree nodes (which go).
+    let copies = copies.map(|c| c.map(|n| n.to_key_value().1));
+    let mut data: [&[u8]; MAX_BATCH] = [&[]; MAX_BATCH];
+    for (d, c) in data.iter_mut().zip(copies.iter()).take(p.count()) {
+        *d = c.as_ref().ok_or(ENOENT)?.data();
+    }
+    let b = Incoming {
+        pid: p.pid,
+        batch: p.batch,
+        vma_start: p.vma_start,
+        vma_end: p.vma_end,
+        prot: p.prot,
+        count: p.count(),
+    };
+    // On failure the copies go with `copies`: the home keeps the pages and their records.
+    install_pages(peer, &b, |i| (p.entry(i).0, data[i]))
 }

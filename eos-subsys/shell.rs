@@ -222,6 +222,16 @@ impl Shells {
         Ok((shell, m))
     }
 
+    /// Drops every shell's clean copies (memory is short here), one shell at a time without
+    /// the registry's lock.
+    pub(crate) fn clear_clean(&self) {
+        let mut after = None;
+        while let Some((key, s)) = self.next_after(after) {
+            after = Some(key);
+            s.lent.lock().clear_clean();
+        }
+    }
+
     /// Number of shells, for `info`.
     pub(crate) fn count(&self) -> usize {
         self.list.lock().iter().count()

@@ -473,7 +473,10 @@ const INJECTED_DELAY_MS: u32 = 300;
 fn injected(m: &Message<'_>) -> FrameFault {
     use crate::proto::MsgType as T;
     let ty = m.ty();
-    let page = matches!(ty, T::Pull | T::Pages | T::Push | T::PushAck | T::Fetch);
+    let page = matches!(
+        ty,
+        T::Pull | T::Pages | T::Push | T::PushRefs | T::PushAck | T::Fetch
+    );
     let jump = matches!(ty, T::Jump | T::JumpAck);
     if !page && !jump && ty != T::Took {
         return FrameFault::None;

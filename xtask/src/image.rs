@@ -31,8 +31,22 @@ pub const WORKLOADS: &[&str] = &["dfs", "lsearch", "hsort", "bsort", "dijkstra"]
 
 /// Test programs (also C, in workloads/) that are not benchmark workloads.
 const TEST_PROGRAMS: &[&str] = &[
-    "stress", "pingpong", "homesem", "spin", "hold", "tour", "layout", "relro", "maps", "mlock",
-    "entries", "threads", "sysfuzz", "cpumax", "stale",
+    "stress",
+    "pingpong",
+    "homesem",
+    "spin",
+    "hold",
+    "tour",
+    "layout",
+    "relro",
+    "maps",
+    "mlock",
+    "entries",
+    "threads",
+    "sysfuzz",
+    "cpumax",
+    "stale",
+    "cleanscan",
 ];
 
 /// Programs also built dynamically linked, as `NAME-dyn` (most programs are: their shell has

@@ -18,6 +18,7 @@ pub mod fmtbuf;
 pub mod handshake;
 pub mod layout;
 pub mod ownership;
+pub mod pagehash;
 pub mod peer;
 pub mod policy;
 pub mod proto;

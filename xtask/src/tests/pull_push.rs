@@ -279,3 +279,82 @@ pub(super) fn budget_holds(a: &mut Vm, b: &mut Vm) -> Result<String> {
         notes.join("; ")
     ))
 }
+
+/// Clean remote copies: a read-only scan of 32 MiB with 8 MiB local, three times. A page
+/// pulled and not written since goes back by reference to the member's clean copy, so the
+/// last scan's evictions send no data of the array: every page of it goes by reference, and
+/// only the few stack pages the program writes between rounds go with data (pushed pages
+/// counted by the process's own counters, phase by phase). The result must match the
+/// host's, and the member keeps no clean copy once the process is gone. The jump policy is
+/// off: the process stays home, and every round moves its pages.
+pub(super) fn clean_copies(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    super::jump::jump_policy(a, b, "enabled=0")?;
+    let r = clean_scan(a, b);
+    // Also after a run that ran out of time; its own failure is the one reported.
+    let restored = vm::unlimited(|| super::jump::jump_policy(a, b, "enabled=1"));
+    let r = r?;
+    restored?;
+    Ok(r)
+}
+
+fn clean_scan(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    const BUDGET_MIB: u64 = 8;
+    const STACK_PAGES: u64 = 3;
+    let args = ["32"];
+    let want = host_result("cleanscan", &args)?;
+    let (rc, out) = a.run(
+        &format!(
+            "eosctl run --elastic --budget {BUDGET_MIB} -- cleanscan {}",
+            args.join(" ")
+        ),
+        Duration::from_secs(400),
+    )?;
+    if rc != 0 || !out.lines().any(|l| l == want) {
+        bail!("cleanscan {args:?} with {BUDGET_MIB} MiB local: exit {rc}, host says `{want}`, VM printed:\n{out}");
+    }
+    // PHASE name pushed=N clean=M, cumulative.
+    let phases: Vec<(String, u64, u64)> = out
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("PHASE ")?;
+            let name = rest.split_whitespace().next()?.to_string();
+            Some((name, field(l, "pushed")?, field(l, "clean")?))
+        })
+        .collect();
+    let names: Vec<&str> = phases.iter().map(|p| p.0.as_str()).collect();
+    if names != ["fill", "scan1", "scan2", "scan3"] {
+        bail!("cleanscan printed phases {names:?}, not fill, scan1..scan3 (was it stretched?):\n{out}");
+    }
+    let mut rounds = Vec::new();
+    for w in phases.windows(2) {
+        let (pushed, clean) = (w[1].1 - w[0].1, w[1].2 - w[0].2);
+        rounds.push((w[1].0.clone(), pushed, clean, pushed - clean));
+    }
+    let fmt = rounds
+        .iter()
+        .map(|(n, p, c, d)| format!("{n}: {p} pushed, {c} by reference, {d} with data"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let (_, last_pushed, _, last_data) = rounds[rounds.len() - 1];
+    // The scan evicts about 24 MiB (6,144 pages) each round.
+    if last_pushed < 4096 {
+        bail!("the last scan pushed only {last_pushed} pages with {BUDGET_MIB} MiB local: {fmt}");
+    }
+    // The array is only read; between rounds the program writes its stack (phase() reads
+    // its counters into a 2 KiB buffer there), whose pages rightly go with their data.
+    if last_data > STACK_PAGES {
+        bail!("the last read-only scan sent {last_data} pages with data ({} KiB; at most {STACK_PAGES} stack pages may): {fmt}", last_data * 4);
+    }
+    let left = b.sh("cat /sys/kernel/elastic/info")?;
+    let kept = left
+        .lines()
+        .find_map(|l| l.strip_prefix("clean_copies "))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if kept != Some(0) {
+        bail!("node2 keeps clean copies after the process ended:\n{left}");
+    }
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "32 MiB, {BUDGET_MIB} MiB local, result as on the host; {fmt}"
+    ))
+}

@@ -9,7 +9,7 @@ use crate::Script;
 use eos_core::layout::{NR_BRK, NR_MADVISE, NR_MMAP, NR_MREMAP, NR_MUNMAP};
 use eos_core::proto::{
     caps, put_file_entry, put_files_header, put_jump_range, Challenge, FileMap, Header, Hello,
-    Message, MsgType, Pages, Push, Reason, Stretch, HEADER_LEN, JUMP_FILE_FIXED, JUMP_FIXED,
+    Message, MsgType, Pages, Push, PushRefs, Reason, Stretch, HEADER_LEN, JUMP_FILE_FIXED, JUMP_FIXED,
     JUMP_RANGE_LEN, MAC_LEN, MAX_NODE_ID, MAX_PAYLOAD, NONCE_LEN, PAGES_BUILD, PAGE_SIZE,
     RANGE_ANON,
 };
@@ -35,6 +35,8 @@ fn encode(m: &Message<'_>, seq: u32) -> Vec<u8> {
 /// A message of every type but `Jump`, each as the kernel would build it.
 fn messages(page: &[u8]) -> Vec<(&'static str, Message<'_>)> {
     let push_addrs: &'static [u8] = &[0x00, 0x30, 0x40, 0, 0, 0, 0, 0]; // 0x403000
+    // 0x403000, tag 7, reserved 0
+    let refs: &'static [u8] = &[0x00, 0x30, 0x40, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0];
     vec![
         (
             "hello",
@@ -94,6 +96,18 @@ fn messages(page: &[u8]) -> Vec<(&'static str, Message<'_>)> {
                 prot: 3,
                 addrs: push_addrs,
                 pages: page,
+            }),
+        ),
+        (
+            "push-refs",
+            Message::PushRefs(PushRefs {
+                req: 7,
+                pid: 1234,
+                batch: 4,
+                vma_start: 0x40_0000,
+                vma_end: 0x50_0000,
+                prot: 3,
+                refs,
             }),
         ),
         (
@@ -164,6 +178,7 @@ fn messages(page: &[u8]) -> Vec<(&'static str, Message<'_>)> {
                 from_home: false,
                 addr: 0x40_2000,
                 count: 4,
+                keep: 0,
             },
         ),
     ]

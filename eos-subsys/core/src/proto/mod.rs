@@ -41,14 +41,14 @@ pub use jump::{
 #[allow(unused_imports)]
 pub use link::{Challenge, Hello, Reason, CHALLENGE_LEN, HELLO_LEN};
 #[allow(unused_imports)]
-pub use pages::{Pages, Push, PAGES_BUILD, PAGES_FIXED, PUSH_FIXED};
+pub use pages::{Pages, Push, PushRefs, PAGES_BUILD, PAGES_FIXED, PUSH_FIXED, REF_LEN};
 #[allow(unused_imports)]
 pub use stretch::{Stretch, MAX_STRETCH_STRINGS, STRETCH_FIXED};
 
 /// First two bytes of every frame.
 pub const MAGIC: u16 = 0xE05E;
 /// Framing and message-set version carried in every header.
-pub const VERSION: u8 = 4;
+pub const VERSION: u8 = 5;
 /// Size of the fixed frame header.
 pub const HEADER_LEN: usize = 16;
 /// Size of the random nonces exchanged in the handshake.
@@ -157,6 +157,8 @@ pub enum MsgType {
     Discard = 0x2D,
     /// The sender installed pages it was given: the giver drops the copies it kept.
     Took = 0x2E,
+    /// Home hands back pages the member kept clean copies of: no page data on the wire.
+    PushRefs = 0x2F,
 }
 
 impl MsgType {
@@ -185,6 +187,7 @@ impl MsgType {
             0x2C => Self::Gone,
             0x2D => Self::Discard,
             0x2E => Self::Took,
+            0x2F => Self::PushRefs,
             _ => return Err(ProtoError::UnknownType(v)),
         })
     }
@@ -208,6 +211,10 @@ impl MsgType {
             Self::Push => (
                 PUSH_FIXED + pages::ADDR_LEN + PAGE_SIZE,
                 PUSH_FIXED + MAX_BATCH * (pages::ADDR_LEN + PAGE_SIZE),
+            ),
+            Self::PushRefs => (
+                PUSH_FIXED + pages::REF_LEN,
+                PUSH_FIXED + MAX_BATCH * pages::REF_LEN,
             ),
             Self::PushAck => fixed(pages::PUSH_ACK_LEN),
             Self::Pull => fixed(pages::PULL_LEN),
@@ -262,6 +269,7 @@ impl MsgType {
             Self::Gone => "gone",
             Self::Discard => "discard",
             Self::Took => "took",
+            Self::PushRefs => "push-refs",
         }
     }
 }
@@ -310,6 +318,8 @@ pub enum Message<'a> {
     },
     /// See [`Push`].
     Push(Push<'a>),
+    /// See [`PushRefs`].
+    PushRefs(PushRefs<'a>),
     /// Answer to a push.
     PushAck {
         /// Request id.
@@ -380,6 +390,10 @@ pub enum Message<'a> {
         addr: u64,
         /// Number of pages (1..=MAX_BATCH).
         count: u32,
+        /// From the home only: 0, or the member keeps its copies of these pages as clean
+        /// copies under this tag (a later `PushRefs` names them by it) instead of dropping
+        /// them.
+        keep: u32,
     },
     /// A process running away from home asks for its page at `addr`; the answer is `Pages`
     /// with one page, or status [`PAGES_BUILD`] and none.
@@ -461,6 +475,7 @@ impl<'a> Message<'a> {
             Self::Stretch(_) => MsgType::Stretch,
             Self::StretchOk { .. } => MsgType::StretchOk,
             Self::Push(_) => MsgType::Push,
+            Self::PushRefs(_) => MsgType::PushRefs,
             Self::PushAck { .. } => MsgType::PushAck,
             Self::Pull { .. } => MsgType::Pull,
             Self::Pages(_) => MsgType::Pages,
@@ -498,6 +513,7 @@ impl<'a> Message<'a> {
             MsgType::StretchOk => stretch::decode_stretch_ok(r),
             MsgType::Release => stretch::decode_release(r),
             MsgType::Push => pages::decode_push(h, r),
+            MsgType::PushRefs => pages::decode_push_refs(h, r),
             MsgType::PushAck => pages::decode_push_ack(r),
             MsgType::Pull => pages::decode_pull(r),
             MsgType::Pages => pages::decode_pages(h, r),
@@ -532,6 +548,7 @@ impl<'a> Message<'a> {
             } => stretch::encode_stretch_ok(w, req, status, shell_pid)?,
             Self::Release { pid } => stretch::encode_release(w, pid)?,
             Self::Push(ref m) => tails = pages::encode_push(w, m)?,
+            Self::PushRefs(ref m) => tails = pages::encode_push_refs(w, m)?,
             Self::PushAck { req, status } => pages::encode_push_ack(w, req, status)?,
             Self::Pull {
                 req,
@@ -552,7 +569,8 @@ impl<'a> Message<'a> {
                 from_home,
                 addr,
                 count,
-            } => pages::encode_took(w, pid, from_home, addr, count)?,
+                keep,
+            } => pages::encode_took(w, pid, from_home, addr, count, keep)?,
             Self::Jump(ref m) => tails = jump::encode_jump(w, m)?,
             Self::JumpAck { req, status } => jump::encode_jump_ack(w, req, status)?,
             Self::Recall { pid } => jump::encode_recall(w, pid)?,

@@ -1,6 +1,6 @@
-//! The pages family: pages and their ownership move between a home and a shell (Push, PushAck,
-//! Pull, Pages, Fetch) and a member drops what the home unmapped (Discard). Each message's
-//! layout, decoder and encoder sit together.
+//! The pages family: pages and their ownership move between a home and a shell (Push,
+//! PushRefs, PushAck, Pull, Pages, Fetch, Took) and a member drops what the home unmapped
+//! (Discard). Each message's layout, decoder and encoder sit together.
 
 use super::cursor::{Reader, Writer};
 use super::{
@@ -25,7 +25,9 @@ pub(super) const FETCH_LEN: usize = 16;
 /// Payload size of `Discard`.
 pub(super) const DISCARD_LEN: usize = 24;
 /// Payload size of `Took`.
-pub(super) const TOOK_LEN: usize = 16;
+pub(super) const TOOK_LEN: usize = 24;
+/// Size of one entry of a `PushRefs`: address u64, tag u32, reserved u32.
+pub const REF_LEN: usize = 16;
 
 /// `PROT_*` bits a VMA may carry.
 const PROT_MASK: u32 = 7;
@@ -90,13 +92,7 @@ pub(super) fn decode_push<'a>(h: &Header, r: &mut Reader<'a>) -> Result<Message<
         addrs: r.bytes(ADDR_LEN * count)?,
         pages: r.rest(),
     };
-    if vma_start >= vma_end || !page_aligned(vma_end) || prot & !PROT_MASK != 0 {
-        return Err(ProtoError::BadField("vma"));
-    }
-    check_run(vma_start, 0)?;
-    if vma_end > USER_END {
-        return Err(ProtoError::BadField("vma"));
-    }
+    check_vma(vma_start, vma_end, prot)?;
     for i in 0..count {
         let a = m.addr(i);
         if !page_aligned(a) || a < vma_start || a >= vma_end {
@@ -123,6 +119,120 @@ pub(super) fn encode_push<'a>(w: &mut Writer<'_>, m: &Push<'a>) -> Result<Tails<
     w.u32(m.prot)?;
     w.u32(n as u32)?;
     Ok([m.addrs, m.pages, &[], &[]])
+}
+
+/// `PushRefs`: pages of one VMA of process `pid` go back to a member that kept clean copies
+/// of them (`Took` with `keep`): each entry names its copy by address and tag, and no page
+/// data crosses the link. The member installs all of them or none (`PushAck` status
+/// `-ENOENT`: a copy is gone, send the data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushRefs<'a> {
+    /// Request id, echoed in `PushAck`.
+    pub req: u32,
+    /// The process at home.
+    pub pid: u32,
+    /// The batch's number (as in [`Push`]).
+    pub batch: u64,
+    /// Start of the VMA the pages belong to.
+    pub vma_start: u64,
+    /// End of that VMA.
+    pub vma_end: u64,
+    /// `PROT_*` bits of that VMA.
+    pub prot: u32,
+    /// `count` entries of [`REF_LEN`] bytes.
+    pub refs: &'a [u8],
+}
+
+impl PushRefs<'_> {
+    /// Number of pages.
+    pub fn count(&self) -> usize {
+        self.refs.len() / REF_LEN
+    }
+
+    /// Address and tag of entry `i`.
+    pub fn entry(&self, i: usize) -> (u64, u32) {
+        let e = &self.refs.as_chunks::<REF_LEN>().0[i];
+        let mut a = [0; 8];
+        a.copy_from_slice(&e[..8]);
+        let mut t = [0; 4];
+        t.copy_from_slice(&e[8..12]);
+        (u64::from_le_bytes(a), u32::from_le_bytes(t))
+    }
+
+    /// Writes entry `i` of a refs buffer.
+    pub fn put(buf: &mut [u8], i: usize, addr: u64, tag: u32) {
+        let e = &mut buf[i * REF_LEN..(i + 1) * REF_LEN];
+        e[..8].copy_from_slice(&addr.to_le_bytes());
+        e[8..12].copy_from_slice(&tag.to_le_bytes());
+        e[12..].fill(0);
+    }
+}
+
+/// Checks a batch's VMA fields (`Push`, `PushRefs`).
+fn check_vma(vma_start: u64, vma_end: u64, prot: u32) -> Result<(), ProtoError> {
+    if vma_start >= vma_end || !page_aligned(vma_end) || prot & !PROT_MASK != 0 {
+        return Err(ProtoError::BadField("vma"));
+    }
+    check_run(vma_start, 0)?;
+    if vma_end > USER_END {
+        return Err(ProtoError::BadField("vma"));
+    }
+    Ok(())
+}
+
+// PushRefs: req u32, pid u32, batch u64, vma_start u64, vma_end u64, prot u32, count u32;
+// then count × (addr u64, tag u32, reserved u32).
+pub(super) fn decode_push_refs<'a>(
+    h: &Header,
+    r: &mut Reader<'a>,
+) -> Result<Message<'a>, ProtoError> {
+    let (req, pid, batch) = (r.u32()?, r.u32()?, r.u64()?);
+    let (vma_start, vma_end) = (r.u64()?, r.u64()?);
+    let (prot, count) = (r.u32()?, r.u32()? as usize);
+    if count == 0 || count > MAX_BATCH || r.remaining() != count * REF_LEN {
+        return Err(bad_len(h));
+    }
+    let m = PushRefs {
+        req,
+        pid,
+        batch,
+        vma_start,
+        vma_end,
+        prot,
+        refs: r.rest(),
+    };
+    check_vma(vma_start, vma_end, prot)?;
+    for i in 0..count {
+        let (a, tag) = m.entry(i);
+        if !page_aligned(a) || a < vma_start || a >= vma_end {
+            return Err(ProtoError::BadField("address"));
+        }
+        if tag == 0 {
+            return Err(ProtoError::BadField("tag"));
+        }
+        if m.refs[i * REF_LEN + 12..(i + 1) * REF_LEN] != [0; 4] {
+            return Err(ProtoError::ReservedBits);
+        }
+    }
+    Ok(Message::PushRefs(m))
+}
+
+pub(super) fn encode_push_refs<'a>(
+    w: &mut Writer<'_>,
+    m: &PushRefs<'a>,
+) -> Result<Tails<'a>, ProtoError> {
+    let n = m.refs.len() / REF_LEN;
+    if !m.refs.len().is_multiple_of(REF_LEN) || n == 0 || n > MAX_BATCH {
+        return Err(ProtoError::BadField("push refs"));
+    }
+    w.u32(m.req)?;
+    w.u32(m.pid)?;
+    w.u64(m.batch)?;
+    w.u64(m.vma_start)?;
+    w.u64(m.vma_end)?;
+    w.u32(m.prot)?;
+    w.u32(n as u32)?;
+    Ok([m.refs, &[], &[], &[]])
 }
 
 // PushAck: req u32, status i32.
@@ -269,14 +379,19 @@ pub(super) fn encode_discard(
 /// `Took` flag: the sender is the process's home (the receiver holds its shell).
 const TOOK_FROM_HOME: u16 = 1;
 
-// Took: pid u32, flags u16, count u16, addr u64.
+// Took: pid u32, flags u16, count u16, addr u64, keep u32, reserved u32.
 pub(super) fn decode_took(r: &mut Reader<'_>) -> Result<Message<'static>, ProtoError> {
     let (pid, flags, count, addr) = (r.u32()?, r.u16()?, r.u16()?, r.u64()?);
-    if flags & !TOOK_FROM_HOME != 0 {
+    let (keep, reserved) = (r.u32()?, r.u32()?);
+    if flags & !TOOK_FROM_HOME != 0 || reserved != 0 {
         return Err(ProtoError::ReservedBits);
     }
     if count == 0 || count as usize > MAX_BATCH {
         return Err(ProtoError::BadField("count"));
+    }
+    // Only a home hands pages back by reference: a shell has no clean copies to keep.
+    if keep != 0 && flags & TOOK_FROM_HOME == 0 {
+        return Err(ProtoError::BadField("keep"));
     }
     check_run(addr, count as u64)?;
     Ok(Message::Took {
@@ -284,6 +399,7 @@ pub(super) fn decode_took(r: &mut Reader<'_>) -> Result<Message<'static>, ProtoE
         from_home: flags & TOOK_FROM_HOME != 0,
         addr,
         count: count as u32,
+        keep,
     })
 }
 
@@ -293,12 +409,15 @@ pub(super) fn encode_took(
     from_home: bool,
     addr: u64,
     count: u32,
+    keep: u32,
 ) -> Result<(), ProtoError> {
-    if count == 0 || count as usize > MAX_BATCH {
+    if count == 0 || count as usize > MAX_BATCH || (keep != 0 && !from_home) {
         return Err(ProtoError::BadField("count"));
     }
     w.u32(pid)?;
     w.u16(if from_home { TOOK_FROM_HOME } else { 0 })?;
     w.u16(count as u16)?;
-    w.u64(addr)
+    w.u64(addr)?;
+    w.u32(keep)?;
+    w.u32(0) // reserved
 }

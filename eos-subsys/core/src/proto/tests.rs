@@ -287,13 +287,63 @@ pub(super) fn page_samples() -> Vec<Message<'static>> {
             end: 0x30000,
             unmap: true,
         },
+        Message::PushRefs(PushRefs {
+            req: 8,
+            pid: 300,
+            batch: 4,
+            vma_start: 0x10000,
+            vma_end: 0x30000,
+            prot: 3,
+            refs: &REFS,
+        }),
         Message::Took {
             pid: 300,
             from_home: true,
             addr: 0x7000,
             count: 2,
+            keep: 9,
         },
     ]
+}
+
+/// Two `PushRefs` entries: 0x11000 tag 5, 0x12000 tag 6.
+const REFS: [u8; 32] = {
+    let mut r = [0u8; 32];
+    r[1] = 0x10;
+    r[2] = 0x01;
+    r[8] = 5;
+    r[17] = 0x20;
+    r[18] = 0x01;
+    r[24] = 6;
+    r
+};
+
+#[test]
+fn push_refs_entries_and_bad_fields() {
+    let s = page_samples();
+    let m = s
+        .iter()
+        .find(|m| matches!(m, Message::PushRefs(_)))
+        .unwrap();
+    let Message::PushRefs(r) = m else {
+        unreachable!()
+    };
+    assert_eq!(
+        (r.count(), r.entry(0), r.entry(1)),
+        (2, (0x11000, 5), (0x12000, 6))
+    );
+    let mut buf = [0u8; 32];
+    PushRefs::put(&mut buf, 0, 0x11000, 5);
+    PushRefs::put(&mut buf, 1, 0x12000, 6);
+    assert_eq!(buf, REFS);
+    // fixed part is 40 bytes: entry 0 at 40, entry 1 at 56
+    assert!(decode_corrupted(m, |_| ()).is_ok());
+    // tag 0, reserved bits, unaligned, outside the VMA, no entries
+    assert!(decode_corrupted(m, |p| p[48] = 0).is_err());
+    assert!(decode_corrupted(m, |p| p[52] = 1).is_err());
+    assert!(decode_corrupted(m, |p| p[40] = 1).is_err());
+    assert!(decode_corrupted(m, |p| p[43] = 0x40).is_err());
+    assert!(decode_corrupted(m, |p| p[36] = 0).is_err());
 }
 
 #[test]
@@ -428,7 +478,10 @@ fn jump_carries_thousands_of_ranges() {
 #[test]
 fn discard_rejects_bad_fields() {
     let s = page_samples();
-    let d = &s[s.len() - 2];
+    let d = s
+        .iter()
+        .find(|m| matches!(m, Message::Discard { .. }))
+        .unwrap();
     assert!(decode_corrupted(d, |_| ()).is_ok());
     // unknown flag; empty, reversed, unaligned or kernel-space range
     assert!(decode_corrupted(d, |p| p[4] = 2).is_err());
@@ -443,7 +496,9 @@ fn took_rejects_bad_fields() {
     let s = page_samples();
     let t = s.last().unwrap();
     assert!(matches!(t, Message::Took { .. }));
-    // no pages, more than a batch, unaligned, beyond user space
+    // no pages, more than a batch, unaligned, beyond user space, reserved, keep from a shell
+    assert!(decode_corrupted(t, |p| p[20] = 1).is_err());
+    assert!(decode_corrupted(t, |p| p[4] = 0).is_err());
     assert!(decode_corrupted(t, |p| p[6] = 0).is_err());
     assert!(decode_corrupted(t, |p| p[6] = 33).is_err());
     assert!(decode_corrupted(t, |p| p[4] = 2).is_err());

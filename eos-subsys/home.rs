@@ -39,6 +39,11 @@ use kernel::{
 /// Pages a process may be over its budget before its faults wait for the pusher: one push
 /// batch, so that the pusher works in whole batches.
 const BUDGET_SLACK: u64 = crate::proto::MAX_BATCH as u64;
+/// Pages a process in a memory cgroup keeps below the cgroup's limit (`Proc::local_limit`):
+/// past that by the slack, its faults wait for the pusher. (Measured: a pusher that falls
+/// behind still lets it reach the limit at times; the cgroup then reclaims as for any
+/// process, step `cgroup-limit`.)
+pub(crate) const MEMCG_MARGIN: i64 = 2 * BUDGET_SLACK as i64;
 /// A fault waiting for its budget goes on after this long without a page pushed, and the
 /// process's faults do not wait again for `BUDGET_BACKOFF_MS`.
 const BUDGET_STALL_MS: u64 = 50;
@@ -332,6 +337,23 @@ impl Proc {
         self.budget.load(Relaxed)
     }
 
+    /// The pages this process may hold here: its budget (0: none), and no more than its
+    /// memory cgroup lets it grow, less a margin, so that the cgroup never throttles or
+    /// reclaims it (`memory.high`, `memory.max`, an ancestor's): over either, it pushes, as
+    /// swap would reclaim. 0: no limit.
+    pub(crate) fn local_limit(&self) -> u64 {
+        let budget = self.budget();
+        let Some(room) = self.mm.memcg_room() else {
+            return budget;
+        };
+        let anon = self.mm.anon_pages() as i64;
+        let by_cgroup = (anon.saturating_add(room) - MEMCG_MARGIN).max(1) as u64;
+        match budget {
+            0 => by_cgroup,
+            b => b.min(by_cgroup),
+        }
+    }
+
     pub(crate) fn set_budget(&self, pages: u64) {
         self.budget.store(pages, Relaxed);
     }
@@ -534,7 +556,7 @@ impl Proc {
              pulls={} pulled_pages={} pushes={} pushed_pages={} bytes_in={} bytes_out={} \
              fault_p50_us={} fault_p99_us={} away={} sticky={} jumps={} jump_p50_us={} \
              jump_p99_us={} away_ms={} fetched_pages={} layout_syscalls={} lost_pages={} \
-             pushed_clean_pages={}",
+             pushed_clean_pages={} limit_pages={}",
             self.pid,
             self.comm(),
             Nodes(&self.nodes.lock()),
@@ -561,6 +583,7 @@ impl Proc {
             self.counters.layout_ops.load(Relaxed),
             self.counters.lost.load(Relaxed),
             self.counters.pushed_clean.load(Relaxed),
+            self.local_limit(),
         )
     }
 }
@@ -743,7 +766,7 @@ impl Procs {
     /// `BUDGET_STALL_MS`, so the wait is bounded and never a deadlock.
     pub(crate) fn wait_for_budget(&self, p: &Proc) {
         // Any budget a user may set, up to u64::MAX pages (the syscall fuzzer's), is fine.
-        let budget = p.budget();
+        let budget = p.local_limit();
         let (over, under) = (
             budget.saturating_add(BUDGET_SLACK),
             budget.saturating_add(BUDGET_SLACK / 2),

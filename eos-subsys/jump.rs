@@ -959,9 +959,9 @@ pub(crate) fn serve_recall(peer: &Peer, pid: u32) {
 }
 
 /// Whether this node can simply take a process's pages instead of going to them: under its
-/// budget by more than a pull, or with no budget and no memory pressure.
+/// budget (or its cgroup's limit) by more than a pull, or with neither and no memory pressure.
 fn home_has_room(p: &Proc, prefetch: u32) -> bool {
-    let budget = p.budget();
+    let budget = p.local_limit();
     if budget > 0 {
         return p.mm().anon_pages().saturating_add(u64::from(prefetch)) < budget;
     }

@@ -359,8 +359,12 @@ pub(crate) fn auto_stretch(node: &'static Node, avail_low: bool) {
             continue;
         };
         let over_budget = m.budget > 0 && mm.anon_pages() > m.budget;
+        // Near its memory cgroup's limit, where the cgroup would throttle or reclaim it.
+        let over_cgroup = mm
+            .memcg_room()
+            .is_some_and(|r| r < crate::home::MEMCG_MARGIN);
         drop(mm);
-        if !avail_low && !over_budget {
+        if !avail_low && !over_budget && !over_cgroup {
             continue;
         }
         let Some(peer) = node.first_connected_peer() else {

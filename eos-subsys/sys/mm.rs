@@ -107,6 +107,21 @@ impl MmRef {
         // SAFETY: the mm is live; counters are read atomically.
         unsafe { bindings::get_mm_counter(self.0.as_ptr(), bindings::MM_ANONPAGES as i32) as u64 }
     }
+
+    /// Pages this address space's memory cgroup (and each ancestor) may still be charged
+    /// before its memory.high or memory.max, the smallest (negative above one); `None` if no
+    /// cgroup limits it (memcg.c).
+    pub(crate) fn memcg_room(&self) -> Option<i64> {
+        // SAFETY: the mm is live (`self` holds a reference).
+        let room = unsafe { elastic_memcg_room(self.0.as_ptr().cast()) };
+        (room != core::ffi::c_long::MAX).then_some(room as i64)
+    }
+}
+
+extern "C" {
+    /// `mm` is a `struct mm_struct *` (an opaque pointer here: bindgen's type is not
+    /// FFI-safe for rustc).
+    fn elastic_memcg_room(mm: *mut core::ffi::c_void) -> core::ffi::c_long;
 }
 
 impl Drop for MmRef {

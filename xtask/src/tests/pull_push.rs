@@ -358,3 +358,87 @@ fn clean_scan(a: &mut Vm, b: &mut Vm) -> Result<String> {
         "32 MiB, {BUDGET_MIB} MiB local, result as on the host; {fmt}"
     ))
 }
+
+/// A stretched process in a memory cgroup pushes before the cgroup's `memory.high` would
+/// throttle it, as swap would reclaim: lsearch of 32 MiB, marked elastic with no budget of
+/// its own, in a cgroup limited to 8 MiB. It is stretched near the limit, then its local pages
+/// stay under it (sampled) and its local limit (`limit_pages`) follows the cgroup's; its result
+/// matches the host's. The cgroup's `high` events (reclaim at the limit: the pusher fell
+/// behind) are reported, not judged.
+pub(super) fn cgroup_limit(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    const HIGH_MIB: u64 = 8;
+    const CG: &str = "/sys/fs/cgroup/eos-limit";
+    let (w, args) = ("lsearch", ["32"]);
+    let want = host_result(w, &args)?;
+    a.sh(&format!(
+        "grep -q ' /sys/fs/cgroup cgroup2 ' /proc/mounts || {{ mkdir -p /sys/fs/cgroup && \
+         mount -t cgroup2 none /sys/fs/cgroup; }}; \
+         echo +memory > /sys/fs/cgroup/cgroup.subtree_control; mkdir -p {CG} && \
+         echo {HIGH_MIB}M > {CG}/memory.high"
+    ))?;
+    let (rc, out) = a.run(
+        &format!(
+            "(sh -c 'echo $$ > {CG}/cgroup.procs && exec eosctl run --elastic -- {w} {}' \
+             > /tmp/cg.out & p=$!; \
+             while kill -0 $p 2>/dev/null; do grep \"^pid=$p \" /sys/kernel/elastic/procs; \
+             usleep 20000; done > /tmp/cg.samples; wait $p; rc=$?; cat /tmp/cg.out; \
+             cat /tmp/cg.samples; grep -E '^(high|max|oom) ' {CG}/memory.events; exit $rc)",
+            args.join(" ")
+        ),
+        Duration::from_secs(300),
+    )?;
+    let removed = a.sh(&format!("rmdir {CG}"));
+    if rc != 0 || !out.lines().any(|l| l == want) {
+        bail!("{w} {args:?} in a cgroup with memory.high {HIGH_MIB} MiB: exit {rc}, host says `{want}`, VM printed:\n{out}");
+    }
+    removed?;
+    let entries = Procs::parse(&out).0;
+    let samples: Vec<u64> = entries
+        .iter()
+        .filter_map(|e| e.get::<u64>("local_pages"))
+        .collect();
+    let moved: u64 = entries
+        .iter()
+        .filter_map(|e| e.get::<u64>("pushed_pages"))
+        .max()
+        .unwrap_or(0);
+    if samples.len() < 5 || moved == 0 {
+        bail!("{w} was not stretched in a cgroup of {HIGH_MIB} MiB (no page pushed, {} samples):\n{out}", samples.len());
+    }
+    // Anonymous pages only: the cgroup also holds the program's text and page tables.
+    let limit = HIGH_MIB * 256;
+    let Some(held_from) = samples.iter().position(|&n| n <= limit) else {
+        bail!("{w} never came under its cgroup's limit ({limit} pages): {samples:?}");
+    };
+    let peak = samples[held_from..].iter().copied().max().unwrap_or(0);
+    if peak > limit {
+        bail!(
+            "{w} had {peak} anonymous pages here in a cgroup of {HIGH_MIB} MiB after it came under it: {samples:?}"
+        );
+    }
+    if out.lines().any(|l| l.starts_with("oom ") && l != "oom 0") {
+        bail!(
+            "the cgroup of {HIGH_MIB} MiB saw the OOM killer:
+{out}"
+        );
+    }
+    let limits: Vec<u64> = entries
+        .iter()
+        .filter_map(|e| e.get::<u64>("limit_pages"))
+        .collect();
+    // The limit follows the cgroup: under its memory.high, less the program's other pages.
+    if limits.is_empty() || limits.iter().any(|&l| l == 0 || l > limit) {
+        bail!("{w}'s local limit did not follow its cgroup's {limit} pages: {limits:?}");
+    }
+    let events: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("high ") || l.starts_with("max ") || l.starts_with("oom "))
+        .collect();
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "memory.high {HIGH_MIB} MiB, no budget: stretched, {} pages when first under it, then at most {peak} in {} samples, {moved} pages pushed; cgroup events: {}",
+        samples[held_from],
+        samples.len() - held_from,
+        events.join(", ")
+    ))
+}

@@ -78,6 +78,14 @@ pub(crate) fn stretch(task: &TaskRef, peer: Arc<Peer>, budget: u64) -> Result {
             return Err(e(bindings::EALREADY));
         }
     }
+    // From here no task may join it, and it has none besides itself (counted under the
+    // lock copy_process() takes: a thread created meanwhile is counted or refused). Lifted
+    // again unless the process ends up registered.
+    let mut solo = Solo {
+        mm: task.mm().ok_or(ESRCH)?,
+        keep: existing.is_some(),
+    };
+    task.solo_begin(&mm)?;
     refuse_unsupported(task, &mm)?;
     let mut pathbuf = KVec::from_elem(0u8, 512, GFP_KERNEL)?;
     let path = task.exe_path(&mut pathbuf)?;
@@ -135,6 +143,7 @@ pub(crate) fn stretch(task: &TaskRef, peer: Arc<Peer>, budget: u64) -> Result {
         home::exit(&proc);
         return Err(err);
     }
+    solo.keep = true;
     pr_info!(
         "pid {} ({}) stretched to node {} (shell pid {})\n",
         pid,
@@ -144,6 +153,22 @@ pub(crate) fn stretch(task: &TaskRef, peer: Arc<Peer>, budget: u64) -> Result {
     );
     procs.kick();
     Ok(())
+}
+
+/// The one-task rule a stretch set on an address space (`TaskRef::solo_begin`): lifted when
+/// the stretch ends without the process registered (`keep` false), kept for as long as the
+/// address space lives otherwise.
+struct Solo {
+    mm: mm::MmRef,
+    keep: bool,
+}
+
+impl Drop for Solo {
+    fn drop(&mut self) {
+        if !self.keep {
+            crate::sys::task::solo_end(&self.mm);
+        }
+    }
 }
 
 /// A process marked elastic that is not stretched yet. Held by task reference, never by

@@ -89,6 +89,15 @@ impl TaskRef {
         unsafe { bindings::get_nr_threads(self.raw()) }
     }
 
+    /// Sets the one-task rule on its address space `mm` (solo.c): from now on no task may
+    /// join `mm`. `EINVAL` if it has other threads, `EBUSY` if another task shares or holds
+    /// `mm` at this moment, `ESRCH` if it is exiting; the rule stays set either way.
+    pub(crate) fn solo_begin(&self, mm: &MmRef) -> Result {
+        // SAFETY: the task is referenced and `mm` is live (`MmRef` holds a reference).
+        let r = unsafe { elastic_solo_begin(self.raw().cast(), mm.as_ptr().cast()) };
+        kernel::error::to_result(r)
+    }
+
     /// Its address space, if it has one (kernel threads and zombies do not).
     pub(crate) fn mm(&self) -> Option<MmRef> {
         // SAFETY: the task is referenced; `get_task_mm` takes a user reference or returns NULL.
@@ -335,4 +344,20 @@ pub(crate) fn force_exit(sig: u32) {
     let sig = if ends { sig } else { bindings::SIGKILL };
     // SAFETY: acts on `current`, under its own locks.
     unsafe { bindings::force_exit_sig(sig as i32) };
+}
+
+extern "C" {
+    /// `t` is a `struct task_struct *`, `mm` a `struct mm_struct *` (opaque here: bindgen's
+    /// types are not FFI-safe for rustc).
+    fn elastic_solo_begin(
+        t: *mut core::ffi::c_void,
+        mm: *mut core::ffi::c_void,
+    ) -> core::ffi::c_int;
+    fn elastic_solo_end(mm: *mut core::ffi::c_void);
+}
+
+/// Lifts the one-task rule on `mm` (a stretch that did not register its process).
+pub(crate) fn solo_end(mm: &MmRef) {
+    // SAFETY: `mm` is live (`MmRef` holds a reference).
+    unsafe { elastic_solo_end(mm.as_ptr().cast()) }
 }

@@ -47,6 +47,7 @@ const TEST_PROGRAMS: &[&str] = &[
     "cpumax",
     "stale",
     "cleanscan",
+    "threadrace",
 ];
 
 /// Programs also built dynamically linked, as `NAME-dyn` (most programs are: their shell has

@@ -442,3 +442,48 @@ pub(super) fn cgroup_limit(a: &mut Vm, b: &mut Vm) -> Result<String> {
         events.join(", ")
     ))
 }
+
+/// Threads created while a process is being stretched (issue 25, item 2): a marked process
+/// with a 4 MiB budget grows to 16 MiB while it creates a thread every millisecond (each lives
+/// 2 ms). Its automatic stretch must never leave it stretched with a live thread (each thread
+/// looks at `/proc/self/elastic` at its start and end: `bad`), every thread after the stretch
+/// is refused, and its memory reads back as on the host. Three runs.
+pub(super) fn thread_race(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let args = ["16", "42", "4"];
+    let want = host_result("threadrace", &args)?;
+    let mut notes = Vec::new();
+    for run in 1..=3 {
+        let (rc, out) = a.run(
+            &format!(
+                "eosctl run --elastic --budget 4 -- threadrace {}",
+                args.join(" ")
+            ),
+            Duration::from_secs(120),
+        )?;
+        if rc != 0 || !out.lines().any(|l| l == want) {
+            bail!("run {run}: exit {rc}, host says `{want}`, VM printed:\n{out}");
+        }
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("threadrace: "))
+            .unwrap_or_default();
+        let get = |k: &str| field::<u64>(line, k);
+        let (Some(stretched), Some(created), Some(refused), Some(bad)) =
+            (get("stretched"), get("created"), get("refused"), get("bad"))
+        else {
+            bail!("run {run}: no counts in:\n{out}");
+        };
+        if bad != 0 {
+            bail!("run {run}: a thread was alive while the process was stretched ({bad} checks saw it):\n{out}");
+        }
+        if stretched != 1 || created == 0 || refused == 0 {
+            bail!("run {run}: not the race wanted (stretched={stretched}, {created} threads created, {refused} refused):\n{out}");
+        }
+        notes.push(format!("{created} created, {refused} refused"));
+    }
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "3 runs, 0 threads alive while stretched, results as on the host: {}",
+        notes.join("; ")
+    ))
+}

@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The one-task rule of a stretched process: only the process itself touches its memory, so
+ * no task may join its mm from the start of a stretch on (kernel/fork.c checks
+ * MMF_ELASTIC_SOLO under siglock; stretch.rs calls these).
+ */
+#include <linux/elastic.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+
+int elastic_solo_begin(struct task_struct *t, struct mm_struct *mm);
+void elastic_solo_end(struct mm_struct *mm);
+
+/*
+ * Sets MMF_ELASTIC_SOLO on @mm, @t's, then counts under @t's siglock: 0 if @t is its
+ * group's only thread and nothing else uses @mm, -EINVAL if it has other threads, -EBUSY
+ * if another task shares @mm or holds it for a moment (a CLONE_VM child, a vfork child
+ * running, a /proc reader), -ESRCH if @t is exiting. A task created after the count is
+ * refused by copy_process(), which tests the bit under the same lock after taking its
+ * reference to the mm; one created before is counted.
+ */
+int elastic_solo_begin(struct task_struct *t, struct mm_struct *mm)
+{
+	unsigned long flags;
+	int nr_threads, users;
+
+	set_bit(MMF_ELASTIC_SOLO, &mm->flags);
+	/* The bit before the counts, as copy_process() takes its reference before the test. */
+	smp_mb__after_atomic();
+	if (!lock_task_sighand(t, &flags))
+		return -ESRCH;
+	nr_threads = t->signal->nr_threads;
+	users = atomic_read(&mm->mm_users);
+	unlock_task_sighand(t, &flags);
+	if (nr_threads != 1)
+		return -EINVAL;
+	if (users != 1)
+		return -EBUSY;
+	return 0;
+}
+
+/* A stretch that failed before its process was registered: tasks may join it again. */
+void elastic_solo_end(struct mm_struct *mm)
+{
+	clear_bit(MMF_ELASTIC_SOLO, &mm->flags);
+}

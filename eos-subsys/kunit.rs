@@ -176,6 +176,73 @@ fn kvec_retain_in_place() -> Outcome {
     check(k.as_slice() == [1, 2, 3], "KVec")
 }
 
+/// Clean copies on a member (lent.rs): a `Took` with a tag keeps the answered copies under
+/// it; only that tag takes one out; a put-back, a Discard's range, an install and the
+/// table's end keep the node's count right.
+fn clean_copies_in_lent() -> Outcome {
+    use crate::lent::{clean_pages, Lent, LentTo};
+    const P: u64 = 4096;
+    let page = |b: u8| [b; 4096];
+    let before = clean_pages();
+    let mut l = Lent::new();
+    for i in 0..4u64 {
+        l.lend(0x10000 + i * P, LentTo::Answer(2), &page(i as u8))
+            .map_err(|_| "no memory")?;
+    }
+    l.lend(0x20000, LentTo::Answer(3), &page(9))
+        .map_err(|_| "no memory")?;
+    // Pages 0..2 confirmed by node 2 with tag 7; page 3 confirmed without a tag.
+    l.took(2, 0x10000, 3, 7, true);
+    l.took(2, 0x10000 + 3 * P, 1, 0, true);
+    check(clean_pages() == before + 3, "three copies kept")?;
+    check(
+        !l.has(0x10000) && l.has(0x20000),
+        "lent copies dropped or kept wrongly",
+    )?;
+    check(
+        l.take_clean(0x10000, 8).is_none(),
+        "a wrong tag took a copy",
+    )?;
+    check(
+        l.take_clean(0x10000 + 3 * P, 7).is_none(),
+        "an untagged confirmation kept a copy",
+    )?;
+    let n = l.take_clean(0x10000, 7).ok_or("the right tag took none")?;
+    check(clean_pages() == before + 2, "count after a take")?;
+    let (addr, copy) = n.to_key_value();
+    check(
+        addr == 0x10000 && copy.data() == &page(0)[..],
+        "the copy's bytes",
+    )?;
+    l.took(2, 0x10000, 1, 7, true);
+    check(
+        clean_pages() == before + 2,
+        "a repeated Took kept a copy it no longer had",
+    )?;
+    let n = l.take_clean(0x10000 + P, 7).ok_or("second copy")?;
+    l.put_back_clean(n);
+    check(clean_pages() == before + 2, "count after a put-back")?;
+    l.forget(0x10000 + P);
+    check(
+        clean_pages() == before + 1,
+        "an install kept the stale copy",
+    )?;
+    l.drop_clean(0x10000, 0x10000 + 2 * P);
+    check(
+        clean_pages() == before + 1,
+        "a range without the page dropped it",
+    )?;
+    l.drop_clean(0x10000, 0x20000);
+    check(clean_pages() == before, "a range dropped none")?;
+    l.took(3, 0x20000, 1, 5, true);
+    check(clean_pages() == before + 1, "node 3's copy")?;
+    drop(l);
+    check(
+        clean_pages() == before,
+        "the table's end left copies counted",
+    )
+}
+
 crate::sys::kunit::kunit_suite!(
     "elasticos",
     [
@@ -186,5 +253,6 @@ crate::sys::kunit::kunit_suite!(
         peer_commands_in_kernel,
         random_nonces_differ,
         kvec_retain_in_place,
+        clean_copies_in_lent,
     ]
 );

@@ -109,7 +109,8 @@ fn push_some(node: &Node, p: &Proc, want: u64, pages: &mut [u8]) -> u64 {
     pushed
 }
 
-/// Pushes one batch of at most `batch` pages; `None` if none went.
+/// Pushes one batch of at most `batch` pages; `None` if none went. The pages the target keeps
+/// a clean copy of go first, by reference (`PushRefs`), the others with their data.
 fn push_batch(
     node: &Node,
     p: &Proc,
@@ -120,14 +121,43 @@ fn push_batch(
     let mut addrs = [0u64; MAX_BATCH];
     let target = p.push_target()?;
     let b = evict_batch(p, users, target.id, &mut addrs[..batch], pages)?;
-    let addrs = &addrs[..b.n];
-    // One number for every try of this batch, by reference or with data: a member installs
-    // a batch once.
+    let mut refs = [0u8; MAX_BATCH * REF_LEN];
+    let k = clean_first(p, target.id, &mut addrs[..b.n], pages, &mut refs);
+    let mut pushed = None;
+    for (range, refs) in [(0..k, Some(&refs[..k * REF_LEN])), (k..b.n, None)] {
+        if range.is_empty() {
+            continue;
+        }
+        let part = Batch {
+            n: range.len(),
+            ..b
+        };
+        let pages = &pages[range.start * PAGE_SIZE..range.end * PAGE_SIZE];
+        if let Some(n) = push_part(node, p, users, &target, &part, &addrs[range], pages, refs) {
+            pushed = Some(pushed.unwrap_or(0) + n);
+        }
+    }
+    pushed
+}
+
+/// Sends one part of a batch, by reference (`refs`) or with its data, and settles its pages.
+#[allow(clippy::too_many_arguments)]
+fn push_part(
+    node: &Node,
+    p: &Proc,
+    users: &mm::MmUsers<'_>,
+    target: &Peer,
+    b: &Batch,
+    addrs: &[u64],
+    pages: &[u8],
+    refs: Option<&[u8]>,
+) -> Option<u64> {
+    // One number for every try of this part, by reference or with data: a member installs
+    // it once.
     let number = p.next_push_batch();
     let mut sent = None;
-    let mut refs = [0u8; MAX_BATCH * REF_LEN];
-    if clean_refs(p, target.id, addrs, pages, &mut refs) {
-        let r = send_batch(p, &target, &b, number, Body::Refs(&refs[..b.n * REF_LEN]));
+    if let Some(refs) = refs {
+        let r = send_batch(p, target, b, number, Body::Refs(refs));
         // Refused: a copy is gone there (or it refused for another reason, which the data
         // push then meets too); the data goes instead.
         if !matches!(r.0, Pushed::Refused) {
@@ -135,7 +165,7 @@ fn push_batch(
         }
     }
     let ((outcome, tries), by_ref) = sent.unwrap_or_else(|| {
-        let r = send_batch(p, &target, &b, number, Body::Data(addrs, pages));
+        let r = send_batch(p, target, b, number, Body::Data(addrs, pages));
         (r, false)
     });
     let settled = settle_batch(p, users, target.id, outcome, addrs, pages);
@@ -161,33 +191,46 @@ fn push_batch(
     batch_ended(node, p, target.id, b.n, outcome, tries, settled)
 }
 
-/// Whether every page of the batch can go by reference: `target` keeps a clean copy of it
-/// (a record in `Kept`) and the page here still hashes to what was installed from that copy.
-/// Fills `refs` with the `PushRefs` entries if so.
-fn clean_refs(p: &Proc, target: u16, addrs: &[u64], pages: &[u8], refs: &mut [u8]) -> bool {
+/// Moves the pages of the batch that can go by reference to its front (addresses and data
+/// alike) and returns how many there are: those `target` keeps a clean copy of (a record in
+/// `Kept`) that still hash to what was installed from that copy. Fills their `PushRefs`
+/// entries in `refs`.
+fn clean_first(
+    p: &Proc,
+    target: u16,
+    addrs: &mut [u64],
+    pages: &mut [u8],
+    refs: &mut [u8],
+) -> usize {
     let mut kept = [None; MAX_BATCH];
     {
         let t = p.transfers();
         for (i, a) in addrs.iter().enumerate() {
-            match t.kept.get(*a) {
-                Some(r) if r.node == target => kept[i] = Some(r),
-                _ => return false,
-            }
+            kept[i] = t.kept.get(*a).filter(|r| r.node == target);
         }
     }
     // Hashed without the lock: the pages are this batch's, in flight.
-    for (i, a) in addrs.iter().enumerate() {
-        let Some(r) = kept[i] else { return false };
+    let mut k = 0;
+    for i in 0..addrs.len() {
+        let Some(r) = kept[i] else { continue };
         if lent::page_hash(&pages[i * PAGE_SIZE..(i + 1) * PAGE_SIZE]) != r.hash {
-            return false;
+            continue;
         }
-        PushRefs::put(refs, i, *a, r.tag);
+        if i != k {
+            addrs.swap(i, k);
+            kept.swap(i, k);
+            let (front, back) = pages.split_at_mut(i * PAGE_SIZE);
+            front[k * PAGE_SIZE..(k + 1) * PAGE_SIZE].swap_with_slice(&mut back[..PAGE_SIZE]);
+        }
+        PushRefs::put(refs, k, addrs[k], r.tag);
+        k += 1;
     }
-    true
+    k
 }
 
 /// A batch taken out of the page table: `n` pages of the VMA `[start, end)` with protection
 /// `prot`, their addresses and data in the caller's buffers, each left in flight.
+#[derive(Clone, Copy)]
 struct Batch {
     n: usize,
     start: u64,

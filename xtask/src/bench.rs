@@ -8,9 +8,10 @@
 //! process in a VM of `--mem` MiB: a cgroup v2 `memory.high` of L MiB for the swap
 //! configurations (reclaim to swap above it; `memory.max` would OOM-kill the process when
 //! swap-out cannot keep up, which is not the comparison we want), an ElasticOS budget of L MiB
-//! for the ElasticOS ones, which also run in the same `memory.high` cgroup: whatever the
-//! budget lets through (it is enforced by the pusher, not at allocation) is throttled as the
-//! baselines' excess is, so ElasticOS never has more local memory than they have. Its shells
+//! for the ElasticOS ones, which also run in the same `memory.high` cgroup: a stretched
+//! process's local limit follows the cgroup (it pushes before the cgroup would throttle it),
+//! and whatever still passes the limit is throttled as the baselines' excess is, so ElasticOS
+//! never has more local memory than they have. Its shells
 //! (on the peer) are not limited; the document says so. Under emulation a remote fault costs
 //! milliseconds, so `--local` is what keeps a full run bounded.
 //!
@@ -1029,8 +1030,10 @@ pub fn bench(opts: &Options) -> Result<()> {
         Some(l) => format!(
             "each run may use {l} MiB locally: cgroup v2 `memory.high` of {l} MiB for every \
              configuration (swap ones reclaim to swap above it) and, for eos-*, an ElasticOS \
-             budget of {l} MiB as well (its overshoot is throttled like the baselines'); the \
-             shell on the ElasticOS peer is not limited; VMs have {mem} MiB"
+             budget of {l} MiB as well (a stretched process's local limit also follows the \
+             cgroup: it pushes before `memory.high` would throttle it; any overshoot is \
+             throttled like the baselines'); the shell on the ElasticOS peer is not limited; \
+             VMs have {mem} MiB"
         ),
         None => format!("local memory is the VM's: {mem} MiB"),
     };

@@ -29,9 +29,12 @@ fn message(
             crate::jump::home_gone(peer, *pid, *signal);
             Ok(())
         }
-        Message::Fetch { req, pid, addr } => {
-            crate::pull::serve_fetch(node, peer, conn, *req, *pid, *addr)
-        }
+        Message::Fetch {
+            req,
+            pid,
+            addr,
+            count,
+        } => crate::pull::serve_fetch(node, peer, conn, *req, *pid, *addr, *count),
         // Member side: the shells we hold for the peer.
         Message::Stretch(s) => crate::stretch::serve_stretch(node, peer, conn, s),
         Message::Release { pid } => {

@@ -11,8 +11,8 @@ use crate::home;
 use crate::node::{peer_warn, Node, Peer};
 use crate::ownership::retry;
 use crate::policy::FaultCosts;
-use crate::proto::{JumpReason, Message, PAGE_SIZE};
-use crate::pull::{arrive, took, PULL_TIMEOUT_MS};
+use crate::proto::{JumpReason, Message, MAX_BATCH, PAGE_SIZE};
+use crate::pull::{arrive, took, PREFETCH, PULL_TIMEOUT_MS};
 use crate::rpc::{self, Answer, CallError};
 use crate::shell;
 use crate::sys::{
@@ -115,10 +115,17 @@ fn fetch_once(
     addr: u64,
     t0: u64,
 ) -> Fetched {
-    let r = rpc::call(home, 1, PULL_TIMEOUT_MS, |req| Message::Fetch {
-        req,
-        pid: shell.home_pid,
-        addr,
+    // The faulting page and, of the following ones in this mapping, the run the home still
+    // holds (prefetch, as a pull's; the home stops at the first it does not have).
+    let left = (vma.end().saturating_sub(addr) / PAGE_SIZE as u64).max(1);
+    let count = (PREFETCH.load(Relaxed).clamp(1, MAX_BATCH as u64)).min(left) as u32;
+    let r = rpc::call(home, count as usize, PULL_TIMEOUT_MS, |req| {
+        Message::Fetch {
+            req,
+            pid: shell.home_pid,
+            addr,
+            count,
+        }
     });
     let answer = match r {
         Ok(a) => a,
@@ -178,17 +185,38 @@ fn fetch_once(
             );
             Fetched::Done(FaultReply::SigBus)
         }
-        Answer::Pages { addr: at, data } if at == addr && data.len() == PAGE_SIZE => {
-            match arrive(home::install_retrying(vma, addr, 0, &data)) {
-                Ok(_) => {
-                    shell.lent.lock().forget(addr);
-                    took(home, shell.home_pid, false, addr, 1, 0);
-                    // See `pull::transfer_tries`: a pull of it from here must not find it held.
-                    mm::drain_lru(false);
-                    Fetched::Done(FaultReply::NoPage)
+        Answer::Pages { addr: at, data }
+            if at == addr
+                && !data.is_empty()
+                && data.len() <= count as usize * PAGE_SIZE
+                && data.len() % PAGE_SIZE == 0 =>
+        {
+            // Each page installed is ours; the first that cannot be stays lent at home (the
+            // next fault on it asks again), and so do the ones after it.
+            let mut done = 0;
+            let mut failed = None;
+            for (i, page) in data.chunks_exact(PAGE_SIZE).enumerate() {
+                let a = addr + (i * PAGE_SIZE) as u64;
+                match arrive(home::install_retrying(vma, a, 0, page)) {
+                    Ok(_) => {
+                        shell.lent.lock().forget(a);
+                        done += 1;
+                    }
+                    Err(err) => {
+                        failed = Some(err);
+                        break;
+                    }
                 }
+            }
+            if done > 0 {
+                took(home, shell.home_pid, false, addr, done, 0);
+                // See `pull::transfer_tries`: a pull of it from here must not find it held.
+                mm::drain_lru(false);
+            }
+            match failed {
                 // The home keeps it lent: the next try gets it again.
-                Err(err) => Fetched::Again(err),
+                Some(err) if done == 0 => Fetched::Again(err),
+                _ => Fetched::Done(FaultReply::NoPage),
             }
         }
         _ => Fetched::Done(FaultReply::SigBus),

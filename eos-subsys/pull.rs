@@ -682,13 +682,15 @@ pub(crate) fn serve_fetch(
     req: u32,
     pid: u32,
     addr: u64,
+    count: u32,
 ) -> Result {
-    let mut buf = KVVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL)?;
-    let r = match take_for_fetch(node, peer, pid, addr, &mut buf, false) {
+    let mut buf = KVVec::from_elem(0u8, count as usize * PAGE_SIZE, GFP_KERNEL)?;
+    let first = &mut buf[..PAGE_SIZE];
+    let r = match take_for_fetch(node, peer, pid, addr, first, false) {
         // See `serve_pull`.
         Err(e) if e == EBUSY => {
             mm::drain_lru(true);
-            take_for_fetch(node, peer, pid, addr, &mut buf, false)
+            take_for_fetch(node, peer, pid, addr, first, false)
         }
         r => r,
     };
@@ -714,7 +716,61 @@ pub(crate) fn serve_fetch(
             }
         };
     }
-    send_fetched(|m| conn.send(m), req, addr, r, &buf)
+    let n = match r {
+        Ok(Taken::Data) if count > 1 => take_more(peer, pid, addr, count, &mut buf),
+        _ => 1,
+    };
+    send_fetched(|m| conn.send(m), req, addr, r, &buf[..n * PAGE_SIZE])
+}
+
+/// Home: the first page of a fetch went as data; the following ones of the same mapping that
+/// the home holds with data go with it (prefetch), up to `count` pages in all, each taken and
+/// lent like the first. A page with no data here ends the run (lent as "build it" if it was
+/// taken so: the shell's own fetch of it gets that answer). Returns the pages in `buf`.
+fn take_more(peer: &Peer, pid: u32, addr: u64, count: u32, buf: &mut [u8]) -> usize {
+    let Some(p) = home::procs()
+        .and_then(|procs| procs.by_pid(pid as i32))
+        .filter(|p| p.member(peer.id).is_some() && p.away_at() == Some(peer.id))
+    else {
+        return 1;
+    };
+    let Some(users) = p.mm().users() else {
+        return 1;
+    };
+    let lock = users.read();
+    let Some(vma) = lock.vma(addr).filter(|v| !v.executable()) else {
+        return 1;
+    };
+    let mut n = 1;
+    while n < count as usize {
+        let a = addr + (n * PAGE_SIZE) as u64;
+        // Past the mapping, or the fetcher's already (an answer lost: it asks for that one).
+        if a >= vma.end() || vma.remote_run(a, peer.id, 1) == 1 {
+            break;
+        }
+        let page = &mut buf[n * PAGE_SIZE..(n + 1) * PAGE_SIZE];
+        // Another node's, in flight, or held by someone (EAGAIN, EBUSY): the run ends.
+        let Ok(t) = vma.take(a, page, mm::marker(peer.id, false)) else {
+            break;
+        };
+        let mut transfers = p.transfers();
+        let lent = &mut transfers.lent;
+        let kept = match t {
+            Taken::Data => lent.lend(a, LentTo::Answer(peer.id), page),
+            Taken::Build => lent.lend_build(a, LentTo::Answer(peer.id)),
+        };
+        if kept.is_err() {
+            lent.dropped += 1;
+        }
+        drop(transfers);
+        p.add_remote(1);
+        p.counters().fetched.fetch_add(1, Relaxed);
+        if matches!(t, Taken::Build) {
+            break;
+        }
+        n += 1;
+    }
+    n
 }
 
 /// Sends (through `send`) the answer to a `Fetch`: the page, a build status or an error.
@@ -726,7 +782,7 @@ fn send_fetched(
     page: &[u8],
 ) -> Result {
     let (status, n) = match r {
-        Ok(Taken::Data) => (0, PAGE_SIZE),
+        Ok(Taken::Data) => (0, page.len()),
         Ok(Taken::Build) => (PAGES_BUILD, 0),
         Err(err) => (err.to_errno(), 0),
     };
@@ -749,10 +805,23 @@ struct Relay {
 }
 
 fn relay(mut job: Relay) {
-    let r = take_for_fetch(job.node, &job.peer, job.pid, job.addr, &mut job.buf, true);
+    let r = take_for_fetch(
+        job.node,
+        &job.peer,
+        job.pid,
+        job.addr,
+        &mut job.buf[..PAGE_SIZE],
+        true,
+    );
     // Not sent: the fetcher's connection is gone (or the failed send closed it), and with it
     // the fetch, which fails there; a page taken for it stays lent here.
-    let _ = send_fetched(|m| job.peer.send(m), job.req, job.addr, r, &job.buf);
+    let _ = send_fetched(
+        |m| job.peer.send(m),
+        job.req,
+        job.addr,
+        r,
+        &job.buf[..PAGE_SIZE],
+    );
     job.peer.relays.fetch_sub(1, Relaxed);
 }
 

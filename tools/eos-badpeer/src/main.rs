@@ -387,6 +387,7 @@ fn auth_then_bogus_jump(
         req: 78,
         pid: 424_242,
         addr: 0x10000,
+        count: 1,
     }))?;
     let st = reply_status(&mut s, MsgType::Pages)?;
     if st >= 0 {

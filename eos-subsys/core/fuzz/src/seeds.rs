@@ -9,9 +9,9 @@ use crate::Script;
 use eos_core::layout::{NR_BRK, NR_MADVISE, NR_MMAP, NR_MREMAP, NR_MUNMAP};
 use eos_core::proto::{
     caps, put_file_entry, put_files_header, put_jump_range, Challenge, FileMap, Header, Hello,
-    Message, MsgType, Pages, Push, PushRefs, Reason, Stretch, HEADER_LEN, JUMP_FILE_FIXED, JUMP_FIXED,
-    JUMP_RANGE_LEN, MAC_LEN, MAX_NODE_ID, MAX_PAYLOAD, NONCE_LEN, PAGES_BUILD, PAGE_SIZE,
-    RANGE_ANON,
+    Message, MsgType, Pages, Push, PushRefs, Reason, Stretch, HEADER_LEN, JUMP_FILE_FIXED,
+    JUMP_FIXED, JUMP_RANGE_LEN, MAC_LEN, MAX_NODE_ID, MAX_PAYLOAD, NONCE_LEN, PAGES_BUILD,
+    PAGE_SIZE, RANGE_ANON,
 };
 
 /// One seed: target, file name (without the `seed-` prefix), contents.
@@ -35,7 +35,8 @@ fn encode(m: &Message<'_>, seq: u32) -> Vec<u8> {
 /// A message of every type but `Jump`, each as the kernel would build it.
 fn messages(page: &[u8]) -> Vec<(&'static str, Message<'_>)> {
     let push_addrs: &'static [u8] = &[0x00, 0x30, 0x40, 0, 0, 0, 0, 0]; // 0x403000
-    // 0x403000, tag 7, reserved 0
+
+    // One reference: 0x403000, tag 7, reserved 0.
     let refs: &'static [u8] = &[0x00, 0x30, 0x40, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0];
     vec![
         (
@@ -153,6 +154,7 @@ fn messages(page: &[u8]) -> Vec<(&'static str, Message<'_>)> {
                 req: 11,
                 pid: 1234,
                 addr: 0x7ffd_0000_1000,
+                count: 4,
             },
         ),
         (

@@ -396,7 +396,8 @@ pub enum Message<'a> {
         keep: u32,
     },
     /// A process running away from home asks for its page at `addr`; the answer is `Pages`
-    /// with one page, or status [`PAGES_BUILD`] and none.
+    /// with that page and up to `count - 1` following ones, or status [`PAGES_BUILD`] and
+    /// none.
     Fetch {
         /// Request id.
         req: u32,
@@ -404,6 +405,9 @@ pub enum Message<'a> {
         pid: u32,
         /// The page.
         addr: u64,
+        /// Pages wanted from `addr` (1..=MAX_BATCH): the first, and as many of the following
+        /// ones as the home holds with data (prefetch).
+        count: u32,
     },
 }
 
@@ -557,7 +561,12 @@ impl<'a> Message<'a> {
                 count,
             } => pages::encode_pull(w, req, pid, addr, count)?,
             Self::Pages(ref m) => tails = pages::encode_pages(w, m)?,
-            Self::Fetch { req, pid, addr } => pages::encode_fetch(w, req, pid, addr)?,
+            Self::Fetch {
+                req,
+                pid,
+                addr,
+                count,
+            } => pages::encode_fetch(w, req, pid, addr, count)?,
             Self::Discard {
                 pid,
                 start,

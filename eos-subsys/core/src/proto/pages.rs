@@ -21,7 +21,7 @@ pub(super) const PUSH_ACK_LEN: usize = 8;
 /// Payload size of `Pull`.
 pub(super) const PULL_LEN: usize = 24;
 /// Payload size of `Fetch`.
-pub(super) const FETCH_LEN: usize = 16;
+pub(super) const FETCH_LEN: usize = 24;
 /// Payload size of `Discard`.
 pub(super) const DISCARD_LEN: usize = 24;
 /// Payload size of `Took`.
@@ -328,11 +328,23 @@ pub(super) fn encode_pages<'a>(w: &mut Writer<'_>, m: &Pages<'a>) -> Result<Tail
     Ok([m.pages, &[], &[], &[]])
 }
 
-// Fetch: req u32, pid u32, addr u64.
+// Fetch: req u32, pid u32, addr u64, count u32, reserved u32.
 pub(super) fn decode_fetch(r: &mut Reader<'_>) -> Result<Message<'static>, ProtoError> {
     let (req, pid, addr) = (r.u32()?, r.u32()?, r.u64()?);
-    check_run(addr, 1)?;
-    Ok(Message::Fetch { req, pid, addr })
+    let (count, reserved) = (r.u32()?, r.u32()?);
+    if reserved != 0 {
+        return Err(ProtoError::ReservedBits);
+    }
+    if count == 0 || count as usize > MAX_BATCH {
+        return Err(ProtoError::BadField("count"));
+    }
+    check_run(addr, u64::from(count))?;
+    Ok(Message::Fetch {
+        req,
+        pid,
+        addr,
+        count,
+    })
 }
 
 pub(super) fn encode_fetch(
@@ -340,10 +352,13 @@ pub(super) fn encode_fetch(
     req: u32,
     pid: u32,
     addr: u64,
+    count: u32,
 ) -> Result<(), ProtoError> {
     w.u32(req)?;
     w.u32(pid)?;
-    w.u64(addr)
+    w.u64(addr)?;
+    w.u32(count)?;
+    w.u32(0) // reserved
 }
 
 // Discard: pid u32, flags u32, start u64, end u64.

@@ -274,6 +274,7 @@ pub(super) fn page_samples() -> Vec<Message<'static>> {
             req: 6,
             pid: 300,
             addr: 0x7000,
+            count: 8,
         },
         Message::Pages(Pages {
             req: 6,

@@ -362,12 +362,32 @@ fn pull_pages(
         }
         Err(PullErr::Busy) => {
             // Moving already: wait for that transfer to settle, then fault again. A page
-            // lent from here whose confirmation does not come in time ends the process.
-            p.push_gate().wait_settled(SETTLE_TIMEOUT_MS);
-            let t = p.transfers();
-            let stuck = t.lent.has(addr) && t.pulling.iter().all(|e| !e.overlaps(addr, 1));
-            drop(t);
-            if stuck {
+            // lent from here waits for its own confirmation, up to the whole timeout (any
+            // other settle wakes the wait too: it used to end it, after ~20 ms); one that
+            // does not come in time ends the process.
+            let deadline = time::now_ns() + u64::from(SETTLE_TIMEOUT_MS) * 1_000_000;
+            let lent_here = || {
+                let t = p.transfers();
+                t.lent.has(addr) && t.pulling.iter().all(|e| !e.overlaps(addr, 1))
+            };
+            let mut stuck = true;
+            loop {
+                let now = time::now_ns();
+                if now >= deadline || task::fatal_signal_pending() {
+                    break;
+                }
+                p.push_gate()
+                    .wait_settled(((deadline - now) / 1_000_000).max(1) as u32);
+                if !lent_here() {
+                    stuck = false;
+                    break;
+                }
+            }
+            if task::fatal_signal_pending() {
+                // Dies of that signal (see above): no SIGBUS, no log line.
+                return if user { Ok(0) } else { Err(FaultReply::SigBus) };
+            }
+            if stuck && lent_here() {
                 pr_err!(
                     "pid {} ({}): page {:#x} sent to node {} never came back confirmed; killing it with SIGBUS\n",
                     p.pid(),
@@ -723,10 +743,10 @@ pub(crate) fn serve_fetch(
     send_fetched(|m| conn.send(m), req, addr, r, &buf[..n * PAGE_SIZE])
 }
 
-/// Home: the first page of a fetch went as data; the following ones of the same mapping that
-/// the home holds with data go with it (prefetch), up to `count` pages in all, each taken and
-/// lent like the first. A page with no data here ends the run (lent as "build it" if it was
-/// taken so: the shell's own fetch of it gets that answer). Returns the pages in `buf`.
+/// Home: the first page of a fetch went as data; the following ones of the same private
+/// anonymous mapping that the home holds with data go with it (prefetch), up to `count`
+/// pages in all, each taken and lent like the first. A page with no data here ends the run
+/// and stays the home's. Returns the pages in `buf`.
 fn take_more(peer: &Peer, pid: u32, addr: u64, count: u32, buf: &mut [u8]) -> usize {
     let Some(p) = home::procs()
         .and_then(|procs| procs.by_pid(pid as i32))
@@ -738,7 +758,14 @@ fn take_more(peer: &Peer, pid: u32, addr: u64, count: u32, buf: &mut [u8]) -> us
         return 1;
     };
     let lock = users.read();
-    let Some(vma) = lock.vma(addr).filter(|v| !v.executable()) else {
+    // Private anonymous memory only: there the shell's PTE of a page the home holds is empty.
+    // In a file mapping it may hold the shell's own file page, which an install does not
+    // replace: the page would stay lent here, unconfirmed, and the home's own fault on it
+    // would wait for a confirmation that never comes (seen: stress's .data, SIGBUS).
+    let Some(vma) = lock
+        .vma(addr)
+        .filter(|v| v.anon_private() && !v.executable())
+    else {
         return 1;
     };
     let mut n = 1;
@@ -749,25 +776,39 @@ fn take_more(peer: &Peer, pid: u32, addr: u64, count: u32, buf: &mut [u8]) -> us
             break;
         }
         let page = &mut buf[n * PAGE_SIZE..(n + 1) * PAGE_SIZE];
+        let marker = mm::marker(peer.id, false);
         // Another node's, in flight, or held by someone (EAGAIN, EBUSY): the run ends.
-        let Ok(t) = vma.take(a, page, mm::marker(peer.id, false)) else {
+        let Ok(t) = vma.take(a, page, marker) else {
             break;
         };
+        if matches!(t, Taken::Build) {
+            // Nothing here to send: the page stays the home's, as it was. (Marked for the
+            // fetcher, it would wait lent for a confirmation the fetcher never sends, since
+            // it was never told: the home's own fault on it would end in SIGBUS.)
+            if vma.clear_marker(a, marker).is_err() {
+                // Not ours to undo (cannot happen under the mmap lock): it is the fetcher's
+                // to build, as a lost answer's would be.
+                let mut transfers = p.transfers();
+                if transfers
+                    .lent
+                    .lend_build(a, LentTo::Answer(peer.id))
+                    .is_err()
+                {
+                    transfers.lent.dropped += 1;
+                }
+                drop(transfers);
+                p.add_remote(1);
+            }
+            break;
+        }
         let mut transfers = p.transfers();
         let lent = &mut transfers.lent;
-        let kept = match t {
-            Taken::Data => lent.lend(a, LentTo::Answer(peer.id), page),
-            Taken::Build => lent.lend_build(a, LentTo::Answer(peer.id)),
-        };
-        if kept.is_err() {
+        if lent.lend(a, LentTo::Answer(peer.id), page).is_err() {
             lent.dropped += 1;
         }
         drop(transfers);
         p.add_remote(1);
         p.counters().fetched.fetch_add(1, Relaxed);
-        if matches!(t, Taken::Build) {
-            break;
-        }
         n += 1;
     }
     n

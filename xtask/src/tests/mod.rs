@@ -218,6 +218,8 @@ const STEPS: &[Step] = &[
         run: |c| { let (a, b) = c.pair()?; mapsync::stale_file_page(a, b) } },
     Step { id: "budget", title: "elastic: a budget holds at allocation time: local pages, sampled while it runs stretched, within the budget and one push batch", tier: Tier::Test, limit_s: 400, needs: ROOMY,
         run: |c| { let (a, b) = c.pair()?; pull_push::budget_holds(a, b) } },
+    Step { id: "compaction", title: "elastic: pages moved by compaction on either node are waited for, never lost: stress stretched while both compact in a loop", tier: Tier::Test, limit_s: 600, needs: ROOMY,
+        run: |c| { let (a, b) = c.pair()?; pull_push::compaction(a, b) } },
     Step { id: "thread-race", title: "elastic: a thread created while a stretch is under way is counted or refused: never stretched with two threads", tier: Tier::Test, limit_s: 300, needs: ROOMY,
         run: |c| { let (a, b) = c.pair()?; pull_push::thread_race(a, b) } },
     Step { id: "cgroup-limit", title: "elastic: a stretched process in a memory cgroup pushes before memory.high would throttle it", tier: Tier::Test, limit_s: 300, needs: ROOMY,

@@ -65,6 +65,45 @@ pub struct Options {
     /// encrypted and then integrity-only, printed
     #[arg(long)]
     pub micro: bool,
+    /// Only these workloads (comma-separated names, e.g. `lsearch,bsort`); default: all five
+    #[arg(long, value_name = "NAMES", value_parser = parse_workloads)]
+    pub only: Option<WorkloadSet>,
+}
+
+/// A subset of [`image::WORKLOADS`], one bit per workload in its order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkloadSet(pub u8);
+
+impl WorkloadSet {
+    fn has(self, index: usize) -> bool {
+        self.0 & (1 << index) != 0
+    }
+
+    /// The names, comma-separated, in the workloads' order.
+    fn names(self) -> String {
+        image::WORKLOADS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.has(*i))
+            .map(|(_, w)| *w)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+fn parse_workloads(s: &str) -> std::result::Result<WorkloadSet, String> {
+    let mut set = 0u8;
+    for name in s.split(',').filter(|n| !n.is_empty()) {
+        let i = image::WORKLOADS
+            .iter()
+            .position(|w| *w == name)
+            .ok_or_else(|| format!("no workload `{name}` (there are {:?})", image::WORKLOADS))?;
+        set |= 1 << i;
+    }
+    if set == 0 {
+        return Err("no workload named".to_string());
+    }
+    Ok(WorkloadSet(set))
 }
 
 /// How a configuration runs a workload.
@@ -909,7 +948,9 @@ pub fn bench(opts: &Options) -> Result<()> {
         cap_s,
         write_docs,
         micro,
+        only,
     } = *opts;
+    let chosen = |wi: usize| only.is_none_or(|o| o.has(wi));
     if micro {
         return micro_only(mem);
     }
@@ -938,7 +979,9 @@ pub fn bench(opts: &Options) -> Result<()> {
     // workload, and each other configuration one of them in turn, so every configuration and
     // every workload runs and is checked at a third of the cost.
     let nconf = configs.len();
-    let runs = |ci: usize, wi: usize| !quick || ci == 0 || (ci - 1) % image::WORKLOADS.len() == wi;
+    let runs = |ci: usize, wi: usize| {
+        chosen(wi) && (!quick || ci == 0 || (ci - 1) % image::WORKLOADS.len() == wi)
+    };
     let per_input = (0..image::WORKLOADS.len())
         .map(|wi| (0..nconf).filter(|ci| runs(*ci, wi)).count())
         .sum::<usize>();
@@ -1066,7 +1109,8 @@ pub fn bench(opts: &Options) -> Result<()> {
         "cargo xtask bench --quick".to_string()
     } else {
         let l = local.map_or(String::new(), |l| format!(" --local {l}"));
-        format!("cargo xtask bench --reps {reps} --mem {mem}{l} --cap {cap_s} --write-docs")
+        let o = only.map_or(String::new(), |o| format!(" --only {}", o.names()));
+        format!("cargo xtask bench --reps {reps} --mem {mem}{l} --cap {cap_s}{o} --write-docs")
     };
     let phys = Physical {
         local_mib: local,

@@ -378,8 +378,16 @@ mod unit {
             cap_s: 240,
             write_docs: false,
             micro: false,
+            only: None,
         };
         assert_eq!(parse(&["bench"]), Cmd::Bench(defaults));
+        assert_eq!(
+            parse(&["bench", "--only", "bsort,lsearch"]),
+            Cmd::Bench(bench::Options {
+                only: Some(bench::WorkloadSet(0b1010)),
+                ..defaults
+            })
+        );
         assert_eq!(
             parse(&["bench", "--micro"]),
             Cmd::Bench(bench::Options {

@@ -270,6 +270,7 @@ const STEPS: &[Step] = &[
                 cap_s: 240,
                 write_docs: false,
                 micro: false,
+                only: None,
             })?;
             Ok("limit ran every workload, every other configuration one of them in turn, each with the right checksum".into())
         } },

@@ -1,15 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The one-task rule of a stretched process: only the process itself touches its memory, so
- * no task may join its mm from the start of a stretch on (kernel/fork.c checks
- * MMF_ELASTIC_SOLO under siglock; stretch.rs calls these).
+ * Who may touch a process's memory. The one-task rule of a stretched process: only the
+ * process itself touches its memory, so no task may join its mm from the start of a stretch
+ * on (kernel/fork.c checks MMF_ELASTIC_SOLO under siglock; stretch.rs calls these). And a
+ * shell nobody may look into or steer (umh.rs calls elastic_shell_seal).
  */
 #include <linux/elastic.h>
+#include <linux/sched.h>
+#include <linux/sched/coredump.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 
 int elastic_solo_begin(struct task_struct *t, struct mm_struct *mm);
 void elastic_solo_end(struct mm_struct *mm);
+int elastic_shell_seal(void);
 
 /*
  * Sets MMF_ELASTIC_SOLO on @mm, @t's, then counts under @t's siglock: 0 if @t is its
@@ -43,4 +47,21 @@ int elastic_solo_begin(struct task_struct *t, struct mm_struct *mm)
 void elastic_solo_end(struct mm_struct *mm)
 {
 	clear_bit(MMF_ELASTIC_SOLO, &mm->flags);
+}
+
+/*
+ * Called by a new shell itself, parked on its first way to user mode after exec: it is made
+ * not dumpable, so ptrace, /proc/PID/mem and process_vm_readv/writev on it need
+ * CAP_SYS_PTRACE (ptrace_may_access), whoever shares its ids; through a shell, a local
+ * process could otherwise run code, and so syscalls at home, as the stretched process.
+ * -EPERM if a tracer attached before this (it would keep its hold): the shell must die.
+ */
+int elastic_shell_seal(void)
+{
+	set_dumpable(current->mm, SUID_DUMP_DISABLE);
+	/* A tracer attached before the store is seen here; one after it is refused. */
+	smp_mb();
+	if (READ_ONCE(current->ptrace))
+		return -EPERM;
+	return 0;
 }

@@ -200,6 +200,18 @@ unsafe extern "C" fn park(head: *mut bindings::callback_head) {
         seed.cv.notify_all();
         return;
     }
+    // SAFETY: called by the shell task itself, after its exec.
+    if unsafe { elastic_shell_seal() } != 0 {
+        // Traced before it was sealed: whoever traces it could steer it. It dies unparked.
+        let mut st = seed.state.lock();
+        if st.phase == Phase::Starting {
+            st.phase = Phase::Failed;
+        }
+        drop(st);
+        seed.cv.notify_all();
+        TaskRef::current().signal(bindings::SIGKILL);
+        return;
+    }
     {
         let mut st = seed.state.lock();
         if st.task.is_none() {
@@ -298,4 +310,9 @@ pub(crate) fn spawn(path: &[u8], argv: &[u8], env: &[u8], seed: &Arc<Seed>) -> R
         return Err(Error::from_errno(r));
     }
     Ok(())
+}
+
+extern "C" {
+    /// Makes the current task's mm not dumpable; non-zero if it is traced (solo.c).
+    fn elastic_shell_seal() -> c_int;
 }

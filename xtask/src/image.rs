@@ -48,6 +48,7 @@ const TEST_PROGRAMS: &[&str] = &[
     "stale",
     "cleanscan",
     "threadrace",
+    "intruder",
 ];
 
 /// Programs also built dynamically linked, as `NAME-dyn` (most programs are: their shell has

@@ -171,6 +171,10 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     {
         bail!("the shell of alice's process does not run as nobody without privilege:\n{status}");
     }
+    // A local process of the same uid can neither trace the shell nor read or write its
+    // memory (issue 27, item 1): through it, it would run code, and so syscalls at home, as
+    // alice. Shells are not dumpable.
+    let intruded = intrude(b, victim)?;
     // Let its exit line reach the console before the command marker does.
     a.sh("kill $(cat /tmp/victim); sleep 1")?;
     // A Stretch comes from a peer: a root process's shell runs as nobody, with no privilege.
@@ -198,7 +202,7 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     {
         bail!("with shell_ids=caller alice's shell does not run as alice without privilege:\n{status}");
     }
-    Ok("another uid refused with EPERM, and a setuid program its own user started; statistics private to the owner; a mark survives exec, not a setuid exec; root allowed; shells run as nobody (65534) whoever the Stretch names, alice or root, and as alice only where node2 allows Stretch ids (shell_ids=caller), always with no capabilities, an empty bounding set and no_new_privs".into())
+    Ok(format!("another uid refused with EPERM, and a setuid program its own user started; statistics private to the owner; a mark survives exec, not a setuid exec; root allowed; shells run as nobody (65534) whoever the Stretch names, alice or root, and as alice only where node2 allows Stretch ids (shell_ids=caller), always with no capabilities, an empty bounding set and no_new_privs; a process of nobody's on node2 is refused the shell ({intruded})"))
 }
 
 /// Kernel log lines on `v` that name why ElasticOS ended a process.
@@ -236,6 +240,30 @@ fn pid_in(v: &mut Vm, file: &str) -> Result<u32> {
 }
 
 /// Credentials (/proc status lines) of the shell on `b` of process `home_pid` of node 1.
+/// Runs workloads/intruder.c as uid 65534 (the shell's) on `b` against the shell of process
+/// `home_pid` of node 1: every way in must be refused with EPERM or EACCES. Returns its line.
+fn intrude(b: &mut Vm, home_pid: u32) -> Result<String> {
+    let procs = b.sh("cat /sys/kernel/elastic/procs")?;
+    let pid = Procs::parse(&procs)
+        .shell_of(1, home_pid)
+        .map(|s| s.pid())
+        .with_context(|| format!("no shell of pid {home_pid} on node2:\n{procs}"))?;
+    let out = b.sh(&format!("intruder 65534 {pid}"))?;
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("intruder: "))
+        .with_context(|| format!("intruder printed no result:\n{out}"))?;
+    const EPERM: u32 = 1;
+    const EACCES: u32 = 13;
+    for k in ["ptrace", "mem_read", "mem_write", "vm_read", "vm_write"] {
+        match field::<u32>(line, k) {
+            Some(EPERM | EACCES) => {}
+            e => bail!("a process of the shell's uid was not refused {k} (errno {e:?}): {line}"),
+        }
+    }
+    Ok(line.to_string())
+}
+
 fn shell_status(b: &mut Vm, home_pid: u32) -> Result<String> {
     let procs = b.sh("cat /sys/kernel/elastic/procs")?;
     let pid = Procs::parse(&procs)

@@ -13,6 +13,7 @@ use crate::peer::{dials, parse_addr, parse_node_id, ConfigError, LinkState, Peer
 use crate::proto::{caps, NodeId};
 use crate::pull;
 use crate::shell;
+use crate::stats::Stats;
 use crate::stretch;
 use crate::sys::{
     arch::{self, SyscallRegs},
@@ -488,6 +489,10 @@ fn proc_show(pid: i32, w: &mut FmtBuf<'_>) {
 /// members follow a layout change).
 fn syscall(regs: &mut SyscallRegs<'_>, nr: i32) -> bool {
     let Some(shell) = shell::shells().and_then(|s| s.by_current()) else {
+        if orphan_entry("syscall", nr) {
+            regs.set_return(EIO.to_errno() as i64);
+            return true;
+        }
         return home_syscall(regs, nr);
     };
     if !shell.running() {
@@ -527,6 +532,26 @@ fn home_syscall(regs: &mut SyscallRegs<'_>, nr: i32) -> bool {
     mapsync::home_syscall_run(change, regs, nr)
 }
 
+/// The current task's address space is a shell's but no registered shell is this task (it
+/// was released, or its home lost, and is being killed): fail closed, never run the entry
+/// here with the shell's identity. True if so (the task is killed).
+fn orphan_entry(what: &str, nr: i32) -> bool {
+    if !crate::sys::task::current_is_guest() {
+        return false;
+    }
+    if let Some(node) = node::get() {
+        Stats::inc(&node.stats.guest_orphan_entries);
+    }
+    pr_warn!(
+        "pid {}: {} {} of a shell no longer registered; killing it\n",
+        TaskRef::current().pid(),
+        what,
+        nr
+    );
+    TaskRef::current().signal(kernel::bindings::SIGKILL);
+    true
+}
+
 /// A shell's task that is parked runs no user code (shell.rs): an entry from it means that
 /// broke. Fail closed: nothing may run here with the shell's identity.
 fn parked_entry(shell: &shell::Shell, what: &str, nr: i32) {
@@ -547,6 +572,10 @@ fn parked_entry(shell: &shell::Shell, what: &str, nr: i32) {
 /// layout change cannot be followed by its other nodes, so it is refused.
 fn syscall32(regs: &mut SyscallRegs<'_>, nr: i32, int80: bool) -> bool {
     let Some(shell) = shell::shells().and_then(|s| s.by_current()) else {
+        if orphan_entry("32-bit syscall", nr) {
+            regs.set_return(EIO.to_errno() as i64);
+            return true;
+        }
         let stretched = home::procs().and_then(|p| p.by_mm(crate::sys::task::current_mm()));
         let Some(p) = stretched else { return false };
         if let Some(node) = node::get() {
@@ -583,7 +612,7 @@ fn syscall32(regs: &mut SyscallRegs<'_>, nr: i32, int80: bool) -> bool {
 /// registers as they are (the home calls the vsyscall entry again).
 fn vsyscall() -> bool {
     let Some(shell) = shell::shells().and_then(|s| s.by_current()) else {
-        return false;
+        return orphan_entry("vsyscall", 0);
     };
     if !shell.running() {
         parked_entry(&shell, "vsyscall", 0);

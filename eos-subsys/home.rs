@@ -297,8 +297,9 @@ pub(crate) enum Where {
     Home,
     /// At home, with a jump to member `to` queued on its task (`jump::request_home_leave`).
     Leaving { to: u16, reason: JumpReason },
-    /// On member `at`; its task here sleeps in `jump::home_leave` until execution is back.
-    Away { at: u16 },
+    /// On member `at` since `since_ns` (the clock of `time::now_ns`); its task here sleeps in
+    /// `jump::home_leave` until execution is back.
+    Away { at: u16, since_ns: u64 },
 }
 
 impl Proc {
@@ -465,7 +466,7 @@ impl Proc {
     /// The member it runs on, if it is away.
     pub(crate) fn away_at(&self) -> Option<u16> {
         match self.place() {
-            Where::Away { at } => Some(at),
+            Where::Away { at, .. } => Some(at),
             _ => None,
         }
     }

@@ -380,7 +380,10 @@ fn depart(node: &Node, p: &Proc, target: &Peer, reason: JumpReason, d: &mut Depa
         }
     }
     // Before sending: once there, the process may fetch pages from us at once.
-    p.set_place(Where::Away { at: target.id });
+    p.set_place(Where::Away {
+        at: target.id,
+        since_ns: time::now_ns(),
+    });
     let j = Jump {
         req: 0,
         pid: p.pid() as u32,
@@ -551,8 +554,14 @@ fn home_arrive(node: &Node, p: &Proc, a: Arrival) {
     match arch::load(&a.state) {
         Ok(()) => {
             ack(node, a.from, a.req, 0);
-            // The time it ran there is its own: times(), getrusage(), RLIMIT_CPU, timers.
-            TaskRef::current().account_remote_cpu(a.cpu.user_ns, a.cpu.sys_ns);
+            // The time it ran there is its own: times(), getrusage(), RLIMIT_CPU, timers; but
+            // never more than it was away (a peer reports it).
+            let away_ns = match p.place() {
+                Where::Away { since_ns, .. } => time::now_ns().saturating_sub(since_ns),
+                _ => 0,
+            };
+            let cpu = a.cpu.bounded_by(away_ns);
+            TaskRef::current().account_remote_cpu(cpu.user_ns, cpu.sys_ns);
             p.set_place(Where::Home);
             // Tunables first: the policy lock is a leaf.
             let t = tunables();

@@ -189,14 +189,12 @@ impl Shells {
         self.list.lock().remove(&(home, pid))
     }
 
-    /// Takes some shell of node `home` off the registry.
-    fn remove_any_of(&self, home: u16) -> Option<Arc<Shell>> {
+    /// Some shell of node `home`, still in the registry.
+    fn any_of(&self, home: u16) -> Option<Arc<Shell>> {
         let mut list = self.list.lock();
-        let key = *list.cursor_lower_bound(&(home, 0))?.current().0;
-        if key.0 != home {
-            return None;
-        }
-        list.remove(&key)
+        let c = list.cursor_lower_bound(&(home, 0))?;
+        let (key, s) = c.current();
+        (key.0 == home).then(|| s.clone())
     }
 
     /// Adds a new shell; `EEXIST` if its process has one (never replaced).
@@ -304,14 +302,16 @@ pub(crate) fn home_lost(home: u16) {
     let Some(shells) = shells() else { return };
     // One at a time, each released without the registry's lock: nothing to allocate, so
     // none is left behind.
-    while let Some(s) = shells.remove_any_of(home) {
+    while let Some(s) = shells.any_of(home) {
         pr_warn!(
             "node {} lost: killing shell pid {} of its process {}\n",
             home,
             s.pid,
             s.home_pid
         );
+        // Killed before it leaves the registry (see `stretch::serve_release`).
         s.seed.release();
+        shells.remove(home, s.home_pid);
     }
 }
 

@@ -14,6 +14,7 @@
 int elastic_solo_begin(struct task_struct *t, struct mm_struct *mm);
 void elastic_solo_end(struct mm_struct *mm);
 int elastic_shell_seal(void);
+bool elastic_current_guest(void);
 
 /*
  * Sets MMF_ELASTIC_SOLO on @mm, @t's, then counts under @t's siglock: 0 if @t is its
@@ -64,4 +65,13 @@ int elastic_shell_seal(void)
 	if (READ_ONCE(current->ptrace))
 		return -EPERM;
 	return 0;
+}
+
+/*
+ * Whether the current task's mm is a shell's (MMF_ELASTIC_GUEST, set when the shell was
+ * made and never cleared): such a task must never run a syscall here, registered or not.
+ */
+bool elastic_current_guest(void)
+{
+	return elastic_guest(current);
 }

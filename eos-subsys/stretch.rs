@@ -650,7 +650,10 @@ pub(crate) fn serve_release(peer: &Peer, pid: u32) {
     let Some(shells) = shell::shells() else {
         return;
     };
-    if let Some(s) = shells.remove(peer.id, pid) {
+    // Killed before it leaves the registry: until then its syscalls still go home (an
+    // unregistered shell's would be refused too, control.rs `orphan_entry`).
+    if let Some(s) = shells.find(peer.id, pid) {
         s.seed.release();
+        shells.remove(peer.id, pid);
     }
 }

@@ -354,6 +354,14 @@ extern "C" {
         mm: *mut core::ffi::c_void,
     ) -> core::ffi::c_int;
     fn elastic_solo_end(mm: *mut core::ffi::c_void);
+    fn elastic_current_guest() -> bool;
+}
+
+/// Whether the current task's address space is a shell's (`MMF_ELASTIC_GUEST`, solo.c): it
+/// stays so until the task exits or execs, whether or not the shell is still registered.
+pub(crate) fn current_is_guest() -> bool {
+    // SAFETY: a plain C function on `current`, no preconditions.
+    unsafe { elastic_current_guest() }
 }
 
 /// Lifts the one-task rule on `mm` (a stretch that did not register its process).

@@ -64,6 +64,9 @@ counters! {
     shell_files_missing,
     /// Jumps not made because the process had more mappings than a jump carries.
     jumps_too_many_maps,
+    /// Syscalls (and vsyscalls) entered by a shell's task whose shell was no longer
+    /// registered (released, its home lost): refused and the task killed, never run here.
+    guest_orphan_entries,
 }
 
 impl Stats {
@@ -91,7 +94,7 @@ mod tests {
         s.write_to(&mut out).unwrap();
         assert!(out.contains("rx_bad_frames 1\n"));
         assert!(out.contains("rx_bytes 10\n"));
-        assert_eq!(out.lines().count(), 18);
+        assert_eq!(out.lines().count(), 19);
     }
 }
 

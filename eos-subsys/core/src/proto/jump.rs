@@ -130,6 +130,19 @@ pub struct CpuUsed {
 }
 
 impl CpuUsed {
+    /// At most `away_ns` in all, the time the process was really away: a peer reports the
+    /// time, and the home charges it to the process's limits (RLIMIT_CPU, cpu.max). Over it,
+    /// both parts shrink in their ratio.
+    pub fn bounded_by(self, away_ns: u64) -> Self {
+        let total = self.user_ns.saturating_add(self.sys_ns);
+        if total <= away_ns {
+            return self;
+        }
+        let s = Self::split(away_ns, self.user_ns, self.sys_ns);
+        debug_assert!(s.user_ns + s.sys_ns == away_ns);
+        s
+    }
+
     /// Splits `runtime_ns` (the scheduler's exact run time) in the ratio of the tick-sampled
     /// user and system times, as `cputime_adjust()` does; all user time if neither ticked.
     /// No 128-bit arithmetic: the kernel has none.

@@ -678,3 +678,22 @@ fn cpu_split_follows_the_tick_ratio() {
     let s = CpuUsed::split(u64::MAX, u64::MAX, u64::MAX);
     assert_eq!(s.user_ns + s.sys_ns, u64::MAX);
 }
+
+/// A peer reporting a day of CPU for a jump away of one second is charged one second.
+#[test]
+fn cpu_is_bounded_by_the_time_away() {
+    let day = 86_400_000_000_000u64;
+    let c = CpuUsed {
+        user_ns: day,
+        sys_ns: day,
+    };
+    let b = c.bounded_by(1_000_000_000);
+    assert_eq!(b.user_ns + b.sys_ns, 1_000_000_000);
+    assert_eq!(b.user_ns, b.sys_ns);
+    let honest = CpuUsed {
+        user_ns: 300,
+        sys_ns: 100,
+    };
+    assert_eq!(honest.bounded_by(1000), honest);
+    assert_eq!(honest.bounded_by(0), CpuUsed::default());
+}

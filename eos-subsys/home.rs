@@ -39,17 +39,21 @@ use kernel::{
 /// Pages a process may be over its budget before its faults wait for the pusher: one push
 /// batch, so that the pusher works in whole batches.
 const BUDGET_SLACK: u64 = crate::proto::MAX_BATCH as u64;
+/// Pages a memory cgroup charges at once (`MEMCG_CHARGE_BATCH`): a charge may take this
+/// many from the cgroup's counter although the fault needs one page.
+const MEMCG_CHARGE_BATCH: i64 = 64;
 /// Pages a process in a memory cgroup keeps below the cgroup's limit (`Proc::local_limit`):
-/// past that by the slack, its faults wait for the pusher. (Measured: a pusher that falls
-/// behind still lets it reach the limit at times; the cgroup then reclaims as for any
-/// process, step `cgroup-limit`.)
-pub(crate) const MEMCG_MARGIN: i64 = 2 * BUDGET_SLACK as i64;
+/// past that by the slack, its faults wait for the pusher. A charge batch and the slack must
+/// fit below memory.high: each pass over it costs the task a reclaim and a sleep of tens of
+/// milliseconds for a few pages over (`mem_cgroup_handle_over_high`). With one slack only,
+/// a 32 MiB lsearch with memory.high 8 MiB passed it 884 times (step `cgroup-limit`).
+pub(crate) const MEMCG_MARGIN: i64 = MEMCG_CHARGE_BATCH + 2 * BUDGET_SLACK as i64;
 /// A fault waiting for its budget goes on after this long without a page pushed, and the
 /// process's faults do not wait again for `BUDGET_BACKOFF_MS`.
 const BUDGET_STALL_MS: u64 = 50;
 const BUDGET_BACKOFF_MS: u64 = 1_000;
-/// The longest one fault waits for its budget, progress or not.
-const BUDGET_WAIT_MAX_MS: u64 = 200;
+/// The longest one fault waits for its budget while the pusher makes progress.
+const BUDGET_WAIT_MAX_MS: u64 = 1_000;
 
 /// How long a layout change (or a jump) waits for a push batch under way: longer than all
 /// its tries (3 of 10 s) and its restore.
@@ -167,6 +171,11 @@ pub(crate) struct ProcCounters {
     pub(crate) layout_ops: AtomicU64,
     /// Pages whose data was lost in a transfer (poisoned: SIGBUS on access).
     pub(crate) lost: AtomicU64,
+    /// Faults that waited for the pusher to bring the process under its local limit, the
+    /// time they waited, and the waits given up (no progress, or too long).
+    pub(crate) budget_waits: AtomicU64,
+    pub(crate) budget_wait_ns: AtomicU64,
+    pub(crate) budget_backoffs: AtomicU64,
 }
 
 impl ProcCounters {
@@ -184,6 +193,9 @@ impl ProcCounters {
             fetched: AtomicU64::new(0),
             layout_ops: AtomicU64::new(0),
             lost: AtomicU64::new(0),
+            budget_waits: AtomicU64::new(0),
+            budget_wait_ns: AtomicU64::new(0),
+            budget_backoffs: AtomicU64::new(0),
         }
     }
 }
@@ -557,7 +569,8 @@ impl Proc {
              pulls={} pulled_pages={} pushes={} pushed_pages={} bytes_in={} bytes_out={} \
              fault_p50_us={} fault_p99_us={} away={} sticky={} jumps={} jump_p50_us={} \
              jump_p99_us={} away_ms={} fetched_pages={} layout_syscalls={} lost_pages={} \
-             pushed_clean_pages={} limit_pages={}",
+             pushed_clean_pages={} limit_pages={} budget_waits={} budget_wait_ms={} \
+             budget_backoffs={}",
             self.pid,
             self.comm(),
             Nodes(&self.nodes.lock()),
@@ -585,6 +598,9 @@ impl Proc {
             self.counters.lost.load(Relaxed),
             self.counters.pushed_clean.load(Relaxed),
             self.local_limit(),
+            self.counters.budget_waits.load(Relaxed),
+            self.counters.budget_wait_ns.load(Relaxed) / 1_000_000,
+            self.counters.budget_backoffs.load(Relaxed),
         )
     }
 }
@@ -768,13 +784,15 @@ impl Procs {
     pub(crate) fn wait_for_budget(&self, p: &Proc) {
         // Any budget a user may set, up to u64::MAX pages (the syscall fuzzer's), is fine.
         let budget = p.local_limit();
-        let (over, under) = (
-            budget.saturating_add(BUDGET_SLACK),
-            budget.saturating_add(BUDGET_SLACK / 2),
-        );
-        if budget == 0 || p.mm.anon_pages() < over || p.is_dead() {
+        if budget == 0 || p.mm.anon_pages() < budget.saturating_add(BUDGET_SLACK) || p.is_dead()
+        {
             return;
         }
+        // The limit is read again at each look, as the pusher reads it: one that follows a
+        // memory cgroup moves by up to a charge batch as the cgroup's per-CPU stock fills and
+        // drains, and a wait for a limit the pusher no longer sees would end as a stall
+        // (measured: most waits did, and the process then met memory.high's throttling).
+        let under = || p.local_limit().saturating_add(BUDGET_SLACK / 2);
         // The pusher could not make room lately (locked memory, a link down): no wait for a
         // while, so a process that cannot be held costs at most a stall per back-off period.
         // Nor while a layout change stops the pusher for this process (it could not help).
@@ -784,28 +802,41 @@ impl Procs {
         }
         let mut last = p.mm.anon_pages();
         let mut stalled_since = start;
+        let c = &p.counters;
+        c.budget_waits.fetch_add(1, Relaxed);
+        let waited = || time::now_ns().saturating_sub(start);
         self.kick();
         while !task::fatal_signal_pending() && !p.is_dead() {
             time::sleep_ms_uninterruptible(1);
             let now_pages = p.mm.anon_pages();
-            if now_pages < under {
+            if now_pages < under() {
+                c.budget_wait_ns.fetch_add(waited(), Relaxed);
                 return;
             }
             let now = time::now_ns();
             if now_pages < last {
                 (last, stalled_since) = (now_pages, now);
             }
-            // No progress for a while, or a long wait even with some (a budget far below
-            // what the process touches): go on, and do not wait again for a while.
-            if now.saturating_sub(stalled_since) > BUDGET_STALL_MS * 1_000_000
-                || now.saturating_sub(start) > BUDGET_WAIT_MAX_MS * 1_000_000
-            {
+            // No progress for a while: the pusher cannot help (locked memory, a link down);
+            // go on, and do not wait again for a while. Progress, however slow, is waited
+            // for: the push rate is what a budget costs, as the swap rate is for
+            // memory.high, whose throttling a process let past its limit would meet
+            // instead (tens of ms per page charged over it). A wait as long as
+            // `BUDGET_WAIT_MAX_MS` ends anyway; the next fault waits again.
+            if now.saturating_sub(stalled_since) > BUDGET_STALL_MS * 1_000_000 {
                 p.budget_backoff_until
                     .store(now.saturating_add(BUDGET_BACKOFF_MS * 1_000_000), Relaxed);
+                c.budget_backoffs.fetch_add(1, Relaxed);
+                c.budget_wait_ns.fetch_add(waited(), Relaxed);
+                return;
+            }
+            if now.saturating_sub(start) > BUDGET_WAIT_MAX_MS * 1_000_000 {
+                c.budget_wait_ns.fetch_add(waited(), Relaxed);
                 return;
             }
             self.kick();
         }
+        c.budget_wait_ns.fetch_add(waited(), Relaxed);
     }
 
     /// Wakes the pusher now.

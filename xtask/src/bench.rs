@@ -132,6 +132,9 @@ struct Row {
     footprint_mib: u32,
     config: String,
     wall_s: f64,
+    /// The workload's own time after it built its input (its `TIME compute_s`): wall time
+    /// less this is start-up, building the input and, for eos-*, the stretch.
+    compute_s: f64,
     /// Stopped at `RUN_CAP_S`: no result, and not counted as a failure.
     timed_out: bool,
     checksum: String,
@@ -389,17 +392,18 @@ fn run_one(c: &mut Config, workload: &str, fp: u32, rep: u32, local: Option<u32>
     let checksum = result
         .and_then(|l| field(l, "checksum"))
         .unwrap_or_else(|| "-".to_string());
-    let peak = out
-        .lines()
-        .find(|l| l.starts_with("TIME "))
+    let time_line = out.lines().find(|l| l.starts_with("TIME "));
+    let peak = time_line
         .and_then(|l| field(l, "peak_rss_kib"))
         .unwrap_or(0);
+    let compute_s = time_line.and_then(|l| field(l, "compute_s")).unwrap_or(0.0);
     Ok(Row {
         rep,
         workload: workload.to_string(),
         footprint_mib: fp,
         config: c.name.to_string(),
         wall_s,
+        compute_s,
         timed_out,
         ok: rc == 0 && result.is_some(),
         checksum,
@@ -442,17 +446,18 @@ fn verify(rows: &mut [Row]) {
 
 fn csv(rows: &[Row]) -> String {
     let mut s = String::from(
-        "rep,workload,footprint_mib,config,wall_s,checksum,ok,swap_in_pages,swap_out_pages,net_bytes,peak_rss_kib,pulls,pushes,jumps,moved_pages\n",
+        "rep,workload,footprint_mib,config,wall_s,compute_s,checksum,ok,swap_in_pages,swap_out_pages,net_bytes,peak_rss_kib,pulls,pushes,jumps,moved_pages\n",
     );
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{},{},{:.3},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{:.3},{:.3},{},{},{},{},{},{},{},{},{},{}",
             r.rep,
             r.workload,
             r.footprint_mib,
             r.config,
             r.wall_s,
+            r.compute_s,
             r.checksum,
             r.ok,
             r.swap_in_pages,
@@ -1150,6 +1155,7 @@ mod unit {
             footprint_mib: 10,
             config: c.into(),
             wall_s: t,
+            compute_s: 0.0,
             timed_out: false,
             checksum: sum.into(),
             ok: true,

@@ -118,7 +118,9 @@ fn fetch_once(
     // The faulting page and, of the following ones in this mapping, the run the home still
     // holds (prefetch, as a pull's; the home stops at the first it does not have).
     let left = (vma.end().saturating_sub(addr) / PAGE_SIZE as u64).max(1);
-    let count = (PREFETCH.load(Relaxed).clamp(1, MAX_BATCH as u64)).min(left) as u32;
+    let base = PREFETCH.load(Relaxed).clamp(1, MAX_BATCH as u64) as u32;
+    let window = shell.readahead.lock().window(addr, base);
+    let count = u64::from(window).min(left) as u32;
     let r = rpc::call(home, count as usize, PULL_TIMEOUT_MS, |req| {
         Message::Fetch {
             req,
@@ -208,6 +210,8 @@ fn fetch_once(
                     }
                 }
             }
+            shell.readahead.lock().pulled(addr, done);
+            shell.policy.lock().fault_served(time::now_ns());
             if done > 0 {
                 took(home, shell.home_pid, false, addr, done, 0);
                 // See `pull::transfer_tries`: a pull of it from here must not find it held.

@@ -10,7 +10,7 @@
 
 use crate::lent::{Kept, Lent};
 use crate::node::Peer;
-use crate::policy::{JumpPolicy, JumpTunables};
+use crate::policy::{JumpPolicy, JumpTunables, Readahead};
 use crate::proto::{JumpReason, Message, PAGE_SIZE};
 use crate::stats::LatencyHist;
 use crate::sys::{
@@ -30,7 +30,7 @@ use kernel::{
     prelude::*,
     rbtree::{RBTree, RBTreeNodeReservation},
     sync::{
-        lock::{mutex::MutexBackend, Guard},
+        lock::{mutex::MutexBackend, spinlock::SpinLockBackend, Guard},
         Arc, CondVar, Mutex, SpinLock,
     },
     time::msecs_to_jiffies,
@@ -98,6 +98,9 @@ pub(crate) struct Proc {
     /// Where its execution is.
     #[pin]
     place: SpinLock<Where>,
+    /// Its remote faults' readahead window (`policy::Readahead`).
+    #[pin]
+    readahead: SpinLock<Readahead>,
     /// Pinned here: the policy never moves it.
     sticky: AtomicBool,
     /// Its VMA count when its mappings did not fit in a jump (0: they fit): the policy does
@@ -455,6 +458,11 @@ impl Proc {
             .wait_interruptible_timeout(inbox, msecs_to_jiffies(ms))
     }
 
+    /// Its remote faults' readahead window (a leaf lock).
+    pub(crate) fn readahead(&self) -> Guard<'_, Readahead, SpinLockBackend> {
+        self.readahead.lock()
+    }
+
     /// Where its execution is now.
     pub(crate) fn place(&self) -> Where {
         *self.place.lock()
@@ -632,6 +640,7 @@ impl Proc {
                 cursor: AtomicU64::new(0),
                 remote: AtomicI64::new(0),
                 place <- new_spinlock!(Where::Home, "Proc::place"),
+                readahead <- new_spinlock!(Readahead::default(), "Proc::readahead"),
                 counters: ProcCounters::new(),
                 sticky: AtomicBool::new(false),
                 too_many_maps: AtomicU64::new(0),

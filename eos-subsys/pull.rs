@@ -473,9 +473,12 @@ fn fault_at_home(vma: Vma<'_>, f: MarkerFault) -> FaultReply {
     if run == 0 {
         return FaultReply::Ok;
     }
-    let count = pull_count(prefetch, run);
+    let window = proc.readahead().window(addr, prefetch);
+    let count = pull_count(window, run);
     match pull_pages(&proc, &vma, addr, &owner, count, f.user) {
         Ok(pages) => {
+            proc.readahead().pulled(addr, pages);
+            proc.policy().fault_served(time::now_ns());
             let lat = time::now_ns() - t0;
             proc.counters().fault_lat.record_ns(lat);
             trace::pull(proc.pid() as u32, owner.id, addr, pages, lat);

@@ -7,7 +7,7 @@
 //! push.rs, jump.rs and mapsync.rs.
 
 use crate::lent::Lent;
-use crate::policy::JumpPolicy;
+use crate::policy::{JumpPolicy, Readahead};
 use crate::proto::JumpReason;
 use crate::stats::LatencyHist;
 use crate::sys::{
@@ -60,6 +60,9 @@ pub(crate) struct Shell {
     /// Pages that left for the home, kept until it confirms (lent.rs).
     #[pin]
     pub(crate) lent: Mutex<Lent>,
+    /// Its fetches' readahead window (`policy::Readahead`; a leaf lock).
+    #[pin]
+    pub(crate) readahead: SpinLock<Readahead>,
     /// The newest push batch installed: an older or repeated one is acknowledged only.
     pub(crate) push_batch: AtomicU64,
     /// Where file pages go before the process runs here again (the union of the ranges):

@@ -629,6 +629,7 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
             cpu_at_arrival <- kernel::new_spinlock!((0, 0, 0), "Shell::cpu_at_arrival"),
             counters: shell::ShellCounters::new(),
             lent <- new_mutex!(crate::lent::Lent::new(), "Shell::lent"),
+            readahead <- kernel::new_spinlock!(Default::default(), "Shell::readahead"),
             push_batch: core::sync::atomic::AtomicU64::new(0),
             file_drops <- kernel::new_spinlock!(None, "Shell::file_drops"),
         }),

@@ -645,6 +645,11 @@ fn take_for_fetch(
     if vma.executable() && vma.has_anon_pages() {
         return Err(EFAULT);
     }
+    // A locked page stays resident here (mlock), as the pusher leaves it: the access runs
+    // here instead, as for code.
+    if vma.locked() {
+        return Err(EFAULT);
+    }
     if vma.remote_run(addr, peer.id, 1) == 1 {
         // Marked as the fetcher's already: the answer that took it there was lost or is
         // late; send the lent copy again. Without one, the page is on its way back here

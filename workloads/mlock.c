@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * mlock MIB PEER: mlock() and mlockall() over pages another node holds bring them home, with
- * their data, and keep them home while the pusher works on the rest.
+ * mlock MIB PEER [HOME]: mlock() and mlockall() over pages another node holds bring them home,
+ * with their data, and keep them home while the pusher works on the rest, and while the
+ * process runs on the peer and reads them there.
  *
  * The process fills MIB MiB, stretches to PEER with an 8 MiB budget (pinned at home, so its
  * own page table is the one /proc/self/pagemap shows) and waits until half its pages are on
@@ -76,14 +77,14 @@ static int lock_result(int r)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: mlock MIB PEER\n");
+		fprintf(stderr, "usage: mlock MIB PEER [HOME]\n");
 		return 2;
 	}
 	size_t pages = strtoull(argv[1], NULL, 10) * 256, half = pages / 2;
-	int peer = atoi(argv[2]);
+	int peer = atoi(argv[2]), home = argc > 3 ? atoi(argv[3]) : 1;
 	uint64_t *buf = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE,
 			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	long bad = 0, remote = 0, were_remote = 0, missing = 0, missing_all = 0;
+	long bad = 0, remote = 0, were_remote = 0, missing = 0, missing_all = 0, missing_away = 0;
 	int locked = 0, locked_all = 0;
 
 	if (buf == MAP_FAILED)
@@ -114,6 +115,18 @@ int main(int argc, char **argv)
 	if (locked > 0)
 		missing += absent(buf, half);
 	bad += check(buf, pages, 2);
+	/*
+	 * Read away from home, the locked half stays home: the peer's faults on it go home
+	 * instead of taking the pages away (a locked page never leaves).
+	 */
+	if (stretched && locked > 0) {
+		elastic_set_sticky(0, 0);
+		if (elastic_jump(0, peer) == 0)
+			bad += check(buf, half, 2);
+		elastic_jump(0, home);
+		elastic_set_sticky(0, 1);
+		missing_away = absent(buf, half);
+	}
 	munlock(buf, half * PAGE);
 
 	/* Everything, then. */
@@ -124,12 +137,14 @@ int main(int argc, char **argv)
 		missing_all = absent(buf, pages);
 	bad += check(buf, pages, 2);
 	munlockall();
-	if (missing || missing_all)
+	if (missing || missing_all || missing_away)
 		bad++;
 
 	printf("mlock: stretched=%d locked=%d locked_all=%d remote_before=%ld "
-	       "locked_were_remote=%ld missing_after_mlock=%ld missing_after_mlockall=%ld\n",
-	       stretched, locked, locked_all, remote, were_remote, missing, missing_all);
+	       "locked_were_remote=%ld missing_after_mlock=%ld missing_after_mlockall=%ld "
+	       "locked_missing_after_away=%ld\n",
+	       stretched, locked, locked_all, remote, were_remote, missing, missing_all,
+	       missing_away);
 	printf("RESULT mlock bad=%ld\n", bad);
 	return bad ? 1 : 0;
 }

@@ -400,6 +400,13 @@ impl<'a> Vma<'a> {
         !unsafe { (*self.raw()).anon_vma }.is_null()
     }
 
+    /// Locked in memory (`VM_LOCKED`: mlock, mlockall): its pages never leave this node.
+    pub(crate) fn locked(&self) -> bool {
+        // SAFETY: as above.
+        let f = unsafe { (*self.raw()).__bindgen_anon_2.vm_flags };
+        f as u64 & bindings::VM_LOCKED as u64 != 0
+    }
+
     /// Executable (`VM_EXEC`).
     pub(crate) fn executable(&self) -> bool {
         self.prot() & PROT_EXEC != 0

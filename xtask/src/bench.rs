@@ -769,8 +769,18 @@ fn micro(c: &mut Config, peer_id: usize, quick: bool) -> Result<String> {
     let home = &mut c.vm;
     let peer = c._server.as_mut().context("no peer VM")?;
     let mut out = String::new();
-    let peers = home.sh("eosctl peers")?;
-    let srtt = field(&peers, "srtt_us").unwrap_or_else(|| "?".to_string());
+    // A link just made (the integrity-only relink) has no heartbeat RTT yet (0): wait for
+    // its first, up to 10 s.
+    let mut srtt = "?".to_string();
+    for _ in 0..20 {
+        match field::<u64>(&home.sh("eosctl peers")?, "srtt_us") {
+            Some(v) if v > 0 => {
+                srtt = v.to_string();
+                break;
+            }
+            _ => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
     // Link bandwidth: 32 MiB from user space through TCP (busybox nc exits at end of input).
     peer.sh("nc -l -p 5001 > /dev/null 2>&1 & sleep 0.5")?;
     let start = Instant::now();
@@ -790,12 +800,15 @@ fn micro(c: &mut Config, peer_id: usize, quick: bool) -> Result<String> {
     home.sh("eosctl jumppolicy enabled=0")?;
     peer.sh("eosctl jumppolicy enabled=0")?;
     let fp = if quick { 16 } else { 48 };
+    // This run's exit line only: a second call (the integrity-only link) would otherwise
+    // read the first one's.
+    let mark = home.console().len();
     home.sh(&format!(
         "eosctl run --elastic --budget 8 -- lsearch {fp} > /dev/null"
     ))?;
     std::thread::sleep(Duration::from_millis(300));
     let console = home.console();
-    let line = last_line(&console, "(lsearch) exited:")
+    let line = last_line(cluster::since(&console, mark), "(lsearch) exited:")
         .unwrap_or("")
         .to_string();
     let fault = line

@@ -2,9 +2,9 @@
 //!
 //! The home runs every syscall of the process. Before one that moves pages (mremap) it brings
 //! the range's remote pages home, so the move is purely local; after one that unmaps or
-//! empties a range (munmap, `MAP_FIXED`, brk shrinking, madvise `DONTNEED`) it tells each
-//! member to discard what it holds there. Protection changes need nothing here: a jump carries
-//! the home's mappings, and the shell matches them before it runs the process.
+//! empties a range (munmap, `MAP_FIXED`, brk shrinking, madvise `DONTNEED`; not `FREE`) it
+//! tells each member to discard what it holds there. Protection changes need nothing here: a
+//! jump carries the home's mappings, and the shell matches them before it runs the process.
 
 use crate::proto::{PAGE_SIZE, USER_END};
 
@@ -23,7 +23,6 @@ const MAP_FIXED: u64 = 0x10;
 const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 const MREMAP_FIXED: u64 = 2;
 const MADV_DONTNEED: u64 = 4;
-const MADV_FREE: u64 = 8;
 const MADV_REMOVE: u64 = 9;
 const MADV_DONTNEED_LOCKED: u64 = 24;
 
@@ -122,12 +121,12 @@ pub fn classify(nr: u32, a: [u64; 6], brk: u64) -> Option<Layout> {
                 ..Layout::default()
             }
         }
-        NR_MADVISE
-            if matches!(
-                a[2],
-                MADV_DONTNEED | MADV_FREE | MADV_REMOVE | MADV_DONTNEED_LOCKED
-            ) =>
-        {
+        // Not MADV_FREE: its pages may keep their data until the kernel needs the memory,
+        // and the home's kernel keeps ElasticOS markers through it (it frees only present
+        // pages and swap entries), so members keep what those markers name. Dropping the
+        // members' copies left markers naming copies that no longer were: a fetch of one
+        // spun on EAGAIN (50 s for 1,073 pages) and the remote-page count drifted.
+        NR_MADVISE if matches!(a[2], MADV_DONTNEED | MADV_REMOVE | MADV_DONTNEED_LOCKED) => {
             Layout {
                 discard: [
                     Range::of(a[0], a[1]).map(|range| Discard {
@@ -247,7 +246,13 @@ mod tests {
             classify(NR_MADVISE, [0x10000, 0x2000, 14, 0, 0, 0], 0),
             None
         );
-        for adv in [MADV_DONTNEED, MADV_FREE, MADV_REMOVE, MADV_DONTNEED_LOCKED] {
+        // Lazily freed pages keep their data on the members as at home.
+        const MADV_FREE: u64 = 8;
+        assert_eq!(
+            classify(NR_MADVISE, [0x10000, 0x2000, MADV_FREE, 0, 0, 0], 0),
+            None
+        );
+        for adv in [MADV_DONTNEED, MADV_REMOVE, MADV_DONTNEED_LOCKED] {
             let l = classify(NR_MADVISE, [0x10000, 0x2000, adv, 0, 0, 0], 0).unwrap();
             assert_eq!(discards(&l, 0), [(0x10000, 0x12000, false)]);
         }

@@ -41,8 +41,11 @@ pub(super) fn mlock_remote(a: &mut Vm, b: &mut Vm) -> Result<String> {
     let info = run_like_host(
         a,
         "mlock",
-        &["32", "2"],
-        &["stretched=1 locked=1 locked_all=1"],
+        &["32", "2", "1"],
+        &[
+            "stretched=1 locked=1 locked_all=1",
+            "locked_missing_after_away=0",
+        ],
     )?;
     let were: u64 = field(&info, "locked_were_remote").unwrap_or(0);
     if were == 0 {
@@ -50,8 +53,9 @@ pub(super) fn mlock_remote(a: &mut Vm, b: &mut Vm) -> Result<String> {
     }
     check_clean(&[a, b])?;
     Ok(format!(
-        "32 MiB, 8 MiB budget: mlock brought {were} remote pages home and kept them there; \
-         mlockall brought the rest; every page right"
+        "32 MiB, 8 MiB budget: mlock brought {were} remote pages home and kept them there, \
+         also while the process read them from node2; mlockall brought the rest; every page \
+         right"
     ))
 }
 

@@ -793,8 +793,7 @@ impl Procs {
     pub(crate) fn wait_for_budget(&self, p: &Proc) {
         // Any budget a user may set, up to u64::MAX pages (the syscall fuzzer's), is fine.
         let budget = p.local_limit();
-        if budget == 0 || p.mm.anon_pages() < budget.saturating_add(BUDGET_SLACK) || p.is_dead()
-        {
+        if budget == 0 || p.mm.anon_pages() < budget.saturating_add(BUDGET_SLACK) || p.is_dead() {
             return;
         }
         // The limit is read again at each look, as the pusher reads it: one that follows a

@@ -43,8 +43,9 @@ pub fn up(v: &mut Vm, id: usize, peers: &[usize], secret: &str) -> Result<()> {
         .iter()
         .map(|p| format!(" --peer {p}={}:{}", vm::ip(*p), vm::PORT))
         .collect();
+    // The secret on standard input: on the command line every local user could read it.
     v.sh(&format!(
-        "eosctl up --id {id} --listen {}:{} --secret {secret}{peer_args}",
+        "echo {secret} | eosctl up --id {id} --listen {}:{} --secret -{peer_args}",
         vm::ip(id),
         vm::PORT
     ))?;

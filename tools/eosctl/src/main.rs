@@ -1,7 +1,7 @@
 //! `eosctl`: configure and inspect an ElasticOS node.
 //!
 //! ```text
-//! eosctl up --id N --listen IP:PORT (--secret HEX | --secret-file PATH) [--peer ID=IP:PORT]...
+//! eosctl up --id N --listen IP:PORT (--secret-file PATH | --secret - | --secret HEX) [--peer ID=IP:PORT]...
 //! eosctl peer add ID IP:PORT | eosctl peer del ID
 //! eosctl peers | stats | info [--json]
 //! eosctl wait ID [--state connected|down|connecting|!connected] [--timeout SECS]
@@ -155,7 +155,8 @@ fn status(fs: &Sysfs, pid: Option<&String>, as_json: bool) -> Result<(), Error> 
     Ok(())
 }
 
-const USAGE: &str = "eosctl up --id N --listen IP:PORT [--secret HEX | --secret-file PATH] \
+const USAGE: &str =
+    "eosctl up --id N --listen IP:PORT [--secret-file PATH | --secret - | --secret HEX] \
 [--keys FILE] [--peer ID=IP:PORT]... | peer add ID IP:PORT | peer del ID | \
 peers|stats|info [--json] | wait ID [--state S] [--timeout SECS] | \
 genkey [--nodes ID,ID,... [--out DIR]] | stretch PID NODE | budget PID MIB | \
@@ -166,7 +167,7 @@ sticky PID on|off | jumppolicy [KEY=VALUE...] | jumplog | top [--interval SECS] 
 const HELP: &[(&str, &str, &str)] = &[
     (
         "up",
-        "up [--config FILE] --id N --listen IP:PORT [--secret HEX | --secret-file PATH] [--keys FILE] [--peer ID=IP:PORT]...",
+        "up [--config FILE] --id N --listen IP:PORT [--secret-file PATH | --secret - | --secret HEX] [--keys FILE] [--peer ID=IP:PORT]...",
         "bring this node up: its id, its keys (one per peer from --keys, else the cluster secret), its peers, then the listen address",
     ),
     (
@@ -389,7 +390,25 @@ fn parse_up(args: &[String]) -> Result<Up, Error> {
                 parse_addr(val).map_err(|e| Error::Config(val.clone(), e))?;
                 up.listen = Some(val.clone());
             }
-            "--secret" => up.secret = Some(val.clone()),
+            // `-`: from standard input. A key on the command line is in every local user's
+            // process list (/proc/PID/cmdline) while eosctl runs: allowed, with a warning.
+            "--secret" if val == "-" => {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .map_err(|source| Error::Io {
+                        path: PathBuf::from("-"),
+                        source,
+                    })?;
+                up.secret = Some(line.trim().to_string());
+            }
+            "--secret" => {
+                eprintln!(
+                    "eosctl: warning: a key given with --secret is visible to every local user \
+                     while eosctl runs; use --secret-file PATH or --secret - (standard input)"
+                );
+                up.secret = Some(val.clone());
+            }
             "--secret-file" => up.secret = Some(read_file(Path::new(val))?.trim().to_string()),
             "--keys" => up.keys = parse_keys(&read_file(Path::new(val))?)?,
             "--peer" => {
@@ -472,23 +491,47 @@ fn genkey_files(args: &[String]) -> Result<(), Error> {
             })?;
     }
     for (n, text) in nodes.iter().zip(files) {
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
         let path = dir.join(format!("node{n}.keys"));
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .and_then(|mut f| f.write_all(text.as_bytes()))
-            .map_err(|source| Error::Io {
-                path: path.clone(),
-                source,
-            })?;
+        write_key_file(&dir, &path, text.as_bytes())?;
         println!("{}", path.display());
     }
     Ok(())
+}
+
+/// Writes a key file so that nobody else ever reads it and nothing planted at `path` is
+/// followed: a new file (O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600, ours) next to it, written and
+/// synced, then renamed over `path` (which replaces a symlink or an older file itself, with
+/// its owner and mode, rather than writing through it), and the folder synced.
+fn write_key_file(dir: &Path, path: &Path, text: &[u8]) -> Result<(), Error> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("keys");
+    let tmp = dir.join(format!(".{name}.{}.new", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(text)?;
+            f.sync_all()
+        });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp); // Ours if it exists: created just now.
+        return Err(io(&tmp)(e));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp); // Ours: never renamed.
+        io(path)(e)
+    })?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
 }
 
 /// The state of peer `id` in the `peers` file.
@@ -718,6 +761,54 @@ mod tests {
         assert!(parse_up(&strings(&["--config", conf.to_str().unwrap()])).is_err());
         std::fs::write(&conf, format!("config {}\n", conf.display())).unwrap();
         assert!(parse_up(&strings(&["--config", conf.to_str().unwrap()])).is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A key file planted as a symlink (to a file of someone else's) or left with a loose
+    /// mode is replaced, never written through: the target keeps its bytes, the key file is
+    /// a new regular file of mode 0600.
+    #[test]
+    fn genkey_never_writes_through_a_planted_file() {
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        let dir = std::env::temp_dir().join(format!("eosctl-genkey-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "victim\n").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join("node1.keys")).unwrap();
+        std::fs::write(dir.join("node2.keys"), "old\n").unwrap();
+        std::fs::set_permissions(
+            dir.join("node2.keys"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        genkey_files(&strings(&[
+            "--nodes",
+            "1,2",
+            "--out",
+            dir.to_str().unwrap(),
+        ]))
+        .unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "victim\n");
+        for n in [1, 2] {
+            let p = dir.join(format!("node{n}.keys"));
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            assert!(
+                m.file_type().is_file(),
+                "node{n}.keys is not a regular file"
+            );
+            assert_eq!(m.mode() & 0o777, 0o600, "node{n}.keys mode");
+            assert!(std::fs::read_to_string(&p)
+                .unwrap()
+                .contains(&format!("{} ", 3 - n)));
+        }
+        // No temporary file is left behind.
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+            .collect();
+        assert!(left.is_empty());
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -26,8 +26,8 @@ const PAGE: u64 = PAGE_SIZE as u64;
 const MAP_FIXED: u64 = 0x10;
 const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 const MREMAP_FIXED: u64 = 2;
-/// MADV_DONTNEED, MADV_FREE, MADV_REMOVE, MADV_DONTNEED_LOCKED.
-const DROPPING: [u64; 4] = [4, 8, 9, 24];
+/// MADV_DONTNEED, MADV_REMOVE, MADV_DONTNEED_LOCKED (not MADV_FREE: members keep those pages).
+const DROPPING: [u64; 3] = [4, 9, 24];
 
 /// The reference `[addr, addr + round_up(len))`, from `Range::of`'s doc.
 fn spec_range(addr: u64, len: u64) -> Option<(u64, u64)> {

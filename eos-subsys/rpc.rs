@@ -252,8 +252,10 @@ impl Pending {
     }
 }
 
-/// `Ok(a)` for a status of 0 (or positive), the error number otherwise.
+/// `Ok(a)` for a status of 0 (or positive), the error number otherwise (one the protocol
+/// uses: `proto::peer_status`).
 fn status(status: i32, a: Answer) -> core::result::Result<Answer, i32> {
+    let status = crate::proto::peer_status(status);
     if status < 0 {
         Err(status)
     } else {
@@ -278,7 +280,7 @@ pub(crate) fn on_reply(pending: &Pending, m: &Message<'_>) -> Option<bool> {
                 return Ok(Answer::Build);
             }
             if p.status < 0 {
-                return Err(p.status);
+                return Err(crate::proto::peer_status(p.status));
             }
             buf.extend_from_slice(p.pages, GFP_KERNEL)
                 .map_err(|_| ENOMEM.to_errno())?;

@@ -616,6 +616,51 @@ impl<'a> Message<'a> {
     }
 }
 
+/// The error numbers a peer's negative status may carry (as `-errno`): those the protocol's
+/// answers use. Anything else, such as a value below -4095 (which the kernel's `Error`
+/// refuses, with a log line per frame) or a kernel-internal restart code (-512..-516, which
+/// must never reach user space), is read as `-EPROTO`.
+const PEER_ERRNOS: [i32; 27] = [
+    1,   // EPERM
+    2,   // ENOENT
+    3,   // ESRCH
+    4,   // EINTR
+    5,   // EIO
+    6,   // ENXIO
+    7,   // E2BIG
+    9,   // EBADF
+    11,  // EAGAIN
+    12,  // ENOMEM
+    13,  // EACCES
+    14,  // EFAULT
+    16,  // EBUSY
+    17,  // EEXIST
+    19,  // ENODEV
+    22,  // EINVAL
+    24,  // EMFILE
+    28,  // ENOSPC
+    34,  // ERANGE
+    38,  // ENOSYS
+    71,  // EPROTO
+    75,  // EOVERFLOW
+    95,  // EOPNOTSUPP
+    104, // ECONNRESET
+    107, // ENOTCONN
+    110, // ETIMEDOUT
+    125, // ECANCELED
+];
+
+/// A peer's status as this node may use it: 0 and positive values (success, or a message's
+/// own code such as [`PAGES_BUILD`]) as they are, a listed `-errno` as it is, any other
+/// negative value `-EPROTO`.
+pub fn peer_status(status: i32) -> i32 {
+    if status >= 0 || PEER_ERRNOS.contains(&status.wrapping_neg()) {
+        status
+    } else {
+        -71
+    }
+}
+
 /// Checks that a node id received from the network is in the valid range.
 pub fn check_node(id: NodeId) -> Result<NodeId, ProtoError> {
     if id == 0 || id > MAX_NODE_ID {

@@ -697,3 +697,28 @@ fn cpu_is_bounded_by_the_time_away() {
     assert_eq!(honest.bounded_by(1000), honest);
     assert_eq!(honest.bounded_by(0), CpuUsed::default());
 }
+
+/// A peer's status reaches this node's code only as 0, a message's own positive code, or an
+/// error number the protocol uses: never below -4095 nor a kernel restart code.
+#[test]
+fn peer_statuses_are_validated() {
+    use super::peer_status;
+    assert_eq!(peer_status(0), 0);
+    assert_eq!(peer_status(super::PAGES_BUILD), super::PAGES_BUILD);
+    for ok in [-11, -16, -2, -12, -7, -71] {
+        assert_eq!(peer_status(ok), ok);
+    }
+    for bad in [
+        -512,
+        -513,
+        -514,
+        -516,
+        -4096,
+        -100_000,
+        i32::MIN,
+        -133,
+        -4095,
+    ] {
+        assert_eq!(peer_status(bad), -71, "{bad}");
+    }
+}

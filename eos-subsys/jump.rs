@@ -197,7 +197,7 @@ fn send_jump(peer: &Peer, j: Jump<'_>) -> core::result::Result<(), JumpErr> {
 fn ack(node: &Node, to: u16, req: u32, status: i32) {
     if let Some(peer) = node.find_peer(to) {
         // Not sent: there is no connection, or the failed send closed it; the jump's sender
-        // fails its wait with the link (`rpc::Pending::fail_all`) and handles that as a lost
+        // fails its wait with the link (`rpc::Pending::fail_conn`) and handles that as a lost
         // jump.
         let _ = peer.send(&Message::JumpAck { req, status });
     }

@@ -100,13 +100,17 @@ impl Peer {
 
     /// Sends `m` on the current connection.
     pub(crate) fn send(&self, m: &Message<'_>) -> Result {
-        let conn = self
-            .link
-            .lock()
-            .conn
-            .clone()
-            .ok_or(e(kernel::bindings::ENOTCONN))?;
-        conn.send(m)
+        self.send_tracked(m).map(|_| ())
+    }
+
+    /// Sends `m` on the current connection; returns its generation (`Link::ups` when it came
+    /// up), by which requests sent on it fail when it ends (`Pending::fail_conn`).
+    pub(crate) fn send_tracked(&self, m: &Message<'_>) -> Result<u64> {
+        let (conn, gen) = {
+            let l = self.link.lock();
+            (l.conn.clone().ok_or(e(kernel::bindings::ENOTCONN))?, l.ups)
+        };
+        conn.send(m).map(|()| gen)
     }
 
     /// Whether a connection is up now.
@@ -197,8 +201,8 @@ impl Channel for Peer {
         &self.pending
     }
 
-    fn send(&self, m: &Message<'_>) -> Result {
-        Peer::send(self, m)
+    fn send(&self, m: &Message<'_>) -> Result<u64> {
+        Peer::send_tracked(self, m)
     }
 }
 

@@ -8,7 +8,10 @@
 
 use crate::proto::{Message, PAGES_BUILD, PAGE_SIZE};
 use crate::sys::{errno::e, task, time};
-use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use core::sync::atomic::{
+    AtomicU32, AtomicU64,
+    Ordering::{Relaxed, SeqCst},
+};
 use kernel::{
     bindings, new_condvar, new_mutex,
     prelude::*,
@@ -60,8 +63,9 @@ impl From<CallError> for Error {
 pub(crate) trait Channel {
     /// The table of requests waiting for this peer's replies.
     fn pending(&self) -> &Pending;
-    /// Sends `m` on the current connection.
-    fn send(&self, m: &Message<'_>) -> Result;
+    /// Sends `m` on the current connection; returns that connection's generation (see
+    /// [`Pending::fail_conn`]).
+    fn send(&self, m: &Message<'_>) -> Result<u64>;
 }
 
 /// Sends the request `msg(req)` to `ch` and waits up to `timeout_ms` for its answer; `pages`
@@ -75,6 +79,10 @@ pub(crate) fn call<'a>(
     let pending = ch.pending();
     let w = pending.register(pages).map_err(CallError::NotSent)?;
     let sent = ch.send(&msg(w.req));
+    if let Ok(gen) = sent {
+        pending.sent_on(&w, gen);
+    }
+    let sent = sent.map(|_| ());
     let r = match sent {
         Ok(()) => w.wait(timeout_ms),
         Err(err) => Err(err),
@@ -134,6 +142,8 @@ impl Slot {
 #[pin_data]
 pub(crate) struct Waiter {
     req: u32,
+    /// The generation of the connection it went on (0: not sent yet).
+    gen: AtomicU64,
     #[pin]
     slot: Mutex<Slot>,
     #[pin]
@@ -176,6 +186,9 @@ pub(crate) struct Pending {
     #[pin]
     list: Mutex<RBTree<u32, Arc<Waiter>>>,
     next: AtomicU32,
+    /// The newest connection generation that ended: a request sent on it or an older one
+    /// gets no answer.
+    ended: AtomicU64,
 }
 
 impl Pending {
@@ -184,6 +197,7 @@ impl Pending {
         pin_init!(Self {
             list <- new_mutex!(RBTree::new(), "Pending::list"),
             next: AtomicU32::new(1),
+            ended: AtomicU64::new(0),
         })
     }
 
@@ -201,6 +215,7 @@ impl Pending {
         let w = Arc::pin_init(
             pin_init!(Waiter {
                 req,
+                gen: AtomicU64::new(0),
                 slot <- new_mutex!(Slot {
                     state: None,
                     failed: None,
@@ -238,10 +253,31 @@ impl Pending {
         true
     }
 
-    /// Fails every outstanding request with `errno` (the link is gone).
-    pub(crate) fn fail_all(&self, errno: Error) {
+    /// `w` went on the connection of generation `gen`. If that connection has ended
+    /// meanwhile ([`Pending::fail_conn`] ran before this), `w` fails at once.
+    fn sent_on(&self, w: &Waiter, gen: u64) {
+        w.gen.store(gen, SeqCst);
+        if gen <= self.ended.load(SeqCst) {
+            let mut s = w.slot.lock();
+            if !s.done() {
+                s.failed = Some(e(bindings::ECONNRESET));
+            }
+            drop(s);
+            w.cv.notify_all();
+        }
+    }
+
+    /// The connection of generation `gen` ended: every request sent on it fails with
+    /// `errno`, and so does one whose sending is just being recorded (`sent_on`). Requests
+    /// on a newer connection (one that replaced it) wait on.
+    pub(crate) fn fail_conn(&self, gen: u64, errno: Error) {
+        self.ended.fetch_max(gen, SeqCst);
         let list = self.list.lock();
         for w in list.values() {
+            let g = w.gen.load(SeqCst);
+            if g == 0 || g > gen {
+                continue;
+            }
             let mut s = w.slot.lock();
             if !s.done() {
                 s.failed = Some(errno);

@@ -517,18 +517,32 @@ fn run_link(
     est: Established,
 ) -> Result<(), LinkErr> {
     Stats::inc(&node.stats.handshakes_ok);
-    let old = {
+    let (old, gen) = {
         let mut l = peer.link.lock();
         let old = l.conn.replace(conn.clone());
         l.state = LinkState::Up;
         l.ups += 1;
         l.since_ns = time::now_ns();
         l.last_error = "";
-        old
+        (old, l.ups)
     };
     if let Some(old) = old {
+        // The peer came back on a new connection while the old one looked up here: it lost
+        // the old one (and what was in flight on it), or restarted. Either way it is the
+        // loss of the old link, here as on the peer, which ran (or will run) its own
+        // `link_down`: the processes with pages there and the peer's shells here end now,
+        // before the new connection carries anything (a Stretch on it must not meet a stale
+        // shell, nor be killed with the old ones). Its requests fail; the new one's do not.
         Stats::inc(&node.stats.links_replaced);
         old.close();
+        peer.pending.fail_conn(gen - 1, e(bindings::ECONNRESET));
+        pr_info!(
+            "link to node {} replaced by a new connection: the old one counts as lost\n",
+            peer.id
+        );
+        if let Some(h) = HANDLERS.get() {
+            (h.link_down)(node, peer.id);
+        }
     }
     pr_info!(
         "link to node {} up (protocol {}, caps {:#x})\n",
@@ -604,8 +618,8 @@ fn run_link(
             }
         }
     };
-    // Requests sent on this connection get no answer any more.
-    peer.pending.fail_all(e(bindings::ECONNRESET));
+    // Requests sent on this connection get no answer any more (those on a newer one may).
+    peer.pending.fail_conn(gen, e(bindings::ECONNRESET));
     report(node, &conn, None, "link", end);
     conn.close();
 

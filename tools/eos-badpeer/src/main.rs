@@ -484,6 +484,7 @@ fn auth_only(
     as_id: u16,
     secret: &Secret,
     responder: u16,
+    hold: u64,
 ) -> Result<String, String> {
     let mac = SoftMac(secret.as_bytes().to_vec());
     let mut hs = Initiator::new(
@@ -523,7 +524,17 @@ fn auth_only(
     };
     l.send(&frame(&Message::Ping(31)))?;
     expect_pong(&mut l, 31)?;
-    Ok("accepted: welcomed, a sealed ping answered".into())
+    // `--hold S`: the connection stays open (silent) for S seconds before it closes, so the
+    // node's own peer may come back meanwhile and replace it in turn.
+    std::thread::sleep(Duration::from_secs(hold));
+    Ok(format!(
+        "accepted: welcomed, a sealed ping answered{}",
+        if hold > 0 {
+            format!(", held {hold} s")
+        } else {
+            String::new()
+        }
+    ))
 }
 
 /// `--flood-from IP --seconds N`: keeps 20 silent connections to the node open from source
@@ -636,7 +647,8 @@ fn main() {
             eprintln!("--auth-only needs --secret");
             std::process::exit(2);
         };
-        match auth_only(target, as_id, &s, responder) {
+        let hold = opt("--hold").and_then(|v| v.parse().ok()).unwrap_or(0);
+        match auth_only(target, as_id, &s, responder, hold) {
             Ok(what) => {
                 println!("badpeer auth as {as_id}: {what}");
                 std::process::exit(0);

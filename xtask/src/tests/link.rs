@@ -186,3 +186,99 @@ pub(super) fn wire_sealed(cluster: &Cluster, a: &mut Vm, b: Vm) -> Result<(Vm, S
         ),
     ))
 }
+
+/// A connection replaced by a newer one from the same node (issue 25 item 8): a peer holding
+/// node 1's key (here eos-badpeer, claiming node 1 with the cluster secret) authenticates to
+/// node2 while node1's link is up and holds its connection for 3 s. node2 closes node1's
+/// connection, node1 counts it as lost (its process with pages there ends) and dials again
+/// within a second, replacing the badpeer's, which then ends without being current.
+/// node2 must treat each replaced connection as the loss it is: before, it ran no
+/// `link_down` for them, so the shell of node1's dead process stayed on node2 for good.
+pub(super) fn replaced(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    a.sh(
+        "eosctl run --elastic --budget 4 -- hold 16 300 > /tmp/repl.out 2>&1 & \
+         echo $! > /tmp/repl.pid",
+    )?;
+    let mut remote = 0;
+    cluster::poll(
+        "hold's pages on node2",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || {
+            remote = Procs::read(a)?.home("hold").map_or(0, |p| p.remote_pages());
+            Ok((remote >= 1000).then_some(()))
+        },
+    )
+    .with_context(|| format!("only {remote} pages of hold went to node2"))?;
+    if Procs::read(b)?.shells().count() == 0 {
+        bail!("node2 holds no shell for node1's process");
+    }
+    let mark_b = b.console().len();
+    let (rc, out) = a.run(
+        &format!(
+            "eos-badpeer {}:{} --as 1 --responder 2 --secret {SECRET} --auth-only --hold 3",
+            crate::vm::ip(2),
+            crate::vm::PORT
+        ),
+        Duration::from_secs(60),
+    )?;
+    if rc != 0 {
+        bail!("the second connection as node 1 was not accepted (exit {rc}):\n{out}");
+    }
+    // node1 sees its link closed, ends its process, and dials again.
+    cluster::poll(
+        "node1's process ended",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || {
+            let alive = a.sh("kill -0 $(cat /tmp/repl.pid) 2>/dev/null && echo alive; true")?;
+            Ok((!alive.contains("alive")).then_some(()))
+        },
+    )?;
+    let status = a.sh("dmesg | grep '(hold)' | tail -1")?.trim().to_string();
+    a.sh("eosctl wait 2 --timeout 60")?;
+    cluster::wait_links(b, &[1])?;
+    let mut left = Vec::new();
+    cluster::poll(
+        "node2's shells of node1 gone",
+        Duration::from_secs(20),
+        Duration::from_millis(500),
+        || {
+            left = Procs::read(b)?
+                .shells()
+                .map(|s| s.pid())
+                .collect::<Vec<_>>();
+            Ok(left.is_empty().then_some(()))
+        },
+    )
+    .with_context(|| {
+        format!(
+            "node2 still holds shell(s) {left:?} of node1's process, which ended when its link \
+             was replaced ({})",
+            status.trim()
+        )
+    })?;
+    let replaced = cluster::since(&b.console(), mark_b)
+        .lines()
+        .filter(|l| l.contains("replaced by a new connection"))
+        .count();
+    if replaced == 0 {
+        bail!("node2 logged no replaced connection");
+    }
+    // The new link works: a stretched run on it.
+    let want = cluster::host_result("lsearch", &["16"])?;
+    let (rc, out) = a.run(
+        "eosctl run --elastic --budget 4 -- lsearch 16",
+        Duration::from_secs(120),
+    )?;
+    if rc != 0 || !out.lines().any(|l| l == want) {
+        bail!("lsearch on the new link: exit {rc}, host says `{want}`:\n{out}");
+    }
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "node2 logged {replaced} replaced connection(s) and dropped the shell of node1's \
+         process ({remote} pages there; node1: `{}`); a stretched lsearch ran right on the new \
+         link",
+        status.trim()
+    ))
+}

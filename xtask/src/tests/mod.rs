@@ -186,6 +186,8 @@ const STEPS: &[Step] = &[
         run: |c| c.replace_b(link::reconnect) },
     Step { id: "sealed", title: "two-vm: the link is sealed: pages with a marker cross it, the marker never shows", tier: Tier::Test, limit_s: 300, needs: ROOMY,
         run: |c| c.replace_b(link::wire_sealed) },
+    Step { id: "replaced", title: "two-vm: a link replaced by a new connection from the same node counts as its loss on both sides: no shell outlives its process", tier: Tier::Test, limit_s: 300, needs: ROOMY,
+        run: |c| { let (a, b) = c.pair()?; link::replaced(a, b) } },
     Step { id: "on-path", title: "two-vm: forged and replayed frames injected into the live TCP stream close the link", tier: Tier::Test, limit_s: 300, needs: ROOMY,
         run: |c| { let (cl, a, b) = c.nodes()?; onpath::on_path(cl, a, b) } },
     Step { id: "workloads", title: "workloads: same result as on the host; OOM at 1.5x memory", tier: Tier::Test, limit_s: 600, needs: ROOMY,

@@ -295,6 +295,18 @@ fn confidentiality_store(s: &str) -> Result {
     store_switch(s, ["0", "1"], &crate::transport::CONFIDENTIAL)
 }
 
+fn require_pair_keys_show(w: &mut FmtBuf<'_>) {
+    show_with(w, |_, w| {
+        writeln!(w, "{}", u8::from(node::REQUIRE_PAIR_KEYS.load(Relaxed)))
+    });
+}
+
+/// 1: a peer without its own pair key (`key` in `peers`) is refused at its handshake, rather
+/// than authenticated with the cluster secret; 0 (the default): the cluster secret serves.
+fn require_pair_keys_store(s: &str) -> Result {
+    store_switch(s, ["0", "1"], &node::REQUIRE_PAIR_KEYS)
+}
+
 fn jump_show(w: &mut FmtBuf<'_>) {
     show_with(w, |_, w| {
         jump::jumps().map_or(Ok(()), |j| j.write_tunables(w))
@@ -309,7 +321,7 @@ fn jumplog_show(w: &mut FmtBuf<'_>) {
     show_with(w, |_, w| jump::jumps().map_or(Ok(()), |j| j.write_log(w)));
 }
 
-static ATTRS: [sysfs::Attr; 12] = [
+static ATTRS: [sysfs::Attr; 13] = [
     sysfs::Attr {
         name: c"jump",
         mode: 0o644,
@@ -347,6 +359,12 @@ static ATTRS: [sysfs::Attr; 12] = [
         mode: 0o644,
         show: Some(confidentiality_show),
         store: Some(confidentiality_store),
+    },
+    sysfs::Attr {
+        name: c"require_pair_keys",
+        mode: 0o644,
+        show: Some(require_pair_keys_show),
+        store: Some(require_pair_keys_store),
     },
     sysfs::Attr {
         name: c"node_id",

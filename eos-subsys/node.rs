@@ -20,6 +20,11 @@ use kernel::{
     sync::{Arc, Mutex, SpinLock},
 };
 
+/// Whether a peer without a pair key of its own is refused instead of authenticated with the
+/// cluster secret, which only proves membership, not which member
+/// (`/sys/kernel/elastic/require_pair_keys`; off by default).
+pub(crate) static REQUIRE_PAIR_KEYS: AtomicBool = AtomicBool::new(false);
+
 /// Peer-caused log lines: a burst of 10, then one per second.
 const LOG_INTERVAL_NS: u64 = 1_000_000_000;
 const LOG_BURST: u32 = 10;
@@ -175,15 +180,26 @@ impl Node {
     }
 
     /// The MAC a handshake with node `id` uses: keyed with the key of that pair if it has
-    /// one (so only that node can pass for it), else with the cluster secret. With neither
-    /// (or an unknown node) a random key, which no peer holds: the handshake then fails the
-    /// way it fails for any wrong key.
+    /// one (so only that node can pass for it), else with the cluster secret, unless
+    /// [`REQUIRE_PAIR_KEYS`] is set. With neither (or an unknown node) a random key, which no
+    /// peer holds: the handshake then fails the way it fails for any wrong key.
     pub(crate) fn mac_for(&self, id: NodeId) -> Result<HmacSha256> {
         let pair = self.find_peer(id).and_then(|p| p.link.lock().key);
         if let Some(k) = pair {
             return HmacSha256::new(k.as_bytes());
         }
-        match self.cfg.lock().secret {
+        let secret = self.cfg.lock().secret;
+        match secret {
+            Some(_) if REQUIRE_PAIR_KEYS.load(core::sync::atomic::Ordering::Relaxed) => {
+                // As `peer_warn!` (defined below): rate-limited, a peer may call for it.
+                if self.log_allowed().is_some() {
+                    pr_warn!(
+                        "node {}: no pair key, and require_pair_keys is set: handshake refused\n",
+                        id
+                    );
+                }
+                HmacSha256::new(&crate::sys::crypto::random_bytes::<32>())
+            }
             Some(s) => HmacSha256::new(s.as_bytes()),
             None => HmacSha256::new(&crate::sys::crypto::random_bytes::<32>()),
         }

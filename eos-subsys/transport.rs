@@ -294,7 +294,14 @@ fn accept_loop((node, listener): (&'static Node, Socket)) {
         Stats::inc(&node.stats.accepted);
         let who = sock.peer_addr();
         let src = who.map_or(0, |a| u32::from(*a.ip()));
-        if let Err(why) = node.handshaking.lock().take(src) {
+        // A configured peer's address has handshake slots of its own: a flood from any
+        // number of other addresses cannot keep it from reconnecting.
+        let configured = node
+            .peers
+            .lock()
+            .iter()
+            .any(|p| u32::from(*p.link.lock().addr.ip()) == src);
+        if let Err(why) = node.handshaking.lock().take(src, configured) {
             Stats::inc(&node.stats.busy_refusals);
             peer_warn!(
                 node,

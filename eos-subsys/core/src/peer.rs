@@ -172,11 +172,50 @@ pub enum SlotRefusal {
     SourceBusy,
 }
 
+/// Configured peer addresses with handshake slots of their own at once (beyond
+/// [`MAX_HANDSHAKING`]): a flood from other addresses, however many, cannot keep a configured
+/// peer from reconnecting.
+pub const MAX_PEER_SOURCES: usize = 16;
+
 /// The handshake slots of the listener, by source address.
 #[derive(Debug, Default, Clone)]
 pub struct Slots {
-    /// (source, connections in their handshake); a count of 0 is a free entry.
+    /// (source, connections in their handshake); a count of 0 is a free entry. Any source.
     held: [(u32, u8); MAX_HANDSHAKING],
+    /// The same, for the addresses of configured peers only.
+    peers: [(u32, u8); MAX_PEER_SOURCES],
+}
+
+/// Takes one of `table`'s slots for `src`: at most [`MAX_HANDSHAKING_PER_SOURCE`] each,
+/// `total` in all.
+fn take_in(table: &mut [(u32, u8)], src: u32, total: usize) -> Result<(), SlotRefusal> {
+    if table.iter().map(|e| e.1 as usize).sum::<usize>() >= total {
+        return Err(SlotRefusal::Full);
+    }
+    if let Some(e) = table.iter_mut().find(|e| e.1 > 0 && e.0 == src) {
+        if e.1 >= MAX_HANDSHAKING_PER_SOURCE {
+            return Err(SlotRefusal::SourceBusy);
+        }
+        e.1 += 1;
+        return Ok(());
+    }
+    let e = table
+        .iter_mut()
+        .find(|e| e.1 == 0)
+        .ok_or(SlotRefusal::Full)?;
+    *e = (src, 1);
+    Ok(())
+}
+
+/// Gives back one of `table`'s slots of `src`; false if it holds none.
+fn give_back_in(table: &mut [(u32, u8)], src: u32) -> bool {
+    match table.iter_mut().find(|e| e.1 > 0 && e.0 == src) {
+        Some(e) => {
+            e.1 -= 1;
+            true
+        }
+        None => false,
+    }
 }
 
 impl Slots {
@@ -184,41 +223,33 @@ impl Slots {
     pub const fn new() -> Self {
         Self {
             held: [(0, 0); MAX_HANDSHAKING],
+            peers: [(0, 0); MAX_PEER_SOURCES],
         }
     }
 
-    /// Takes a slot for a connection from `src` (an IPv4 address).
-    pub fn take(&mut self, src: u32) -> Result<(), SlotRefusal> {
-        if self.in_use() >= MAX_HANDSHAKING {
-            return Err(SlotRefusal::Full);
-        }
-        if let Some(e) = self.held.iter_mut().find(|e| e.1 > 0 && e.0 == src) {
-            if e.1 >= MAX_HANDSHAKING_PER_SOURCE {
-                return Err(SlotRefusal::SourceBusy);
-            }
-            e.1 += 1;
+    /// Takes a slot for a connection from `src` (an IPv4 address); `peer`: `src` is the
+    /// address of a configured peer, which then takes one of the peers' own slots first.
+    pub fn take(&mut self, src: u32, peer: bool) -> Result<(), SlotRefusal> {
+        if peer && take_in(&mut self.peers, src, MAX_PEER_SOURCES).is_ok() {
             return Ok(());
         }
-        // Fewer than MAX_HANDSHAKING in use, each entry holding at least one: one is free.
-        let e = self
-            .held
-            .iter_mut()
-            .find(|e| e.1 == 0)
-            .ok_or(SlotRefusal::Full)?;
-        *e = (src, 1);
-        Ok(())
+        take_in(&mut self.held, src, MAX_HANDSHAKING)
     }
 
     /// Gives back a slot `take` gave for `src`.
     pub fn give_back(&mut self, src: u32) {
-        if let Some(e) = self.held.iter_mut().find(|e| e.1 > 0 && e.0 == src) {
-            e.1 -= 1;
+        if !give_back_in(&mut self.peers, src) {
+            give_back_in(&mut self.held, src);
         }
     }
 
     /// Connections in their handshake.
     pub fn in_use(&self) -> usize {
-        self.held.iter().map(|e| e.1 as usize).sum()
+        self.held
+            .iter()
+            .chain(self.peers.iter())
+            .map(|e| e.1 as usize)
+            .sum()
     }
 }
 
@@ -350,24 +381,54 @@ mod tests {
     use core::net::Ipv4Addr;
     use std::format;
 
+    /// Four flooding addresses (two slots each) fill every general slot; a configured peer's
+    /// address still gets a slot of its own (issue 27 item 7: before, it could not relink).
+    #[test]
+    fn configured_peers_have_slots_a_flood_cannot_take() {
+        let mut s = Slots::new();
+        for flood in 1..=4u32 {
+            assert_eq!(s.take(flood, false), Ok(()));
+            assert_eq!(s.take(flood, false), Ok(()));
+        }
+        assert_eq!(s.take(5, false), Err(SlotRefusal::Full));
+        let peer = 0x0a00_020b;
+        assert_eq!(
+            s.take(peer, true),
+            Ok(()),
+            "a configured peer still gets a slot"
+        );
+        assert_eq!(s.take(peer, true), Ok(()));
+        // Its own share holds there too; past it, the general slots (all full here).
+        assert_eq!(s.take(peer, true), Err(SlotRefusal::Full));
+        // A flood claiming to be a peer (it is not configured) is not let in.
+        assert_eq!(s.take(6, false), Err(SlotRefusal::Full));
+        s.give_back(peer);
+        s.give_back(peer);
+        for flood in 1..=4u32 {
+            s.give_back(flood);
+            s.give_back(flood);
+        }
+        assert_eq!(s.in_use(), 0);
+    }
+
     #[test]
     fn one_source_holds_its_share_of_the_handshake_slots_only() {
         let mut s = Slots::new();
         let (flood, peer) = (0x0a00_0263, 0x0a00_020b);
-        assert_eq!(s.take(flood), Ok(()));
-        assert_eq!(s.take(flood), Ok(()));
+        assert_eq!(s.take(flood, false), Ok(()));
+        assert_eq!(s.take(flood, false), Ok(()));
         for _ in 0..10 {
-            assert_eq!(s.take(flood), Err(SlotRefusal::SourceBusy));
+            assert_eq!(s.take(flood, false), Err(SlotRefusal::SourceBusy));
         }
-        assert_eq!(s.take(peer), Ok(()), "a real peer still gets a slot");
+        assert_eq!(s.take(peer, false), Ok(()), "a real peer still gets a slot");
         // Other sources fill the rest; then everything is full.
         for src in 1..=5 {
-            assert_eq!(s.take(src), Ok(()));
+            assert_eq!(s.take(src, false), Ok(()));
         }
         assert_eq!(s.in_use(), MAX_HANDSHAKING);
-        assert_eq!(s.take(99), Err(SlotRefusal::Full));
+        assert_eq!(s.take(99, false), Err(SlotRefusal::Full));
         s.give_back(flood);
-        assert_eq!(s.take(99), Ok(()));
+        assert_eq!(s.take(99, false), Ok(()));
         // Giving back what was never taken changes nothing.
         s.give_back(12345);
         assert_eq!(s.in_use(), MAX_HANDSHAKING);

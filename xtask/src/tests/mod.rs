@@ -178,7 +178,7 @@ const STEPS: &[Step] = &[
         run: |c| { let (a, b) = c.pair()?; security::root_shell(a, b) } },
     Step { id: "pairwise-keys", title: "two-vm: pairwise keys: a member cannot pass for another node", tier: Tier::Test, limit_s: 300, needs: PAIR,
         run: |c| { let (a, b) = c.pair()?; security::pairwise_keys(a, b) } },
-    Step { id: "handshake-flood", title: "two-vm: a half-open handshake flood from one source does not delay a real peer's reconnect", tier: Tier::Test, limit_s: 300, needs: PAIR,
+    Step { id: "handshake-flood", title: "two-vm: a half-open handshake flood from four sources does not delay a real peer's reconnect", tier: Tier::Test, limit_s: 300, needs: PAIR,
         run: |c| { let (a, b) = c.pair()?; security::handshake_flood(a, b) } },
     Step { id: "wrong-key", title: "two-vm: wrong-key peer refused and logged", tier: Tier::Test, limit_s: 300, needs: PAIR,
         run: |c| c.replace_b(|cl, a, b| Ok((security::wrong_key(cl, a, b)?, String::new()))) },

@@ -16,7 +16,7 @@ pub(crate) static HANDLERS: Handlers = Handlers { message, link_down };
 fn message(
     node: &'static Node,
     peer: &Arc<Peer>,
-    conn: &Conn,
+    conn: &Arc<Conn>,
     m: &Message<'_>,
 ) -> Result<(), Unhandled> {
     let sent = match m {

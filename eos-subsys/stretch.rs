@@ -426,6 +426,9 @@ const MAX_STRETCHES_IN_FLIGHT: u32 = 4;
 struct StretchJob {
     node: &'static Node,
     peer: Arc<Peer>,
+    /// The connection the Stretch came on: if it ends before the shell is ready, the home's
+    /// request ended with it, and the shell would be nobody's.
+    conn: Arc<Conn>,
     req: u32,
     pid: u32,
     exe_hash: [u8; 32],
@@ -437,7 +440,12 @@ struct StretchJob {
 }
 
 impl StretchJob {
-    fn copy(node: &'static Node, peer: &Arc<Peer>, s: &Stretch<'_>) -> Result<Self> {
+    fn copy(
+        node: &'static Node,
+        peer: &Arc<Peer>,
+        conn: &Arc<Conn>,
+        s: &Stretch<'_>,
+    ) -> Result<Self> {
         let own = |b: &[u8]| -> Result<KVec<u8>> {
             let mut v = KVec::with_capacity(b.len(), GFP_KERNEL)?;
             v.extend_from_slice(b, GFP_KERNEL)?;
@@ -446,6 +454,7 @@ impl StretchJob {
         Ok(Self {
             node,
             peer: peer.clone(),
+            conn: conn.clone(),
             req: s.req,
             pid: s.pid,
             exe_hash: s.exe_hash,
@@ -478,7 +487,7 @@ impl StretchJob {
 pub(crate) fn serve_stretch(
     node: &'static Node,
     peer: &Arc<Peer>,
-    conn: &Conn,
+    conn: &Arc<Conn>,
     s: &Stretch<'_>,
 ) -> Result {
     let refuse = |err: Error| {
@@ -492,7 +501,7 @@ pub(crate) fn serve_stretch(
         peer.stretches.fetch_sub(1, Relaxed);
         return refuse(EBUSY);
     }
-    let spawned = StretchJob::copy(node, peer, s).and_then(|job| {
+    let spawned = StretchJob::copy(node, peer, conn, s).and_then(|job| {
         crate::sys::kthread::spawn(kernel::fmt!("eos-stretch/{}", peer.id), job, run_stretch)
     });
     if let Err(err) = spawned {
@@ -517,14 +526,19 @@ fn run_stretch(job: StretchJob) {
             (e.to_errno(), 0)
         }
     };
-    // The link may have been replaced meanwhile: the answer goes on the current one. If
-    // there is none, the home is lost (its shells are gone already) or will give up: this
-    // shell would be nobody's.
-    let sent = job.peer.send(&Message::StretchOk {
-        req: s.req,
-        status,
-        shell_pid: pid,
-    });
+    // The connection it came on ended meanwhile (lost, or replaced by a newer one): the
+    // home's request failed with it, and the peer's shells were released with it (a
+    // replaced link counts as lost): this one would be nobody's. Else the answer goes on
+    // that connection; if it cannot, likewise.
+    let sent = if job.conn.closing.load(Relaxed) {
+        Err(e(bindings::ENOTCONN))
+    } else {
+        job.conn.send(&Message::StretchOk {
+            req: s.req,
+            status,
+            shell_pid: pid,
+        })
+    };
     if sent.is_err() && status == 0 {
         serve_release(&job.peer, s.pid);
     }

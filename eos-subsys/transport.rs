@@ -50,7 +50,8 @@ pub(crate) enum Unhandled {
 /// What the primitives do with a link's messages.
 pub(crate) struct Handlers {
     /// A request or notification from `peer`, answered on `conn`.
-    pub(crate) message: fn(&'static Node, &Arc<Peer>, &Conn, &Message<'_>) -> Result<(), Unhandled>,
+    pub(crate) message:
+        fn(&'static Node, &Arc<Peer>, &Arc<Conn>, &Message<'_>) -> Result<(), Unhandled>,
     /// The link to node `id` is gone (its last connection ended).
     pub(crate) link_down: fn(&'static Node, u16),
 }

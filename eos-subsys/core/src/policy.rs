@@ -358,10 +358,18 @@ pub enum ShellIds {
     /// Every shell runs as `nobody`/`nogroup` (the default): a peer cannot reach any user's
     /// files here through what its shells map.
     Nobody,
-    /// The ids the Stretch names, as a hint (root excepted), so a shell can map the program's
-    /// files with its user's permissions: for a cluster whose nodes share their users.
+    /// The ids the Stretch names, as a hint, so a shell can map the program's files with its
+    /// user's permissions: for a cluster whose nodes share their users. Only ids of regular
+    /// users and groups ([`CALLER_IDS`]) pass; any other (root, a system group such as shadow,
+    /// 42 on Debian) becomes `nobody`/`nogroup`.
     Caller,
 }
+
+/// The user and group ids [`ShellIds::Caller`] lets through: Debian's range for regular users
+/// and their groups (`UID_MIN`..=`UID_MAX` and `GID_MIN`..=`GID_MAX` in /etc/login.defs).
+/// System ids below it own system files (shadow, disk, adm...), and ids above it are
+/// `nobody`'s and the ranges of containers.
+pub const CALLER_IDS: core::ops::RangeInclusive<u32> = 1000..=60000;
 
 /// The kernel's overflow uid/gid (`nobody`/`nogroup` on Debian).
 pub const NOBODY: u32 = 65534;
@@ -370,16 +378,26 @@ pub const NOBODY: u32 = 65534;
 ///
 /// A Stretch comes from a peer, and nothing a peer sends may raise privilege here: a shell
 /// never needs any (every syscall of its process runs at home), so it runs as `nobody` unless
-/// this node's administrator lets Stretch ids through ([`ShellIds::Caller`]), and even then root
-/// (uid or gid 0) becomes `nobody`/`nogroup`. Every shell also loses all capabilities, its
+/// this node's administrator lets Stretch ids through ([`ShellIds::Caller`]), and even then only
+/// regular users' ids ([`CALLER_IDS`]): root or a system id becomes `nobody`/`nogroup`. A shell
+/// has no supplementary groups (its credentials derive from the kernel's, whose group list is
+/// empty). Every shell also loses all capabilities, its
 /// bounding set, and the right to gain privilege at exec (no_new_privs: see
 /// `elastic_cred_set_ids`).
 pub fn shell_ids(policy: ShellIds, uid: u32, gid: u32) -> (u32, u32) {
     match policy {
         ShellIds::Nobody => (NOBODY, NOBODY),
         ShellIds::Caller => (
-            if uid == 0 { NOBODY } else { uid },
-            if gid == 0 { NOBODY } else { gid },
+            if CALLER_IDS.contains(&uid) {
+                uid
+            } else {
+                NOBODY
+            },
+            if CALLER_IDS.contains(&gid) {
+                gid
+            } else {
+                NOBODY
+            },
         ),
     }
 }
@@ -481,6 +499,12 @@ mod tests {
         assert_eq!(shell_ids(ShellIds::Caller, 0, 1000), (65534, 1000));
         assert_eq!(shell_ids(ShellIds::Caller, 1000, 0), (1000, 65534));
         assert_eq!(shell_ids(ShellIds::Caller, 1000, 1000), (1000, 1000));
+        // System ids never pass: shadow's group (42), a daemon's uid (1), ids past the range.
+        assert_eq!(shell_ids(ShellIds::Caller, 1000, 42), (1000, 65534));
+        assert_eq!(shell_ids(ShellIds::Caller, 1, 1000), (65534, 1000));
+        assert_eq!(shell_ids(ShellIds::Caller, 999, 999), (65534, 65534));
+        assert_eq!(shell_ids(ShellIds::Caller, 60001, 100_000), (65534, 65534));
+        assert_eq!(shell_ids(ShellIds::Caller, 60000, 60000), (60000, 60000));
     }
 
     #[test]

@@ -183,9 +183,17 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     let rootp = pid_in(a, "/tmp/rootp")?;
     let status = shell_status(b, rootp)?;
     a.sh("kill $(cat /tmp/rootp); sleep 1")?;
+    // No supplementary group either (a group could open what its ids cannot).
+    let no_groups = |status: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Groups:"))
+            .is_some_and(|g| g.trim().is_empty())
+    };
     if !status.contains("Uid:\t65534\t65534\t65534\t65534")
         || !status.contains("Gid:\t65534\t65534\t65534\t65534")
         || !no_privilege.iter().all(|w| status.contains(w))
+        || !no_groups(&status)
     {
         bail!("the shell of a root process runs with privilege:\n{status}");
     }
@@ -199,10 +207,11 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     b.sh("echo nobody > /sys/kernel/elastic/shell_ids")?;
     if !status.contains("Uid:\t1000\t1000\t1000\t1000")
         || !no_privilege.iter().all(|w| status.contains(w))
+        || !no_groups(&status)
     {
         bail!("with shell_ids=caller alice's shell does not run as alice without privilege:\n{status}");
     }
-    Ok(format!("another uid refused with EPERM, and a setuid program its own user started; statistics private to the owner; a mark survives exec, not a setuid exec; root allowed; shells run as nobody (65534) whoever the Stretch names, alice or root, and as alice only where node2 allows Stretch ids (shell_ids=caller), always with no capabilities, an empty bounding set and no_new_privs; a process of nobody's on node2 is refused the shell ({intruded})"))
+    Ok(format!("another uid refused with EPERM, and a setuid program its own user started; statistics private to the owner; a mark survives exec, not a setuid exec; root allowed; shells run as nobody (65534) whoever the Stretch names, alice or root, and as alice only where node2 allows Stretch ids (shell_ids=caller, regular users' ids only), always with no capabilities, no supplementary groups, an empty bounding set and no_new_privs; a process of nobody's on node2 is refused the shell ({intruded})"))
 }
 
 /// Kernel log lines on `v` that name why ElasticOS ended a process.

@@ -280,7 +280,7 @@ fn shell_status(b: &mut Vm, home_pid: u32) -> Result<String> {
         .map(|s| s.pid())
         .with_context(|| format!("no shell of pid {home_pid} on node2:\n{procs}"))?;
     b.sh(&format!(
-        "grep -E '^(Uid|Gid|Cap|NoNewPrivs)' /proc/{pid}/status"
+        "grep -E '^(Uid|Gid|Groups|Cap|NoNewPrivs)' /proc/{pid}/status"
     ))
 }
 

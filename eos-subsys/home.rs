@@ -817,7 +817,8 @@ impl Procs {
         while !task::fatal_signal_pending() && !p.is_dead() {
             time::sleep_ms_uninterruptible(1);
             let now_pages = p.mm.anon_pages();
-            if now_pages < under() {
+            // No limit any more (the budget cleared, no memory cgroup): nothing to wait for.
+            if p.local_limit() == 0 || now_pages < under() {
                 c.budget_wait_ns.fetch_add(waited(), Relaxed);
                 return;
             }

@@ -632,7 +632,11 @@ fn run_link(
     conn.close();
 
     let mut l = peer.link.lock();
-    let current = l.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, &conn));
+    // Still this node's link to the peer: it is the current connection, or it was taken off
+    // (a key change, the peer's deletion) and none came after it. A connection replaced by a
+    // newer one was handled as a loss when it was replaced.
+    let current = l.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, &conn))
+        || (l.conn.is_none() && l.ups == gen);
     if current {
         l.conn = None;
         l.state = LinkState::Down;

@@ -199,7 +199,10 @@ int main(int argc, char **argv)
 	{
 		double t0 = now_s(), took;
 
-		elastic_jump(0, peer);
+		if (elastic_jump(0, peer) && stretched) {
+			printf("layout: madvfree: the jump to the peer failed\n");
+			bad++;
+		}
 		there = 0;
 		for (size_t p = 0; p < PAGES; p++)
 			there += m[p * 512] != 2700 + p && m[p * 512] != 0;

@@ -193,6 +193,9 @@ pub struct JumpPolicy {
     last_iat_ns: u64,
     min_rate_ns: u64,
     arrived_ns: u64,
+    /// A fault counted by [`JumpPolicy::on_remote_fault`] is being served: its end is what the
+    /// next inter-arrival time counts from ([`JumpPolicy::fault_served`]).
+    serving: bool,
     /// The range of the fault that decided a policy jump not yet under way.
     trigger: Option<u64>,
     /// The range that sent execution away by a policy jump, and when it left.
@@ -211,6 +214,7 @@ impl JumpPolicy {
             last_iat_ns: u64::MAX,
             min_rate_ns: t.min_rate_ns,
             arrived_ns: now,
+            serving: false,
             trigger: None,
             left: None,
             bounced: [None; BOUNCE_SLOTS],
@@ -280,6 +284,7 @@ impl JumpPolicy {
             now.saturating_sub(self.last_fault_ns)
         };
         self.last_fault_ns = now;
+        self.serving = true;
         self.min_rate_ns = self.min_rate_ns.min(iat);
         if iat < self.last_iat_ns || iat < self.min_rate_ns.saturating_add(t.slack_ns) {
             self.count = self.count.saturating_add(1);
@@ -296,8 +301,9 @@ impl JumpPolicy {
     /// fault's inter-arrival time counts from here, so it is the process's own time between
     /// faults, not the service time, which grows with the readahead window and would make a
     /// scan look slower as its pulls grow.
+    /// Only a fault the counter saw moves it (not a kernel access, a vfork child's, ...).
     pub fn fault_served(&mut self, now: u64) {
-        if self.last_fault_ns != 0 {
+        if core::mem::take(&mut self.serving) && self.last_fault_ns != 0 {
             self.last_fault_ns = self.last_fault_ns.max(now);
         }
     }
@@ -318,6 +324,7 @@ impl JumpPolicy {
         self.count = 0;
         self.last_fault_ns = 0;
         self.last_iat_ns = u64::MAX;
+        self.serving = false;
     }
 
     /// Execution arrives here at `now`. Back within `bounce_ns` of a policy jump away: that
@@ -348,6 +355,7 @@ impl JumpPolicy {
         self.count = 0;
         self.last_fault_ns = 0;
         self.last_iat_ns = u64::MAX;
+        self.serving = false;
     }
 }
 
@@ -444,6 +452,13 @@ mod tests {
             jumped.is_some(),
             "a fast scan with growing pulls never jumped"
         );
+        // A fault the counter did not see (a kernel access) does not move its clock.
+        let mut q = super::JumpPolicy::new(&t, 0);
+        assert!(!q.on_remote_fault(&t, 1_000));
+        q.fault_served(2_000);
+        let before = q;
+        q.fault_served(9_000_000);
+        assert_eq!(q, before);
     }
 
     #[test]

@@ -416,7 +416,9 @@ pub(super) fn cgroup_limit(a: &mut Vm, b: &mut Vm) -> Result<String> {
         bail!("{w} never came under its cgroup's limit ({limit} pages): {samples:?}");
     };
     let peak = samples[held_from..].iter().copied().max().unwrap_or(0);
-    if peak > limit {
+    // Within one push batch, as the budget step allows: the limit read at a fault moves by a
+    // memcg charge batch as the cgroup's per-CPU stock fills and drains.
+    if peak > limit + 32 {
         bail!(
             "{w} had {peak} anonymous pages here in a cgroup of {HIGH_MIB} MiB after it came under it: {samples:?}"
         );

@@ -545,6 +545,11 @@ pub(super) fn handshake_flood(a: &mut Vm, b: &mut Vm) -> Result<String> {
 pub(super) fn root_shell(a: &mut Vm, b: &mut Vm) -> Result<String> {
     // A root-only file the attacker knows the contents of (eos-badpeer's PROBE).
     b.sh("mkdir -p /root && echo eos-probe-secret > /root/eos-probe && chmod 600 /root/eos-probe")?;
+    // The real node 1 stops dialling node2 while the attacker holds its identity: its new
+    // connection would replace the attacker's, which counts as that link's loss and ends the
+    // attacker's shell (step `replaced`) before it could be looked at.
+    let peers = "/sys/kernel/elastic/peers";
+    a.sh(&format!("echo 'del 2' > {peers}"))?;
     a.sh(&format!(
         "eos-badpeer {}:{} --as 1 --responder 2 --secret {SECRET} --root-shell --hold 20 \
          > /tmp/rootshell.out 2>&1 & true",
@@ -590,7 +595,7 @@ pub(super) fn root_shell(a: &mut Vm, b: &mut Vm) -> Result<String> {
     let mut seen = Vec::new();
     for p in &pids {
         let st = b.sh(&format!(
-            "grep -E '^(Uid|Gid|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/{p}/status; true"
+            "grep -E '^(Uid|Gid|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/{p}/status 2>/dev/null; true"
         ))?;
         if st.trim().is_empty() {
             if *p == pid {
@@ -631,6 +636,11 @@ pub(super) fn root_shell(a: &mut Vm, b: &mut Vm) -> Result<String> {
             Ok(out.contains("rootshell: done").then_some(()))
         },
     );
+    a.sh(&format!(
+        "echo 'add 2 {}:{}' > {peers}",
+        vm::ip(2),
+        vm::PORT
+    ))?;
     cluster::wait_links(a, &[2])?;
     cluster::wait_links(b, &[1])?;
     check_clean(&[a, b])?;

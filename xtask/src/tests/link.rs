@@ -135,17 +135,7 @@ pub(super) fn wire_sealed(cluster: &Cluster, a: &mut Vm, b: Vm) -> Result<(Vm, S
         "eosctl run --elastic --budget 2 -- hold 8 120 {WIRE_MARKER} > /tmp/wire.out 2>&1 & \
          echo $! > /tmp/wire.pid"
     ))?;
-    let mut remote = 0;
-    cluster::poll(
-        "hold's pages on node2",
-        Duration::from_secs(60),
-        Duration::from_millis(500),
-        || {
-            remote = Procs::read(a)?.home("hold").map_or(0, |p| p.remote_pages());
-            Ok((remote >= 1200).then_some(()))
-        },
-    )
-    .with_context(|| format!("only {remote} pages of hold went to node2"))?;
+    let remote = hold_pages_on_node2(a, 1200)?;
     a.sh("kill -USR1 $(cat /tmp/wire.pid)")?;
     let (_, out) = a.run(
         "wait $(cat /tmp/wire.pid); echo status=$?; cat /tmp/wire.out",
@@ -199,17 +189,7 @@ pub(super) fn replaced(a: &mut Vm, b: &mut Vm) -> Result<String> {
         "eosctl run --elastic --budget 4 -- hold 16 300 > /tmp/repl.out 2>&1 & \
          echo $! > /tmp/repl.pid",
     )?;
-    let mut remote = 0;
-    cluster::poll(
-        "hold's pages on node2",
-        Duration::from_secs(60),
-        Duration::from_millis(500),
-        || {
-            remote = Procs::read(a)?.home("hold").map_or(0, |p| p.remote_pages());
-            Ok((remote >= 1000).then_some(()))
-        },
-    )
-    .with_context(|| format!("only {remote} pages of hold went to node2"))?;
+    let remote = hold_pages_on_node2(a, 1000)?;
     if Procs::read(b)?.shells().count() == 0 {
         bail!("node2 holds no shell for node1's process");
     }
@@ -281,4 +261,21 @@ pub(super) fn replaced(a: &mut Vm, b: &mut Vm) -> Result<String> {
          link",
         status.trim()
     ))
+}
+
+/// Waits (up to 60 s) until the process `hold` on node1 has at least `min` pages on node2;
+/// returns how many it has.
+fn hold_pages_on_node2(a: &mut Vm, min: i64) -> Result<i64> {
+    let mut remote = 0;
+    cluster::poll(
+        "hold's pages on node2",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || {
+            remote = Procs::read(a)?.home("hold").map_or(0, |p| p.remote_pages());
+            Ok((remote >= min).then_some(()))
+        },
+    )
+    .with_context(|| format!("only {remote} pages of hold went to node2"))?;
+    Ok(remote)
 }

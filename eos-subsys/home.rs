@@ -23,7 +23,7 @@ use crate::transit::Arrival;
 use core::fmt::Write;
 use core::sync::atomic::{
     AtomicBool, AtomicI64, AtomicU32, AtomicU64,
-    Ordering::{Relaxed, SeqCst},
+    Ordering::{Acquire, Relaxed, Release, SeqCst},
 };
 use kernel::{
     bindings, new_condvar, new_mutex, new_spinlock,
@@ -48,9 +48,8 @@ const MEMCG_CHARGE_BATCH: i64 = 64;
 /// milliseconds for a few pages over (`mem_cgroup_handle_over_high`). With one slack only,
 /// a 32 MiB lsearch with memory.high 8 MiB passed it 884 times (step `cgroup-limit`).
 pub(crate) const MEMCG_MARGIN: i64 = MEMCG_CHARGE_BATCH + 2 * BUDGET_SLACK as i64;
-/// A fault waiting for its budget goes on after this long without a page pushed, and the
-/// process's faults do not wait again for `BUDGET_BACKOFF_MS`.
-const BUDGET_STALL_MS: u64 = 50;
+/// After a pusher round that could push none of its pages, a process's faults do not wait
+/// for its budget for this long.
 const BUDGET_BACKOFF_MS: u64 = 1_000;
 /// The longest one fault waits for its budget while the pusher makes progress.
 const BUDGET_WAIT_MAX_MS: u64 = 1_000;
@@ -87,6 +86,10 @@ pub(crate) struct Proc {
     budget: AtomicU64,
     /// Until when (ns) its faults do not wait for its budget (the pusher stalled).
     budget_backoff_until: AtomicU64,
+    /// Pusher rounds that wanted to push its pages, and how many of the last ones in a row
+    /// pushed none (`Proc::push_round`).
+    push_rounds: AtomicU64,
+    push_stalls: AtomicU64,
     dead: AtomicBool,
     /// The signal it dies with if it died away from home (its shell died, or that node is
     /// gone); 0: none. Its task, waiting at home, ends with it and never runs again here.
@@ -331,6 +334,17 @@ impl Proc {
     /// What it did, for /proc and sysfs.
     pub(crate) fn counters(&self) -> &ProcCounters {
         &self.counters
+    }
+
+    /// The pusher wanted to push its pages and pushed `pushed`; rounds that push none in a row
+    /// end its faults' waits for their budget (`Procs::wait_for_budget`).
+    pub(crate) fn push_round(&self, pushed: u64) {
+        if pushed == 0 {
+            self.push_stalls.fetch_add(1, Relaxed);
+        } else {
+            self.push_stalls.store(0, Relaxed);
+        }
+        self.push_rounds.fetch_add(1, Release);
     }
 
     /// Its push/settle protocol.
@@ -635,6 +649,8 @@ impl Proc {
                 push_rr: AtomicU64::new(0),
                 budget: AtomicU64::new(budget),
                 budget_backoff_until: AtomicU64::new(0),
+                push_rounds: AtomicU64::new(0),
+                push_stalls: AtomicU64::new(0),
                 dead: AtomicBool::new(false),
                 died_away: AtomicU32::new(0),
                 cursor: AtomicU64::new(0),
@@ -787,9 +803,14 @@ impl Procs {
     /// Holds process `p`'s budget at allocation time (issue 26: the pusher alone let a
     /// process run over its budget between its rounds, so "N MiB local" was more): before a
     /// fault adds a page (a new anonymous page, a pull) to a process at or over its budget by a
-    /// push batch, the pusher is woken and the fault waits while it makes room. A pusher that
-    /// makes no progress (link down, layout change, nothing cold) lets the fault go after
-    /// `BUDGET_STALL_MS`, so the wait is bounded and never a deadlock.
+    /// push batch, the pusher is woken and the fault waits while it makes room. The wait ends
+    /// when the pusher says it cannot help (two rounds that wanted to push the process's pages
+    /// pushed none: locked memory, a link down, a layout change), then faults do not wait for
+    /// `BUDGET_BACKOFF_MS`; and after `BUDGET_WAIT_MAX_MS` in any case: bounded, never a
+    /// deadlock. Slow progress is waited for: the push rate is what a budget costs, as the swap
+    /// rate is for memory.high. (A stall judged by time, 50 ms without a page pushed, ended
+    /// most waits on a loaded host, and the process then met memory.high's throttling: CI saw
+    /// 296 high events.)
     pub(crate) fn wait_for_budget(&self, p: &Proc) {
         // Any budget a user may set, up to u64::MAX pages (the syscall fuzzer's), is fine.
         let budget = p.local_limit();
@@ -798,50 +819,36 @@ impl Procs {
         }
         // The limit is read again at each look, as the pusher reads it: one that follows a
         // memory cgroup moves by up to a charge batch as the cgroup's per-CPU stock fills and
-        // drains, and a wait for a limit the pusher no longer sees would end as a stall
-        // (measured: most waits did, and the process then met memory.high's throttling).
+        // drains, and a wait for a limit the pusher no longer sees would never end.
         let under = || p.local_limit().saturating_add(BUDGET_SLACK / 2);
-        // The pusher could not make room lately (locked memory, a link down): no wait for a
-        // while, so a process that cannot be held costs at most a stall per back-off period.
         // Nor while a layout change stops the pusher for this process (it could not help).
         let start = time::now_ns();
         if start < p.budget_backoff_until.load(Relaxed) || !p.push_gate.may_push() {
             return;
         }
-        let mut last = p.mm.anon_pages();
-        let mut stalled_since = start;
+        let rounds = p.push_rounds.load(Acquire);
         let c = &p.counters;
         c.budget_waits.fetch_add(1, Relaxed);
         let waited = || time::now_ns().saturating_sub(start);
         self.kick();
         while !task::fatal_signal_pending() && !p.is_dead() {
             time::sleep_ms_uninterruptible(1);
-            let now_pages = p.mm.anon_pages();
             // No limit any more (the budget cleared, no memory cgroup): nothing to wait for.
-            if p.local_limit() == 0 || now_pages < under() {
-                c.budget_wait_ns.fetch_add(waited(), Relaxed);
-                return;
+            if p.local_limit() == 0 || p.mm.anon_pages() < under() {
+                break;
             }
             let now = time::now_ns();
-            if now_pages < last {
-                (last, stalled_since) = (now_pages, now);
-            }
-            // No progress for a while: the pusher cannot help (locked memory, a link down);
-            // go on, and do not wait again for a while. Progress, however slow, is waited
-            // for: the push rate is what a budget costs, as the swap rate is for
-            // memory.high, whose throttling a process let past its limit would meet
-            // instead (tens of ms per page charged over it). A wait as long as
-            // `BUDGET_WAIT_MAX_MS` ends anyway; the next fault waits again.
-            if now.saturating_sub(stalled_since) > BUDGET_STALL_MS * 1_000_000 {
+            // Two rounds: one sweep of the CLOCK may find every page recently used, and
+            // only clear their accessed bits.
+            if p.push_rounds.load(Acquire) != rounds && p.push_stalls.load(Relaxed) >= 2 {
                 p.budget_backoff_until
                     .store(now.saturating_add(BUDGET_BACKOFF_MS * 1_000_000), Relaxed);
                 c.budget_backoffs.fetch_add(1, Relaxed);
-                c.budget_wait_ns.fetch_add(waited(), Relaxed);
-                return;
+                break;
             }
+            // The next fault waits again.
             if now.saturating_sub(start) > BUDGET_WAIT_MAX_MS * 1_000_000 {
-                c.budget_wait_ns.fetch_add(waited(), Relaxed);
-                return;
+                break;
             }
             self.kick();
         }

@@ -487,7 +487,7 @@ fn pusher(node: &'static Node) {
             let want = pages_to_push(p.local_limit(), p.mm().anon_pages(), avail, &wm, episode);
             if want > 0 {
                 any = true;
-                push_some(node, p, want.min(PUSH_ROUND), &mut pages);
+                p.push_round(push_some(node, p, want.min(PUSH_ROUND), &mut pages));
             }
         });
         let avail = mm::memory_pages().1;

@@ -307,6 +307,18 @@ fn require_pair_keys_store(s: &str) -> Result {
     store_switch(s, ["0", "1"], &node::REQUIRE_PAIR_KEYS)
 }
 
+fn budget_away_show(w: &mut FmtBuf<'_>) {
+    show_with(w, |_, w| {
+        writeln!(w, "{}", u8::from(crate::home::BUDGET_AWAY.load(Relaxed)))
+    });
+}
+
+/// 1 (the default): a process's budget holds on the member it runs on too (reclaim.rs); 0:
+/// only at home (a running shell takes what its node has).
+fn budget_away_store(s: &str) -> Result {
+    store_switch(s, ["0", "1"], &crate::home::BUDGET_AWAY)
+}
+
 fn jump_show(w: &mut FmtBuf<'_>) {
     show_with(w, |_, w| {
         jump::jumps().map_or(Ok(()), |j| j.write_tunables(w))
@@ -321,7 +333,7 @@ fn jumplog_show(w: &mut FmtBuf<'_>) {
     show_with(w, |_, w| jump::jumps().map_or(Ok(()), |j| j.write_log(w)));
 }
 
-static ATTRS: [sysfs::Attr; 13] = [
+static ATTRS: [sysfs::Attr; 14] = [
     sysfs::Attr {
         name: c"jump",
         mode: 0o644,
@@ -347,6 +359,12 @@ static ATTRS: [sysfs::Attr; 13] = [
         mode: 0o644,
         show: Some(prefetch_show),
         store: Some(prefetch_store),
+    },
+    sysfs::Attr {
+        name: c"budget_away",
+        mode: 0o644,
+        show: Some(budget_away_show),
+        store: Some(budget_away_store),
     },
     sysfs::Attr {
         name: c"shell_ids",

@@ -43,6 +43,9 @@ fn message(
         }
         Message::Push(p) => crate::push::serve_push(node, peer, conn, p),
         Message::PushRefs(p) => crate::push::serve_push_refs(node, peer, conn, p),
+        Message::Cold { req, pid, count } => {
+            crate::reclaim::serve_cold(node, peer, conn, *req, *pid, *count)
+        }
         Message::Pull {
             req,
             pid,

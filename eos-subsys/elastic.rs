@@ -71,6 +71,7 @@ mod jump;
 mod mapsync;
 mod pull;
 mod push;
+mod reclaim;
 mod stretch;
 
 // What user space sees: sysfs, syscalls, /proc, the C hooks' logic.

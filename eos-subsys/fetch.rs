@@ -59,7 +59,10 @@ pub(crate) fn shell_fault(vma: Vma<'_>, addr: u64, user: bool) -> FaultReply {
             .saturating_mul(1000),
     };
     let t = crate::jump::tunables();
-    if user && shell.policy.lock().on_remote_fault_costed(&t, now, costs) {
+    // The same page again after the home asked it to wait for room: the wait goes on, it is
+    // no new remote fault for the policy.
+    let waiting = shell.room_wait.load(Relaxed) == addr;
+    if user && !waiting && shell.policy.lock().on_remote_fault_costed(&t, now, costs) {
         crate::jump::request_shell_leave(&shell, JumpReason::RemoteFaults, false);
         if matches!(shell.run(), shell::Run::Leaving { .. }) {
             return FaultReply::NoPage;
@@ -135,6 +138,13 @@ fn fetch_once(
         Err(CallError::NoAnswer(e)) => return Fetched::Again(e),
         Err(c) => {
             let err = c.errno();
+            if err == ENOSPC {
+                // This node holds the process's budget: wait while the home pulls pages
+                // back (reclaim.rs), then fault again.
+                shell.room_wait.store(addr, Relaxed);
+                time::sleep_ms_uninterruptible(1);
+                return Fetched::Done(FaultReply::NoPage);
+            }
             if err == EAGAIN || err == EBUSY {
                 // On its way here (a push), or back to the home (a pull), or held at home
                 // for a moment (a GUP user there): wait for it.
@@ -157,6 +167,7 @@ fn fetch_once(
             return Fetched::Done(FaultReply::SigBus);
         }
     };
+    shell.room_wait.store(0, Relaxed);
     shell.counters.fetches.fetch_add(1, Relaxed);
     let lat = time::now_ns() - t0;
     shell.counters.fetch_lat.record_ns(lat);

@@ -54,6 +54,12 @@ const BUDGET_BACKOFF_MS: u64 = 1_000;
 /// The longest one fault waits for its budget while the pusher makes progress.
 const BUDGET_WAIT_MAX_MS: u64 = 1_000;
 
+/// Whether a process's budget holds on the member it runs on too (`budget_away`, reclaim.rs).
+pub(crate) static BUDGET_AWAY: AtomicBool = AtomicBool::new(true);
+/// Pages the member running a process may hold past its budget before its fetches wait: one
+/// batch, as at home.
+const AWAY_SLACK: u64 = BUDGET_SLACK;
+
 /// How long a layout change (or a jump) waits for a push batch under way: longer than all
 /// its tries (3 of 10 s) and its restore.
 const LAYOUT_WAIT_MS: u64 = 40_000;
@@ -182,6 +188,10 @@ pub(crate) struct ProcCounters {
     pub(crate) budget_waits: AtomicU64,
     pub(crate) budget_wait_ns: AtomicU64,
     pub(crate) budget_backoffs: AtomicU64,
+    /// Pages pulled back from the member it ran on, to hold its budget there, and the
+    /// fetches there refused meanwhile for want of room (reclaim.rs).
+    pub(crate) reclaimed: AtomicU64,
+    pub(crate) room_waits: AtomicU64,
 }
 
 impl ProcCounters {
@@ -202,6 +212,8 @@ impl ProcCounters {
             budget_waits: AtomicU64::new(0),
             budget_wait_ns: AtomicU64::new(0),
             budget_backoffs: AtomicU64::new(0),
+            reclaimed: AtomicU64::new(0),
+            room_waits: AtomicU64::new(0),
         }
     }
 }
@@ -347,6 +359,45 @@ impl Proc {
         self.push_rounds.fetch_add(1, Release);
     }
 
+    /// The member whose node holds its budget now: the one it runs on, if its budget holds
+    /// away (`budget_away`, a budget set, one member; reclaim.rs). `None`: it binds at home.
+    pub(crate) fn budget_held_at(&self) -> Option<u16> {
+        if !BUDGET_AWAY.load(Relaxed) || self.budget() == 0 {
+            return None;
+        }
+        let at = self.away_at()?;
+        let mut members = self.members();
+        let one = members.next().is_some_and(|m| m.id == at) && members.next().is_none();
+        one.then_some(at)
+    }
+
+    /// Pages its member holds past the budget (0 unless [`Proc::budget_held_at`]), for the
+    /// pusher to pull back.
+    pub(crate) fn budget_excess_away(&self) -> u64 {
+        if self.budget_held_at().is_none() {
+            return 0;
+        }
+        crate::policy::away_excess(self.budget(), self.remote().max(0) as u64)
+    }
+
+    /// Pusher rounds in a row that wanted to push (or pull back) its pages and moved none.
+    pub(crate) fn push_stalled_rounds(&self) -> u64 {
+        self.push_stalls.load(Relaxed)
+    }
+
+    /// Its faults (and fetches, away) do not wait for its budget for a while: the pusher
+    /// cannot help now.
+    pub(crate) fn back_off_budget(&self, now: u64) {
+        self.budget_backoff_until
+            .store(now.saturating_add(BUDGET_BACKOFF_MS * 1_000_000), Relaxed);
+        self.counters.budget_backoffs.fetch_add(1, Relaxed);
+    }
+
+    /// Whether its waits for its budget are off now ([`Proc::back_off_budget`]).
+    pub(crate) fn budget_backed_off(&self, now: u64) -> bool {
+        now < self.budget_backoff_until.load(Relaxed)
+    }
+
     /// Its push/settle protocol.
     pub(crate) fn push_gate(&self) -> &PushGate {
         &self.push_gate
@@ -371,8 +422,14 @@ impl Proc {
     /// memory cgroup lets it grow, less a margin, so that the cgroup never throttles or
     /// reclaims it (`memory.high`, `memory.max`, an ancestor's): over either, it pushes, as
     /// swap would reclaim. 0: no limit.
+    /// Away with its budget held where it runs (reclaim.rs), the home keeps the rest of its
+    /// pages, as a swap server would: only the memory cgroup limits it here then.
     pub(crate) fn local_limit(&self) -> u64 {
-        let budget = self.budget();
+        let budget = if self.budget_held_at().is_some() {
+            0
+        } else {
+            self.budget()
+        };
         let Some(room) = self.mm.memcg_room() else {
             return budget;
         };
@@ -592,7 +649,7 @@ impl Proc {
              fault_p50_us={} fault_p99_us={} away={} sticky={} jumps={} jump_p50_us={} \
              jump_p99_us={} away_ms={} fetched_pages={} layout_syscalls={} lost_pages={} \
              pushed_clean_pages={} limit_pages={} budget_waits={} budget_wait_ms={} \
-             budget_backoffs={}",
+             budget_backoffs={} reclaimed_pages={} room_waits={}",
             self.pid,
             self.comm(),
             Nodes(&self.nodes.lock()),
@@ -623,6 +680,8 @@ impl Proc {
             self.counters.budget_waits.load(Relaxed),
             self.counters.budget_wait_ns.load(Relaxed) / 1_000_000,
             self.counters.budget_backoffs.load(Relaxed),
+            self.counters.reclaimed.load(Relaxed),
+            self.counters.room_waits.load(Relaxed),
         )
     }
 }
@@ -823,7 +882,7 @@ impl Procs {
         let under = || p.local_limit().saturating_add(BUDGET_SLACK / 2);
         // Nor while a layout change stops the pusher for this process (it could not help).
         let start = time::now_ns();
-        if start < p.budget_backoff_until.load(Relaxed) || !p.push_gate.may_push() {
+        if p.budget_backed_off(start) || !p.push_gate.may_push() {
             return;
         }
         let rounds = p.push_rounds.load(Acquire);
@@ -841,9 +900,7 @@ impl Procs {
             // Two rounds: one sweep of the CLOCK may find every page recently used, and
             // only clear their accessed bits.
             if p.push_rounds.load(Acquire) != rounds && p.push_stalls.load(Relaxed) >= 2 {
-                p.budget_backoff_until
-                    .store(now.saturating_add(BUDGET_BACKOFF_MS * 1_000_000), Relaxed);
-                c.budget_backoffs.fetch_add(1, Relaxed);
+                p.back_off_budget(now);
                 break;
             }
             // The next fault waits again.
@@ -853,6 +910,21 @@ impl Procs {
             self.kick();
         }
         c.budget_wait_ns.fetch_add(waited(), Relaxed);
+    }
+
+    /// Home, receive thread: whether a fetch by `p`'s member must wait for room, its budget
+    /// holding there (reclaim.rs); the pusher is woken to make it. Never while the pusher could
+    /// not help lately.
+    pub(crate) fn fetch_must_wait(&self, p: &Proc) -> bool {
+        if p.budget_held_at().is_none()
+            || !crate::policy::away_fetch_waits(p.budget(), p.remote().max(0) as u64, AWAY_SLACK)
+            || p.budget_backed_off(time::now_ns())
+        {
+            return false;
+        }
+        p.counters.room_waits.fetch_add(1, Relaxed);
+        self.kick();
+        true
     }
 
     /// Wakes the pusher now.

@@ -518,6 +518,38 @@ pub(crate) fn recall(p: &Proc, start: u64, end: u64) -> Result {
     Ok(())
 }
 
+/// Home: pulls back the pages at `addrs` (little-endian, ascending: a member's
+/// `ColdAddrs`) that `member` still owns, a run at a time; the others are left as they are
+/// (come back meanwhile, or in flight). Returns how many came.
+pub(crate) fn pull_back(p: &Proc, member: &Peer, addrs: &[u8]) -> u64 {
+    let Some(users) = p.mm().users() else {
+        return 0;
+    };
+    let lock = users.read();
+    let list = addrs.as_chunks::<8>().0;
+    let at = |i: usize| u64::from_le_bytes(list[i]);
+    let (mut i, mut got) = (0, 0u64);
+    while i < list.len() {
+        let a = at(i);
+        let mut run = 1;
+        while i + run < list.len() && at(i + run) == a + (run * PAGE_SIZE) as u64 {
+            run += 1;
+        }
+        i += run;
+        let Some(vma) = lock.vma(a) else { continue };
+        let owned = vma.remote_run(a, member.id, run as u32);
+        if owned == 0 {
+            continue;
+        }
+        match transfer(p, &vma, a, member, owned) {
+            Ok(pulled) => got += u64::from(pulled.pages),
+            // Lent from here, or the member did not hand it over: later, maybe.
+            Err(_) => break,
+        }
+    }
+    got
+}
+
 /// Member: takes up to `count` pages from `addr`; returns how many (the prefix that was
 /// here). Each page that leaves stays lent until the home confirms it; a page asked for
 /// again after it left is sent from that copy. 0: the first page has no data here (never
@@ -663,6 +695,11 @@ fn take_for_fetch(
             (Give::Again, _) => Ok(Taken::Build),
             _ => Err(EAGAIN),
         };
+    }
+    // The process's budget holds there too (reclaim.rs): this fetch waits while the pusher
+    // makes room (the shell asks again).
+    if procs.fetch_must_wait(&p) {
+        return Err(ENOSPC);
     }
     let t = match vma.take(addr, buf, mm::marker(peer.id, false)) {
         Err(err) if err == EAGAIN && relay => {

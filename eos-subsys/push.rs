@@ -489,6 +489,17 @@ fn pusher(node: &'static Node) {
                 any = true;
                 p.push_round(push_some(node, p, want.min(PUSH_ROUND), &mut pages));
             }
+            // Away, its budget holds where it runs: pages past it come back here.
+            let excess = p.budget_excess_away();
+            let member = p.budget_held_at().and_then(|at| p.member(at));
+            if let (true, Some(m)) = (excess > 0, member) {
+                let n = crate::reclaim::reclaim_some(node, p, &m, excess.min(PUSH_ROUND));
+                p.push_round(n);
+                if p.push_stalled_rounds() >= 2 {
+                    // The fetches there stop waiting for a while (they would not end).
+                    p.back_off_budget(time::now_ns());
+                }
+            }
         });
         let avail = mm::memory_pages().1;
         episode = any && avail < wm.high;

@@ -31,6 +31,8 @@ pub(crate) enum Answer {
     Build,
     /// Page data from `addr` (`Pages`).
     Pages { addr: u64, data: KVVec<u8> },
+    /// Page addresses, little-endian, strictly ascending (`ColdAddrs`, validated).
+    Addrs(KVVec<u8>),
 }
 
 /// Why a call has no answer.
@@ -322,6 +324,14 @@ pub(crate) fn on_reply(pending: &Pending, m: &Message<'_>) -> Option<bool> {
                 .map_err(|_| ENOMEM.to_errno())?;
             let data = core::mem::replace(buf, KVVec::new());
             Ok(Answer::Pages { addr: p.addr, data })
+        }),
+        Message::ColdAddrs(c) => pending.complete(c.req, |buf| {
+            if c.status < 0 {
+                return Err(crate::proto::peer_status(c.status));
+            }
+            buf.extend_from_slice(c.addrs, GFP_KERNEL)
+                .map_err(|_| ENOMEM.to_errno())?;
+            Ok(Answer::Addrs(core::mem::replace(buf, KVVec::new())))
         }),
         _ => return None,
     };

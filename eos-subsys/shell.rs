@@ -65,6 +65,11 @@ pub(crate) struct Shell {
     pub(crate) readahead: SpinLock<Readahead>,
     /// The newest push batch installed: an older or repeated one is acknowledged only.
     pub(crate) push_batch: AtomicU64,
+    /// Where the next scan for cold pages starts (reclaim.rs).
+    pub(crate) cold_hand: AtomicU64,
+    /// The page whose fetch the home last refused for want of room (reclaim.rs): faulting
+    /// on it again is a wait, not another remote fault for the jump policy. 0: none.
+    pub(crate) room_wait: AtomicU64,
     /// Where file pages go before the process runs here again (the union of the ranges):
     /// pages the home copied on write while the process ran here, whose Discard may have
     /// been handled before a fetch of theirs mapped the file's bytes (`mapsync::discard`).
@@ -278,7 +283,8 @@ impl Shells {
             writeln!(
                 w,
                 "shell home_node={} home_pid={} pid={} running={} arrivals={} jumps_home={} \
-                 jump_p50_us={} jump_p99_us={} syscalls={} faults_home={} files_mapped={} files_missing={} fetches={} fetch_p50_us={} fetch_p99_us={}",
+                 jump_p50_us={} jump_p99_us={} syscalls={} faults_home={} files_mapped={} files_missing={} fetches={} fetch_p50_us={} fetch_p99_us={} \
+                 anon_pages={}",
                 s.home,
                 s.home_pid,
                 s.pid,
@@ -294,6 +300,7 @@ impl Shells {
                 s.counters.fetches.load(Relaxed),
                 s.counters.fetch_lat.percentile_us(50),
                 s.counters.fetch_lat.percentile_us(99),
+                s.mm.anon_pages(),
             )?;
         }
         Ok(())

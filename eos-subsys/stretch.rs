@@ -645,6 +645,8 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
             lent <- new_mutex!(crate::lent::Lent::new(), "Shell::lent"),
             readahead <- kernel::new_spinlock!(Default::default(), "Shell::readahead"),
             push_batch: core::sync::atomic::AtomicU64::new(0),
+            cold_hand: core::sync::atomic::AtomicU64::new(0),
+            room_wait: core::sync::atomic::AtomicU64::new(0),
             file_drops <- kernel::new_spinlock!(None, "Shell::file_drops"),
         }),
         GFP_KERNEL,

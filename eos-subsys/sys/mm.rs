@@ -423,6 +423,26 @@ impl<'a> Vma<'a> {
         ops.is_null() && (f as u64 & bindings::VM_SHARED as u64) == 0
     }
 
+    /// Fills `addrs` with the pages of `[start, end)` here that were not used since the last
+    /// scan (a shell's private anonymous memory; the scan clears the accessed bits it
+    /// finds). Returns how many, and where the scan stopped.
+    pub(crate) fn cold_pages(&self, start: u64, end: u64, addrs: &mut [u64]) -> (usize, u64) {
+        let max = addrs.len().min(i32::MAX as usize) as i32;
+        let mut next: usize = 0;
+        // SAFETY: the VMA is locked; `addrs` has `max` slots.
+        let n = unsafe {
+            bindings::elastic_cold_pages(
+                self.raw(),
+                start as _,
+                end as _,
+                addrs.as_mut_ptr().cast(),
+                max,
+                &mut next,
+            )
+        };
+        (n.max(0) as usize, next as u64)
+    }
+
     /// Evicts up to `addrs.len()` cold pages of `[start, end)` towards `node` (in-flight
     /// markers), copying them into consecutive pages of `pages`. Returns how many, and where
     /// the scan stopped.

@@ -41,6 +41,7 @@ const TEST_PROGRAMS: &[&str] = &[
     "relro",
     "maps",
     "mlock",
+    "away",
     "entries",
     "threads",
     "sysfuzz",

@@ -49,6 +49,22 @@ pub fn pages_to_push(
     by_budget.max(by_pressure).min(local)
 }
 
+/// Pages a member running a process holds past its budget (`budget` 0: none), which the
+/// home pulls back (reclaim.rs).
+pub fn away_excess(budget: u64, there: u64) -> u64 {
+    if budget == 0 {
+        0
+    } else {
+        there.saturating_sub(budget)
+    }
+}
+
+/// Whether a fetch by that member waits for room: it holds the budget and `slack` pages
+/// past it (a batch, so that the home pulls back whole batches).
+pub fn away_fetch_waits(budget: u64, there: u64, slack: u64) -> bool {
+    budget > 0 && there >= budget.saturating_add(slack)
+}
+
 /// Pages fetched per remote fault: the faulting page plus `prefetch - 1` neighbours that the
 /// same node owns, capped by the message batch size.
 pub fn pull_count(prefetch: u32, run: u32) -> u32 {
@@ -430,6 +446,19 @@ pub fn shell_prot(anon: bool, prot: u32) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    /// Away, the member holds the budget: what is past it comes back, and fetches wait only
+    /// a batch past it; no budget, no limit.
+    #[test]
+    fn budget_away_bounds() {
+        assert_eq!(super::away_excess(0, 10_000), 0);
+        assert_eq!(super::away_excess(2048, 2000), 0);
+        assert_eq!(super::away_excess(2048, 3000), 952);
+        assert!(!super::away_fetch_waits(0, 10_000, 32));
+        assert!(!super::away_fetch_waits(2048, 2079, 32));
+        assert!(super::away_fetch_waits(2048, 2080, 32));
+        assert!(!super::away_fetch_waits(u64::MAX, u64::MAX - 1, 32));
+    }
+
     /// A scan whose pulls grow (readahead) and so take longer each: counted from the end of
     /// each pull, its faults come as fast as before and it still jumps.
     #[test]

@@ -39,6 +39,7 @@ const RANKS: &[(&str, u32)] = &[
     ("dispatch", 12),
     ("push", 11),
     ("fetch", 10),
+    ("reclaim", 10),
     ("stretch", 9),
     ("pull", 9),
     ("jump", 8),

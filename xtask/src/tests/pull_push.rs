@@ -59,6 +59,50 @@ pub(super) fn mlock_remote(a: &mut Vm, b: &mut Vm) -> Result<String> {
     ))
 }
 
+/// A budget holds on the node the process runs on, not only at home (issue 26: eos-jump's
+/// shell had none, so "8 MiB local" was not true away): `away` keeps 24 MiB with an 8 MiB
+/// budget, jumps to node2 and rewrites every page there three times. The shell's anonymous
+/// pages, sampled on node2 every 20 ms while it runs the process, must come within the budget
+/// (the home pulls its cold pages back) and stay within it and two batches (a fetch may take
+/// a batch past one batch of slack) from then on; pages must have come back, and every page
+/// read back right on both nodes.
+pub(super) fn budget_away(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    const BUDGET: u64 = 8 * 256;
+    const LIMIT: u64 = BUDGET + 64;
+    b.sh("rm -f /tmp/away.stop; (while [ ! -f /tmp/away.stop ]; do \
+         grep '^shell ' /sys/kernel/elastic/procs; usleep 20000; done > /tmp/away.samples \
+         2>/dev/null &)")?;
+    let r = run_like_host(a, "away", &["24", "2", "3"], &["stretched=1 jumped=1"]);
+    let stopped = b.sh("touch /tmp/away.stop; sleep 0.2; cat /tmp/away.samples");
+    let info = r?;
+    let samples: Vec<u64> = stopped?
+        .lines()
+        .filter(|l| l.contains(" running=1 "))
+        .filter_map(|l| field(l, "anon_pages"))
+        .collect();
+    let reclaimed: u64 = field(&info, "reclaimed").unwrap_or(0);
+    let Some(from) = samples.iter().position(|&n| n <= BUDGET) else {
+        bail!("the shell never came within the budget ({BUDGET} pages) while it ran the process: {samples:?}");
+    };
+    let held = &samples[from..];
+    let peak = held.iter().copied().max().unwrap_or(0);
+    if held.len() < 5 || reclaimed == 0 {
+        bail!(
+            "away ran too briefly on node2 to judge ({} samples within the budget, {reclaimed} pages pulled back): {info}",
+            held.len()
+        );
+    }
+    if peak > LIMIT {
+        bail!("the shell held {peak} pages on node2 with a budget of {BUDGET} (at most {LIMIT} may be), in {} samples after it came within it: {samples:?}", held.len());
+    }
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "24 MiB, 8 MiB budget, 3 rounds on node2: the shell had {} pages when it began, then at most {peak} in {} samples; {reclaimed} pages pulled back; every page right",
+        samples.first().copied().unwrap_or(0),
+        held.len()
+    ))
+}
+
 /// A stretched process stays single-threaded: pthread_create fails with EOPNOTSUPP (before,
 /// the thread ran and the process died of SIGBUS, or read pages the pusher had moved), while
 /// a CLONE_VM|CLONE_VFORK child reads every page right and popen and system work.

@@ -146,6 +146,18 @@ fn accessors(m: &Message<'_>) {
             assert!(!s.path.contains(&0));
         }
         Message::Jump(j) => jump(j),
+        Message::Cold { count, .. } => assert!((1..=32).contains(count)),
+        Message::ColdAddrs(c) => {
+            assert_eq!(c.addrs.len() % 8, 0);
+            assert!(c.addrs.len() <= 32 * 8 && (c.status == 0 || c.addrs.is_empty()));
+            let addrs: Vec<u64> = c
+                .addrs
+                .chunks_exact(8)
+                .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+                .collect();
+            assert!(addrs.iter().all(|&a| aligned(a) && a < USER_END));
+            assert!(addrs.windows(2).all(|w| w[0] < w[1]), "not ascending");
+        }
         _ => {}
     }
 }

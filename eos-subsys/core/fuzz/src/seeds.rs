@@ -8,8 +8,8 @@
 use crate::Script;
 use eos_core::layout::{NR_BRK, NR_MADVISE, NR_MMAP, NR_MREMAP, NR_MUNMAP};
 use eos_core::proto::{
-    caps, put_file_entry, put_files_header, put_jump_range, Challenge, FileMap, Header, Hello,
-    Message, MsgType, Pages, Push, PushRefs, Reason, Stretch, HEADER_LEN, JUMP_FILE_FIXED,
+    caps, put_file_entry, put_files_header, put_jump_range, Challenge, ColdAddrs, FileMap, Header,
+    Hello, Message, MsgType, Pages, Push, PushRefs, Reason, Stretch, HEADER_LEN, JUMP_FILE_FIXED,
     JUMP_FIXED, JUMP_RANGE_LEN, MAC_LEN, MAX_NODE_ID, MAX_PAYLOAD, NONCE_LEN, PAGES_BUILD,
     PAGE_SIZE, RANGE_ANON,
 };
@@ -37,6 +37,10 @@ fn messages(page: &[u8]) -> Vec<(&'static str, Message<'_>)> {
     let push_addrs: &'static [u8] = &[0x00, 0x30, 0x40, 0, 0, 0, 0, 0]; // 0x403000
 
     // One reference: 0x403000, tag 7, reserved 0.
+    // 0x403000, 0x405000
+    let cold_addrs: &'static [u8] = &[
+        0x00, 0x30, 0x40, 0, 0, 0, 0, 0, 0x00, 0x50, 0x40, 0, 0, 0, 0, 0,
+    ];
     let refs: &'static [u8] = &[0x00, 0x30, 0x40, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0];
     vec![
         (
@@ -109,6 +113,22 @@ fn messages(page: &[u8]) -> Vec<(&'static str, Message<'_>)> {
                 vma_end: 0x50_0000,
                 prot: 3,
                 refs,
+            }),
+        ),
+        (
+            "cold",
+            Message::Cold {
+                req: 9,
+                pid: 1234,
+                count: 32,
+            },
+        ),
+        (
+            "cold-addrs",
+            Message::ColdAddrs(ColdAddrs {
+                req: 9,
+                status: 0,
+                addrs: cold_addrs,
             }),
         ),
         (

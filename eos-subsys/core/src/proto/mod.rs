@@ -41,14 +41,17 @@ pub use jump::{
 #[allow(unused_imports)]
 pub use link::{Challenge, Hello, Reason, CHALLENGE_LEN, HELLO_LEN};
 #[allow(unused_imports)]
-pub use pages::{Pages, Push, PushRefs, PAGES_BUILD, PAGES_FIXED, PUSH_FIXED, REF_LEN};
+pub use pages::{
+    ColdAddrs, Pages, Push, PushRefs, COLD_ADDRS_FIXED, PAGES_BUILD, PAGES_FIXED, PUSH_FIXED,
+    REF_LEN,
+};
 #[allow(unused_imports)]
 pub use stretch::{Stretch, MAX_STRETCH_STRINGS, STRETCH_FIXED};
 
 /// First two bytes of every frame.
 pub const MAGIC: u16 = 0xE05E;
 /// Framing and message-set version carried in every header.
-pub const VERSION: u8 = 5;
+pub const VERSION: u8 = 6;
 /// Size of the fixed frame header.
 pub const HEADER_LEN: usize = 16;
 /// Size of the random nonces exchanged in the handshake.
@@ -159,6 +162,10 @@ pub enum MsgType {
     Took = 0x2E,
     /// Home hands back pages the member kept clean copies of: no page data on the wire.
     PushRefs = 0x2F,
+    /// Home asks the member running its process which pages it used least lately.
+    Cold = 0x30,
+    /// Answer to `Cold`: those pages' addresses.
+    ColdAddrs = 0x31,
 }
 
 impl MsgType {
@@ -188,6 +195,8 @@ impl MsgType {
             0x2D => Self::Discard,
             0x2E => Self::Took,
             0x2F => Self::PushRefs,
+            0x30 => Self::Cold,
+            0x31 => Self::ColdAddrs,
             _ => return Err(ProtoError::UnknownType(v)),
         })
     }
@@ -222,6 +231,11 @@ impl MsgType {
             Self::Fetch => fixed(pages::FETCH_LEN),
             Self::Discard => fixed(pages::DISCARD_LEN),
             Self::Took => fixed(pages::TOOK_LEN),
+            Self::Cold => fixed(pages::COLD_LEN),
+            Self::ColdAddrs => (
+                COLD_ADDRS_FIXED,
+                COLD_ADDRS_FIXED + MAX_BATCH * pages::ADDR_LEN,
+            ),
             Self::Jump => (
                 JUMP_FIXED,
                 JUMP_FIXED
@@ -270,6 +284,8 @@ impl MsgType {
             Self::Discard => "discard",
             Self::Took => "took",
             Self::PushRefs => "push-refs",
+            Self::Cold => "cold",
+            Self::ColdAddrs => "cold-addrs",
         }
     }
 }
@@ -409,6 +425,18 @@ pub enum Message<'a> {
         /// ones as the home holds with data (prefetch).
         count: u32,
     },
+    /// The home asks the member running process `pid` for up to `count` pages of it that
+    /// were not used lately (`ColdAddrs`), to pull back: the process's budget holds there.
+    Cold {
+        /// Request id.
+        req: u32,
+        /// The process at home.
+        pid: u32,
+        /// Most addresses wanted (1..=MAX_BATCH).
+        count: u32,
+    },
+    /// See [`ColdAddrs`].
+    ColdAddrs(ColdAddrs<'a>),
 }
 
 /// A reply status: 0 or a negative errno; anything positive is invalid.
@@ -491,6 +519,8 @@ impl<'a> Message<'a> {
             Self::Discard { .. } => MsgType::Discard,
             Self::Took { .. } => MsgType::Took,
             Self::Gone { .. } => MsgType::Gone,
+            Self::Cold { .. } => MsgType::Cold,
+            Self::ColdAddrs(_) => MsgType::ColdAddrs,
         }
     }
 
@@ -528,6 +558,8 @@ impl<'a> Message<'a> {
             MsgType::JumpAck => jump::decode_jump_ack(r),
             MsgType::Recall => jump::decode_recall(r),
             MsgType::Gone => jump::decode_gone(r),
+            MsgType::Cold => pages::decode_cold(r),
+            MsgType::ColdAddrs => pages::decode_cold_addrs(h, r),
         }
     }
 
@@ -584,6 +616,8 @@ impl<'a> Message<'a> {
             Self::JumpAck { req, status } => jump::encode_jump_ack(w, req, status)?,
             Self::Recall { pid } => jump::encode_recall(w, pid)?,
             Self::Gone { pid, signal } => jump::encode_gone(w, pid, signal)?,
+            Self::Cold { req, pid, count } => pages::encode_cold(w, req, pid, count)?,
+            Self::ColdAddrs(ref m) => tails = pages::encode_cold_addrs(w, m)?,
         }
         let fixed = w.written();
         let len = fixed + tails.iter().map(|t| t.len()).sum::<usize>();

@@ -1,6 +1,6 @@
 //! The pages family: pages and their ownership move between a home and a shell (Push,
-//! PushRefs, PushAck, Pull, Pages, Fetch, Took) and a member drops what the home unmapped
-//! (Discard). Each message's layout, decoder and encoder sit together.
+//! PushRefs, PushAck, Pull, Pages, Fetch, Took), a member drops what the home unmapped
+//! (Discard) and names the pages its running shell used least lately (Cold, ColdAddrs). Each message's layout, decoder and encoder sit together.
 
 use super::cursor::{Reader, Writer};
 use super::{
@@ -26,6 +26,10 @@ pub(super) const FETCH_LEN: usize = 24;
 pub(super) const DISCARD_LEN: usize = 24;
 /// Payload size of `Took`.
 pub(super) const TOOK_LEN: usize = 24;
+/// Payload size of `Cold`.
+pub(super) const COLD_LEN: usize = 16;
+/// Fixed part of a `ColdAddrs` payload.
+pub const COLD_ADDRS_FIXED: usize = 16;
 /// Size of one entry of a `PushRefs`: address u64, tag u32, reserved u32.
 pub const REF_LEN: usize = 16;
 
@@ -435,4 +439,114 @@ pub(super) fn encode_took(
     w.u64(addr)?;
     w.u32(keep)?;
     w.u32(0) // reserved
+}
+
+// Cold: req u32, pid u32, count u32, reserved u32.
+pub(super) fn decode_cold(r: &mut Reader<'_>) -> Result<Message<'static>, ProtoError> {
+    let (req, pid, count, reserved) = (r.u32()?, r.u32()?, r.u32()?, r.u32()?);
+    if reserved != 0 {
+        return Err(ProtoError::ReservedBits);
+    }
+    if count == 0 || count as usize > MAX_BATCH {
+        return Err(ProtoError::BadField("count"));
+    }
+    Ok(Message::Cold { req, pid, count })
+}
+
+pub(super) fn encode_cold(
+    w: &mut Writer<'_>,
+    req: u32,
+    pid: u32,
+    count: u32,
+) -> Result<(), ProtoError> {
+    if count == 0 || count as usize > MAX_BATCH {
+        return Err(ProtoError::BadField("count"));
+    }
+    w.u32(req)?;
+    w.u32(pid)?;
+    w.u32(count)?;
+    w.u32(0) // reserved
+}
+
+/// `ColdAddrs`: the answer to `Cold`: pages of the shell that its process has not used
+/// lately, in ascending order, which the home may pull back; or an error status and none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColdAddrs<'a> {
+    /// The request's id.
+    pub req: u32,
+    /// 0, or a negative errno.
+    pub status: i32,
+    /// `count` little-endian page addresses, strictly ascending.
+    pub addrs: &'a [u8],
+}
+
+impl ColdAddrs<'_> {
+    /// Number of addresses.
+    #[cfg(test)]
+    pub fn count(&self) -> usize {
+        self.addrs.len() / ADDR_LEN
+    }
+
+    /// Address `i`.
+    #[cfg(test)]
+    pub fn addr(&self, i: usize) -> u64 {
+        u64::from_le_bytes(self.addrs.as_chunks::<ADDR_LEN>().0[i])
+    }
+
+    /// Writes address `i` of an addresses buffer.
+    pub fn put(buf: &mut [u8], i: usize, addr: u64) {
+        buf[i * ADDR_LEN..(i + 1) * ADDR_LEN].copy_from_slice(&addr.to_le_bytes());
+    }
+}
+
+/// Checks a list of page addresses: each a user page, strictly ascending.
+fn check_ascending(addrs: &[u8]) -> Result<(), ProtoError> {
+    let mut prev = None;
+    for a in addrs.as_chunks::<ADDR_LEN>().0 {
+        let a = u64::from_le_bytes(*a);
+        check_run(a, 1)?;
+        if prev.is_some_and(|p| p >= a) {
+            return Err(ProtoError::BadField("address order"));
+        }
+        prev = Some(a);
+    }
+    Ok(())
+}
+
+// ColdAddrs: req u32, status i32, count u32, reserved u32; then count × addr u64.
+pub(super) fn decode_cold_addrs<'a>(
+    h: &Header,
+    r: &mut Reader<'a>,
+) -> Result<Message<'a>, ProtoError> {
+    let (req, status, count, reserved) = (r.u32()?, r.i32()?, r.u32()? as usize, r.u32()?);
+    if reserved != 0 {
+        return Err(ProtoError::ReservedBits);
+    }
+    let status = check_status(status)?;
+    if status != 0 && count != 0 {
+        return Err(ProtoError::BadField("status"));
+    }
+    if count > MAX_BATCH || r.remaining() != count * ADDR_LEN {
+        return Err(bad_len(h));
+    }
+    let addrs = r.rest();
+    check_ascending(addrs)?;
+    Ok(Message::ColdAddrs(ColdAddrs { req, status, addrs }))
+}
+
+pub(super) fn encode_cold_addrs<'a>(
+    w: &mut Writer<'_>,
+    m: &ColdAddrs<'a>,
+) -> Result<Tails<'a>, ProtoError> {
+    let n = m.addrs.len() / ADDR_LEN;
+    if !m.addrs.len().is_multiple_of(ADDR_LEN) || n > MAX_BATCH || (m.status != 0 && n != 0) {
+        return Err(ProtoError::BadField("addrs"));
+    }
+    check_status(m.status)?;
+    check_ascending(m.addrs)?;
+    w.u32(m.req)?;
+    w.i32(m.status)?;
+    w.u32(n as u32)?;
+    w.u32(0)?; // reserved
+    Ok([m.addrs, &[], &[], &[]])
 }

@@ -304,7 +304,79 @@ pub(super) fn page_samples() -> Vec<Message<'static>> {
             count: 2,
             keep: 9,
         },
+        Message::Cold {
+            req: 10,
+            pid: 300,
+            count: 32,
+        },
+        Message::ColdAddrs(ColdAddrs {
+            req: 10,
+            status: 0,
+            addrs: &COLD,
+        }),
+        Message::ColdAddrs(ColdAddrs {
+            req: 11,
+            status: -16,
+            addrs: &[],
+        }),
     ]
+}
+
+/// Two `ColdAddrs` addresses: 0x11000, 0x13000.
+const COLD: [u8; 16] = {
+    let mut r = [0u8; 16];
+    r[1] = 0x10;
+    r[2] = 0x01;
+    r[9] = 0x30;
+    r[10] = 0x01;
+    r
+};
+
+#[test]
+fn cold_messages_and_bad_fields() {
+    let s = page_samples();
+    let cold = s
+        .iter()
+        .find(|m| matches!(m, Message::Cold { .. }))
+        .unwrap();
+    let addrs = s
+        .iter()
+        .find(|m| matches!(m, Message::ColdAddrs(a) if a.status == 0))
+        .unwrap();
+    let Message::ColdAddrs(a) = addrs else {
+        unreachable!()
+    };
+    assert_eq!((a.count(), a.addr(0), a.addr(1)), (2, 0x11000, 0x13000));
+    let mut buf = [0u8; 16];
+    ColdAddrs::put(&mut buf, 0, 0x11000);
+    ColdAddrs::put(&mut buf, 1, 0x13000);
+    assert_eq!(buf, COLD);
+    // cold: count 0, count above a batch, reserved bits
+    assert!(decode_corrupted(cold, |_| ()).is_ok());
+    assert!(decode_corrupted(cold, |p| p[8] = 0).is_err());
+    assert!(decode_corrupted(cold, |p| p[8] = 33).is_err());
+    assert!(decode_corrupted(cold, |p| p[12] = 1).is_err());
+    // addresses (fixed part 16 bytes: address 0 at 16, 1 at 24): unaligned, in kernel
+    // space, not ascending, repeated; a positive status, an error with addresses, a count
+    // beyond the payload, reserved bits
+    assert!(decode_corrupted(addrs, |_| ()).is_ok());
+    assert!(decode_corrupted(addrs, |p| p[16] = 1).is_err());
+    assert!(decode_corrupted(addrs, |p| p[31] = 0x80).is_err());
+    assert!(decode_corrupted(addrs, |p| p[18] = 0x02).is_err());
+    assert!(decode_corrupted(addrs, |p| p[16..24]
+        .copy_from_slice(&0x13000u64.to_le_bytes()))
+    .is_err());
+    assert!(decode_corrupted(addrs, |p| p[4] = 1).is_err());
+    assert!(decode_corrupted(addrs, |p| p[4..8].copy_from_slice(&(-16i32).to_le_bytes())).is_err());
+    assert!(decode_corrupted(addrs, |p| p[8] = 3).is_err());
+    assert!(decode_corrupted(addrs, |p| p[12] = 1).is_err());
+    // the encoder refuses what the decoder would
+    let unordered = [COLD[8..].to_vec(), COLD[..8].to_vec()].concat();
+    let bad = Message::ColdAddrs(ColdAddrs {
+        addrs: &unordered,
+        ..*a
+    });
+    assert!(bad.encode(0, &mut [0u8; 256]).is_err());
 }
 
 /// Two `PushRefs` entries: 0x11000 tag 5, 0x12000 tag 6.
@@ -495,8 +567,10 @@ fn discard_rejects_bad_fields() {
 #[test]
 fn took_rejects_bad_fields() {
     let s = page_samples();
-    let t = s.last().unwrap();
-    assert!(matches!(t, Message::Took { .. }));
+    let t = s
+        .iter()
+        .find(|m| matches!(m, Message::Took { .. }))
+        .unwrap();
     // no pages, more than a batch, unaligned, beyond user space, reserved, keep from a shell
     assert!(decode_corrupted(t, |p| p[20] = 1).is_err());
     assert!(decode_corrupted(t, |p| p[4] = 0).is_err());

@@ -313,8 +313,8 @@ fn budget_away_show(w: &mut FmtBuf<'_>) {
     });
 }
 
-/// 1 (the default): a process's budget holds on the member it runs on too (reclaim.rs); 0:
-/// only at home (a running shell takes what its node has).
+/// 1: a process's budget holds on the member it runs on too (reclaim.rs); 0 (the default):
+/// only at home (a running shell takes what its node has, the memory ElasticOS is for).
 fn budget_away_store(s: &str) -> Result {
     store_switch(s, ["0", "1"], &crate::home::BUDGET_AWAY)
 }

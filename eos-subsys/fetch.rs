@@ -24,6 +24,9 @@ use crate::sys::{
 use core::sync::atomic::Ordering::Relaxed;
 use kernel::{prelude::*, sync::Arc};
 
+/// How long after a fetch refused for room (reclaim.rs) the shell counts its budget full.
+const FULL_FOR_NS: u64 = 100_000_000;
+
 /// Shell: a fault on an empty PTE while it runs the process. The page belongs to the home
 /// node, so fetch it (or jump home if that is cheaper). `Ok`: build the page the ordinary
 /// way (it is ours now).
@@ -40,13 +43,17 @@ pub(crate) fn shell_fault(vma: Vma<'_>, addr: u64, user: bool) -> FaultReply {
         return FaultReply::SigBus;
     }
     let now = time::now_ns();
-    // The shell has no budget: it takes pages unless its node is short of memory. The
-    // home's share is unknown here; the fault streak alone bounds the saving.
+    // It takes pages unless its node is short of memory, or the budget held here is full
+    // (the home refused a fetch for room lately). The home's share is unknown here; the
+    // fault streak alone bounds the saving.
+    let full = now < shell.full_until.load(Relaxed);
     let costs = || FaultCosts {
         addr,
-        room_here: crate::jump::node_has_room(),
+        room_here: crate::jump::node_has_room() && !full,
         owner_pages: u64::MAX,
         pages_per_pull: 1,
+        // The home keeps what it is given while the process is away.
+        reclaim_there: 0,
         fault_ns: shell
             .counters
             .fetch_lat
@@ -142,6 +149,9 @@ fn fetch_once(
                 // This node holds the process's budget: wait while the home pulls pages
                 // back (reclaim.rs), then fault again.
                 shell.room_wait.store(addr, Relaxed);
+                shell
+                    .full_until
+                    .store(time::now_ns() + FULL_FOR_NS, Relaxed);
                 time::sleep_ms_uninterruptible(1);
                 return Fetched::Done(FaultReply::NoPage);
             }

@@ -55,7 +55,7 @@ const BUDGET_BACKOFF_MS: u64 = 1_000;
 const BUDGET_WAIT_MAX_MS: u64 = 1_000;
 
 /// Whether a process's budget holds on the member it runs on too (`budget_away`, reclaim.rs).
-pub(crate) static BUDGET_AWAY: AtomicBool = AtomicBool::new(true);
+pub(crate) static BUDGET_AWAY: AtomicBool = AtomicBool::new(false);
 /// Pages the member running a process may hold past its budget before its fetches wait: one
 /// batch, as at home.
 const AWAY_SLACK: u64 = BUDGET_SLACK;
@@ -362,13 +362,18 @@ impl Proc {
     /// The member whose node holds its budget now: the one it runs on, if its budget holds
     /// away (`budget_away`, a budget set, one member; reclaim.rs). `None`: it binds at home.
     pub(crate) fn budget_held_at(&self) -> Option<u16> {
-        if !BUDGET_AWAY.load(Relaxed) || self.budget() == 0 {
-            return None;
-        }
         let at = self.away_at()?;
+        (self.budget_holds_away() && self.member(at).is_some()).then_some(at)
+    }
+
+    /// Whether its budget holds on its member when it runs there: `budget_away`, a budget
+    /// set, and one member (the home counts its members' pages together).
+    pub(crate) fn budget_holds_away(&self) -> bool {
+        if !BUDGET_AWAY.load(Relaxed) || self.budget() == 0 {
+            return false;
+        }
         let mut members = self.members();
-        let one = members.next().is_some_and(|m| m.id == at) && members.next().is_none();
-        one.then_some(at)
+        members.next().is_some() && members.next().is_none()
     }
 
     /// Pages its member holds past the budget (0 unless [`Proc::budget_held_at`]), for the

@@ -1002,12 +1002,25 @@ pub(crate) fn home_fault_jumps(
         return false;
     }
     let t = tunables();
+    let remote = p.remote().max(0) as u64;
+    // With its budget held there too (reclaim.rs), it may use no more than its budget there,
+    // and the owner sends back what it holds past it on arrival.
+    let held_there = p.budget_holds_away();
     let costs = || FaultCosts {
         addr,
         room_here: home_has_room(p, prefetch),
         // Every page of the process on another node; with one member, the owner's.
-        owner_pages: p.remote().max(0) as u64,
+        owner_pages: if held_there {
+            remote.min(p.budget())
+        } else {
+            remote
+        },
         pages_per_pull: prefetch,
+        reclaim_there: if held_there {
+            remote.saturating_sub(p.budget())
+        } else {
+            0
+        },
         fault_ns: p
             .counters()
             .fault_lat

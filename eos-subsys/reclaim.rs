@@ -18,8 +18,10 @@
 //!   a row that moved nothing), then fetches go on for `BUDGET_BACKOFF_MS`.
 //!
 //! Where the budget binds is the home's to say (`Proc::budget_held_at`):
-//! `/sys/kernel/elastic/budget_away` 1, the default, holds it so; 0 leaves a running shell
-//! unbounded (the member's memory is the limit). Only with one member: the home counts the
+//! `/sys/kernel/elastic/budget_away` 1 holds it so; 0, the default, leaves a running shell
+//! unbounded: the member's memory is what a stretch is for, and the budget says how much of
+//! the home's the process may use (the benchmark runs both: the bounded one is the fair
+//! comparison with network swap). Only with one member: the home counts the
 //! pages its members own together (`Proc::remote`), so with two or more the budget binds at
 //! home only (a known limit).
 

@@ -70,6 +70,8 @@ pub(crate) struct Shell {
     /// The page whose fetch the home last refused for want of room (reclaim.rs): faulting
     /// on it again is a wait, not another remote fault for the jump policy. 0: none.
     pub(crate) room_wait: AtomicU64,
+    /// Until when (ns) the budget held here counts as full for the jump policy.
+    pub(crate) full_until: AtomicU64,
     /// Where file pages go before the process runs here again (the union of the ranges):
     /// pages the home copied on write while the process ran here, whose Discard may have
     /// been handled before a fetch of theirs mapped the file's bytes (`mapsync::discard`).

@@ -11,8 +11,8 @@
 //! for the ElasticOS ones, which also run in the same `memory.high` cgroup: a stretched
 //! process's local limit follows the cgroup (it pushes before the cgroup would throttle it),
 //! and whatever still passes the limit is throttled as the baselines' excess is, so ElasticOS
-//! never has more local memory than they have. Its shells
-//! (on the peer) are not limited; the document says so. Under emulation a remote fault costs
+//! never has more local memory than they have. Away from home the budget holds on the node
+//! the process runs on (reclaim.rs), except in `eos-jump-unbounded`. Under emulation a remote fault costs
 //! milliseconds, so `--local` is what keeps a full run bounded.
 //!
 //! Each configuration's VMs have a network hub of their own, so one pair's frames never
@@ -26,7 +26,11 @@
 //! - `nbd-swap`: swap on an NBD device exported by a peer VM (nbd-server, over the same
 //!   virtual network), the original ElasticOS paper's baseline;
 //! - `eos-pull`: ElasticOS with the jump policy off (pull/push only);
-//! - `eos-jump`: ElasticOS with the default jump policy.
+//! - `eos-jump`: ElasticOS with the default jump policy; the budget holds on the node the
+//!   process runs on (`budget_away`: a member running it keeps no more than the home may);
+//! - `eos-jump-unbounded`: the same with `budget_away` 0: a shell running the process takes
+//!   what its node has, as the 2018 ElasticOS used its peer's memory (not like-for-like
+//!   with the baselines' local memory: reported beside, never as the fair ratio).
 
 use crate::cluster::{
     self, boot_mesh, exit_stats, field, last_line, p50_p99, result_line, wait_links, JumpLog,
@@ -270,9 +274,10 @@ fn boot_configs(
 
     // ElasticOS: the home node runs the workload marked elastic with the same local memory,
     // its peer has room for the rest. One pair with the jump policy off, one with it on.
-    for (name, home_id, peer_id, policy, hub) in [
-        ("eos-pull", 6, 7, "enabled=0", 5),
-        ("eos-jump", 8, 9, "enabled=1", 6),
+    for (name, home_id, peer_id, policy, hub, budget_away) in [
+        ("eos-pull", 6, 7, "enabled=0", 5, true),
+        ("eos-jump", 8, 9, "enabled=1", 6, true),
+        ("eos-jump-unbounded", 10, 11, "enabled=1", 7, false),
     ] {
         let mut c = eos_pair(
             &cluster.on_hub(hub),
@@ -281,6 +286,10 @@ fn boot_configs(
             (peer_id, swap_mib + 192),
             policy,
         )?;
+        c.vm.sh(&format!(
+            "echo {} > /sys/kernel/elastic/budget_away",
+            u8::from(budget_away)
+        ))?;
         limit_cg(&mut c.vm)?;
         configs.push(c);
     }
@@ -627,6 +636,7 @@ fn markdown(
     let ratios = [
         ("eos-jump", "nbd-swap"),
         ("eos-pull", "nbd-swap"),
+        ("eos-jump-unbounded", "nbd-swap"),
         ("eos-jump", "eos-pull"),
         ("eos-jump", "limit"),
         ("nbd-swap", "limit"),
@@ -1079,6 +1089,7 @@ pub fn bench(opts: &Options) -> Result<()> {
         "nbd-swap",
         "eos-pull",
         "eos-jump",
+        "eos-jump-unbounded",
     ];
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -1093,8 +1104,9 @@ pub fn bench(opts: &Options) -> Result<()> {
              configuration (swap ones reclaim to swap above it) and, for eos-*, an ElasticOS \
              budget of {l} MiB as well (a stretched process's local limit also follows the \
              cgroup: it pushes before `memory.high` would throttle it; any overshoot is \
-             throttled like the baselines'); the shell on the ElasticOS peer is not limited; \
-             VMs have {mem} MiB"
+             throttled like the baselines'); in eos-pull and eos-jump the budget also holds on \
+             the peer while the process runs there (the home pulls its cold pages back), in \
+             eos-jump-unbounded the shell running it is not limited; VMs have {mem} MiB"
         ),
         None => format!("local memory is the VM's: {mem} MiB"),
     };
@@ -1210,7 +1222,7 @@ mod unit {
         let (md, _, svg) = markdown(&rows, "env", "cmd", &["limit", "nbd-swap"], "micro", phys);
         assert!(
             md.contains(
-                "| dfs | 10 MiB | 1.0 s (1.0–1.0) | 10.0 s (10.0–10.0), 0 MiB on wire | 1.5 s | – | – | – | – | 10.00 |"
+                "| dfs | 10 MiB | 1.0 s (1.0–1.0) | 10.0 s (10.0–10.0), 0 MiB on wire | 1.5 s | – | – | – | – | – | 10.00 |"
             ),
             "{md}"
         );

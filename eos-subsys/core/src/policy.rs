@@ -184,6 +184,10 @@ pub struct FaultCosts {
     pub owner_pages: u64,
     /// Pages one pull brings (the prefetch).
     pub pages_per_pull: u32,
+    /// Pages the owner would have to send back at once if execution went there: what it
+    /// holds past the process's budget, when that budget holds there too (`budget_away`). A
+    /// jump pays for them as for pulls.
+    pub reclaim_there: u64,
     /// Measured medians of a remote fault and of a jump from this node, ns (0: none yet).
     pub fault_ns: u64,
     pub jump_ns: u64,
@@ -269,9 +273,11 @@ impl JumpPolicy {
         } else {
             t.jump_cost_ns
         };
-        let pulls_there = c.owner_pages.div_ceil(c.pages_per_pull.max(1) as u64);
+        let per_pull = c.pages_per_pull.max(1) as u64;
+        let pulls_there = c.owner_pages.div_ceil(per_pull);
         let saved = (self.count as u64).min(pulls_there).saturating_mul(fault);
-        if saved <= jump.saturating_mul(2) {
+        let reclaim = c.reclaim_there.div_ceil(per_pull).saturating_mul(fault);
+        if saved <= jump.saturating_mul(2).saturating_add(reclaim) {
             return false;
         }
         self.trigger = Some(range);
@@ -661,6 +667,7 @@ mod tests {
         room_here: false,
         owner_pages: 4096,
         pages_per_pull: 8,
+        reclaim_there: 0,
         fault_ns: 3_000_000,
         jump_ns: 2_500_000,
     };
@@ -701,6 +708,22 @@ mod tests {
             ..COSTS
         };
         assert_eq!(burst(&mut p, &t, &mut now, &unmeasured), Some(6));
+        // The budget holds there too and the owner holds 4,096 pages past it: arriving
+        // would send them back (512 pulls' worth), which no streak of this burst pays.
+        let mut p = JumpPolicy::new(&t, 0);
+        let full = FaultCosts {
+            reclaim_there: 4096,
+            ..COSTS
+        };
+        assert_eq!(burst(&mut p, &t, &mut now, &full), None);
+        // A little past it (two pulls): the first streak over the threshold saves 18 ms,
+        // more than two jumps and two pulls (11 ms).
+        let mut p = JumpPolicy::new(&t, 0);
+        let near = FaultCosts {
+            reclaim_there: 16,
+            ..COSTS
+        };
+        assert_eq!(burst(&mut p, &t, &mut now, &near), Some(6));
     }
 
     #[test]

@@ -230,7 +230,7 @@ const STEPS: &[Step] = &[
         run: |c| { let (a, b) = c.pair()?; pull_push::clean_copies(a, b) } },
     Step { id: "pull-signal", title: "elastic: a fatal signal while a fault waits for a pull ends the process with that signal, never SIGBUS", tier: Tier::Test, limit_s: 300, needs: ROOMY,
         run: |c| { let (a, b) = c.pair()?; pull_push::signal_during_pulls(a, b) } },
-    Step { id: "budget-away", title: "elastic: a budget holds on the node the process runs on: away from home, the home pulls cold pages back (sampled shell, every page right)", tier: Tier::Test, limit_s: 400, needs: ROOMY,
+    Step { id: "budget-away", title: "elastic: with budget_away, a budget holds on the node the process runs on: the home pulls cold pages back (sampled shell, every page right)", tier: Tier::Test, limit_s: 400, needs: ROOMY,
         run: |c| { let (a, b) = c.pair()?; pull_push::budget_away(a, b) } },
     Step { id: "mlock", title: "elastic: mlock over remote pages brings them home, data intact", tier: Tier::Test, limit_s: 300, needs: ROOMY,
         run: |c| { let (a, b) = c.pair()?; pull_push::mlock_remote(a, b) } },

@@ -96,6 +96,10 @@ pub(crate) struct Proc {
     /// pushed none (`Proc::push_round`).
     push_rounds: AtomicU64,
     push_stalls: AtomicU64,
+    /// Reclaim rounds in a row that brought nothing back (reclaim.rs), and since when (ns)
+    /// the member's fetches are refused for room without a break (0: they are not).
+    reclaim_stalls: AtomicU64,
+    refusing_since: AtomicU64,
     dead: AtomicBool,
     /// The signal it dies with if it died away from home (its shell died, or that node is
     /// gone); 0: none. Its task, waiting at home, ends with it and never runs again here.
@@ -385,9 +389,18 @@ impl Proc {
         crate::policy::away_excess(self.budget(), self.remote().max(0) as u64)
     }
 
-    /// Pusher rounds in a row that wanted to push (or pull back) its pages and moved none.
-    pub(crate) fn push_stalled_rounds(&self) -> u64 {
-        self.push_stalls.load(Relaxed)
+    /// A reclaim round brought `got` pages back (reclaim.rs). Two in a row that brought
+    /// none stop the member's waits for room for a while.
+    pub(crate) fn reclaim_round(&self, got: u64) {
+        if got > 0 {
+            self.reclaim_stalls.store(0, Relaxed);
+            return;
+        }
+        let now = time::now_ns();
+        if self.reclaim_stalls.fetch_add(1, Relaxed) + 1 >= 2 && !self.budget_backed_off(now) {
+            self.back_off_budget(now);
+            self.reclaim_stalls.store(0, Relaxed);
+        }
     }
 
     /// Its faults (and fetches, away) do not wait for its budget for a while: the pusher
@@ -715,6 +728,8 @@ impl Proc {
                 budget_backoff_until: AtomicU64::new(0),
                 push_rounds: AtomicU64::new(0),
                 push_stalls: AtomicU64::new(0),
+                reclaim_stalls: AtomicU64::new(0),
+                refusing_since: AtomicU64::new(0),
                 dead: AtomicBool::new(false),
                 died_away: AtomicU32::new(0),
                 cursor: AtomicU64::new(0),
@@ -921,10 +936,26 @@ impl Procs {
     /// holding there (reclaim.rs); the pusher is woken to make it. Never while the pusher could
     /// not help lately.
     pub(crate) fn fetch_must_wait(&self, p: &Proc) -> bool {
+        let now = time::now_ns();
         if p.budget_held_at().is_none()
             || !crate::policy::away_fetch_waits(p.budget(), p.remote().max(0) as u64, AWAY_SLACK)
-            || p.budget_backed_off(time::now_ns())
+            || p.budget_backed_off(now)
         {
+            p.refusing_since.store(0, Relaxed);
+            return false;
+        }
+        // Refused for a second in a row: the pusher is not keeping up (busy elsewhere, a
+        // slow member); go on for a while, as a fault at home stops waiting.
+        let since = match p.refusing_since.load(Relaxed) {
+            0 => {
+                p.refusing_since.store(now, Relaxed);
+                now
+            }
+            t => t,
+        };
+        if now.saturating_sub(since) > BUDGET_WAIT_MAX_MS * 1_000_000 {
+            p.back_off_budget(now);
+            p.refusing_since.store(0, Relaxed);
             return false;
         }
         p.counters.room_waits.fetch_add(1, Relaxed);

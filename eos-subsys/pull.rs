@@ -107,15 +107,17 @@ fn end_pull(p: &Proc, addr: u64) {
 /// Moves up to `count` pages from `addr` that `owner` owns into `p`'s address space. The
 /// owner keeps each page lent until `Took` confirms it (lent.rs), so a lost or late answer,
 /// or a page that cannot be installed, is asked for again (`TRANSFER_TRIES`), never lost.
+/// `clean`: the owner may keep clean copies (the pages may go back to it unchanged soon).
 fn transfer(
     p: &Proc,
     vma: &Vma<'_>,
     addr: u64,
     owner: &Peer,
     count: u32,
+    clean: bool,
 ) -> Result<Pulled, PullErr> {
     let count = begin_pull(p, addr, count)?;
-    let r = transfer_tries(p, vma, addr, owner, count);
+    let r = transfer_tries(p, vma, addr, owner, count, clean);
     end_pull(p, addr);
     r
 }
@@ -136,6 +138,7 @@ fn transfer_tries(
     addr: u64,
     owner: &Peer,
     count: u32,
+    clean: bool,
 ) -> Result<Pulled, PullErr> {
     let marker = mm::marker(owner.id, false);
     let node = crate::node::get().ok_or(PullErr::Reply)?;
@@ -229,7 +232,11 @@ fn transfer_tries(
                     done += 1;
                 }
                 if done > 0 {
-                    let keep = keep_clean(p, owner.id, addr, &data[..done * PAGE_SIZE], installed);
+                    let keep = if clean {
+                        keep_clean(p, owner.id, addr, &data[..done * PAGE_SIZE], installed)
+                    } else {
+                        0
+                    };
                     took(owner, p.pid() as u32, true, addr, done as u32, keep);
                     // Out of this CPU's LRU batch: a page still there looks held to the
                     // pusher's evict.
@@ -339,7 +346,7 @@ fn pull_pages(
     count: u32,
     user: bool,
 ) -> Result<u32, FaultReply> {
-    match transfer(p, vma, addr, owner, count) {
+    match transfer(p, vma, addr, owner, count, true) {
         Ok(got) => {
             p.counters().pulls.fetch_add(1, Relaxed);
             if got.data {
@@ -519,13 +526,16 @@ pub(crate) fn recall(p: &Proc, start: u64, end: u64) -> Result {
 }
 
 /// Home: pulls back the pages at `addrs` (little-endian, ascending: a member's
-/// `ColdAddrs`) that `member` still owns, a run at a time; the others are left as they are
-/// (come back meanwhile, or in flight). Returns how many came.
-pub(crate) fn pull_back(p: &Proc, member: &Peer, addrs: &[u8]) -> u64 {
+/// `ColdAddrs`) that `member` still owns, a run at a time, while the budget still holds there
+/// (the process may come home meanwhile) and until `deadline` (ns). The others are left as
+/// they are (come back meanwhile, in flight, held there). Each run takes the mmap lock on
+/// its own and goes as a push batch does (`PushGate`: a layout change waits for it or stops
+/// it). The member keeps no clean copies of them: while the process runs there they would
+/// only hold its memory. Returns how many pages came.
+pub(crate) fn pull_back(p: &Proc, member: &Peer, addrs: &[u8], deadline: u64) -> u64 {
     let Some(users) = p.mm().users() else {
         return 0;
     };
-    let lock = users.read();
     let list = addrs.as_chunks::<8>().0;
     let at = |i: usize| u64::from_le_bytes(list[i]);
     let (mut i, mut got) = (0, 0u64);
@@ -536,15 +546,31 @@ pub(crate) fn pull_back(p: &Proc, member: &Peer, addrs: &[u8]) -> u64 {
             run += 1;
         }
         i += run;
-        let Some(vma) = lock.vma(a) else { continue };
-        let owned = vma.remote_run(a, member.id, run as u32);
-        if owned == 0 {
-            continue;
+        if p.is_dead() || p.budget_held_at() != Some(member.id) || time::now_ns() >= deadline {
+            break;
         }
-        match transfer(p, &vma, a, member, owned) {
-            Ok(pulled) => got += u64::from(pulled.pages),
-            // Lent from here, or the member did not hand it over: later, maybe.
-            Err(_) => break,
+        if !p.push_gate().begin_batch() {
+            p.push_gate().finish_batch();
+            break;
+        }
+        let r = {
+            let lock = users.read();
+            match lock.vma(a) {
+                Some(vma) => match vma.remote_run(a, member.id, run as u32) {
+                    0 => Ok(None),
+                    owned => transfer(p, &vma, a, member, owned, false).map(Some),
+                },
+                None => Ok(None),
+            }
+        };
+        p.push_gate().finish_batch();
+        match r {
+            Ok(Some(pulled)) => got += u64::from(pulled.pages),
+            Ok(None) => {}
+            // The member did not answer: not now.
+            Err(PullErr::Call(CallError::NoAnswer(_) | CallError::NotSent(_))) => break,
+            // Lent from here, held there, not installable: the next run may go.
+            Err(_) => {}
         }
     }
     got
@@ -693,6 +719,9 @@ fn take_for_fetch(
         ) {
             (Give::Again, Some(true)) => Ok(Taken::Data),
             (Give::Again, _) => Ok(Taken::Build),
+            // On its way back here, pulled for the budget held there (reclaim.rs): a wait
+            // for room, not a page of a third node (no relay).
+            _ if p.transfers().pulling.iter().any(|e| e.overlaps(addr, 1)) => Err(ENOSPC),
             _ => Err(EAGAIN),
         };
     }
@@ -710,7 +739,7 @@ fn take_for_fetch(
             else {
                 return Err(EAGAIN);
             };
-            transfer(&p, &vma, addr, &owner, 1).map_err(|e| e.errno())?;
+            transfer(&p, &vma, addr, &owner, 1, true).map_err(|e| e.errno())?;
             vma.take(addr, buf, mm::marker(peer.id, false))?
         }
         r => r?,
@@ -728,7 +757,11 @@ fn take_for_fetch(
         lent.dropped += 1;
     }
     drop(transfers);
-    p.add_remote(1);
+    // Owned there now only if a marker says so: a read-only file page stays shared, and the
+    // member builds it from its own file (it never comes back).
+    if vma.remote_run(addr, peer.id, 1) == 1 {
+        p.add_remote(1);
+    }
     p.counters().fetched.fetch_add(1, Relaxed);
     Ok(t)
 }

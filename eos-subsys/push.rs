@@ -483,22 +483,25 @@ fn pusher(node: &'static Node) {
             if p.is_dead() {
                 return;
             }
+            // Away with its budget held where it runs (reclaim.rs), pages past it come back
+            // here, and none go there: they would only come back.
+            if let Some(m) = p.budget_held_at().and_then(|at| p.member(at)) {
+                let excess = p.budget_excess_away();
+                if excess > 0 {
+                    p.reclaim_round(crate::reclaim::reclaim_some(
+                        node,
+                        p,
+                        &m,
+                        excess.min(PUSH_ROUND),
+                    ));
+                }
+                return;
+            }
             let avail = mm::memory_pages().1;
             let want = pages_to_push(p.local_limit(), p.mm().anon_pages(), avail, &wm, episode);
             if want > 0 {
                 any = true;
                 p.push_round(push_some(node, p, want.min(PUSH_ROUND), &mut pages));
-            }
-            // Away, its budget holds where it runs: pages past it come back here.
-            let excess = p.budget_excess_away();
-            let member = p.budget_held_at().and_then(|at| p.member(at));
-            if let (true, Some(m)) = (excess > 0, member) {
-                let n = crate::reclaim::reclaim_some(node, p, &m, excess.min(PUSH_ROUND));
-                p.push_round(n);
-                if p.push_stalled_rounds() >= 2 {
-                    // The fetches there stop waiting for a while (they would not end).
-                    p.back_off_budget(time::now_ns());
-                }
             }
         });
         let avail = mm::memory_pages().1;

@@ -14,8 +14,13 @@
 //!   the member holds no more than the budget ([`reclaim_some`]);
 //! - a fetch that would take the member past the budget by a batch waits while the pusher
 //!   makes room: the home answers it `ENOSPC` (`Procs::fetch_must_wait`) and the shell asks
-//!   again (fetch.rs). As at home, the wait ends when the pusher cannot help (two rounds in
-//!   a row that moved nothing), then fetches go on for `BUDGET_BACKOFF_MS`.
+//!   again (fetch.rs). As at home, the refusals stop when the pusher cannot help (two
+//!   reclaim rounds in a row that brought nothing back) or after `BUDGET_WAIT_MAX_MS` of
+//!   refusals in a row, and fetches go on for `BUDGET_BACKOFF_MS`.
+//!
+//! While the budget holds on the member, the home pushes nothing there (it would only come
+//! back), and a reclaim round holds the pusher for `ROUND_MS` at most, each run of pages
+//! with the mmap lock on its own, bracketed as a push batch (`PushGate`).
 //!
 //! Where the budget binds is the home's to say (`Proc::budget_held_at`):
 //! `/sys/kernel/elastic/budget_away` 1 holds it so; 0, the default, leaves a running shell
@@ -30,18 +35,26 @@ use crate::node::{peer_warn, Node, Peer};
 use crate::proto::{ColdAddrs, Message, MAX_BATCH, PAGE_SIZE};
 use crate::rpc::{self, Answer};
 use crate::shell;
-use crate::sys::mm::MmRef;
+use crate::sys::{mm::MmRef, time};
 use core::sync::atomic::Ordering::Relaxed;
 use kernel::{prelude::*, sync::Arc};
 
 /// How long the home waits for a member's `ColdAddrs`.
 const COLD_TIMEOUT_MS: u32 = 5_000;
 
+/// Longest one process's reclaim holds the pusher in a round: the other processes' pushes
+/// wait meanwhile.
+const ROUND_MS: u64 = 100;
+
 /// Home, pusher: pulls back up to `want` of the pages `p` used least lately from `member`,
-/// where it runs. Returns how many came.
+/// where it runs, for at most `ROUND_MS`. Returns how many came.
 pub(crate) fn reclaim_some(node: &Node, p: &Proc, member: &Arc<Peer>, want: u64) -> u64 {
+    let deadline = time::now_ns() + ROUND_MS * 1_000_000;
     let mut got = 0;
-    while got < want && !p.is_dead() && p.away_at() == Some(member.id) {
+    while got < want && !p.is_dead() && p.budget_held_at() == Some(member.id) {
+        if time::now_ns() >= deadline {
+            break;
+        }
         let count = (want - got).min(MAX_BATCH as u64) as u32;
         let r = rpc::call(&**member, 1, COLD_TIMEOUT_MS, |req| Message::Cold {
             req,
@@ -62,7 +75,7 @@ pub(crate) fn reclaim_some(node: &Node, p: &Proc, member: &Arc<Peer>, want: u64)
                 break;
             }
         };
-        let n = crate::pull::pull_back(p, member, &addrs);
+        let n = crate::pull::pull_back(p, member, &addrs, deadline);
         if n == 0 {
             break;
         }
@@ -114,7 +127,7 @@ pub(crate) fn serve_cold(
 /// Most pages one `Cold` scans before it answers with what it found.
 const SCAN_MAX_PAGES: u64 = 1 << 16;
 
-/// The shell's CLOCK over its private anonymous memory, from where the last scan stopped,
+/// The shell's CLOCK over its private memory, from where the last scan stopped,
 /// once around at most: fills `out` with pages not used since the last scan, in ascending
 /// order (each found once). Returns how many.
 fn cold_pages(shell: &shell::Shell, m: &MmRef, out: &mut [u64]) -> usize {
@@ -133,10 +146,8 @@ fn cold_pages(shell: &shell::Shell, m: &MmRef, out: &mut [u64]) -> usize {
             (wrapped, cur) = (true, 0);
             continue;
         };
-        if !v.anon_private() {
-            cur = v.end();
-            continue;
-        }
+        // Any private mapping: the helper takes what a take can hand over (anonymous pages,
+        // those a private file mapping copied on write too) and skips shared ones.
         let start = cur.max(v.start());
         let end = v.end().min(stop);
         let (k, next) = v.cold_pages(start, end, &mut out[n..]);

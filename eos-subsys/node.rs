@@ -184,11 +184,11 @@ impl Node {
     /// [`REQUIRE_PAIR_KEYS`] is set. With neither (or an unknown node) a random key, which no
     /// peer holds: the handshake then fails the way it fails for any wrong key.
     pub(crate) fn mac_for(&self, id: NodeId) -> Result<HmacSha256> {
-        let pair = self.find_peer(id).and_then(|p| p.link.lock().key);
+        let pair = self.find_peer(id).and_then(|p| p.link.lock().key.clone());
         if let Some(k) = pair {
             return HmacSha256::new(k.as_bytes());
         }
-        let secret = self.cfg.lock().secret;
+        let secret = self.cfg.lock().secret.clone();
         match secret {
             Some(_) if REQUIRE_PAIR_KEYS.load(core::sync::atomic::Ordering::Relaxed) => {
                 // As `peer_warn!` (defined below): rate-limited, a peer may call for it.

@@ -64,8 +64,9 @@ pub const SECRET_MAX: usize = 64;
 /// Shortest cluster secret, in bytes.
 pub const SECRET_MIN: usize = 16;
 
-/// The cluster secret as raw bytes.
-#[derive(Clone, Copy)]
+/// The cluster secret (or a pair's key) as raw bytes. Not `Copy`: each copy is a value of its
+/// own, wiped when dropped ([`wipe`]).
+#[derive(Clone)]
 pub struct Secret {
     bytes: [u8; SECRET_MAX],
     len: usize,
@@ -100,6 +101,20 @@ impl Secret {
     }
 }
 
+impl Drop for Secret {
+    fn drop(&mut self) {
+        wipe(&mut self.bytes);
+    }
+}
+
+/// Overwrites key material with zeroes before its memory is reused. `black_box` keeps the
+/// compiler from dropping the stores as dead (as the kernel's `memzero_explicit` does with a
+/// barrier); copies a move left behind on the stack are not reached.
+pub fn wipe(bytes: &mut [u8]) {
+    bytes.fill(0);
+    core::hint::black_box(bytes);
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print key material.
@@ -117,7 +132,7 @@ impl PartialEq for Secret {
 impl Eq for Secret {}
 
 /// A write to the `peers` control file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerCmd {
     /// Add a cluster member (or change its address).
     Add(NodeId, SocketAddrV4),
@@ -378,6 +393,18 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_material_is_wiped() {
+        let mut k = [0xa5u8; 64];
+        wipe(&mut k);
+        assert_eq!(k, [0; 64]);
+        // A secret's copy is a value of its own: dropping it leaves the original whole.
+        let s = Secret::parse_hex("000102030405060708090a0b0c0d0e0f").unwrap();
+        let copy = s.clone();
+        drop(copy);
+        assert_eq!(s.as_bytes()[15], 0x0f);
+    }
     use core::net::Ipv4Addr;
     use std::format;
 

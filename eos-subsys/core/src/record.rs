@@ -59,6 +59,13 @@ pub struct Keys {
     pub r2i: [u8; KEY_LEN],
 }
 
+impl Drop for Keys {
+    fn drop(&mut self) {
+        crate::peer::wipe(&mut self.i2r);
+        crate::peer::wipe(&mut self.r2i);
+    }
+}
+
 impl core::fmt::Debug for Keys {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("Keys { .. }")

@@ -743,7 +743,10 @@ fn main() {
     if let Some(s) = secret {
         cases.push((
             "auth-then-garbage",
-            Box::new(move || auth_then_garbage(target, as_id, &s, responder)),
+            Box::new({
+                let s = s.clone();
+                move || auth_then_garbage(target, as_id, &s, responder)
+            }),
         ));
         for how in ["clear", "replay", "altered", "reordered", "reflected"] {
             cases.push((
@@ -754,7 +757,10 @@ fn main() {
                     "reordered" => "auth-then-reordered-frames",
                     _ => "auth-then-reflected-frame",
                 },
-                Box::new(move || auth_then_forged(target, as_id, &s, responder, how)),
+                Box::new({
+                    let s = s.clone();
+                    move || auth_then_forged(target, as_id, &s, responder, how)
+                }),
             ));
         }
         cases.push((

@@ -58,7 +58,7 @@ fn parsers(s: &str) {
     match PeerCmd::parse(s) {
         Ok(c) => {
             let words: Vec<&str> = s.split_ascii_whitespace().collect();
-            let canonical = match c {
+            let canonical = match c.clone() {
                 PeerCmd::Add(id, addr) => {
                     assert_eq!((words[0], words.len()), ("add", 3));
                     format!("add {id} {addr}")

@@ -110,6 +110,7 @@ fn secret_store(s: &str) -> Result {
     HmacSha256::new(secret.as_bytes())?;
     with_node(|n| {
         n.cfg.lock().secret = Some(secret);
+        node::keys_changed();
         Ok(())
     })
 }
@@ -171,6 +172,9 @@ fn peers_store(s: &str) -> Result {
                 drop(peers);
                 let mut l = p.link.lock();
                 l.key = key;
+                // Under the link's lock: a handshake either sees the change before it comes
+                // up, or came up before it and its connection is closed below.
+                node::keys_changed();
                 // A rotated key applies now: the next handshake of this pair uses it.
                 if let Some(c) = l.conn.take() {
                     c.close();

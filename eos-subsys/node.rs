@@ -13,7 +13,7 @@ use crate::rpc::{Channel, Pending};
 use crate::stats::Stats;
 use crate::sys::{crypto::HmacSha256, errno::e, global::Global, time};
 use core::net::SocketAddrV4;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
 use kernel::{
     new_mutex, new_spinlock,
     prelude::*,
@@ -24,6 +24,21 @@ use kernel::{
 /// cluster secret, which only proves membership, not which member
 /// (`/sys/kernel/elastic/require_pair_keys`; off by default).
 pub(crate) static REQUIRE_PAIR_KEYS: AtomicBool = AtomicBool::new(false);
+
+/// Grows on every change of a key (the cluster secret, a pair's key): a handshake that began
+/// under an older one is not let up (issue 27 item 8: a rotation did not stop a handshake
+/// already under way with the old key, which then came up).
+static KEY_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// The keys' epoch now ([`KEY_EPOCH`]).
+pub(crate) fn key_epoch() -> u64 {
+    KEY_EPOCH.load(SeqCst)
+}
+
+/// A key changed: handshakes under way end without a link.
+pub(crate) fn keys_changed() {
+    KEY_EPOCH.fetch_add(1, SeqCst);
+}
 
 /// Peer-caused log lines: a burst of 10, then one per second.
 const LOG_INTERVAL_NS: u64 = 1_000_000_000;

@@ -94,6 +94,8 @@ enum LinkErr {
     NoMemory,
     /// A frame on a sealed link did not open (record.rs).
     Forged,
+    /// A key changed while the handshake was under way (`node::keys_changed`).
+    KeyChanged,
 }
 
 impl LinkErr {
@@ -114,6 +116,7 @@ impl LinkErr {
             Self::Removed => "removed",
             Self::NoMemory => "no-memory",
             Self::Forged => "forged-frame",
+            Self::KeyChanged => "key-changed",
         }
     }
 }
@@ -246,6 +249,16 @@ fn report(node: &Node, conn: &Conn, who: Option<SocketAddrV4>, role: &str, e: Li
             );
             None
         }
+        LinkErr::KeyChanged => {
+            Stats::inc(&node.stats.handshakes_failed);
+            peer_warn!(
+                node,
+                "{} handshake with {:?} began under a key since changed: closed\n",
+                role,
+                who
+            );
+            None
+        }
         LinkErr::Unexpected(t) => {
             Stats::inc(&node.stats.rx_unexpected);
             peer_warn!(
@@ -345,10 +358,10 @@ fn serve((slot, sock): (HandshakeSlot, Socket)) {
     let accepted = respond(node, &conn, &mut rx);
     drop(slot);
     match accepted {
-        Ok((peer, est)) => {
+        Ok((peer, est, epoch)) => {
             // How the link ended is logged and counted by `run_link`; the responder's thread
             // ends either way (only a dialer backs off on it).
-            let _ = run_link(node, &peer, conn, rx, est);
+            let _ = run_link(node, &peer, conn, rx, est, epoch);
         }
         Err(e) => {
             report(node, &conn, who, "responder", e);
@@ -357,8 +370,14 @@ fn serve((slot, sock): (HandshakeSlot, Socket)) {
     }
 }
 
-fn respond(node: &Node, conn: &Conn, rx: &mut Rx) -> Result<(Arc<Peer>, Established), LinkErr> {
+fn respond(
+    node: &Node,
+    conn: &Conn,
+    rx: &mut Rx,
+) -> Result<(Arc<Peer>, Established, u64), LinkErr> {
     let deadline = time::now_ns() + HANDSHAKE_TIMEOUT_NS;
+    // The keys this handshake is under: a change before it ends refuses it.
+    let epoch = crate::node::key_epoch();
     let mut hs = Responder::new(node.id(), local_caps(), crypto::random_bytes());
     let hello = rx.next(node, conn, deadline)?;
     // The key of the node the Hello names (its pair's own, or the cluster secret).
@@ -373,6 +392,9 @@ fn respond(node: &Node, conn: &Conn, rx: &mut Rx) -> Result<(Arc<Peer>, Establis
     conn.send(&ch)?;
     let auth = rx.next(node, conn, deadline)?;
     let est = hs.on_auth(&auth, &mac).map_err(LinkErr::Handshake)?;
+    if crate::node::key_epoch() != epoch {
+        return Err(LinkErr::KeyChanged);
+    }
     // The peer may have been deleted meanwhile.
     let peer = node
         .find_peer(est.peer)
@@ -382,7 +404,7 @@ fn respond(node: &Node, conn: &Conn, rx: &mut Rx) -> Result<(Arc<Peer>, Establis
     let keys = hs.keys().ok_or(LinkErr::NoMemory)?;
     let (tx, rxk) = keys.for_side(false);
     seal(conn, rx, tx, rxk, est.caps & caps::CLEAR != 0)?;
-    Ok((peer, est))
+    Ok((peer, est, epoch))
 }
 
 /// Starts the record layer of a connection whose handshake just ended; `clear`: payloads
@@ -444,7 +466,7 @@ fn dial_once(node: &'static Node, peer: &Arc<Peer>, addr: SocketAddrV4) -> Resul
     let conn = Conn::new(sock, &node.stats)?;
     let mut rx = Rx::new()?;
     match initiate(node, peer, &conn, &mut rx) {
-        Ok(est) => run_link(node, peer, conn, rx, est),
+        Ok((est, epoch)) => run_link(node, peer, conn, rx, est, epoch),
         Err(e) => {
             report(node, &conn, Some(addr), "initiator", e);
             conn.close();
@@ -453,8 +475,14 @@ fn dial_once(node: &'static Node, peer: &Arc<Peer>, addr: SocketAddrV4) -> Resul
     }
 }
 
-fn initiate(node: &Node, peer: &Peer, conn: &Conn, rx: &mut Rx) -> Result<Established, LinkErr> {
+fn initiate(
+    node: &Node,
+    peer: &Peer,
+    conn: &Conn,
+    rx: &mut Rx,
+) -> Result<(Established, u64), LinkErr> {
     let deadline = time::now_ns() + HANDSHAKE_TIMEOUT_NS;
+    let epoch = crate::node::key_epoch();
     let mac = node.mac_for(peer.id)?;
     let mut hs = Initiator::new(node.id(), peer.id, local_caps(), crypto::random_bytes());
     conn.send(&hs.hello())?;
@@ -466,7 +494,7 @@ fn initiate(node: &Node, peer: &Peer, conn: &Conn, rx: &mut Rx) -> Result<Establ
     let keys = hs.keys().ok_or(LinkErr::NoMemory)?;
     let (tx, rxk) = keys.for_side(true);
     seal(conn, rx, tx, rxk, est.caps & caps::CLEAR != 0)?;
-    Ok(est)
+    Ok((est, epoch))
 }
 
 /// Runs an established connection until it ends: answers pings, pings when idle, drops a
@@ -523,10 +551,24 @@ fn run_link(
     conn: Arc<Conn>,
     mut rx: Rx,
     est: Established,
+    epoch: u64,
 ) -> Result<(), LinkErr> {
-    Stats::inc(&node.stats.handshakes_ok);
     let (old, gen) = {
         let mut l = peer.link.lock();
+        // A key changed since the handshake began (a rotation takes this lock to change it):
+        // this connection is under the old one and never comes up.
+        if crate::node::key_epoch() != epoch {
+            drop(l);
+            Stats::inc(&node.stats.handshakes_failed);
+            peer_warn!(
+                node,
+                "handshake with node {} began under a key since changed: closed\n",
+                peer.id
+            );
+            conn.close();
+            return Err(LinkErr::KeyChanged);
+        }
+        Stats::inc(&node.stats.handshakes_ok);
         let old = l.conn.replace(conn.clone());
         l.state = LinkState::Up;
         l.ups += 1;

@@ -485,6 +485,7 @@ fn auth_only(
     secret: &Secret,
     responder: u16,
     hold: u64,
+    pause_ms: u64,
 ) -> Result<String, String> {
     let mac = SoftMac(secret.as_bytes().to_vec());
     let mut hs = Initiator::new(
@@ -501,6 +502,9 @@ fn auth_only(
         unreachable!("hello() is a Hello")
     };
     let tag = eos_core::handshake::initiator_mac(&mac, &hello, &ch).ok_or("no MAC")?;
+    // `--pause-before-auth MS`: the handshake stays half done meanwhile (the node may change
+    // its key in between: it must not then let this one up).
+    std::thread::sleep(Duration::from_millis(pause_ms));
     s.write_all(&frame(&Message::Auth(tag)))
         .map_err(|e| e.to_string())?;
     // Our own check of the node's proof, as a real initiator makes it.
@@ -648,7 +652,10 @@ fn main() {
             std::process::exit(2);
         };
         let hold = opt("--hold").and_then(|v| v.parse().ok()).unwrap_or(0);
-        match auth_only(target, as_id, &s, responder, hold) {
+        let pause = opt("--pause-before-auth")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        match auth_only(target, as_id, &s, responder, hold, pause) {
             Ok(what) => {
                 println!("badpeer auth as {as_id}: {what}");
                 std::process::exit(0);

@@ -388,7 +388,8 @@ pub fn long_sysfuzz(calls: u64, seed: u64) -> Result<()> {
 /// member, node 3, each by a key of that pair alone. From node1, which holds valid
 /// credentials of its own (its keys with 2 and 3, and the cluster secret), a handshake with
 /// node2 claiming to be node 3 is refused under each of them, and so is the cluster secret for
-/// node 1 itself; node 3's own key is accepted (so the refusals are about identity). The pair's
+/// node 1 itself; node 3's own key is accepted (so the refusals are about identity), but not
+/// for a handshake under way when node2 rotates that key (`--pause-before-auth`). The pair's
 /// real link runs on its key meanwhile; afterwards both go back to the cluster secret.
 pub(super) fn pairwise_keys(a: &mut Vm, b: &mut Vm) -> Result<String> {
     a.sh("eosctl genkey --nodes 1,2,3 --out /tmp > /dev/null")?;
@@ -441,9 +442,38 @@ pub(super) fn pairwise_keys(a: &mut Vm, b: &mut Vm) -> Result<String> {
     if rc != 0 {
         bail!("node 3's own key was refused (exit {rc}):\n{out}");
     }
+    // A rotation while a handshake is under way: node2 changes node 3's key between its
+    // Challenge and the Auth, which is made under the old key. That handshake must not come
+    // up (before, it did: the MAC was picked when the Hello came).
+    a.sh(&format!(
+        "(eos-badpeer {}:{} --as 3 --responder 2 --secret {k23} --auth-only \
+         --pause-before-auth 2000 > /tmp/rot.out 2>&1; echo rc=$? >> /tmp/rot.out) & true",
+        vm::ip(2),
+        vm::PORT
+    ))?;
+    std::thread::sleep(Duration::from_millis(700));
+    b.sh(&format!("echo 'key 3 {k13}' > {peers}"))?;
+    let rotated = cluster::poll(
+        "the handshake caught by a key rotation",
+        Duration::from_secs(30),
+        Duration::from_millis(300),
+        || {
+            let out = a.sh("cat /tmp/rot.out 2>/dev/null; true")?;
+            Ok(out.contains("rc=").then_some(out))
+        },
+    )?;
+    if rotated.contains("rc=0") || rotated.contains("accepted") {
+        bail!(
+            "a handshake begun under node 3's old key came up after node2 rotated it:\n{rotated}"
+        );
+    }
+    let logged = b.sh("dmesg | grep -c 'began under a key since changed'; true")?;
+    if logged.trim() == "0" {
+        bail!("node2 did not say why it closed the handshake caught by the rotation:\n{rotated}");
+    }
     let after = stat(&b.sh("cat /sys/kernel/elastic/stats")?, "handshakes_failed");
-    if after < before + 4 {
-        bail!("node2 counted {} failed handshakes, not 4", after - before);
+    if after < before + 5 {
+        bail!("node2 counted {} failed handshakes, not 5", after - before);
     }
     // Back to the cluster secret for the steps after this one.
     b.sh(&format!(
@@ -471,8 +501,8 @@ pub(super) fn pairwise_keys(a: &mut Vm, b: &mut Vm) -> Result<String> {
     check_clean(&[a, b])?;
     Ok(format!(
         "the pair linked on its own key; node2 refused node 3's id claimed with {} (bad-auth \
-         each, {} failed handshakes counted) and accepted node 3's own key; with \
-         require_pair_keys it refused node 1's cluster secret, without it accepted it",
+         each, {} failed handshakes counted) and accepted node 3's own key, but not for a \
+         handshake under way when it rotated that key; with require_pair_keys it refused node 1's cluster secret, without it accepted it",
         said.join(", "),
         after - before
     ))

@@ -311,6 +311,24 @@ fn require_pair_keys_store(s: &str) -> Result {
     store_switch(s, ["0", "1"], &node::REQUIRE_PAIR_KEYS)
 }
 
+fn max_shells_show(w: &mut FmtBuf<'_>) {
+    show_with(w, |_, w| {
+        writeln!(w, "{}", stretch::MAX_SHELLS_PER_PEER.load(Relaxed))
+    });
+}
+
+/// Most shells one peer may hold here, 1..=65536 (256 by default).
+fn max_shells_store(s: &str) -> Result {
+    let v: u64 = s.trim().parse().map_err(|_| EINVAL)?;
+    if v == 0 || v > 65_536 {
+        return Err(EINVAL);
+    }
+    with_node(|_| {
+        stretch::MAX_SHELLS_PER_PEER.store(v, Relaxed);
+        Ok(())
+    })
+}
+
 fn budget_away_show(w: &mut FmtBuf<'_>) {
     show_with(w, |_, w| {
         writeln!(w, "{}", u8::from(crate::home::BUDGET_AWAY.load(Relaxed)))
@@ -337,7 +355,7 @@ fn jumplog_show(w: &mut FmtBuf<'_>) {
     show_with(w, |_, w| jump::jumps().map_or(Ok(()), |j| j.write_log(w)));
 }
 
-static ATTRS: [sysfs::Attr; 14] = [
+static ATTRS: [sysfs::Attr; 15] = [
     sysfs::Attr {
         name: c"jump",
         mode: 0o644,
@@ -363,6 +381,12 @@ static ATTRS: [sysfs::Attr; 14] = [
         mode: 0o644,
         show: Some(prefetch_show),
         store: Some(prefetch_store),
+    },
+    sysfs::Attr {
+        name: c"max_shells_per_peer",
+        mode: 0o644,
+        show: Some(max_shells_show),
+        store: Some(max_shells_store),
     },
     sysfs::Attr {
         name: c"budget_away",

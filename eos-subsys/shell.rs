@@ -199,6 +199,21 @@ impl Shells {
         self.list.lock().remove(&(home, pid))
     }
 
+    /// How many shells node `home` has here.
+    pub(crate) fn count_of(&self, home: u16) -> usize {
+        let mut list = self.list.lock();
+        let mut n = 0;
+        let mut c = list.cursor_lower_bound(&(home, 0));
+        while let Some(cur) = c {
+            if cur.current().0 .0 != home {
+                break;
+            }
+            n += 1;
+            c = cur.move_next();
+        }
+        n
+    }
+
     /// Some shell of node `home`, still in the registry.
     fn any_of(&self, home: u16) -> Option<Arc<Shell>> {
         let mut list = self.list.lock();

@@ -413,6 +413,10 @@ pub(crate) fn auto_stretch(node: &'static Node, avail_low: bool) {
     }
 }
 
+/// Most shells one peer may hold on this node (`/sys/kernel/elastic/max_shells_per_peer`).
+pub(crate) static MAX_SHELLS_PER_PEER: core::sync::atomic::AtomicU64 =
+    core::sync::atomic::AtomicU64::new(256);
+
 /// Whether shells here take the uid/gid a Stretch names (root excepted) instead of `nobody`
 /// (`/sys/kernel/elastic/shell_ids`: `nobody`, the default, or `caller`).
 pub(crate) static SHELL_IDS_CALLER: core::sync::atomic::AtomicBool =
@@ -564,6 +568,18 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
     let _claim = InFlight::claim(&marks().ok_or(ENODEV)?.making, (peer.id, s.pid))?;
     if shells.find(peer.id, s.pid).is_some() {
         return Err(EEXIST);
+    }
+    // Each shell is a process here (its task, page tables, the pages it is given): a peer
+    // may hold only so many (issue 27 item 6).
+    if shells.count_of(peer.id) as u64 >= MAX_SHELLS_PER_PEER.load(Relaxed) {
+        peer_warn!(
+            node,
+            "stretch of pid {} from node {} refused: it holds {} shells here already (max_shells_per_peer)\n",
+            s.pid,
+            peer.id,
+            MAX_SHELLS_PER_PEER.load(Relaxed)
+        );
+        return Err(EMFILE);
     }
     let seed = umh::Seed::new(crate::jump::shell_arrival)?;
     let policy = if SHELL_IDS_CALLER.load(Relaxed) {

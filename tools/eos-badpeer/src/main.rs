@@ -634,6 +634,20 @@ fn main() {
         }
         return;
     }
+    if let Some(n) = opt("--shells").and_then(|v| v.parse().ok()) {
+        let Some(s) = secret else {
+            eprintln!("--shells needs --secret");
+            std::process::exit(2);
+        };
+        match rootshell::many_shells(target, as_id, &s, responder, n) {
+            Ok(what) => println!("badpeer shells: {what}"),
+            Err(why) => {
+                println!("badpeer shells: FAIL ({why})");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     if args.iter().any(|a| a == "--root-shell") {
         let Some(s) = secret else {
             eprintln!("--root-shell needs --secret");

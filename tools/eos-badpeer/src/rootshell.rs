@@ -315,3 +315,35 @@ pub(crate) fn run(
     println!("badpeer rootshell: done");
     Ok(String::new())
 }
+
+/// `--shells N`: a peer holding a valid key asks the node for `n` shells (busybox, one pid
+/// each) on one link; prints what each stretch was answered, then closes the link (the node
+/// drops them with it).
+pub(crate) fn many_shells(
+    target: SocketAddr,
+    as_id: u16,
+    secret: &Secret,
+    responder: u16,
+    n: u32,
+) -> Result<String, String> {
+    let exe = std::fs::read("/bin/busybox").map_err(|e| format!("/bin/busybox: {e}"))?;
+    let hash: [u8; 32] = Sha256::digest(&exe).into();
+    let mut l = authenticated(target, as_id, secret, responder)?;
+    let mut said = Vec::new();
+    for i in 0..n {
+        l.send(&frame(&Message::Stretch(Stretch {
+            req: 100 + i,
+            pid: PID + 100 + i,
+            exe_hash: hash,
+            uid: 1000,
+            gid: 1000,
+            path: b"/bin/busybox",
+            argv: b"sh\0",
+            env: b"",
+        })))?;
+        let (_, p) = await_frame(&mut l, MsgType::StretchOk, Duration::from_secs(30))?;
+        said.push(status(&p));
+    }
+    let ok = said.iter().filter(|&&s| s == 0).count();
+    Ok(format!("ok={ok} statuses={said:?}"))
+}

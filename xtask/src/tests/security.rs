@@ -686,3 +686,61 @@ pub(super) fn root_shell(a: &mut Vm, b: &mut Vm) -> Result<String> {
         "{what}; shell(s) {seen:?}: uid/gid 65534, no capabilities, empty bounding set, no_new_privs"
     ))
 }
+
+/// A peer may hold only so many shells on a node (issue 27 item 6: each is a process there,
+/// and a keyed peer could ask for them without end): with `max_shells_per_peer` 3 on node2,
+/// a peer holding the cluster key (eos-badpeer as node 1, the real node 1 not dialling) asks
+/// for five; three are made, the other two refused with EMFILE and logged, and node2 drops
+/// the three when the link closes.
+pub(super) fn shell_cap(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let peers = "/sys/kernel/elastic/peers";
+    let cap = "/sys/kernel/elastic/max_shells_per_peer";
+    a.sh(&format!("echo 'del 2' > {peers}"))?;
+    b.sh(&format!("echo 3 > {cap}"))?;
+    let r = a.run(
+        &format!(
+            "eos-badpeer {}:{} --as 1 --responder 2 --secret {SECRET} --shells 5",
+            vm::ip(2),
+            vm::PORT
+        ),
+        Duration::from_secs(120),
+    );
+    let restored = vm::unlimited(|| -> Result<()> {
+        b.sh(&format!("echo 256 > {cap}"))?;
+        a.sh(&format!(
+            "echo 'add 2 {}:{}' > {peers}",
+            vm::ip(2),
+            vm::PORT
+        ))?;
+        Ok(())
+    });
+    let (rc, out) = r?;
+    restored?;
+    if rc != 0 || !out.contains("badpeer shells: ok=3 statuses=[0, 0, 0, -24, -24]") {
+        bail!("five stretches with max_shells_per_peer 3 (exit {rc}):\n{out}");
+    }
+    let logged = b.sh("dmesg | grep -c 'shells here already'; true")?;
+    if logged.trim() == "0" {
+        bail!("node2 did not log the stretches it refused for the cap");
+    }
+    cluster::wait_links(a, &[2])?;
+    cluster::wait_links(b, &[1])?;
+    // The three went with the attacker's link.
+    let left = cluster::poll(
+        "node2 dropping the capped peer's shells",
+        Duration::from_secs(20),
+        Duration::from_millis(500),
+        || {
+            let n: u64 = b
+                .sh("grep -c '^shell ' /sys/kernel/elastic/procs; true")?
+                .trim()
+                .parse()
+                .unwrap_or(0);
+            Ok((n == 0).then_some(n))
+        },
+    )?;
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "max_shells_per_peer 3: of five stretches from one peer, 3 made and 2 refused with EMFILE (logged); {left} shells left after its link closed"
+    ))
+}

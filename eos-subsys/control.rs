@@ -104,13 +104,46 @@ fn listen_store(s: &str) -> Result {
     })
 }
 
+/// Closes every link that authenticated with the cluster secret (no pair key of its own),
+/// each under its link's lock, after the keys' epoch moved: a connection that came up under
+/// the old secret either is closed here or, not up yet, is refused by `run_link`'s check.
+fn close_cluster_keyed(n: &Node) {
+    let mut at = 0;
+    loop {
+        let p = {
+            let peers = n.peers.lock();
+            let Some(p) = peers.get(at).cloned() else {
+                break;
+            };
+            p
+        };
+        at += 1;
+        let mut l = p.link.lock();
+        if l.key.is_none() {
+            if let Some(c) = l.conn.take() {
+                c.close();
+            }
+        }
+    }
+}
+
 fn secret_store(s: &str) -> Result {
     let secret = Secret::parse_hex(s).map_err(config_err)?;
     // Fail now, not at the first handshake, if the kernel lacks hmac(sha256).
     HmacSha256::new(secret.as_bytes())?;
     with_node(|n| {
-        n.cfg.lock().secret = Some(secret);
+        {
+            let mut cfg = n.cfg.lock();
+            if cfg.secret.as_ref() == Some(&secret) {
+                // The same secret again (`eosctl up` run twice): nothing changes.
+                return Ok(());
+            }
+            cfg.secret = Some(secret);
+        }
+        // A handshake under way under the old secret does not come up, and a link up under
+        // it (one without a pair key of its own) closes: its peer dials again with the new.
         node::keys_changed();
+        close_cluster_keyed(n);
         Ok(())
     })
 }
@@ -171,6 +204,10 @@ fn peers_store(s: &str) -> Result {
                 let p = peers.iter().find(|p| p.id == id).cloned().ok_or(ENOENT)?;
                 drop(peers);
                 let mut l = p.link.lock();
+                if l.key == key {
+                    // The same key again: nothing changes.
+                    return Ok(());
+                }
                 l.key = key;
                 // Under the link's lock: a handshake either sees the change before it comes
                 // up, or came up before it and its connection is closed below.
@@ -186,6 +223,9 @@ fn peers_store(s: &str) -> Result {
                 crate::kvec::retain(&mut peers, |_, q| q.id != id);
                 drop(peers);
                 p.removed.store(true, Relaxed);
+                // A handshake under way under its key does not come up (re-added, the id
+                // may have another key).
+                node::keys_changed();
                 if let Some(c) = p.link.lock().conn.take() {
                     c.close();
                 }
@@ -308,7 +348,18 @@ fn require_pair_keys_show(w: &mut FmtBuf<'_>) {
 /// 1: a peer without its own pair key (`key` in `peers`) is refused at its handshake, rather
 /// than authenticated with the cluster secret; 0 (the default): the cluster secret serves.
 fn require_pair_keys_store(s: &str) -> Result {
-    store_switch(s, ["0", "1"], &node::REQUIRE_PAIR_KEYS)
+    let was = node::REQUIRE_PAIR_KEYS.load(Relaxed);
+    store_switch(s, ["0", "1"], &node::REQUIRE_PAIR_KEYS)?;
+    if !was && node::REQUIRE_PAIR_KEYS.load(Relaxed) {
+        // From now on the cluster secret admits nobody: not a handshake under way, nor a
+        // link that came up under it.
+        with_node(|n| {
+            node::keys_changed();
+            close_cluster_keyed(n);
+            Ok(())
+        })?;
+    }
+    Ok(())
 }
 
 fn max_shells_show(w: &mut FmtBuf<'_>) {

@@ -230,6 +230,21 @@ impl<T: Ord + Copy> Drop for InFlight<'_, T> {
     }
 }
 
+/// Shells of node `home` being made now (their claims in `Marks::making`).
+fn making_of(set: &Mutex<RBTree<(u16, u32), ()>>, home: u16) -> usize {
+    let mut s = set.lock();
+    let mut n = 0;
+    let mut c = s.cursor_lower_bound(&(home, 0));
+    while let Some(cur) = c {
+        if cur.current().0 .0 != home {
+            break;
+        }
+        n += 1;
+        c = cur.move_next();
+    }
+    n
+}
+
 static MARKS: Global<Marks> = Global::new();
 
 /// The marks, once `init` ran.
@@ -570,8 +585,12 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
         return Err(EEXIST);
     }
     // Each shell is a process here (its task, page tables, the pages it is given): a peer
-    // may hold only so many (issue 27 item 6).
-    if shells.count_of(peer.id) as u64 >= MAX_SHELLS_PER_PEER.load(Relaxed) {
+    // may hold only so many (issue 27 item 6). Those being made count too: each stretch
+    // counts after its own claim, so of two at once the later sees the earlier (up to
+    // `MAX_STRETCHES_IN_FLIGHT` run together). A shell registered and still claimed counts
+    // twice for a moment: more refused, never fewer.
+    let making = making_of(&marks().ok_or(ENODEV)?.making, peer.id).saturating_sub(1);
+    if (shells.count_of(peer.id) + making) as u64 >= MAX_SHELLS_PER_PEER.load(Relaxed) {
         peer_warn!(
             node,
             "stretch of pid {} from node {} refused: it holds {} shells here already (max_shells_per_peer)\n",

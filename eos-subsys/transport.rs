@@ -488,6 +488,10 @@ fn initiate(
     conn.send(&hs.hello())?;
     let ch = rx.next(node, conn, deadline)?;
     let auth = hs.on_challenge(&ch, &mac).map_err(LinkErr::Handshake)?;
+    // Not under a key changed meanwhile: the responder would bring the link up for nothing.
+    if crate::node::key_epoch() != epoch {
+        return Err(LinkErr::KeyChanged);
+    }
     conn.send(&auth)?;
     let welcome = rx.next(node, conn, deadline)?;
     let est = hs.on_welcome(&welcome).map_err(LinkErr::Handshake)?;

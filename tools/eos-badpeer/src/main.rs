@@ -502,6 +502,9 @@ fn auth_only(
         unreachable!("hello() is a Hello")
     };
     let tag = eos_core::handshake::initiator_mac(&mac, &hello, &ch).ok_or("no MAC")?;
+    if pause_ms > 0 {
+        println!("badpeer auth as {as_id}: challenge received, pausing {pause_ms} ms");
+    }
     // `--pause-before-auth MS`: the handshake stays half done meanwhile (the node may change
     // its key in between: it must not then let this one up).
     std::thread::sleep(Duration::from_millis(pause_ms));

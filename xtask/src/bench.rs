@@ -453,14 +453,16 @@ fn verify(rows: &mut [Row]) {
     }
 }
 
+/// The columns of results.csv, in order (`timed_out` and `stretched` last: older files lack
+/// them).
+const CSV_HEAD: &str = "rep,workload,footprint_mib,config,wall_s,compute_s,checksum,ok,swap_in_pages,swap_out_pages,net_bytes,peak_rss_kib,pulls,pushes,jumps,moved_pages,timed_out,stretched";
+
 fn csv(rows: &[Row]) -> String {
-    let mut s = String::from(
-        "rep,workload,footprint_mib,config,wall_s,compute_s,checksum,ok,swap_in_pages,swap_out_pages,net_bytes,peak_rss_kib,pulls,pushes,jumps,moved_pages\n",
-    );
+    let mut s = format!("{CSV_HEAD}\n");
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{},{},{:.3},{:.3},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{:.3},{:.3},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.rep,
             r.workload,
             r.footprint_mib,
@@ -476,10 +478,101 @@ fn csv(rows: &[Row]) -> String {
             r.pulls,
             r.pushes,
             r.jumps,
-            r.moved_pages
+            r.moved_pages,
+            r.timed_out,
+            r.stretched
         );
     }
     s
+}
+
+/// Rows back from [`csv`]'s text. A file without the last two columns (written before they
+/// were) reads a run as stopped if it has no checksum and is not ok, and an ElasticOS run as
+/// stretched if it moved a page.
+fn rows_from_csv(text: &str) -> Result<Vec<Row>> {
+    let mut lines = text.lines();
+    let head = lines.next().context("an empty file")?;
+    if !CSV_HEAD.starts_with(head) || head.split(',').count() < 16 {
+        bail!("not a bench results file (header `{head}`)");
+    }
+    let mut rows = Vec::new();
+    for (n, l) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let f: Vec<&str> = l.split(',').collect();
+        if f.len() < 16 {
+            bail!("line {}: {} fields", n + 2, f.len());
+        }
+        let num = |i: usize| -> Result<u64> {
+            f[i].parse()
+                .with_context(|| format!("line {}: field {} `{}`", n + 2, i + 1, f[i]))
+        };
+        let real = |i: usize| -> Result<f64> {
+            f[i].parse()
+                .with_context(|| format!("line {}: field {} `{}`", n + 2, i + 1, f[i]))
+        };
+        let ok = f[7] == "true";
+        let moved_pages = num(15)?;
+        rows.push(Row {
+            rep: num(0)? as u32,
+            workload: f[1].to_string(),
+            footprint_mib: num(2)? as u32,
+            config: f[3].to_string(),
+            wall_s: real(4)?,
+            compute_s: real(5)?,
+            checksum: f[6].to_string(),
+            ok,
+            swap_in_pages: num(8)?,
+            swap_out_pages: num(9)?,
+            net_bytes: num(10)?,
+            peak_rss_kib: num(11)?,
+            pulls: num(12)?,
+            pushes: num(13)?,
+            jumps: num(14)?,
+            moved_pages,
+            timed_out: f.get(16).map_or(!ok && f[6] == "-", |v| *v == "true"),
+            stretched: f
+                .get(17)
+                .map_or(f[3].starts_with("eos") && moved_pages > 0, |v| *v == "true"),
+        });
+    }
+    Ok(rows)
+}
+
+/// `cargo xtask bench-plots CSV`: the table and plots of a finished run, from its rows.
+pub fn plots_from(path: &std::path::Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let rows = rows_from_csv(&text)?;
+    let order = [
+        "limit",
+        "local-swap",
+        "zram",
+        "nbd-swap",
+        "eos-pull",
+        "eos-jump",
+        "eos-jump-unbounded",
+    ];
+    let names: Vec<&str> = order
+        .into_iter()
+        .filter(|c| rows.iter().any(|r| r.config == *c))
+        .collect();
+    let phys = Physical {
+        local_mib: None,
+        link_mib_s: None,
+    };
+    let (doc, time_svg, speed_svg) = markdown(
+        &rows,
+        &format!("- rows: {}", path.display()),
+        &format!("cargo xtask bench-plots {}", path.display()),
+        &names,
+        "",
+        phys,
+    );
+    let dir = out_dir().join("bench");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("time.svg"), time_svg)?;
+    std::fs::write(dir.join("speedup.svg"), speed_svg)?;
+    println!("{doc}");
+    Ok(())
 }
 
 type Key = (String, u32, String);
@@ -1194,6 +1287,43 @@ mod unit {
             moved_pages: 0,
             stretched: false,
         }
+    }
+
+    #[test]
+    fn results_csv_reads_back() {
+        let mut a = row("dfs", "eos-jump", 1.5, "aa");
+        a.moved_pages = 7;
+        a.stretched = true;
+        let mut b = row("dfs", "nbd-swap", 60.0, "-");
+        b.timed_out = true;
+        b.ok = false;
+        let back = rows_from_csv(&csv(&[a.clone(), b.clone()])).unwrap();
+        assert_eq!(back.len(), 2);
+        for (x, y) in back.iter().zip([a, b].iter()) {
+            assert_eq!(
+                (
+                    &x.config,
+                    x.wall_s,
+                    x.ok,
+                    x.timed_out,
+                    x.stretched,
+                    x.moved_pages
+                ),
+                (
+                    &y.config,
+                    y.wall_s,
+                    y.ok,
+                    y.timed_out,
+                    y.stretched,
+                    y.moved_pages
+                )
+            );
+        }
+        // A file of before the last two columns.
+        let old = "rep,workload,footprint_mib,config,wall_s,compute_s,checksum,ok,swap_in_pages,swap_out_pages,net_bytes,peak_rss_kib,pulls,pushes,jumps,moved_pages\n1,dfs,6,eos-pull,2.000,1.000,ab,true,0,0,10,5,3,4,0,9\n";
+        let r = &rows_from_csv(old).unwrap()[0];
+        assert!(r.stretched && !r.timed_out && r.ok);
+        assert!(rows_from_csv("a,b\n").is_err());
     }
 
     #[test]

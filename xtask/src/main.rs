@@ -218,6 +218,13 @@ enum Cmd {
     /// The workloads under every configuration (limit, swap, zram, NBD, ElasticOS), plus
     /// micro-benchmarks
     Bench(bench::Options),
+    /// The table and plots of a bench run again, from its rows (out/bench/results.csv or a
+    /// copy): writes out/bench/time.svg and out/bench/speedup.svg, prints the table
+    BenchPlots {
+        /// The rows (a bench's results.csv)
+        #[arg(value_name = "CSV")]
+        csv: std::path::PathBuf,
+    },
     /// Coverage-guided fuzzing of eos-core (cargo-fuzz, stable toolchain): each target for N
     /// executions; fails on any crash or timeout
     Fuzz(fuzz::Options),
@@ -229,6 +236,7 @@ fn main() -> Result<()> {
         cmd,
         Cmd::Setup
             | Cmd::Fuzz(_)
+            | Cmd::BenchPlots { .. }
             | Cmd::Test {
                 host_only: true,
                 ..
@@ -281,6 +289,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Bench(opts) => bench::bench(&opts),
+        Cmd::BenchPlots { csv } => bench::plots_from(&csv),
         Cmd::Fuzz(opts) => fuzz::fuzz(&opts),
     }
 }

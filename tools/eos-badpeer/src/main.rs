@@ -642,7 +642,8 @@ fn main() {
             eprintln!("--shells needs --secret");
             std::process::exit(2);
         };
-        match rootshell::many_shells(target, as_id, &s, responder, n) {
+        let parallel = args.iter().any(|a| a == "--parallel");
+        match rootshell::many_shells(target, as_id, &s, responder, n, parallel) {
             Ok(what) => println!("badpeer shells: {what}"),
             Err(why) => {
                 println!("badpeer shells: FAIL ({why})");

@@ -316,8 +316,9 @@ pub(crate) fn run(
     Ok(String::new())
 }
 
-/// `--shells N`: a peer holding a valid key asks the node for `n` shells (busybox, one pid
-/// each) on one link; prints what each stretch was answered, then closes the link (the node
+/// `--shells N [--parallel]`: a peer holding a valid key asks the node for `n` shells
+/// (busybox, one pid each) on one link, one after the other or (`parallel`) all at once;
+/// prints what each stretch was answered, in request order, then closes the link (the node
 /// drops them with it).
 pub(crate) fn many_shells(
     target: SocketAddr,
@@ -325,10 +326,37 @@ pub(crate) fn many_shells(
     secret: &Secret,
     responder: u16,
     n: u32,
+    parallel: bool,
 ) -> Result<String, String> {
     let exe = std::fs::read("/bin/busybox").map_err(|e| format!("/bin/busybox: {e}"))?;
     let hash: [u8; 32] = Sha256::digest(&exe).into();
     let mut l = authenticated(target, as_id, secret, responder)?;
+    if parallel {
+        for i in 0..n {
+            l.send(&frame(&Message::Stretch(Stretch {
+                req: 100 + i,
+                pid: PID + 100 + i,
+                exe_hash: hash,
+                uid: 1000,
+                gid: 1000,
+                path: b"/bin/busybox",
+                argv: b"sh\0",
+                env: b"",
+            })))?;
+        }
+        let mut said = vec![None; n as usize];
+        for _ in 0..n {
+            let (_, p) = await_frame(&mut l, MsgType::StretchOk, Duration::from_secs(30))?;
+            let req = u32::from_le_bytes(p[0..4].try_into().unwrap());
+            let slot = said
+                .get_mut(req.wrapping_sub(100) as usize)
+                .ok_or(format!("an answer to request {req}, which we never sent"))?;
+            *slot = Some(status(&p));
+        }
+        let said: Vec<i32> = said.into_iter().map(|s| s.unwrap_or(1)).collect();
+        let ok = said.iter().filter(|&&s| s == 0).count();
+        return Ok(format!("ok={ok} statuses={said:?}"));
+    }
     let mut said = Vec::new();
     for i in 0..n {
         l.send(&frame(&Message::Stretch(Stretch {

@@ -740,6 +740,38 @@ pub(super) fn shell_cap(a: &mut Vm, b: &mut Vm) -> Result<String> {
     if rc != 0 || !out.contains("badpeer shells: ok=3 statuses=[0, 0, 0, -24, -24]") {
         bail!("five stretches with max_shells_per_peer 3 (exit {rc}):\n{out}");
     }
+    cluster::wait_links(a, &[2])?;
+    cluster::wait_links(b, &[1])?;
+    // Four at once (as many as a peer may have under way): the cap counts the shells being
+    // made too, so exactly three come, whichever finish first.
+    a.sh(&format!("echo 'del 2' > {peers}"))?;
+    b.sh(&format!("echo 3 > {cap}"))?;
+    let r = a.run(
+        &format!(
+            "eos-badpeer {}:{} --as 1 --responder 2 --secret {SECRET} --shells 4 --parallel",
+            vm::ip(2),
+            vm::PORT
+        ),
+        Duration::from_secs(120),
+    );
+    let restored = vm::unlimited(|| -> Result<()> {
+        b.sh(&format!("echo 256 > {cap}"))?;
+        a.sh(&format!(
+            "echo 'add 2 {}:{}' > {peers}",
+            vm::ip(2),
+            vm::PORT
+        ))?;
+        Ok(())
+    });
+    let (rc, par) = r?;
+    restored?;
+    let line = par
+        .lines()
+        .find(|l| l.starts_with("badpeer shells: "))
+        .unwrap_or("");
+    if rc != 0 || !line.contains("ok=3 ") || line.matches("-24").count() != 1 {
+        bail!("four stretches at once with max_shells_per_peer 3 (exit {rc}):\n{par}");
+    }
     let logged = b.sh("dmesg | grep -c 'shells here already'; true")?;
     if logged.trim() == "0" {
         bail!("node2 did not log the stretches it refused for the cap");
@@ -762,6 +794,6 @@ pub(super) fn shell_cap(a: &mut Vm, b: &mut Vm) -> Result<String> {
     )?;
     check_clean(&[a, b])?;
     Ok(format!(
-        "max_shells_per_peer 3: of five stretches from one peer, 3 made and 2 refused with EMFILE (logged); {left} shells left after its link closed"
+        "max_shells_per_peer 3: of five stretches from one peer, 3 made and 2 refused with EMFILE (logged); of four at once, 3 made and 1 refused; {left} shells left after its link closed"
     ))
 }

@@ -201,17 +201,7 @@ impl Shells {
 
     /// How many shells node `home` has here.
     pub(crate) fn count_of(&self, home: u16) -> usize {
-        let mut list = self.list.lock();
-        let mut n = 0;
-        let mut c = list.cursor_lower_bound(&(home, 0));
-        while let Some(cur) = c {
-            if cur.current().0 .0 != home {
-                break;
-            }
-            n += 1;
-            c = cur.move_next();
-        }
-        n
+        count_home(&mut self.list.lock(), home)
     }
 
     /// Some shell of node `home`, still in the registry.
@@ -322,6 +312,20 @@ impl Shells {
         }
         Ok(())
     }
+}
+
+/// Entries of node `home` in a tree keyed by (home node, home pid).
+pub(crate) fn count_home<V>(tree: &mut RBTree<(u16, u32), V>, home: u16) -> usize {
+    let mut n = 0;
+    let mut c = tree.cursor_lower_bound(&(home, 0));
+    while let Some(cur) = c {
+        if cur.current().0 .0 != home {
+            break;
+        }
+        n += 1;
+        c = cur.move_next();
+    }
+    n
 }
 
 /// Kills every shell of a home node that is gone.

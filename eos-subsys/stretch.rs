@@ -230,21 +230,6 @@ impl<T: Ord + Copy> Drop for InFlight<'_, T> {
     }
 }
 
-/// Shells of node `home` being made now (their claims in `Marks::making`).
-fn making_of(set: &Mutex<RBTree<(u16, u32), ()>>, home: u16) -> usize {
-    let mut s = set.lock();
-    let mut n = 0;
-    let mut c = s.cursor_lower_bound(&(home, 0));
-    while let Some(cur) = c {
-        if cur.current().0 .0 != home {
-            break;
-        }
-        n += 1;
-        c = cur.move_next();
-    }
-    n
-}
-
 static MARKS: Global<Marks> = Global::new();
 
 /// The marks, once `init` ran.
@@ -589,7 +574,8 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
     // counts after its own claim, so of two at once the later sees the earlier (up to
     // `MAX_STRETCHES_IN_FLIGHT` run together). A shell registered and still claimed counts
     // twice for a moment: more refused, never fewer.
-    let making = making_of(&marks().ok_or(ENODEV)?.making, peer.id).saturating_sub(1);
+    let making =
+        shell::count_home(&mut marks().ok_or(ENODEV)?.making.lock(), peer.id).saturating_sub(1);
     if (shells.count_of(peer.id) + making) as u64 >= MAX_SHELLS_PER_PEER.load(Relaxed) {
         peer_warn!(
             node,

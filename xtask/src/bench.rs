@@ -453,6 +453,17 @@ fn verify(rows: &mut [Row]) {
     }
 }
 
+/// The configurations, in the order of the table's columns.
+const CONFIGS: [&str; 7] = [
+    "limit",
+    "local-swap",
+    "zram",
+    "nbd-swap",
+    "eos-pull",
+    "eos-jump",
+    "eos-jump-unbounded",
+];
+
 /// The columns of results.csv, in order (`timed_out` and `stretched` last: older files lack
 /// them).
 const CSV_HEAD: &str = "rep,workload,footprint_mib,config,wall_s,compute_s,checksum,ok,swap_in_pages,swap_out_pages,net_bytes,peak_rss_kib,pulls,pushes,jumps,moved_pages,timed_out,stretched";
@@ -542,16 +553,7 @@ pub fn plots_from(path: &std::path::Path) -> Result<()> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let rows = rows_from_csv(&text)?;
-    let order = [
-        "limit",
-        "local-swap",
-        "zram",
-        "nbd-swap",
-        "eos-pull",
-        "eos-jump",
-        "eos-jump-unbounded",
-    ];
-    let names: Vec<&str> = order
+    let names: Vec<&str> = CONFIGS
         .into_iter()
         .filter(|c| rows.iter().any(|r| r.config == *c))
         .collect();
@@ -1175,15 +1177,7 @@ pub fn bench(opts: &Options) -> Result<()> {
     verify(&mut rows);
     let dir = out_dir().join("bench");
     std::fs::write(dir.join("results.csv"), csv(&rows))?;
-    let names = [
-        "limit",
-        "local-swap",
-        "zram",
-        "nbd-swap",
-        "eos-pull",
-        "eos-jump",
-        "eos-jump-unbounded",
-    ];
+    let names = CONFIGS;
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {

@@ -331,35 +331,8 @@ pub(crate) fn many_shells(
     let exe = std::fs::read("/bin/busybox").map_err(|e| format!("/bin/busybox: {e}"))?;
     let hash: [u8; 32] = Sha256::digest(&exe).into();
     let mut l = authenticated(target, as_id, secret, responder)?;
-    if parallel {
-        for i in 0..n {
-            l.send(&frame(&Message::Stretch(Stretch {
-                req: 100 + i,
-                pid: PID + 100 + i,
-                exe_hash: hash,
-                uid: 1000,
-                gid: 1000,
-                path: b"/bin/busybox",
-                argv: b"sh\0",
-                env: b"",
-            })))?;
-        }
-        let mut said = vec![None; n as usize];
-        for _ in 0..n {
-            let (_, p) = await_frame(&mut l, MsgType::StretchOk, Duration::from_secs(30))?;
-            let req = u32::from_le_bytes(p[0..4].try_into().unwrap());
-            let slot = said
-                .get_mut(req.wrapping_sub(100) as usize)
-                .ok_or(format!("an answer to request {req}, which we never sent"))?;
-            *slot = Some(status(&p));
-        }
-        let said: Vec<i32> = said.into_iter().map(|s| s.unwrap_or(1)).collect();
-        let ok = said.iter().filter(|&&s| s == 0).count();
-        return Ok(format!("ok={ok} statuses={said:?}"));
-    }
-    let mut said = Vec::new();
-    for i in 0..n {
-        l.send(&frame(&Message::Stretch(Stretch {
+    let stretch = |i: u32| {
+        frame(&Message::Stretch(Stretch {
             req: 100 + i,
             pid: PID + 100 + i,
             exe_hash: hash,
@@ -368,10 +341,29 @@ pub(crate) fn many_shells(
             path: b"/bin/busybox",
             argv: b"sh\0",
             env: b"",
-        })))?;
-        let (_, p) = await_frame(&mut l, MsgType::StretchOk, Duration::from_secs(30))?;
-        said.push(status(&p));
+        }))
+    };
+    // One after the other: each answered before the next goes. At once: all sent, then the
+    // answers, in whatever order they come, put back in request order.
+    let at_once = if parallel { n } else { 1 };
+    let mut said = vec![None; n as usize];
+    let mut sent = 0;
+    while sent < n {
+        let batch = at_once.min(n - sent);
+        for i in sent..sent + batch {
+            l.send(&stretch(i))?;
+        }
+        for _ in 0..batch {
+            let (_, p) = await_frame(&mut l, MsgType::StretchOk, Duration::from_secs(30))?;
+            let req = u32::from_le_bytes(p[0..4].try_into().unwrap());
+            let slot = said
+                .get_mut(req.wrapping_sub(100) as usize)
+                .ok_or(format!("an answer to request {req}, which we never sent"))?;
+            *slot = Some(status(&p));
+        }
+        sent += batch;
     }
+    let said: Vec<i32> = said.into_iter().map(|s| s.unwrap_or(1)).collect();
     let ok = said.iter().filter(|&&s| s == 0).count();
     Ok(format!("ok={ok} statuses={said:?}"))
 }

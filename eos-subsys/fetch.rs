@@ -43,17 +43,35 @@ pub(crate) fn shell_fault(vma: Vma<'_>, addr: u64, user: bool) -> FaultReply {
         return FaultReply::SigBus;
     }
     let now = time::now_ns();
-    // It takes pages unless its node is short of memory, or the budget held here is full
-    // (the home refused a fetch for room lately). The home's share is unknown here; the
-    // fault streak alone bounds the saving.
+    // Unbounded here, it takes pages unless its node is short of memory, or the budget held
+    // here is full (the home refused a fetch for room lately); the home's share is unknown,
+    // the fault streak alone bounds the saving. With the budget held here (the home said so
+    // in its Jump), room lasts only until the budget fills, and the home keeps what is not
+    // here: a jump home finds that much, and pushes what it holds past the budget.
     let full = now < shell.full_until.load(Relaxed);
+    let budget = shell.budget.load(Relaxed);
+    let home_now = shell
+        .pages_at_arrival
+        .load(Relaxed)
+        .saturating_sub(shell.mm.anon_pages());
     let costs = || FaultCosts {
         addr,
-        room_here: crate::jump::node_has_room() && !full,
-        owner_pages: u64::MAX,
-        pages_per_pull: 1,
-        // The home keeps what it is given while the process is away.
-        reclaim_there: 0,
+        room_here: budget == 0 && crate::jump::node_has_room() && !full,
+        owner_pages: if budget == 0 {
+            u64::MAX
+        } else {
+            home_now.min(budget)
+        },
+        pages_per_pull: if budget == 0 {
+            1
+        } else {
+            PREFETCH.load(Relaxed).clamp(1, MAX_BATCH as u64) as u32
+        },
+        reclaim_there: if budget == 0 {
+            0
+        } else {
+            home_now.saturating_sub(budget)
+        },
         fault_ns: shell
             .counters
             .fetch_lat
@@ -69,7 +87,17 @@ pub(crate) fn shell_fault(vma: Vma<'_>, addr: u64, user: bool) -> FaultReply {
     // The same page again after the home asked it to wait for room: the wait goes on, it is
     // no new remote fault for the policy.
     let waiting = shell.room_wait.load(Relaxed) == addr;
-    if user && !waiting && shell.policy.lock().on_remote_fault_costed(&t, now, costs) {
+    let in_run = shell.readahead.lock().in_run(
+        addr,
+        PREFETCH.load(Relaxed).clamp(1, MAX_BATCH as u64) as u32,
+    );
+    if user
+        && !waiting
+        && shell
+            .policy
+            .lock()
+            .on_remote_fault_costed(&t, now, in_run, costs)
+    {
         crate::jump::request_shell_leave(&shell, JumpReason::RemoteFaults, false);
         if matches!(shell.run(), shell::Run::Leaving { .. }) {
             return FaultReply::NoPage;

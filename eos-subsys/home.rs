@@ -114,6 +114,11 @@ pub(crate) struct Proc {
     /// Its remote faults' readahead window (`policy::Readahead`).
     #[pin]
     readahead: SpinLock<Readahead>,
+    /// Its task's CPU times (`task::current_cputime`) when it last came home, so that a
+    /// jump tells the shell how long it ran here (the shell's jump policy). Only its task
+    /// touches it.
+    #[pin]
+    cpu_at_home: SpinLock<(u64, u64, u64)>,
     /// Pinned here: the policy never moves it.
     sticky: AtomicBool,
     /// Its VMA count when its mappings did not fit in a jump (0: they fit): the policy does
@@ -547,6 +552,11 @@ impl Proc {
             .wait_interruptible_timeout(inbox, msecs_to_jiffies(ms))
     }
 
+    /// Its task's CPU times when it last came home (a leaf lock; its task only).
+    pub(crate) fn cpu_at_home(&self) -> Guard<'_, (u64, u64, u64), SpinLockBackend> {
+        self.cpu_at_home.lock()
+    }
+
     /// Its remote faults' readahead window (a leaf lock).
     pub(crate) fn readahead(&self) -> Guard<'_, Readahead, SpinLockBackend> {
         self.readahead.lock()
@@ -736,6 +746,7 @@ impl Proc {
                 remote: AtomicI64::new(0),
                 place <- new_spinlock!(Where::Home, "Proc::place"),
                 readahead <- new_spinlock!(Readahead::default(), "Proc::readahead"),
+                cpu_at_home <- new_spinlock!((0, 0, 0), "Proc::cpu_at_home"),
                 counters: ProcCounters::new(),
                 sticky: AtomicBool::new(false),
                 too_many_maps: AtomicU64::new(0),
@@ -1010,7 +1021,7 @@ pub(crate) fn exit(p: &Arc<Proc>) {
         procs.retire(p);
         release_shells(p);
         pr_info!(
-            "pid {} ({}) exited: {} pulls ({} pages), {} pushes ({} pages), fault p50 {} us p99 {} us, {} pages pushed by reference\n",
+            "pid {} ({}) exited: {} pulls ({} pages), {} pushes ({} pages), fault p50 {} us p99 {} us, {} pages pushed by reference, {} pulled back from away, {} fetches waited for room\n",
             p.pid,
             p.comm(),
             p.counters.pulls.load(Relaxed),
@@ -1019,7 +1030,9 @@ pub(crate) fn exit(p: &Arc<Proc>) {
             p.counters.pushed.load(Relaxed),
             p.counters.fault_lat.percentile_us(50),
             p.counters.fault_lat.percentile_us(99),
-            p.counters.pushed_clean.load(Relaxed)
+            p.counters.pushed_clean.load(Relaxed),
+            p.counters.reclaimed.load(Relaxed),
+            p.counters.room_waits.load(Relaxed)
         );
     }
 }

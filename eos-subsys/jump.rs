@@ -356,6 +356,21 @@ fn prepare_departure(node: &Node, p: &Proc) -> Option<Departure> {
     })
 }
 
+/// The CPU time the process (current) used at home since it last came home, for the shell's
+/// jump policy (a visit that ran on is no bounce).
+fn ran_at_home(p: &Proc) -> CpuUsed {
+    let (rt0, ut0, st0) = *p.cpu_at_home();
+    let (rt, ut, st) = task::current_cputime();
+    let mut cpu = CpuUsed::split(
+        rt.saturating_sub(rt0),
+        ut.saturating_sub(ut0),
+        st.saturating_sub(st0),
+    );
+    cpu.user_ns = cpu.user_ns.min(MAX_JUMP_CPU_NS);
+    cpu.sys_ns = cpu.sys_ns.min(MAX_JUMP_CPU_NS);
+    cpu
+}
+
 /// Step 2: with the pusher held off, takes the stack page (lent until the jump is
 /// confirmed), marks the process away and sends the jump. True: `target` runs it now; false:
 /// it runs on here (refused: the stack page is put back), or it was killed (not confirmed).
@@ -394,7 +409,15 @@ fn depart(node: &Node, p: &Proc, target: &Peer, reason: JumpReason, d: &mut Depa
         files: &d.maps.files,
         stack: if stack_addr != 0 { &d.page } else { &[] },
         stack_addr,
-        cpu: CpuUsed::default(),
+        cpu: ran_at_home(p),
+        // Where its budget holds too, the shell's policy weighs a jump back by what the home
+        // keeps (fetch.rs).
+        budget: if p.budget_holds_away() {
+            p.budget().min(u64::from(u32::MAX)) as u32
+        } else {
+            0
+        },
+        home_pages: p.mm().anon_pages().min(u64::from(u32::MAX)) as u32,
     };
     let sent = send_jump(target, j);
     p.layout_done();
@@ -562,10 +585,17 @@ fn home_arrive(node: &Node, p: &Proc, a: Arrival) {
             };
             let cpu = a.cpu.bounded_by(away_ns);
             TaskRef::current().account_remote_cpu(cpu.user_ns, cpu.sys_ns);
+            *p.cpu_at_home() = task::current_cputime();
             p.set_place(Where::Home);
             // Tunables first: the policy lock is a leaf.
             let t = tunables();
-            p.policy().on_arrival_after(&t, time::now_ns());
+            let c = p.counters();
+            let costs = (
+                c.fault_lat.percentile_us(50).saturating_mul(1000),
+                c.jump_lat.percentile_us(50).saturating_mul(1000),
+            );
+            p.policy()
+                .on_arrival_after(&t, time::now_ns(), cpu.user_ns + cpu.sys_ns, costs);
         }
         Err(err) => {
             ack(node, a.from, a.req, err.to_errno());
@@ -706,9 +736,24 @@ fn shell_arrive(shell: &Shell) -> bool {
         return false;
     }
     *shell.cpu_at_arrival.lock() = task::current_cputime();
+    shell.budget.store(u64::from(a.budget), Relaxed);
+    shell.pages_at_arrival.store(
+        u64::from(a.home_pages).saturating_add(shell.mm.anon_pages()),
+        Relaxed,
+    );
     shell.move_run(|_| true, Run::Running);
     let t = tunables();
-    shell.policy.lock().on_arrival_after(&t, time::now_ns());
+    let c = &shell.counters;
+    let costs = (
+        c.fetch_lat.percentile_us(50).saturating_mul(1000),
+        c.jump_lat.percentile_us(50).saturating_mul(1000),
+    );
+    shell.policy.lock().on_arrival_after(
+        &t,
+        time::now_ns(),
+        a.cpu.user_ns.saturating_add(a.cpu.sys_ns),
+        costs,
+    );
     shell.counters.arrivals.fetch_add(1, Relaxed);
     ack(node, a.from, a.req, 0);
     true
@@ -795,6 +840,8 @@ pub(crate) fn shell_leave(shell: &Arc<Shell>, reason: JumpReason) -> bool {
         stack: if stack_addr != 0 { &page } else { &[] },
         stack_addr,
         cpu,
+        budget: 0,
+        home_pages: 0,
     };
     shell.move_run(|_| true, Run::Parked);
     let sent = send_jump(&home, j);
@@ -1008,7 +1055,9 @@ pub(crate) fn home_fault_jumps(
     let held_there = p.budget_holds_away();
     let costs = || FaultCosts {
         addr,
-        room_here: home_has_room(p, prefetch),
+        // Where the budget holds on both nodes, room here is only until the budget fills:
+        // each page pulled into it is one to push later.
+        room_here: !held_there && home_has_room(p, prefetch),
         // Every page of the process on another node; with one member, the owner's.
         owner_pages: if held_there {
             remote.min(p.budget())
@@ -1028,7 +1077,11 @@ pub(crate) fn home_fault_jumps(
             .saturating_mul(1000),
         jump_ns: p.counters().jump_lat.percentile_us(50).saturating_mul(1000),
     };
-    if !p.policy().on_remote_fault_costed(&t, time::now_ns(), costs) {
+    let in_run = p.readahead().in_run(addr, prefetch);
+    if !p
+        .policy()
+        .on_remote_fault_costed(&t, time::now_ns(), in_run, costs)
+    {
         return false;
     }
     request_home_leave(p, &current, JumpReason::RemoteFaults, false, owner).is_ok()

@@ -72,6 +72,12 @@ pub(crate) struct Shell {
     pub(crate) room_wait: AtomicU64,
     /// Until when (ns) the budget held here counts as full for the jump policy.
     pub(crate) full_until: AtomicU64,
+    /// Pages the process may hold here while it runs here (its budget held away, reclaim.rs;
+    /// 0: no limit), as the home said in its last `Jump`.
+    pub(crate) budget: AtomicU64,
+    /// The home's pages plus ours when it last arrived: what is not ours now is roughly the
+    /// home's (the jump policy's view of a jump home).
+    pub(crate) pages_at_arrival: AtomicU64,
     /// Where file pages go before the process runs here again (the union of the ranges):
     /// pages the home copied on write while the process ran here, whose Discard may have
     /// been handled before a fetch of theirs mapped the file's bytes (`mapsync::discard`).

@@ -669,6 +669,8 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
             cold_hand: core::sync::atomic::AtomicU64::new(0),
             room_wait: core::sync::atomic::AtomicU64::new(0),
             full_until: core::sync::atomic::AtomicU64::new(0),
+            budget: core::sync::atomic::AtomicU64::new(0),
+            pages_at_arrival: core::sync::atomic::AtomicU64::new(0),
             file_drops <- kernel::new_spinlock!(None, "Shell::file_drops"),
         }),
         GFP_KERNEL,

@@ -18,6 +18,9 @@ pub(crate) struct Arrival {
     pub(crate) stack: Option<(u64, KVVec<u8>)>,
     /// CPU time the process used at the sender.
     pub(crate) cpu: CpuUsed,
+    /// From the home: the budget that holds here and the pages the home kept (`Jump`).
+    pub(crate) budget: u32,
+    pub(crate) home_pages: u32,
 }
 
 impl Arrival {
@@ -41,6 +44,8 @@ impl Arrival {
             ranges: copy(j.ranges)?,
             files: copy(j.files)?,
             cpu: j.cpu,
+            budget: j.budget,
+            home_pages: j.home_pages,
         })
     }
 }

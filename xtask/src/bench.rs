@@ -72,6 +72,35 @@ pub struct Options {
     /// Only these workloads (comma-separated names, e.g. `lsearch,bsort`); default: all five
     #[arg(long, value_name = "NAMES", value_parser = parse_workloads)]
     pub only: Option<WorkloadSet>,
+    /// Only these configurations (comma-separated, e.g. `nbd-swap,eos-jump`); `limit`, the
+    /// checksums' truth, always runs. Default: all. The micro-benchmarks need `eos-jump`.
+    #[arg(long, value_name = "NAMES", value_parser = parse_configs)]
+    pub configs: Option<ConfigSet>,
+}
+
+/// A subset of [`CONFIGS`], one bit per configuration in its order (`limit` always in).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConfigSet(pub u8);
+
+impl ConfigSet {
+    fn has(self, name: &str) -> bool {
+        CONFIGS
+            .iter()
+            .position(|c| *c == name)
+            .is_some_and(|i| i == 0 || self.0 & (1 << i) != 0)
+    }
+}
+
+fn parse_configs(s: &str) -> std::result::Result<ConfigSet, String> {
+    let mut set = 1u8;
+    for name in s.split(',').filter(|n| !n.is_empty()) {
+        let i = CONFIGS
+            .iter()
+            .position(|c| *c == name)
+            .ok_or_else(|| format!("no configuration `{name}` (there are {CONFIGS:?})"))?;
+        set |= 1 << i;
+    }
+    Ok(ConfigSet(set))
 }
 
 /// A subset of [`image::WORKLOADS`], one bit per workload in its order.
@@ -192,6 +221,7 @@ fn boot_configs(
     mem: u32,
     max_fp: u32,
     local: Option<u32>,
+    want: ConfigSet,
 ) -> Result<Vec<Config>> {
     let swap_mib = 2 * max_fp + 64;
     let dir = out_dir().join("bench");
@@ -218,59 +248,65 @@ fn boot_configs(
         _server: None,
     });
 
-    let disk = dir.join("swap.img");
-    let _ = std::fs::remove_file(&disk);
-    // A sparse raw image: the guest sees a disk of `swap_mib`, the host stores what is written.
-    std::fs::File::create(&disk)?.set_len((swap_mib as u64) << 20)?;
-    let drive = format!(
-        "file={},format=raw,if=virtio,cache=none,aio=threads",
-        disk.display()
-    );
-    let mut local_vm =
-        cluster
-            .on_hub(2)
-            .boot_with(4, "bench-localswap", mem, &["-drive", &drive])?;
-    local_vm.sh("mkswap /dev/vda >/dev/null && swapon /dev/vda")?;
-    limit_cg(&mut local_vm)?;
-    configs.push(Config {
-        name: "local-swap",
-        kind: Kind::Plain,
-        vm: local_vm,
-        _server: None,
-    });
+    if want.has("local-swap") {
+        let disk = dir.join("swap.img");
+        let _ = std::fs::remove_file(&disk);
+        // A sparse raw image: the guest sees a disk of `swap_mib`, the host stores what is written.
+        std::fs::File::create(&disk)?.set_len((swap_mib as u64) << 20)?;
+        let drive = format!(
+            "file={},format=raw,if=virtio,cache=none,aio=threads",
+            disk.display()
+        );
+        let mut local_vm =
+            cluster
+                .on_hub(2)
+                .boot_with(4, "bench-localswap", mem, &["-drive", &drive])?;
+        local_vm.sh("mkswap /dev/vda >/dev/null && swapon /dev/vda")?;
+        limit_cg(&mut local_vm)?;
+        configs.push(Config {
+            name: "local-swap",
+            kind: Kind::Plain,
+            vm: local_vm,
+            _server: None,
+        });
+    }
 
-    let mut z = cluster.on_hub(3).boot_with(5, "bench-zram", mem, &[])?;
-    z.sh(&format!(
-        "echo {swap_mib}M > /sys/block/zram0/disksize && mkswap /dev/zram0 >/dev/null && swapon /dev/zram0"
-    ))?;
-    limit_cg(&mut z)?;
-    configs.push(Config {
-        name: "zram",
-        kind: Kind::Plain,
-        vm: z,
-        _server: None,
-    });
+    if want.has("zram") {
+        let mut z = cluster.on_hub(3).boot_with(5, "bench-zram", mem, &[])?;
+        z.sh(&format!(
+            "echo {swap_mib}M > /sys/block/zram0/disksize && mkswap /dev/zram0 >/dev/null && swapon /dev/zram0"
+        ))?;
+        limit_cg(&mut z)?;
+        configs.push(Config {
+            name: "zram",
+            kind: Kind::Plain,
+            vm: z,
+            _server: None,
+        });
+    }
 
-    let nbd_hub = cluster.on_hub(4);
-    let mut server = nbd_hub.boot_with(2, "bench-nbdserver", swap_mib + 192, &[])?;
-    server.sh(&format!(
-        "dd if=/dev/zero of=/tmp/swap.img bs=1M count=0 seek={swap_mib} 2>/dev/null && \
-         nbd-server 10809 /tmp/swap.img -C /dev/null >/dev/null 2>&1"
-    ))?;
-    let mut client = nbd_hub.boot_with(1, "bench-nbdclient", mem, &[])?;
-    client.sh(&format!(
-        "nbd-client {} 10809 /dev/nbd0 -N '' >/dev/null 2>&1 || nbd-client {} 10809 /dev/nbd0 >/dev/null; \
-         mkswap /dev/nbd0 >/dev/null && swapon /dev/nbd0",
-        vm::ip(2),
-        vm::ip(2)
-    ))?;
-    limit_cg(&mut client)?;
-    configs.push(Config {
-        name: "nbd-swap",
-        kind: Kind::Plain,
-        vm: client,
-        _server: Some(server),
-    });
+    if want.has("nbd-swap") {
+        let nbd_hub = cluster.on_hub(4);
+        let mut server = nbd_hub.boot_with(2, "bench-nbdserver", swap_mib + 192, &[])?;
+        server.sh(&format!(
+            "dd if=/dev/zero of=/tmp/swap.img bs=1M count=0 seek={swap_mib} 2>/dev/null && \
+             nbd-server 10809 /tmp/swap.img -C /dev/null >/dev/null 2>&1"
+        ))?;
+        let mut client = nbd_hub.boot_with(1, "bench-nbdclient", mem, &[])?;
+        client.sh(&format!(
+            "nbd-client {} 10809 /dev/nbd0 -N '' >/dev/null 2>&1 || nbd-client {} 10809 /dev/nbd0 >/dev/null; \
+             mkswap /dev/nbd0 >/dev/null && swapon /dev/nbd0",
+            vm::ip(2),
+            vm::ip(2)
+        ))?;
+        limit_cg(&mut client)?;
+        configs.push(Config {
+            name: "nbd-swap",
+            kind: Kind::Plain,
+            vm: client,
+            _server: Some(server),
+        });
+    }
 
     // ElasticOS: the home node runs the workload marked elastic with the same local memory,
     // its peer has room for the rest. One pair with the jump policy off, one with it on.
@@ -279,6 +315,9 @@ fn boot_configs(
         ("eos-jump", 8, 9, "enabled=1", 6, true),
         ("eos-jump-unbounded", 10, 11, "enabled=1", 7, false),
     ] {
+        if !want.has(name) {
+            continue;
+        }
         let mut c = eos_pair(
             &cluster.on_hub(hub),
             name,
@@ -372,7 +411,19 @@ fn run_one(c: &mut Config, workload: &str, fp: u32, rep: u32, local: Option<u32>
     } else {
         0
     };
+    // `EOS_BENCH_TRACE=1`: the elastic tracepoints of both nodes go into the run's log.
+    let trace = c.kind == Kind::Elastic && std::env::var_os("EOS_BENCH_TRACE").is_some();
+    if trace {
+        let on =
+            "echo 4096 > /sys/kernel/tracing/buffer_size_kb; echo > /sys/kernel/tracing/trace; \
+                  echo 1 > /sys/kernel/tracing/events/elastic/enable";
+        c.vm.sh(on)?;
+        if let Some(v) = c._server.as_mut() {
+            v.sh(on)?;
+        }
+    }
     let mark = c.vm.console().len();
+    let peer_mark = c._server.as_ref().map_or(0, |v| v.console().len());
     let start = Instant::now();
     let cap = format!("timeout {}", run_cap());
     let cmd = match (c.kind, local, c.name) {
@@ -396,6 +447,35 @@ fn run_one(c: &mut Config, workload: &str, fp: u32, rep: u32, local: Option<u32>
             (pulls, pushes, moved_pages) = (m.pulls, m.pushes, m.pages());
         }
         jumps = jumps_total(&mut c.vm)?.saturating_sub(j0);
+        // Both nodes' kernel lines of the run and jump logs, to see where its time went.
+        let jumps_home = c.vm.sh("eosctl jumplog | tail -40").unwrap_or_default();
+        let jumps_peer = c
+            ._server
+            .as_mut()
+            .map(|v| v.sh("eosctl jumplog | tail -40").unwrap_or_default())
+            .unwrap_or_default();
+        let dump = |v: &mut Vm| {
+            if !trace {
+                return String::new();
+            }
+            let t = v
+                .sh("echo 0 > /sys/kernel/tracing/events/elastic/enable; grep -v '^#' /sys/kernel/tracing/trace")
+                .unwrap_or_default();
+            format!("== trace\n{t}")
+        };
+        let trace_home = dump(&mut c.vm);
+        let trace_peer = c._server.as_mut().map(dump).unwrap_or_default();
+        let peer = c._server.as_ref().map_or(String::new(), |v| v.console());
+        let log = out_dir().join(format!("bench/logs/{}-{workload}-{fp}-{rep}.log", c.name));
+        let _ = std::fs::create_dir_all(out_dir().join("bench/logs"));
+        let _ = std::fs::write(
+            log,
+            format!(
+                "== home\n{}\n== peer\n{}\n== home jumps\n{jumps_home}\n== peer jumps\n{jumps_peer}\n== home {trace_home}\n== peer {trace_peer}",
+                cluster::since(&c.vm.console(), mark),
+                cluster::since(&peer, peer_mark)
+            ),
+        );
     }
     let result = result_line(&out);
     let checksum = result
@@ -1072,7 +1152,9 @@ pub fn bench(opts: &Options) -> Result<()> {
         write_docs,
         micro,
         only,
+        configs: want,
     } = *opts;
+    let want = want.unwrap_or(ConfigSet(u8::MAX));
     let chosen = |wi: usize| only.is_none_or(|o| o.has(wi));
     if micro {
         return micro_only(mem);
@@ -1091,7 +1173,7 @@ pub fn bench(opts: &Options) -> Result<()> {
     let reps = if quick { 1 } else { reps };
     let max_fp = *footprints.iter().max().unwrap();
     let start = Instant::now();
-    let mut configs = boot_configs(&cluster, mem, max_fp, local)?;
+    let mut configs = boot_configs(&cluster, mem, max_fp, local, want)?;
     let link_mib_s = link_bandwidth(&mut configs, if quick { 8 } else { 32 })
         .map_err(|e| eprintln!("bench: link bandwidth not measured: {e:#}"))
         .ok();
@@ -1160,15 +1242,14 @@ pub fn bench(opts: &Options) -> Result<()> {
         }
     }
     eprintln!("bench: micro-benchmarks");
-    let jump_cfg = configs
-        .iter_mut()
-        .find(|c| c.name == "eos-jump")
-        .context("no eos-jump configuration")?;
     // The tables are worth keeping even if a micro-benchmark fails.
-    let micro_md = micro_both(jump_cfg, 9, quick).unwrap_or_else(|e| {
-        eprintln!("bench: micro-benchmarks failed: {e:#}");
-        format!("- the micro-benchmarks failed in this run: {e:#}\n")
-    });
+    let micro_md = match configs.iter_mut().find(|c| c.name == "eos-jump") {
+        Some(jump_cfg) => micro_both(jump_cfg, 9, quick).unwrap_or_else(|e| {
+            eprintln!("bench: micro-benchmarks failed: {e:#}");
+            format!("- the micro-benchmarks failed in this run: {e:#}\n")
+        }),
+        None => "- not run (`--configs` left out eos-jump)\n".to_string(),
+    };
     let trouble = cluster::poweroff_all(
         configs
             .into_iter()
@@ -1177,7 +1258,7 @@ pub fn bench(opts: &Options) -> Result<()> {
     verify(&mut rows);
     let dir = out_dir().join("bench");
     std::fs::write(dir.join("results.csv"), csv(&rows))?;
-    let names = CONFIGS;
+    let names: Vec<&str> = CONFIGS.into_iter().filter(|c| want.has(c)).collect();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -1227,7 +1308,10 @@ pub fn bench(opts: &Options) -> Result<()> {
     } else {
         let l = local.map_or(String::new(), |l| format!(" --local {l}"));
         let o = only.map_or(String::new(), |o| format!(" --only {}", o.names()));
-        format!("cargo xtask bench --reps {reps} --mem {mem}{l} --cap {cap_s}{o} --write-docs")
+        let c = opts.configs.map_or(String::new(), |_| {
+            format!(" --configs {}", names[1..].join(","))
+        });
+        format!("cargo xtask bench --reps {reps} --mem {mem}{l} --cap {cap_s}{o}{c} --write-docs")
     };
     let phys = Physical {
         local_mib: local,

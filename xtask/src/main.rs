@@ -388,12 +388,20 @@ mod unit {
             write_docs: false,
             micro: false,
             only: None,
+            configs: None,
         };
         assert_eq!(parse(&["bench"]), Cmd::Bench(defaults));
         assert_eq!(
             parse(&["bench", "--only", "bsort,lsearch"]),
             Cmd::Bench(bench::Options {
                 only: Some(bench::WorkloadSet(0b1010)),
+                ..defaults
+            })
+        );
+        assert_eq!(
+            parse(&["bench", "--configs", "eos-jump,nbd-swap"]),
+            Cmd::Bench(bench::Options {
+                configs: Some(bench::ConfigSet(0b10_1001)),
                 ..defaults
             })
         );

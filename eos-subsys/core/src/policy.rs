@@ -99,6 +99,13 @@ impl Readahead {
         self.window
     }
 
+    /// Whether a fault at `addr` continues a scan: it is where the last pull ended, and that
+    /// pull had continued the one before (the window grew). Such a scan is expected to go on
+    /// through the pages the owner holds (the jump policy's trend).
+    pub fn in_run(&self, addr: u64, base: u32) -> bool {
+        base > 1 && self.window > base.min(crate::proto::MAX_BATCH as u32) && addr == self.next
+    }
+
     /// A pull from `addr` brought `pages` pages (none: the fault runs again; nothing moves).
     pub fn pulled(&mut self, addr: u64, pages: u32) {
         if pages == 0 {
@@ -203,7 +210,10 @@ const BOUNCE_SLOTS: usize = 8;
 /// On every remote fault: `iat` is the time since the previous one; the fastest `iat` seen is
 /// `min_rate`; a fault that comes faster than the previous one, or within `slack` of
 /// `min_rate`, raises the counter, any other lowers it; over the threshold, execution moves to
-/// the data. A short stay before leaving again (ping-pong) doubles this node's threshold; a
+/// the data. The counter misses a scan whose pulls grow (readahead): the run between two
+/// faults grows with each pull's pages. So a process that, over more than the threshold's
+/// faults here, waits for pages longer than it runs between them is paging-bound and moves
+/// too. A short stay before leaving again (ping-pong) doubles this node's threshold; a
 /// long one lets it decay back towards the starting value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JumpPolicy {
@@ -218,10 +228,32 @@ pub struct JumpPolicy {
     serving: bool,
     /// The range of the fault that decided a policy jump not yet under way.
     trigger: Option<u64>,
-    /// The range that sent execution away by a policy jump, and when it left.
-    left: Option<(u64, u64)>,
+    /// The range that sent execution away by a policy jump, when it left, and how long it
+    /// ran between remote faults here then (`run_avg_ns`).
+    left: Option<(u64, u64, u64)>,
     /// Ranges that bounced, each with the time its hold ends.
     bounced: [Option<(u64, u64)>; BOUNCE_SLOTS],
+    /// When the fault being served began, and when the last one served ended.
+    fault_start_ns: u64,
+    served_ns: u64,
+    /// Moving averages (the newest weighs 1/8) of how long a remote fault took to serve and
+    /// of how long the process ran between two: waiting longer than running is paging-bound.
+    wait_avg_ns: u64,
+    run_avg_ns: u64,
+    /// Remote faults served since it arrived.
+    served: u32,
+}
+
+/// The newest sample weighs `1 >> AVG_SHIFT` in [`JumpPolicy`]'s moving averages.
+const AVG_SHIFT: u32 = 3;
+
+/// `avg` moved towards `x` (the first sample, `n == 0`, is taken as is).
+fn moving_avg(avg: u64, x: u64, n: u32) -> u64 {
+    if n == 0 {
+        x
+    } else {
+        avg - (avg >> AVG_SHIFT) + (x >> AVG_SHIFT)
+    }
 }
 
 impl JumpPolicy {
@@ -238,24 +270,35 @@ impl JumpPolicy {
             trigger: None,
             left: None,
             bounced: [None; BOUNCE_SLOTS],
+            fault_start_ns: 0,
+            served_ns: 0,
+            wait_avg_ns: 0,
+            run_avg_ns: 0,
+            served: 0,
         }
     }
 
     /// A remote fault at `now` with what it costs: true if execution should move to the
-    /// page's owner. The fault counter must say the faults come fast (as
-    /// [`JumpPolicy::on_remote_fault`]), and then a jump must pay: not when this node has room
-    /// for the pages, not for a range that bounced, and only when the faults it saves (the
-    /// streak so far, at most as many pulls as the owner's pages make) cost more than a jump
-    /// there and one back.
-    /// `costs` is asked only when the counter says jump (rarely), so it may take a look
-    /// around.
+    /// page's owner. Either the fault counter says the faults come fast (as
+    /// [`JumpPolicy::on_remote_fault`]), or the fault continues a scan (`in_run`,
+    /// [`Readahead::in_run`]); then a jump must pay: not when this node has room
+    /// for the pages, not for a range that bounced, and only when the faults it saves cost
+    /// more than a jump there and one back (and what the owner would send back). A scan is
+    /// expected to read on through the owner's pages; otherwise the streak so far (faults
+    /// counted or served here) is what the run ahead is taken to be, at most as many pulls as
+    /// the owner's pages make.
+    /// `costs` is asked only when the counter or a scan says jump (rarely), so it may take a
+    /// look around.
     pub fn on_remote_fault_costed(
         &mut self,
         t: &JumpTunables,
         now: u64,
+        in_run: bool,
         costs: impl FnOnce() -> FaultCosts,
     ) -> bool {
-        if !self.on_remote_fault(t, now) {
+        let counted = self.on_remote_fault(t, now);
+        let scan = in_run && t.enabled && now.saturating_sub(self.arrived_ns) >= t.min_stay_ns;
+        if !counted && !scan {
             return false;
         }
         let c = costs();
@@ -275,7 +318,12 @@ impl JumpPolicy {
         };
         let per_pull = c.pages_per_pull.max(1) as u64;
         let pulls_there = c.owner_pages.div_ceil(per_pull);
-        let saved = (self.count as u64).min(pulls_there).saturating_mul(fault);
+        let streak = if scan {
+            pulls_there
+        } else {
+            u64::from(self.count.max(self.served)).min(pulls_there)
+        };
+        let saved = streak.saturating_mul(fault);
         let reclaim = c.reclaim_there.div_ceil(per_pull).saturating_mul(fault);
         if saved <= jump.saturating_mul(2).saturating_add(reclaim) {
             return false;
@@ -314,8 +362,14 @@ impl JumpPolicy {
             self.count = self.count.saturating_sub(1);
         }
         self.last_iat_ns = iat;
+        if self.served_ns != 0 {
+            let run = now.saturating_sub(self.served_ns);
+            self.run_avg_ns = moving_avg(self.run_avg_ns, run, self.served.saturating_sub(1));
+        }
+        self.fault_start_ns = now;
+        let paging_bound = self.served > self.threshold && self.wait_avg_ns > self.run_avg_ns;
         t.enabled
-            && self.count > self.threshold
+            && (self.count > self.threshold || paging_bound)
             && now.saturating_sub(self.arrived_ns) >= t.min_stay_ns
     }
 
@@ -327,13 +381,18 @@ impl JumpPolicy {
     pub fn fault_served(&mut self, now: u64) {
         if core::mem::take(&mut self.serving) && self.last_fault_ns != 0 {
             self.last_fault_ns = self.last_fault_ns.max(now);
+            let wait = now.saturating_sub(self.fault_start_ns);
+            self.wait_avg_ns = moving_avg(self.wait_avg_ns, wait, self.served);
+            self.served = self.served.saturating_add(1);
+            self.served_ns = now;
         }
     }
 
     /// Execution leaves this node at `now` (for any reason): adapt the threshold to how long it
     /// stayed, and start counting afresh for its next visit.
     pub fn on_departure(&mut self, t: &JumpTunables, now: u64) {
-        self.left = self.trigger.take().map(|r| (r, now));
+        let run = self.run_avg_ns;
+        self.left = self.trigger.take().map(|r| (r, now, run));
         let stay = now.saturating_sub(self.arrived_ns);
         if stay < t.min_stay_ns.saturating_mul(4) {
             self.threshold = self
@@ -343,17 +402,39 @@ impl JumpPolicy {
         } else if self.threshold > t.threshold {
             self.threshold -= 1;
         }
+        self.forget_faults();
+    }
+
+    /// Starts counting afresh (execution left or arrived).
+    fn forget_faults(&mut self) {
         self.count = 0;
         self.last_fault_ns = 0;
         self.last_iat_ns = u64::MAX;
         self.serving = false;
+        self.served = 0;
+        self.served_ns = 0;
+        self.fault_start_ns = 0;
     }
 
-    /// Execution arrives here at `now`. Back within `bounce_ns` of a policy jump away: that
-    /// jump's range bounced, and triggers none for `bounce_hold_ns`.
-    pub fn on_arrival_after(&mut self, t: &JumpTunables, now: u64) {
-        if let Some((range, at)) = self.left.take() {
-            if now.saturating_sub(at) < t.bounce_ns {
+    /// Execution arrives here at `now`, having run `ran_ns` where it was (the `Jump`'s CPU
+    /// time, user and system: a short visit's ticks may all have landed in either). Back
+    /// within `bounce_ns` of a policy jump away, and the visit saved less than its two jumps
+    /// cost: that jump's range bounced, and triggers none for `bounce_hold_ns`. What a visit
+    /// saved is the remote faults this node would have taken meanwhile: `ran_ns` over the
+    /// run between two of them when it left, each at `fault_ns` (`costs`: the measured fault
+    /// and jump, or the tunables'). A short visit that ran on (a scan through the pages
+    /// there) paid for itself, however soon it came back; one that faulted at once did not.
+    pub fn on_arrival_after(&mut self, t: &JumpTunables, now: u64, ran_ns: u64, costs: (u64, u64)) {
+        let fault = if costs.0 > 0 {
+            costs.0
+        } else {
+            t.fault_cost_ns
+        };
+        let jump = if costs.1 > 0 { costs.1 } else { t.jump_cost_ns };
+        if let Some((range, at, run)) = self.left.take() {
+            // Nothing measured here (no fault served): the time alone decides, as it did.
+            let saved = ran_ns.checked_div(run).unwrap_or(0).saturating_mul(fault);
+            if now.saturating_sub(at) < t.bounce_ns && saved < jump.saturating_mul(2) {
                 // A free, expired or same-range slot; else the one whose hold ends first.
                 let slot = self
                     .bounced
@@ -374,10 +455,7 @@ impl JumpPolicy {
     pub fn on_arrival(&mut self, now: u64) {
         self.trigger = None;
         self.arrived_ns = now;
-        self.count = 0;
-        self.last_fault_ns = 0;
-        self.last_iat_ns = u64::MAX;
-        self.serving = false;
+        self.forget_faults();
     }
 }
 
@@ -494,6 +572,41 @@ mod tests {
         let before = q;
         q.fault_served(9_000_000);
         assert_eq!(q, before);
+    }
+
+    /// A scan whose pulls and runs both grow with the readahead window (each run scans the
+    /// pages the last pull brought): the counter sees slower and slower faults, but the
+    /// process waits longer than it runs, so it moves. One that runs longer than it waits
+    /// never does.
+    #[test]
+    fn paging_bound_runs_jump_and_compute_bound_ones_do_not() {
+        let t = super::JumpTunables::default();
+        let mut p = super::JumpPolicy::new(&t, 0);
+        let mut now = 100_000_000u64;
+        let mut jumped = None;
+        for i in 0..40u64 {
+            if p.on_remote_fault(&t, now) {
+                jumped = Some(i);
+                break;
+            }
+            let pages = (8u64 << i.min(3)).min(64);
+            now += 2_000_000 + pages * 50_000;
+            p.fault_served(now);
+            now += pages * 20_000 + i * 1_000;
+        }
+        assert!(
+            jumped.is_some_and(|i| i > u64::from(t.threshold)),
+            "{jumped:?}"
+        );
+        let mut q = super::JumpPolicy::new(&t, 0);
+        let mut now = 100_000_000u64;
+        for i in 0..200u64 {
+            assert!(!q.on_remote_fault(&t, now), "compute-bound jumped at {i}");
+            now += 2_000_000;
+            q.fault_served(now);
+            // Runs longer than it waits, and longer each time (never "faster").
+            now += 3_000_000 + i * 10_000;
+        }
     }
 
     #[test]
@@ -654,12 +767,65 @@ mod tests {
         assert_eq!(p.threshold(), t.threshold);
     }
 
-    /// Fast faults at 1.5 ms until the policy answers; the fault index it jumped at.
+    /// Fast faults every 1.5 ms (each served in 1 ms, then 0.5 ms of running) until the
+    /// policy answers; the fault index it jumped at.
     fn burst(p: &mut JumpPolicy, t: &JumpTunables, now: &mut u64, c: &FaultCosts) -> Option<u32> {
         (0..40).find(|_| {
-            *now += 1_500_000;
-            p.on_remote_fault_costed(t, *now, || *c)
+            *now += 500_000;
+            let jump = p.on_remote_fault_costed(t, *now, false, || *c);
+            *now += 1_000_000;
+            if !jump {
+                p.fault_served(*now);
+            }
+            jump
         })
+    }
+
+    /// A scan (each fault where the last pull ended) goes on through the owner's pages: the
+    /// first fault of it after the stay jumps, if the owner's pages pay for the jumps and
+    /// this node has no lasting room; the counter is not waited for.
+    #[test]
+    fn a_scan_jumps_at_once_when_the_owner_holds_its_run() {
+        let t = JumpTunables::default();
+        let scan = |c: &FaultCosts, arrived: u64, now: u64| {
+            let mut p = JumpPolicy::new(&t, arrived);
+            p.on_remote_fault_costed(&t, now, true, || *c)
+        };
+        assert!(scan(&COSTS, 0, 100_000_000));
+        // Not within the stay after arriving, nor with room here, nor for one pull's worth
+        // there, nor when arriving would send 4,096 pages back, nor with the policy off.
+        assert!(!scan(&COSTS, 99_000_000, 100_000_000));
+        let room = FaultCosts {
+            room_here: true,
+            ..COSTS
+        };
+        assert!(!scan(&room, 0, 100_000_000));
+        let little = FaultCosts {
+            owner_pages: 8,
+            ..COSTS
+        };
+        assert!(!scan(&little, 0, 100_000_000));
+        let full = FaultCosts {
+            reclaim_there: 4096,
+            ..COSTS
+        };
+        assert!(!scan(&full, 0, 100_000_000));
+        let off = JumpTunables {
+            enabled: false,
+            ..t
+        };
+        let mut p = JumpPolicy::new(&off, 0);
+        assert!(!p.on_remote_fault_costed(&off, 100_000_000, true, || COSTS));
+        // What the readahead calls a scan: the third fault of a run, not the second.
+        let mut r = Readahead::default();
+        assert_eq!(r.window(0x10_0000, 8), 8);
+        r.pulled(0x10_0000, 8);
+        assert!(!r.in_run(0x10_8000, 8));
+        assert_eq!(r.window(0x10_8000, 8), 16);
+        r.pulled(0x10_8000, 16);
+        assert!(r.in_run(0x11_8000, 8));
+        assert!(!r.in_run(0x11_9000, 8));
+        assert!(!r.in_run(0x11_8000, 1));
     }
 
     const COSTS: FaultCosts = FaultCosts {
@@ -733,9 +899,11 @@ mod tests {
         let mut p = JumpPolicy::new(&t, 0);
         assert!(burst(&mut p, &t, &mut now, &COSTS).is_some());
         p.on_departure(&t, now);
-        // Back 10 ms later: it bounced.
+        // Back 10 ms later, having run there as long as between two faults here (0.5 ms,
+        // one fault saved, 3 ms against two jumps' 5): it bounced.
         now += 10_000_000;
-        p.on_arrival_after(&t, now);
+        let mut s = p;
+        p.on_arrival_after(&t, now, 500_000, (3_000_000, 2_500_000));
         now += t.min_stay_ns;
         assert_eq!(
             burst(&mut p, &t, &mut now, &COSTS),
@@ -749,19 +917,24 @@ mod tests {
         };
         let mut q = p;
         assert!(burst(&mut q, &t, &mut now, &other).is_some());
+        // Back as soon, having run 8 ms there (a scan through the pages there: 16 faults
+        // saved, 48 ms against 5): no bounce.
+        s.on_arrival_after(&t, now, 8_000_000, (3_000_000, 2_500_000));
+        let mut s_now = now + t.min_stay_ns;
+        assert!(burst(&mut s, &t, &mut s_now, &COSTS).is_some());
         // The hold ends.
         now += t.bounce_hold_ns;
         assert!(burst(&mut p, &t, &mut now, &COSTS).is_some());
         // A long stay away is no bounce.
         p.on_departure(&t, now);
         now += t.bounce_ns;
-        p.on_arrival_after(&t, now);
+        p.on_arrival_after(&t, now, 0, (0, 0));
         now += t.min_stay_ns;
         assert!(burst(&mut p, &t, &mut now, &COSTS).is_some());
         // Nor is a departure that was not a policy jump (a syscall going home).
         let mut r = JumpPolicy::new(&t, 0);
         r.on_departure(&t, now);
-        r.on_arrival_after(&t, now + 1);
+        r.on_arrival_after(&t, now + 1, 0, (0, 0));
         now += t.min_stay_ns;
         assert!(burst(&mut r, &t, &mut now, &COSTS).is_some());
     }

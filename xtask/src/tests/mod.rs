@@ -277,6 +277,7 @@ const STEPS: &[Step] = &[
                 write_docs: false,
                 micro: false,
                 only: None,
+                configs: None,
             })?;
             Ok("limit ran every workload, every other configuration one of them in turn, each with the right checksum".into())
         } },

@@ -29,7 +29,7 @@ pub const MAX_FILE_PATH: usize = 255;
 /// size, mtime (u64 each); the path follows.
 pub const JUMP_FILE_FIXED: usize = 32;
 /// Fixed part of a `Jump` payload.
-pub const JUMP_FIXED: usize = 40;
+pub const JUMP_FIXED: usize = 48;
 /// Size of the header of a `Jump`'s file section: nfiles u16, reserved u16.
 pub(super) const FILES_HEADER_LEN: usize = 4;
 /// Payload size of `JumpAck`.
@@ -115,9 +115,16 @@ pub struct Jump<'a> {
     pub stack: &'a [u8],
     /// Its address (0 without a page).
     pub stack_addr: u64,
-    /// CPU time the process used on the sender since it arrived there, so that its home
-    /// accounts it (zero from the home).
+    /// CPU time the process used on the sender since it arrived there: its home accounts
+    /// it; from the home, the shell's jump policy reads it (a visit that ran on did not
+    /// bounce).
     pub cpu: CpuUsed,
+    /// From the home: pages the process may hold on the receiving node while it runs there
+    /// (its budget held away, reclaim.rs), 0 for no limit there; zero to the home.
+    pub budget: u32,
+    /// From the home: pages of the process the home holds as it leaves, for the shell's
+    /// jump policy (what a jump back home would find there); zero to the home.
+    pub home_pages: u32,
 }
 
 /// CPU time used away from home, in nanoseconds, split as the sender's scheduler saw it.
@@ -178,7 +185,7 @@ impl<'a> Jump<'a> {
 }
 
 // Jump: req u32, pid u32, flags u32, reason u8, reserved u8, nranges u16, stack_addr u64,
-// user_ns u64, sys_ns u64; then nranges × range, the file section if HAS_FILES, the stack page if HAS_STACK, and the
+// user_ns u64, sys_ns u64, budget u32, home_pages u32; then nranges × range, the file section if HAS_FILES, the stack page if HAS_STACK, and the
 // CPU state (the rest, at least one byte).
 pub(super) fn decode_jump<'a>(h: &Header, r: &mut Reader<'a>) -> Result<Message<'a>, ProtoError> {
     let (req, pid, flags) = (r.u32()?, r.u32()?, r.u32()?);
@@ -187,11 +194,16 @@ pub(super) fn decode_jump<'a>(h: &Header, r: &mut Reader<'a>) -> Result<Message<
         user_ns: r.u64()?,
         sys_ns: r.u64()?,
     };
+    let (budget, home_pages) = (r.u32()?, r.u32()?);
     if cpu.user_ns > MAX_JUMP_CPU_NS || cpu.sys_ns > MAX_JUMP_CPU_NS {
         return Err(ProtoError::BadField("jump cpu time"));
     }
     if flags & !(TO_HOME | HAS_STACK | HAS_FILES) != 0 || reserved != 0 {
         return Err(ProtoError::ReservedBits);
+    }
+    // Only the home says where its budget holds and what it keeps.
+    if flags & TO_HOME != 0 && (budget | home_pages) != 0 {
+        return Err(ProtoError::BadField("jump budget"));
     }
     let nranges = usize::from(nranges);
     let rlen = nranges * JUMP_RANGE_LEN;
@@ -247,6 +259,8 @@ pub(super) fn decode_jump<'a>(h: &Header, r: &mut Reader<'a>) -> Result<Message<
         stack,
         stack_addr,
         cpu,
+        budget,
+        home_pages,
     }))
 }
 
@@ -281,6 +295,11 @@ pub(super) fn encode_jump<'a>(w: &mut Writer<'_>, m: &Jump<'a>) -> Result<Tails<
     }
     w.u64(m.cpu.user_ns)?;
     w.u64(m.cpu.sys_ns)?;
+    if m.to_home && (m.budget | m.home_pages) != 0 {
+        return Err(ProtoError::BadField("jump budget"));
+    }
+    w.u32(m.budget)?;
+    w.u32(m.home_pages)?;
     Ok([m.ranges, m.files, m.stack, m.state])
 }
 

@@ -260,6 +260,8 @@ pub(super) fn page_samples() -> Vec<Message<'static>> {
             stack: &PAGE_A[..PAGE_SIZE],
             stack_addr: 0x7fff_0000,
             cpu: Default::default(),
+            budget: 0,
+            home_pages: 0,
         }),
         Message::JumpAck {
             req: 5,
@@ -509,6 +511,8 @@ fn jump_messages_reject_bad_fields() {
         stack: &[],
         stack_addr: 0,
         cpu: Default::default(),
+        budget: 0,
+        home_pages: 0,
     });
     assert!(empty.encode(0, &mut [0u8; 64]).is_err());
 }
@@ -535,6 +539,8 @@ fn jump_carries_thousands_of_ranges() {
             stack: &[],
             stack_addr: 0,
             cpu: Default::default(),
+            budget: 0,
+            home_pages: 0,
         })
     };
     let mut buf = std::vec![0u8; HEADER_LEN + MAX_PAYLOAD];
@@ -711,6 +717,8 @@ fn jump_cpu_time_round_trips_and_is_bounded() {
             user_ns: 1_500_000_000,
             sys_ns: 20_000,
         },
+        budget: 0,
+        home_pages: 0,
     };
     let mut buf = [0u8; 4096];
     let n = Message::Jump(j).encode(1, &mut buf).unwrap();
@@ -730,6 +738,44 @@ fn jump_cpu_time_round_trips_and_is_bounded() {
     assert_eq!(
         Message::decode(&h, &buf[HEADER_LEN..n]),
         Err(ProtoError::BadField("jump cpu time"))
+    );
+}
+
+#[test]
+fn only_the_home_sends_a_budget() {
+    let state = [7u8; 32];
+    let mut j = Jump {
+        req: 1,
+        pid: 2,
+        to_home: false,
+        reason: JumpReason::RemoteFaults,
+        state: &state,
+        ranges: &[],
+        files: &[],
+        stack: &[],
+        stack_addr: 0,
+        cpu: Default::default(),
+        budget: 1024,
+        home_pages: 1500,
+    };
+    let mut buf = [0u8; 4096];
+    let n = Message::Jump(j).encode(1, &mut buf).unwrap();
+    let h = Header::decode(buf[..HEADER_LEN].try_into().unwrap()).unwrap();
+    assert_eq!(
+        Message::decode(&h, &buf[HEADER_LEN..n]),
+        Ok(Message::Jump(j))
+    );
+    // A shell cannot tell its home where the budget holds: not encoded, and not decoded.
+    j.to_home = true;
+    assert!(Message::Jump(j).encode(1, &mut buf).is_err());
+    j.to_home = false;
+    let n = Message::Jump(j).encode(1, &mut buf).unwrap();
+    // flags sit after req and pid; bit 0 is "to home".
+    buf[HEADER_LEN + 8] |= 1;
+    let h = Header::decode(buf[..HEADER_LEN].try_into().unwrap()).unwrap();
+    assert_eq!(
+        Message::decode(&h, &buf[HEADER_LEN..n]),
+        Err(ProtoError::BadField("jump budget"))
     );
 }
 

@@ -51,12 +51,22 @@ pub(crate) fn shell_fault(vma: Vma<'_>, addr: u64, user: bool) -> FaultReply {
     let full = now < shell.full_until.load(Relaxed);
     let budget = shell.budget.load(Relaxed);
     let home_now = shell
-        .pages_at_arrival
+        .home_at_arrival
         .load(Relaxed)
-        .saturating_sub(shell.mm.anon_pages());
+        .saturating_add_signed(shell.home_moved.load(Relaxed));
     let costs = || FaultCosts {
         addr,
-        room_here: budget == 0 && crate::jump::node_has_room() && !full,
+        // Bounded here, room lasts only if all of it fits (then no page goes back).
+        room_here: if budget == 0 {
+            crate::jump::node_has_room() && !full
+        } else {
+            shell
+                .mm
+                .anon_pages()
+                .saturating_add(home_now)
+                .saturating_add(PREFETCH.load(Relaxed))
+                <= budget
+        },
         owner_pages: if budget == 0 {
             u64::MAX
         } else {
@@ -251,6 +261,7 @@ fn fetch_once(
                 match arrive(home::install_retrying(vma, a, 0, page)) {
                     Ok(_) => {
                         shell.lent.lock().forget(a);
+                        shell.home_moved.fetch_sub(1, Relaxed);
                         done += 1;
                     }
                     Err(err) => {

@@ -737,10 +737,10 @@ fn shell_arrive(shell: &Shell) -> bool {
     }
     *shell.cpu_at_arrival.lock() = task::current_cputime();
     shell.budget.store(u64::from(a.budget), Relaxed);
-    shell.pages_at_arrival.store(
-        u64::from(a.home_pages).saturating_add(shell.mm.anon_pages()),
-        Relaxed,
-    );
+    shell
+        .home_at_arrival
+        .store(u64::from(a.home_pages), Relaxed);
+    shell.home_moved.store(0, Relaxed);
     shell.move_run(|_| true, Run::Running);
     let t = tunables();
     let c = &shell.counters;
@@ -1055,9 +1055,15 @@ pub(crate) fn home_fault_jumps(
     let held_there = p.budget_holds_away();
     let costs = || FaultCosts {
         addr,
-        // Where the budget holds on both nodes, room here is only until the budget fills:
-        // each page pulled into it is one to push later.
-        room_here: !held_there && home_has_room(p, prefetch),
+        // Where the budget holds on both nodes, room here is only until the budget fills
+        // (each page pulled into it is one to push later), unless all of it fits here.
+        room_here: home_has_room(p, prefetch)
+            && (!held_there
+                || p.mm()
+                    .anon_pages()
+                    .saturating_add(remote)
+                    .saturating_add(u64::from(prefetch))
+                    <= p.budget()),
         // Every page of the process on another node; with one member, the owner's.
         owner_pages: if held_there {
             remote.min(p.budget())

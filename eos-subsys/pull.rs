@@ -620,6 +620,8 @@ fn take_pages(
             Give::Build | Give::Elsewhere => break,
         }
     }
+    // The home holds these now (its shell's jump policy counts what a jump home finds).
+    shell.home_moved.fetch_add(n as i64, Relaxed);
     Ok((n, false))
 }
 

@@ -75,9 +75,11 @@ pub(crate) struct Shell {
     /// Pages the process may hold here while it runs here (its budget held away, reclaim.rs;
     /// 0: no limit), as the home said in its last `Jump`.
     pub(crate) budget: AtomicU64,
-    /// The home's pages plus ours when it last arrived: what is not ours now is roughly the
-    /// home's (the jump policy's view of a jump home).
-    pub(crate) pages_at_arrival: AtomicU64,
+    /// The pages the home held when the process last arrived, and how many it gained since
+    /// (pulled from here) less those fetched: what a jump home finds there (the jump
+    /// policy's view).
+    pub(crate) home_at_arrival: AtomicU64,
+    pub(crate) home_moved: core::sync::atomic::AtomicI64,
     /// Where file pages go before the process runs here again (the union of the ranges):
     /// pages the home copied on write while the process ran here, whose Discard may have
     /// been handled before a fetch of theirs mapped the file's bytes (`mapsync::discard`).

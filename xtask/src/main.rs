@@ -389,6 +389,7 @@ mod unit {
             micro: false,
             only: None,
             configs: None,
+            footprint: None,
         };
         assert_eq!(parse(&["bench"]), Cmd::Bench(defaults));
         assert_eq!(

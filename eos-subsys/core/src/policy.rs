@@ -244,7 +244,7 @@ pub struct JumpPolicy {
     served: u32,
 }
 
-/// The newest sample weighs `1 >> AVG_SHIFT` in [`JumpPolicy`]'s moving averages.
+/// The newest sample weighs `1 / (1 << AVG_SHIFT)` in [`JumpPolicy`]'s moving averages.
 const AVG_SHIFT: u32 = 3;
 
 /// `avg` moved towards `x` (the first sample, `n == 0`, is taken as is).
@@ -297,7 +297,12 @@ impl JumpPolicy {
         costs: impl FnOnce() -> FaultCosts,
     ) -> bool {
         let counted = self.on_remote_fault(t, now);
-        let scan = in_run && t.enabled && now.saturating_sub(self.arrived_ns) >= t.min_stay_ns;
+        // The stay a scan waits for grows as the threshold does (short stays doubled it):
+        // scans that keep meeting each other's pages slow down as a counter would.
+        let stay = t
+            .min_stay_ns
+            .saturating_mul(u64::from(self.threshold / t.threshold.max(1)).max(1));
+        let scan = in_run && t.enabled && now.saturating_sub(self.arrived_ns) >= stay;
         if !counted && !scan {
             return false;
         }
@@ -433,7 +438,12 @@ impl JumpPolicy {
         let jump = if costs.1 > 0 { costs.1 } else { t.jump_cost_ns };
         if let Some((range, at, run)) = self.left.take() {
             // Nothing measured here (no fault served): the time alone decides, as it did.
-            let saved = ran_ns.checked_div(run).unwrap_or(0).saturating_mul(fault);
+            // No more than it was away (a peer reports its CPU time).
+            let saved = ran_ns
+                .min(now.saturating_sub(at))
+                .checked_div(run)
+                .unwrap_or(0)
+                .saturating_mul(fault);
             if now.saturating_sub(at) < t.bounce_ns && saved < jump.saturating_mul(2) {
                 // A free, expired or same-range slot; else the one whose hold ends first.
                 let slot = self
@@ -816,6 +826,13 @@ mod tests {
         };
         let mut p = JumpPolicy::new(&off, 0);
         assert!(!p.on_remote_fault_costed(&off, 100_000_000, true, || COSTS));
+        // After a short stay (the threshold doubled) a scan waits twice the stay.
+        let mut p = JumpPolicy::new(&t, 0);
+        p.on_departure(&t, 1_000_000);
+        p.on_arrival(10_000_000);
+        let at = 10_000_000 + t.min_stay_ns;
+        assert!(!p.on_remote_fault_costed(&t, at, true, || COSTS));
+        assert!(p.on_remote_fault_costed(&t, at + t.min_stay_ns, true, || COSTS));
         // What the readahead calls a scan: the third fault of a run, not the second.
         let mut r = Readahead::default();
         assert_eq!(r.window(0x10_0000, 8), 8);

@@ -278,6 +278,7 @@ const STEPS: &[Step] = &[
                 micro: false,
                 only: None,
                 configs: None,
+                footprint: None,
             })?;
             Ok("limit ran every workload, every other configuration one of them in turn, each with the right checksum".into())
         } },

@@ -356,10 +356,9 @@ fn prepare_departure(node: &Node, p: &Proc) -> Option<Departure> {
     })
 }
 
-/// The CPU time the process (current) used at home since it last came home, for the shell's
-/// jump policy (a visit that ran on is no bounce).
-fn ran_at_home(p: &Proc) -> CpuUsed {
-    let (rt0, ut0, st0) = *p.cpu_at_home();
+/// The CPU time the current task used since its times were `(rt0, ut0, st0)`
+/// (`task::current_cputime`), as a `Jump` carries it.
+fn cpu_since((rt0, ut0, st0): (u64, u64, u64)) -> CpuUsed {
     let (rt, ut, st) = task::current_cputime();
     let mut cpu = CpuUsed::split(
         rt.saturating_sub(rt0),
@@ -399,6 +398,8 @@ fn depart(node: &Node, p: &Proc, target: &Peer, reason: JumpReason, d: &mut Depa
         at: target.id,
         since_ns: time::now_ns(),
     });
+    // Copied out first: the lock is a leaf, not held while the jump is put together.
+    let came_home = *p.cpu_at_home();
     let j = Jump {
         req: 0,
         pid: p.pid() as u32,
@@ -409,7 +410,9 @@ fn depart(node: &Node, p: &Proc, target: &Peer, reason: JumpReason, d: &mut Depa
         files: &d.maps.files,
         stack: if stack_addr != 0 { &d.page } else { &[] },
         stack_addr,
-        cpu: ran_at_home(p),
+        // The time it ran here since it came home: the shell's jump policy weighs its jump
+        // away by it (a visit that ran on is no bounce).
+        cpu: cpu_since(came_home),
         // Where its budget holds too, the shell's policy weighs a jump back by what the home
         // keeps (fetch.rs).
         budget: if p.budget_holds_away() {
@@ -820,15 +823,8 @@ pub(crate) fn shell_leave(shell: &Arc<Shell>, reason: JumpReason) -> bool {
             lent.dropped += 1;
         }
     }
-    let (rt0, ut0, st0) = *shell.cpu_at_arrival.lock();
-    let (rt, ut, st) = task::current_cputime();
-    let mut cpu = CpuUsed::split(
-        rt.saturating_sub(rt0),
-        ut.saturating_sub(ut0),
-        st.saturating_sub(st0),
-    );
-    cpu.user_ns = cpu.user_ns.min(MAX_JUMP_CPU_NS);
-    cpu.sys_ns = cpu.sys_ns.min(MAX_JUMP_CPU_NS);
+    let arrived = *shell.cpu_at_arrival.lock();
+    let cpu = cpu_since(arrived);
     let j = Jump {
         req: 0,
         pid: shell.home_pid,

@@ -49,58 +49,56 @@ pub(crate) fn shell_fault(vma: Vma<'_>, addr: u64, user: bool) -> FaultReply {
     // in its Jump), room lasts only until the budget fills, and the home keeps what is not
     // here: a jump home finds that much, and pushes what it holds past the budget.
     let full = now < shell.full_until.load(Relaxed);
-    let budget = shell.budget.load(Relaxed);
-    let home_now = shell
-        .home_at_arrival
-        .load(Relaxed)
-        .saturating_add_signed(shell.home_moved.load(Relaxed));
-    let costs = || FaultCosts {
-        addr,
-        // Bounded here, room lasts only if all of it fits (then no page goes back).
-        room_here: if budget == 0 {
-            crate::jump::node_has_room() && !full
-        } else {
-            shell
-                .mm
-                .anon_pages()
-                .saturating_add(home_now)
-                .saturating_add(PREFETCH.load(Relaxed))
-                <= budget
-        },
-        owner_pages: if budget == 0 {
-            u64::MAX
-        } else {
-            home_now.min(budget)
-        },
-        pages_per_pull: if budget == 0 {
-            1
-        } else {
-            PREFETCH.load(Relaxed).clamp(1, MAX_BATCH as u64) as u32
-        },
-        reclaim_there: if budget == 0 {
-            0
-        } else {
-            home_now.saturating_sub(budget)
-        },
-        fault_ns: shell
-            .counters
-            .fetch_lat
-            .percentile_us(50)
-            .saturating_mul(1000),
-        jump_ns: shell
-            .counters
-            .jump_lat
-            .percentile_us(50)
-            .saturating_mul(1000),
+    // The readahead base: the run check, the costs and the fetch's window all use it.
+    let base = PREFETCH.load(Relaxed).clamp(1, MAX_BATCH as u64) as u32;
+    // Asked only when the policy weighs a jump: the budget and the home's pages are read then.
+    let costs = || {
+        let budget = shell.budget.load(Relaxed);
+        let home_now = shell
+            .home_at_arrival
+            .load(Relaxed)
+            .saturating_add_signed(shell.home_moved.load(Relaxed));
+        FaultCosts {
+            addr,
+            // Bounded here, room lasts only if all of it fits (then no page goes back).
+            room_here: if budget == 0 {
+                crate::jump::node_has_room() && !full
+            } else {
+                shell
+                    .mm
+                    .anon_pages()
+                    .saturating_add(home_now)
+                    .saturating_add(u64::from(base))
+                    <= budget
+            },
+            owner_pages: if budget == 0 {
+                u64::MAX
+            } else {
+                home_now.min(budget)
+            },
+            pages_per_pull: if budget == 0 { 1 } else { base },
+            reclaim_there: if budget == 0 {
+                0
+            } else {
+                home_now.saturating_sub(budget)
+            },
+            fault_ns: shell
+                .counters
+                .fetch_lat
+                .percentile_us(50)
+                .saturating_mul(1000),
+            jump_ns: shell
+                .counters
+                .jump_lat
+                .percentile_us(50)
+                .saturating_mul(1000),
+        }
     };
     let t = crate::jump::tunables();
     // The same page again after the home asked it to wait for room: the wait goes on, it is
     // no new remote fault for the policy.
     let waiting = shell.room_wait.load(Relaxed) == addr;
-    let in_run = shell.readahead.lock().in_run(
-        addr,
-        PREFETCH.load(Relaxed).clamp(1, MAX_BATCH as u64) as u32,
-    );
+    let in_run = shell.readahead.lock().in_run(addr, base);
     if user
         && !waiting
         && shell
@@ -119,7 +117,7 @@ pub(crate) fn shell_fault(vma: Vma<'_>, addr: u64, user: bool) -> FaultReply {
     let mut tries = 0;
     loop {
         tries += 1;
-        match fetch_once(node, &shell, &vma, &home, addr, now) {
+        match fetch_once(node, &shell, &vma, &home, addr, base, now) {
             Fetched::Done(reply) => return reply,
             Fetched::Again(err) if retry(tries) && !task::fatal_signal_pending() => {
                 peer_warn!(
@@ -161,12 +159,12 @@ fn fetch_once(
     vma: &Vma<'_>,
     home: &Peer,
     addr: u64,
+    base: u32,
     t0: u64,
 ) -> Fetched {
     // The faulting page and, of the following ones in this mapping, the run the home still
     // holds (prefetch, as a pull's; the home stops at the first it does not have).
     let left = (vma.end().saturating_sub(addr) / PAGE_SIZE as u64).max(1);
-    let base = PREFETCH.load(Relaxed).clamp(1, MAX_BATCH as u64) as u32;
     let window = shell.readahead.lock().window(addr, base);
     let count = u64::from(window).min(left) as u32;
     let r = rpc::call(home, count as usize, PULL_TIMEOUT_MS, |req| {

@@ -587,6 +587,34 @@ fn took_rejects_bad_fields() {
     assert!(decode_corrupted(t, |p| p[15] = 0x80).is_err());
 }
 
+/// Decodes the frame of `n` bytes an encode left in `buf`.
+fn decode_frame(buf: &[u8], n: usize) -> Result<Message<'_>, ProtoError> {
+    let h = Header::decode(buf[..HEADER_LEN].try_into().unwrap())?;
+    Message::decode(&h, &buf[HEADER_LEN..n])
+}
+
+/// A jump with `state` and nothing else: no ranges, files, stack, CPU time or budget.
+fn bare_jump(state: &[u8], to_home: bool) -> Jump<'_> {
+    Jump {
+        req: 1,
+        pid: 2,
+        to_home,
+        reason: if to_home {
+            JumpReason::Syscall
+        } else {
+            JumpReason::RemoteFaults
+        },
+        state,
+        ranges: &[],
+        files: &[],
+        stack: &[],
+        stack_addr: 0,
+        cpu: Default::default(),
+        budget: 0,
+        home_pages: 0,
+    }
+}
+
 /// Encodes `m`, lets `corrupt` change the payload, and decodes again.
 fn decode_corrupted(m: &Message<'_>, corrupt: impl Fn(&mut [u8])) -> Result<(), ProtoError> {
     let mut buf = std::vec![0u8; HEADER_LEN + MAX_PAYLOAD];
@@ -704,29 +732,15 @@ proptest! {
 fn jump_cpu_time_round_trips_and_is_bounded() {
     let state = [7u8; 64];
     let mut j = Jump {
-        req: 1,
-        pid: 2,
-        to_home: true,
-        reason: JumpReason::Syscall,
-        state: &state,
-        ranges: &[],
-        files: &[],
-        stack: &[],
-        stack_addr: 0,
         cpu: CpuUsed {
             user_ns: 1_500_000_000,
             sys_ns: 20_000,
         },
-        budget: 0,
-        home_pages: 0,
+        ..bare_jump(&state, true)
     };
     let mut buf = [0u8; 4096];
     let n = Message::Jump(j).encode(1, &mut buf).unwrap();
-    let h = Header::decode(buf[..HEADER_LEN].try_into().unwrap()).unwrap();
-    assert_eq!(
-        Message::decode(&h, &buf[HEADER_LEN..n]),
-        Ok(Message::Jump(j))
-    );
+    assert_eq!(decode_frame(&buf, n), Ok(Message::Jump(j)));
     // A sender cannot claim more than a day in one jump, nor encode it.
     j.cpu.user_ns = MAX_JUMP_CPU_NS + 1;
     assert!(Message::Jump(j).encode(1, &mut buf).is_err());
@@ -734,9 +748,8 @@ fn jump_cpu_time_round_trips_and_is_bounded() {
     let n = Message::Jump(j).encode(1, &mut buf).unwrap();
     // user_ns sits after the 24 bytes of fixed fields.
     buf[HEADER_LEN + 24..HEADER_LEN + 32].copy_from_slice(&(MAX_JUMP_CPU_NS + 1).to_le_bytes());
-    let h = Header::decode(buf[..HEADER_LEN].try_into().unwrap()).unwrap();
     assert_eq!(
-        Message::decode(&h, &buf[HEADER_LEN..n]),
+        decode_frame(&buf, n),
         Err(ProtoError::BadField("jump cpu time"))
     );
 }
@@ -745,26 +758,13 @@ fn jump_cpu_time_round_trips_and_is_bounded() {
 fn only_the_home_sends_a_budget() {
     let state = [7u8; 32];
     let mut j = Jump {
-        req: 1,
-        pid: 2,
-        to_home: false,
-        reason: JumpReason::RemoteFaults,
-        state: &state,
-        ranges: &[],
-        files: &[],
-        stack: &[],
-        stack_addr: 0,
-        cpu: Default::default(),
         budget: 1024,
         home_pages: 1500,
+        ..bare_jump(&state, false)
     };
     let mut buf = [0u8; 4096];
     let n = Message::Jump(j).encode(1, &mut buf).unwrap();
-    let h = Header::decode(buf[..HEADER_LEN].try_into().unwrap()).unwrap();
-    assert_eq!(
-        Message::decode(&h, &buf[HEADER_LEN..n]),
-        Ok(Message::Jump(j))
-    );
+    assert_eq!(decode_frame(&buf, n), Ok(Message::Jump(j)));
     // A shell cannot tell its home where the budget holds: not encoded, and not decoded.
     j.to_home = true;
     assert!(Message::Jump(j).encode(1, &mut buf).is_err());
@@ -772,9 +772,8 @@ fn only_the_home_sends_a_budget() {
     let n = Message::Jump(j).encode(1, &mut buf).unwrap();
     // flags sit after req and pid; bit 0 is "to home".
     buf[HEADER_LEN + 8] |= 1;
-    let h = Header::decode(buf[..HEADER_LEN].try_into().unwrap()).unwrap();
     assert_eq!(
-        Message::decode(&h, &buf[HEADER_LEN..n]),
+        decode_frame(&buf, n),
         Err(ProtoError::BadField("jump budget"))
     );
 }

@@ -13,11 +13,14 @@
  * - popen() and system() work;
  * - a userfaultfd registration and an io_uring fail with EOPNOTSUPP (their markers and workers
  *   would break the same invariant), and so does the stretch of a process that set up either
- *   before (a child of the program, before it stretches).
+ *   before (a child of the program, before it stretches);
+ * - where the CPU has protection keys, a key (pkey_alloc) likewise: a jump carries rwx only,
+ *   so memory a key guards at home would be open on the peer.
  *
  * Prints "RESULT threads sum=S", the same as a run without ElasticOS, and
  * "threads: stretched=S thread=ran|refused errno=E vfork_sum_ok=V popen_ok=P system_ok=Y
- * uffd_errno=U uring_errno=R pre_uffd=A pre_uring=B" (errno 0: it worked).
+ * uffd_errno=U uring_errno=R pre_uffd=A pre_uring=B bad=N pku=K pkey_errno=P pre_pkey=Q" (errno 0:
+ * it worked; K 0: no protection keys here, P and Q -1).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -101,8 +104,32 @@ static int uring_setup(void)
 	return 0;
 }
 
+/* Allocates a protection key and guards `p` with it: 0, or errno. */
+static int pkey_guard(void *p)
+{
+	int k = (int)syscall(SYS_pkey_alloc, 0, 0);
+
+	if (k < 0)
+		return errno;
+	if (syscall(SYS_pkey_mprotect, p, PAGE, PROT_READ | PROT_WRITE, k))
+		return errno;
+	return 0;
+}
+
+/* Whether this CPU and kernel have protection keys at all (a key allocated and freed). */
+static int have_pkeys(void)
+{
+	int k = (int)syscall(SYS_pkey_alloc, 0, 0);
+
+	if (k < 0)
+		return 0;
+	syscall(SYS_pkey_free, k);
+	return 1;
+}
+
 /*
- * A child sets up `what` (1 userfaultfd, 2 io_uring), then stretches itself to `peer`:
+ * A child sets up `what` (1 userfaultfd, 2 io_uring, 3 a protection key), then stretches
+ * itself to `peer`:
  * returns the stretch's errno (0: it stretched), or -1 if the set-up itself failed.
  */
 static int stretch_after(int what, int peer)
@@ -113,7 +140,10 @@ static int stretch_after(int what, int peer)
 	if (c == 0) {
 		char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
-		if ((what == 1 ? uffd_register(p, PAGE) : uring_setup()) != 0)
+		int err = what == 1 ? uffd_register(p, PAGE) :
+			  what == 2 ? uring_setup() : pkey_guard(p);
+
+		if (err)
 			_exit(255);
 		_exit(elastic_stretch(0, peer) == 0 ? 0 : errno);
 	}
@@ -142,6 +172,7 @@ int main(int argc, char **argv)
 
 	/* Set up before a stretch: the stretch is refused. */
 	int pre_uffd = stretch_after(1, peer), pre_uring = stretch_after(2, peer);
+	int pku = have_pkeys(), pre_pkey = pku ? stretch_after(3, peer) : -1;
 
 	int stretched = elastic_stretch(0, peer) == 0;
 	if (stretched) {
@@ -184,18 +215,20 @@ int main(int argc, char **argv)
 
 	/* Set up while stretched: refused. */
 	int uffd_err = uffd_register(buf, 16 * PAGE), uring_err = uring_setup();
+	int pkey_err = pku ? pkey_guard(buf) : -1;
 	if (stretched)
 		bad += (uffd_err != EOPNOTSUPP) + (uring_err != EOPNOTSUPP) +
-		       (pre_uffd != EOPNOTSUPP) + (pre_uring != EOPNOTSUPP);
+		       (pre_uffd != EOPNOTSUPP) + (pre_uring != EOPNOTSUPP) +
+		       (pku && (pkey_err != EOPNOTSUPP || pre_pkey != EOPNOTSUPP));
 
 	bad += !vfork_ok + !popen_ok + !system_ok;
 	if (sum_all() != sum)
 		bad++;
 	printf("threads: stretched=%d remote_before=%ld thread=%s errno=%d vfork_sum_ok=%d "
 	       "popen_ok=%d system_ok=%d uffd_errno=%d uring_errno=%d pre_uffd=%d pre_uring=%d "
-	       "bad=%ld\n",
+	       "bad=%ld pku=%d pkey_errno=%d pre_pkey=%d\n",
 	       stretched, remote, err == 0 ? "ran" : "refused", err, vfork_ok, popen_ok,
-	       system_ok, uffd_err, uring_err, pre_uffd, pre_uring, bad);
+	       system_ok, uffd_err, uring_err, pre_uffd, pre_uring, bad, pku, pkey_err, pre_pkey);
 	printf("RESULT threads sum=%llu\n", (unsigned long long)sum);
 	return bad ? 1 : 0;
 }

@@ -69,7 +69,8 @@ impl MmRef {
     }
 
     /// Why this address space (of `task`) cannot be elastic, if it cannot: a userfaultfd is
-    /// registered on it, or the task uses io_uring (mm/elastic.c). Asked after the mark, which
+    /// registered on it, the task uses io_uring, a protection key guards a mapping, or the task
+    /// has a shadow stack (mm/elastic.c). Asked after the mark, which
     /// refuses new ones, and before.
     pub(crate) fn unsupported(&self, task: &super::task::TaskRef) -> Result<Option<&'static str>> {
         // SAFETY: both are referenced; the helper takes the mmap lock for read.
@@ -78,7 +79,9 @@ impl MmRef {
         Ok(match r {
             0 => None,
             1 => Some("a userfaultfd is registered on its memory"),
-            _ => Some("it uses io_uring"),
+            2 => Some("it uses io_uring"),
+            3 => Some("a protection key guards some of its memory"),
+            _ => Some("it has a shadow stack"),
         })
     }
 

@@ -50,6 +50,8 @@ const TEST_PROGRAMS: &[&str] = &[
     "cleanscan",
     "threadrace",
     "intruder",
+    "forklive",
+    "hugetlb",
 ];
 
 /// Programs also built dynamically linked, as `NAME-dyn` (most programs are: their shell has

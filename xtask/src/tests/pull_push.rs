@@ -118,6 +118,21 @@ fn away_bounded(a: &mut Vm, b: &mut Vm) -> Result<String> {
     ))
 }
 
+/// A stretched process that forks keeps running right while its child lives (issue 25 item 5):
+/// the pages still at home become copy-on-write shared with the child, and the parent's shell
+/// must get them when the parent rewrites every page away (before: the home's take answered
+/// EBUSY for a shared page, and the shell asked again forever).
+pub(super) fn fork_live(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let info = run_like_host(a, "forklive", &["12", "2"], &["stretched=1 jumped=1"])?;
+    let remote: u64 = field(&info, "remote_before").unwrap_or(0);
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "12 MiB, 2 MiB budget, {remote} pages on node2 at the fork: with the child alive the \
+         parent rewrote every page twice on node2 and once at home, every page right; the \
+         child's own mapping right"
+    ))
+}
+
 /// A stretched process stays single-threaded: pthread_create fails with EOPNOTSUPP (before,
 /// the thread ran and the process died of SIGBUS, or read pages the pusher had moved), while
 /// a CLONE_VM|CLONE_VFORK child reads every page right and popen and system work.
@@ -141,21 +156,31 @@ pub(super) fn threads_refused(a: &mut Vm, b: &mut Vm) -> Result<String> {
     if log.trim().parse::<u32>().unwrap_or(0) == 0 {
         bail!("threads: no kernel log line names the refused thread");
     }
+    // Protection keys where the CPU has them (QEMU's TCG `-cpu max` does): refused likewise.
+    let pku = info.contains("pku=1");
+    if pku && !info.contains("pkey_errno=95 pre_pkey=95") {
+        bail!("threads: a protection key was not refused in a stretched process:\n{info}");
+    }
     let log = a
         .run(
             "dmesg | grep -c 'not stretched: .*(EOPNOTSUPP)'",
             Duration::from_secs(20),
         )?
         .1;
-    if log.trim().parse::<u32>().unwrap_or(0) < 2 {
-        bail!("threads: no kernel log lines name the refused stretches (userfaultfd, io_uring)");
+    if log.trim().parse::<u32>().unwrap_or(0) < 2 + u32::from(pku) {
+        bail!("threads: no kernel log lines name the refused stretches (userfaultfd, io_uring, pkeys)");
     }
     let remote: u64 = field(&info, "remote_before").unwrap_or(0);
     check_clean(&[a, b])?;
     Ok(format!(
         "16 MiB, {remote} pages on the peer: pthread_create, a userfaultfd registration and \
          io_uring_setup refused with EOPNOTSUPP, and the stretch of a process that had either \
-         refused and logged; a vfork child summed every page right; popen and system work"
+         refused and logged; {}; a vfork child summed every page right; popen and system work",
+        if pku {
+            "pkey_alloc and the stretch of a process with a keyed mapping refused likewise"
+        } else {
+            "no protection keys on this CPU (not tried)"
+        }
     ))
 }
 

@@ -17,7 +17,7 @@ use crate::node::{peer_warn, Node, Peer};
 use crate::ownership::{self, retry, PushGaveUp};
 use crate::policy::{pages_to_push, Watermarks};
 use crate::proto::{Message, Push, PushRefs, MAX_BATCH, PAGE_SIZE, REF_LEN};
-use crate::rpc::{self, CallError};
+use crate::rpc::{self, Answer, CallError};
 use crate::shell;
 use crate::sys::{kthread, mm, task, time, trace};
 use core::sync::atomic::Ordering::Relaxed;
@@ -169,23 +169,26 @@ fn push_part(
         (r, false)
     });
     let settled = settle_batch(p, users, target.id, outcome, addrs, pages);
+    let end = outcome.end();
+    let taken = (0..b.n).filter(|i| end.taken(*i)).count();
     trace::push(
         p.pid() as u32,
         target.id,
-        b.n as u32,
+        // The pages it moved, or those it failed to.
+        if taken > 0 { taken } else { b.n } as u32,
         match outcome {
-            Pushed::Taken => trace::PushOutcome::Taken,
+            Pushed::Taken | Pushed::Prefix(_) => trace::PushOutcome::Taken,
             Pushed::Refused => trace::PushOutcome::Refused,
             Pushed::Unknown => trace::PushOutcome::Unknown,
         },
     );
-    if matches!(outcome, Pushed::Taken) {
+    if taken > 0 {
         let mut t = p.transfers();
-        for a in addrs {
+        for a in &addrs[..taken] {
             t.kept.forget(*a);
         }
         if by_ref {
-            p.counters().pushed_clean.fetch_add(b.n as u64, Relaxed);
+            p.counters().pushed_clean.fetch_add(taken as u64, Relaxed);
         }
     }
     batch_ended(node, p, target.id, b.n, outcome, tries, settled)
@@ -344,6 +347,7 @@ fn send_batch(p: &Proc, target: &Peer, b: &Batch, number: u64, body: Body<'_>) -
     let mut tries = 0;
     let r = rpc::call_retrying(target, 0, PUSH_TIMEOUT_MS, &mut tries, push, again);
     let outcome = match r {
+        Ok(Answer::Installed(k)) => Pushed::Prefix(k),
         Ok(_) => Pushed::Taken,
         Err(CallError::Refused(_)) => Pushed::Refused,
         Err(CallError::NotSent(_)) if !unanswered => Pushed::Refused,
@@ -353,8 +357,9 @@ fn send_batch(p: &Proc, target: &Peer, b: &Batch, number: u64, body: Body<'_>) -
 }
 
 /// Step 3: settles each page of the batch by how it ended: its owner marker (taken), the
-/// page back over its in-flight marker (refused), or poison (unknown). Returns how many
-/// pages were settled so (a page whose VMA changed meanwhile is not).
+/// page back over its in-flight marker (refused), or poison (unknown); a batch the member
+/// installed in part, the first pages as taken and the rest as refused. Returns how many
+/// pages were settled as taken (a page whose VMA changed meanwhile is not).
 fn settle_batch(
     p: &Proc,
     users: &mm::MmUsers<'_>,
@@ -368,9 +373,12 @@ fn settle_batch(
     for (i, a) in addrs.iter().enumerate() {
         if let Some(v) = lock.vma(*a) {
             let marker = mm::marker(peer_id, true);
+            let taken = outcome.end().taken(i);
             let r = match outcome {
-                Pushed::Taken => v.settle(*a, peer_id),
-                Pushed::Refused => {
+                _ if taken => v.settle(*a, peer_id),
+                // Neither copy can be trusted to be the newest (ownership::push_gave_up).
+                Pushed::Unknown => v.poison(*a, marker),
+                _ => {
                     // The page comes back over its in-flight marker. This buffer is its
                     // only copy: a failing install is tried for longer than a fault
                     // would (the pusher may wait), and only then is the page poisoned.
@@ -391,10 +399,8 @@ fn settle_batch(
                         }
                     }
                 }
-                // Neither copy can be trusted to be the newest (ownership::push_gave_up).
-                Pushed::Unknown => v.poison(*a, marker),
             };
-            settled += r.is_ok() as i64;
+            settled += (taken && r.is_ok()) as i64;
         }
     }
     settled
@@ -412,8 +418,19 @@ fn batch_ended(
     tries: u32,
     settled: i64,
 ) -> Option<u64> {
-    match outcome {
-        Pushed::Taken => {}
+    let n = match outcome {
+        Pushed::Taken => n,
+        Pushed::Prefix(k) => {
+            peer_warn!(
+                node,
+                "push of {} pages of pid {} to node {}: it installed the first {}; kept the rest\n",
+                n,
+                p.pid(),
+                peer_id,
+                k
+            );
+            k as usize
+        }
         Pushed::Refused => {
             peer_warn!(
                 node,
@@ -440,7 +457,7 @@ fn batch_ended(
             }
             return None;
         }
-    }
+    };
     p.add_remote(settled);
     p.counters().pushes.fetch_add(1, Relaxed);
     p.counters().pushed.fetch_add(n as u64, Relaxed);
@@ -452,10 +469,23 @@ fn batch_ended(
 enum Pushed {
     /// The member has it.
     Taken,
+    /// The member has its first pages (this many); the rest could not be installed there.
+    Prefix(u32),
     /// The member refused it (and kept none), or it never left.
     Refused,
     /// No answer after every try: the member may have it.
     Unknown,
+}
+
+impl Pushed {
+    /// Which pages are the member's now.
+    fn end(self) -> ownership::PushEnd {
+        match self {
+            Self::Taken => ownership::PushEnd::All,
+            Self::Prefix(k) => ownership::PushEnd::Prefix(k),
+            Self::Refused | Self::Unknown => ownership::PushEnd::None,
+        }
+    }
 }
 
 /// The pusher: every 20 ms, or at once when a throttled fault kicks it, stretches marked
@@ -518,23 +548,44 @@ pub(crate) fn start(node: &'static Node) -> Result {
 /// (its acknowledgement was late) or an older batch is acknowledged only, since the process
 /// may have run here on those pages and given them away since.
 pub(crate) fn serve_push(node: &Node, peer: &Peer, conn: &Conn, p: &Push<'_>) -> Result {
-    let status = match install_batch(peer, p) {
-        Ok(()) => 0,
+    let status = ack_status(node, peer, p.pid, p.count(), "", install_batch(peer, p));
+    conn.send(&Message::PushAck { req: p.req, status })
+}
+
+/// The `PushAck` status of an install of `count` pages (`what`: how they came), logged
+/// unless it installed them all; a `PushRefs` whose copy is gone (`ENOENT`) is not logged
+/// (the home sends the data).
+fn ack_status(node: &Node, peer: &Peer, pid: u32, count: usize, what: &str, r: Result<i32>) -> i32 {
+    match r {
+        Ok(0) => 0,
+        Ok(k) => {
+            peer_warn!(
+                node,
+                "push{} for pid {} from node {}: the first {} of {} pages installed, the rest refused\n",
+                what,
+                pid,
+                peer.id,
+                k,
+                count
+            );
+            k
+        }
+        Err(e) if e == ENOENT && !what.is_empty() => e.to_errno(),
         Err(e) => {
             peer_warn!(
                 node,
-                "push for pid {} from node {} failed: {:?}\n",
-                p.pid,
+                "push{} for pid {} from node {} failed: {:?}\n",
+                what,
+                pid,
                 peer.id,
                 e
             );
             e.to_errno()
         }
-    };
-    conn.send(&Message::PushAck { req: p.req, status })
+    }
 }
 
-fn install_batch(peer: &Peer, p: &Push<'_>) -> Result {
+fn install_batch(peer: &Peer, p: &Push<'_>) -> Result<i32> {
     let b = Incoming {
         pid: p.pid,
         batch: p.batch,
@@ -557,15 +608,28 @@ struct Incoming {
 }
 
 /// Installs the `b.count` pages that `page(i)` gives (address, data) into the shell's address
-/// space, all or none.
-fn install_pages<'a>(peer: &Peer, b: &Incoming, page: impl Fn(usize) -> (u64, &'a [u8])) -> Result {
+/// space, from the first until one cannot be: returns the `PushAck` status (`PushEnd`: 0 all,
+/// else how many), or the error if none was installed.
+fn install_pages<'a>(
+    peer: &Peer,
+    b: &Incoming,
+    page: impl Fn(usize) -> (u64, &'a [u8]),
+) -> Result<i32> {
     let (shell, m) = shell::shells().ok_or(ENODEV)?.with_mm(peer.id, b.pid)?;
-    if !ownership::push_is_new(shell.push_batch.load(Relaxed), b.batch) {
-        return Ok(());
+    let newest = shell.push_batch.load(Relaxed);
+    if !ownership::push_is_new(newest, b.batch) {
+        // A repeat gets the answer the batch got; an older batch's answer went long ago.
+        return Ok(if b.batch == newest {
+            shell.push_status.load(Relaxed)
+        } else {
+            0
+        });
     }
     let users = m.users().ok_or(ESRCH)?;
     crate::mapsync::cover(&users, b.vma_start, b.vma_end, b.prot)?;
     let lock = users.read();
+    let mut installed = 0;
+    let mut failed = None;
     for i in 0..b.count {
         let (addr, data) = page(i);
         // Pages are data: never into code (`policy::shell_prot`).
@@ -575,56 +639,51 @@ fn install_pages<'a>(peer: &Peer, b: &Incoming, page: impl Fn(usize) -> (u64, &'
             .ok_or(EFAULT)
             .and_then(|vma| vma.install(addr, 0, data, true));
         if let Err(e) = r {
-            // The home keeps the batch (its push failed): take back what this batch installed,
-            // so that no page is on both nodes (a stale copy a later jump would run on).
-            for j in 0..i {
-                let a = page(j).0;
-                if let Some(vma) = lock.vma(a) {
-                    vma.zap(a, a + PAGE_SIZE as u64);
-                }
-            }
-            return Err(e);
+            // The pages before it stay: the process may run here and have written them
+            // already (taking them back would lose that). The home settles them as ours
+            // and keeps the rest (`PushEnd::Prefix`).
+            failed = Some(e);
+            break;
         }
+        installed += 1;
     }
     drop(lock);
+    let Some(status) = ownership::PushEnd::status(installed, b.count) else {
+        return Err(failed.unwrap_or(EINVAL));
+    };
     // Out of this CPU's LRU batch at once: a page still there looks held to a take.
     mm::drain_lru(false);
     let mut lent = shell.lent.lock();
-    for i in 0..b.count {
+    for i in 0..installed {
         lent.forget(page(i).0);
     }
+    drop(lent);
+    shell.push_status.store(status, Relaxed);
     shell.push_batch.fetch_max(b.batch, Relaxed);
-    Ok(())
+    Ok(status)
 }
 
 /// Member: a `PushRefs` from the home: installs the clean copies it names (all, or none and
-/// `-ENOENT` if one is gone); answers `PushAck`.
+/// `-ENOENT` if one is gone, or the first of them: `ack_status`); answers `PushAck`.
 pub(crate) fn serve_push_refs(node: &Node, peer: &Peer, conn: &Conn, p: &PushRefs<'_>) -> Result {
-    let status = match install_refs(peer, p) {
-        Ok(()) => 0,
-        // A copy dropped (memory, its cap) or replaced: the home sends the data.
-        Err(e) if e == ENOENT => e.to_errno(),
-        Err(e) => {
-            peer_warn!(
-                node,
-                "push by reference for pid {} from node {} failed: {:?}\n",
-                p.pid,
-                peer.id,
-                e
-            );
-            e.to_errno()
-        }
-    };
+    let r = install_refs(peer, p);
+    let status = ack_status(node, peer, p.pid, p.count(), " by reference", r);
     conn.send(&Message::PushAck { req: p.req, status })
 }
 
-fn install_refs(peer: &Peer, p: &PushRefs<'_>) -> Result {
+fn install_refs(peer: &Peer, p: &PushRefs<'_>) -> Result<i32> {
     let shell = shell::shells()
         .and_then(|s| s.find(peer.id, p.pid))
         .ok_or(ESRCH)?;
-    if !ownership::push_is_new(shell.push_batch.load(Relaxed), p.batch) {
-        // A repeat whose acknowledgement was late: its copies were installed already.
-        return Ok(());
+    let newest = shell.push_batch.load(Relaxed);
+    if !ownership::push_is_new(newest, p.batch) {
+        // A repeat whose acknowledgement was late: its copies were installed already (as
+        // many as its answer said).
+        return Ok(if p.batch == newest {
+            shell.push_status.load(Relaxed)
+        } else {
+            0
+        });
     }
     // Every named copy comes out, or none does (a copy is taken once: a repeated address
     // finds none the second time).
@@ -657,6 +716,7 @@ fn install_refs(peer: &Peer, p: &PushRefs<'_>) -> Result {
         prot: p.prot,
         count: p.count(),
     };
-    // On failure the copies go with `copies`: the home keeps the pages and their records.
+    // The copies not installed go with `copies`: the home keeps those pages and their
+    // records.
     install_pages(peer, &b, |i| (p.entry(i).0, data[i]))
 }

@@ -24,6 +24,9 @@ use kernel::{
 pub(crate) enum Answer {
     /// Done (`PushAck`, `JumpAck`).
     Done,
+    /// The first pages of a push batch were installed, the rest could not be (`PushAck`
+    /// with a positive status: their number).
+    Installed(u32),
     /// A shell holds the process now (`StretchOk`): its pid.
     Shell(u32),
     /// The peer had no data there: the page is built where it is needed (`Pages`, status
@@ -310,7 +313,13 @@ pub(crate) fn on_reply(pending: &Pending, m: &Message<'_>) -> Option<bool> {
             status: st,
             shell_pid,
         } => pending.complete(*req, |_| status(*st, Answer::Shell(*shell_pid))),
-        Message::PushAck { req, status: st } | Message::JumpAck { req, status: st } => {
+        Message::PushAck { req, status: st } => pending.complete(*req, |_| {
+            match crate::ownership::PushEnd::from_status(*st) {
+                crate::ownership::PushEnd::Prefix(k) => Ok(Answer::Installed(k)),
+                _ => status(*st, Answer::Done),
+            }
+        }),
+        Message::JumpAck { req, status: st } => {
             pending.complete(*req, |_| status(*st, Answer::Done))
         }
         Message::Pages(p) => pending.complete(p.req, |buf| {

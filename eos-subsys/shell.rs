@@ -17,7 +17,7 @@ use crate::sys::{
     umh,
 };
 use crate::transit::Arrival;
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
 use kernel::{
     new_mutex,
     prelude::*,
@@ -65,6 +65,8 @@ pub(crate) struct Shell {
     pub(crate) readahead: SpinLock<Readahead>,
     /// The newest push batch installed: an older or repeated one is acknowledged only.
     pub(crate) push_batch: AtomicU64,
+    /// Its `PushAck` status (`ownership::PushEnd`): a repeat of it gets the same answer.
+    pub(crate) push_status: AtomicI32,
     /// Where the next scan for cold pages starts (reclaim.rs).
     pub(crate) cold_hand: AtomicU64,
     /// The page whose fetch the home last refused for want of room (reclaim.rs): faulting

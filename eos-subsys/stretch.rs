@@ -666,6 +666,7 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
             lent <- new_mutex!(crate::lent::Lent::new(), "Shell::lent"),
             readahead <- kernel::new_spinlock!(Default::default(), "Shell::readahead"),
             push_batch: core::sync::atomic::AtomicU64::new(0),
+            push_status: core::sync::atomic::AtomicI32::new(0),
             cold_hand: core::sync::atomic::AtomicU64::new(0),
             room_wait: core::sync::atomic::AtomicU64::new(0),
             full_until: core::sync::atomic::AtomicU64::new(0),

@@ -21,9 +21,9 @@ use crate::record::{derive_keys, Keys};
 use core::fmt;
 
 /// Protocol versions this build speaks.
-pub const MIN_VERSION: u16 = 7;
+pub const MIN_VERSION: u16 = 8;
 /// See [`MIN_VERSION`].
-pub const MAX_VERSION: u16 = 7;
+pub const MAX_VERSION: u16 = 8;
 
 const LABEL_RESP: &[u8; 9] = b"EOS1-RESP";
 const LABEL_INIT: &[u8; 9] = b"EOS1-INIT";

@@ -117,9 +117,66 @@ pub const fn push_is_new(newest: u64, batch: u64) -> bool {
     batch > newest
 }
 
+/// How a push batch ended at the member, as its `PushAck` status says: all its pages
+/// installed (0), the first `k` of them (`k` > 0: a page could not be installed, and the
+/// member keeps those before it, which the process may have written there already), or none
+/// (an error).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PushEnd {
+    /// Every page is the member's.
+    All,
+    /// Pages `0..k` are the member's; the rest stay with the home.
+    Prefix(u32),
+    /// No page moved.
+    None,
+}
+
+impl PushEnd {
+    /// From a `PushAck` status.
+    pub const fn from_status(status: i32) -> Self {
+        match status {
+            0 => Self::All,
+            k if k > 0 => Self::Prefix(k as u32),
+            _ => Self::None,
+        }
+    }
+
+    /// Whether page `i` of the batch is now the member's.
+    pub const fn taken(self, i: usize) -> bool {
+        match self {
+            Self::All => true,
+            Self::Prefix(k) => i < k as usize,
+            Self::None => false,
+        }
+    }
+
+    /// The status a member answers after installing `installed` of `count` pages (a repeat
+    /// of the batch gets the same); `None` if it installed none (it answers the error).
+    pub const fn status(installed: usize, count: usize) -> Option<i32> {
+        match installed {
+            0 => None,
+            k if k >= count => Some(0),
+            k => Some(k as i32),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_partly_installed_push_settles_its_prefix_only() {
+        assert_eq!(PushEnd::status(0, 8), None);
+        let end = PushEnd::from_status(PushEnd::status(3, 8).unwrap());
+        assert_eq!(end, PushEnd::Prefix(3));
+        assert!((0..3).all(|i| end.taken(i)));
+        assert!((3..8).all(|i| !end.taken(i)));
+        assert_eq!(PushEnd::status(8, 8), Some(0));
+        assert!(PushEnd::All.taken(31));
+        assert_eq!(PushEnd::from_status(-12), PushEnd::None);
+        assert!(!PushEnd::None.taken(0));
+    }
 
     #[test]
     fn a_page_left_is_given_again_never_built() {

@@ -202,6 +202,8 @@ const STEPS: &[Step] = &[
         run: |c| { let (a, b) = c.pair()?; pull_push::elastic_stress(a, b) } },
     Step { id: "faults-install", title: "faults: injected page-install failures: every page right, or a signal and the lost page logged (short form)", tier: Tier::Test, limit_s: 900, needs: ROOMY,
         run: |c| { let (a, b) = c.pair()?; faults::install_failures(a, b, faults::SHORT_RUNS) } },
+    Step { id: "push-partial", title: "faults: a push install failing on the member while the process runs there keeps what it installed: no write lost", tier: Tier::Test, limit_s: 600, needs: ROOMY,
+        run: |c| { let (a, b) = c.pair()?; faults::push_install_partial(a, b, 6) } },
     Step { id: "faults-frames", title: "faults: page and jump frames dropped, duplicated, delayed: every page right, or a signal and the cause logged (short form)", tier: Tier::Test, limit_s: 900, needs: ROOMY,
         run: |c| { let (a, b) = c.pair()?; faults::frame_faults(a, b, faults::FRAME_POINT_SHORT_RUNS) } },
     Step { id: "failslab", title: "faults: slab allocations of the subsystem's threads fail (failslab): every page right, or a signal and the cause logged (short form)", tier: Tier::Test, limit_s: 600, needs: ROOMY,

@@ -51,7 +51,7 @@ pub use stretch::{Stretch, MAX_STRETCH_STRINGS, STRETCH_FIXED};
 /// First two bytes of every frame.
 pub const MAGIC: u16 = 0xE05E;
 /// Framing and message-set version carried in every header.
-pub const VERSION: u8 = 7;
+pub const VERSION: u8 = 8;
 /// Size of the fixed frame header.
 pub const HEADER_LEN: usize = 16;
 /// Size of the random nonces exchanged in the handshake.

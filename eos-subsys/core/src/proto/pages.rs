@@ -244,13 +244,23 @@ pub(super) fn decode_push_ack(r: &mut Reader<'_>) -> Result<Message<'static>, Pr
     let (req, status) = (r.u32()?, r.i32()?);
     Ok(Message::PushAck {
         req,
-        status: check_status(status)?,
+        status: check_push_status(status)?,
     })
 }
 
 pub(super) fn encode_push_ack(w: &mut Writer<'_>, req: u32, status: i32) -> Result<(), ProtoError> {
     w.u32(req)?;
-    w.i32(status)
+    w.i32(check_push_status(status)?)
+}
+
+/// A `PushAck` status: 0 (all installed), an error (none), or how many pages from the first
+/// were installed when the rest could not be (1 to `MAX_BATCH - 1`: a member never takes back
+/// pages the process may already have written there).
+fn check_push_status(status: i32) -> Result<i32, ProtoError> {
+    if status >= MAX_BATCH as i32 {
+        return Err(ProtoError::BadField("push status"));
+    }
+    Ok(status)
 }
 
 // Pull: req u32, pid u32, addr u64, count u32, reserved u32.

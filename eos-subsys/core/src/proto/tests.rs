@@ -841,3 +841,27 @@ fn peer_statuses_are_validated() {
         assert_eq!(peer_status(bad), -71, "{bad}");
     }
 }
+
+#[test]
+fn push_ack_carries_an_installed_prefix() {
+    let mut buf = [0u8; 64];
+    for status in [0, -12, 1, MAX_BATCH as i32 - 1] {
+        let m = Message::PushAck { req: 9, status };
+        let n = m.encode(1, &mut buf).unwrap();
+        assert_eq!(decode_frame(&buf, n), Ok(m), "{status}");
+    }
+    // A whole batch is status 0: a prefix of MAX_BATCH pages or more is no prefix.
+    let m = Message::PushAck {
+        req: 9,
+        status: MAX_BATCH as i32,
+    };
+    assert!(m.encode(1, &mut buf).is_err());
+    let n = Message::PushAck { req: 9, status: 1 }
+        .encode(1, &mut buf)
+        .unwrap();
+    buf[HEADER_LEN + 4..HEADER_LEN + 8].copy_from_slice(&(MAX_BATCH as i32).to_le_bytes());
+    assert_eq!(
+        decode_frame(&buf, n),
+        Err(ProtoError::BadField("push status"))
+    );
+}

@@ -148,6 +148,18 @@ fn secret_store(s: &str) -> Result {
     })
 }
 
+/// An `ids` allowlist as `peers` shows it: `lo-hi`, or `none`.
+struct IdRange(Option<(u32, u32)>);
+
+impl core::fmt::Display for IdRange {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some((lo, hi)) => write!(f, "{lo}-{hi}"),
+            None => f.write_str("none"),
+        }
+    }
+}
+
 fn peers_show(w: &mut FmtBuf<'_>) {
     show_with(w, |n, w| {
         let now = time::now_ns();
@@ -155,7 +167,7 @@ fn peers_show(w: &mut FmtBuf<'_>) {
             let l = p.link.lock();
             writeln!(
                 w,
-                "{} {} {} since_ms={} rtt_us={} srtt_us={} ups={} losses={} rx_frames={} tx_frames={} last_error={} key={}",
+                "{} {} {} since_ms={} rtt_us={} srtt_us={} ups={} losses={} rx_frames={} tx_frames={} last_error={} key={} ids={}",
                 p.id,
                 l.addr,
                 l.state.name(),
@@ -168,6 +180,7 @@ fn peers_show(w: &mut FmtBuf<'_>) {
                 p.tx_frames.load(Relaxed),
                 if l.last_error.is_empty() { "-" } else { l.last_error },
                 if l.key.is_some() { "pair" } else { "cluster" },
+                IdRange(l.ids),
             )?;
         }
         Ok(())
@@ -216,6 +229,13 @@ fn peers_store(s: &str) -> Result {
                 if let Some(c) = l.conn.take() {
                     c.close();
                 }
+                Ok(())
+            }
+            PeerCmd::Ids(id, ids) => {
+                let p = peers.iter().find(|p| p.id == id).cloned().ok_or(ENOENT)?;
+                drop(peers);
+                // Shells made from now on; those running keep the ids they have.
+                p.link.lock().ids = ids;
                 Ok(())
             }
             PeerCmd::Del(id) => {

@@ -79,6 +79,9 @@ const LAYOUT_WAIT_MS: u64 = 40_000;
 #[pin_data]
 pub(crate) struct Proc {
     pid: i32,
+    /// Its task, referenced: a signal the subsystem sends goes to this task, never to
+    /// whatever process has its pid by then.
+    task: TaskRef,
     comm: [u8; 16],
     mm: MmRef,
     /// Its shell's pid on the node it was stretched to first.
@@ -142,6 +145,9 @@ pub(crate) struct Proc {
     transfers: Mutex<Transfers>,
     /// The last push batch's number (`Push.batch`).
     push_batch: AtomicU64,
+    /// Hashes of the files it maps, for its jumps (a leaf lock, taken under the mmap lock).
+    #[pin]
+    file_hashes: Mutex<FileHashes>,
 }
 
 /// A process's pages on their way between nodes, under one lock (`Proc::transfers`): a
@@ -670,6 +676,9 @@ impl Proc {
 
     /// One line of `/sys/kernel/elastic/procs`.
     pub(crate) fn write_to(&self, w: &mut impl Write) -> core::fmt::Result {
+        // Before the line takes `nodes` (held while it is written): the limit looks at the
+        // members too (with `budget_away`), and the lock is not recursive.
+        let limit = self.local_limit();
         writeln!(
             w,
             "pid={} comm={} node={} shell_pid={} local_pages={} remote_pages={} budget_pages={} \
@@ -704,7 +713,7 @@ impl Proc {
             self.counters.layout_ops.load(Relaxed),
             self.counters.lost.load(Relaxed),
             self.counters.pushed_clean.load(Relaxed),
-            self.local_limit(),
+            limit,
             self.counters.budget_waits.load(Relaxed),
             self.counters.budget_wait_ns.load(Relaxed) / 1_000_000,
             self.counters.budget_backoffs.load(Relaxed),
@@ -729,6 +738,7 @@ impl Proc {
         Arc::pin_init(
             pin_init!(Proc {
                 pid: task.pid(),
+                task: task.clone(),
                 comm: task.comm(),
                 mm,
                 shell_pid,
@@ -763,15 +773,49 @@ impl Proc {
                     "Proc::transfers"
                 ),
                 push_batch: AtomicU64::new(0),
+                file_hashes <- new_mutex!(FileHashes(KVec::new()), "Proc::file_hashes"),
             }),
             GFP_KERNEL,
         )
+    }
+
+    /// Hashes of the files it maps (`mapsync::home_ranges`).
+    pub(crate) fn file_hashes(&self) -> &Mutex<FileHashes> {
+        &self.file_hashes
+    }
+
+    /// Sends `sig` to the process's own task (nothing if it has exited).
+    pub(crate) fn signal(&self, sig: u32) {
+        self.task.signal(sig);
     }
 
     /// Adds member node `peer` (one more node for a stretched process).
     pub(crate) fn add_member(&self, peer: Arc<Peer>) -> Result {
         self.nodes.lock().push(peer, GFP_KERNEL)?;
         Ok(())
+    }
+}
+
+/// The SHA-256 of the files a process maps privately, as its jumps name them
+/// (`mapsync::home_ranges`), keyed by device, inode, size and mtime: a file is hashed once,
+/// not at every jump. A file whose key changed is hashed again.
+pub(crate) struct FileHashes(KVec<((u64, u64, u64, u64), [u8; 32])>);
+
+impl FileHashes {
+    /// Most files remembered (twice what a jump names): the oldest goes first.
+    const MAX: usize = 2 * crate::proto::MAX_JUMP_FILES;
+
+    /// The hash of the file with `key`, if known.
+    pub(crate) fn get(&self, key: (u64, u64, u64, u64)) -> Option<[u8; 32]> {
+        self.0.iter().find(|e| e.0 == key).map(|e| e.1)
+    }
+
+    /// Remembers `sha` for `key` (nothing if there is no memory for it).
+    pub(crate) fn put(&mut self, key: (u64, u64, u64, u64), sha: [u8; 32]) {
+        if self.0.len() >= Self::MAX {
+            crate::kvec::retain(&mut self.0, |i, _| i != 0);
+        }
+        let _ = self.0.push((key, sha), GFP_KERNEL); // a miss next time costs a hash
     }
 }
 
@@ -1076,8 +1120,8 @@ pub(crate) fn peer_lost(peer: u16) {
             }
             if ran_there {
                 p.inbox_cv.notify_all();
-            } else if let Some(t) = TaskRef::by_pid(p.pid) {
-                t.signal(bindings::SIGBUS);
+            } else {
+                p.signal(bindings::SIGBUS);
             }
             return;
         }

@@ -209,13 +209,14 @@ fn kill_current() {
 
 // ---- home side -------------------------------------------------------------------------
 
-/// Makes the home task of `p` jump to member node `to` on its way to user mode (`kick`:
-/// interrupt it if it runs in user mode now).
+/// Makes the home task of `p` jump to member node `to` on its way to user mode. Never with a
+/// kick (`TaskRef::queue_work`): one running in user mode is interrupted anyway, and one
+/// sleeping in a system call (epoll_wait, a timed recv) jumps when the call ends rather than
+/// ending it early with a spurious EINTR.
 pub(crate) fn request_home_leave(
     p: &Arc<Proc>,
     task: &TaskRef,
     reason: JumpReason,
-    kick: bool,
     to: u16,
 ) -> Result {
     if p.is_dead() {
@@ -225,7 +226,7 @@ pub(crate) fn request_home_leave(
     if p.move_place(|w| w == Where::Home, Where::Leaving { to, reason }) != Where::Home {
         return Ok(());
     }
-    task.queue_work(p.clone(), home_leave, kick)
+    task.queue_work(p.clone(), home_leave, false)
         .inspect_err(|_| p.set_place(Where::Home))
 }
 
@@ -325,7 +326,7 @@ fn prepare_departure(node: &Node, p: &Proc) -> Option<Departure> {
         }
     };
     let tun = tunables();
-    let maps = match crate::mapsync::home_ranges(p.mm()) {
+    let maps = match crate::mapsync::home_ranges(p.mm(), p.file_hashes()) {
         Ok(r) => r,
         Err(err) => {
             // Every try would fail the same way until the layout changes: the policy stops
@@ -884,8 +885,9 @@ pub(crate) fn request_shell_leave(shell: &Arc<Shell>, reason: JumpReason, kick: 
     let undo = || {
         shell.move_run(|r| matches!(r, Run::Leaving { .. }), Run::Running);
     };
-    let task = shell.seed.state.lock().task.as_ref().map(|t| t.pid());
-    let Some(t) = task.and_then(TaskRef::by_pid) else {
+    // The shell's own task, referenced (its pid could name another task by now).
+    let task = shell.seed.state.lock().task.clone();
+    let Some(t) = task else {
         undo();
         return;
     };
@@ -1000,7 +1002,7 @@ pub(crate) fn jump_to(node: &Node, task: &TaskRef, to: u16) -> Result {
     if !target.connected() {
         return Err(e(bindings::ENOTCONN));
     }
-    request_home_leave(&p, task, JumpReason::Asked, !task.is_current(), to)
+    request_home_leave(&p, task, JumpReason::Asked, to)
 }
 
 /// Member: the home wants its process `pid` back.
@@ -1086,6 +1088,6 @@ pub(crate) fn home_fault_jumps(
     {
         return false;
     }
-    request_home_leave(p, &current, JumpReason::RemoteFaults, false, owner).is_ok()
+    request_home_leave(p, &current, JumpReason::RemoteFaults, owner).is_ok()
         && matches!(p.place(), Where::Leaving { .. })
 }

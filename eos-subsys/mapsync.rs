@@ -32,7 +32,7 @@ use crate::sys::mm::{PROT_EXEC, PROT_WRITE};
 use crate::sys::{arch::SyscallRegs, mm, task};
 use core::sync::atomic::Ordering::Relaxed;
 use kernel::prelude::*;
-use kernel::sync::Arc;
+use kernel::sync::{Arc, Mutex};
 
 /// Home: a layout change of a process whose mm is elastic, classified and begun
 /// ([`home_syscall_begin`]): the pusher is held off (`layout_begin`) until
@@ -255,7 +255,10 @@ pub(crate) struct HomeMaps {
 /// and the files behind its private file mappings (at most `MAX_JUMP_FILES`; the shell
 /// leaves the others out, and touching them brings execution home). `E2BIG` if the ranges
 /// do not fit in a jump (the process then stays home).
-pub(crate) fn home_ranges(mm: &mm::MmRef) -> Result<HomeMaps> {
+pub(crate) fn home_ranges(
+    mm: &mm::MmRef,
+    hashes: &Mutex<crate::home::FileHashes>,
+) -> Result<HomeMaps> {
     let users = mm.users().ok_or(ESRCH)?;
     let lock = users.read();
     let mut out = HomeMaps {
@@ -300,11 +303,28 @@ pub(crate) fn home_ranges(mm: &mm::MmRef) -> Result<HomeMaps> {
         let Some((len, size, mtime_ns)) = v.file(&mut path) else {
             continue;
         };
+        // Its contents, by which the shell knows its own file is this one (a path, size and
+        // mtime can be planted there). Hashed once per file and version; one that cannot be
+        // (past 64 MiB) is not named, and stays home.
+        let (dev, ino) = v.file_id();
+        let key = (dev, ino, size, mtime_ns);
+        let known = hashes.lock().get(key);
+        let sha256 = match known {
+            Some(h) => h,
+            None => match v.file_sha256() {
+                Ok(h) => {
+                    hashes.lock().put(key, h);
+                    h
+                }
+                Err(_) => continue,
+            },
+        };
         let e = FileMap {
             range: (out.ranges.len() / JUMP_RANGE_LEN) as u16,
             pgoff: v.pgoff(),
             size,
             mtime_ns,
+            sha256,
             path: &path[..len],
         };
         let at = out.files.len();
@@ -420,6 +440,7 @@ pub(crate) fn reconcile(node: &Node, shell: &Shell, ranges: &[u8], files: &[u8])
                 p,
                 f.size,
                 f.mtime_ns,
+                &f.sha256,
                 h.start,
                 h.end - h.start,
                 shell_prot(false, h.prot),

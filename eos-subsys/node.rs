@@ -65,6 +65,9 @@ pub(crate) struct Link {
     /// The key this node shares with this peer alone (`key` in `peers`): its handshakes use
     /// it, never the cluster secret.
     pub(crate) key: Option<Secret>,
+    /// The user and group ids its Stretch may name for a shell here with `shell_ids` caller
+    /// (`ids` in `peers`; `None`: none, its shells run as nobody).
+    pub(crate) ids: Option<(u32, u32)>,
 }
 
 /// A cluster member.
@@ -105,6 +108,7 @@ impl Peer {
                     since_ns: time::now_ns(),
                     last_error: "",
                     key: None,
+                    ids: None,
                 }, "Peer::link"),
                 removed: AtomicBool::new(false),
                 dialing: AtomicBool::new(false),

@@ -452,9 +452,7 @@ fn batch_ended(
                 peer_id,
                 tries
             );
-            if let Some(t) = task::TaskRef::by_pid(p.pid()) {
-                t.signal(kernel::bindings::SIGBUS);
-            }
+            p.signal(kernel::bindings::SIGBUS);
             return None;
         }
     };

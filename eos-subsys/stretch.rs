@@ -592,7 +592,8 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
     } else {
         crate::policy::ShellIds::Nobody
     };
-    seed.state.lock().ids = crate::policy::shell_ids(policy, s.uid, s.gid);
+    let allowed = peer.link.lock().ids;
+    seed.state.lock().ids = crate::policy::shell_ids(policy, s.uid, s.gid, allowed);
     umh::spawn(s.path, s.argv, s.env, &seed)?;
     // From here on every error path kills the shell: none is left parked, nobody's.
     let mut unregistered = Unregistered(Some(seed.clone()));

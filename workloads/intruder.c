@@ -3,15 +3,17 @@
  * intruder UID PID: what a local process of user UID may do to process PID (a shell, run as
  * the shell's uid: a local attacker on a member). Started as root, it first becomes UID (gid
  * UID, no supplementary groups, no capabilities). It tries ptrace (seize), /proc/PID/mem for reading and
- * writing, process_vm_readv and process_vm_writev (of the same bytes: nothing changes), and
- * prints "intruder: ptrace=E mem_read=E mem_write=E vm_read=E vm_write=E": each E is the
- * errno of the refusal, 0 if it worked.
+ * writing, process_vm_readv and process_vm_writev (of the same bytes: nothing changes), and a
+ * signal (0, which checks the right to send without sending, then SIGCONT, harmless to a
+ * running process), and prints "intruder: ptrace=E mem_read=E mem_write=E vm_read=E
+ * vm_write=E signal=E sigcont=E": each E is the errno of the refusal, 0 if it worked.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/types.h>
 #include <grp.h>
@@ -59,7 +61,11 @@ int main(int argc, char **argv)
 	/* Written back unchanged if the read worked; a refusal comes before any write. */
 	if (process_vm_writev(pid, &local, 1, &remote, 1, 0) < 0)
 		e_vmw = errno;
-	printf("intruder: ptrace=%d mem_read=%d mem_write=%d vm_read=%d vm_write=%d\n", e_ptrace,
-	       e_read, e_write, e_vmr, e_vmw);
+	/* Same uid: the kernel's own rule lets these through; a shell's must not. */
+	int e_sig = kill(pid, 0) < 0 ? errno : 0;
+	int e_cont = kill(pid, SIGCONT) < 0 ? errno : 0;
+	printf("intruder: ptrace=%d mem_read=%d mem_write=%d vm_read=%d vm_write=%d signal=%d "
+	       "sigcont=%d\n",
+	       e_ptrace, e_read, e_write, e_vmr, e_vmw, e_sig, e_cont);
 	return 0;
 }

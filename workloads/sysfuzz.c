@@ -61,8 +61,8 @@ static pid_t cur_victim; /* the victim the current call targets, or 0 */
 static pid_t foreign[MAX_FOREIGN];
 static int nforeign;
 static long unexpected;
-static long counts[8];
-enum { C_STRETCH, C_CTL, C_JUMP, C_SYSFS_W, C_SYSFS_R, C_PROC_R, C_OK, C_FAILED };
+static long counts[9];
+enum { C_STRETCH, C_CTL, C_JUMP, C_SYSFS_W, C_SYSFS_R, C_PROC_R, C_OK, C_FAILED, C_SYSFS_OK };
 
 static uint64_t rnd(uint64_t n)
 {
@@ -480,6 +480,10 @@ static char files[MAX_FILES][64];
 static int writable[MAX_FILES], readable[MAX_FILES];
 static int nfiles;
 static char saved_jump[1024], saved_prefetch[64];
+/* The settings the fuzzer may change (valid values too), restored at its end. */
+static const char *saved_names[] = { "confidentiality", "budget_away", "require_pair_keys",
+				     "shell_ids", "max_shells_per_peer" };
+static char saved[5][64];
 
 static void list_files(void)
 {
@@ -548,7 +552,7 @@ static size_t template(const char *name, char *buf, size_t max, struct want *w)
 		want_add(w, EINVAL);
 	} else if (!strcmp(name, "peers")) {
 		long id = FUZZ_PEER_MIN + (long)rnd(100);
-		switch (rnd(4)) {
+		switch (rnd(5)) {
 		case 0:
 		case 1:
 			n = snprintf(buf, max, "add %ld 192.0.2.%lu:%lu\n", id, rnd(256), 1 + rnd(65535));
@@ -559,12 +563,46 @@ static size_t template(const char *name, char *buf, size_t max, struct want *w)
 			want_add(w, 0);
 			want_add(w, ENOENT);
 			break;
+		case 3:
+			if (rnd(2)) {
+				/* A pair key for a fuzz peer (none is ever connected): set or cleared. */
+				char hex[2 * 32 + 1];
+				for (int i = 0; i < 64; i++)
+					hex[i] = "0123456789abcdef"[rnd(16)];
+				hex[rnd(4) ? 64 : 1 + rnd(63)] = 0;
+				n = snprintf(buf, max, "key %ld %s\n", id, rnd(4) ? hex : "none");
+				want_add(w, 0);
+				want_add(w, ENOENT); /* not added (yet) */
+				want_add(w, EINVAL); /* too short, or odd */
+				break;
+			}
+			/* fall through */
 		default:
 			n = snprintf(buf, max, "add %d 192.0.2.1:7000\n", own_node);
 			want_add(w, EINVAL); /* itself */
 		}
+	} else if (!strcmp(name, "confidentiality") || !strcmp(name, "budget_away")) {
+		/* Either value is valid (a handshake's offer, the budget's reach); 2 is not. */
+		unsigned long v = rnd(3);
+		n = snprintf(buf, max, "%lu\n", v);
+		want_add(w, v < 2 ? 0 : EINVAL);
+	} else if (!strcmp(name, "require_pair_keys")) {
+		/* 1 would close every link under the cluster secret (the victims' too): 0 or bad. */
+		unsigned long v = rnd(2) ? 0 : 2 + rnd(8);
+		n = snprintf(buf, max, "%lu\n", v);
+		want_add(w, v == 0 ? 0 : EINVAL);
+	} else if (!strcmp(name, "shell_ids")) {
+		static const char *ids[] = { "nobody", "caller", "root", "" };
+		const char *v = ids[rnd(4)];
+		n = snprintf(buf, max, "%s\n", v);
+		want_add(w, !strcmp(v, "nobody") || !strcmp(v, "caller") ? 0 : EINVAL);
+	} else if (!strcmp(name, "max_shells_per_peer")) {
+		/* Room for the victims' shells (1..65536 is valid), or 0 or too many (refused). */
+		unsigned long v = rnd(2) ? 16 + rnd(1024) : rnd(2) ? 0 : 65537 + rnd(1UL << 40);
+		n = snprintf(buf, max, "%lu\n", v);
+		want_add(w, v && v <= 65536 ? 0 : EINVAL);
 	} else {
-		/* No template (confidentiality, shell_ids...): garbage, which every store refuses. */
+		/* No template (the secret, read-only files): garbage, which every store refuses. */
 		want_add(w, EINVAL);
 		return garbage(buf, max);
 	}
@@ -615,8 +653,11 @@ static void fuzz_sysfs_write(void)
 	for (char *c = what; *c; c++)
 		if (*c == '\n')
 			*c = ' ';
-	check(what, write_bytes(name, buf, len), &w);
+	int r = write_bytes(name, buf, len);
+	check(what, r, &w);
 	counts[C_SYSFS_W]++;
+	/* A setting taken: the store's valid path ran, not only its refusals. */
+	counts[C_SYSFS_OK] += r == 0;
 }
 
 static void fuzz_sysfs_read(void)
@@ -688,6 +729,9 @@ static void cleanup_root(void)
 		printf("sysfuzz: could not restore the jump tunables\n");
 	if (saved_prefetch[0] && write_bytes("prefetch", saved_prefetch, strlen(saved_prefetch)))
 		printf("sysfuzz: could not restore prefetch\n");
+	for (int i = 0; i < 5; i++)
+		if (saved[i][0] && write_bytes(saved_names[i], saved[i], strlen(saved[i])))
+			printf("sysfuzz: could not restore %s\n", saved_names[i]);
 }
 
 int main(int argc, char **argv)
@@ -737,6 +781,13 @@ int main(int argc, char **argv)
 	if (is_root) {
 		read_file(SYSFS "/jump", saved_jump, sizeof(saved_jump));
 		read_file(SYSFS "/prefetch", saved_prefetch, sizeof(saved_prefetch));
+		for (int i = 0; i < 5; i++) {
+			char path[128];
+
+			snprintf(path, sizeof(path), SYSFS "/%s", saved_names[i]);
+			if (read_file(path, saved[i], sizeof(saved[i])) < 0)
+				saved[i][0] = 0;
+		}
 	}
 	for (int i = 0; i < nv; i++) {
 		pid_t p = fork();
@@ -802,11 +853,12 @@ int main(int argc, char **argv)
 		else
 			wrong++;
 	}
-	printf("sysfuzz calls=%ld stretch=%ld ctl=%ld jump=%ld sysfs_writes=%ld sysfs_reads=%ld "
+	printf("sysfuzz calls=%ld stretch=%ld ctl=%ld jump=%ld sysfs_writes=%ld sysfs_accepted=%ld "
+	       "sysfs_reads=%ld "
 	       "proc_reads=%ld succeeded=%ld failed=%ld unexpected=%ld on_killed=%ld victims_ok=%d/%d "
 	       "victims_killed=%d victims_wrong=%d seconds=%.1f\n",
 	       calls, counts[C_STRETCH], counts[C_CTL], counts[C_JUMP], counts[C_SYSFS_W],
-	       counts[C_SYSFS_R], counts[C_PROC_R], counts[C_OK], counts[C_FAILED], unexpected,
+	       counts[C_SYSFS_OK], counts[C_SYSFS_R], counts[C_PROC_R], counts[C_OK], counts[C_FAILED], unexpected,
 	       on_lost, ok, nv_start, killed, wrong, now_s() - t0);
 	return unexpected == 0 && wrong == 0 ? 0 : 1;
 }

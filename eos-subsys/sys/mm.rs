@@ -378,6 +378,24 @@ impl<'a> Vma<'a> {
         unsafe { (*self.raw()).vm_pgoff as u64 }
     }
 
+    /// The SHA-256 of the contents of the file behind a private file mapping (one
+    /// [`Vma::file`] names). `EFBIG` past 64 MiB.
+    pub(crate) fn file_sha256(&self) -> Result<[u8; 32]> {
+        let mut out = [0u8; 32];
+        // SAFETY: the VMA is locked; `out` is writable for 32 bytes.
+        to_result(unsafe { bindings::elastic_vma_file_sha256(self.raw(), out.as_mut_ptr()) })?;
+        Ok(out)
+    }
+
+    /// The device and inode of the file behind a private file mapping (one [`Vma::file`]
+    /// names).
+    pub(crate) fn file_id(&self) -> (u64, u64) {
+        let (mut dev, mut ino) = (0, 0);
+        // SAFETY: the VMA is locked and has a file (the caller checked with `file`).
+        unsafe { bindings::elastic_vma_file_id(self.raw(), &mut dev, &mut ino) };
+        (dev, ino)
+    }
+
     /// The file behind a private file mapping: its path (NUL-terminated in `buf`) length,
     /// size and modification time (ns). `None` for any other mapping, or a longer path.
     pub(crate) fn file(&self, buf: &mut [u8]) -> Option<(usize, u64, u64)> {
@@ -581,11 +599,14 @@ pub(crate) fn protect(addr: u64, len: u64, prot: u32) -> Result {
 }
 
 /// Maps `path` (NUL-terminated) privately at `[addr, addr + len)` of the current task's mm,
-/// from page `pgoff`, if it is the file the home has (same size and mtime); never replaces.
+/// from page `pgoff`, if it is the file the home has (same size, mtime and contents:
+/// `sha256`) and no other local user can change it; never replaces.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn map_file(
     path: &[u8],
     size: u64,
     mtime_ns: u64,
+    sha256: &[u8; 32],
     addr: u64,
     len: u64,
     prot: u32,
@@ -594,12 +615,14 @@ pub(crate) fn map_file(
     if path.last() != Some(&0) {
         return Err(EINVAL);
     }
-    // SAFETY: `path` is NUL-terminated; the callee opens it with the current credentials.
+    // SAFETY: `path` is NUL-terminated and `sha256` 32 bytes; the callee opens the path with
+    // the current credentials.
     to_result(unsafe {
         bindings::elastic_map_file(
             path.as_ptr().cast(),
             size,
             mtime_ns,
+            sha256.as_ptr(),
             addr as _,
             len as _,
             prot as _,

@@ -246,8 +246,11 @@ unsafe extern "C" fn run_work<T: Send + Sync>(head: *mut bindings::callback_head
 }
 
 impl TaskRef {
-    /// Queues `f(data)` to run in this task before it next returns to user mode; with `kick`,
-    /// a task running in user mode is interrupted for it (like a signal).
+    /// Queues `f(data)` to run in this task before it next returns to user mode. A task
+    /// running in user mode on another CPU is interrupted for it either way (TWA_RESUME sends
+    /// it an IPI); with `kick` (TWA_SIGNAL) a task sleeping interruptibly in the kernel is woken
+    /// too, as for a signal, and its system call may end with EINTR: only for tasks whose
+    /// waits are ours (a shell).
     pub(crate) fn queue_work<T: Send + Sync>(
         &self,
         data: kernel::sync::Arc<T>,
@@ -295,12 +298,6 @@ impl TaskRef {
     pub(crate) fn account_remote_cpu(&self, user_ns: u64, sys_ns: u64) {
         // SAFETY: the task is referenced; the helper takes its run-queue lock.
         unsafe { bindings::elastic_account_remote(self.raw(), user_ns, sys_ns) };
-    }
-
-    /// Whether this is the current task.
-    pub(crate) fn is_current(&self) -> bool {
-        // SAFETY: `current` is valid.
-        self.raw() == unsafe { bindings::get_current() }
     }
 }
 

@@ -52,6 +52,8 @@ const TEST_PROGRAMS: &[&str] = &[
     "intruder",
     "forklive",
     "hugetlb",
+    "epollwait",
+    "fileid",
 ];
 
 /// Programs also built dynamically linked, as `NAME-dyn` (most programs are: their shell has

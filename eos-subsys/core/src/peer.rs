@@ -30,16 +30,21 @@ pub enum ConfigError {
     TrailingInput,
     /// A secret that is not 32 to 128 hex digits (16 to 64 bytes).
     BadSecret,
+    /// An id range that is not `lo-hi` within the regular users' ids.
+    BadIds,
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Self::UnknownCommand => "expected 'add <id> <ipv4:port>' or 'del <id>'",
+            Self::UnknownCommand => {
+                "expected 'add <id> <ipv4:port>', 'del <id>', 'key <id> <hex>|none' or 'ids <id> <lo>-<hi>|none'"
+            }
             Self::BadNodeId => "node id must be 1..=1023",
             Self::BadAddress => "address must be <ipv4>:<port>",
             Self::TrailingInput => "unexpected trailing input",
             Self::BadSecret => "secret must be 32 to 128 hex digits",
+            Self::BadIds => "ids must be <lo>-<hi> within 1000-60000",
         })
     }
 }
@@ -142,10 +147,15 @@ pub enum PeerCmd {
     /// instead of the cluster secret, so no other member can pass for it. `None` (`none`):
     /// back to the cluster secret.
     Key(NodeId, Option<Secret>),
+    /// The user and group ids that member's Stretch may name for its shells here when
+    /// `shell_ids` is `caller` (`ids <id> <lo>-<hi>|none`): an explicit allowlist per peer,
+    /// within the regular users' range (`policy::CALLER_IDS`). `None`: nobody's (the default).
+    Ids(NodeId, Option<(u32, u32)>),
 }
 
 impl PeerCmd {
-    /// Parses `add <id> <ipv4:port>`, `del <id>` or `key <id> <hex>|none`.
+    /// Parses `add <id> <ipv4:port>`, `del <id>`, `key <id> <hex>|none` or
+    /// `ids <id> <lo>-<hi>|none`.
     pub fn parse(s: &str) -> Result<Self, ConfigError> {
         let mut w = s.split_ascii_whitespace();
         let cmd = match (w.next(), w.next()) {
@@ -162,7 +172,14 @@ impl PeerCmd {
                     hex => Self::Key(id, Some(Secret::parse_hex(hex)?)),
                 }
             }
-            (Some("add" | "del" | "key"), None) => return Err(ConfigError::BadNodeId),
+            (Some("ids"), Some(id)) => {
+                let id = parse_node_id(id)?;
+                match w.next().ok_or(ConfigError::BadIds)? {
+                    "none" => Self::Ids(id, None),
+                    r => Self::Ids(id, Some(parse_id_range(r)?)),
+                }
+            }
+            (Some("add" | "del" | "key" | "ids"), None) => return Err(ConfigError::BadNodeId),
             _ => return Err(ConfigError::UnknownCommand),
         };
         if w.next().is_some() {
@@ -170,6 +187,18 @@ impl PeerCmd {
         }
         Ok(cmd)
     }
+}
+
+/// `lo-hi` (or one id): a range of regular users' ids ([`crate::policy::CALLER_IDS`]), `lo <= hi`.
+fn parse_id_range(r: &str) -> Result<(u32, u32), ConfigError> {
+    let (lo, hi) = r.split_once('-').unwrap_or((r, r));
+    let lo: u32 = lo.parse().map_err(|_| ConfigError::BadIds)?;
+    let hi: u32 = hi.parse().map_err(|_| ConfigError::BadIds)?;
+    let ok = crate::policy::CALLER_IDS;
+    if lo > hi || !ok.contains(&lo) || !ok.contains(&hi) {
+        return Err(ConfigError::BadIds);
+    }
+    Ok((lo, hi))
 }
 
 /// Accepted connections allowed in their handshake at once; more are closed at once.
@@ -502,6 +531,32 @@ mod tests {
             Ok(PeerCmd::Key(3, Some(Secret::parse_hex(k).unwrap())))
         );
         assert_eq!(PeerCmd::parse("key 3 none"), Ok(PeerCmd::Key(3, None)));
+        assert_eq!(
+            PeerCmd::parse("ids 3 1000-1999"),
+            Ok(PeerCmd::Ids(3, Some((1000, 1999))))
+        );
+        assert_eq!(
+            PeerCmd::parse("ids 3 1001"),
+            Ok(PeerCmd::Ids(3, Some((1001, 1001))))
+        );
+        assert_eq!(PeerCmd::parse("ids 3 none"), Ok(PeerCmd::Ids(3, None)));
+        // root, system ids, nobody's and reversed ranges are never allowed
+        for bad in [
+            "0-1000",
+            "42",
+            "1000-65534",
+            "2000-1000",
+            "x",
+            "1000-",
+            "-5",
+        ] {
+            assert_eq!(
+                PeerCmd::parse(&format!("ids 3 {bad}")),
+                Err(ConfigError::BadIds),
+                "{bad}"
+            );
+        }
+        assert_eq!(PeerCmd::parse("ids 3"), Err(ConfigError::BadIds));
         assert_eq!(PeerCmd::parse("key 3"), Err(ConfigError::BadSecret));
         assert_eq!(PeerCmd::parse("key 3 abc"), Err(ConfigError::BadSecret));
         assert_eq!(

@@ -502,20 +502,19 @@ pub const NOBODY: u32 = 65534;
 /// empty). Every shell also loses all capabilities, its
 /// bounding set, and the right to gain privilege at exec (no_new_privs: see
 /// `elastic_cred_set_ids`).
-pub fn shell_ids(policy: ShellIds, uid: u32, gid: u32) -> (u32, u32) {
+///
+/// With [`ShellIds::Caller`], the ids must also lie in `allowed`, the range this node's
+/// administrator allows that peer (`ids` in `peers`; `None`: none): a peer cannot name any
+/// regular user's ids, only those of the users the two nodes share.
+pub fn shell_ids(policy: ShellIds, uid: u32, gid: u32, allowed: Option<(u32, u32)>) -> (u32, u32) {
+    let pass = |id: u32| {
+        CALLER_IDS.contains(&id) && allowed.is_some_and(|(lo, hi)| (lo..=hi).contains(&id))
+    };
     match policy {
         ShellIds::Nobody => (NOBODY, NOBODY),
         ShellIds::Caller => (
-            if CALLER_IDS.contains(&uid) {
-                uid
-            } else {
-                NOBODY
-            },
-            if CALLER_IDS.contains(&gid) {
-                gid
-            } else {
-                NOBODY
-            },
+            if pass(uid) { uid } else { NOBODY },
+            if pass(gid) { gid } else { NOBODY },
         ),
     }
 }
@@ -665,19 +664,34 @@ mod tests {
 
     #[test]
     fn root_never_runs_a_shell_and_ids_are_the_receivers_choice() {
+        const ALL: Option<(u32, u32)> = Some((1000, 60000));
         for (u, g) in [(0, 0), (0, 1000), (1000, 0), (1000, 1000)] {
-            assert_eq!(shell_ids(ShellIds::Nobody, u, g), (65534, 65534));
+            assert_eq!(shell_ids(ShellIds::Nobody, u, g, ALL), (65534, 65534));
         }
-        assert_eq!(shell_ids(ShellIds::Caller, 0, 0), (65534, 65534));
-        assert_eq!(shell_ids(ShellIds::Caller, 0, 1000), (65534, 1000));
-        assert_eq!(shell_ids(ShellIds::Caller, 1000, 0), (1000, 65534));
-        assert_eq!(shell_ids(ShellIds::Caller, 1000, 1000), (1000, 1000));
+        assert_eq!(shell_ids(ShellIds::Caller, 0, 0, ALL), (65534, 65534));
+        assert_eq!(shell_ids(ShellIds::Caller, 0, 1000, ALL), (65534, 1000));
+        assert_eq!(shell_ids(ShellIds::Caller, 1000, 0, ALL), (1000, 65534));
+        assert_eq!(shell_ids(ShellIds::Caller, 1000, 1000, ALL), (1000, 1000));
         // System ids never pass: shadow's group (42), a daemon's uid (1), ids past the range.
-        assert_eq!(shell_ids(ShellIds::Caller, 1000, 42), (1000, 65534));
-        assert_eq!(shell_ids(ShellIds::Caller, 1, 1000), (65534, 1000));
-        assert_eq!(shell_ids(ShellIds::Caller, 999, 999), (65534, 65534));
-        assert_eq!(shell_ids(ShellIds::Caller, 60001, 100_000), (65534, 65534));
-        assert_eq!(shell_ids(ShellIds::Caller, 60000, 60000), (60000, 60000));
+        assert_eq!(shell_ids(ShellIds::Caller, 1000, 42, ALL), (1000, 65534));
+        assert_eq!(shell_ids(ShellIds::Caller, 1, 1000, ALL), (65534, 1000));
+        assert_eq!(shell_ids(ShellIds::Caller, 999, 999, ALL), (65534, 65534));
+        assert_eq!(
+            shell_ids(ShellIds::Caller, 60001, 100_000, ALL),
+            (65534, 65534)
+        );
+        assert_eq!(
+            shell_ids(ShellIds::Caller, 60000, 60000, ALL),
+            (60000, 60000)
+        );
+        // Only the ids this node allows that peer: none by default, else its range.
+        assert_eq!(
+            shell_ids(ShellIds::Caller, 1000, 1000, None),
+            (65534, 65534)
+        );
+        let some = Some((1000, 1009));
+        assert_eq!(shell_ids(ShellIds::Caller, 1005, 1009, some), (1005, 1009));
+        assert_eq!(shell_ids(ShellIds::Caller, 1010, 1000, some), (65534, 1000));
     }
 
     #[test]

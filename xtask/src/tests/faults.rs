@@ -356,13 +356,19 @@ pub fn long(runs: u32) -> Result<()> {
 /// fails 20% of its page installs. Every page must read back right.
 pub(super) fn push_install_partial(a: &mut Vm, b: &mut Vm, rounds: u32) -> Result<String> {
     let marks = (a.console().len(), b.console().len());
+    // Away first (its pages pushed without failures), then the failures on node2.
+    let started = a.sh(&format!(
+        "away 24 2 {rounds} > /tmp/partial.out 2>&1 & echo $! > /tmp/partial.pid; \
+         for i in $(seq 300); do grep -q ' away=1 ' /proc/$!/elastic 2>/dev/null && echo away-now && break; \
+         sleep 0.1; done"
+    ))?;
+    if !started.contains("away-now") {
+        let out = a.sh("sleep 1; cat /tmp/partial.out")?;
+        bail!("push-partial: the process never ran on node2:\n{out}");
+    }
     inject(b, 20)?;
-    let out = a.sh(&format!(
-        "away 24 2 {rounds} > /tmp/partial.out 2>&1 & pid=$!; \
-         for i in $(seq 200); do grep -q ' away=1 ' /proc/$pid/elastic 2>/dev/null && break; \
-         sleep 0.1; done; eosctl budget $pid 1; echo budget-lowered; \
-         while kill -0 $pid 2>/dev/null; do sleep 0.2; done; cat /tmp/partial.out"
-    ));
+    let out = a.sh("pid=$(cat /tmp/partial.pid); eosctl budget $pid 1; \
+         while kill -0 $pid 2>/dev/null; do sleep 0.2; done; cat /tmp/partial.out");
     let injected = inject(b, 0)?;
     let out = out?;
     let (ca, cb) = (a.console(), b.console());

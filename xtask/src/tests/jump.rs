@@ -466,3 +466,102 @@ pub(super) fn hugetlb_private(a: &mut Vm, b: &mut Vm) -> Result<String> {
          4 KiB step read the home's bytes on node2 and at home ({info})"
     ))
 }
+
+/// A jump asked for from outside (`eosctl jump PID 2`) while the process sleeps in
+/// `epoll_wait` at home (issue 27 item 9): the call runs to its timeout (0), never ends early
+/// with a spurious EINTR (the request's kick woke interruptible sleeps as a signal does), and
+/// the jump runs on the way back to user mode.
+pub(super) fn jump_without_eintr(a: &mut Vm) -> Result<String> {
+    let out = a.sh(
+        "rm -f /tmp/ep.out; epollwait 2 3000 > /tmp/ep.out 2>&1 & pid=$!; \
+         for i in $(seq 100); do grep -q ready /tmp/ep.out && break; sleep 0.1; done; \
+         sleep 0.5; eosctl jump $pid 2; echo jump-rc=$?; \
+         while kill -0 $pid 2>/dev/null; do sleep 0.1; done; cat /tmp/ep.out",
+    )?;
+    let info = out
+        .lines()
+        .find(|l| l.starts_with("epollwait: stretched="))
+        .unwrap_or("");
+    let waited: u64 = field(info, "waited_ms").unwrap_or(0);
+    if !out.contains("jump-rc=0") || !info.contains("stretched=1 rc=0 errno=0") || waited < 2900 {
+        bail!(
+            "a jump asked for during epoll_wait interrupted it (want rc=0 after 3000 ms):\n{out}"
+        );
+    }
+    let jumps: u64 = field(info, "jumps").unwrap_or(0);
+    if jumps == 0 {
+        bail!("the jump asked for never ran after the wait:\n{out}");
+    }
+    Ok(format!(
+        "epoll_wait of 3000 ms ran to its timeout ({waited} ms, rc 0) with `eosctl jump` asked \
+         0.5 s into it; then it jumped ({jumps} jumps)"
+    ))
+}
+
+/// A shell maps a home's file only if its own file of that path has the same contents, and
+/// no other local user can change it (issue 27 item 4). node2 has a file of the same path,
+/// size and mtime as node1's: with other contents (what a local user who controls the path
+/// can plant), refused; with the same contents but owned by another user, refused; with the
+/// same contents, owned by root, mapped. Every byte the process reads on node2 is the home
+/// file's either way (a refused file stays home: touching it brings execution home).
+pub(super) fn file_identity(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    const PATH: &str = "/tmp/eos-fileid.dat";
+    a.sh(&format!("fileid make {PATH} A"))?;
+    let stats = |b: &mut Vm| -> Result<(u64, u64)> {
+        let s = b.sh("cat /sys/kernel/elastic/stats")?;
+        Ok((
+            stat(&s, "shell_files_mapped"),
+            stat(&s, "shell_files_missing"),
+        ))
+    };
+    let mut notes = Vec::new();
+    for (what, setup, mapped_wanted) in [
+        ("other contents", format!("fileid make {PATH} B"), false),
+        (
+            "the same contents, owned by alice",
+            format!("fileid make {PATH} A && chown alice {PATH}"),
+            false,
+        ),
+        (
+            "the same contents, owned by root",
+            format!("fileid make {PATH} A"),
+            true,
+        ),
+    ] {
+        b.sh(&format!("rm -f {PATH}; {setup}"))?;
+        let before = stats(b)?;
+        let (rc, out) = a.run(&format!("fileid run {PATH} 2"), Duration::from_secs(60))?;
+        let after = stats(b)?;
+        let info = out
+            .lines()
+            .find(|l| l.starts_with("fileid: "))
+            .unwrap_or("");
+        if rc != 0 || !out.lines().any(|l| l == "RESULT fileid bad=0") || !info.contains("jumped=1")
+        {
+            bail!("file-identity ({what} on node2): exit {rc}, want `RESULT fileid bad=0` after a jump:\n{out}");
+        }
+        let mapped = after.0 > before.0;
+        let missing = after.1 > before.1;
+        if mapped != mapped_wanted || missing == mapped_wanted {
+            bail!(
+                "file-identity ({what} on node2): the shell {} the file (mapped {}→{}, missing {}→{})",
+                if mapped { "mapped" } else { "did not map" },
+                before.0,
+                after.0,
+                before.1,
+                after.1
+            );
+        }
+        notes.push(format!(
+            "{what}: {}",
+            if mapped { "mapped" } else { "refused" }
+        ));
+    }
+    a.sh(&format!("rm -f {PATH}"))?;
+    b.sh(&format!("rm -f {PATH}"))?;
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "node1's file and node2's of the same path, size and mtime: {}; every byte read on node2 was node1's",
+        notes.join("; ")
+    ))
+}

@@ -87,9 +87,23 @@ fn away_bounded(a: &mut Vm, b: &mut Vm) -> Result<String> {
     b.sh("rm -f /tmp/away.stop; (while [ ! -f /tmp/away.stop ]; do \
          grep '^shell ' /sys/kernel/elastic/procs; usleep 20000; done > /tmp/away.samples \
          2>/dev/null &)")?;
+    // The home's view too, while the process runs away: its line reads the members with the
+    // process's node list held (a deadlock before).
+    a.sh("rm -f /tmp/home.stop; (while [ ! -f /tmp/home.stop ]; do \
+         cat /sys/kernel/elastic/procs; usleep 100000; done > /tmp/home.samples \
+         2>/dev/null &)")?;
     let r = run_like_host(a, "away", &["24", "2", "3"], &["stretched=1 jumped=1"]);
     let stopped = b.sh("touch /tmp/away.stop; sleep 0.2; cat /tmp/away.samples");
+    let home_seen = a.sh("touch /tmp/home.stop; sleep 0.3; grep -c ' away=1 ' /tmp/home.samples");
     let info = r?;
+    let home_seen: u64 = home_seen?
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .next_back()
+        .unwrap_or(0);
+    if home_seen == 0 {
+        bail!("node1's procs never showed the process away (read while it ran on node2)");
+    }
     let samples: Vec<u64> = stopped?
         .lines()
         .filter(|l| l.contains(" running=1 "))
@@ -112,7 +126,7 @@ fn away_bounded(a: &mut Vm, b: &mut Vm) -> Result<String> {
     }
     check_clean(&[a, b])?;
     Ok(format!(
-        "24 MiB, 8 MiB budget, 3 rounds on node2: the shell had {} pages when it began, then at most {peak} in {} samples; {reclaimed} pages pulled back; every page right",
+        "24 MiB, 8 MiB budget, 3 rounds on node2: the shell had {} pages when it began, then at most {peak} in {} samples; {reclaimed} pages pulled back; every page right; node1's procs read {home_seen} times while it was away",
         samples.first().copied().unwrap_or(0),
         held.len()
     ))

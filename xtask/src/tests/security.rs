@@ -199,19 +199,31 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     }
     // Where node2's administrator lets Stretch ids through (nodes sharing their users), alice's
     // shell runs as alice, still without privilege; root's never as root.
+    // And only the ids node2 allows that peer (`ids` in `peers`): none at first.
     b.sh("echo caller > /sys/kernel/elastic/shell_ids")?;
-    a.sh("(setsid su alice -c 'exec sleep 60' < /dev/null > /dev/null 2>&1 & echo $! > /tmp/victim2); sleep 1")?;
-    a.sh("eosctl stretch $(cat /tmp/victim2) 2")?;
-    let status = shell_status(b, pid_in(a, "/tmp/victim2")?)?;
-    a.sh("kill $(cat /tmp/victim2); sleep 1")?;
+    let caller_shell = |a: &mut Vm, b: &mut Vm| -> Result<String> {
+        a.sh("(setsid su alice -c 'exec sleep 60' < /dev/null > /dev/null 2>&1 & echo $! > /tmp/victim2); sleep 1")?;
+        a.sh("eosctl stretch $(cat /tmp/victim2) 2")?;
+        let status = shell_status(b, pid_in(a, "/tmp/victim2")?)?;
+        a.sh("kill $(cat /tmp/victim2); sleep 1")?;
+        Ok(status)
+    };
+    let unlisted = caller_shell(a, b)?;
+    b.sh("echo 'ids 1 1000-1000' > /sys/kernel/elastic/peers")?;
+    let status = caller_shell(a, b);
+    b.sh("echo 'ids 1 none' > /sys/kernel/elastic/peers")?;
     b.sh("echo nobody > /sys/kernel/elastic/shell_ids")?;
+    let status = status?;
+    if !unlisted.contains("Uid:\t65534\t65534\t65534\t65534") {
+        bail!("with shell_ids=caller and no ids allowed for node 1, alice's shell did not run as nobody:\n{unlisted}");
+    }
     if !status.contains("Uid:\t1000\t1000\t1000\t1000")
         || !no_privilege.iter().all(|w| status.contains(w))
         || !no_groups(&status)
     {
         bail!("with shell_ids=caller alice's shell does not run as alice without privilege:\n{status}");
     }
-    Ok(format!("another uid refused with EPERM, and a setuid program its own user started; statistics private to the owner; a mark survives exec, not a setuid exec; root allowed; shells run as nobody (65534) whoever the Stretch names, alice or root, and as alice only where node2 allows Stretch ids (shell_ids=caller, regular users' ids only), always with no capabilities, no supplementary groups, an empty bounding set and no_new_privs; a process of nobody's on node2 is refused the shell ({intruded})"))
+    Ok(format!("another uid refused with EPERM, and a setuid program its own user started; statistics private to the owner; a mark survives exec, not a setuid exec; root allowed; shells run as nobody (65534) whoever the Stretch names, alice or root, and as alice only where node2 allows Stretch ids (shell_ids=caller, and alice's uid in node2's allowlist for node 1: nobody without it; regular users' ids only), always with no capabilities, no supplementary groups, an empty bounding set and no_new_privs; a process of nobody's on node2 is refused the shell, signals included ({intruded})"))
 }
 
 /// Kernel log lines on `v` that name why ElasticOS ended a process.
@@ -264,7 +276,15 @@ fn intrude(b: &mut Vm, home_pid: u32) -> Result<String> {
         .with_context(|| format!("intruder printed no result:\n{out}"))?;
     const EPERM: u32 = 1;
     const EACCES: u32 = 13;
-    for k in ["ptrace", "mem_read", "mem_write", "vm_read", "vm_write"] {
+    for k in [
+        "ptrace",
+        "mem_read",
+        "mem_write",
+        "vm_read",
+        "vm_write",
+        "signal",
+        "sigcont",
+    ] {
         match field::<u32>(line, k) {
             Some(EPERM | EACCES) => {}
             e => bail!("a process of the shell's uid was not refused {k} (errno {e:?}): {line}"),
@@ -308,6 +328,19 @@ pub(super) fn syscall_fuzz(a: &mut Vm, b: &mut Vm, calls: u64, seed: u64) -> Res
     .join(",");
     let limit = Duration::from_secs(60 + calls / 20);
     let kills_before = kill_lines(a);
+    // The settings root's fuzzer may change with valid values; it puts them back at its end.
+    const SETTINGS: &str = "cd /sys/kernel/elastic && echo settings: $(cat confidentiality \
+         shell_ids require_pair_keys budget_away max_shells_per_peer)";
+    // One line (the console may carry a job's notice around it).
+    let settings = |v: &mut Vm| -> Result<String> {
+        let out = v.sh(SETTINGS)?;
+        Ok(out
+            .lines()
+            .find(|l| l.starts_with("settings:"))
+            .unwrap_or("")
+            .to_string())
+    };
+    let settings_before = settings(a)?;
     a.sh(&format!(
         "(sysfuzz -n {calls} -s {seed} > /tmp/fz-root.out 2>&1; echo rc=$? >> /tmp/fz-root.out) & echo $! > /tmp/fz-rootf"
     ))?;
@@ -344,6 +377,18 @@ pub(super) fn syscall_fuzz(a: &mut Vm, b: &mut Vm, calls: u64, seed: u64) -> Res
     let logged = kill_lines(a).saturating_sub(kills_before) as u64;
     if killed > logged {
         bail!("{killed} victims were ended but only {logged} kill causes were logged:\n{alice}\n{root}");
+    }
+    // Root's writes took valid settings too (keys, confidentiality, shell_ids...), not only
+    // refusals: the stores' valid paths ran under load.
+    if field::<u64>(&root_line, "sysfs_accepted").unwrap_or(0) == 0 {
+        bail!(
+            "root's fuzzer had no sysfs write accepted: only the refusals were tried:\n{root_line}"
+        );
+    }
+    // The settings it may change are back as they were.
+    let settings = settings(a)?;
+    if settings.is_empty() || settings != settings_before {
+        bail!("the fuzzer left settings changed (confidentiality, shell_ids, require_pair_keys, budget_away, max_shells_per_peer): before\n{settings_before}\nafter\n{settings}");
     }
     // The cluster is as it was: the link up, no peer the fuzzer added left behind.
     cluster::wait_links(a, &[2])?;

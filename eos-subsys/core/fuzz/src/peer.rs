@@ -74,6 +74,16 @@ fn parsers(s: &str) {
                     });
                     format!("key {id} {hex}")
                 }
+                PeerCmd::Ids(id, r) => {
+                    assert_eq!((words[0], words.len()), ("ids", 3));
+                    match r {
+                        Some((lo, hi)) => {
+                            assert!(lo <= hi && lo >= 1000 && hi <= 60000, "{s:?}");
+                            format!("ids {id} {lo}-{hi}")
+                        }
+                        None => format!("ids {id} none"),
+                    }
+                }
             };
             assert_eq!(PeerCmd::parse(&canonical), Ok(c), "{s:?}");
         }

@@ -228,6 +228,7 @@ fn frame() -> Vec<Seed> {
         pgoff: 0,
         size: 8000,
         mtime_ns: 1_700_000_000_000_000_000,
+        sha256: [0x5a; 32],
         path: b"/bin/lsearch",
     };
     let mut files = vec![0u8; 4 + JUMP_FILE_FIXED + file.path.len()];

@@ -26,8 +26,8 @@ pub const MAX_JUMP_FILES: usize = 64;
 /// Longest path of a file mapping in a `Jump`.
 pub const MAX_FILE_PATH: usize = 255;
 /// Fixed part of one file entry of a `Jump`: range u16, path_len u16, reserved u32, pgoff,
-/// size, mtime (u64 each); the path follows.
-pub const JUMP_FILE_FIXED: usize = 32;
+/// size, mtime (u64 each), the SHA-256 of the file's contents; the path follows.
+pub const JUMP_FILE_FIXED: usize = 64;
 /// Fixed part of a `Jump` payload.
 pub const JUMP_FIXED: usize = 48;
 /// Size of the header of a `Jump`'s file section: nfiles u16, reserved u16.
@@ -339,23 +339,28 @@ pub struct FileMap<'a> {
     pub size: u64,
     /// Modification time at home, ns since the epoch.
     pub mtime_ns: u64,
+    /// SHA-256 of the file's contents at home: a shell maps its own file of that path only if
+    /// its contents hash the same (path, size and mtime can be planted by a local user).
+    pub sha256: [u8; 32],
     /// Absolute path at home.
     pub path: &'a [u8],
 }
 
 // File section: nfiles u16, reserved u16; then per file: range u16, path_len u16,
-// reserved u32, pgoff u64, size u64, mtime_ns u64, path.
+// reserved u32, pgoff u64, size u64, mtime_ns u64, sha256 [32], path.
 
 /// One file entry and its reserved word (only [`check_files`] looks at it).
 fn read_file_entry<'a>(r: &mut Reader<'a>) -> Result<(FileMap<'a>, u32), ProtoError> {
     let (range, plen, reserved) = (r.u16()?, r.u16()?, r.u32()?);
     let (pgoff, size, mtime_ns) = (r.u64()?, r.u64()?, r.u64()?);
+    let sha256 = r.array::<32>()?;
     let path = r.bytes(usize::from(plen))?;
     let e = FileMap {
         range,
         pgoff,
         size,
         mtime_ns,
+        sha256,
         path,
     };
     Ok((e, reserved))
@@ -388,6 +393,7 @@ pub fn put_file_entry(out: &mut [u8], m: &FileMap<'_>) {
         w.u64(m.pgoff)?;
         w.u64(m.size)?;
         w.u64(m.mtime_ns)?;
+        w.bytes(&m.sha256)?;
         w.bytes(m.path)
     });
 }

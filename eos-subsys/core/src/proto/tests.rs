@@ -184,7 +184,8 @@ static RANGES: [u8; 2 * JUMP_RANGE_LEN] = {
     r[36] = 1;
     r
 };
-/// One file entry, for range 0 of `RANGES`: /lib/x.so at page 2, 8192 bytes, mtime 7 ns.
+/// One file entry, for range 0 of `RANGES`: /lib/x.so at page 2, 8192 bytes, mtime 7 ns,
+/// its hash 0xab then zeros.
 static FILES: [u8; 4 + JUMP_FILE_FIXED + 9] = {
     let mut f = [0u8; 4 + JUMP_FILE_FIXED + 9];
     f[0] = 1;
@@ -192,6 +193,7 @@ static FILES: [u8; 4 + JUMP_FILE_FIXED + 9] = {
     f[12] = 2;
     f[21] = 0x20;
     f[28] = 7;
+    f[36] = 0xab;
     let path = *b"/lib/x.so";
     let mut i = 0;
     while i < 9 {
@@ -479,6 +481,11 @@ fn jump_messages_reject_bad_fields() {
             pgoff: 2,
             size: 8192,
             mtime_ns: 7,
+            sha256: {
+                let mut h = [0u8; 32];
+                h[0] = 0xab;
+                h
+            },
             path: b"/lib/x.so"
         }]
     );

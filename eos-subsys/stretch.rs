@@ -17,9 +17,8 @@ use crate::proto::{Message, Stretch, MAX_STRETCH_STRINGS};
 use crate::rpc::{self, Answer};
 use crate::shell::{self, Shell};
 use crate::sys::{
-    crypto,
     errno::e,
-    file::FileData,
+    file,
     global::Global,
     mm::{self, MmId},
     task::{TaskId, TaskRef},
@@ -90,9 +89,7 @@ pub(crate) fn stretch(task: &TaskRef, peer: Arc<Peer>, budget: u64) -> Result {
     let mut pathbuf = KVec::from_elem(0u8, 512, GFP_KERNEL)?;
     let path = task.exe_path(&mut pathbuf)?;
     // The file it runs (its path may name another by now).
-    let exe = FileData::read_exe(&mm)?;
-    let exe_hash = crypto::sha256(exe.bytes())?;
-    drop(exe);
+    let exe_hash = file::exe_sha256(&mm)?;
     let (args, env) = task.arg_env_ranges().ok_or(EINVAL)?;
     let room = MAX_STRETCH_STRINGS - path.len();
     let mut strings = KVec::new();
@@ -625,9 +622,7 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
     // The file hashed is the one the shell runs, opened by its exec under the shell's own
     // identity: a peer learns nothing of files that identity cannot execute (hashing a path
     // as the kernel would tell a peer whether it guessed a root-only file's contents).
-    let same = FileData::read_exe(&shell_mm)
-        .and_then(|exe| crypto::sha256(exe.bytes()))
-        .map(|h| h == s.exe_hash);
+    let same = file::exe_sha256(&shell_mm).map(|h| h == s.exe_hash);
     if same != Ok(true) {
         peer_warn!(
             node,
@@ -637,6 +632,19 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
             same.err()
         );
         return Err(ENOEXEC);
+    }
+    // Charged to the cgroup this node gives that peer's shells, if it has one (before any
+    // page of the process lands here).
+    if let Err(err) = umh::join_home_cgroup(peer.id, pid) {
+        peer_warn!(
+            node,
+            "stretch of pid {} from node {} refused: its shell cannot join /sys/fs/cgroup/elastic/node{} ({:?})\n",
+            s.pid,
+            peer.id,
+            peer.id,
+            err
+        );
+        return Err(err);
     }
     // From now on an empty PTE there is the home's page (when the shell runs the process).
     // Exec wrote some pages of the shell (its initial stack, the tail of its data): they are

@@ -72,17 +72,6 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     b
 }
 
-/// SHA-256 of `data` (kernel crypto), e.g. to compare executables across nodes.
-pub(crate) fn sha256(data: &[u8]) -> Result<[u8; 32]> {
-    // SAFETY: the algorithm name is NUL-terminated.
-    let tfm =
-        from_err_ptr(unsafe { bindings::crypto_alloc_shash(c"sha256".as_ptr().cast(), 0, 0) })?;
-    let tfm = NonNull::new(tfm).ok_or(ENOMEM)?;
-    // Reuse the HMAC wrapper's digest and free paths: an unkeyed hash is the same call.
-    let h = HmacSha256 { tfm };
-    h.digest(data)
-}
-
 extern "C" {
     fn elastic_aead_new(key: *const u8, len: core::ffi::c_uint) -> *mut core::ffi::c_void;
     fn elastic_aead_free(tfm: *mut core::ffi::c_void);

@@ -315,4 +315,14 @@ pub(crate) fn spawn(path: &[u8], argv: &[u8], env: &[u8], seed: &Arc<Seed>) -> R
 extern "C" {
     /// Makes the current task's mm not dumpable; non-zero if it is traced (solo.c).
     fn elastic_shell_seal() -> c_int;
+    /// Writes `pid` into the cgroup of node `home`'s shells, if there is one (memcg.c).
+    fn elastic_shell_cgroup(home: core::ffi::c_uint, pid: i32) -> c_int;
+}
+
+/// Puts shell `pid`, which runs a process of node `home`, into the memory cgroup this node's
+/// administrator made for that node's shells (`/sys/fs/cgroup/elastic/node<home>`), if there
+/// is one (memcg.c): its pages, and those pushed to it, are charged there.
+pub(crate) fn join_home_cgroup(home: u16, pid: i32) -> Result {
+    // SAFETY: no pointers; the helper opens the cgroup's file with the caller's credentials.
+    kernel::error::to_result(unsafe { elastic_shell_cgroup(u32::from(home), pid) })
 }

@@ -829,3 +829,70 @@ pub(super) fn shell_cap(a: &mut Vm, b: &mut Vm) -> Result<String> {
         "max_shells_per_peer 3: of five stretches from one peer, 3 made and 2 refused with EMFILE (logged); of four at once, 3 made and 1 refused; {left} shells left after its link closed"
     ))
 }
+
+/// The shells a node holds for a peer run in the memory cgroup its administrator made for
+/// that peer's shells, `/sys/fs/cgroup/elastic/node<N>` (issue 27 item 6): the pages they hold,
+/// those the home pushes included, are charged there, and its memory.max bounds what the peer
+/// may cost the node (an install past it fails as under memory pressure: the home keeps the
+/// page, and the cgroup's OOM killer is never called on a shell). Node2 gives node 1's shells
+/// 3 MiB; `stress` runs stretched with 4 MiB local and would push ~4 MiB there. The shell
+/// must have been in that cgroup, charged up to its limit and no further, and every page
+/// right.
+pub(super) fn shell_cgroup(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    const CG: &str = "/sys/fs/cgroup/elastic/node1";
+    const STRESS: [&str; 3] = ["8", "11", "8000"];
+    const MAX: u64 = 3 << 20;
+    b.sh(&format!(
+        "mkdir -p /sys/fs/cgroup && (grep -q cgroup2 /proc/mounts || mount -t cgroup2 none /sys/fs/cgroup) && \
+         echo +memory > /sys/fs/cgroup/cgroup.subtree_control && mkdir -p {CG} && \
+         echo +memory > /sys/fs/cgroup/elastic/cgroup.subtree_control && echo {MAX} > {CG}/memory.max"
+    ))?;
+    b.sh(&format!(
+        "rm -f /tmp/cg.stop; (while [ ! -f /tmp/cg.stop ]; do echo procs=$(cat {CG}/cgroup.procs | wc -l); \
+         usleep 50000; done > /tmp/cg.samples 2>/dev/null &)"
+    ))?;
+    let want = crate::cluster::host_result("stress", &STRESS)?;
+    // At home throughout (the policy off): a shell that ran the process would need room
+    // there too, and the home does not yet push back what a member's cgroup cannot hold.
+    a.sh("eosctl jumppolicy enabled=0")?;
+    let r = a.run(
+        &format!(
+            "eosctl run --elastic --budget 4 -- stress {}",
+            STRESS.join(" ")
+        ),
+        Duration::from_secs(240),
+    );
+    let restored = vm::unlimited(|| a.sh("eosctl jumppolicy enabled=1"));
+    let seen = b.sh(&format!(
+        "touch /tmp/cg.stop; sleep 0.2; echo max=$(grep -c procs=[1-9] /tmp/cg.samples) \
+         peak=$(cat {CG}/memory.peak) hit=$(grep '^max ' {CG}/memory.events | cut -d' ' -f2) \
+         oom_kill=$(grep '^oom_kill ' {CG}/memory.events | cut -d' ' -f2)"
+    ));
+    // The shell is gone with the process: the cgroup can go too.
+    let cleaned = vm::unlimited(|| b.sh(&format!("sleep 1; rmdir {CG} /sys/fs/cgroup/elastic")));
+    let (rc, out) = r?;
+    let seen = seen?;
+    cleaned?;
+    restored?;
+    if rc != 0 || !out.lines().any(|l| l == want) {
+        bail!("stress with node1's shells in a 3 MiB cgroup on node2: exit {rc}, host says `{want}`:\n{out}");
+    }
+    let line = seen.lines().find(|l| l.starts_with("max=")).unwrap_or("");
+    let in_cgroup: u64 = field(line, "max").unwrap_or(0);
+    let peak: u64 = field(line, "peak").unwrap_or(0);
+    if in_cgroup == 0 || peak == 0 {
+        bail!("node1's shell never ran in {CG} on node2, or nothing was charged there: {line}");
+    }
+    // The limit bound what the peer cost (installs past it failed), and killed nothing.
+    let hit: u64 = field(line, "hit").unwrap_or(0);
+    let killed: u64 = field(line, "oom_kill").unwrap_or(1);
+    if peak > MAX || hit == 0 || killed != 0 {
+        bail!("{CG} (memory.max {MAX}) did not bound node1's shells, or killed one: {line}");
+    }
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "stress 8 MiB with 4 MiB local, node1's shells on node2 in a 3 MiB cgroup: right; the shell \
+         was in it ({in_cgroup} samples), {} KiB charged at the peak ({line})",
+        peak / 1024
+    ))
+}

@@ -306,8 +306,6 @@ struct Departure {
     maps: crate::mapsync::HomeMaps,
     /// Room for the page under the stack pointer.
     page: KVVec<u8>,
-    /// Remote faults it took here since it came home (`Jump.faults`).
-    faults: u32,
 }
 
 /// Step 1 of a jump from home: saves the CPU state and gathers the mappings. `None`: it
@@ -350,15 +348,12 @@ fn prepare_departure(node: &Node, p: &Proc) -> Option<Departure> {
     let Ok(page) = KVVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL) else {
         return None;
     };
-    // Copied out of the policy's leaf lock before the Jump is put together.
-    let faults = p.policy().visit_faults();
     Some(Departure {
         state,
         n,
         tun,
         maps,
         page,
-        faults,
     })
 }
 
@@ -427,7 +422,6 @@ fn depart(node: &Node, p: &Proc, target: &Peer, reason: JumpReason, d: &mut Depa
             0
         },
         home_pages: p.mm().anon_pages().min(u64::from(u32::MAX)) as u32,
-        faults: d.faults,
     };
     let sent = send_jump(target, j);
     p.layout_done();
@@ -604,13 +598,8 @@ fn home_arrive(node: &Node, p: &Proc, a: Arrival) {
                 c.fault_lat.percentile_us(50).saturating_mul(1000),
                 c.jump_lat.percentile_us(50).saturating_mul(1000),
             );
-            p.policy().on_arrival_after(
-                &t,
-                time::now_ns(),
-                cpu.user_ns + cpu.sys_ns,
-                a.faults,
-                costs,
-            );
+            p.policy()
+                .on_arrival_after(&t, time::now_ns(), cpu.user_ns + cpu.sys_ns, costs);
         }
         Err(err) => {
             ack(node, a.from, a.req, err.to_errno());
@@ -767,7 +756,6 @@ fn shell_arrive(shell: &Shell) -> bool {
         &t,
         time::now_ns(),
         a.cpu.user_ns.saturating_add(a.cpu.sys_ns),
-        a.faults,
         costs,
     );
     shell.counters.arrivals.fetch_add(1, Relaxed);
@@ -838,7 +826,6 @@ pub(crate) fn shell_leave(shell: &Arc<Shell>, reason: JumpReason) -> bool {
     }
     let arrived = *shell.cpu_at_arrival.lock();
     let cpu = cpu_since(arrived);
-    let faults = shell.policy.lock().visit_faults();
     let j = Jump {
         req: 0,
         pid: shell.home_pid,
@@ -852,7 +839,6 @@ pub(crate) fn shell_leave(shell: &Arc<Shell>, reason: JumpReason) -> bool {
         cpu,
         budget: 0,
         home_pages: 0,
-        faults,
     };
     shell.move_run(|_| true, Run::Parked);
     let sent = send_jump(&home, j);

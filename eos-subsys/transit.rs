@@ -21,8 +21,6 @@ pub(crate) struct Arrival {
     /// From the home: the budget that holds here and the pages the home kept (`Jump`).
     pub(crate) budget: u32,
     pub(crate) home_pages: u32,
-    /// Remote faults the process took at the sender since it arrived there (`Jump`).
-    pub(crate) faults: u32,
 }
 
 impl Arrival {
@@ -48,7 +46,6 @@ impl Arrival {
             cpu: j.cpu,
             budget: j.budget,
             home_pages: j.home_pages,
-            faults: j.faults,
         })
     }
 }

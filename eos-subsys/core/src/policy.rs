@@ -229,8 +229,8 @@ pub struct JumpPolicy {
     /// The range of the fault that decided a policy jump not yet under way.
     trigger: Option<u64>,
     /// The range that sent execution away by a policy jump, when it left, and how long it
-    /// ran between remote faults here then and waited for each (`run_avg_ns`, `wait_avg_ns`).
-    left: Option<(u64, u64, u64, u64)>,
+    /// ran between remote faults here then (`run_avg_ns`).
+    left: Option<(u64, u64, u64)>,
     /// Ranges that bounced, each with the time its hold ends.
     bounced: [Option<(u64, u64)>; BOUNCE_SLOTS],
     /// When the fault being served began, and when the last one served ended.
@@ -242,9 +242,6 @@ pub struct JumpPolicy {
     run_avg_ns: u64,
     /// Remote faults served since it arrived.
     served: u32,
-    /// Remote faults served since it arrived, kept after it leaves (a `Jump` carries them:
-    /// the node it left for this one judges by them whether that visit saved anything).
-    visit_faults: u32,
 }
 
 /// The newest sample weighs `1 / (1 << AVG_SHIFT)` in [`JumpPolicy`]'s moving averages.
@@ -278,7 +275,6 @@ impl JumpPolicy {
             wait_avg_ns: 0,
             run_avg_ns: 0,
             served: 0,
-            visit_faults: 0,
         }
     }
 
@@ -393,7 +389,6 @@ impl JumpPolicy {
             let wait = now.saturating_sub(self.fault_start_ns);
             self.wait_avg_ns = moving_avg(self.wait_avg_ns, wait, self.served);
             self.served = self.served.saturating_add(1);
-            self.visit_faults = self.visit_faults.saturating_add(1);
             self.served_ns = now;
         }
     }
@@ -401,8 +396,8 @@ impl JumpPolicy {
     /// Execution leaves this node at `now` (for any reason): adapt the threshold to how long it
     /// stayed, and start counting afresh for its next visit.
     pub fn on_departure(&mut self, t: &JumpTunables, now: u64) {
-        let (run, wait) = (self.run_avg_ns, self.wait_avg_ns);
-        self.left = self.trigger.take().map(|r| (r, now, run, wait));
+        let run = self.run_avg_ns;
+        self.left = self.trigger.take().map(|r| (r, now, run));
         let stay = now.saturating_sub(self.arrived_ns);
         if stay < t.min_stay_ns.saturating_mul(4) {
             self.threshold = self
@@ -426,52 +421,30 @@ impl JumpPolicy {
         self.fault_start_ns = 0;
     }
 
-    /// Remote faults served here since execution last arrived (what a `Jump` from here
-    /// carries).
-    pub fn visit_faults(&self) -> u32 {
-        self.visit_faults
-    }
-
     /// Execution arrives here at `now`, having run `ran_ns` where it was (the `Jump`'s CPU
-    /// time, user and system: a short visit's ticks may all have landed in either) and taken
-    /// `faults` remote faults there. Back within `bounce_ns` of a policy jump away, and the
-    /// visit saved less than its two jumps cost, or was no better there: that jump's range
-    /// bounced, and triggers none for `bounce_hold_ns`. What a visit saved is the remote
-    /// faults this node would have taken meanwhile: `ran_ns` over the run between two of them
-    /// when it left, each at `fault_ns` (`costs`: the measured fault and jump, or the
-    /// tunables'). It was no better there if it took at least half the faults this node
-    /// would have taken in that time at its rate when it left (random access over both
-    /// nodes' pages: its fault handling there counts as CPU time, which made such a visit
-    /// look productive). A short visit that ran on (a scan through the pages there) paid for
-    /// itself, however soon it came back; one that faulted at once, or as often, did not.
-    pub fn on_arrival_after(
-        &mut self,
-        t: &JumpTunables,
-        now: u64,
-        ran_ns: u64,
-        faults: u32,
-        costs: (u64, u64),
-    ) {
+    /// time, user and system: a short visit's ticks may all have landed in either). Back
+    /// within `bounce_ns` of a policy jump away, and the visit saved less than its two jumps
+    /// cost: that jump's range bounced, and triggers none for `bounce_hold_ns`. What a visit
+    /// saved is the remote faults this node would have taken meanwhile: `ran_ns` over the
+    /// run between two of them when it left, each at `fault_ns` (`costs`: the measured fault
+    /// and jump, or the tunables'). A short visit that ran on (a scan through the pages
+    /// there) paid for itself, however soon it came back; one that faulted at once did not.
+    pub fn on_arrival_after(&mut self, t: &JumpTunables, now: u64, ran_ns: u64, costs: (u64, u64)) {
         let fault = if costs.0 > 0 {
             costs.0
         } else {
             t.fault_cost_ns
         };
         let jump = if costs.1 > 0 { costs.1 } else { t.jump_cost_ns };
-        if let Some((range, at, run, wait)) = self.left.take() {
+        if let Some((range, at, run)) = self.left.take() {
             // Nothing measured here (no fault served): the time alone decides, as it did.
             // No more than it was away (a peer reports its CPU time).
-            let away = now.saturating_sub(at);
             let saved = ran_ns
-                .min(away)
+                .min(now.saturating_sub(at))
                 .checked_div(run)
                 .unwrap_or(0)
                 .saturating_mul(fault);
-            // The faults this node would have taken in that time, at its rate when it left
-            // (a run and a wait each); the visit took at least half as many: no better there.
-            let here = away.checked_div(run.saturating_add(wait)).unwrap_or(0);
-            let no_better = here > 0 && u64::from(faults).saturating_mul(2) >= here;
-            if away < t.bounce_ns && (saved < jump.saturating_mul(2) || no_better) {
+            if now.saturating_sub(at) < t.bounce_ns && saved < jump.saturating_mul(2) {
                 // A free, expired or same-range slot; else the one whose hold ends first.
                 let slot = self
                     .bounced
@@ -492,7 +465,6 @@ impl JumpPolicy {
     pub fn on_arrival(&mut self, now: u64) {
         self.trigger = None;
         self.arrived_ns = now;
-        self.visit_faults = 0;
         self.forget_faults();
     }
 }
@@ -962,18 +934,7 @@ mod tests {
         // one fault saved, 3 ms against two jumps' 5): it bounced.
         now += 10_000_000;
         let mut s = p;
-        let mut v = p;
-        p.on_arrival_after(&t, now, 500_000, 1, (3_000_000, 2_500_000));
-        // A visit as long, which ran 8 ms there (as a scan would) but took 5 remote faults
-        // in its 10 ms, where this node took one every 1.5 ms (6 in that time): no better
-        // there (random access over both nodes' pages), it bounced too.
-        v.on_arrival_after(&t, now, 8_000_000, 5, (3_000_000, 2_500_000));
-        let mut v_now = now + t.min_stay_ns;
-        assert_eq!(
-            burst(&mut v, &t, &mut v_now, &COSTS),
-            None,
-            "no better there"
-        );
+        p.on_arrival_after(&t, now, 500_000, (3_000_000, 2_500_000));
         now += t.min_stay_ns;
         assert_eq!(
             burst(&mut p, &t, &mut now, &COSTS),
@@ -989,7 +950,7 @@ mod tests {
         assert!(burst(&mut q, &t, &mut now, &other).is_some());
         // Back as soon, having run 8 ms there (a scan through the pages there: 16 faults
         // saved, 48 ms against 5): no bounce.
-        s.on_arrival_after(&t, now, 8_000_000, 1, (3_000_000, 2_500_000));
+        s.on_arrival_after(&t, now, 8_000_000, (3_000_000, 2_500_000));
         let mut s_now = now + t.min_stay_ns;
         assert!(burst(&mut s, &t, &mut s_now, &COSTS).is_some());
         // The hold ends.
@@ -998,13 +959,13 @@ mod tests {
         // A long stay away is no bounce.
         p.on_departure(&t, now);
         now += t.bounce_ns;
-        p.on_arrival_after(&t, now, 0, 0, (0, 0));
+        p.on_arrival_after(&t, now, 0, (0, 0));
         now += t.min_stay_ns;
         assert!(burst(&mut p, &t, &mut now, &COSTS).is_some());
         // Nor is a departure that was not a policy jump (a syscall going home).
         let mut r = JumpPolicy::new(&t, 0);
         r.on_departure(&t, now);
-        r.on_arrival_after(&t, now + 1, 0, 0, (0, 0));
+        r.on_arrival_after(&t, now + 1, 0, (0, 0));
         now += t.min_stay_ns;
         assert!(burst(&mut r, &t, &mut now, &COSTS).is_some());
     }

@@ -368,7 +368,6 @@ fn auth_then_bogus_jump(
             cpu: Default::default(),
             budget: 0,
             home_pages: 0,
-            faults: 0,
         });
         let mut b = vec![0u8; HEADER_LEN + 2048];
         let n = m.encode(1, &mut b).unwrap_or(0);

@@ -85,7 +85,6 @@ fn jump(req: u32, st: &[u8], ranges: &[u8]) -> Vec<u8> {
         cpu: Default::default(),
         budget: 0,
         home_pages: 0,
-        faults: 0,
     });
     let mut b = vec![0u8; HEADER_LEN + 64 * 1024];
     let n = m.encode(0, &mut b).expect("encodes");

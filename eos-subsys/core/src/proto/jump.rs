@@ -29,7 +29,7 @@ pub const MAX_FILE_PATH: usize = 255;
 /// size, mtime (u64 each), the SHA-256 of the file's contents; the path follows.
 pub const JUMP_FILE_FIXED: usize = 64;
 /// Fixed part of a `Jump` payload.
-pub const JUMP_FIXED: usize = 52;
+pub const JUMP_FIXED: usize = 48;
 /// Size of the header of a `Jump`'s file section: nfiles u16, reserved u16.
 pub(super) const FILES_HEADER_LEN: usize = 4;
 /// Payload size of `JumpAck`.
@@ -125,10 +125,6 @@ pub struct Jump<'a> {
     /// From the home: pages of the process the home holds as it leaves, for the shell's
     /// jump policy (what a jump back home would find there); zero to the home.
     pub home_pages: u32,
-    /// Remote faults the process took on the sender since it arrived there: the jump policy
-    /// of the node it left for the sender weighs by them whether that visit saved anything
-    /// (a visit that faulted as often as it would have at home bounced).
-    pub faults: u32,
 }
 
 /// CPU time used away from home, in nanoseconds, split as the sender's scheduler saw it.
@@ -198,7 +194,7 @@ pub(super) fn decode_jump<'a>(h: &Header, r: &mut Reader<'a>) -> Result<Message<
         user_ns: r.u64()?,
         sys_ns: r.u64()?,
     };
-    let (budget, home_pages, faults) = (r.u32()?, r.u32()?, r.u32()?);
+    let (budget, home_pages) = (r.u32()?, r.u32()?);
     if cpu.user_ns > MAX_JUMP_CPU_NS || cpu.sys_ns > MAX_JUMP_CPU_NS {
         return Err(ProtoError::BadField("jump cpu time"));
     }
@@ -265,7 +261,6 @@ pub(super) fn decode_jump<'a>(h: &Header, r: &mut Reader<'a>) -> Result<Message<
         cpu,
         budget,
         home_pages,
-        faults,
     }))
 }
 
@@ -305,7 +300,6 @@ pub(super) fn encode_jump<'a>(w: &mut Writer<'_>, m: &Jump<'a>) -> Result<Tails<
     }
     w.u32(m.budget)?;
     w.u32(m.home_pages)?;
-    w.u32(m.faults)?;
     Ok([m.ranges, m.files, m.stack, m.state])
 }
 

@@ -264,7 +264,6 @@ pub(super) fn page_samples() -> Vec<Message<'static>> {
             cpu: Default::default(),
             budget: 0,
             home_pages: 0,
-            faults: 0,
         }),
         Message::JumpAck {
             req: 5,
@@ -521,7 +520,6 @@ fn jump_messages_reject_bad_fields() {
         cpu: Default::default(),
         budget: 0,
         home_pages: 0,
-        faults: 0,
     });
     assert!(empty.encode(0, &mut [0u8; 64]).is_err());
 }
@@ -550,7 +548,6 @@ fn jump_carries_thousands_of_ranges() {
             cpu: Default::default(),
             budget: 0,
             home_pages: 0,
-            faults: 0,
         })
     };
     let mut buf = std::vec![0u8; HEADER_LEN + MAX_PAYLOAD];
@@ -622,7 +619,6 @@ fn bare_jump(state: &[u8], to_home: bool) -> Jump<'_> {
         cpu: Default::default(),
         budget: 0,
         home_pages: 0,
-        faults: 0,
     }
 }
 
@@ -771,7 +767,6 @@ fn only_the_home_sends_a_budget() {
     let mut j = Jump {
         budget: 1024,
         home_pages: 1500,
-        faults: 0,
         ..bare_jump(&state, false)
     };
     let mut buf = [0u8; 4096];

@@ -21,41 +21,15 @@
 #define PAGE 4096UL
 #define BUDGET_PAGES (8 * 256)
 
-static uint64_t want(size_t p, uint64_t round)
-{
-	return 0x4a0a7000ULL + p * 31 + round;
-}
-
+/* This program's versioned pages (common.h). */
 static long check(const uint64_t *buf, size_t pages, uint64_t round)
 {
-	long bad = 0;
-
-	for (size_t p = 0; p < pages; p++)
-		if (buf[p * 512] != want(p, round) || buf[p * 512 + 511] != ~want(p, round))
-			bad++;
-	return bad;
+	return check_pages(buf, pages, 0x4a0a7000ULL, 31, round);
 }
 
 static void fill(uint64_t *buf, size_t pages, uint64_t round)
 {
-	for (size_t p = 0; p < pages; p++) {
-		buf[p * 512] = want(p, round);
-		buf[p * 512 + 511] = ~want(p, round);
-	}
-}
-
-/* A field of this process's line in /proc/self/elastic (-1: none). */
-static long self_field(const char *name)
-{
-	char line[1024], *r;
-	long n = -1;
-	FILE *f = fopen("/proc/self/elastic", "r");
-
-	if (f && fgets(line, sizeof(line), f) && (r = strstr(line, name)))
-		n = atol(r + strlen(name));
-	if (f)
-		fclose(f);
-	return n;
+	fill_pages(buf, pages, 0x4a0a7000ULL, 31, round);
 }
 
 int main(int argc, char **argv)

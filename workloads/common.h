@@ -13,18 +13,58 @@
 #include <string.h>
 #include <time.h>
 
-/* Pages of this process another node owns (-1 if it is not stretched): /proc/self/elastic. */
-static inline long self_remote_pages(void)
+/* A field of this process's line in /proc/self/elastic, `name` with its '=' (-1: none, or
+ * the process is not stretched). */
+static inline long self_field(const char *name)
 {
 	char line[1024], *r;
 	long n = -1;
 	FILE *f = fopen("/proc/self/elastic", "r");
 
-	if (f && fgets(line, sizeof(line), f) && (r = strstr(line, " remote_pages=")))
-		n = atol(r + 14);
+	if (f && fgets(line, sizeof(line), f) && (r = strstr(line, name)))
+		n = atol(r + strlen(name));
 	if (f)
 		fclose(f);
 	return n;
+}
+
+/* Pages of this process another node owns (-1 if it is not stretched). */
+static inline long self_remote_pages(void)
+{
+	return self_field(" remote_pages=");
+}
+
+/*
+ * Versioned pages: in round `round`, page p of a buffer holds base + p * mul + round in its
+ * first word and the complement in its last, so a page from another round, another page or
+ * half of one reads back wrong. Each program picks its own base and mul.
+ */
+static inline uint64_t page_word(uint64_t base, uint64_t mul, size_t p, uint64_t round)
+{
+	return base + p * mul + round;
+}
+
+/* Writes round `round` into every page of `buf`. */
+static inline void fill_pages(uint64_t *buf, size_t pages, uint64_t base, uint64_t mul,
+			      uint64_t round)
+{
+	for (size_t p = 0; p < pages; p++) {
+		buf[p * 512] = page_word(base, mul, p, round);
+		buf[p * 512 + 511] = ~page_word(base, mul, p, round);
+	}
+}
+
+/* Pages of `buf` that do not hold round `round`. */
+static inline long check_pages(const uint64_t *buf, size_t pages, uint64_t base, uint64_t mul,
+			       uint64_t round)
+{
+	long bad = 0;
+
+	for (size_t p = 0; p < pages; p++)
+		if (buf[p * 512] != page_word(base, mul, p, round) ||
+		    buf[p * 512 + 511] != ~page_word(base, mul, p, round))
+			bad++;
+	return bad;
 }
 
 /* splitmix64: fast, deterministic, good enough for synthetic inputs. */

@@ -18,20 +18,6 @@
 #include "common.h"
 #include "elastic.h"
 
-/* A field of this process's line in /proc/self/elastic (-1: none). */
-static long self_field(const char *name)
-{
-	char line[1024], *r;
-	long n = -1;
-	FILE *f = fopen("/proc/self/elastic", "r");
-
-	if (f && fgets(line, sizeof(line), f) && (r = strstr(line, name)))
-		n = atol(r + strlen(name));
-	if (f)
-		fclose(f);
-	return n;
-}
-
 static long now_ms(void)
 {
 	struct timespec t;

@@ -26,27 +26,15 @@
 #define BUDGET_PAGES (2 * 256)
 #define CHILD_PAGES 256
 
-static uint64_t want(size_t p, uint64_t round)
-{
-	return 0xf0c1e000ULL + p * 37 + round;
-}
-
+/* This program's versioned pages (common.h). */
 static long check(const uint64_t *buf, size_t pages, uint64_t round)
 {
-	long bad = 0;
-
-	for (size_t p = 0; p < pages; p++)
-		if (buf[p * 512] != want(p, round) || buf[p * 512 + 511] != ~want(p, round))
-			bad++;
-	return bad;
+	return check_pages(buf, pages, 0xf0c1e000ULL, 37, round);
 }
 
 static void fill(uint64_t *buf, size_t pages, uint64_t round)
 {
-	for (size_t p = 0; p < pages; p++) {
-		buf[p * 512] = want(p, round);
-		buf[p * 512 + 511] = ~want(p, round);
-	}
+	fill_pages(buf, pages, 0xf0c1e000ULL, 37, round);
 }
 
 /* The child: its own mapping, written, kept while the parent works, checked at the end. */

@@ -24,27 +24,15 @@
 
 #define PAGE 4096UL
 
-static uint64_t want(size_t p, uint64_t round)
-{
-	return 0x3100c000ULL + p * 13 + round;
-}
-
+/* This program's versioned pages (common.h). */
 static long check(const uint64_t *buf, size_t pages, uint64_t round)
 {
-	long bad = 0;
-
-	for (size_t p = 0; p < pages; p++)
-		if (buf[p * 512] != want(p, round) || buf[p * 512 + 511] != ~want(p, round))
-			bad++;
-	return bad;
+	return check_pages(buf, pages, 0x3100c000ULL, 13, round);
 }
 
 static void fill(uint64_t *buf, size_t pages, uint64_t round)
 {
-	for (size_t p = 0; p < pages; p++) {
-		buf[p * 512] = want(p, round);
-		buf[p * 512 + 511] = ~want(p, round);
-	}
+	fill_pages(buf, pages, 0x3100c000ULL, 13, round);
 }
 
 /* Pages of [buf, buf + pages) not present in this node's page table (-1: pagemap unreadable). */

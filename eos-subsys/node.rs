@@ -193,6 +193,18 @@ impl Node {
             .cloned()
     }
 
+    /// Tells the overcommit check how many nodes an elastic process here can reach (this
+    /// one and the peers connected now): call with no link lock held.
+    pub(crate) fn update_reach(&self) {
+        let up = self
+            .peers
+            .lock()
+            .iter()
+            .filter(|p| p.link.lock().state == LinkState::Up)
+            .count();
+        crate::sys::mm::set_reach(1 + up as u32);
+    }
+
     /// The configured peer with this id.
     pub(crate) fn find_peer(&self, id: NodeId) -> Option<Arc<Peer>> {
         self.peers.lock().iter().find(|p| p.id == id).cloned()

@@ -580,6 +580,8 @@ fn run_link(
         l.last_error = "";
         (old, l.ups)
     };
+    // One more node to reach (the overcommit check), counted without the link lock.
+    node.update_reach();
     if let Some(old) = old {
         // The peer came back on a new connection while the old one looked up here: it lost
         // the old one (and what was in flight on it), or restarted. Either way it is the
@@ -690,6 +692,7 @@ fn run_link(
         l.losses += 1;
         l.last_error = end.name();
         drop(l);
+        node.update_reach();
         Stats::inc(&node.stats.links_lost);
         trace::link(peer.id, false, 0);
         if let Some(h) = HANDLERS.get() {

@@ -630,3 +630,10 @@ pub(crate) fn map_file(
         )
     })
 }
+
+/// How many nodes an elastic process here can reach, this one included: the heuristic
+/// overcommit check lets one request be that many times this node's RAM and swap (mm/util.c).
+pub(crate) fn set_reach(nodes: u32) {
+    // SAFETY: no pointers; the helper stores one atomic.
+    unsafe { bindings::elastic_set_reach(nodes) };
+}

@@ -54,6 +54,7 @@ const TEST_PROGRAMS: &[&str] = &[
     "hugetlb",
     "epollwait",
     "fileid",
+    "overcommit",
 ];
 
 /// Programs also built dynamically linked, as `NAME-dyn` (most programs are: their shell has

@@ -429,7 +429,8 @@ fn batch_ended(
                 peer_id,
                 k
             );
-            k as usize
+            // A peer's count, at most the batch (more would be all of it).
+            (k as usize).min(n)
         }
         Pushed::Refused => {
             peer_warn!(

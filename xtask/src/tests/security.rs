@@ -835,12 +835,13 @@ pub(super) fn shell_cap(a: &mut Vm, b: &mut Vm) -> Result<String> {
 /// those the home pushes included, are charged there, and its memory.max bounds what the peer
 /// may cost the node (an install past it fails as under memory pressure: the home keeps the
 /// page, and the cgroup's OOM killer is never called on a shell). Node2 gives node 1's shells
-/// 3 MiB; `stress` runs stretched with 4 MiB local and would push ~4 MiB there. The shell
+/// 3 MiB; `stress` runs stretched with 4 MiB local and would push ~4 MiB there (long enough
+/// to be stretched before it ends: with 8,000 operations it could end first). The shell
 /// must have been in that cgroup, charged up to its limit and no further, and every page
 /// right.
 pub(super) fn shell_cgroup(a: &mut Vm, b: &mut Vm) -> Result<String> {
     const CG: &str = "/sys/fs/cgroup/elastic/node1";
-    const STRESS: [&str; 3] = ["8", "11", "8000"];
+    const STRESS: [&str; 3] = ["8", "11", "40000"];
     const MAX: u64 = 3 << 20;
     b.sh(&format!(
         "mkdir -p /sys/fs/cgroup && (grep -q cgroup2 /proc/mounts || mount -t cgroup2 none /sys/fs/cgroup) && \

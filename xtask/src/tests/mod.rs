@@ -242,7 +242,7 @@ const STEPS: &[Step] = &[
         run: |c| { let (a, b) = c.pair()?; pull_push::mlock_remote(a, b) } },
     Step { id: "overcommit", title: "elastic: a marked process commits at most its reach (RAM and swap per reachable node) in the heuristic mode, and strict accounting stays strict", tier: Tier::Test, limit_s: 120, needs: ROOMY,
         run: |c| { let (a, _) = c.pair()?; security::overcommit(a) } },
-    Step { id: "shell-cgroup", title: "elastic: a node's shells for a peer run in the memory cgroup its administrator made for that peer: their pages are charged there and its memory.max bounds them", tier: Tier::Test, limit_s: 300, needs: ROOMY,
+    Step { id: "shell-cgroup", title: "elastic: a node's shells for a peer run in the memory cgroup its administrator made for that peer: their pages are charged there and its memory.max bounds them", tier: Tier::Test, limit_s: 600, needs: ROOMY,
         run: |c| { let (a, b) = c.pair()?; security::shell_cgroup(a, b) } },
     Step { id: "fork-live", title: "elastic: a stretched process forks; with the child alive it rewrites every page away and at home, the pages shared with the child handed over right", tier: Tier::Test, limit_s: 300, needs: ROOMY,
         run: |c| { let (a, b) = c.pair()?; pull_push::fork_live(a, b) } },

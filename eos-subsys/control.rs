@@ -9,7 +9,7 @@ use crate::home;
 use crate::jump;
 use crate::mapsync;
 use crate::node::{self, peer_warn, Node, Peer};
-use crate::peer::{dials, parse_addr, parse_node_id, ConfigError, LinkState, PeerCmd, Secret};
+use crate::peer::{dials, parse_addr, parse_node_id, ConfigError, PeerCmd, Secret};
 use crate::proto::{caps, NodeId};
 use crate::pull;
 use crate::shell;
@@ -273,13 +273,7 @@ fn info_show(w: &mut FmtBuf<'_>) {
             "secret {}",
             if cfg.secret.is_some() { "set" } else { "unset" }
         )?;
-        let up = n
-            .peers
-            .lock()
-            .iter()
-            .filter(|p| p.link.lock().state == LinkState::Up)
-            .count();
-        writeln!(w, "peers_connected {up}")?;
+        writeln!(w, "peers_connected {}", n.connected_count())?;
         writeln!(w, "shells {}", shell::shells().map_or(0, |s| s.count()))?;
         writeln!(w, "clean_copies {}", crate::lent::clean_pages())
     });

@@ -196,13 +196,16 @@ impl Node {
     /// Tells the overcommit check how many nodes an elastic process here can reach (this
     /// one and the peers connected now): call with no link lock held.
     pub(crate) fn update_reach(&self) {
-        let up = self
-            .peers
+        crate::sys::mm::set_reach(1 + self.connected_count() as u32);
+    }
+
+    /// How many peers have their link up now.
+    pub(crate) fn connected_count(&self) -> usize {
+        self.peers
             .lock()
             .iter()
             .filter(|p| p.link.lock().state == LinkState::Up)
-            .count();
-        crate::sys::mm::set_reach(1 + up as u32);
+            .count()
     }
 
     /// The configured peer with this id.

@@ -167,7 +167,7 @@ fn peers_show(w: &mut FmtBuf<'_>) {
             let l = p.link.lock();
             writeln!(
                 w,
-                "{} {} {} since_ms={} rtt_us={} srtt_us={} ups={} losses={} rx_frames={} tx_frames={} last_error={} key={} ids={}",
+                "{} {} {} since_ms={} rtt_us={} srtt_us={} ups={} losses={} rx_frames={} tx_frames={} last_error={} key={} ids={} refused_for_room={}",
                 p.id,
                 l.addr,
                 l.state.name(),
@@ -181,6 +181,7 @@ fn peers_show(w: &mut FmtBuf<'_>) {
                 if l.last_error.is_empty() { "-" } else { l.last_error },
                 if l.key.is_some() { "pair" } else { "cluster" },
                 IdRange(l.ids),
+                p.room.lock().refusals,
             )?;
         }
         Ok(())
@@ -314,14 +315,15 @@ fn prefetch_store(s: &str) -> Result {
 fn shell_ids_show(w: &mut FmtBuf<'_>) {
     show_with(w, |_, w| {
         let caller = stretch::SHELL_IDS_CALLER.load(Relaxed);
-        writeln!(w, "{}", if caller { "caller" } else { "nobody" })
+        writeln!(w, "{}", if caller { "caller" } else { "home" })
     });
 }
 
-/// `nobody` (the default): every shell here runs as nobody/nogroup; `caller`: as the ids its
-/// Stretch names (never root), for nodes that share their users.
+/// `home` (the default): every shell here runs as the ids reserved for its home node
+/// (`policy::home_ids`); `caller`: as the ids its Stretch names (regular users' only, within
+/// the peer's allowlist), for nodes that share their users.
 fn shell_ids_store(s: &str) -> Result {
-    store_switch(s, ["nobody", "caller"], &stretch::SHELL_IDS_CALLER)
+    store_switch(s, ["home", "caller"], &stretch::SHELL_IDS_CALLER)
 }
 
 /// A two-word setting: `words[0]` clears `flag`, `words[1]` sets it, anything else is EINVAL.
@@ -805,6 +807,8 @@ static HOOKS: Hooks = Hooks {
     exec: stretch::on_exec,
     mm_exit,
     may_share_mm,
+    fork_begin: crate::fork::begin,
+    fork_end: crate::fork::end,
     stretch: sys_stretch,
     ctl: sys_ctl,
     jump: sys_jump,

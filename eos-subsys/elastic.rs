@@ -67,6 +67,7 @@ mod transit;
 
 // The primitives, one file each, and the layout they keep in step.
 mod fetch;
+mod fork;
 mod jump;
 mod mapsync;
 mod pull;

@@ -99,6 +99,10 @@ pub(crate) struct Proc {
     /// pushed none (`Proc::push_round`).
     push_rounds: AtomicU64,
     push_stalls: AtomicU64,
+    /// A pull brought pages since the pusher's last look (`policy::push_headroom`).
+    pulled_lately: AtomicBool,
+    /// A fork holds its pages home (fork.rs).
+    forking: AtomicBool,
     /// Reclaim rounds in a row that brought nothing back (reclaim.rs), and since when (ns)
     /// the member's fetches are refused for room without a break (0: they are not).
     reclaim_stalls: AtomicU64,
@@ -374,6 +378,22 @@ impl Proc {
         self.push_rounds.fetch_add(1, Release);
     }
 
+    /// Marks that a fork holds its pages home (`true`), or ends that; returns whether it was
+    /// marked before.
+    pub(crate) fn set_forking(&self, on: bool) -> bool {
+        self.forking.swap(on, Relaxed)
+    }
+
+    /// A pull brought its pages here.
+    pub(crate) fn note_pull(&self) {
+        self.pulled_lately.store(true, Relaxed);
+    }
+
+    /// Whether a pull brought pages since the last call (the pusher's).
+    pub(crate) fn take_pulled_lately(&self) -> bool {
+        self.pulled_lately.swap(false, Relaxed)
+    }
+
     /// The member whose node holds its budget now: the one it runs on, if its budget holds
     /// away (`budget_away`, a budget set, one member; reclaim.rs). `None`: it binds at home.
     pub(crate) fn budget_held_at(&self) -> Option<u16> {
@@ -619,9 +639,12 @@ impl Proc {
     /// The node the next push batch goes to (round robin over the members).
     pub(crate) fn push_target(&self) -> Option<Arc<Peer>> {
         let nodes = self.nodes.lock();
-        let n = nodes.len().max(1);
-        nodes
-            .get(self.push_rr.fetch_add(1, Relaxed) as usize % n)
+        let n = nodes.len();
+        let first = self.push_rr.fetch_add(1, Relaxed) as usize;
+        // Round robin over the members that have room; none: nothing goes this round.
+        (0..n)
+            .map(|i| &nodes[(first + i) % n])
+            .find(|p| p.has_room())
             .cloned()
     }
 
@@ -748,6 +771,8 @@ impl Proc {
                 budget_backoff_until: AtomicU64::new(0),
                 push_rounds: AtomicU64::new(0),
                 push_stalls: AtomicU64::new(0),
+                pulled_lately: AtomicBool::new(false),
+                forking: AtomicBool::new(false),
                 reclaim_stalls: AtomicU64::new(0),
                 refusing_since: AtomicU64::new(0),
                 dead: AtomicBool::new(false),

@@ -6,7 +6,7 @@
 //! Lock order: `cfg`, then `peers`, then a peer's `link`. No lock is held across network I/O.
 
 use crate::link::Conn;
-use crate::peer::{LinkState, Secret, Slots};
+use crate::peer::{LinkState, RoomPause, Secret, Slots};
 use crate::proto::{Message, NodeId};
 use crate::ratelimit::RateLimit;
 use crate::rpc::{Channel, Pending};
@@ -89,6 +89,9 @@ pub(crate) struct Peer {
     /// Requests to this peer waiting for their reply.
     #[pin]
     pub(crate) pending: Pending,
+    /// Whether it has room for our pushes (push.rs): a refusal for memory pauses them.
+    #[pin]
+    pub(crate) room: SpinLock<RoomPause>,
 }
 
 impl Peer {
@@ -117,6 +120,7 @@ impl Peer {
                 stretches: AtomicU32::new(0),
                 relays: AtomicU32::new(0),
                 pending <- Pending::new(),
+                room <- new_spinlock!(RoomPause::default(), "Peer::room"),
             }),
             GFP_KERNEL,
         )
@@ -135,6 +139,11 @@ impl Peer {
             (l.conn.clone().ok_or(e(kernel::bindings::ENOTCONN))?, l.ups)
         };
         conn.send(m).map(|()| gen)
+    }
+
+    /// Whether a push may go to it now (it refused none for memory lately).
+    pub(crate) fn has_room(&self) -> bool {
+        self.room.lock().open(time::now_ns())
     }
 
     /// Whether a connection is up now.

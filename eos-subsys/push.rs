@@ -15,7 +15,7 @@ use crate::lent;
 use crate::link::Conn;
 use crate::node::{peer_warn, Node, Peer};
 use crate::ownership::{self, retry, PushGaveUp};
-use crate::policy::{pages_to_push, Watermarks};
+use crate::policy::{pages_to_push, push_headroom, Watermarks};
 use crate::proto::{Message, Push, PushRefs, MAX_BATCH, PAGE_SIZE, REF_LEN};
 use crate::rpc::{self, Answer, CallError};
 use crate::shell;
@@ -160,7 +160,7 @@ fn push_part(
         let r = send_batch(p, target, b, number, Body::Refs(refs));
         // Refused: a copy is gone there (or it refused for another reason, which the data
         // push then meets too); the data goes instead.
-        if !matches!(r.0, Pushed::Refused) {
+        if !matches!(r.0, Pushed::Refused(_)) {
             sent = Some((r, true));
         }
     }
@@ -169,6 +169,13 @@ fn push_part(
         (r, false)
     });
     let settled = settle_batch(p, users, target.id, outcome, addrs, pages);
+    // A member short of memory (its cgroup for us full) gets no push for a while
+    // (`RoomPause`); a whole batch taken ends that.
+    match outcome {
+        Pushed::Taken => target.room.lock().took(),
+        Pushed::Prefix(_) | Pushed::Refused(true) => target.room.lock().refused(time::now_ns()),
+        Pushed::Refused(false) | Pushed::Unknown => {}
+    }
     let end = outcome.end();
     let taken = (0..b.n).filter(|i| end.taken(*i)).count();
     trace::push(
@@ -178,7 +185,7 @@ fn push_part(
         if taken > 0 { taken } else { b.n } as u32,
         match outcome {
             Pushed::Taken | Pushed::Prefix(_) => trace::PushOutcome::Taken,
-            Pushed::Refused => trace::PushOutcome::Refused,
+            Pushed::Refused(_) => trace::PushOutcome::Refused,
             Pushed::Unknown => trace::PushOutcome::Unknown,
         },
     );
@@ -349,8 +356,8 @@ fn send_batch(p: &Proc, target: &Peer, b: &Batch, number: u64, body: Body<'_>) -
     let outcome = match r {
         Ok(Answer::Installed(k)) => Pushed::Prefix(k),
         Ok(_) => Pushed::Taken,
-        Err(CallError::Refused(_)) => Pushed::Refused,
-        Err(CallError::NotSent(_)) if !unanswered => Pushed::Refused,
+        Err(CallError::Refused(e)) => Pushed::Refused(e == ENOMEM),
+        Err(CallError::NotSent(_)) if !unanswered => Pushed::Refused(false),
         Err(_) => Pushed::Unknown,
     };
     (outcome, tries)
@@ -432,7 +439,7 @@ fn batch_ended(
             // A peer's count, at most the batch (more would be all of it).
             (k as usize).min(n)
         }
-        Pushed::Refused => {
+        Pushed::Refused(_) => {
             peer_warn!(
                 node,
                 "push of {} pages of pid {} to node {} failed; kept them\n",
@@ -470,8 +477,8 @@ enum Pushed {
     Taken,
     /// The member has its first pages (this many); the rest could not be installed there.
     Prefix(u32),
-    /// The member refused it (and kept none), or it never left.
-    Refused,
+    /// The member refused it (and kept none), or it never left; `true`: for want of memory.
+    Refused(bool),
     /// No answer after every try: the member may have it.
     Unknown,
 }
@@ -482,7 +489,7 @@ impl Pushed {
         match self {
             Self::Taken => ownership::PushEnd::All,
             Self::Prefix(k) => ownership::PushEnd::Prefix(k),
-            Self::Refused | Self::Unknown => ownership::PushEnd::None,
+            Self::Refused(_) | Self::Unknown => ownership::PushEnd::None,
         }
     }
 }
@@ -527,7 +534,9 @@ fn pusher(node: &'static Node) {
                 return;
             }
             let avail = mm::memory_pages().1;
-            let want = pages_to_push(p.local_limit(), p.mm().anon_pages(), avail, &wm, episode);
+            let budget = p.local_limit();
+            let headroom = push_headroom(budget, p.take_pulled_lately());
+            let want = pages_to_push(budget, p.mm().anon_pages(), avail, &wm, episode, headroom);
             if want > 0 {
                 any = true;
                 p.push_round(push_some(node, p, want.min(PUSH_ROUND), &mut pages));

@@ -414,8 +414,9 @@ pub(crate) fn auto_stretch(node: &'static Node, avail_low: bool) {
 pub(crate) static MAX_SHELLS_PER_PEER: core::sync::atomic::AtomicU64 =
     core::sync::atomic::AtomicU64::new(256);
 
-/// Whether shells here take the uid/gid a Stretch names (root excepted) instead of `nobody`
-/// (`/sys/kernel/elastic/shell_ids`: `nobody`, the default, or `caller`).
+/// Whether shells here take the uid/gid a Stretch names (root excepted) instead of the ids
+/// reserved for their home (`/sys/kernel/elastic/shell_ids`: `home`, the default, or
+/// `caller`; `policy::shell_ids`).
 pub(crate) static SHELL_IDS_CALLER: core::sync::atomic::AtomicBool =
     core::sync::atomic::AtomicBool::new(false);
 
@@ -587,12 +588,12 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
     let policy = if SHELL_IDS_CALLER.load(Relaxed) {
         crate::policy::ShellIds::Caller
     } else {
-        crate::policy::ShellIds::Nobody
+        crate::policy::ShellIds::Home
     };
     let allowed = peer.link.lock().ids;
-    seed.state.lock().ids = crate::policy::shell_ids(policy, s.uid, s.gid, allowed);
+    seed.state.lock().ids = crate::policy::shell_ids(policy, peer.id, s.uid, s.gid, allowed);
     umh::spawn(s.path, s.argv, s.env, &seed)?;
-    // From here on every error path kills the shell: none is left parked, nobody's.
+    // From here on every error path kills the shell: none is left parked, no one's.
     let mut unregistered = Unregistered(Some(seed.clone()));
     // Wait for the shell to park (it does so on its first way to user mode).
     let deadline = time::now_ns() + PARK_TIMEOUT_NS;

@@ -15,8 +15,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-#include "common.h"
-#include "elastic.h"
+#include "stretched.h"
 
 #define PAGE 4096UL
 #define BUDGET_PAGES (8 * 256)
@@ -49,19 +48,11 @@ int main(int argc, char **argv)
 	if (buf == MAP_FAILED || rounds < 1)
 		return 2;
 	fill(buf, pages, 1);
-	int stretched = elastic_stretch(0, peer) == 0;
-	if (stretched) {
-		elastic_set_sticky(0, 1);
-		elastic_set_budget(0, BUDGET_PAGES);
-		long goal = (long)pages - BUDGET_PAGES - 64;
-		for (int i = 0; i < 600 && (remote = self_remote_pages()) < goal; i++)
-			usleep(100 * 1000);
-		if (remote < goal) {
-			printf("away: only %ld of %zu pages went to the peer\n", remote, pages);
-			return 3;
-		}
+	int stretched = stretch_pinned("away", peer, BUDGET_PAGES, pages, &remote);
+	if (stretched < 0)
+		return 3;
+	if (stretched)
 		jumped = elastic_jump(0, peer) == 0;
-	}
 	/* Away (when it jumped): no syscall until the jump home. */
 	for (r = 2; r <= rounds + 1; r++) {
 		bad += check(buf, pages, r - 1);

@@ -19,8 +19,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "common.h"
-#include "elastic.h"
+#include "stretched.h"
 
 #define PAGE 4096UL
 #define BUDGET_PAGES (2 * 256)
@@ -71,18 +70,9 @@ int main(int argc, char **argv)
 	if (buf == MAP_FAILED || pages <= BUDGET_PAGES || pipe(fds))
 		return 2;
 	fill(buf, pages, 1);
-	int stretched = elastic_stretch(0, peer) == 0;
-	if (stretched) {
-		elastic_set_sticky(0, 1);
-		elastic_set_budget(0, BUDGET_PAGES);
-		long goal = (long)pages - BUDGET_PAGES - 64;
-		for (int i = 0; i < 600 && (remote = self_remote_pages()) < goal; i++)
-			usleep(100 * 1000);
-		if (remote < goal) {
-			printf("forklive: only %ld of %zu pages went to the peer\n", remote, pages);
-			return 3;
-		}
-	}
+	int stretched = stretch_pinned("forklive", peer, BUDGET_PAGES, pages, &remote);
+	if (stretched < 0)
+		return 3;
 	pid = fork();
 	if (pid < 0)
 		return 2;

@@ -592,10 +592,10 @@ static size_t template(const char *name, char *buf, size_t max, struct want *w)
 		n = snprintf(buf, max, "%lu\n", v);
 		want_add(w, v == 0 ? 0 : EINVAL);
 	} else if (!strcmp(name, "shell_ids")) {
-		static const char *ids[] = { "nobody", "caller", "root", "" };
-		const char *v = ids[rnd(4)];
+		static const char *ids[] = { "home", "caller", "nobody", "root", "" };
+		const char *v = ids[rnd(5)];
 		n = snprintf(buf, max, "%s\n", v);
-		want_add(w, !strcmp(v, "nobody") || !strcmp(v, "caller") ? 0 : EINVAL);
+		want_add(w, !strcmp(v, "home") || !strcmp(v, "caller") ? 0 : EINVAL);
 	} else if (!strcmp(name, "max_shells_per_peer")) {
 		/* Room for the victims' shells (1..65536 is valid), or 0 or too many (refused). */
 		unsigned long v = rnd(2) ? 16 + rnd(1024) : rnd(2) ? 0 : 65537 + rnd(1UL << 40);

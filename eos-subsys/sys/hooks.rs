@@ -81,6 +81,11 @@ pub(crate) struct Hooks {
     pub(crate) mm_exit: fn(MmId),
     /// May another task share this elastic address space (a thread)?
     pub(crate) may_share_mm: fn(MmId) -> bool,
+    /// A fork copies this elastic address space: its pages come home and stay until
+    /// `fork_end`. An error fails the fork.
+    pub(crate) fork_begin: fn(MmId) -> Result,
+    /// The copy `fork_begin` prepared is made (or failed).
+    pub(crate) fork_end: fn(MmId),
     /// `elastic_stretch(pid, node)`.
     pub(crate) stretch: fn(i32, i32) -> Result<i64>,
     /// `elastic_ctl(op, pid, arg)`.
@@ -289,6 +294,35 @@ pub(crate) unsafe extern "C" fn elastic_mm_exit(mm: *mut bindings::mm_struct) {
 #[no_mangle]
 pub(crate) unsafe extern "C" fn elastic_may_share_mm(mm: *mut bindings::mm_struct) -> bool {
     HOOKS.get().is_none_or(|h| (h.may_share_mm)(MmId::of(mm)))
+}
+
+/// `copy_mm()` is about to copy the elastic address space `mm` for a child (fork: no
+/// CLONE_VM). Non-zero: the fork fails (ENOMEM).
+///
+/// # Safety
+///
+/// `mm` is the current task's mm (`copy_mm`). Only its address is used here: [`MmId`] is an
+/// identity that is compared, never dereferenced.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn elastic_fork_begin(
+    mm: *mut bindings::mm_struct,
+) -> core::ffi::c_int {
+    match HOOKS.get().map(|h| (h.fork_begin)(MmId::of(mm))) {
+        Some(Err(e)) => e.to_errno(),
+        _ => 0,
+    }
+}
+
+/// `copy_mm()` copied `mm` (or failed to) after [`elastic_fork_begin`] succeeded.
+///
+/// # Safety
+///
+/// As for [`elastic_fork_begin`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn elastic_fork_end(mm: *mut bindings::mm_struct) {
+    if let Some(h) = HOOKS.get() {
+        (h.fork_end)(MmId::of(mm));
+    }
 }
 
 fn ret(r: Result<i64>) -> core::ffi::c_long {

@@ -51,6 +51,7 @@ const TEST_PROGRAMS: &[&str] = &[
     "threadrace",
     "intruder",
     "forklive",
+    "forkcopy",
     "hugetlb",
     "epollwait",
     "fileid",

@@ -1,7 +1,7 @@
 //! Paths and process helpers shared by the xtask commands.
 
 use anyhow::{bail, Context, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The repository root (parent of xtask/).
@@ -58,4 +58,32 @@ pub fn move_file(from: &std::path::Path, to: &std::path::Path) -> std::io::Resul
         }
         r => r,
     }
+}
+
+/// MiB free (for an unprivileged user) on the file system holding `path`, by `df`.
+pub fn free_mib(path: &Path) -> Option<u64> {
+    let out = Command::new("df").arg("-Pk").arg(path).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let kib: u64 = text
+        .lines()
+        .nth(1)?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()?;
+    Some(kib / 1024)
+}
+
+/// One line on the free space where the tests write (the work tree's `out/`, the kernel
+/// cache and the temporary directory): a step that fails for want of disk says so.
+pub fn disk_note() -> String {
+    let tmp = std::env::temp_dir();
+    [("out", out_dir()), ("cache", cache_dir()), ("tmp", tmp)]
+        .iter()
+        .map(|(name, p)| match free_mib(p) {
+            Some(m) => format!("{name} {m} MiB free"),
+            None => format!("{name} ?"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -419,9 +419,75 @@ impl Backoff {
     }
 }
 
+/// First pause of pushes to a member that refused one for want of memory.
+pub const ROOM_PAUSE_MIN_MS: u32 = 50;
+/// See [`ROOM_PAUSE_MIN_MS`].
+pub const ROOM_PAUSE_MAX_MS: u32 = 2_000;
+
+/// Whether a member has room for our pushes. A member that refused a batch for want of
+/// memory (its memory cgroup for our shells full, or the node short) gets none for a pause:
+/// asking again at once would only cost it failing charges and us a round trip each. The
+/// pause doubles while the refusals go on and ends with the first batch it takes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RoomPause {
+    until_ns: u64,
+    next_ms: u32,
+    /// Refusals for memory so far.
+    pub refusals: u64,
+}
+
+impl RoomPause {
+    /// The member refused a batch (or took only its first pages) for want of memory at
+    /// `now_ns`: no push to it for the next pause.
+    pub fn refused(&mut self, now_ns: u64) {
+        let ms = self.next_ms.clamp(ROOM_PAUSE_MIN_MS, ROOM_PAUSE_MAX_MS);
+        self.until_ns = now_ns.saturating_add(u64::from(ms) * 1_000_000);
+        self.next_ms = ms.saturating_mul(2).min(ROOM_PAUSE_MAX_MS);
+        self.refusals += 1;
+    }
+
+    /// The member took a whole batch: it has room again.
+    pub fn took(&mut self) {
+        self.until_ns = 0;
+        self.next_ms = 0;
+    }
+
+    /// Whether a push may go to the member at `now_ns`.
+    pub fn open(&self, now_ns: u64) -> bool {
+        now_ns >= self.until_ns
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn room_pause_doubles_while_refused_and_ends_when_taken() {
+        let mut r = RoomPause::default();
+        assert!(r.open(0));
+        r.refused(1_000);
+        assert!(!r.open(1_000));
+        assert!(r.open(1_000 + 50_000_000));
+        let mut now = 1_000 + 50_000_000;
+        r.refused(now);
+        assert!(!r.open(now + 99_999_999));
+        assert!(r.open(now + 100_000_000));
+        for _ in 0..20 {
+            now += 1;
+            r.refused(now);
+        }
+        assert!(!r.open(now + u64::from(ROOM_PAUSE_MAX_MS) * 1_000_000 - 1));
+        assert!(r.open(now + u64::from(ROOM_PAUSE_MAX_MS) * 1_000_000));
+        assert_eq!(r.refusals, 22);
+        r.took();
+        assert!(r.open(now));
+        r.refused(now);
+        assert!(r.open(now + u64::from(ROOM_PAUSE_MIN_MS) * 1_000_000));
+        // A clock near its end saturates rather than wraps into "open".
+        r.refused(u64::MAX - 5);
+        assert!(!r.open(u64::MAX - 1));
+    }
 
     #[test]
     fn key_material_is_wiped() {

@@ -27,17 +27,19 @@ impl Watermarks {
 }
 
 /// Pages one elastic process should push now: down to its budget when it has one (a non-zero
-/// `budget`), else as many as bring the node from `available` back to the high watermark once
-/// it fell below the low one (`pushing` remembers that we are in such an episode).
+/// `budget`) less `headroom` ([`push_headroom`]), else as many as bring the node from
+/// `available` back to the high watermark once it fell below the low one (`pushing`
+/// remembers that we are in such an episode).
 pub fn pages_to_push(
     budget: u64,
     local: u64,
     available: u64,
     wm: &Watermarks,
     pushing: bool,
+    headroom: u64,
 ) -> u64 {
     let by_budget = if budget > 0 {
-        local.saturating_sub(budget)
+        local.saturating_sub(budget.saturating_sub(headroom))
     } else {
         0
     };
@@ -47,6 +49,19 @@ pub fn pages_to_push(
         0
     };
     by_budget.max(by_pressure).min(local)
+}
+
+/// Room kept free under a budget while a process pulls: one pull window, at most a quarter
+/// of the budget. The pusher then sends a batch while the process runs on the pages the last
+/// pull brought, instead of the next pull's fault waiting for that push (a round trip each
+/// way in turn, where network swap writes back while it reads); with no pull lately the
+/// budget is used whole, so a working set that fits is never pushed out for this.
+pub fn push_headroom(budget: u64, pulling: bool) -> u64 {
+    if pulling {
+        (crate::proto::MAX_BATCH as u64).min(budget / 4)
+    } else {
+        0
+    }
 }
 
 /// Pages a member running a process holds past its budget (`budget` 0: none), which the
@@ -473,13 +488,15 @@ impl JumpPolicy {
 /// (`/sys/kernel/elastic/shell_ids`), never the peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShellIds {
-    /// Every shell runs as `nobody`/`nogroup` (the default): a peer cannot reach any user's
-    /// files here through what its shells map.
-    Nobody,
+    /// Every shell for home node N runs as uid and gid [`home_ids`]`(N)` (the default): ids no
+    /// account and no other process here uses, so no local process can trace, signal or write
+    /// a shell by sharing its identity, and a peer cannot reach any user's files here through
+    /// what its shells map (only what anyone may read).
+    Home,
     /// The ids the Stretch names, as a hint, so a shell can map the program's files with its
     /// user's permissions: for a cluster whose nodes share their users. Only ids of regular
     /// users and groups ([`CALLER_IDS`]) pass; any other (root, a system group such as shadow,
-    /// 42 on Debian) becomes `nobody`/`nogroup`.
+    /// 42 on Debian) becomes the home's ids.
     Caller,
 }
 
@@ -489,32 +506,49 @@ pub enum ShellIds {
 /// `nobody`'s and the ranges of containers.
 pub const CALLER_IDS: core::ops::RangeInclusive<u32> = 1000..=60000;
 
-/// The kernel's overflow uid/gid (`nobody`/`nogroup` on Debian).
-pub const NOBODY: u32 = 65534;
+/// The ids reserved for shells: home node N's shells run as `SHELL_ID_BASE + N`
+/// (2,128,609,281 to 2,128,610,303). Above Debian's users, `nobody` (65534) and the
+/// subordinate id ranges `useradd` hands out from 100,000 on (65,536 per user: 32,000 users
+/// before they reach it), below `(uid_t)-1`.
+pub const SHELL_ID_BASE: u32 = 0x7EE0_0000;
 
-/// The user and group id a shell on this node runs as, given those the Stretch asked for.
+/// The uid and gid of home node `home`'s shells here.
+pub fn home_ids(home: crate::proto::NodeId) -> (u32, u32) {
+    let id = SHELL_ID_BASE + u32::from(home);
+    (id, id)
+}
+
+/// The user and group id a shell on this node for home node `home` runs as, given those the
+/// Stretch asked for.
 ///
 /// A Stretch comes from a peer, and nothing a peer sends may raise privilege here: a shell
-/// never needs any (every syscall of its process runs at home), so it runs as `nobody` unless
-/// this node's administrator lets Stretch ids through ([`ShellIds::Caller`]), and even then only
-/// regular users' ids ([`CALLER_IDS`]): root or a system id becomes `nobody`/`nogroup`. A shell
-/// has no supplementary groups (its credentials derive from the kernel's, whose group list is
-/// empty). Every shell also loses all capabilities, its
-/// bounding set, and the right to gain privilege at exec (no_new_privs: see
+/// never needs any (every syscall of its process runs at home), so it runs as its home's ids
+/// ([`home_ids`]) unless this node's administrator lets Stretch ids through
+/// ([`ShellIds::Caller`]), and even then only regular users' ids ([`CALLER_IDS`]): root or a
+/// system id becomes the home's. A shell has no supplementary groups (its credentials derive
+/// from the kernel's, whose group list is empty). Every shell also loses all capabilities,
+/// its bounding set, and the right to gain privilege at exec (no_new_privs: see
 /// `elastic_cred_set_ids`).
 ///
 /// With [`ShellIds::Caller`], the ids must also lie in `allowed`, the range this node's
 /// administrator allows that peer (`ids` in `peers`; `None`: none): a peer cannot name any
 /// regular user's ids, only those of the users the two nodes share.
-pub fn shell_ids(policy: ShellIds, uid: u32, gid: u32, allowed: Option<(u32, u32)>) -> (u32, u32) {
+pub fn shell_ids(
+    policy: ShellIds,
+    home: crate::proto::NodeId,
+    uid: u32,
+    gid: u32,
+    allowed: Option<(u32, u32)>,
+) -> (u32, u32) {
     let pass = |id: u32| {
         CALLER_IDS.contains(&id) && allowed.is_some_and(|(lo, hi)| (lo..=hi).contains(&id))
     };
+    let (own_uid, own_gid) = home_ids(home);
     match policy {
-        ShellIds::Nobody => (NOBODY, NOBODY),
+        ShellIds::Home => (own_uid, own_gid),
         ShellIds::Caller => (
-            if pass(uid) { uid } else { NOBODY },
-            if pass(gid) { gid } else { NOBODY },
+            if pass(uid) { uid } else { own_uid },
+            if pass(gid) { gid } else { own_gid },
         ),
     }
 }
@@ -665,33 +699,37 @@ mod tests {
     #[test]
     fn root_never_runs_a_shell_and_ids_are_the_receivers_choice() {
         const ALL: Option<(u32, u32)> = Some((1000, 60000));
+        const H: u32 = SHELL_ID_BASE + 3;
+        let ids = |p, u, g, a| shell_ids(p, 3, u, g, a);
         for (u, g) in [(0, 0), (0, 1000), (1000, 0), (1000, 1000)] {
-            assert_eq!(shell_ids(ShellIds::Nobody, u, g, ALL), (65534, 65534));
+            assert_eq!(ids(ShellIds::Home, u, g, ALL), (H, H));
         }
-        assert_eq!(shell_ids(ShellIds::Caller, 0, 0, ALL), (65534, 65534));
-        assert_eq!(shell_ids(ShellIds::Caller, 0, 1000, ALL), (65534, 1000));
-        assert_eq!(shell_ids(ShellIds::Caller, 1000, 0, ALL), (1000, 65534));
-        assert_eq!(shell_ids(ShellIds::Caller, 1000, 1000, ALL), (1000, 1000));
+        assert_eq!(ids(ShellIds::Caller, 0, 0, ALL), (H, H));
+        assert_eq!(ids(ShellIds::Caller, 0, 1000, ALL), (H, 1000));
+        assert_eq!(ids(ShellIds::Caller, 1000, 0, ALL), (1000, H));
+        assert_eq!(ids(ShellIds::Caller, 1000, 1000, ALL), (1000, 1000));
         // System ids never pass: shadow's group (42), a daemon's uid (1), ids past the range.
-        assert_eq!(shell_ids(ShellIds::Caller, 1000, 42, ALL), (1000, 65534));
-        assert_eq!(shell_ids(ShellIds::Caller, 1, 1000, ALL), (65534, 1000));
-        assert_eq!(shell_ids(ShellIds::Caller, 999, 999, ALL), (65534, 65534));
-        assert_eq!(
-            shell_ids(ShellIds::Caller, 60001, 100_000, ALL),
-            (65534, 65534)
-        );
-        assert_eq!(
-            shell_ids(ShellIds::Caller, 60000, 60000, ALL),
-            (60000, 60000)
-        );
+        assert_eq!(ids(ShellIds::Caller, 1000, 42, ALL), (1000, H));
+        assert_eq!(ids(ShellIds::Caller, 1, 1000, ALL), (H, 1000));
+        assert_eq!(ids(ShellIds::Caller, 999, 999, ALL), (H, H));
+        assert_eq!(ids(ShellIds::Caller, 60001, 100_000, ALL), (H, H));
+        assert_eq!(ids(ShellIds::Caller, 60000, 60000, ALL), (60000, 60000));
+        // Nor a peer's guess of another home's reserved ids.
+        assert_eq!(ids(ShellIds::Caller, H + 1, H + 1, ALL), (H, H));
         // Only the ids this node allows that peer: none by default, else its range.
-        assert_eq!(
-            shell_ids(ShellIds::Caller, 1000, 1000, None),
-            (65534, 65534)
-        );
+        assert_eq!(ids(ShellIds::Caller, 1000, 1000, None), (H, H));
         let some = Some((1000, 1009));
-        assert_eq!(shell_ids(ShellIds::Caller, 1005, 1009, some), (1005, 1009));
-        assert_eq!(shell_ids(ShellIds::Caller, 1010, 1000, some), (65534, 1000));
+        assert_eq!(ids(ShellIds::Caller, 1005, 1009, some), (1005, 1009));
+        assert_eq!(ids(ShellIds::Caller, 1010, 1000, some), (H, 1000));
+    }
+
+    #[test]
+    fn home_ids_are_distinct_reserved_and_valid() {
+        let (lo, _) = home_ids(1);
+        let (hi, _) = home_ids(crate::proto::MAX_NODE_ID);
+        assert!(lo > 65534 && lo > *CALLER_IDS.end());
+        assert!(hi < u32::MAX - 1, "(uid_t)-1 and -2 are not ids");
+        assert_ne!(home_ids(1), home_ids(2));
     }
 
     #[test]
@@ -710,16 +748,24 @@ mod tests {
     fn push_amounts() {
         let wm = Watermarks::for_total(256 * 256);
         // plenty of memory, no budget: nothing
-        assert_eq!(pages_to_push(0, 1000, 100 * 256, &wm, false), 0);
+        assert_eq!(pages_to_push(0, 1000, 100 * 256, &wm, false, 0), 0);
         // budget exceeded
-        assert_eq!(pages_to_push(600, 1000, 100 * 256, &wm, false), 400);
+        assert_eq!(pages_to_push(600, 1000, 100 * 256, &wm, false, 0), 400);
         // below low: refill to high
-        assert_eq!(pages_to_push(0, 100_000, 30 * 256, &wm, false), 18 * 256);
+        assert_eq!(pages_to_push(0, 100_000, 30 * 256, &wm, false, 0), 18 * 256);
         // between low and high: only while an episode is on (hysteresis)
-        assert_eq!(pages_to_push(0, 100_000, 40 * 256, &wm, false), 0);
-        assert_eq!(pages_to_push(0, 100_000, 40 * 256, &wm, true), 8 * 256);
+        assert_eq!(pages_to_push(0, 100_000, 40 * 256, &wm, false, 0), 0);
+        assert_eq!(pages_to_push(0, 100_000, 40 * 256, &wm, true, 0), 8 * 256);
         // never more than the process has
-        assert_eq!(pages_to_push(1, 10, 0, &wm, true), 10);
+        assert_eq!(pages_to_push(1, 10, 0, &wm, true, 0), 10);
+        // Pulling: down to the budget less one pull window (a quarter of a small budget).
+        assert_eq!(push_headroom(1000, false), 0);
+        assert_eq!(push_headroom(1000, true), 32);
+        assert_eq!(push_headroom(40, true), 10);
+        assert_eq!(push_headroom(0, true), 0);
+        assert_eq!(pages_to_push(600, 600, 100 * 256, &wm, false, 32), 32);
+        assert_eq!(pages_to_push(600, 560, 100 * 256, &wm, false, 32), 0);
+        assert_eq!(pages_to_push(600, 1000, 100 * 256, &wm, false, 32), 432);
     }
 
     #[test]

@@ -174,7 +174,7 @@ const STEPS: &[Step] = &[
         } },
     Step { id: "bad-input", title: "two-vm: bad input from user space", tier: Tier::Test, limit_s: 600, needs: PAIR,
         run: |c| { let (a, b) = c.pair()?; security::bad_input(a, b) } },
-    Step { id: "root-shell", title: "two-vm: a peer with a key asks for a root shell and runs its own registers: the shell is nobody, its syscall goes home", tier: Tier::Test, limit_s: 300, needs: PAIR,
+    Step { id: "root-shell", title: "two-vm: a peer with a key asks for a root shell and runs its own registers: the shell runs as node 1's reserved ids without privilege, its syscall goes home", tier: Tier::Test, limit_s: 300, needs: PAIR,
         run: |c| { let (a, b) = c.pair()?; security::root_shell(a, b) } },
     Step { id: "shell-cap", title: "two-vm: a peer may hold only max_shells_per_peer shells on a node: more are refused (EMFILE)", tier: Tier::Test, limit_s: 300, needs: PAIR,
         run: |c| { let (a, b) = c.pair()?; security::shell_cap(a, b) } },
@@ -246,6 +246,8 @@ const STEPS: &[Step] = &[
         run: |c| { let (a, b) = c.pair()?; security::shell_cgroup(a, b) } },
     Step { id: "fork-live", title: "elastic: a stretched process forks; with the child alive it rewrites every page away and at home, the pages shared with the child handed over right", tier: Tier::Test, limit_s: 300, needs: ROOMY,
         run: |c| { let (a, b) = c.pair()?; pull_push::fork_live(a, b) } },
+    Step { id: "fork-copy", title: "elastic: a stretched process forks with most pages on node2: the child gets its own copy of every page, and the parent keeps its own", tier: Tier::Test, limit_s: 300, needs: ROOMY,
+        run: |c| { let (a, b) = c.pair()?; pull_push::fork_copy(a, b) } },
     Step { id: "threads", title: "elastic: a thread, userfaultfd or io_uring of a stretched process is refused cleanly; vfork children, popen and system work", tier: Tier::Test, limit_s: 300, needs: ROOMY,
         run: |c| { let (a, b) = c.pair()?; pull_push::threads_refused(a, b) } },
     Step { id: "sort", title: "elastic: busybox sort stretched at 1 and 2 MiB local, jump policy on, at home only and off: same output as unstretched, pages moved", tier: Tier::Test, limit_s: 900, needs: ROOMY,
@@ -419,7 +421,11 @@ impl Report {
         let secs = took.as_secs_f64();
         match &r {
             Ok(note) => eprintln!("PASS [{}] ({secs:.0} s) {note}", step.id),
-            Err(e) => eprintln!("FAIL [{}] ({secs:.0} s): {e:#}", step.id),
+            Err(e) => eprintln!(
+                "FAIL [{}] ({secs:.0} s): {e:#}\n     (disk: {})",
+                step.id,
+                crate::util::disk_note()
+            ),
         }
         self.rows.push(Row {
             id: step.id,
@@ -485,6 +491,7 @@ pub fn all(sel: &Selection) -> Result<()> {
     let ids = sel.ids()?;
     let mut report = Report { rows: Vec::new() };
     let mut ctx = Ctx::default();
+    eprintln!("xtask test: disk: {}", crate::util::disk_note());
     for step in STEPS.iter().filter(|s| ids.contains(s.id)) {
         if let Some(n) = step.needs.iter().find(|n| report.failed(n)) {
             report.skip(step, &format!("it needs step {n}, which failed"));

@@ -147,6 +147,24 @@ pub(super) fn fork_live(a: &mut Vm, b: &mut Vm) -> Result<String> {
     ))
 }
 
+/// A stretched process forks while most of its pages are on node2 (issue 28 item 3): the child
+/// checks every page (the parent's values at the fork), rewrites and checks them, while the
+/// parent writes its own; neither sees the other's writes. Before: every page that was on
+/// node2 was a poisoned marker in the child (SIGBUS on its first touch). Reports the fork's
+/// time, which includes bringing the remote pages home.
+pub(super) fn fork_copy(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let info = run_like_host(a, "forkcopy", &["12", "2"], &["stretched=1"])?;
+    let remote: u64 = field(&info, "remote_before").unwrap_or(0);
+    let ms: u64 = field(&info, "fork_ms").unwrap_or(0);
+    let after: u64 = field(&info, "remote_after").unwrap_or(u64::MAX);
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "12 MiB, 2 MiB budget, {remote} pages on node2 at the fork: fork took {ms} ms (their \
+         recall included; {after} remote just after); the child read the parent's values in \
+         every page and then its own, the parent its own, before and after the child ended"
+    ))
+}
+
 /// A stretched process stays single-threaded: pthread_create fails with EOPNOTSUPP (before,
 /// the thread ran and the process died of SIGBUS, or read pages the pusher had moved), while
 /// a CLONE_VM|CLONE_VFORK child reads every page right and popen and system work.

@@ -156,8 +156,8 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     if !a.console().contains("ends its elastic mark") {
         bail!("no log line for the mark a setuid exec ended");
     }
-    // Its shell on node2 runs as nobody (node2's choice, not the peer's), and can gain
-    // nothing at exec.
+    // Its shell on node2 runs as the ids node2 keeps for node 1's shells (node2's choice, not
+    // the peer's), and can gain nothing at exec.
     let no_privilege = [
         "CapEff:\t0000000000000000",
         "CapPrm:\t0000000000000000",
@@ -166,10 +166,10 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     ];
     let victim = pid_in(a, "/tmp/victim")?;
     let status = shell_status(b, victim)?;
-    if !status.contains("Uid:\t65534\t65534\t65534\t65534")
+    if !status.contains(&format!("Uid:\t{}", node1_ids()))
         || !no_privilege.iter().all(|w| status.contains(w))
     {
-        bail!("the shell of alice's process does not run as nobody without privilege:\n{status}");
+        bail!("the shell of alice's process does not run as node 1's shell ids without privilege:\n{status}");
     }
     // A local process of the same uid can neither trace the shell nor read or write its
     // memory (issue 27, item 1): through it, it would run code, and so syscalls at home, as
@@ -177,7 +177,8 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     let intruded = intrude(b, victim)?;
     // Let its exit line reach the console before the command marker does.
     a.sh("kill $(cat /tmp/victim); sleep 1")?;
-    // A Stretch comes from a peer: a root process's shell runs as nobody, with no privilege.
+    // A Stretch comes from a peer: a root process's shell runs as node 1's shell ids, with no
+    // privilege.
     a.sh("sleep 60 & echo $! > /tmp/rootp")?;
     a.sh("eosctl stretch $(cat /tmp/rootp) 2")?;
     let rootp = pid_in(a, "/tmp/rootp")?;
@@ -190,8 +191,8 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
             .find_map(|l| l.strip_prefix("Groups:"))
             .is_some_and(|g| g.trim().is_empty())
     };
-    if !status.contains("Uid:\t65534\t65534\t65534\t65534")
-        || !status.contains("Gid:\t65534\t65534\t65534\t65534")
+    if !status.contains(&format!("Uid:\t{}", node1_ids()))
+        || !status.contains(&format!("Gid:\t{}", node1_ids()))
         || !no_privilege.iter().all(|w| status.contains(w))
         || !no_groups(&status)
     {
@@ -212,10 +213,10 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     b.sh("echo 'ids 1 1000-1000' > /sys/kernel/elastic/peers")?;
     let status = caller_shell(a, b);
     b.sh("echo 'ids 1 none' > /sys/kernel/elastic/peers")?;
-    b.sh("echo nobody > /sys/kernel/elastic/shell_ids")?;
+    b.sh("echo home > /sys/kernel/elastic/shell_ids")?;
     let status = status?;
-    if !unlisted.contains("Uid:\t65534\t65534\t65534\t65534") {
-        bail!("with shell_ids=caller and no ids allowed for node 1, alice's shell did not run as nobody:\n{unlisted}");
+    if !unlisted.contains(&format!("Uid:\t{}", node1_ids())) {
+        bail!("with shell_ids=caller and no ids allowed for node 1, alice's shell did not run as node 1's shell ids:\n{unlisted}");
     }
     if !status.contains("Uid:\t1000\t1000\t1000\t1000")
         || !no_privilege.iter().all(|w| status.contains(w))
@@ -223,7 +224,18 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     {
         bail!("with shell_ids=caller alice's shell does not run as alice without privilege:\n{status}");
     }
-    Ok(format!("another uid refused with EPERM, and a setuid program its own user started; statistics private to the owner; a mark survives exec, not a setuid exec; root allowed; shells run as nobody (65534) whoever the Stretch names, alice or root, and as alice only where node2 allows Stretch ids (shell_ids=caller, and alice's uid in node2's allowlist for node 1: nobody without it; regular users' ids only), always with no capabilities, no supplementary groups, an empty bounding set and no_new_privs; a process of nobody's on node2 is refused the shell, signals included ({intruded})"))
+    Ok(format!("another uid refused with EPERM, and a setuid program its own user started; statistics private to the owner; a mark survives exec, not a setuid exec; root allowed; shells run as the ids node2 keeps for node 1 ({}) whoever the Stretch names, alice or root, and as alice only where node2 allows Stretch ids (shell_ids=caller, and alice's uid in node2's allowlist for node 1: node 1's ids without it; regular users' ids only), always with no capabilities, no supplementary groups, an empty bounding set and no_new_privs; a process of the shell's uid on node2 is refused the shell, signals included ({intruded})", node1_uid()))
+}
+
+/// The uid (and gid) node2 gives node 1's shells (`shell_ids` home, the default).
+fn node1_uid() -> u32 {
+    eos_core::policy::home_ids(1).0
+}
+
+/// `node1_uid` four times, as /proc/PID/status's Uid and Gid lines list it.
+fn node1_ids() -> String {
+    let u = node1_uid();
+    format!("{u}\t{u}\t{u}\t{u}")
 }
 
 /// Kernel log lines on `v` that name why ElasticOS ended a process.
@@ -261,7 +273,7 @@ fn pid_in(v: &mut Vm, file: &str) -> Result<u32> {
 }
 
 /// Credentials (/proc status lines) of the shell on `b` of process `home_pid` of node 1.
-/// Runs workloads/intruder.c as uid 65534 (the shell's) on `b` against the shell of process
+/// Runs workloads/intruder.c as the shell's uid on `b` against the shell of process
 /// `home_pid` of node 1: every way in must be refused with EPERM or EACCES. Returns its line.
 fn intrude(b: &mut Vm, home_pid: u32) -> Result<String> {
     let procs = b.sh("cat /sys/kernel/elastic/procs")?;
@@ -269,7 +281,7 @@ fn intrude(b: &mut Vm, home_pid: u32) -> Result<String> {
         .shell_of(1, home_pid)
         .map(|s| s.pid())
         .with_context(|| format!("no shell of pid {home_pid} on node2:\n{procs}"))?;
-    let out = b.sh(&format!("intruder 65534 {pid}"))?;
+    let out = b.sh(&format!("intruder {} {pid}", node1_uid()))?;
     let line = out
         .lines()
         .find(|l| l.starts_with("intruder: "))
@@ -707,7 +719,7 @@ pub(super) fn root_shell(a: &mut Vm, b: &mut Vm) -> Result<String> {
         };
         let ids_ok = ["Uid:", "Gid:"]
             .iter()
-            .all(|k| field(k).len() == 4 && field(k).iter().all(|v| v == "65534"));
+            .all(|k| field(k).len() == 4 && field(k).iter().all(|v| *v == node1_uid().to_string()));
         let caps_ok = ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"]
             .iter()
             .all(|k| {
@@ -749,7 +761,8 @@ pub(super) fn root_shell(a: &mut Vm, b: &mut Vm) -> Result<String> {
         .collect::<Vec<_>>()
         .join("; ");
     Ok(format!(
-        "{what}; shell(s) {seen:?}: uid/gid 65534, no capabilities, empty bounding set, no_new_privs"
+        "{what}; shell(s) {seen:?}: uid/gid {} (node 1's shell ids on node2), no capabilities, empty bounding set, no_new_privs",
+        node1_uid()
     ))
 }
 
@@ -856,6 +869,7 @@ pub(super) fn shell_cgroup(a: &mut Vm, b: &mut Vm) -> Result<String> {
     // At home throughout (the policy off): a shell that ran the process would need room
     // there too, and the home does not yet push back what a member's cgroup cannot hold.
     a.sh("eosctl jumppolicy enabled=0")?;
+    let t0 = std::time::Instant::now();
     let r = a.run(
         &format!(
             "eosctl run --elastic --budget 4 -- stress {}",
@@ -863,7 +877,9 @@ pub(super) fn shell_cgroup(a: &mut Vm, b: &mut Vm) -> Result<String> {
         ),
         Duration::from_secs(240),
     );
+    let secs = t0.elapsed().as_secs_f64();
     let restored = vm::unlimited(|| a.sh("eosctl jumppolicy enabled=1"));
+    let refusals = a.sh("cat /sys/kernel/elastic/peers");
     let seen = b.sh(&format!(
         "touch /tmp/cg.stop; sleep 0.2; echo max=$(grep -c procs=[1-9] /tmp/cg.samples) \
          peak=$(cat {CG}/memory.peak) hit=$(grep '^max ' {CG}/memory.events | cut -d' ' -f2) \
@@ -890,10 +906,27 @@ pub(super) fn shell_cgroup(a: &mut Vm, b: &mut Vm) -> Result<String> {
     if peak > MAX || hit == 0 || killed != 0 {
         bail!("{CG} (memory.max {MAX}) did not bound node1's shells, or killed one: {line}");
     }
+    // Node1 learns that node2 has no room and pauses its pushes there (`RoomPause`), rather
+    // than have each push fail its charges again at once: before, 94,914 failed charges in a
+    // 65 s run (about 1,460 a second).
+    let refusals = refusals?;
+    let paused: u64 = refusals
+        .lines()
+        .find(|l| l.starts_with("2 "))
+        .and_then(|l| field(l, "refused_for_room"))
+        .unwrap_or(0);
+    let per_s = hit as f64 / secs.max(1.0);
+    if paused == 0 || per_s > 300.0 {
+        bail!(
+            "node1 did not pause its pushes to a node2 without room: {paused} refusals for room \
+             seen, {hit} failed charges on node2 in {secs:.0} s ({per_s:.0} a second; 300 at most)"
+        );
+    }
     check_clean(&[a, b])?;
     Ok(format!(
-        "stress 8 MiB with 4 MiB local, node1's shells on node2 in a 3 MiB cgroup: right; the shell \
-         was in it ({in_cgroup} samples), {} KiB charged at the peak ({line})",
+        "stress 8 MiB with 4 MiB local, node1's shells on node2 in a 3 MiB cgroup: right in {secs:.0} s; \
+         the shell was in it ({in_cgroup} samples), {} KiB charged at the peak ({line}); node1 paused \
+         its pushes after {paused} refusals for room: {per_s:.0} failed charges a second",
         peak / 1024
     ))
 }

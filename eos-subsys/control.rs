@@ -396,6 +396,24 @@ fn max_shells_store(s: &str) -> Result {
     })
 }
 
+fn max_shells_uid_show(w: &mut FmtBuf<'_>) {
+    show_with(w, |_, w| {
+        writeln!(w, "{}", stretch::MAX_SHELLS_PER_UID.load(Relaxed))
+    });
+}
+
+/// Most shells one user of one peer may hold here, 1..=65536 (64 by default).
+fn max_shells_uid_store(s: &str) -> Result {
+    let v: u64 = s.trim().parse().map_err(|_| EINVAL)?;
+    if v == 0 || v > 65_536 {
+        return Err(EINVAL);
+    }
+    with_node(|_| {
+        stretch::MAX_SHELLS_PER_UID.store(v, Relaxed);
+        Ok(())
+    })
+}
+
 fn budget_away_show(w: &mut FmtBuf<'_>) {
     show_with(w, |_, w| {
         writeln!(w, "{}", u8::from(crate::home::BUDGET_AWAY.load(Relaxed)))
@@ -422,7 +440,7 @@ fn jumplog_show(w: &mut FmtBuf<'_>) {
     show_with(w, |_, w| jump::jumps().map_or(Ok(()), |j| j.write_log(w)));
 }
 
-static ATTRS: [sysfs::Attr; 15] = [
+static ATTRS: [sysfs::Attr; 16] = [
     sysfs::Attr {
         name: c"jump",
         mode: 0o644,
@@ -454,6 +472,12 @@ static ATTRS: [sysfs::Attr; 15] = [
         mode: 0o644,
         show: Some(max_shells_show),
         store: Some(max_shells_store),
+    },
+    sysfs::Attr {
+        name: c"max_shells_per_uid",
+        mode: 0o644,
+        show: Some(max_shells_uid_show),
+        store: Some(max_shells_uid_store),
     },
     sysfs::Attr {
         name: c"budget_away",

@@ -40,6 +40,9 @@ use kernel::{
 pub(crate) struct Shell {
     pub(crate) home: u16,
     pub(crate) home_pid: u32,
+    /// The uid its Stretch named (the process's at home, by that node's word): what
+    /// `max_shells_per_uid` counts.
+    pub(crate) home_uid: u32,
     pub(crate) pid: i32,
     pub(crate) seed: Arc<umh::Seed>,
     pub(crate) mm: MmRef,
@@ -212,6 +215,22 @@ impl Shells {
     /// How many shells node `home` has here.
     pub(crate) fn count_of(&self, home: u16) -> usize {
         count_home(&mut self.list.lock(), home)
+    }
+
+    /// Shells of node `home` whose Stretch named user `uid`.
+    pub(crate) fn count_of_uid(&self, home: u16, uid: u32) -> usize {
+        let mut list = self.list.lock();
+        let mut n = 0;
+        let mut c = list.cursor_lower_bound(&(home, 0));
+        while let Some(cur) = c {
+            let ((h, _), s) = cur.current();
+            if *h != home {
+                break;
+            }
+            n += usize::from(s.home_uid == uid);
+            c = cur.move_next();
+        }
+        n
     }
 
     /// Some shell of node `home`, still in the registry.

@@ -414,6 +414,12 @@ pub(crate) fn auto_stretch(node: &'static Node, avail_low: bool) {
 pub(crate) static MAX_SHELLS_PER_PEER: core::sync::atomic::AtomicU64 =
     core::sync::atomic::AtomicU64::new(256);
 
+/// Most shells here for the processes of one user of one peer
+/// (`/sys/kernel/elastic/max_shells_per_uid`; the uid the peer's Stretch names): one user's
+/// processes cannot take all of `max_shells_per_peer` from the others of that node.
+pub(crate) static MAX_SHELLS_PER_UID: core::sync::atomic::AtomicU64 =
+    core::sync::atomic::AtomicU64::new(64);
+
 /// Whether shells here take the uid/gid a Stretch names (root excepted) instead of the ids
 /// reserved for their home (`/sys/kernel/elastic/shell_ids`: `home`, the default, or
 /// `caller`; `policy::shell_ids`).
@@ -584,6 +590,19 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
         );
         return Err(EMFILE);
     }
+    // The same for the user the Stretch names (counted with every shell being made for
+    // that peer: more refused, never fewer).
+    if (shells.count_of_uid(peer.id, s.uid) + making) as u64 >= MAX_SHELLS_PER_UID.load(Relaxed) {
+        peer_warn!(
+            node,
+            "stretch of pid {} (uid {}) from node {} refused: that user holds {} shells here already (max_shells_per_uid)\n",
+            s.pid,
+            s.uid,
+            peer.id,
+            MAX_SHELLS_PER_UID.load(Relaxed)
+        );
+        return Err(EMFILE);
+    }
     let seed = umh::Seed::new(crate::jump::shell_arrival)?;
     let policy = if SHELL_IDS_CALLER.load(Relaxed) {
         crate::policy::ShellIds::Caller
@@ -665,6 +684,7 @@ fn make_shell(node: &Node, peer: &Peer, s: &Stretch<'_>) -> Result<i32> {
         pin_init!(Shell {
             home: peer.id,
             home_pid: s.pid,
+            home_uid: s.uid,
             pid,
             seed,
             mm: shell_mm,

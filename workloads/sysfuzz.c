@@ -482,8 +482,9 @@ static int nfiles;
 static char saved_jump[1024], saved_prefetch[64];
 /* The settings the fuzzer may change (valid values too), restored at its end. */
 static const char *saved_names[] = { "confidentiality", "budget_away", "require_pair_keys",
-				     "shell_ids", "max_shells_per_peer" };
-static char saved[5][64];
+				     "shell_ids", "max_shells_per_peer", "max_shells_per_uid" };
+#define NSAVED ((int)(sizeof(saved_names) / sizeof(saved_names[0])))
+static char saved[NSAVED][64];
 
 static void list_files(void)
 {
@@ -596,7 +597,7 @@ static size_t template(const char *name, char *buf, size_t max, struct want *w)
 		const char *v = ids[rnd(5)];
 		n = snprintf(buf, max, "%s\n", v);
 		want_add(w, !strcmp(v, "home") || !strcmp(v, "caller") ? 0 : EINVAL);
-	} else if (!strcmp(name, "max_shells_per_peer")) {
+	} else if (!strcmp(name, "max_shells_per_peer") || !strcmp(name, "max_shells_per_uid")) {
 		/* Room for the victims' shells (1..65536 is valid), or 0 or too many (refused). */
 		unsigned long v = rnd(2) ? 16 + rnd(1024) : rnd(2) ? 0 : 65537 + rnd(1UL << 40);
 		n = snprintf(buf, max, "%lu\n", v);
@@ -729,7 +730,7 @@ static void cleanup_root(void)
 		printf("sysfuzz: could not restore the jump tunables\n");
 	if (saved_prefetch[0] && write_bytes("prefetch", saved_prefetch, strlen(saved_prefetch)))
 		printf("sysfuzz: could not restore prefetch\n");
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < NSAVED; i++)
 		if (saved[i][0] && write_bytes(saved_names[i], saved[i], strlen(saved[i])))
 			printf("sysfuzz: could not restore %s\n", saved_names[i]);
 }
@@ -781,7 +782,7 @@ int main(int argc, char **argv)
 	if (is_root) {
 		read_file(SYSFS "/jump", saved_jump, sizeof(saved_jump));
 		read_file(SYSFS "/prefetch", saved_prefetch, sizeof(saved_prefetch));
-		for (int i = 0; i < 5; i++) {
+		for (int i = 0; i < NSAVED; i++) {
 			char path[128];
 
 			snprintf(path, sizeof(path), SYSFS "/%s", saved_names[i]);

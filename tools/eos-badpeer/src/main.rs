@@ -645,7 +645,9 @@ fn main() {
             std::process::exit(2);
         };
         let parallel = args.iter().any(|a| a == "--parallel");
-        match rootshell::many_shells(target, as_id, &s, responder, n, parallel) {
+        // The first this many name uid 1000, the others uid 1001 (default: all 1000).
+        let split = opt("--uid-split").and_then(|v| v.parse().ok()).unwrap_or(n);
+        match rootshell::many_shells(target, as_id, &s, responder, n, parallel, split) {
             Ok(what) => println!("badpeer shells: {what}"),
             Err(why) => {
                 println!("badpeer shells: FAIL ({why})");

@@ -318,10 +318,10 @@ pub(crate) fn run(
     Ok(String::new())
 }
 
-/// `--shells N [--parallel]`: a peer holding a valid key asks the node for `n` shells
-/// (busybox, one pid each) on one link, one after the other or (`parallel`) all at once;
-/// prints what each stretch was answered, in request order, then closes the link (the node
-/// drops them with it).
+/// `--shells N [--parallel] [--uid-split K]`: a peer holding a valid key asks the node for `n`
+/// shells (busybox, one pid each; the first `split` for uid 1000, the others for uid 1001) on
+/// one link, one after the other or (`parallel`) all at once; prints what each stretch was
+/// answered, in request order, then closes the link (the node drops them with it).
 pub(crate) fn many_shells(
     target: SocketAddr,
     as_id: u16,
@@ -329,6 +329,7 @@ pub(crate) fn many_shells(
     responder: u16,
     n: u32,
     parallel: bool,
+    split: u32,
 ) -> Result<String, String> {
     let exe = std::fs::read("/bin/busybox").map_err(|e| format!("/bin/busybox: {e}"))?;
     let hash: [u8; 32] = Sha256::digest(&exe).into();
@@ -338,7 +339,7 @@ pub(crate) fn many_shells(
             req: 100 + i,
             pid: PID + 100 + i,
             exe_hash: hash,
-            uid: 1000,
+            uid: if i < split { 1000 } else { 1001 },
             gid: 1000,
             path: b"/bin/busybox",
             argv: b"sh\0",

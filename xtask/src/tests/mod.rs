@@ -176,7 +176,7 @@ const STEPS: &[Step] = &[
         run: |c| { let (a, b) = c.pair()?; security::bad_input(a, b) } },
     Step { id: "root-shell", title: "two-vm: a peer with a key asks for a root shell and runs its own registers: the shell runs as node 1's reserved ids without privilege, its syscall goes home", tier: Tier::Test, limit_s: 300, needs: PAIR,
         run: |c| { let (a, b) = c.pair()?; security::root_shell(a, b) } },
-    Step { id: "shell-cap", title: "two-vm: a peer may hold only max_shells_per_peer shells on a node: more are refused (EMFILE)", tier: Tier::Test, limit_s: 300, needs: PAIR,
+    Step { id: "shell-cap", title: "two-vm: a peer may hold only max_shells_per_peer shells on a node, and one of its users max_shells_per_uid: more are refused (EMFILE)", tier: Tier::Test, limit_s: 300, needs: PAIR,
         run: |c| { let (a, b) = c.pair()?; security::shell_cap(a, b) } },
     Step { id: "pairwise-keys", title: "two-vm: pairwise keys: a member cannot pass for another node", tier: Tier::Test, limit_s: 300, needs: PAIR,
         run: |c| { let (a, b) = c.pair()?; security::pairwise_keys(a, b) } },

@@ -823,6 +823,22 @@ pub(super) fn shell_cap(a: &mut Vm, b: &mut Vm) -> Result<String> {
     }
     cluster::wait_links(a, &[2])?;
     cluster::wait_links(b, &[1])?;
+    // One user of that peer may hold only `max_shells_per_uid` of them (2 here): the third
+    // for uid 1000 is refused, and uid 1001 still gets one (the peer's third).
+    let uid_cap = "/sys/kernel/elastic/max_shells_per_uid";
+    b.sh(&format!("echo 2 > {uid_cap}"))?;
+    let per_uid = capped_stretches(a, b, "--shells 4 --uid-split 3");
+    b.sh(&format!("echo 64 > {uid_cap}"))?;
+    let (rc, per_uid) = per_uid?;
+    if rc != 0 || !per_uid.contains("badpeer shells: ok=3 statuses=[0, 0, -24, 0]") {
+        bail!("three stretches for uid 1000 and one for uid 1001 with max_shells_per_uid 2 (exit {rc}):\n{per_uid}");
+    }
+    let logged_uid = b.sh("dmesg | grep -c 'that user holds'; true")?;
+    if logged_uid.trim() == "0" {
+        bail!("node2 did not log the stretch it refused for the per-user cap");
+    }
+    cluster::wait_links(a, &[2])?;
+    cluster::wait_links(b, &[1])?;
     // The three went with the attacker's link.
     let left = cluster::poll(
         "node2 dropping the capped peer's shells",
@@ -839,7 +855,7 @@ pub(super) fn shell_cap(a: &mut Vm, b: &mut Vm) -> Result<String> {
     )?;
     check_clean(&[a, b])?;
     Ok(format!(
-        "max_shells_per_peer 3: of five stretches from one peer, 3 made and 2 refused with EMFILE (logged); of four at once, 3 made and 1 refused; {left} shells left after its link closed"
+        "max_shells_per_peer 3: of five stretches from one peer, 3 made and 2 refused with EMFILE (logged); of four at once, 3 made and 1 refused; max_shells_per_uid 2: of three for one user 2 made and the third refused (logged), another user's made; {left} shells left after its link closed"
     ))
 }
 

@@ -923,7 +923,8 @@ pub(super) fn shell_cgroup(a: &mut Vm, b: &mut Vm) -> Result<String> {
     }
     // Node1 learns that node2 has no room and pauses its pushes there (`RoomPause`), rather
     // than have each push fail its charges again at once: before, 94,914 failed charges in a
-    // 65 s run (about 1,460 a second).
+    // 65 s run of `stress` (about 1,460 a second); this step's `hold` on that kernel: 3,294
+    // in 8 s (388 a second), against 144 in 7 s (21 a second) with the pause.
     let refusals = refusals?;
     let paused: u64 = refusals
         .lines()
@@ -931,10 +932,10 @@ pub(super) fn shell_cgroup(a: &mut Vm, b: &mut Vm) -> Result<String> {
         .and_then(|l| field(l, "refused_for_room"))
         .unwrap_or(0);
     let per_s = hit as f64 / secs.max(1.0);
-    if paused == 0 || per_s > 300.0 {
+    if paused == 0 || per_s > 150.0 {
         bail!(
             "node1 did not pause its pushes to a node2 without room: {paused} refusals for room \
-             seen, {hit} failed charges on node2 in {secs:.0} s ({per_s:.0} a second; 300 at most)"
+             seen, {hit} failed charges on node2 in {secs:.0} s ({per_s:.0} a second; 150 at most)"
         );
     }
     check_clean(&[a, b])?;

@@ -99,8 +99,6 @@ pub(crate) struct Proc {
     /// pushed none (`Proc::push_round`).
     push_rounds: AtomicU64,
     push_stalls: AtomicU64,
-    /// A pull brought pages since the pusher's last look (`policy::push_headroom`).
-    pulled_lately: AtomicBool,
     /// A fork holds its pages home (fork.rs).
     forking: AtomicBool,
     /// Reclaim rounds in a row that brought nothing back (reclaim.rs), and since when (ns)
@@ -382,16 +380,6 @@ impl Proc {
     /// marked before.
     pub(crate) fn set_forking(&self, on: bool) -> bool {
         self.forking.swap(on, Relaxed)
-    }
-
-    /// A pull brought its pages here.
-    pub(crate) fn note_pull(&self) {
-        self.pulled_lately.store(true, Relaxed);
-    }
-
-    /// Whether a pull brought pages since the last call (the pusher's).
-    pub(crate) fn take_pulled_lately(&self) -> bool {
-        self.pulled_lately.swap(false, Relaxed)
     }
 
     /// The member whose node holds its budget now: the one it runs on, if its budget holds
@@ -771,7 +759,6 @@ impl Proc {
                 budget_backoff_until: AtomicU64::new(0),
                 push_rounds: AtomicU64::new(0),
                 push_stalls: AtomicU64::new(0),
-                pulled_lately: AtomicBool::new(false),
                 forking: AtomicBool::new(false),
                 reclaim_stalls: AtomicU64::new(0),
                 refusing_since: AtomicU64::new(0),

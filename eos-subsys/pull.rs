@@ -349,7 +349,6 @@ fn pull_pages(
     match transfer(p, vma, addr, owner, count, true) {
         Ok(got) => {
             p.counters().pulls.fetch_add(1, Relaxed);
-            p.note_pull();
             if got.data {
                 p.counters().pulled.fetch_add(got.pages as u64, Relaxed);
             }
@@ -486,12 +485,6 @@ fn fault_at_home(vma: Vma<'_>, f: MarkerFault) -> FaultReply {
     match pull_pages(&proc, &vma, addr, &owner, count, f.user) {
         Ok(pages) => {
             proc.readahead().pulled(addr, pages);
-            // The pusher makes room for the next pull while the process runs on this one
-            // (`policy::push_headroom`).
-            let budget = proc.local_limit();
-            if budget > 0 && proc.mm().anon_pages() + MAX_BATCH as u64 > budget {
-                procs.kick();
-            }
             proc.policy().fault_served(time::now_ns());
             let lat = time::now_ns() - t0;
             proc.counters().fault_lat.record_ns(lat);

@@ -15,7 +15,7 @@ use crate::lent;
 use crate::link::Conn;
 use crate::node::{peer_warn, Node, Peer};
 use crate::ownership::{self, retry, PushGaveUp};
-use crate::policy::{pages_to_push, push_headroom, Watermarks};
+use crate::policy::{pages_to_push, Watermarks};
 use crate::proto::{Message, Push, PushRefs, MAX_BATCH, PAGE_SIZE, REF_LEN};
 use crate::rpc::{self, Answer, CallError};
 use crate::shell;
@@ -534,9 +534,7 @@ fn pusher(node: &'static Node) {
                 return;
             }
             let avail = mm::memory_pages().1;
-            let budget = p.local_limit();
-            let headroom = push_headroom(budget, p.take_pulled_lately());
-            let want = pages_to_push(budget, p.mm().anon_pages(), avail, &wm, episode, headroom);
+            let want = pages_to_push(p.local_limit(), p.mm().anon_pages(), avail, &wm, episode);
             if want > 0 {
                 any = true;
                 p.push_round(push_some(node, p, want.min(PUSH_ROUND), &mut pages));

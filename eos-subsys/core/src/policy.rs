@@ -27,19 +27,17 @@ impl Watermarks {
 }
 
 /// Pages one elastic process should push now: down to its budget when it has one (a non-zero
-/// `budget`) less `headroom` ([`push_headroom`]), else as many as bring the node from
-/// `available` back to the high watermark once it fell below the low one (`pushing`
-/// remembers that we are in such an episode).
+/// `budget`), else as many as bring the node from `available` back to the high watermark once
+/// it fell below the low one (`pushing` remembers that we are in such an episode).
 pub fn pages_to_push(
     budget: u64,
     local: u64,
     available: u64,
     wm: &Watermarks,
     pushing: bool,
-    headroom: u64,
 ) -> u64 {
     let by_budget = if budget > 0 {
-        local.saturating_sub(budget.saturating_sub(headroom))
+        local.saturating_sub(budget)
     } else {
         0
     };
@@ -49,19 +47,6 @@ pub fn pages_to_push(
         0
     };
     by_budget.max(by_pressure).min(local)
-}
-
-/// Room kept free under a budget while a process pulls: one pull window, at most a quarter
-/// of the budget. The pusher then sends a batch while the process runs on the pages the last
-/// pull brought, instead of the next pull's fault waiting for that push (a round trip each
-/// way in turn, where network swap writes back while it reads); with no pull lately the
-/// budget is used whole, so a working set that fits is never pushed out for this.
-pub fn push_headroom(budget: u64, pulling: bool) -> u64 {
-    if pulling {
-        (crate::proto::MAX_BATCH as u64).min(budget / 4)
-    } else {
-        0
-    }
 }
 
 /// Pages a member running a process holds past its budget (`budget` 0: none), which the
@@ -748,24 +733,16 @@ mod tests {
     fn push_amounts() {
         let wm = Watermarks::for_total(256 * 256);
         // plenty of memory, no budget: nothing
-        assert_eq!(pages_to_push(0, 1000, 100 * 256, &wm, false, 0), 0);
+        assert_eq!(pages_to_push(0, 1000, 100 * 256, &wm, false), 0);
         // budget exceeded
-        assert_eq!(pages_to_push(600, 1000, 100 * 256, &wm, false, 0), 400);
+        assert_eq!(pages_to_push(600, 1000, 100 * 256, &wm, false), 400);
         // below low: refill to high
-        assert_eq!(pages_to_push(0, 100_000, 30 * 256, &wm, false, 0), 18 * 256);
+        assert_eq!(pages_to_push(0, 100_000, 30 * 256, &wm, false), 18 * 256);
         // between low and high: only while an episode is on (hysteresis)
-        assert_eq!(pages_to_push(0, 100_000, 40 * 256, &wm, false, 0), 0);
-        assert_eq!(pages_to_push(0, 100_000, 40 * 256, &wm, true, 0), 8 * 256);
+        assert_eq!(pages_to_push(0, 100_000, 40 * 256, &wm, false), 0);
+        assert_eq!(pages_to_push(0, 100_000, 40 * 256, &wm, true), 8 * 256);
         // never more than the process has
-        assert_eq!(pages_to_push(1, 10, 0, &wm, true, 0), 10);
-        // Pulling: down to the budget less one pull window (a quarter of a small budget).
-        assert_eq!(push_headroom(1000, false), 0);
-        assert_eq!(push_headroom(1000, true), 32);
-        assert_eq!(push_headroom(40, true), 10);
-        assert_eq!(push_headroom(0, true), 0);
-        assert_eq!(pages_to_push(600, 600, 100 * 256, &wm, false, 32), 32);
-        assert_eq!(pages_to_push(600, 560, 100 * 256, &wm, false, 32), 0);
-        assert_eq!(pages_to_push(600, 1000, 100 * 256, &wm, false, 32), 432);
+        assert_eq!(pages_to_push(1, 10, 0, &wm, true), 10);
     }
 
     #[test]

@@ -40,6 +40,7 @@ const RANKS: &[(&str, u32)] = &[
     ("push", 11),
     ("fetch", 10),
     ("reclaim", 10),
+    ("fork", 10),
     ("stretch", 9),
     ("pull", 9),
     ("jump", 8),

@@ -60,9 +60,11 @@ pub(crate) fn throttle(id: mm::MmId) {
 }
 
 /// The faulting task is marked elastic and has passed its budget or comes near its memory
-/// cgroup's limit: the pusher is woken to stretch it now rather than at its next round. The fault does not wait for the stretch:
-/// a stretch reads the process's memory and may wait for it, so waiting here could only end
-/// by a timeout (tried: a 32 MiB lsearch took 73 s instead of 8).
+/// cgroup's limit: the pusher is woken to stretch it now rather than at its next round, and
+/// the task waits for that stretch before it runs user code again
+/// (`Marks::hold_until_stretched`). The fault itself does not wait: a stretch reads the
+/// process's memory and may wait for it, so waiting here could only end by a timeout (tried:
+/// a 32 MiB lsearch took 73 s instead of 8).
 fn kick_stretch(procs: &home::Procs) {
     let Some(marks) = crate::stretch::marks() else {
         return;
@@ -77,6 +79,7 @@ fn kick_stretch(procs: &home::Procs) {
     });
     if over {
         procs.kick();
+        marks.hold_until_stretched(&me);
     }
 }
 

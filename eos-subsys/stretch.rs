@@ -21,7 +21,7 @@ use crate::sys::{
     file,
     global::Global,
     mm::{self, MmId},
-    task::{TaskId, TaskRef},
+    task::{self, TaskId, TaskRef},
     time, umh,
 };
 use core::fmt::Write;
@@ -174,7 +174,19 @@ impl Drop for Solo {
 struct Mark {
     task: TaskRef,
     budget: u64,
+    /// A wait for its stretch is queued on its task ([`Marks::hold_until_stretched`]).
+    holding: bool,
+    /// Until when (ns) it is not held again: a hold that timed out (no stretch came).
+    calm_until: u64,
 }
+
+/// How long a marked process over its budget waits for its stretch, at its return to user
+/// mode; and how long after a wait that timed out it is not held again.
+const STRETCH_HOLD_MS: u64 = 3_000;
+const STRETCH_CALM_MS: u64 = 5_000;
+
+/// The payload of the hold's task work (it needs none).
+struct Hold;
 
 /// Processes marked elastic (`elastic_ctl` op 2), waiting for their stretch.
 ///
@@ -257,6 +269,8 @@ impl Marks {
                 let mark = Mark {
                     task: task.clone(),
                     budget,
+                    holding: false,
+                    calm_until: 0,
                 };
                 marks.insert(node.into_node(task.id(), mark));
                 self.count.fetch_add(1, Relaxed);
@@ -268,6 +282,44 @@ impl Marks {
     /// The budget of `task` if it is marked (not stretched yet), in pages.
     pub(crate) fn budget_of(&self, task: &TaskRef) -> Option<u64> {
         self.list.lock().get(&task.id()).map(|m| m.budget)
+    }
+
+    /// Marked `task` (the current one) has passed its budget and its stretch was asked for:
+    /// before it next runs user code it waits for the stretch, up to `STRETCH_HOLD_MS`, so
+    /// that it does not grow far past its budget meanwhile (the budget holds at allocation
+    /// time). The wait is task work, run with no lock held: a fault cannot wait for a stretch,
+    /// which reads the process's memory and may wait for its mmap lock. Queued once at a time,
+    /// and not again for `STRETCH_CALM_MS` after one that timed out.
+    pub(crate) fn hold_until_stretched(&self, task: &TaskRef) {
+        // Not where no stretch can come: no peer up, or a second thread (`stretch` refuses).
+        let can = crate::node::get().is_some_and(|n| n.first_connected_peer().is_some());
+        if !can || task.threads() != 1 {
+            return;
+        }
+        let now = time::now_ns();
+        {
+            let mut marks = self.list.lock();
+            let Some(m) = marks.get_mut(&task.id()) else {
+                return;
+            };
+            if m.holding || now < m.calm_until {
+                return;
+            }
+            m.holding = true;
+        }
+        let queued = Arc::new(Hold, GFP_KERNEL)
+            .map_err(Error::from)
+            .and_then(|h| task.queue_work(h, held, false));
+        if queued.is_err() {
+            if let Some(m) = self.list.lock().get_mut(&task.id()) {
+                m.holding = false;
+            }
+        }
+    }
+
+    /// Whether `task` is still marked (its stretch not done, or not given up).
+    fn marked(&self, task: &TaskRef) -> bool {
+        self.list.lock().get(&task.id()).is_some()
     }
 
     /// Sets the budget of marked `task`; `ESRCH` if it is not marked.
@@ -406,6 +458,28 @@ pub(crate) fn auto_stretch(node: &'static Node, avail_low: bool) {
                 task.pid(),
                 err
             ),
+        }
+    }
+}
+
+/// Task work of a marked process held for its stretch (`Marks::hold_until_stretched`): waits
+/// until its mark is gone (stretched, or it never can be), a fatal signal, or the time is up.
+fn held(_: Arc<Hold>) {
+    let Some(marks) = marks() else { return };
+    let me = TaskRef::current();
+    let deadline = time::now_ns() + STRETCH_HOLD_MS * 1_000_000;
+    let mut timed_out = false;
+    while marks.marked(&me) && !task::fatal_signal_pending() {
+        if time::now_ns() >= deadline {
+            timed_out = true;
+            break;
+        }
+        time::sleep_ms_uninterruptible(5);
+    }
+    if let Some(m) = marks.list.lock().get_mut(&me.id()) {
+        m.holding = false;
+        if timed_out {
+            m.calm_until = time::now_ns() + STRETCH_CALM_MS * 1_000_000;
         }
     }
 }

@@ -220,6 +220,12 @@ pub(super) fn alloc_failures(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<String
 /// One stretched stress run on `a` (4 MiB budget): its exit status and output, which starts
 /// with its pid (`EOSPID N`: eosctl execs the program in the same process).
 fn run_stress(a: &mut Vm) -> Result<(i32, String)> {
+    // Injected install failures (this step's or an earlier one's) look to the home like a
+    // member without room, and pause its pushes there for up to 2 s (`peer::RoomPause`): a
+    // run started inside such a pause could end before it pushed anything.
+    std::thread::sleep(Duration::from_millis(
+        u64::from(eos_core::peer::ROOM_PAUSE_MAX_MS) + 300,
+    ));
     a.run(
         &format!(
             "sh -c 'echo EOSPID $$; exec eosctl run --elastic --budget 4 -- stress {}'",

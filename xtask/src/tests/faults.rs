@@ -102,6 +102,7 @@ pub(super) fn frame_faults(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<String> 
     for (name, interval, times) in FRAME_POINTS.into_iter().filter(|p| wanted(p.0)) {
         let mut t = Tally::default();
         for run in 0..runs {
+            wait_room_pause();
             let marks = (a.console().len(), b.console().len());
             arm(a, name, interval, times)?;
             arm(b, name, interval, times)?;
@@ -166,6 +167,7 @@ pub(super) fn alloc_failures(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<String
         Ok(left.unwrap_or(0).max(0) as u64)
     };
     for run in 0..runs {
+        wait_room_pause();
         let marks = (a.console().len(), b.console().len());
         arm(a, TIMES)?;
         arm(b, TIMES)?;
@@ -217,15 +219,20 @@ pub(super) fn alloc_failures(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<String
     ))
 }
 
-/// One stretched stress run on `a` (4 MiB budget): its exit status and output, which starts
-/// with its pid (`EOSPID N`: eosctl execs the program in the same process).
-fn run_stress(a: &mut Vm) -> Result<(i32, String)> {
-    // Injected install failures (this step's or an earlier one's) look to the home like a
-    // member without room, and pause its pushes there for up to 2 s (`peer::RoomPause`): a
-    // run started inside such a pause could end before it pushed anything.
+/// Waits out a pause of pushes for room: injected install failures (this step's or an earlier
+/// one's) look to the home like a member without room, and pause its pushes there for up to
+/// 2 s (`peer::RoomPause`), so a run started inside one could end before it pushed anything.
+/// Called before a run's fault point is armed (an armed failslab would fail the links' idle
+/// allocations meanwhile).
+fn wait_room_pause() {
     std::thread::sleep(Duration::from_millis(
         u64::from(eos_core::peer::ROOM_PAUSE_MAX_MS) + 300,
     ));
+}
+
+/// One stretched stress run on `a` (4 MiB budget): its exit status and output, which starts
+/// with its pid (`EOSPID N`: eosctl execs the program in the same process).
+fn run_stress(a: &mut Vm) -> Result<(i32, String)> {
     a.run(
         &format!(
             "sh -c 'echo EOSPID $$; exec eosctl run --elastic --budget 4 -- stress {}'",
@@ -275,6 +282,7 @@ pub(super) fn install_failures(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<Stri
     let mut t = Tally::default();
     for run in 0..runs {
         let percent = PERCENT[run as usize % PERCENT.len()];
+        wait_room_pause();
         let marks = (a.console().len(), b.console().len());
         inject(a, percent)?;
         inject(b, percent)?;

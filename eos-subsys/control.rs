@@ -302,12 +302,17 @@ fn prefetch_show(w: &mut FmtBuf<'_>) {
 }
 
 fn prefetch_store(s: &str) -> Result {
+    store_count(s, crate::proto::MAX_BATCH as u64, &crate::pull::PREFETCH)
+}
+
+/// A count setting: a number in `1..=max` goes into `value`, anything else is EINVAL.
+fn store_count(s: &str, max: u64, value: &core::sync::atomic::AtomicU64) -> Result {
     let v: u64 = s.trim().parse().map_err(|_| EINVAL)?;
-    if v == 0 || v > crate::proto::MAX_BATCH as u64 {
+    if v == 0 || v > max {
         return Err(EINVAL);
     }
     with_node(|_| {
-        crate::pull::PREFETCH.store(v, Relaxed);
+        value.store(v, Relaxed);
         Ok(())
     })
 }
@@ -386,14 +391,7 @@ fn max_shells_show(w: &mut FmtBuf<'_>) {
 
 /// Most shells one peer may hold here, 1..=65536 (256 by default).
 fn max_shells_store(s: &str) -> Result {
-    let v: u64 = s.trim().parse().map_err(|_| EINVAL)?;
-    if v == 0 || v > 65_536 {
-        return Err(EINVAL);
-    }
-    with_node(|_| {
-        stretch::MAX_SHELLS_PER_PEER.store(v, Relaxed);
-        Ok(())
-    })
+    store_count(s, 65_536, &stretch::MAX_SHELLS_PER_PEER)
 }
 
 fn max_shells_uid_show(w: &mut FmtBuf<'_>) {
@@ -404,14 +402,7 @@ fn max_shells_uid_show(w: &mut FmtBuf<'_>) {
 
 /// Most shells one user of one peer may hold here, 1..=65536 (64 by default).
 fn max_shells_uid_store(s: &str) -> Result {
-    let v: u64 = s.trim().parse().map_err(|_| EINVAL)?;
-    if v == 0 || v > 65_536 {
-        return Err(EINVAL);
-    }
-    with_node(|_| {
-        stretch::MAX_SHELLS_PER_UID.store(v, Relaxed);
-        Ok(())
-    })
+    store_count(s, 65_536, &stretch::MAX_SHELLS_PER_UID)
 }
 
 fn budget_away_show(w: &mut FmtBuf<'_>) {

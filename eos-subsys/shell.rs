@@ -219,18 +219,7 @@ impl Shells {
 
     /// Shells of node `home` whose Stretch named user `uid`.
     pub(crate) fn count_of_uid(&self, home: u16, uid: u32) -> usize {
-        let mut list = self.list.lock();
-        let mut n = 0;
-        let mut c = list.cursor_lower_bound(&(home, 0));
-        while let Some(cur) = c {
-            let ((h, _), s) = cur.current();
-            if *h != home {
-                break;
-            }
-            n += usize::from(s.home_uid == uid);
-            c = cur.move_next();
-        }
-        n
+        count_home_where(&mut self.list.lock(), home, |s| s.home_uid == uid)
     }
 
     /// Some shell of node `home`, still in the registry.
@@ -345,13 +334,23 @@ impl Shells {
 
 /// Entries of node `home` in a tree keyed by (home node, home pid).
 pub(crate) fn count_home<V>(tree: &mut RBTree<(u16, u32), V>, home: u16) -> usize {
+    count_home_where(tree, home, |_| true)
+}
+
+/// Entries of node `home` in a tree keyed by (home node, home pid) whose value passes `keep`.
+fn count_home_where<V>(
+    tree: &mut RBTree<(u16, u32), V>,
+    home: u16,
+    keep: impl Fn(&V) -> bool,
+) -> usize {
     let mut n = 0;
     let mut c = tree.cursor_lower_bound(&(home, 0));
     while let Some(cur) = c {
-        if cur.current().0 .0 != home {
+        let (key, v) = cur.current();
+        if key.0 != home {
             break;
         }
-        n += 1;
+        n += usize::from(keep(v));
         c = cur.move_next();
     }
     n

@@ -402,7 +402,7 @@ fn pull_pages(
                     addr,
                     owner.id
                 );
-                return Err(FaultReply::SigBus);
+                return Err(stop(p, user));
             }
             Ok(0)
         }
@@ -417,9 +417,21 @@ fn pull_pages(
                 owner.id,
                 e.errno()
             );
-            Err(FaultReply::SigBus)
+            Err(stop(p, user))
         }
     }
+}
+
+/// How a fault ends whose page is lost to the process: with SIGBUS, as logged. A fault of user
+/// code gets it from the fault path; a kernel access (copy_from_user, rseq's update on the way
+/// to user mode, a recall) would only fail with EFAULT (or, for rseq, SIGSEGV) and the process
+/// would go on, so the process (not the task that asked: a debugger's read of its memory) is
+/// sent SIGBUS here. Synchronous signals are taken lowest first: SIGBUS before SIGSEGV.
+fn stop(p: &Proc, user: bool) -> FaultReply {
+    if !user {
+        p.signal(bindings::SIGBUS);
+    }
+    FaultReply::SigBus
 }
 
 /// Home: a fault on a page owned by another node (or on its way there).

@@ -92,6 +92,16 @@ fn num<T: std::str::FromStr>(s: Option<&String>) -> Result<T, Error> {
     s.and_then(|v| v.parse().ok()).ok_or(Error::Usage(USAGE))
 }
 
+/// A size in MiB, fractions allowed (`3.5`), as pages (rounded to the nearest page).
+fn mib_pages(s: Option<&String>) -> Result<u64, Error> {
+    let mib: f64 = num(s)?;
+    // Up to 2^40 MiB: far past any machine, and exact in f64 once multiplied.
+    if !(0.0..=(1u64 << 40) as f64).contains(&mib) {
+        return Err(Error::Usage(USAGE));
+    }
+    Ok((mib * PAGES_PER_MIB as f64).round() as u64)
+}
+
 /// `eosctl run`: no ASLR (so a shell on another node gets the same layout), optionally marked
 /// elastic, then exec.
 fn run(args: &[String]) -> Result<(), Error> {
@@ -102,7 +112,7 @@ fn run(args: &[String]) -> Result<(), Error> {
         match args[i].as_str() {
             "--elastic" => elastic = true,
             "--budget" => {
-                budget = num::<u64>(args.get(i + 1))? * PAGES_PER_MIB;
+                budget = mib_pages(args.get(i + 1))?;
                 i += 1;
             }
             _ => return Err(Error::Usage(USAGE)),
@@ -662,11 +672,7 @@ fn main_with(args: &[String]) -> Result<(), Error> {
         }
         Some("wait") => wait(&fs, &args[1..]),
         Some("stretch") => stretch(num(args.get(1))?, num(args.get(2))?),
-        Some("budget") => ctl(
-            CTL_BUDGET,
-            num(args.get(1))?,
-            num::<u64>(args.get(2))? * PAGES_PER_MIB,
-        ),
+        Some("budget") => ctl(CTL_BUDGET, num(args.get(1))?, mib_pages(args.get(2))?),
         Some("run") => run(&args[1..]),
         Some("jump") => jump(num(args.get(1))?, num(args.get(2))?),
         Some("sticky") => match args.get(2).map(String::as_str) {
@@ -712,6 +718,17 @@ mod tests {
 
     fn strings(s: &[&str]) -> Vec<String> {
         s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn budgets_take_fractions_of_a_mib() {
+        let pages = |v: &str| mib_pages(Some(&v.to_string())).ok();
+        assert_eq!(pages("8"), Some(2048));
+        assert_eq!(pages("3.5"), Some(896));
+        assert_eq!(pages("0"), Some(0));
+        for bad in ["-1", "x", "NaN", "inf", "1e300"] {
+            assert_eq!(pages(bad), None, "{bad}");
+        }
     }
 
     #[test]

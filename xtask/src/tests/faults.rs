@@ -134,7 +134,7 @@ pub(super) fn frame_faults(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<String> 
             t.injected, t.right, t.stopped
         ));
     }
-    run_stretched(a, "stress", &STRESS, 4)?;
+    run_stretched(a, "stress", &STRESS, 4.0)?;
     check_clean(&[a, b])?;
     Ok(format!(
         "{}; 0 wrong; a run after them is right",
@@ -206,7 +206,7 @@ pub(super) fn alloc_failures(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<String
     if t.injected == 0 {
         bail!("failslab: nothing was injected: the test proved nothing");
     }
-    run_stretched(a, "stress", &STRESS, 4)?;
+    run_stretched(a, "stress", &STRESS, 4.0)?;
     check_clean(&[a, b])?;
     if not_started > runs / 2 {
         bail!("failslab: {not_started} of {runs} runs never started (the link was down at once): the test proved too little");
@@ -308,7 +308,7 @@ pub(super) fn install_failures(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<Stri
     if t.injected == 0 {
         bail!("no install failure was injected: the test proved nothing");
     }
-    run_stretched(a, "stress", &STRESS, 4)?;
+    run_stretched(a, "stress", &STRESS, 4.0)?;
     check_clean(&[a, b])?;
     Ok(format!(
         "{runs} runs, {} install failures injected ({PERCENT:?}% per install): {} right, {} \

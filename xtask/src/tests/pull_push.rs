@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use std::time::Duration;
 
 pub(super) fn elastic_stress(a: &mut Vm, b: &mut Vm) -> Result<String> {
-    let (pulls, pushes) = run_stretched(a, "stress", &["24", "7", "30000"], 6)?;
+    let (pulls, pushes) = run_stretched(a, "stress", &["24", "7", "30000"], 6.0)?;
     check_clean(&[a, b])?;
     Ok(format!(
         "24 MiB, 6 MiB local, 30000 verified ops: {pulls} pulls, {pushes} pushes, 0 errors"
@@ -651,7 +651,7 @@ pub(super) fn compaction(a: &mut Vm, b: &mut Vm) -> Result<String> {
     let mut moved = Vec::new();
     let r = (|| -> Result<()> {
         for _ in 0..3 {
-            moved.push(run_stretched(a, "stress", &["24", "7", "30000"], 6)?);
+            moved.push(run_stretched(a, "stress", &["24", "7", "30000"], 6.0)?);
         }
         Ok(())
     })();

@@ -12,7 +12,7 @@ use crate::node::{peer_warn, Node, Peer};
 use crate::ownership::retry;
 use crate::policy::FaultCosts;
 use crate::proto::{JumpReason, Message, MAX_BATCH, PAGE_SIZE};
-use crate::pull::{arrive, took, PREFETCH, PULL_TIMEOUT_MS};
+use crate::pull::{self, arrive, took, PREFETCH, PULL_TIMEOUT_MS};
 use crate::rpc::{self, Answer, CallError};
 use crate::shell;
 use crate::sys::{
@@ -165,7 +165,7 @@ fn fetch_once(
     // The faulting page and, of the following ones in this mapping, the run the home still
     // holds (prefetch, as a pull's; the home stops at the first it does not have).
     let left = (vma.end().saturating_sub(addr) / PAGE_SIZE as u64).max(1);
-    let window = shell.readahead.lock().window(addr, base);
+    let window = pull::learned_window(|| shell.readahead.lock(), vma, addr, base);
     let count = u64::from(window).min(left) as u32;
     let r = rpc::call(home, count as usize, PULL_TIMEOUT_MS, |req| {
         Message::Fetch {
@@ -268,7 +268,7 @@ fn fetch_once(
                     }
                 }
             }
-            shell.readahead.lock().pulled(addr, done);
+            pull::pulled_window(|| shell.readahead.lock(), vma, addr, done);
             shell.policy.lock().fault_served(time::now_ns());
             if done > 0 {
                 took(home, shell.home_pid, false, addr, done, 0);

@@ -15,7 +15,7 @@ use crate::lent::{self, KeptRef, LentTo};
 use crate::link::Conn;
 use crate::node::{peer_warn, Node, Peer};
 use crate::ownership::{self, retry, Arrived, Give, Here, Slot};
-use crate::policy::{pull_count, Watermarks};
+use crate::policy::{pull_count, Readahead, Watermarks};
 use crate::proto::{Message, Pages, MAX_BATCH, PAGES_BUILD, PAGE_SIZE};
 use crate::rpc::{self, Answer, CallError};
 use crate::shell;
@@ -492,11 +492,11 @@ fn fault_at_home(vma: Vma<'_>, f: MarkerFault) -> FaultReply {
     if run == 0 {
         return FaultReply::Ok;
     }
-    let window = proc.readahead().window(addr, prefetch);
+    let window = learned_window(|| proc.readahead(), &vma, addr, prefetch);
     let count = pull_count(window, run);
     match pull_pages(&proc, &vma, addr, &owner, count, f.user) {
         Ok(pages) => {
-            proc.readahead().pulled(addr, pages);
+            pulled_window(|| proc.readahead(), &vma, addr, pages);
             proc.policy().fault_served(time::now_ns());
             let lat = time::now_ns() - t0;
             proc.counters().fault_lat.record_ns(lat);
@@ -504,6 +504,41 @@ fn fault_at_home(vma: Vma<'_>, f: MarkerFault) -> FaultReply {
             FaultReply::Ok
         }
         Err(f) => f,
+    }
+}
+
+/// The readahead window for a remote fault at `addr` in `vma` (a home's pull, a shell's
+/// fetch): `r` first learns how many of the pages its last pull prefetched were used, from
+/// their accessed bits (known only if they are in this mapping).
+pub(crate) fn learned_window<G: core::ops::DerefMut<Target = Readahead>>(
+    r: impl Fn() -> G,
+    vma: &Vma<'_>,
+    addr: u64,
+    base: u32,
+) -> u32 {
+    let judge = r().to_judge(addr);
+    let used = judge
+        .filter(|(first, n)| {
+            *first >= vma.start() && first + u64::from(*n) * PAGE_SIZE as u64 <= vma.end()
+        })
+        .map(|(first, n)| vma.young_pages(first, n, false));
+    let mut r = r();
+    r.learn(addr, used);
+    r.window(addr, base)
+}
+
+/// A pull (or fetch) from `addr` in `vma` brought `pages`: the readahead records it, and the
+/// pages beyond the first that it will judge start old (installed young, they are unused
+/// until the process touches them).
+pub(crate) fn pulled_window<G: core::ops::DerefMut<Target = Readahead>>(
+    r: impl Fn() -> G,
+    vma: &Vma<'_>,
+    addr: u64,
+    pages: u32,
+) {
+    let prefetched = r().pulled(addr, pages);
+    if prefetched > 0 {
+        vma.young_pages(addr + PAGE_SIZE as u64, prefetched, true);
     }
 }
 

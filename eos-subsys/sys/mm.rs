@@ -508,6 +508,22 @@ impl<'a> Vma<'a> {
         })
     }
 
+    /// How many of the `n` pages from `addr` are mapped and were accessed since they came or
+    /// were last looked at; `clear` clears the accessed bits found (the pages then count as
+    /// unused until touched again).
+    pub(crate) fn young_pages(&self, addr: u64, n: u32, clear: bool) -> u32 {
+        // SAFETY: the VMA is locked.
+        unsafe {
+            bindings::elastic_young_pages(
+                self.raw(),
+                addr as _,
+                n.min(i32::MAX as u32) as i32,
+                clear,
+            )
+        }
+        .max(0) as u32
+    }
+
     /// How many pages from `addr` on `node` owns (at most `max`).
     pub(crate) fn remote_run(&self, addr: u64, node: u16, max: u32) -> u32 {
         // SAFETY: the VMA is locked.

@@ -73,30 +73,73 @@ pub fn pull_count(prefetch: u32, run: u32) -> u32 {
         .min(run.max(1))
 }
 
-/// Sequential readahead of remote faults, as Linux's file readahead ramps up: a fault where
-/// the previous pull ended doubles the window (up to a message's batch), any other fault
-/// starts again from the base (`prefetch`). A scan then makes one round trip per 32 pages
-/// instead of per 8, while random faults pull no more than before. A base of 1 (prefetch
-/// off) stays 1.
+/// Readahead of remote faults. Sequential, as Linux's file readahead ramps up: a fault where
+/// the previous pull ended doubles the window (up to a message's batch); a scan then makes
+/// one round trip per 32 pages instead of per 8. Elsewhere the window starts from a base
+/// that learns from its hits, as swap readahead does: the pages a pull brings beyond the
+/// faulting one start old, and the next fault elsewhere counts how many of them were used
+/// ([`Readahead::learn`]). Mostly unused (random access: a heap sort's sift, a graph walk)
+/// halves the base, down to the faulting page alone; mostly used, or a fault next to the
+/// last one, doubles it back up to `prefetch`. A base of 1 (prefetch off) stays 1.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Readahead {
     /// Where the last pull ended (the address just past its last page).
     next: u64,
     /// The last window, pages (0: none yet).
     window: u32,
+    /// Where the last pull began, and how many of its pages are still to be judged (0: none,
+    /// or judged already).
+    last: u64,
+    unjudged: u32,
+    /// How many times the base is halved.
+    shrink: u32,
 }
+
+/// Pages around the last fault within which a fault counts as a neighbour's.
+const NEAR_PAGES: u64 = 8;
+/// The most the base is halved: a batch of 32 comes down to 1.
+const MAX_SHRINK: u32 = 5;
 
 impl Readahead {
     /// The window for a fault at `addr` (before `pull_count` caps it by the owner's run).
     pub fn window(&mut self, addr: u64, base: u32) -> u32 {
         let max = crate::proto::MAX_BATCH as u32;
         let base = base.clamp(1, max);
+        let learned = (base >> self.shrink).max(1);
         self.window = if base > 1 && self.window > 0 && addr == self.next {
-            self.window.saturating_mul(2).clamp(base, max)
+            self.window.saturating_mul(2).clamp(learned, max)
         } else {
-            base
+            learned
         };
         self.window
+    }
+
+    /// The pages the last pull brought beyond its first that a fault at `addr` should judge
+    /// (first address, count), if any: not on a scan (a fault where it ended).
+    pub fn to_judge(&self, addr: u64) -> Option<(u64, u32)> {
+        (addr != self.next && self.unjudged > 0)
+            .then(|| (self.last + crate::proto::PAGE_SIZE as u64, self.unjudged))
+    }
+
+    /// Learns from a fault at `addr`, before its window: `used` of the pages
+    /// [`Readahead::to_judge`] named were used (`None`: not known, e.g. another mapping's).
+    pub fn learn(&mut self, addr: u64, used: Option<u32>) {
+        if addr == self.next {
+            return;
+        }
+        let near = self.window > 0
+            && addr.abs_diff(self.last) <= NEAR_PAGES * crate::proto::PAGE_SIZE as u64;
+        match used {
+            Some(u) if self.unjudged > 0 && u.saturating_mul(4) < self.unjudged => {
+                self.shrink = (self.shrink + 1).min(MAX_SHRINK)
+            }
+            Some(u) if self.unjudged > 0 && u.saturating_mul(2) >= self.unjudged => {
+                self.shrink = self.shrink.saturating_sub(1)
+            }
+            _ if near => self.shrink = self.shrink.saturating_sub(1),
+            _ => {}
+        }
+        self.unjudged = 0;
     }
 
     /// Whether a fault at `addr` continues a scan: it is where the last pull ended, and that
@@ -107,11 +150,17 @@ impl Readahead {
     }
 
     /// A pull from `addr` brought `pages` pages (none: the fault runs again; nothing moves).
-    pub fn pulled(&mut self, addr: u64, pages: u32) {
+    /// Returns how many of them after the first to make old for [`Readahead::learn`] (none on
+    /// a scan: its pages are used in turn).
+    pub fn pulled(&mut self, addr: u64, pages: u32) -> u32 {
         if pages == 0 {
-            return;
+            return 0;
         }
+        let scan = addr == self.next;
         self.next = addr.saturating_add(u64::from(pages) * crate::proto::PAGE_SIZE as u64);
+        self.last = addr;
+        self.unjudged = if scan { 0 } else { pages - 1 };
+        self.unjudged
     }
 }
 
@@ -635,6 +684,58 @@ mod tests {
             // Runs longer than it waits, and longer each time (never "faster").
             now += 3_000_000 + i * 10_000;
         }
+    }
+
+    #[test]
+    fn readahead_learns_from_its_hits() {
+        let page = crate::proto::PAGE_SIZE as u64;
+        let mut r = super::Readahead::default();
+        // Random faults whose neighbours go unused: 8, 4, 2, 1, and 1 from then on.
+        let mut seen = std::vec::Vec::new();
+        for i in 0..6u64 {
+            let addr = 0x100_0000 + i * 0x10_0000;
+            let used = r.to_judge(addr).map(|_| 0);
+            r.learn(addr, used);
+            let w = r.window(addr, 8);
+            seen.push(w);
+            assert_eq!(r.pulled(addr, w), w - 1, "the prefetched pages are judged");
+        }
+        assert_eq!(seen, [8, 4, 2, 1, 1, 1]);
+        // A fault next to the last one (locality again) doubles the base back.
+        r.learn(0x100_0000 + 5 * 0x10_0000 + 2 * page, None);
+        assert_eq!(r.window(0x100_0000 + 5 * 0x10_0000 + 2 * page, 8), 2);
+        // Used neighbours double it too, up to the prefetch setting.
+        let mut addr = 0x900_0000;
+        for want in [4, 8, 8] {
+            r.pulled(addr, 2);
+            addr += 0x10_0000;
+            let (first, n) = r.to_judge(addr).unwrap();
+            assert_eq!(first, addr - 0x10_0000 + page);
+            r.learn(addr, Some(n));
+            assert_eq!(r.window(addr, 8), want);
+        }
+        // A scan still ramps up from a learned base of 1, and its pages are not judged.
+        let mut r = super::Readahead {
+            shrink: 3,
+            ..Default::default()
+        };
+        let mut addr = 0x10_0000;
+        let mut seen = std::vec::Vec::new();
+        for _ in 0..7 {
+            r.learn(addr, r.to_judge(addr).map(|_| 0));
+            let w = r.window(addr, 8);
+            seen.push(w);
+            r.pulled(addr, w);
+            addr += u64::from(w) * page;
+        }
+        assert_eq!(seen, [1, 2, 4, 8, 16, 32, 32]);
+        assert_eq!(r.to_judge(addr), None);
+        assert_eq!(r.shrink, 3);
+        // Half used keeps the base; a quarter or more but under half keeps it too.
+        let mut r = super::Readahead::default();
+        r.pulled(0x10_0000, 8);
+        r.learn(0x90_0000, Some(2));
+        assert_eq!(r.window(0x90_0000, 8), 8);
     }
 
     #[test]

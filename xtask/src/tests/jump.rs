@@ -285,7 +285,8 @@ pub(super) fn many_mappings(a: &mut Vm, b: &mut Vm) -> Result<String> {
             let (r0, (j0, _, _)) = (refusals(a)?, jumplog(a)?);
             let start = Instant::now();
             // A hang guard, not a speed goal: 9,000 one-page mappings staying home under a
-            // 1 MiB budget took 239 s once on a loaded host (its pages move ~8 times each).
+            // 1 MiB budget took 239 s once on a loaded host (its pages moved ~8 times each;
+            // maps now drops its budget before the jump, so they come back once).
             let (rc, out) = a.run(&format!("maps 1 2 {n}"), Duration::from_secs(500))?;
             let secs = start.elapsed().as_secs_f64();
             let (r1, (j1, _, _)) = (refusals(a)?, jumplog(a)?);

@@ -447,9 +447,10 @@ fn progress(
     }
 }
 
-/// `make bindeb-pkg` with `profiles` (Debian build profiles, e.g. to leave the headers out):
-/// the kernel packages, moved to out/; their paths.
-fn bindeb(profiles: &str) -> Result<Vec<PathBuf>> {
+/// `make bindeb-pkg` with `profiles` (Debian build profiles, e.g. to leave the headers out)
+/// and `compress` (dpkg-deb's `-Z`: `None` for its default, xz): the kernel packages, moved
+/// to out/; their paths.
+fn bindeb(profiles: &str, compress: Option<&str>) -> Result<Vec<PathBuf>> {
     let t = build()?;
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
     // Package metadata: the maintainer (mkdebian reads DEBFULLNAME/DEBEMAIL; it would
@@ -471,6 +472,9 @@ fn bindeb(profiles: &str) -> Result<Vec<PathBuf>> {
     cmd.env("DEBFULLNAME", name)
         .env("DEBEMAIL", email)
         .env("DEB_BUILD_PROFILES", profiles);
+    if let Some(c) = compress {
+        cmd.env("KDEB_COMPRESS", c);
+    }
     run(&mut cmd)?;
     let out = project_root().join("out");
     fs::create_dir_all(&out)?;
@@ -490,7 +494,7 @@ fn bindeb(profiles: &str) -> Result<Vec<PathBuf>> {
 /// `cargo xtask deb`: the kernel packages (image, headers, libc-dev) and elasticos-tools,
 /// in out/.
 pub fn deb() -> Result<()> {
-    for d in bindeb("")? {
+    for d in bindeb("", None)? {
         println!("{}", d.display());
     }
     println!(
@@ -501,9 +505,13 @@ pub fn deb() -> Result<()> {
 }
 
 /// The kernel image package alone (no headers, no debug symbols: a guest needs neither),
-/// for the Debian guest test.
+/// for the Debian guest test. Uncompressed: the same files as `cargo xtask deb`'s package,
+/// without xz's half a minute of compressing for a guest that unpacks it once.
 pub fn guest_debs() -> Result<Vec<PathBuf>> {
-    let debs = bindeb("pkg.linux-elasticos.nokernelheaders pkg.linux-elasticos.nokerneldbg")?;
+    let debs = bindeb(
+        "pkg.linux-elasticos.nokernelheaders pkg.linux-elasticos.nokerneldbg",
+        Some("none"),
+    )?;
     let image: Vec<PathBuf> = debs
         .into_iter()
         .filter(|d| {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Where one kernel version's trees live.
+#[derive(Clone)]
 pub struct Tree {
     /// Kernel version from the tarball (e.g. 6.12.117).
     pub version: String,
@@ -332,6 +333,20 @@ fn configure(t: &Tree) -> Result<()> {
 
 /// Prepares the tree and builds bzImage incrementally. Returns the tree.
 pub fn build() -> Result<Tree> {
+    // Once per xtask process: the patches and the subsystem are synced from the working tree
+    // at its first build, and a test run's later steps (the image, bench, the Debian guest)
+    // would each spend ~8 s on a make that finds nothing to do.
+    static BUILT: std::sync::Mutex<Option<Tree>> = std::sync::Mutex::new(None);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(t) = built.as_ref() {
+        return Ok(t.clone());
+    }
+    let t = build_now()?;
+    *built = Some(t.clone());
+    Ok(t)
+}
+
+fn build_now() -> Result<Tree> {
     let t = tree()?;
     apply_patches(&t)?;
     sync_subsystem(&t)?;

@@ -52,6 +52,7 @@ const TEST_PROGRAMS: &[&str] = &[
     "intruder",
     "forklive",
     "forkcopy",
+    "execrel",
     "hugetlb",
     "epollwait",
     "fileid",

@@ -248,6 +248,8 @@ const STEPS: &[Step] = &[
         run: |c| { let (a, b) = c.pair()?; pull_push::fork_live(a, b) } },
     Step { id: "fork-copy", title: "elastic: a stretched process forks with most pages on node2: the child gets its own copy of every page, and the parent keeps its own", tier: Tier::Test, limit_s: 300, needs: ROOMY,
         run: |c| { let (a, b) = c.pair()?; pull_push::fork_copy(a, b) } },
+    Step { id: "exec-release", title: "elastic: exec of a stretched process releases its pages and its shell on the member; the new image runs stretched nowhere", tier: Tier::Test, limit_s: 300, needs: ROOMY,
+        run: |c| { let (a, b) = c.pair()?; pull_push::exec_release(a, b) } },
     Step { id: "threads", title: "elastic: a thread, userfaultfd or io_uring of a stretched process is refused cleanly; vfork children, popen and system work", tier: Tier::Test, limit_s: 300, needs: ROOMY,
         run: |c| { let (a, b) = c.pair()?; pull_push::threads_refused(a, b) } },
     Step { id: "sort", title: "elastic: busybox sort stretched at 1 and 2 MiB local, jump policy on, at home only and off: same output as unstretched, pages moved", tier: Tier::Test, limit_s: 900, needs: ROOMY,

@@ -165,6 +165,56 @@ pub(super) fn fork_copy(a: &mut Vm, b: &mut Vm) -> Result<String> {
     ))
 }
 
+/// exec of a stretched process releases everything on the member: the new image runs
+/// stretched nowhere and node2 keeps no shell of the old one (its pages went with its mm).
+pub(super) fn exec_release(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let args = ["8", "2"];
+    let want = host_result("execrel", &args)?;
+    let (rc, out) = a.run(
+        &format!("execrel {}", args.join(" ")),
+        Duration::from_secs(240),
+    )?;
+    let line = |prefix: &str| {
+        out.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or("")
+            .to_string()
+    };
+    let (before, after) = (line("execrel: stretched="), line("execrel: after_exec"));
+    let remote: u64 = field(&before, "remote_before").unwrap_or(0);
+    if rc != 0
+        || !out.lines().any(|l| l == want)
+        || !before.contains("stretched=1")
+        || remote < 1024
+        || !after.contains("remote=-1 ")
+    {
+        bail!(
+            "execrel: exit {rc}, host says `{want}`; the old image must have had pages on node2 \
+             and the new one be stretched nowhere (remote=-1); VM printed:\n{out}"
+        );
+    }
+    let shells = cluster::poll(
+        "node2 dropping the old image's shell",
+        Duration::from_secs(10),
+        Duration::from_millis(200),
+        || {
+            let none = Procs::read(b)?.shells().next().is_none();
+            Ok(none.then_some(()))
+        },
+    );
+    if shells.is_err() {
+        bail!(
+            "node2 kept a shell after its process exec'd:\n{}",
+            b.sh("cat /sys/kernel/elastic/procs")?
+        );
+    }
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "8 MiB, {remote} pages on node2 before the exec: the new image ran stretched nowhere, \
+         its own pages right, and node2 dropped the old image's shell"
+    ))
+}
+
 /// A stretched process stays single-threaded: pthread_create fails with EOPNOTSUPP (before,
 /// the thread ran and the process died of SIGBUS, or read pages the pusher had moved), while
 /// a CLONE_VM|CLONE_VFORK child reads every page right and popen and system work.

@@ -189,6 +189,9 @@ struct Row {
     moved_pages: u64,
     /// An ElasticOS run that moved at least one page (false for other configurations).
     stretched: bool,
+    /// The run's cgroup (`--local`) memory use, sampled every 0.2 s, mean: the local
+    /// memory it really had (`memory.high` is a soft limit). 0: not sampled.
+    mean_local_kib: u64,
 }
 
 fn counters(v: &mut Vm) -> Result<(u64, u64, u64)> {
@@ -439,18 +442,35 @@ fn run_one(c: &mut Config, workload: &str, fp: u32, rep: u32, local: Option<u32>
     let peer_mark = c._server.as_ref().map_or(0, |v| v.console().len());
     let start = Instant::now();
     let cap = format!("timeout {}", run_cap());
+    // The cgroup's memory use, sampled from outside it (the sampler is forked before the
+    // shell joins the cgroup) until the run ends: what each configuration really had locally.
+    let sampled = local.is_some() && c.name != "limit";
+    let sampler = format!(
+        "rm -f /tmp/bench-stop; (while [ ! -e /tmp/bench-stop ]; do cat {CGROUP}/memory.current; \
+         sleep 0.2; done > /tmp/bench-memcur 2>/dev/null &); "
+    );
     let cmd = match (c.kind, local, c.name) {
         (Kind::Elastic, Some(l), _) => format!(
-            "sh -c 'echo $$ > {CGROUP}/cgroup.procs && exec {cap} eosctl run --elastic --budget {l} -- {workload} {fp}'"
+            "sh -c '{sampler}echo $$ > {CGROUP}/cgroup.procs && exec {cap} eosctl run --elastic --budget {l} -- {workload} {fp}'"
         ),
         (Kind::Elastic, None, _) => format!("{cap} eosctl run --elastic -- {workload} {fp}"),
         (Kind::Plain, Some(_), n) if n != "limit" => {
-            format!("sh -c 'echo $$ > {CGROUP}/cgroup.procs && exec {cap} {workload} {fp}'")
+            format!("sh -c '{sampler}echo $$ > {CGROUP}/cgroup.procs && exec {cap} {workload} {fp}'")
         }
         _ => format!("{cap} {workload} {fp}"),
     };
     let (rc, out) = c.vm.run(&cmd, Duration::from_secs(3600))?;
     let wall_s = start.elapsed().as_secs_f64();
+    let mean_local_kib = if sampled {
+        let m = c.vm.sh(
+            "touch /tmp/bench-stop; sleep 0.3; \
+             awk '{ s += $1; n++ } END { if (n) printf \"mean=%d\\n\", s / n / 1024 }' /tmp/bench-memcur; \
+             rm -f /tmp/bench-memcur",
+        )?;
+        field(&m, "mean").unwrap_or(0)
+    } else {
+        0
+    };
     let timed_out = rc == 124 || rc == 143;
     let (i1, o1, n1) = counters(&mut c.vm)?;
     let (mut pulls, mut pushes, mut jumps, mut moved_pages) = (0, 0, 0, 0);
@@ -518,6 +538,7 @@ fn run_one(c: &mut Config, workload: &str, fp: u32, rep: u32, local: Option<u32>
         jumps,
         moved_pages,
         stretched: c.kind == Kind::Elastic && moved_pages > 0,
+        mean_local_kib,
     })
 }
 
@@ -560,14 +581,14 @@ const CONFIGS: [&str; 8] = [
 
 /// The columns of results.csv, in order (`timed_out` and `stretched` last: older files lack
 /// them).
-const CSV_HEAD: &str = "rep,workload,footprint_mib,config,wall_s,compute_s,checksum,ok,swap_in_pages,swap_out_pages,net_bytes,peak_rss_kib,pulls,pushes,jumps,moved_pages,timed_out,stretched";
+const CSV_HEAD: &str = "rep,workload,footprint_mib,config,wall_s,compute_s,checksum,ok,swap_in_pages,swap_out_pages,net_bytes,peak_rss_kib,pulls,pushes,jumps,moved_pages,timed_out,stretched,mean_local_kib";
 
 fn csv(rows: &[Row]) -> String {
     let mut s = format!("{CSV_HEAD}\n");
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{},{},{:.3},{:.3},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{:.3},{:.3},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.rep,
             r.workload,
             r.footprint_mib,
@@ -585,7 +606,8 @@ fn csv(rows: &[Row]) -> String {
             r.jumps,
             r.moved_pages,
             r.timed_out,
-            r.stretched
+            r.stretched,
+            r.mean_local_kib
         );
     }
     s
@@ -637,6 +659,7 @@ fn rows_from_csv(text: &str) -> Result<Vec<Row>> {
             stretched: f
                 .get(17)
                 .map_or(f[3].starts_with("eos") && moved_pages > 0, |v| *v == "true"),
+            mean_local_kib: f.get(18).and_then(|v| v.parse().ok()).unwrap_or(0),
         });
     }
     Ok(rows)
@@ -686,6 +709,8 @@ struct Summary {
     pulls: u64,
     jumps: u64,
     moved_pages: u64,
+    /// Median of the runs' mean cgroup memory (0: not sampled).
+    local_mib: f64,
     /// An ElasticOS configuration none of whose finished runs moved a page.
     never_left: bool,
 }
@@ -714,6 +739,7 @@ fn summarize(rows: &[Row]) -> BTreeMap<Key, Summary> {
             let pulls = med_of(&|r| r.pulls as f64) as u64;
             let jumps = med_of(&|r| r.jumps as f64) as u64;
             let moved_pages = med_of(&|r| r.moved_pages as f64) as u64;
+            let local_mib = med_of(&|r| r.mean_local_kib as f64 / 1024.0);
             let never_left = k.2.starts_with("eos")
                 && rs.iter().all(|r| r.timed_out || !r.stretched)
                 && rs.iter().any(|r| !r.timed_out);
@@ -731,6 +757,7 @@ fn summarize(rows: &[Row]) -> BTreeMap<Key, Summary> {
                     pulls,
                     jumps,
                     moved_pages,
+                    local_mib,
                     never_left,
                 },
             )
@@ -872,6 +899,9 @@ fn markdown(
                             x.swap_pages,
                             per_page(x.swap_pages)
                         );
+                    }
+                    if x.local_mib > 0.0 {
+                        let _ = write!(cell, ", {:.1} MiB local (mean)", x.local_mib);
                     }
                     if *c == "nbd-swap" || c.starts_with("eos") {
                         let _ = write!(cell, ", {:.0} MiB on wire", x.net_mib);
@@ -1386,6 +1416,7 @@ mod unit {
             jumps: 0,
             moved_pages: 0,
             stretched: false,
+            mean_local_kib: 0,
         }
     }
 

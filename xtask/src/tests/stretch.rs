@@ -203,4 +203,3 @@ fn run_stretched_auto(a: &mut Vm, prog: &str, fp: u32) -> Result<(u64, u64)> {
     }
     Ok((pulls, pushes))
 }
-

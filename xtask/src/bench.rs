@@ -8,12 +8,14 @@
 //! process in a VM of `--mem` MiB: a cgroup v2 `memory.high` of L MiB for the swap
 //! configurations (reclaim to swap above it; `memory.max` would OOM-kill the process when
 //! swap-out cannot keep up, which is not the comparison we want), an ElasticOS budget of L MiB
-//! for the ElasticOS ones, which also run in the same `memory.high` cgroup: a stretched
-//! process's local limit follows the cgroup (it pushes before the cgroup would throttle it),
-//! and whatever still passes the limit is throttled as the baselines' excess is, so ElasticOS
-//! never has more local memory than they have. Away from home the budget holds on the node
-//! the process runs on (reclaim.rs), except in `eos-jump-unbounded`. Under emulation a remote fault costs
-//! milliseconds, so `--local` is what keeps a full run bounded.
+//! for the ElasticOS ones, which also run in a `memory.high` cgroup: of L plus the margin a
+//! stretched process keeps below its cgroup's limit (`policy::MEMCG_MARGIN`; with L alone it
+//! had 0.5 MiB less than L while the baselines passed L, the limit being soft), so that the
+//! budget binds and whatever still passes the limit is throttled as the baselines' excess is.
+//! Each run's cgroup memory is sampled every 0.2 s and its mean reported beside its time:
+//! what each configuration really had. Away from home the budget holds on the node the
+//! process runs on (reclaim.rs), except in `eos-jump-unbounded`. Under emulation a remote
+//! fault costs milliseconds, so `--local` is what keeps a full run bounded.
 //!
 //! Each configuration's VMs have a network hub of their own, so one pair's frames never
 //! reach another configuration's VMs. A run of an ElasticOS configuration that moved no
@@ -236,12 +238,18 @@ fn boot_configs(
     let dir = out_dir().join("bench");
     std::fs::create_dir_all(&dir)?;
     let mut configs = Vec::new();
-    let limit_cg = |v: &mut Vm| -> Result<()> {
+    // `extra_kib` over `--local`: an ElasticOS process keeps `policy::MEMCG_MARGIN` pages
+    // below its cgroup's limit (so that the cgroup never reclaims or throttles it), which
+    // under a `memory.high` of L left it that much less than L while the baselines pass L
+    // (the limit is soft). Its cgroup gets L plus the margin, so its budget of L is what
+    // binds; the mean use sampled in each run shows what each configuration really had.
+    let limit_cg = |v: &mut Vm, extra_kib: u64| -> Result<()> {
         if let Some(l) = local {
             v.sh(&format!(
                 "mkdir -p /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && \
                  echo +memory > /sys/fs/cgroup/cgroup.subtree_control && mkdir {CGROUP} && \
-                 echo {l}M > {CGROUP}/memory.high"
+                 echo {}K > {CGROUP}/memory.high",
+                u64::from(l) * 1024 + extra_kib
             ))?;
         }
         Ok(())
@@ -271,7 +279,7 @@ fn boot_configs(
                 .on_hub(2)
                 .boot_with(4, "bench-localswap", mem, &["-drive", &drive])?;
         local_vm.sh("mkswap /dev/vda >/dev/null && swapon /dev/vda")?;
-        limit_cg(&mut local_vm)?;
+        limit_cg(&mut local_vm, 0)?;
         configs.push(Config {
             name: "local-swap",
             kind: Kind::Plain,
@@ -285,7 +293,7 @@ fn boot_configs(
         z.sh(&format!(
             "echo {swap_mib}M > /sys/block/zram0/disksize && mkswap /dev/zram0 >/dev/null && swapon /dev/zram0"
         ))?;
-        limit_cg(&mut z)?;
+        limit_cg(&mut z, 0)?;
         configs.push(Config {
             name: "zram",
             kind: Kind::Plain,
@@ -308,7 +316,7 @@ fn boot_configs(
             vm::ip(2),
             vm::ip(2)
         ))?;
-        limit_cg(&mut client)?;
+        limit_cg(&mut client, 0)?;
         configs.push(Config {
             name: "nbd-swap",
             kind: Kind::Plain,
@@ -344,7 +352,7 @@ fn boot_configs(
         if name == "eos-pull-clear" {
             relink(&mut c, peer_id, true)?;
         }
-        limit_cg(&mut c.vm)?;
+        limit_cg(&mut c.vm, eos_core::policy::MEMCG_MARGIN as u64 * 4)?;
         configs.push(c);
     }
 
@@ -1320,13 +1328,15 @@ pub fn bench(opts: &Options) -> Result<()> {
         .unwrap_or_default();
     let local_txt = match local {
         Some(l) => format!(
-            "each run may use {l} MiB locally: cgroup v2 `memory.high` of {l} MiB for every \
-             configuration (swap ones reclaim to swap above it) and, for eos-*, an ElasticOS \
-             budget of {l} MiB as well (a stretched process's local limit also follows the \
-             cgroup: it pushes before `memory.high` would throttle it; any overshoot is \
-             throttled like the baselines'); in eos-pull and eos-jump the budget also holds on \
+            "each run may use {l} MiB locally: cgroup v2 `memory.high` of {l} MiB for the swap \
+             configurations (they reclaim to swap above it; the limit is soft) and, for eos-*, \
+             an ElasticOS budget of {l} MiB in a cgroup of {l} MiB plus the {} KiB an \
+             ElasticOS process keeps below its cgroup's limit (so that its budget binds; any \
+             overshoot is throttled like the baselines'); each run's mean cgroup memory is in \
+             its cell (\"MiB local (mean)\"); in eos-pull and eos-jump the budget also holds on \
              the peer while the process runs there (the home pulls its cold pages back), in \
-             eos-jump-unbounded the shell running it is not limited; VMs have {mem} MiB"
+             eos-jump-unbounded the shell running it is not limited; VMs have {mem} MiB",
+            eos_core::policy::MEMCG_MARGIN * 4
         ),
         None => format!("local memory is the VM's: {mem} MiB"),
     };

@@ -1,6 +1,19 @@
 //! When to push pages away and how many, and how far to prefetch. Pure functions of counts, so
 //! the numbers are testable here and tunable without touching the kernel side.
 
+/// Pages a process may be over its budget before its faults wait for the pusher: one push
+/// batch, so that the pusher works in whole batches.
+pub const BUDGET_SLACK: u64 = crate::proto::MAX_BATCH as u64;
+/// Pages a memory cgroup charges at once (`MEMCG_CHARGE_BATCH`): a charge may take this
+/// many from the cgroup's counter although the fault needs one page.
+const MEMCG_CHARGE_BATCH: i64 = 64;
+/// Pages a process in a memory cgroup keeps below the cgroup's limit (`Proc::local_limit`):
+/// past that by the slack, its faults wait for the pusher. A charge batch and the slack must
+/// fit below memory.high: each pass over it costs the task a reclaim and a sleep of tens of
+/// milliseconds for a few pages over (`mem_cgroup_handle_over_high`). With one slack only,
+/// a 32 MiB lsearch with memory.high 8 MiB passed it 884 times (step `cgroup-limit`).
+pub const MEMCG_MARGIN: i64 = MEMCG_CHARGE_BATCH + 2 * BUDGET_SLACK as i64;
+
 /// Memory thresholds of a node, in pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Watermarks {

@@ -187,7 +187,8 @@ struct Row {
     pulls: u64,
     pushes: u64,
     jumps: u64,
-    /// Pages pulled plus pages pushed (ElasticOS's counterpart of pages swapped in and out).
+    /// Pages whose data crossed: pulled, plus pushed less those pushed by reference (the
+    /// counterpart of pages swapped in and out: Linux writes no clean page to swap again).
     moved_pages: u64,
     /// An ElasticOS run that moved at least one page (false for other configurations).
     stretched: bool,

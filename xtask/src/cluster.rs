@@ -334,12 +334,16 @@ pub struct Moved {
     pub pushes: u64,
     /// Pages pushed.
     pub pushed: u64,
+    /// Of those, pages pushed by reference (no data: the member kept a clean copy).
+    pub by_ref: u64,
 }
 
 impl Moved {
-    /// Pages that crossed the network either way (what Linux swap counts as pswpin + pswpout).
+    /// Pages whose data crossed the network either way (what Linux swap counts as pswpin +
+    /// pswpout: a clean page that keeps its swap slot is dropped without a write, as a page
+    /// pushed by reference goes without its data).
     pub fn pages(&self) -> u64 {
-        self.pulled + self.pushed
+        self.pulled + self.pushed.saturating_sub(self.by_ref)
     }
 }
 
@@ -360,11 +364,17 @@ pub fn exit_stats(console: &str, comm: &str) -> Option<Moved> {
         .filter_map(|w| w.parse().ok())
         .collect();
     // pulls, pulled pages, pushes, pushed pages, p50, p99
+    let by_ref = tail
+        .split(", ")
+        .find_map(|f| f.strip_suffix(" pages pushed by reference"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
     (nums.len() >= 4).then(|| Moved {
         pulls: nums[0],
         pulled: nums[1],
         pushes: nums[2],
         pushed: nums[3],
+        by_ref,
     })
 }
 
@@ -439,13 +449,13 @@ mod unit {
         assert_eq!(remote_pages("comm=hold"), 0);
         assert_eq!(others(2, [1, 2, 3]), vec![1, 3]);
         let console = "[ 1.0] eos: pid 7 (lsearch) exited: 10 pulls (40 pages), 3 pushes (90 pages)\n\
-                       [ 2.0] eos: pid 9 (lsearch) exited: 11 pulls (41 pages), 4 pushes (91 pages), fault p50 5 us p99 9 us\n";
+                       [ 2.0] eos: pid 9 (lsearch) exited: 11 pulls (41 pages), 4 pushes (91 pages), fault p50 5 us p99 9 us, 30 pages pushed by reference, 0 pulled back from away\n";
         assert!(last_line(console, "(lsearch) exited:")
             .unwrap()
             .starts_with("[ 2.0]"));
         let m = exit_stats(console, "lsearch").unwrap();
         assert_eq!((m.pulls, m.pulled, m.pushes, m.pushed), (11, 41, 4, 91));
-        assert_eq!(m.pages(), 132);
+        assert_eq!(m.pages(), 102, "pages pushed by reference carry no data");
         assert_eq!(exit_stats(console, "dfs"), None);
     }
 

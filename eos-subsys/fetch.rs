@@ -268,7 +268,7 @@ fn fetch_once(
                     }
                 }
             }
-            pull::pulled_window(|| shell.readahead.lock(), vma, addr, done);
+            pull::pulled_window(|| shell.readahead.lock(), vma, addr, window, done);
             shell.policy.lock().fault_served(time::now_ns());
             if done > 0 {
                 took(home, shell.home_pid, false, addr, done, 0);

@@ -496,7 +496,7 @@ fn fault_at_home(vma: Vma<'_>, f: MarkerFault) -> FaultReply {
     let count = pull_count(window, run);
     match pull_pages(&proc, &vma, addr, &owner, count, f.user) {
         Ok(pages) => {
-            pulled_window(|| proc.readahead(), &vma, addr, pages);
+            pulled_window(|| proc.readahead(), &vma, addr, window, pages);
             proc.policy().fault_served(time::now_ns());
             let lat = time::now_ns() - t0;
             proc.counters().fault_lat.record_ns(lat);
@@ -527,16 +527,17 @@ pub(crate) fn learned_window<G: core::ops::DerefMut<Target = Readahead>>(
     r.window(addr, base)
 }
 
-/// A pull (or fetch) from `addr` in `vma` brought `pages`: the readahead records it, and the
-/// pages beyond the first that it will judge start old (installed young, they are unused
-/// until the process touches them).
+/// A pull (or fetch) from `addr` in `vma` of a `window` brought `pages`: the readahead
+/// records it, and the pages beyond the first that it will judge start old (installed young,
+/// they are unused until the process touches them).
 pub(crate) fn pulled_window<G: core::ops::DerefMut<Target = Readahead>>(
     r: impl Fn() -> G,
     vma: &Vma<'_>,
     addr: u64,
+    window: u32,
     pages: u32,
 ) {
-    let prefetched = r().pulled(addr, pages);
+    let prefetched = r().pulled(addr, window, pages);
     if prefetched > 0 {
         vma.young_pages(addr + PAGE_SIZE as u64, prefetched, true);
     }

@@ -86,94 +86,148 @@ pub fn pull_count(prefetch: u32, run: u32) -> u32 {
         .min(run.max(1))
 }
 
-/// Readahead of remote faults. Sequential, as Linux's file readahead ramps up: a fault where
-/// the previous pull ended doubles the window (up to a message's batch); a scan then makes
-/// one round trip per 32 pages instead of per 8. Elsewhere the window starts from a base
-/// that learns from its hits, as swap readahead does: the pages a pull brings beyond the
-/// faulting one start old, and the next fault elsewhere counts how many of them were used
+/// Readahead of remote faults, per stream as Linux's file readahead keeps a state per open
+/// file: the last [`STREAMS`] pulls are remembered, and a fault where one of them ended
+/// continues that stream and doubles its window (up to a message's batch): a scan makes one
+/// round trip per 32 pages instead of per 8, and so does each of several scans interleaved
+/// (a merge reading k runs). Elsewhere a new stream starts from a base that learns from its
+/// hits, as swap readahead does: the pages a pull brings beyond the faulting one start old,
+/// and when its slot is taken again (`STREAMS` new streams later, time for a merge's other
+/// runs to come back to it) the fault counts how many of them were used
 /// ([`Readahead::learn`]). Mostly unused (random access: a heap sort's sift, a graph walk)
-/// halves the base, down to the faulting page alone; mostly used, or a fault next to the
-/// last one, doubles it back up to `prefetch`. A base of 1 (prefetch off) stays 1.
+/// halves the base, down to the faulting page alone; mostly used, or a fault next to the last
+/// pull, doubles it back up to `prefetch`. A base of 1 (prefetch off) stays 1.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Readahead {
-    /// Where the last pull ended (the address just past its last page).
-    next: u64,
-    /// The last window, pages (0: none yet).
-    window: u32,
-    /// Where the last pull began, and how many of its pages are still to be judged (0: none,
-    /// or judged already).
+    streams: [Stream; STREAMS],
+    /// Round-robin cursor: the slot a new stream takes.
+    clock: usize,
+    /// The stream the current fault continues, or the slot it takes (set by `window`).
+    cur: usize,
+    /// Where the last pull began (any stream).
     last: u64,
-    unjudged: u32,
     /// How many times the base is halved.
     shrink: u32,
 }
 
-/// Pages around the last fault within which a fault counts as a neighbour's.
+/// One stream of pulls.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Stream {
+    /// Where its last pull ended (the address just past its last page; 0: unused slot).
+    next: u64,
+    /// Its last window, pages.
+    window: u32,
+    /// The first page its last pull prefetched, and how many of them are still to be judged.
+    first: u64,
+    unjudged: u32,
+}
+
+/// Streams remembered (a merge of up to this many runs keeps its windows).
+pub const STREAMS: usize = 8;
+/// Pages around the last pull within which a fault counts as a neighbour's.
 const NEAR_PAGES: u64 = 8;
 /// The most the base is halved: a batch of 32 comes down to 1.
 const MAX_SHRINK: u32 = 5;
 
 impl Readahead {
+    /// The stream a fault at `addr` continues, if any.
+    fn continues(&self, addr: u64) -> Option<usize> {
+        self.streams
+            .iter()
+            .position(|s| s.window > 0 && s.next == addr)
+    }
+
     /// The window for a fault at `addr` (before `pull_count` caps it by the owner's run).
     pub fn window(&mut self, addr: u64, base: u32) -> u32 {
         let max = crate::proto::MAX_BATCH as u32;
         let base = base.clamp(1, max);
+        // Halving past 1 page is not remembered: a change of `prefetch` starts from there.
+        self.shrink = self.shrink.min(base.ilog2());
         let learned = (base >> self.shrink).max(1);
-        self.window = if base > 1 && self.window > 0 && addr == self.next {
-            self.window.saturating_mul(2).clamp(learned, max)
-        } else {
-            learned
-        };
-        self.window
+        match self.continues(addr).filter(|_| base > 1) {
+            Some(i) => {
+                self.cur = i;
+                self.streams[i].window.saturating_mul(2).clamp(learned, max)
+            }
+            None => {
+                self.cur = self.clock % STREAMS;
+                learned
+            }
+        }
     }
 
-    /// The pages the last pull brought beyond its first that a fault at `addr` should judge
-    /// (first address, count), if any: not on a scan (a fault where it ended).
+    /// The pages a fault at `addr` should judge (first address, count), if any: those the
+    /// pull in the slot it is about to take prefetched (none if it continues a stream).
     pub fn to_judge(&self, addr: u64) -> Option<(u64, u32)> {
-        (addr != self.next && self.unjudged > 0)
-            .then(|| (self.last + crate::proto::PAGE_SIZE as u64, self.unjudged))
+        if self.continues(addr).is_some() {
+            return None;
+        }
+        let s = &self.streams[self.clock % STREAMS];
+        (s.unjudged > 0).then_some((s.first, s.unjudged))
     }
 
     /// Learns from a fault at `addr`, before its window: `used` of the pages
     /// [`Readahead::to_judge`] named were used (`None`: not known, e.g. another mapping's).
     pub fn learn(&mut self, addr: u64, used: Option<u32>) {
-        if addr == self.next {
+        if self.continues(addr).is_some() {
             return;
         }
-        let near = self.window > 0
+        let slot = self.clock % STREAMS;
+        let unjudged = self.streams[slot].unjudged;
+        let near = self.streams.iter().any(|s| s.window > 0)
             && addr.abs_diff(self.last) <= NEAR_PAGES * crate::proto::PAGE_SIZE as u64;
         match used {
-            Some(u) if self.unjudged > 0 && u.saturating_mul(4) < self.unjudged => {
+            Some(u) if unjudged > 0 && u.saturating_mul(4) < unjudged => {
                 self.shrink = (self.shrink + 1).min(MAX_SHRINK)
             }
-            Some(u) if self.unjudged > 0 && u.saturating_mul(2) >= self.unjudged => {
+            Some(u) if unjudged > 0 && u.saturating_mul(2) >= unjudged => {
                 self.shrink = self.shrink.saturating_sub(1)
             }
             _ if near => self.shrink = self.shrink.saturating_sub(1),
             _ => {}
         }
-        self.unjudged = 0;
+        self.streams[slot].unjudged = 0;
     }
 
-    /// Whether a fault at `addr` continues a scan: it is where the last pull ended, and that
-    /// pull had continued the one before (the window grew). Such a scan is expected to go on
-    /// through the pages the owner holds (the jump policy's trend).
+    /// Whether a fault at `addr` continues a scan: it is where a stream's last pull ended,
+    /// and that pull had continued the one before (the window grew). Such a scan is expected
+    /// to go on through the pages the owner holds (the jump policy's trend).
     pub fn in_run(&self, addr: u64, base: u32) -> bool {
-        base > 1 && self.window > base.min(crate::proto::MAX_BATCH as u32) && addr == self.next
+        let base = base.min(crate::proto::MAX_BATCH as u32);
+        base > 1
+            && self
+                .streams
+                .iter()
+                .any(|s| s.next == addr && s.window > base)
     }
 
-    /// A pull from `addr` brought `pages` pages (none: the fault runs again; nothing moves).
-    /// Returns how many of them after the first to make old for [`Readahead::learn`] (none on
-    /// a scan: its pages are used in turn).
-    pub fn pulled(&mut self, addr: u64, pages: u32) -> u32 {
+    /// A pull from `addr` in the window [`Readahead::window`] gave (`window`) brought `pages`
+    /// pages (none: the fault runs again; nothing moves). Returns how many of them after the
+    /// first to make old for [`Readahead::learn`] (none when it continues a stream: a scan's
+    /// pages are used in turn).
+    pub fn pulled(&mut self, addr: u64, window: u32, pages: u32) -> u32 {
         if pages == 0 {
             return 0;
         }
-        let scan = addr == self.next;
-        self.next = addr.saturating_add(u64::from(pages) * crate::proto::PAGE_SIZE as u64);
+        let page = crate::proto::PAGE_SIZE as u64;
+        let next = addr.saturating_add(u64::from(pages) * page);
         self.last = addr;
-        self.unjudged = if scan { 0 } else { pages - 1 };
-        self.unjudged
+        let cur = self.cur % STREAMS;
+        let s = &mut self.streams[cur];
+        if s.window > 0 && s.next == addr {
+            s.next = next;
+            s.window = window;
+            s.unjudged = 0;
+            return 0;
+        }
+        *s = Stream {
+            next,
+            window,
+            first: addr + page,
+            unjudged: pages - 1,
+        };
+        self.clock = self.clock.wrapping_add(1);
+        pages - 1
     }
 }
 
@@ -699,35 +753,40 @@ mod tests {
         }
     }
 
+    /// One fault through the readahead as the fault path drives it: judge (with `used` of
+    /// the named pages used), learn, window, and a pull of the whole window.
+    fn fault(r: &mut super::Readahead, addr: u64, used: impl Fn(u32) -> u32) -> u32 {
+        let judged = r.to_judge(addr).map(|(_, n)| used(n));
+        r.learn(addr, judged);
+        let w = r.window(addr, 8);
+        r.pulled(addr, w, w);
+        w
+    }
+
     #[test]
     fn readahead_learns_from_its_hits() {
         let page = crate::proto::PAGE_SIZE as u64;
+        let far = |i: u64| 0x100_0000 + i * 0x10_0000;
+        // Random faults whose neighbours go unused: judged when their slot comes round
+        // again (STREAMS faults later), the base halves down to the faulting page alone.
         let mut r = super::Readahead::default();
-        // Random faults whose neighbours go unused: 8, 4, 2, 1, and 1 from then on.
-        let mut seen = std::vec::Vec::new();
-        for i in 0..6u64 {
-            let addr = 0x100_0000 + i * 0x10_0000;
-            let used = r.to_judge(addr).map(|_| 0);
-            r.learn(addr, used);
-            let w = r.window(addr, 8);
-            seen.push(w);
-            assert_eq!(r.pulled(addr, w), w - 1, "the prefetched pages are judged");
+        let seen: std::vec::Vec<u32> = (0..12).map(|i| fault(&mut r, far(i), |_| 0)).collect();
+        assert_eq!(seen, [8, 8, 8, 8, 8, 8, 8, 8, 4, 2, 1, 1]);
+        // A fault next to the last pull (locality again) doubles the base back, once the
+        // slots' old pulls are judged.
+        for i in 12..20 {
+            assert_eq!(fault(&mut r, far(i), |_| 0), 1);
         }
-        assert_eq!(seen, [8, 4, 2, 1, 1, 1]);
-        // A fault next to the last one (locality again) doubles the base back.
-        r.learn(0x100_0000 + 5 * 0x10_0000 + 2 * page, None);
-        assert_eq!(r.window(0x100_0000 + 5 * 0x10_0000 + 2 * page, 8), 2);
+        assert_eq!(r.shrink, 3);
+        assert_eq!(fault(&mut r, far(19) + 2 * page, |_| 0), 2);
         // Used neighbours double it too, up to the prefetch setting.
-        let mut addr = 0x900_0000;
-        for want in [4, 8, 8] {
-            r.pulled(addr, 2);
-            addr += 0x10_0000;
-            let (first, n) = r.to_judge(addr).unwrap();
-            assert_eq!(first, addr - 0x10_0000 + page);
-            r.learn(addr, Some(n));
-            assert_eq!(r.window(addr, 8), want);
-        }
-        // A scan still ramps up from a learned base of 1, and its pages are not judged.
+        let mut r = super::Readahead {
+            shrink: 2,
+            ..Default::default()
+        };
+        let seen: std::vec::Vec<u32> = (0..11).map(|i| fault(&mut r, far(i), |n| n)).collect();
+        assert_eq!(seen, [2, 2, 2, 2, 2, 2, 2, 2, 4, 8, 8]);
+        // A scan ramps up from a learned base of 1, and its pages are never judged.
         let mut r = super::Readahead {
             shrink: 3,
             ..Default::default()
@@ -735,20 +794,34 @@ mod tests {
         let mut addr = 0x10_0000;
         let mut seen = std::vec::Vec::new();
         for _ in 0..7 {
-            r.learn(addr, r.to_judge(addr).map(|_| 0));
-            let w = r.window(addr, 8);
+            let w = fault(&mut r, addr, |_| 0);
             seen.push(w);
-            r.pulled(addr, w);
             addr += u64::from(w) * page;
         }
         assert_eq!(seen, [1, 2, 4, 8, 16, 32, 32]);
         assert_eq!(r.to_judge(addr), None);
         assert_eq!(r.shrink, 3);
-        // Half used keeps the base; a quarter or more but under half keeps it too.
+        // Four scans interleaved (a merge of four runs) each keep their growing window, and
+        // their first pulls' neighbours, used in turn, are not held against the base.
         let mut r = super::Readahead::default();
-        r.pulled(0x10_0000, 8);
-        r.learn(0x90_0000, Some(2));
-        assert_eq!(r.window(0x90_0000, 8), 8);
+        let mut at = [0x100_0000u64, 0x200_0000, 0x300_0000, 0x400_0000];
+        let mut last = [0u32; 4];
+        for _ in 0..5 {
+            for (k, a) in at.iter_mut().enumerate() {
+                last[k] = fault(&mut r, *a, |n| n);
+                *a += u64::from(last[k]) * page;
+            }
+        }
+        assert_eq!(last, [32; 4]);
+        assert_eq!(r.shrink, 0);
+        // More streams than slots: the oldest is forgotten and starts again from the base.
+        let mut r = super::Readahead::default();
+        let mut at: std::vec::Vec<u64> = (0..super::STREAMS as u64 + 1).map(far).collect();
+        for a in at.iter_mut() {
+            *a += u64::from(fault(&mut r, *a, |n| n)) * page;
+        }
+        assert_eq!(fault(&mut r, at[0], |n| n), 8);
+        assert_eq!(fault(&mut r, at[super::STREAMS], |n| n), 16);
     }
 
     #[test]
@@ -760,18 +833,19 @@ mod tests {
         for _ in 0..4 {
             let w = r.window(addr, 8);
             seen.push(w);
-            r.pulled(addr, w);
+            r.pulled(addr, w, w);
             addr += u64::from(w) * page;
         }
         assert_eq!(seen, [8, 16, 32, 32]);
         // A fault elsewhere starts from the base again.
         assert_eq!(r.window(0x90_0000, 8), 8);
         // A short pull (the owner's run ended) is followed from where it ended.
-        r.pulled(0x90_0000, 3);
+        r.pulled(0x90_0000, 8, 3);
         assert_eq!(r.window(0x90_0000 + 3 * page, 8), 16);
         // Prefetch off stays off.
         let mut off = super::Readahead::default();
-        off.pulled(0, 1);
+        off.window(0, 1);
+        off.pulled(0, 1, 1);
         assert_eq!(off.window(page, 1), 1);
     }
 
@@ -987,10 +1061,10 @@ mod tests {
         // What the readahead calls a scan: the third fault of a run, not the second.
         let mut r = Readahead::default();
         assert_eq!(r.window(0x10_0000, 8), 8);
-        r.pulled(0x10_0000, 8);
+        r.pulled(0x10_0000, 8, 8);
         assert!(!r.in_run(0x10_8000, 8));
         assert_eq!(r.window(0x10_8000, 8), 16);
-        r.pulled(0x10_8000, 16);
+        r.pulled(0x10_8000, 16, 16);
         assert!(r.in_run(0x11_8000, 8));
         assert!(!r.in_run(0x11_9000, 8));
         assert!(!r.in_run(0x11_8000, 1));

@@ -10,7 +10,7 @@
  * - a clone(CLONE_VM | CLONE_VFORK) child sums the whole buffer, pulling the remote pages
  *   through its own faults while the parent waits (as popen, system and posix_spawn use it),
  *   and its sum must be the parent's;
- * - popen() and system() work;
+ * - popen() and system() work, at home and after a jump to the peer;
  * - a userfaultfd registration and an io_uring fail with EOPNOTSUPP (their markers and workers
  *   would break the same invariant), and so does the stretch of a process that set up either
  *   before (a child of the program, before it stretches);
@@ -19,8 +19,9 @@
  *
  * Prints "RESULT threads sum=S", the same as a run without ElasticOS, and
  * "threads: stretched=S thread=ran|refused errno=E vfork_sum_ok=V popen_ok=P system_ok=Y
- * uffd_errno=U uring_errno=R pre_uffd=A pre_uring=B bad=N pku=K pkey_errno=P pre_pkey=Q" (errno 0:
- * it worked; K 0: no protection keys here, P and Q -1).
+ * uffd_errno=U uring_errno=R pre_uffd=A pre_uring=B bad=N pku=K pkey_errno=P pre_pkey=Q
+ * away_popen_ok=X away_system_ok=Z" (errno 0: it worked; K 0: no protection keys here, P and
+ * Q -1; X and Z -1: not stretched).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -213,6 +214,24 @@ int main(int argc, char **argv)
 	int rc = system("exit 3");
 	int system_ok = WIFEXITED(rc) && WEXITSTATUS(rc) == 3;
 
+	/*
+	 * popen and system again after a jump to the peer: their first system call (popen's
+	 * pipe2, system's sigaction) runs at home, as every system call of the process does,
+	 * and the vfork child starts there.
+	 */
+	int away_popen_ok = -1, away_system_ok = -1;
+	if (stretched && elastic_jump(0, peer) == 0) {
+		FILE *q = popen("echo popen-away", "r");
+
+		line[0] = 0;
+		away_popen_ok = q && fgets(line, sizeof(line), q) && strcmp(line, "popen-away\n") == 0;
+		if (q)
+			away_popen_ok &= pclose(q) == 0;
+		rc = system("exit 4");
+		away_system_ok = WIFEXITED(rc) && WEXITSTATUS(rc) == 4;
+		bad += !away_popen_ok + !away_system_ok;
+	}
+
 	/* Set up while stretched: refused. */
 	int uffd_err = uffd_register(buf, 16 * PAGE), uring_err = uring_setup();
 	int pkey_err = pku ? pkey_guard(buf) : -1;
@@ -226,9 +245,10 @@ int main(int argc, char **argv)
 		bad++;
 	printf("threads: stretched=%d remote_before=%ld thread=%s errno=%d vfork_sum_ok=%d "
 	       "popen_ok=%d system_ok=%d uffd_errno=%d uring_errno=%d pre_uffd=%d pre_uring=%d "
-	       "bad=%ld pku=%d pkey_errno=%d pre_pkey=%d\n",
+	       "bad=%ld pku=%d pkey_errno=%d pre_pkey=%d away_popen_ok=%d away_system_ok=%d\n",
 	       stretched, remote, err == 0 ? "ran" : "refused", err, vfork_ok, popen_ok,
-	       system_ok, uffd_err, uring_err, pre_uffd, pre_uring, bad, pku, pkey_err, pre_pkey);
+	       system_ok, uffd_err, uring_err, pre_uffd, pre_uring, bad, pku, pkey_err, pre_pkey,
+	       away_popen_ok, away_system_ok);
 	printf("RESULT threads sum=%llu\n", (unsigned long long)sum);
 	return bad ? 1 : 0;
 }

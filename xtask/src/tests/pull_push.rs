@@ -219,6 +219,7 @@ pub(super) fn exec_release(a: &mut Vm, b: &mut Vm) -> Result<String> {
 /// the thread ran and the process died of SIGBUS, or read pages the pusher had moved), while
 /// a CLONE_VM|CLONE_VFORK child reads every page right and popen and system work.
 pub(super) fn threads_refused(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    let (j0, _, _) = cluster::jumplog(a)?;
     let info = run_like_host(
         a,
         "threads",
@@ -227,8 +228,14 @@ pub(super) fn threads_refused(a: &mut Vm, b: &mut Vm) -> Result<String> {
             "stretched=1",
             "thread=refused errno=95 vfork_sum_ok=1 popen_ok=1 system_ok=1",
             "uffd_errno=95 uring_errno=95 pre_uffd=95 pre_uring=95 bad=0",
+            "away_popen_ok=1 away_system_ok=1",
         ],
     )?;
+    // popen and system after a jump out: the jump went (their system calls then ran home).
+    let (j1, _, _) = cluster::jumplog(a)?;
+    if j1 == j0 {
+        bail!("threads: the jump before popen and system away never went");
+    }
     let log = a
         .run(
             "dmesg | grep -c 'new thread of a stretched process refused'",
@@ -257,7 +264,8 @@ pub(super) fn threads_refused(a: &mut Vm, b: &mut Vm) -> Result<String> {
     Ok(format!(
         "16 MiB, {remote} pages on the peer: pthread_create, a userfaultfd registration and \
          io_uring_setup refused with EOPNOTSUPP, and the stretch of a process that had either \
-         refused and logged; {}; a vfork child summed every page right; popen and system work",
+         refused and logged; {}; a vfork child summed every page right; popen and system work, \
+         at home and after a jump to node2",
         if pku {
             "pkey_alloc and the stretch of a process with a keyed mapping refused likewise"
         } else {

@@ -8,12 +8,13 @@
 //! process in a VM of `--mem` MiB: a cgroup v2 `memory.high` of L MiB for the swap
 //! configurations (reclaim to swap above it; `memory.max` would OOM-kill the process when
 //! swap-out cannot keep up, which is not the comparison we want), an ElasticOS budget of L MiB
-//! for the ElasticOS ones, which also run in a `memory.high` cgroup: of L plus the margin a
-//! stretched process keeps below its cgroup's limit (`policy::MEMCG_MARGIN`; with L alone it
-//! had 0.5 MiB less than L while the baselines passed L, the limit being soft), so that the
-//! budget binds and whatever still passes the limit is throttled as the baselines' excess is.
-//! Each run's cgroup memory is sampled every 0.2 s and its mean reported beside its time:
-//! what each configuration really had. Away from home the budget holds on the node the
+//! for the ElasticOS ones, which also run in the same `memory.high` cgroup: a stretched
+//! process keeps `policy::MEMCG_MARGIN` pages below the cgroup's limit (so that the cgroup
+//! never throttles it), whatever still passes the limit is throttled as the baselines' excess
+//! is, and the baselines pass the soft limit where ElasticOS stays under it. Each run's cgroup
+//! memory is sampled every 0.2 s and its mean reported beside its time: what each
+//! configuration really had; a ratio of an ElasticOS run to a baseline it had more memory
+//! than says so. Away from home the budget holds on the node the
 //! process runs on (reclaim.rs), except in `eos-jump-unbounded`. Under emulation a remote
 //! fault costs milliseconds, so `--local` is what keeps a full run bounded.
 //!
@@ -239,18 +240,17 @@ fn boot_configs(
     let dir = out_dir().join("bench");
     std::fs::create_dir_all(&dir)?;
     let mut configs = Vec::new();
-    // `extra_kib` over `--local`: an ElasticOS process keeps `policy::MEMCG_MARGIN` pages
-    // below its cgroup's limit (so that the cgroup never reclaims or throttles it), which
-    // under a `memory.high` of L left it that much less than L while the baselines pass L
-    // (the limit is soft). Its cgroup gets L plus the margin, so its budget of L is what
-    // binds; the mean use sampled in each run shows what each configuration really had.
-    let limit_cg = |v: &mut Vm, extra_kib: u64| -> Result<()> {
+    // The same `memory.high` for every configuration. (An ElasticOS process keeps
+    // `policy::MEMCG_MARGIN` pages below it, so its budget of L gives it less than L; given L
+    // plus that margin, it had 0.1-0.4 MiB more mean memory than nbd-swap in a run: never
+    // more than its baseline, so the margin stays its loss. The mean each run had is in its
+    // cell.)
+    let limit_cg = |v: &mut Vm| -> Result<()> {
         if let Some(l) = local {
             v.sh(&format!(
                 "mkdir -p /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && \
                  echo +memory > /sys/fs/cgroup/cgroup.subtree_control && mkdir {CGROUP} && \
-                 echo {}K > {CGROUP}/memory.high",
-                u64::from(l) * 1024 + extra_kib
+                 echo {l}M > {CGROUP}/memory.high"
             ))?;
         }
         Ok(())
@@ -280,7 +280,7 @@ fn boot_configs(
                 .on_hub(2)
                 .boot_with(4, "bench-localswap", mem, &["-drive", &drive])?;
         local_vm.sh("mkswap /dev/vda >/dev/null && swapon /dev/vda")?;
-        limit_cg(&mut local_vm, 0)?;
+        limit_cg(&mut local_vm)?;
         configs.push(Config {
             name: "local-swap",
             kind: Kind::Plain,
@@ -294,7 +294,7 @@ fn boot_configs(
         z.sh(&format!(
             "echo {swap_mib}M > /sys/block/zram0/disksize && mkswap /dev/zram0 >/dev/null && swapon /dev/zram0"
         ))?;
-        limit_cg(&mut z, 0)?;
+        limit_cg(&mut z)?;
         configs.push(Config {
             name: "zram",
             kind: Kind::Plain,
@@ -317,7 +317,7 @@ fn boot_configs(
             vm::ip(2),
             vm::ip(2)
         ))?;
-        limit_cg(&mut client, 0)?;
+        limit_cg(&mut client)?;
         configs.push(Config {
             name: "nbd-swap",
             kind: Kind::Plain,
@@ -353,7 +353,7 @@ fn boot_configs(
         if name == "eos-pull-clear" {
             relink(&mut c, peer_id, true)?;
         }
-        limit_cg(&mut c.vm, eos_core::policy::MEMCG_MARGIN as u64 * 4)?;
+        limit_cg(&mut c.vm)?;
         configs.push(c);
     }
 
@@ -949,7 +949,20 @@ fn markdown(
                 format!("< {:.2}", x.med / run_cap() as f64)
             }
             (Some(x), Some(y)) if y.med > 0.0 && x.timeouts == 0 => {
-                format!("{:.2}", x.med / y.med)
+                // ElasticOS measured against a baseline it had more local memory than: said.
+                let more = a.starts_with("eos")
+                    && !b.starts_with("eos")
+                    && y.local_mib > 0.0
+                    && x.local_mib > y.local_mib;
+                format!(
+                    "{:.2}{}",
+                    x.med / y.med,
+                    if more {
+                        " (**more local memory than the baseline**)"
+                    } else {
+                        ""
+                    }
+                )
             }
             _ => "–".into(),
         };
@@ -1329,12 +1342,12 @@ pub fn bench(opts: &Options) -> Result<()> {
         .unwrap_or_default();
     let local_txt = match local {
         Some(l) => format!(
-            "each run may use {l} MiB locally: cgroup v2 `memory.high` of {l} MiB for the swap \
-             configurations (they reclaim to swap above it; the limit is soft) and, for eos-*, \
-             an ElasticOS budget of {l} MiB in a cgroup of {l} MiB plus the {} KiB an \
-             ElasticOS process keeps below its cgroup's limit (so that its budget binds; any \
-             overshoot is throttled like the baselines'); each run's mean cgroup memory is in \
-             its cell (\"MiB local (mean)\"); in eos-pull and eos-jump the budget also holds on \
+            "each run may use {l} MiB locally: cgroup v2 `memory.high` of {l} MiB for every \
+             configuration (swap ones reclaim to swap above it; the limit is soft) and, for \
+             eos-*, an ElasticOS budget of {l} MiB as well (a stretched process keeps {} KiB \
+             below its cgroup's limit, so that the cgroup never throttles it: less than the \
+             baselines, which pass the limit); each run's mean cgroup memory is in its cell \
+             (\"MiB local (mean)\"); in eos-pull and eos-jump the budget also holds on \
              the peer while the process runs there (the home pulls its cold pages back), in \
              eos-jump-unbounded the shell running it is not limited; VMs have {mem} MiB",
             eos_core::policy::MEMCG_MARGIN * 4
@@ -1499,6 +1512,36 @@ mod unit {
             "{md}"
         );
         assert!(svg.contains("<svg"));
+    }
+
+    #[test]
+    fn a_ratio_with_more_local_memory_says_so() {
+        let mut rows = vec![
+            row("dfs", "limit", 1.0, "a"),
+            row("dfs", "nbd-swap", 10.0, "a"),
+            row("dfs", "eos-pull", 5.0, "a"),
+        ];
+        rows[1].mean_local_kib = 3000;
+        rows[2].mean_local_kib = 3100;
+        rows[2].moved_pages = 10;
+        rows[2].stretched = true;
+        let phys = Physical {
+            local_mib: Some(2),
+            link_mib_s: None,
+        };
+        let names = ["limit", "nbd-swap", "eos-pull"];
+        let (md, _, _) = markdown(&rows, "env", "cmd", &names, "micro", phys);
+        assert!(
+            md.contains("0.50 (**more local memory than the baseline**)"),
+            "{md}"
+        );
+        assert!(md.contains("2.9 MiB local (mean)"), "{md}");
+        rows[2].mean_local_kib = 2900;
+        let (md, _, _) = markdown(&rows, "env", "cmd", &names, "micro", phys);
+        assert!(
+            md.contains("| 0.50 |") && !md.contains("more local memory"),
+            "{md}"
+        );
     }
 
     #[test]

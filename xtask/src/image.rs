@@ -53,6 +53,7 @@ const TEST_PROGRAMS: &[&str] = &[
     "forklive",
     "forkcopy",
     "execrel",
+    "lostread",
     "hugetlb",
     "epollwait",
     "fileid",

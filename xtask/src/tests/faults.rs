@@ -134,6 +134,8 @@ pub(super) fn frame_faults(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<String> 
             t.injected, t.right, t.stopped
         ));
     }
+    // The run after them must move pages: not inside a pause for room they left.
+    wait_room_pause();
     run_stretched(a, "stress", &STRESS, 4.0)?;
     check_clean(&[a, b])?;
     Ok(format!(
@@ -206,6 +208,8 @@ pub(super) fn alloc_failures(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<String
     if t.injected == 0 {
         bail!("failslab: nothing was injected: the test proved nothing");
     }
+    // The run after them must move pages: not inside a pause for room they left.
+    wait_room_pause();
     run_stretched(a, "stress", &STRESS, 4.0)?;
     check_clean(&[a, b])?;
     if not_started > runs / 2 {
@@ -223,7 +227,8 @@ pub(super) fn alloc_failures(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<String
 /// one's) look to the home like a member without room, and pause its pushes there for up to
 /// 2 s (`peer::RoomPause`), so a run started inside one could end before it pushed anything.
 /// Called before a run's fault point is armed (an armed failslab would fail the links' idle
-/// allocations meanwhile).
+/// allocations meanwhile), and before the run after them (a fresh-clone run's
+/// `faults-install` failed so: "stress: no pages moved").
 fn wait_room_pause() {
     std::thread::sleep(Duration::from_millis(
         u64::from(eos_core::peer::ROOM_PAUSE_MAX_MS) + 300,
@@ -308,6 +313,8 @@ pub(super) fn install_failures(a: &mut Vm, b: &mut Vm, runs: u32) -> Result<Stri
     if t.injected == 0 {
         bail!("no install failure was injected: the test proved nothing");
     }
+    // The run after them must move pages: not inside a pause for room they left.
+    wait_room_pause();
     run_stretched(a, "stress", &STRESS, 4.0)?;
     check_clean(&[a, b])?;
     Ok(format!(
@@ -403,5 +410,66 @@ pub(super) fn push_install_partial(a: &mut Vm, b: &mut Vm, rounds: u32) -> Resul
         "24 MiB rewritten {rounds} times on node2 while node1 pushed under a 1 MiB budget and \
          node2 failed {injected} page installs: {partial} batches installed in part and settled \
          so at home, every page right"
+    ))
+}
+
+/// A kernel access to a page that cannot come home stops the process with SIGBUS and a log
+/// line naming it. (A CI run of `failslab` saw rseq's SIGSEGV instead: the kernel's read of
+/// the lost page only failed with EFAULT, and a write(2) from such a page would have returned
+/// EFAULT and let the process run on.) `lostread` waits with most pages on node2 while every
+/// page frame node1 receives is dropped, then writes its buffer to a file: the pull of the
+/// first remote page the write reads gets no answer after every try.
+pub(super) fn lost_page_kernel_access(a: &mut Vm, b: &mut Vm) -> Result<String> {
+    const POINT: &str = "fail_elastic_frame_drop";
+    const TIMES: u32 = 100_000;
+    a.sh(
+        "rm -f /tmp/lostread.go /tmp/lostread.sink; lostread 8 2 > /tmp/lostread.out 2>&1 & \
+         echo $! > /tmp/lostread.pid",
+    )?;
+    let ready = cluster::poll(
+        "lostread's pages on node2",
+        Duration::from_secs(90),
+        Duration::from_millis(300),
+        || {
+            let out = a.sh("cat /tmp/lostread.out")?;
+            Ok(out.contains("lostread: ready").then_some(out))
+        },
+    )?;
+    let pid_text = a.sh("cat /tmp/lostread.pid")?;
+    let pid: u32 = pid_text
+        .lines()
+        .find_map(|l| l.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no pid in /tmp/lostread.pid: {pid_text}"))?;
+    let mark = a.console().len();
+    arm(a, POINT, 1, TIMES)?;
+    let run = a.run(
+        "touch /tmp/lostread.go; wait $(cat /tmp/lostread.pid); echo status=$?; \
+         cat /tmp/lostread.out; rm -f /tmp/lostread.sink",
+        Duration::from_secs(200),
+    );
+    // Disarmed whatever happened: the steps after need their page frames.
+    let left = arm(a, POINT, 1, 0)?;
+    let (_, out) = run?;
+    let injected = u64::from(TIMES).saturating_sub(left);
+    let console = a.console();
+    let logs = [since(&console, mark)];
+    // The pull's line (a push not acknowledged says "killing it" too, and is not this path).
+    let cause = super::judge::cause_line(
+        &logs,
+        &["killing it with SIGBUS (the page stays there)"],
+        pid,
+    );
+    if !out.contains("status=135") || out.contains("survived") || cause.is_none() {
+        bail!(
+            "a write(2) from a page that cannot come home must end the process with SIGBUS \
+             and a log line naming pid {pid} ({injected} page frames dropped); it printed:\n{out}"
+        );
+    }
+    check_clean(&[a, b])?;
+    Ok(format!(
+        "{} pages on node2; with every page frame to node1 dropped ({injected} dropped), \
+         write(2) of the buffer to a file ended the process with SIGBUS: `{}`",
+        cluster::field::<u64>(&ready, "remote").unwrap_or(0),
+        cause.unwrap_or("").trim()
     ))
 }

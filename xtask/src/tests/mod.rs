@@ -208,6 +208,8 @@ const STEPS: &[Step] = &[
         run: |c| { let (a, b) = c.pair()?; faults::frame_faults(a, b, faults::FRAME_POINT_SHORT_RUNS) } },
     Step { id: "failslab", title: "faults: slab allocations of the subsystem's threads fail (failslab): every page right, or a signal and the cause logged (short form)", tier: Tier::Test, limit_s: 600, needs: ROOMY,
         run: |c| { let (a, b) = c.pair()?; faults::alloc_failures(a, b, faults::FRAME_SHORT_RUNS) } },
+    Step { id: "lost-page-kernel", title: "faults: a kernel access (write(2)) to a page that cannot come home ends the process with SIGBUS and a log line, never EFAULT", tier: Tier::Test, limit_s: 300, needs: ROOMY,
+        run: |c| { let (a, b) = c.pair()?; faults::lost_page_kernel_access(a, b) } },
     Step { id: "ping-pong", title: "jump: ping-pong with registers, FPU/AVX and stack checked (short form)", tier: Tier::Test, limit_s: 600, needs: ROOMY,
         run: |c| { let (a, b) = c.pair()?; jump::jump_ping_pong(a, b, PING_PONG_ROUNDS) } },
     Step { id: "jump-syscalls", title: "jump: syscalls away from home behave as at home", tier: Tier::Test, limit_s: 300, needs: ROOMY,

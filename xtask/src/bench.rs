@@ -58,8 +58,9 @@ pub struct Options {
     /// Repetitions of each run (the largest footprint gets one)
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub reps: u32,
-    /// Memory of each VM, MiB
-    #[arg(long, default_value_t = 128, value_name = "MiB")]
+    /// Memory of each VM, MiB (at 128 the guest's 40 MiB initramfs no longer unpacks whole
+    /// in every VM: "Initramfs unpacking failed: write error", a program refused with ETXTBSY)
+    #[arg(long, default_value_t = 192, value_name = "MiB")]
     pub mem: u32,
     /// Memory each run may use locally, MiB (cgroup memory.high or ElasticOS budget; 0 or
     /// absent: the VM's)

@@ -382,7 +382,7 @@ mod unit {
         let defaults = bench::Options {
             quick: false,
             reps: 3,
-            mem: 128,
+            mem: 192,
             local: None,
             cap_s: 240,
             write_docs: false,
@@ -435,6 +435,7 @@ mod unit {
             ]),
             Cmd::Bench(bench::Options {
                 reps: 1,
+                mem: 128,
                 local: Some(8),
                 cap_s: 60,
                 write_docs: true,

@@ -291,7 +291,7 @@ const STEPS: &[Step] = &[
             bench::bench(&bench::Options {
                 quick: true,
                 reps: 1,
-                mem: 128,
+                mem: 192,
                 local: None,
                 cap_s: 240,
                 write_docs: false,

@@ -508,8 +508,8 @@ fn fault_at_home(vma: Vma<'_>, f: MarkerFault) -> FaultReply {
 }
 
 /// The readahead window for a remote fault at `addr` in `vma` (a home's pull, a shell's
-/// fetch): `r` first learns how many of the pages its last pull prefetched were used, from
-/// their accessed bits (known only if they are in this mapping).
+/// fetch): `r` first learns how many of the pages prefetched by the pull whose slot this
+/// fault takes were used, from their accessed bits (known only if they are in this mapping).
 pub(crate) fn learned_window<G: core::ops::DerefMut<Target = Readahead>>(
     r: impl Fn() -> G,
     vma: &Vma<'_>,

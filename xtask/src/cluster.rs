@@ -378,6 +378,16 @@ pub fn exit_stats(console: &str, comm: &str) -> Option<Moved> {
     })
 }
 
+/// The pid written in `file` of `v` (the console may carry kernel lines around it).
+pub fn pid_in(v: &mut Vm, file: &str) -> Result<u32> {
+    let out = v.sh(&format!("cat {file}"))?;
+    out.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_digit()))
+        .find_map(|l| l.parse().ok())
+        .with_context(|| format!("no pid in {file}: {out}"))
+}
+
 /// A node's jump log (`eosctl jumplog`): a `total N` line, then one line per recent jump.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct JumpLog {

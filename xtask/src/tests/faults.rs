@@ -435,11 +435,7 @@ pub(super) fn lost_page_kernel_access(a: &mut Vm, b: &mut Vm) -> Result<String> 
             Ok(out.contains("lostread: ready").then_some(out))
         },
     )?;
-    let pid_text = a.sh("cat /tmp/lostread.pid")?;
-    let pid: u32 = pid_text
-        .lines()
-        .find_map(|l| l.trim().parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no pid in /tmp/lostread.pid: {pid_text}"))?;
+    let pid = cluster::pid_in(a, "/tmp/lostread.pid")?;
     let mark = a.console().len();
     arm(a, POINT, 1, TIMES)?;
     let run = a.run(

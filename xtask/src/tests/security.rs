@@ -142,8 +142,8 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     // A mark survives an ordinary exec and ends at a setuid one.
     a.sh("(setsid su alice -c 'exec eosctl run --elastic -- sleep 30' < /dev/null > /dev/null 2>&1 & echo $! > /tmp/plainp)")?;
     a.sh("(setsid su alice -c 'exec eosctl run --elastic -- /tmp/busybox-suid sleep 30' < /dev/null > /dev/null 2>&1 & echo $! > /tmp/markp); sleep 2")?;
-    let plain = pid_in(a, "/tmp/plainp")?;
-    let marked = pid_in(a, "/tmp/markp")?;
+    let plain = cluster::pid_in(a, "/tmp/plainp")?;
+    let marked = cluster::pid_in(a, "/tmp/markp")?;
     let procs = a.sh("cat /sys/kernel/elastic/procs")?;
     let listed = Procs::parse(&procs);
     a.sh("kill $(cat /tmp/plainp) $(cat /tmp/markp); sleep 1")?;
@@ -164,7 +164,7 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
         "CapBnd:\t0000000000000000",
         "NoNewPrivs:\t1",
     ];
-    let victim = pid_in(a, "/tmp/victim")?;
+    let victim = cluster::pid_in(a, "/tmp/victim")?;
     let status = shell_status(b, victim)?;
     if !status.contains(&format!("Uid:\t{}", node1_ids()))
         || !no_privilege.iter().all(|w| status.contains(w))
@@ -181,7 +181,7 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     // privilege.
     a.sh("sleep 60 & echo $! > /tmp/rootp")?;
     a.sh("eosctl stretch $(cat /tmp/rootp) 2")?;
-    let rootp = pid_in(a, "/tmp/rootp")?;
+    let rootp = cluster::pid_in(a, "/tmp/rootp")?;
     let status = shell_status(b, rootp)?;
     a.sh("kill $(cat /tmp/rootp); sleep 1")?;
     // No supplementary group either (a group could open what its ids cannot).
@@ -205,7 +205,7 @@ pub(super) fn elastic_permissions(a: &mut Vm, b: &mut Vm) -> Result<String> {
     let caller_shell = |a: &mut Vm, b: &mut Vm| -> Result<String> {
         a.sh("(setsid su alice -c 'exec sleep 60' < /dev/null > /dev/null 2>&1 & echo $! > /tmp/victim2); sleep 1")?;
         a.sh("eosctl stretch $(cat /tmp/victim2) 2")?;
-        let status = shell_status(b, pid_in(a, "/tmp/victim2")?)?;
+        let status = shell_status(b, cluster::pid_in(a, "/tmp/victim2")?)?;
         a.sh("kill $(cat /tmp/victim2); sleep 1")?;
         Ok(status)
     };
@@ -260,16 +260,6 @@ fn refused_eperm(v: &mut Vm, cmd: &str, what: &str) -> Result<()> {
         bail!("{what} (exit {rc}): {out}");
     }
     Ok(())
-}
-
-/// The pid written in `file` of `v` (the console may carry kernel lines around it).
-fn pid_in(v: &mut Vm, file: &str) -> Result<u32> {
-    let out = v.sh(&format!("cat {file}"))?;
-    out.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_digit()))
-        .find_map(|l| l.parse().ok())
-        .with_context(|| format!("no pid in {file}: {out}"))
 }
 
 /// Credentials (/proc status lines) of the shell on `b` of process `home_pid` of node 1.
@@ -332,9 +322,9 @@ pub(super) fn syscall_fuzz(a: &mut Vm, b: &mut Vm, calls: u64, seed: u64) -> Res
     )?;
     a.sh("(setsid su alice -c 'exec /tmp/busybox-suid sleep 7200' < /dev/null > /dev/null 2>&1 & echo $! > /tmp/fz-suid); sleep 1")?;
     let foreign = [
-        pid_in(a, "/tmp/fz-root")?,
-        pid_in(a, "/tmp/fz-bob")?,
-        pid_in(a, "/tmp/fz-suid")?,
+        cluster::pid_in(a, "/tmp/fz-root")?,
+        cluster::pid_in(a, "/tmp/fz-bob")?,
+        cluster::pid_in(a, "/tmp/fz-suid")?,
     ]
     .map(|p| p.to_string())
     .join(",");

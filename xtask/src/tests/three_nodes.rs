@@ -75,13 +75,7 @@ pub(super) fn three_nodes(cluster: &Cluster, a: &mut Vm, b: &mut Vm) -> Result<S
          for i in $(seq 100); do grep -q ready /tmp/hold3.out && break; sleep 0.1; done; \
          eosctl stretch $(cat /tmp/hold3.pid) 3 && eosctl budget $(cat /tmp/hold3.pid) 2",
     )?;
-    let hold3 = a.sh("cat /tmp/hold3.pid")?;
-    let hold3: u32 = hold3
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_digit()))
-        .find_map(|l| l.parse().ok())
-        .with_context(|| format!("no pid in /tmp/hold3.pid: {hold3}"))?;
+    let hold3 = cluster::pid_in(a, "/tmp/hold3.pid")?;
     let mut on3 = 0;
     cluster::poll(
         "the second hold's pages on node3",
